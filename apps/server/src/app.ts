@@ -1,0 +1,98 @@
+import { specPath } from '@synk/contract';
+import cors from 'cors';
+import express, { type Express } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import type { AppContext } from './app-context.ts';
+import { apiVersionNegotiation } from './http/api-version.ts';
+import { authenticate } from './http/authenticate.ts';
+import { NotFound } from './http/errors.ts';
+import { resolveOperations } from './http/operations.ts';
+import { problemHandler } from './http/problem.ts';
+import { ormRequestContext, requestLogging } from './http/request-context.ts';
+import { type Route, registerRoutes } from './http/routes.ts';
+import { attachmentsRoutes } from './modules/attachments/attachments.routes.ts';
+import { authRoutes } from './modules/auth/auth.routes.ts';
+import { bundlesRoutes } from './modules/bundles/bundles.routes.ts';
+import { exportsRoutes } from './modules/exports/exports.routes.ts';
+import { healthRoutes } from './modules/health/health.routes.ts';
+import { metaRoutes } from './modules/meta/meta.routes.ts';
+import { syncRoutes } from './modules/sync/sync.routes.ts';
+import { usersRoutes } from './modules/users/users.routes.ts';
+
+const CORS_ALLOWED_HEADERS = [
+  'authorization',
+  'content-type',
+  'if-none-match',
+  'x-api-version',
+  'idempotency-key',
+  'x-request-id',
+];
+const CORS_EXPOSED_HEADERS = [
+  'etag',
+  'x-api-version-used',
+  'x-is-preview',
+  'x-request-id',
+  'idempotent-replayed',
+];
+
+/** Every module's route table; the contract test checks these cover openapi.yaml exactly. */
+export function allRoutes(ctx: AppContext): Route[] {
+  return [
+    ...healthRoutes(ctx),
+    ...metaRoutes(ctx),
+    ...authRoutes(),
+    ...usersRoutes(),
+    ...syncRoutes(),
+    ...attachmentsRoutes(),
+    ...bundlesRoutes(),
+    ...exportsRoutes(),
+  ];
+}
+
+/** Builds the HTTP application. Never listens: main.ts (or a test) decides where. */
+export function createApp(ctx: AppContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use(requestLogging(ctx.logger));
+  app.use(
+    cors({
+      origin: ctx.config.corsOrigins.includes('*') ? true : [...ctx.config.corsOrigins],
+      allowedHeaders: CORS_ALLOWED_HEADERS,
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+    }),
+  );
+  app.use(apiVersionNegotiation);
+  app.use(resolveOperations(ctx.spec));
+  app.use(authenticate);
+  app.use(
+    express.json({
+      limit: ctx.config.limits.jsonBodyBytes,
+      type: ['application/json', 'application/*+json'],
+    }),
+  );
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: specPath,
+      validateApiSpec: true,
+      validateRequests: { allowUnknownQueryParameters: true },
+      validateResponses: ctx.config.validateResponses,
+      // Route resolution and authentication already ran (operations.ts, authenticate.ts), before the body was read.
+      validateSecurity: false,
+      ignoreUndocumented: false,
+      // Multipart bodies are streamed by their own handlers (attachments, bundles), never buffered by multer.
+      fileUploader: false,
+    }),
+  );
+  app.use(ormRequestContext(ctx.orm));
+
+  const router = express.Router();
+  registerRoutes(router, allRoutes(ctx));
+  app.use(router);
+
+  app.use((_req, _res, next) => next(NotFound('No such route')));
+  app.use(problemHandler);
+  return app;
+}

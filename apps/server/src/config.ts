@@ -1,0 +1,276 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+
+/**
+ * The only reader of the environment. Every setting is parsed, range-checked and frozen here, and a
+ * bad value stops the server at start with a message that names the variable.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type ValidationMode = 'off' | 'warn' | 'reject';
+export type ConflictPolicy = 'last-write-wins' | 'reject';
+
+export type DatabaseConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgresql'; url: string; migrateOnStart: boolean };
+
+export interface Config {
+  readonly port: number;
+  readonly host: string | undefined;
+  readonly dataDir: string;
+  readonly database: DatabaseConfig;
+  readonly jwtSecret: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly appBundlePath: string;
+  readonly maxVersionsKept: number;
+  readonly adminUsername: string;
+  readonly adminPassword: string | undefined;
+  readonly publicUrl: string | undefined;
+  readonly corsOrigins: readonly string[];
+  /** Validate responses against openapi.yaml (on in tests and development, off in production). */
+  readonly validateResponses: boolean;
+  readonly limits: {
+    readonly jsonBodyBytes: number;
+    readonly syncMaxRecords: number;
+    readonly attachmentBytes: number;
+    readonly bundleZipBytes: number;
+    readonly bundleEntries: number;
+    readonly bundleUncompressedBytes: number;
+    readonly healthMinFreeBytes: number;
+  };
+  readonly sync: {
+    readonly validation: ValidationMode;
+    readonly conflictPolicy: ConflictPolicy;
+    readonly idempotencyTtlSeconds: number;
+  };
+  readonly auth: {
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+    readonly passwordMinLength: number;
+    readonly passwordMaxLength: number;
+  };
+  readonly shutdownTimeoutMs: number;
+  /** Set by the build or deployment; main.ts falls back to the git checkout when they are absent. */
+  readonly build: { readonly commit: string | undefined; readonly time: string | undefined };
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MiB = 1024 * 1024;
+
+/** Reads `.env` from `cwd` (if present) under the real environment, which wins. */
+export function environmentWithDotEnv(env: Env, cwd: string): Env {
+  const file = path.join(cwd, '.env');
+  if (!existsSync(file)) return env;
+  return { ...parseEnv(readFileSync(file, 'utf8')), ...env };
+}
+
+export function loadConfig(env: Env, cwd = process.cwd()): Config {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+
+  const dataDir = path.resolve(cwd, read.string('DATA_DIR', './data'));
+  const database = parseDatabase(read, dataDir, cwd);
+  const jwtSecret = read.optionalString('JWT_SECRET');
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
+    problems.push('JWT_SECRET: must be at least 32 bytes long (unset it to use a generated secret)');
+  }
+  const passwordMinLength = read.int('PASSWORD_MIN_LENGTH', 8, 1, 1024);
+  const passwordMaxLength = read.int('PASSWORD_MAX_LENGTH', 1024, 1, 4096);
+  if (passwordMinLength > passwordMaxLength) {
+    problems.push('PASSWORD_MIN_LENGTH: must not exceed PASSWORD_MAX_LENGTH');
+  }
+  const nodeEnv = env.NODE_ENV ?? 'development';
+
+  const config: Config = {
+    port: read.int('PORT', 8080, 0, 65535),
+    host: read.optionalString('HOST'),
+    dataDir,
+    database,
+    jwtSecret,
+    logLevel: read.oneOf('LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    appBundlePath: path.resolve(cwd, read.string('APP_BUNDLE_PATH', path.join(dataDir, 'app-bundles'))),
+    maxVersionsKept: read.int('MAX_VERSIONS_KEPT', 5, 1, 10_000),
+    adminUsername: read.username('ADMIN_USERNAME', 'admin'),
+    adminPassword: read.optionalString('ADMIN_PASSWORD'),
+    publicUrl: read.url('PUBLIC_URL'),
+    corsOrigins: read.list('CORS_ORIGINS'),
+    validateResponses: read.bool('VALIDATE_RESPONSES', nodeEnv !== 'production'),
+    limits: {
+      jsonBodyBytes: read.int('MAX_JSON_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
+      syncMaxRecords: read.int('SYNC_MAX_RECORDS', 1000, 1, 100_000),
+      attachmentBytes: read.int('ATTACHMENT_MAX_BYTES', 100 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      bundleZipBytes: read.int('BUNDLE_MAX_ZIP_BYTES', 50 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      bundleEntries: read.int('BUNDLE_MAX_ENTRIES', 5000, 1, 1_000_000),
+      bundleUncompressedBytes: read.int(
+        'BUNDLE_MAX_UNCOMPRESSED_BYTES',
+        500 * MiB,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      healthMinFreeBytes: read.int('HEALTH_MIN_FREE_BYTES', 64 * MiB, 0, Number.MAX_SAFE_INTEGER),
+    },
+    sync: {
+      validation: read.oneOf('SYNC_VALIDATION', ['off', 'warn', 'reject'] as const, 'warn'),
+      conflictPolicy: read.oneOf(
+        'CONFLICT_POLICY',
+        ['last-write-wins', 'reject'] as const,
+        'last-write-wins',
+      ),
+      idempotencyTtlSeconds: read.duration('IDEMPOTENCY_TTL', 24 * 3600),
+    },
+    auth: {
+      accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),
+      refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
+      passwordMinLength,
+      passwordMaxLength,
+    },
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    build: { commit: read.optionalString('BUILD_COMMIT'), time: read.optionalString('BUILD_TIME') },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function parseDatabase(read: EnvReader, dataDir: string, cwd: string): DatabaseConfig {
+  const raw = read.optionalString('DB_CONNECTION');
+  const migrateOnStart = read.bool('MIGRATE_ON_START', true);
+  if (raw === undefined) return { kind: 'sqlite', file: path.join(dataDir, 'synkronus.db') };
+  if (/^postgres(ql)?:\/\//i.test(raw)) {
+    if (!URL.canParse(raw) || new URL(raw).hostname === '') {
+      read.problem('DB_CONNECTION', 'is not a valid postgres://user:password@host:port/database URL');
+    }
+    return { kind: 'postgresql', url: raw, migrateOnStart };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    read.problem('DB_CONNECTION', 'must be a postgres:// URL or a SQLite file path');
+  }
+  const file = raw.replace(/^(sqlite|file):/i, '');
+  return { kind: 'sqlite', file: file === ':memory:' ? file : path.resolve(cwd, file) };
+}
+
+/** Parses one variable at a time; records a problem (and returns the default) instead of throwing. */
+class EnvReader {
+  readonly #env: Env;
+  readonly #problems: string[];
+  constructor(env: Env, problems: string[]) {
+    this.#env = env;
+    this.#problems = problems;
+  }
+
+  problem(name: string, message: string): void {
+    this.#problems.push(`${name}: ${message}`);
+  }
+
+  optionalString(name: string): string | undefined {
+    const value = this.#env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.optionalString(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optionalString(name);
+    if (raw === undefined) return fallback;
+    const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      this.problem(name, `must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.optionalString(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    this.problem(name, `must be true or false (got ${JSON.stringify(raw)})`);
+    return fallback;
+  }
+
+  oneOf<const T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.optionalString(name);
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.problem(name, `must be one of ${allowed.join(', ')} (got ${JSON.stringify(raw)})`);
+    return fallback;
+  }
+
+  /** Seconds, or a number with a unit: `90s`, `15m`, `24h`, `30d`. */
+  duration(name: string, fallbackSeconds: number): number {
+    const raw = this.optionalString(name);
+    if (raw === undefined) return fallbackSeconds;
+    const match = /^(\d+)\s*(s|m|h|d)?$/.exec(raw);
+    const factor = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+    const seconds = match ? Number(match[1]) * factor[(match[2] ?? 's') as keyof typeof factor] : 0;
+    if (!match || seconds <= 0 || !Number.isSafeInteger(seconds)) {
+      this.problem(
+        name,
+        `must be a positive duration such as 900, 15m, 24h or 30d (got ${JSON.stringify(raw)})`,
+      );
+      return fallbackSeconds;
+    }
+    return seconds;
+  }
+
+  username(name: string, fallback: string): string {
+    const value = this.string(name, fallback);
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(value)) {
+      this.problem(name, 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -');
+      return fallback;
+    }
+    return value;
+  }
+
+  url(name: string): string | undefined {
+    const raw = this.optionalString(name);
+    if (raw === undefined) return undefined;
+    try {
+      const url = new URL(raw);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+      return raw.replace(/\/+$/, '');
+    } catch {
+      this.problem(name, `must be an absolute http(s) URL (got ${JSON.stringify(raw)})`);
+      return undefined;
+    }
+  }
+
+  list(name: string): string[] {
+    const raw = this.optionalString(name);
+    if (raw === undefined) return [];
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const item of items) {
+      if (item !== '*' && !/^https?:\/\/[^/\s]+$/.test(item)) {
+        this.problem(
+          name,
+          `entries must be origins like https://app.example.org or * (got ${JSON.stringify(item)})`,
+        );
+      }
+    }
+    return items;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

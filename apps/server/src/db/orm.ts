@@ -1,0 +1,71 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { MikroORM, type Options } from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { SqliteDriver } from '@mikro-orm/sqlite';
+import type { Logger } from 'pino';
+import type { DatabaseConfig } from '../config.ts';
+import { postgresqlMigrations, sqliteMigrations } from './migrations/index.ts';
+import { ServerMeta } from './server-meta.entity.ts';
+
+export const entities = [ServerMeta];
+
+export type DatabaseKind = DatabaseConfig['kind'];
+
+/** Opens the database and brings its schema up to date (SQLite always; PostgreSQL unless disabled). */
+export async function openDatabase(database: DatabaseConfig, logger: Logger): Promise<MikroORM> {
+  const common = {
+    entities,
+    extensions: [Migrator],
+    allowGlobalContext: false,
+    debug: false,
+    logger: (message: string) => logger.debug({ orm: true }, message),
+  } satisfies Partial<Options>;
+
+  if (database.kind === 'sqlite') {
+    if (database.file !== ':memory:') mkdirSync(path.dirname(database.file), { recursive: true });
+    const orm = await MikroORM.init({
+      ...common,
+      driver: SqliteDriver,
+      dbName: database.file,
+      migrations: { migrationsList: sqliteMigrations, snapshot: false, silent: true },
+    });
+    // WAL lets readers (pulls, health) proceed while a push transaction writes.
+    await orm.em.getConnection().execute('pragma journal_mode = wal');
+    await orm.migrator.up();
+    return orm;
+  }
+
+  const orm = await MikroORM.init({
+    ...common,
+    driver: PostgreSqlDriver,
+    clientUrl: database.url,
+    migrations: { migrationsList: postgresqlMigrations, snapshot: false, silent: true },
+  });
+  if (database.migrateOnStart) await orm.migrator.up();
+  return orm;
+}
+
+export interface DatabaseInfo {
+  type: 'sqlite' | 'postgresql';
+  version: string;
+  database_name: string;
+}
+
+/** Real facts about the connected database, for `GET /version`. */
+export async function describeDatabase(orm: MikroORM, database: DatabaseConfig): Promise<DatabaseInfo> {
+  const connection = orm.em.getConnection();
+  if (database.kind === 'sqlite') {
+    const [row] = await connection.execute<{ v: string }[]>('select sqlite_version() as v');
+    return {
+      type: 'sqlite',
+      version: row?.v ?? 'unknown',
+      database_name: database.file === ':memory:' ? ':memory:' : path.basename(database.file),
+    };
+  }
+  const [row] = await connection.execute<{ v: string; db: string }[]>(
+    "select current_setting('server_version') as v, current_database() as db",
+  );
+  return { type: 'postgresql', version: row?.v ?? 'unknown', database_name: row?.db ?? 'unknown' };
+}

@@ -1,0 +1,75 @@
+import type { RequestHandler } from 'express';
+import { HttpProblem } from './errors.ts';
+
+/**
+ * API version negotiation (spec §0.8): the client may ask for `x-api-version: MAJOR.MINOR.PATCH`;
+ * the server serves the highest version it supports that is ≤ the requested one within the same
+ * MAJOR, and says which in `x-api-version-used`.
+ */
+
+export interface ApiVersionInfo {
+  version: string;
+  releaseDate: string;
+  deprecated: boolean;
+}
+
+/** Oldest first. 1.0.x is the Synkronus wire format; 1.1.0 adds this server's additive extensions. */
+export const API_VERSIONS: readonly ApiVersionInfo[] = [
+  { version: '1.0.0', releaseDate: '2025-05-01', deprecated: false },
+  { version: '1.0.3', releaseDate: '2025-08-01', deprecated: false },
+  { version: '1.1.0', releaseDate: '2026-11-24', deprecated: false },
+];
+
+export const CURRENT_API_VERSION = API_VERSIONS.at(-1)!.version;
+
+type Triple = [number, number, number];
+
+function parse(version: string): Triple | undefined {
+  const match = /^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$/.exec(version);
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined;
+}
+
+function compare(a: Triple, b: Triple): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+/** Returns the version to serve, or a problem for a malformed or unsupported request. */
+export function negotiateApiVersion(requested: string | undefined): string | HttpProblem {
+  if (requested === undefined) return CURRENT_API_VERSION;
+  const wanted = parse(requested.trim());
+  if (!wanted) {
+    return new HttpProblem(
+      400,
+      'invalid_api_version',
+      `x-api-version must look like MAJOR.MINOR.PATCH (got ${JSON.stringify(requested.slice(0, 64))})`,
+    );
+  }
+  const candidates = API_VERSIONS.map((v) => ({ v, t: parse(v.version)! }))
+    .filter(({ t }) => t[0] === wanted[0] && compare(t, wanted) <= 0)
+    .sort((a, b) => compare(b.t, a.t));
+  const chosen = candidates[0];
+  if (!chosen) {
+    const majors = [...new Set(API_VERSIONS.map((v) => v.version.split('.')[0]))].join(', ');
+    return new HttpProblem(
+      406,
+      'unsupported_api_version',
+      `API version ${requested} is not supported; supported majors: ${majors}`,
+      {
+        extensions: { supported_versions: API_VERSIONS.map((v) => v.version) },
+      },
+    );
+  }
+  return chosen.v.version;
+}
+
+export const apiVersionNegotiation: RequestHandler = (req, res, next) => {
+  const result = negotiateApiVersion(req.header('x-api-version'));
+  if (result instanceof HttpProblem) {
+    res.setHeader('x-api-version-used', CURRENT_API_VERSION);
+    next(result);
+    return;
+  }
+  res.setHeader('x-api-version-used', result);
+  res.locals.apiVersion = result;
+  next();
+};

@@ -1,0 +1,64 @@
+import type { operations } from '@synk/contract';
+import type { Request, Response, Router } from 'express';
+import { NotImplemented } from './errors.ts';
+
+export type HttpMethod = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
+export type OperationId = keyof operations;
+
+export type Handler = (req: Request, res: Response) => Promise<void> | void;
+
+/** One row of a module's route table: which contract operation a handler serves. */
+export interface Route {
+  operationId: OperationId;
+  method: HttpMethod;
+  /** The path exactly as written in openapi.yaml, with `{param}` placeholders. */
+  path: string;
+  handler: Handler;
+}
+
+/** A route whose operation is in the contract but whose issue has not landed yet: answers 501. */
+export function pending(operationId: OperationId, method: HttpMethod, path: string): Route {
+  return {
+    operationId,
+    method,
+    path,
+    handler: () => {
+      throw NotImplemented(operationId);
+    },
+  };
+}
+
+/** `/users/{username}` → `/users/:username` (Express 5 / path-to-regexp 8 syntax). */
+export function toExpressPath(openApiPath: string): string {
+  return openApiPath.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1');
+}
+
+export function registerRoutes(router: Router, routes: readonly Route[]): void {
+  // Express answers HEAD with the first matching GET route, so explicit HEAD routes must come first.
+  const ordered = [...routes].sort((a, b) => Number(b.method === 'head') - Number(a.method === 'head'));
+  for (const route of ordered) {
+    const { handler } = route;
+    router[route.method](toExpressPath(route.path), async (req, res) => {
+      await handler(req, res);
+    });
+  }
+}
+
+type JsonContent<R> = R extends { content: { 'application/json': infer B } } ? B : never;
+type ResponsesOf<Id extends OperationId> = operations[Id] extends { responses: infer R } ? R : never;
+type JsonStatus<Id extends OperationId> = {
+  [S in keyof ResponsesOf<Id>]: JsonContent<ResponsesOf<Id>[S]> extends never ? never : S;
+}[keyof ResponsesOf<Id>];
+
+/**
+ * Sends a JSON body typed against the contract: a status the operation does not declare, or a body
+ * of the wrong shape, is a compile error.
+ */
+export function sendJson<Id extends OperationId, S extends JsonStatus<Id> & number>(
+  res: Response,
+  _operationId: Id,
+  status: S,
+  body: JsonContent<ResponsesOf<Id>[S]>,
+): void {
+  res.status(status).json(body);
+}

@@ -1,0 +1,49 @@
+import { ConfigError, environmentWithDotEnv, loadConfig } from './config.ts';
+import { createLogger } from './lib/logger.ts';
+import { type RunningServer, startServer } from './server.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(environmentWithDotEnv(process.env, process.cwd()));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  // Installed before listening, so a signal that arrives as soon as the server is up is never missed.
+  let server: RunningServer | undefined;
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    (server?.close() ?? Promise.resolve()).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+
+  server = await startServer(config, logger);
+  if (stopping) {
+    await server.close();
+    return;
+  }
+  logger.info(
+    { url: server.url, database: config.database.kind, dataDir: config.dataDir },
+    `synk server listening on ${server.url}`,
+  );
+}
+
+main().catch((err: unknown) => {
+  createLogger('error').fatal({ err }, 'server failed to start');
+  process.exit(1);
+});

@@ -1,0 +1,325 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { listOperations } from '../src/http/openapi.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { createContext } from '../src/server.ts';
+import { createTestApp, type TestApp, tempDir } from './helpers.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({ CORS_ORIGINS: 'https://field.example' });
+});
+afterAll(() => t.close());
+
+function expectProblem(res: request.Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ status, code, type: `urn:synk:problem:${code}` });
+  expect(typeof res.body.title).toBe('string');
+  expect(typeof res.body.detail).toBe('string');
+  expect(res.body.request_id).toBe(res.headers['x-request-id']);
+  expect(JSON.stringify(res.body)).not.toMatch(/at .+\.ts:\d+|node_modules|select /i);
+}
+
+interface Layer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle: { stack?: Layer[] };
+}
+
+/** (method, path) pairs the Express app really registered, in openapi.yaml's path syntax. */
+function registeredRoutes(app: ReturnType<typeof createApp>): string[] {
+  const found: string[] = [];
+  const walk = (stack: Layer[]) => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const [method, on] of Object.entries(layer.route.methods)) {
+          if (on && method !== '_all')
+            found.push(`${method.toUpperCase()} ${layer.route.path.replace(/:(\w+)/g, '{$1}')}`);
+        }
+      } else if (layer.handle.stack) {
+        walk(layer.handle.stack);
+      }
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
+  return found.sort();
+}
+
+describe('contract coverage', () => {
+  it('registers exactly the operations of openapi.yaml', () => {
+    const inSpec = listOperations(t.ctx.spec)
+      .map(({ method, path }) => `${method.toUpperCase()} ${path}`)
+      .sort();
+    expect(inSpec.length).toBeGreaterThanOrEqual(30);
+    expect(registeredRoutes(t.app)).toEqual(inSpec);
+  });
+
+  it('gives every operation an operationId and a default problem response', () => {
+    for (const { operation } of listOperations(t.ctx.spec)) {
+      expect(operation.operationId).toMatch(/^[a-z][A-Za-z]+$/);
+      expect(operation.responses?.default).toBeDefined();
+    }
+  });
+
+  it('answers 501 problem+json for an operation whose issue has not landed (after the 401 check)', async () => {
+    expectProblem(await request(t.app).get('/dataexport/csv'), 401, 'unauthorized');
+    const res = await request(t.app).get('/dataexport/csv').set('authorization', 'Bearer placeholder');
+    expectProblem(res, 501, 'not_implemented');
+  });
+});
+
+describe('runtime', () => {
+  it('runs on Node 24 inside npm scripts', () => {
+    expect(process.version).toMatch(/^v24\./);
+  });
+});
+
+describe('GET/HEAD /health', () => {
+  it('reports ok with real database and storage checks', async () => {
+    const res = await request(t.app).get('/health');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      status: 'ok',
+      version: t.ctx.build.version,
+      checks: { database: { status: 'ok' } },
+    });
+    expect(res.body.checks.storage.status).toBe('ok');
+    expect(res.body.checks.storage.free_bytes).toBeGreaterThan(0);
+    expect(Date.parse(res.body.timestamp)).not.toBeNaN();
+  });
+
+  it('answers HEAD with the status and no body', async () => {
+    const res = await request(t.app).head('/health');
+    expect(res.status).toBe(200);
+    expect(res.text ?? '').toBe('');
+  });
+
+  it('answers 503 naming the storage check when the data directory cannot be written', async () => {
+    const file = path.join(tempDir(), 'not-a-directory');
+    writeFileSync(file, 'x');
+    const ctx = await createContext(loadConfig({ DB_CONNECTION: ':memory:' }), createLogger('silent'));
+    const broken = createApp({ ...ctx, config: { ...ctx.config, dataDir: file } });
+    const res = await request(broken).get('/health');
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      status: 'error',
+      checks: { database: { status: 'ok' }, storage: { status: 'error' } },
+    });
+    expect((await request(broken).head('/health')).status).toBe(503);
+    await ctx.orm.close();
+  });
+
+  it('answers 503 when free space is below the threshold', async () => {
+    const tight = await createTestApp({ HEALTH_MIN_FREE_BYTES: String(Number.MAX_SAFE_INTEGER) });
+    const res = await request(tight.app).get('/health');
+    expect(res.status).toBe(503);
+    expect(res.body.checks.storage).toMatchObject({ status: 'error' });
+    await tight.close();
+  });
+
+  it('answers 503 naming the database check when the database is gone', async () => {
+    const dbDir = tempDir();
+    const doomed = await createTestApp({ DB_CONNECTION: path.join(dbDir, 'doomed.db') });
+    await doomed.ctx.orm.close(true);
+    rmSync(dbDir, { recursive: true });
+    const res = await request(doomed.app).get('/health');
+    expect(res.status).toBe(503);
+    expect(res.body.checks.database.status).toBe('error');
+    expect(res.body.checks.storage.status).toBe('ok');
+  });
+});
+
+describe('GET /version and /api/versions', () => {
+  it('reports real server, database, system and build facts', async () => {
+    const res = await request(t.app).get('/version');
+    expect(res.status).toBe(200);
+    expect(res.body.server.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(res.body.database).toMatchObject({ type: 'sqlite', database_name: ':memory:' });
+    expect(res.body.database.version).toMatch(/^3\.\d+\.\d+$/);
+    expect(res.body.system).toEqual({
+      os: process.platform,
+      architecture: process.arch,
+      cpus: expect.any(Number),
+    });
+    expect(res.body.system.cpus).toBeGreaterThan(0);
+    expect(res.body.build.runtime).toBe(`node ${process.version}`);
+    expect(res.body.build.commit).toEqual(expect.any(String));
+  });
+
+  it('lists the supported API versions, newest first, with the current one', async () => {
+    const res = await request(t.app).get('/api/versions');
+    expect(res.status).toBe(200);
+    expect(res.body.current).toBe(res.body.versions[0].version);
+    expect(res.body.versions.map((v: { version: string }) => v.version)).toContain('1.0.3');
+    for (const v of res.body.versions)
+      expect(v).toEqual({ version: expect.any(String), releaseDate: expect.any(String), deprecated: false });
+  });
+});
+
+describe('x-api-version negotiation', () => {
+  it('says which version it served', async () => {
+    expect((await request(t.app).get('/health')).headers['x-api-version-used']).toBe('1.1.0');
+    expect(
+      (await request(t.app).get('/health').set('x-api-version', '1.0.3')).headers['x-api-version-used'],
+    ).toBe('1.0.3');
+    expect(
+      (await request(t.app).get('/health').set('x-api-version', '1.0.1')).headers['x-api-version-used'],
+    ).toBe('1.0.0');
+  });
+
+  it.each(['abc', '1.0', '1.0.0.0', 'v1.0.0'])('rejects malformed %j with 400', async (value) => {
+    expectProblem(
+      await request(t.app).get('/health').set('x-api-version', value),
+      400,
+      'invalid_api_version',
+    );
+  });
+
+  it('rejects an unsupported major with 406, even on unknown routes', async () => {
+    expectProblem(
+      await request(t.app).get('/version').set('x-api-version', '2.0.0'),
+      406,
+      'unsupported_api_version',
+    );
+    expectProblem(
+      await request(t.app).get('/nope').set('x-api-version', '0.1.0'),
+      406,
+      'unsupported_api_version',
+    );
+  });
+});
+
+describe('problem+json for every error', () => {
+  it('404 for unknown routes', async () => {
+    expectProblem(await request(t.app).get('/no/such/route'), 404, 'not_found');
+    expectProblem(await request(t.app).post('/sync/pulll').send({}), 404, 'not_found');
+  });
+
+  it('405 with Allow for a wrong method', async () => {
+    const res = await request(t.app).delete('/health');
+    expectProblem(res, 405, 'method_not_allowed');
+    expect(res.headers.allow).toMatch(/GET/);
+  });
+
+  it('400 malformed_json for a broken JSON body', async () => {
+    const res = await request(t.app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send('{"username": "a",');
+    expectProblem(res, 400, 'malformed_json');
+  });
+
+  it('400 for a JSON body that is not an object where one is required', async () => {
+    const res = await request(t.app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send('"just a string"');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it('400 validation_failed naming the field for a schema violation', async () => {
+    const res = await request(t.app).post('/auth/login').send({ username: 'admin' });
+    expectProblem(res, 400, 'validation_failed');
+    expect(JSON.stringify(res.body.errors)).toMatch(/password/);
+  });
+
+  it('415 for a wrong content type', async () => {
+    const res = await request(t.app)
+      .post('/auth/login')
+      .set('content-type', 'text/plain')
+      .send('username=a&password=b');
+    expectProblem(res, 415, 'unsupported_media_type');
+    const form = await request(t.app)
+      .post('/sync/push')
+      .set('authorization', 'Bearer x')
+      .type('form')
+      .send({ a: 1 });
+    expectProblem(form, 415, 'unsupported_media_type');
+    // Authentication is checked before the input: no token → 401 even for a wrong content type.
+    expectProblem(await request(t.app).post('/sync/push').type('form').send({ a: 1 }), 401, 'unauthorized');
+  });
+
+  it('413 for an oversized JSON body, before it is parsed', async () => {
+    const small = await createTestApp({ MAX_JSON_BODY_BYTES: '2048' });
+    const res = await request(small.app)
+      .post('/auth/login')
+      .send({ username: 'a', password: 'x'.repeat(4096) });
+    expectProblem(res, 413, 'payload_too_large');
+    await small.close();
+  });
+
+  it('413 for a body over the default 16 MiB limit', async () => {
+    const huge = JSON.stringify({
+      client_id: 'c',
+      transmission_id: crypto.randomUUID(),
+      records: ['x'.repeat(17 * 1024 * 1024)],
+    });
+    const res = await request(t.app)
+      .post('/sync/push')
+      .set('authorization', 'Bearer x')
+      .set('content-type', 'application/json')
+      .send(huge);
+    expectProblem(res, 413, 'payload_too_large');
+  });
+});
+
+describe('request ids', () => {
+  it('echoes a sane X-Request-Id and replaces a hostile one', async () => {
+    const echoed = await request(t.app).get('/nope').set('x-request-id', 'abc-123.X:y_z');
+    expect(echoed.headers['x-request-id']).toBe('abc-123.X:y_z');
+    expect(echoed.body.request_id).toBe('abc-123.X:y_z');
+    const replaced = await request(t.app)
+      .get('/health')
+      .set('x-request-id', 'has spaces <and> "quotes"'.padEnd(200, 'x'));
+    expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('gives every request a fresh id', async () => {
+    const a = await request(t.app).get('/health');
+    const b = await request(t.app).get('/health');
+    expect(a.headers['x-request-id']).not.toBe(b.headers['x-request-id']);
+  });
+});
+
+describe('CORS', () => {
+  it('answers a preflight from a configured origin with the negotiated headers', async () => {
+    const res = await request(t.app)
+      .options('/sync/push')
+      .set('origin', 'https://field.example')
+      .set('access-control-request-method', 'POST')
+      .set('access-control-request-headers', 'authorization, content-type, idempotency-key');
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('https://field.example');
+    expect(res.headers['access-control-allow-headers']).toMatch(/idempotency-key/);
+    const actual = await request(t.app).get('/health').set('origin', 'https://field.example');
+    expect(actual.headers['access-control-expose-headers']).toMatch(/x-api-version-used/);
+  });
+
+  it('grants nothing to an origin that is not configured', async () => {
+    const res = await request(t.app).get('/health').set('origin', 'https://evil.example');
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('contract and docs', () => {
+  it('serves openapi.yaml as YAML', async () => {
+    const res = await request(t.app).get('/openapi.yaml');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/yaml/);
+    expect(res.text).toBe(t.ctx.spec.text);
+  });
+
+  it('serves a human-readable docs page naming every operation', async () => {
+    const res = await request(t.app).get('/docs');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    for (const { operation } of listOperations(t.ctx.spec))
+      expect(res.text).toContain(`id="${operation.operationId}"`);
+    expect(res.text).not.toMatch(/<script/i);
+  });
+});

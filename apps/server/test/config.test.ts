@@ -1,0 +1,130 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, environmentWithDotEnv, loadConfig } from '../src/config.ts';
+import { tempDir } from './helpers.ts';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, '/srv');
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('has safe zero-config defaults: SQLite under ./data, port 8080', () => {
+    const config = loadConfig({}, '/srv');
+    expect(config.port).toBe(8080);
+    expect(config.dataDir).toBe('/srv/data');
+    expect(config.database).toEqual({ kind: 'sqlite', file: '/srv/data/synkronus.db' });
+    expect(config.maxVersionsKept).toBe(5);
+    expect(config.adminUsername).toBe('admin');
+    expect(config.jwtSecret).toBeUndefined();
+    expect(config.sync).toEqual({
+      validation: 'warn',
+      conflictPolicy: 'last-write-wins',
+      idempotencyTtlSeconds: 86_400,
+    });
+    expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
+    expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
+    expect(config.limits.syncMaxRecords).toBe(1000);
+    expect(config.limits.jsonBodyBytes).toBe(16 * 1024 * 1024);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+  });
+
+  it('selects PostgreSQL for a postgres:// URL and SQLite for a path', () => {
+    expect(loadConfig({ DB_CONNECTION: 'postgres://u:p@localhost:5432/synk' }, '/srv').database).toEqual({
+      kind: 'postgresql',
+      url: 'postgres://u:p@localhost:5432/synk',
+      migrateOnStart: true,
+    });
+    expect(
+      loadConfig({ DB_CONNECTION: 'postgresql://localhost/x', MIGRATE_ON_START: 'false' }, '/srv').database,
+    ).toMatchObject({
+      kind: 'postgresql',
+      migrateOnStart: false,
+    });
+    expect(loadConfig({ DB_CONNECTION: 'db/app.sqlite' }, '/srv').database).toEqual({
+      kind: 'sqlite',
+      file: '/srv/db/app.sqlite',
+    });
+    expect(loadConfig({ DB_CONNECTION: ':memory:' }, '/srv').database).toEqual({
+      kind: 'sqlite',
+      file: ':memory:',
+    });
+  });
+
+  it('parses durations, booleans and lists', () => {
+    const config = loadConfig(
+      {
+        ACCESS_TOKEN_TTL: '15m',
+        REFRESH_TOKEN_TTL: '7d',
+        IDEMPOTENCY_TTL: '3600',
+        VALIDATE_RESPONSES: 'no',
+        CORS_ORIGINS: 'https://a.example, http://localhost:3000',
+      },
+      '/srv',
+    );
+    expect(config.auth.accessTokenTtlSeconds).toBe(900);
+    expect(config.auth.refreshTokenTtlSeconds).toBe(7 * 86_400);
+    expect(config.sync.idempotencyTtlSeconds).toBe(3600);
+    expect(config.validateResponses).toBe(false);
+    expect(config.corsOrigins).toEqual(['https://a.example', 'http://localhost:3000']);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['MAX_VERSIONS_KEPT', '0'],
+    ['LOG_LEVEL', 'verbose'],
+    ['SYNC_VALIDATION', 'strict'],
+    ['CONFLICT_POLICY', 'first-write-wins'],
+    ['JWT_SECRET', 'short'],
+    ['DB_CONNECTION', 'mysql://localhost/db'],
+    ['DB_CONNECTION', 'postgres://'],
+    ['PUBLIC_URL', 'not a url'],
+    ['PUBLIC_URL', 'ftp://files.example'],
+    ['ACCESS_TOKEN_TTL', '0'],
+    ['ACCESS_TOKEN_TTL', '1 week'],
+    ['VALIDATE_RESPONSES', 'maybe'],
+    ['ADMIN_USERNAME', 'bad name!'],
+    ['CORS_ORIGINS', 'javascript:alert(1)'],
+    ['SYNC_MAX_RECORDS', '1e3'],
+  ])('rejects %s=%j with a message naming the variable', (name, value) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('reports every bad variable at once', () => {
+    const problems = problemsOf({ PORT: 'x', LOG_LEVEL: 'loud', JWT_SECRET: 'abc' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['JWT_SECRET', 'LOG_LEVEL', 'PORT']);
+  });
+
+  it('accepts a 32-byte JWT secret and treats blank values as unset', () => {
+    expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }, '/srv').jwtSecret).toHaveLength(32);
+    expect(loadConfig({ PORT: '  ', JWT_SECRET: '' }, '/srv').port).toBe(8080);
+  });
+});
+
+describe('environmentWithDotEnv', () => {
+  it('reads .env from the working directory, with the real environment winning', () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, '.env'), 'PORT=9090\nLOG_LEVEL=debug\n# comment\nADMIN_USERNAME="root"\n');
+    const env = environmentWithDotEnv({ LOG_LEVEL: 'warn' }, dir);
+    const config = loadConfig(env, dir);
+    expect(config.port).toBe(9090);
+    expect(config.logLevel).toBe('warn');
+    expect(config.adminUsername).toBe('root');
+  });
+
+  it('is a no-op without a .env file', () => {
+    const env = { PORT: '1' };
+    expect(environmentWithDotEnv(env, tempDir())).toBe(env);
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { useTarget } from '../src/harness.ts';
+import { expectProblem } from '../src/problem.ts';
+
+const target = useTarget();
+
+const postJson = (path: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(target.url(path), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+
+describe('problem+json', () => {
+  it('404 for unknown routes, including near-misses and traversal-looking paths', async () => {
+    for (const path of [
+      '/nope',
+      '/sync',
+      '/sync/pull/extra',
+      '/health/',
+      '/..%2f..%2fetc%2fpasswd',
+      '/users/a/b',
+    ]) {
+      const res = await fetch(target.url(path));
+      await expectProblem(res, 404, 'not_found');
+    }
+  });
+
+  it('405 with an Allow header for a wrong method', async () => {
+    const res = await fetch(target.url('/health'), { method: 'POST' });
+    await expectProblem(res, 405, 'method_not_allowed');
+    expect(res.headers.get('allow')).toMatch(/GET/);
+    await expectProblem(await fetch(target.url('/auth/login')), 405, 'method_not_allowed');
+  });
+
+  it('400 malformed_json for broken JSON', async () => {
+    for (const body of ['{', '{"username":', 'nul', '{"a":1}}', '\u0000']) {
+      await expectProblem(await postJson('/auth/login', body), 400, 'malformed_json');
+    }
+  });
+
+  it('400 validation_failed for an empty or wrong-typed body, listing the fields', async () => {
+    const empty = await expectProblem(await postJson('/auth/login', '{}'), 400, 'validation_failed');
+    expect(JSON.stringify(empty.errors)).toMatch(/username/);
+    const wrong = await expectProblem(
+      await postJson('/auth/login', '{"username": 5, "password": []}'),
+      400,
+      'validation_failed',
+    );
+    expect((wrong.errors as unknown[]).length).toBeGreaterThan(0);
+    await expectProblem(await postJson('/auth/login', '[]'), 400, 'validation_failed');
+  });
+
+  it('415 for a content type the operation does not take', async () => {
+    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded']) {
+      const res = await fetch(target.url('/auth/login'), {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body: 'x=1',
+      });
+      await expectProblem(res, 415, 'unsupported_media_type');
+    }
+  });
+
+  it('413 for a body over the limit, without reading it all', async () => {
+    const huge = `{"username":"${'a'.repeat(17 * 1024 * 1024)}","password":"x"}`;
+    await expectProblem(await postJson('/auth/login', huge), 413, 'payload_too_large');
+  });
+
+  it('401 before anything else for a protected operation without a token', async () => {
+    await expectProblem(await postJson('/sync/push', '{'), 401, 'unauthorized');
+    await expectProblem(await fetch(target.url('/users')), 401, 'unauthorized');
+  });
+
+  it('the server stays healthy after all of that', async () => {
+    expect((await fetch(target.url('/health'))).status).toBe(200);
+  });
+});
+
+describe('x-api-version', () => {
+  it('reports the version used on every response, errors included', async () => {
+    const ok = await fetch(target.url('/health'), { headers: { 'x-api-version': '1.0.3' } });
+    expect(ok.headers.get('x-api-version-used')).toBe('1.0.3');
+    const missing = await fetch(target.url('/nope'));
+    expect(missing.headers.get('x-api-version-used')).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('serves the highest supported version not above the requested one', async () => {
+    const res = await fetch(target.url('/health'), { headers: { 'x-api-version': '1.0.2' } });
+    expect(res.headers.get('x-api-version-used')).toBe('1.0.0');
+  });
+
+  it('400 for malformed, 406 for an unsupported major', async () => {
+    for (const v of ['one', '1.0', '1.0.0-rc1', ' ']) {
+      const res = await fetch(target.url('/health'), { headers: { 'x-api-version': v } });
+      await expectProblem(res, 400, 'invalid_api_version');
+    }
+    await expectProblem(
+      await fetch(target.url('/health'), { headers: { 'x-api-version': '2.0.0' } }),
+      406,
+      'unsupported_api_version',
+    );
+  });
+});
+
+describe('X-Request-Id', () => {
+  it('echoes a sane client id and generates one otherwise', async () => {
+    const mine = await fetch(target.url('/health'), { headers: { 'x-request-id': 'field-device-42:abc' } });
+    expect(mine.headers.get('x-request-id')).toBe('field-device-42:abc');
+    const generated = await fetch(target.url('/health'), { headers: { 'x-request-id': 'x'.repeat(500) } });
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
