@@ -1,0 +1,78 @@
+import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-support/postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { startServer } from '../src/server.ts';
+import { tempDir } from './helpers.ts';
+
+async function query<T>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
+  let postgres: TestPostgres;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  }, 120_000);
+  afterAll(() => postgres?.stop());
+
+  it('is selected by a postgres:// DB_CONNECTION, migrated on start, and reported by /health and /version', async () => {
+    const url = await postgres.createDatabase();
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), DB_CONNECTION: url });
+    const server = await startServer(config, createLogger('silent'));
+    try {
+      const health = await fetch(`${server.url.replace('localhost', '127.0.0.1')}/health`);
+      expect(health.status).toBe(200);
+      expect((await health.json()).checks.database.status).toBe('ok');
+      const version = await (await fetch(`http://127.0.0.1:${server.port}/version`)).json();
+      expect(version.database).toEqual({
+        type: 'postgresql',
+        version: expect.stringMatching(/^\d+\.\d+/),
+        database_name: new URL(url).pathname.slice(1),
+      });
+    } finally {
+      await server.close();
+    }
+    const [meta] = await query<{ value: string }>(
+      url,
+      "select value from server_meta where key = 'installation_id'",
+    );
+    expect(meta?.value).toMatch(/^[0-9a-f-]{36}$/);
+
+    // A restart finds the schema current: nothing re-runs, nothing changes.
+    const again = await startServer(config, createLogger('silent'));
+    await again.close();
+    const migrations = await query<{ name: string }>(url, 'select name from mikro_orm_migrations');
+    expect(migrations.map((m) => m.name)).toEqual(['Migration20261124000000Init']);
+    const [sameMeta] = await query<{ value: string }>(
+      url,
+      "select value from server_meta where key = 'installation_id'",
+    );
+    expect(sameMeta?.value).toBe(meta?.value);
+  });
+
+  it('leaves migrations alone when MIGRATE_ON_START=false', async () => {
+    const url = await postgres.createDatabase();
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: tempDir(),
+      DB_CONNECTION: url,
+      MIGRATE_ON_START: 'false',
+    });
+    const server = await startServer(config, createLogger('silent'));
+    await server.close();
+    const tables = await query<{ table_name: string }>(
+      url,
+      "select table_name from information_schema.tables where table_schema = 'public'",
+    );
+    expect(tables).toEqual([]);
+  });
+});
