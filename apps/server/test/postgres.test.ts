@@ -30,8 +30,12 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
     try {
       const health = await fetch(`${server.url.replace('localhost', '127.0.0.1')}/health`);
       expect(health.status).toBe(200);
-      expect((await health.json()).checks.database.status).toBe('ok');
-      const version = await (await fetch(`http://127.0.0.1:${server.port}/version`)).json();
+      expect(
+        ((await health.json()) as { checks: { database: { status: string } } }).checks.database.status,
+      ).toBe('ok');
+      const version = (await (await fetch(`http://127.0.0.1:${server.port}/version`)).json()) as {
+        database: unknown;
+      };
       expect(version.database).toEqual({
         type: 'postgresql',
         version: expect.stringMatching(/^\d+\.\d+/),
