@@ -1125,7 +1125,7 @@ export interface components {
              */
             since_version: number;
         };
-        AttachmentOperation: {
+        AttachmentManifestOperation: {
             /** @enum {string} */
             operation: "download" | "delete";
             attachment_id: string;
@@ -1149,7 +1149,7 @@ export interface components {
         AttachmentManifestResponse: {
             /** Format: int64 */
             current_version: number;
-            operations: components["schemas"]["AttachmentOperation"][];
+            operations: components["schemas"]["AttachmentManifestOperation"][];
             /** Format: int64 */
             total_download_size: number;
             operation_count: {
