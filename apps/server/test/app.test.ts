@@ -205,6 +205,20 @@ describe('problem+json for every error', () => {
     expect(res.headers.allow).toMatch(/GET/);
   });
 
+  it('405 lists every method of every matching path (literal and templated)', async () => {
+    const res = await request(t.app).post('/users/alice');
+    expectProblem(res, 405, 'method_not_allowed');
+    expect(res.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'PATCH']);
+    const create = await request(t.app).get('/users/create');
+    expect(create.status).toBe(405);
+    expect(create.headers.allow).toContain('POST');
+  });
+
+  it('prefers literal path segments over parameters', async () => {
+    // POST /users/create is the create operation (401: protected), not a method error on /users/{username}.
+    expectProblem(await request(t.app).post('/users/create').send({}), 401, 'unauthorized');
+  });
+
   it('400 malformed_json for a broken JSON body', async () => {
     const res = await request(t.app)
       .post('/auth/login')
