@@ -2,6 +2,8 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { OpenApiDocument } from './http/openapi.ts';
+import type { AuthService } from './modules/auth/auth.service.ts';
+import type { UsersService } from './modules/users/users.service.ts';
 
 export interface BuildInfo {
   /** This server's version (apps/server/package.json). */
@@ -10,7 +12,13 @@ export interface BuildInfo {
   buildTime: string;
 }
 
-/** Everything a request handler may depend on; built by main.ts (or a test) and passed to createApp. */
+/** The domain services, built once per app so their caches are shared by every request. */
+export interface Services {
+  auth: AuthService;
+  users: UsersService;
+}
+
+/** Everything a request handler may depend on; built by createContext (server.ts) and passed to createApp. */
 export interface AppContext {
   config: Config;
   orm: MikroORM;
@@ -18,4 +26,5 @@ export interface AppContext {
   clock: () => Date;
   build: BuildInfo;
   spec: OpenApiDocument;
+  services: Services;
 }

@@ -40,8 +40,8 @@ export function allRoutes(ctx: AppContext): Route[] {
   return [
     ...healthRoutes(ctx),
     ...metaRoutes(ctx),
-    ...authRoutes(),
-    ...usersRoutes(),
+    ...authRoutes(ctx),
+    ...usersRoutes(ctx),
     ...syncRoutes(),
     ...attachmentsRoutes(),
     ...bundlesRoutes(),
@@ -53,6 +53,7 @@ export function allRoutes(ctx: AppContext): Route[] {
 export function createApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.trustProxy);
   app.set('etag', false);
 
   app.use(requestLogging(ctx.logger));
@@ -66,7 +67,7 @@ export function createApp(ctx: AppContext): Express {
   );
   app.use(apiVersionNegotiation);
   app.use(resolveOperations(ctx.spec));
-  app.use(authenticate);
+  app.use(authenticate(ctx.services.auth));
   app.use(
     express.json({
       limit: ctx.config.limits.jsonBodyBytes,

@@ -49,7 +49,14 @@ export interface Config {
     readonly refreshTokenTtlSeconds: number;
     readonly passwordMinLength: number;
     readonly passwordMaxLength: number;
+    /** How long a process may trust its cached view of a user's or session's revocation state. */
+    readonly revocationCacheMs: number;
+    readonly loginMaxFailuresPerUser: number;
+    readonly loginMaxFailuresPerAddress: number;
+    readonly loginThrottleWindowSeconds: number;
   };
+  /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of trusted addresses. */
+  readonly trustProxy: boolean | number | string;
   readonly shutdownTimeoutMs: number;
   /** Set by the build or deployment; main.ts falls back to the git checkout when they are absent. */
   readonly build: { readonly commit: string | undefined; readonly time: string | undefined };
@@ -134,7 +141,12 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
       passwordMinLength,
       passwordMaxLength,
+      revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),
+      loginMaxFailuresPerUser: read.int('LOGIN_MAX_FAILURES_PER_USER', 10, 1, 1_000_000),
+      loginMaxFailuresPerAddress: read.int('LOGIN_MAX_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
+      loginThrottleWindowSeconds: read.duration('LOGIN_THROTTLE_WINDOW', 15 * 60),
     },
+    trustProxy: read.trustProxy('TRUST_PROXY'),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     build: { commit: read.optionalString('BUILD_COMMIT'), time: read.optionalString('BUILD_TIME') },
   };
@@ -246,6 +258,21 @@ class EnvReader {
       this.problem(name, `must be an absolute http(s) URL (got ${JSON.stringify(raw)})`);
       return undefined;
     }
+  }
+
+  trustProxy(name: string): boolean | number | string {
+    const raw = this.optionalString(name);
+    if (raw === undefined || raw === 'false') return false;
+    if (raw === 'true') return true;
+    if (/^\d+$/.test(raw)) return Number(raw);
+    if (!/^[0-9A-Fa-f:.,/\s a-z]+$/.test(raw)) {
+      this.problem(
+        name,
+        `must be true, false, a hop count or a list of addresses (got ${JSON.stringify(raw)})`,
+      );
+      return false;
+    }
+    return raw;
   }
 
   list(name: string): string[] {

@@ -11,6 +11,9 @@ import type { Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { loadOpenApiDocument } from './http/openapi.ts';
 import { resolveBuildInfo } from './lib/build-info.ts';
+import { loadSigningSecret } from './lib/secret.ts';
+import { AuthService } from './modules/auth/auth.service.ts';
+import { UsersService } from './modules/users/users.service.ts';
 
 export interface RunningServer {
   url: string;
@@ -21,7 +24,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Opens (and migrates) the database and gathers what handlers depend on. */
+/**
+ * Opens (and migrates) the database, loads the signing secret, builds the services and creates the
+ * first administrator if there are no users yet.
+ */
 export async function createContext(
   config: Config,
   logger: Logger,
@@ -29,7 +35,25 @@ export async function createContext(
 ): Promise<AppContext> {
   mkdirSync(config.dataDir, { recursive: true });
   const orm = await openDatabase(config.database, logger);
-  return { config, orm, logger, clock, build: resolveBuildInfo(config), spec: loadOpenApiDocument(specPath) };
+  try {
+    const secret = await loadSigningSecret(config.jwtSecret, config.dataDir);
+    const auth = new AuthService({ orm, config, secret, clock });
+    const users = new UsersService({ orm, config, auth, clock });
+    await users.bootstrapAdmin(logger);
+    const build = resolveBuildInfo(config);
+    return {
+      config,
+      orm,
+      logger,
+      clock,
+      build,
+      spec: loadOpenApiDocument(specPath),
+      services: { auth, users },
+    };
+  } catch (err) {
+    await orm.close();
+    throw err;
+  }
 }
 
 /** config → database (migrated) → app → listening server. Used by main.ts and by in-process tests. */

@@ -67,7 +67,9 @@ describe('contract coverage', () => {
 
   it('answers 501 problem+json for an operation whose issue has not landed (after the 401 check)', async () => {
     expectProblem(await request(t.app).get('/dataexport/csv'), 401, 'unauthorized');
-    const res = await request(t.app).get('/dataexport/csv').set('authorization', 'Bearer placeholder');
+    const res = await request(t.app)
+      .get('/dataexport/csv')
+      .set('authorization', `Bearer ${await t.tokenFor('read-only')}`);
     expectProblem(res, 501, 'not_implemented');
   });
 });
@@ -250,7 +252,7 @@ describe('problem+json for every error', () => {
     expectProblem(res, 415, 'unsupported_media_type');
     const form = await request(t.app)
       .post('/sync/push')
-      .set('authorization', 'Bearer x')
+      .set('authorization', `Bearer ${await t.tokenFor('read-write')}`)
       .type('form')
       .send({ a: 1 });
     expectProblem(form, 415, 'unsupported_media_type');
@@ -275,7 +277,7 @@ describe('problem+json for every error', () => {
     });
     const res = await request(t.app)
       .post('/sync/push')
-      .set('authorization', 'Bearer x')
+      .set('authorization', `Bearer ${await t.tokenFor('read-write')}`)
       .set('content-type', 'application/json')
       .send(huge);
     expectProblem(res, 413, 'payload_too_large');

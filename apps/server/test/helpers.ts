@@ -5,14 +5,19 @@ import { createApp } from '../src/app.ts';
 import type { AppContext } from '../src/app-context.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
+import type { Role } from '../src/modules/users/user.entity.ts';
 import { createContext } from '../src/server.ts';
 
 export interface TestApp {
   app: ReturnType<typeof createApp>;
   ctx: AppContext;
   dataDir: string;
+  /** An access token for a user of the role (created on first use; admin is the bootstrap admin). */
+  tokenFor(role: Role): Promise<string>;
   close(): Promise<void>;
 }
+
+export const ADMIN_PASSWORD = 'admin-password-1';
 
 export function tempDir(prefix = 'synk-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
@@ -21,12 +26,27 @@ export function tempDir(prefix = 'synk-test-'): string {
 /** A fresh app on in-memory SQLite and a temporary data directory; one per test file. */
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dataDir = tempDir();
-  const config = loadConfig({ DATA_DIR: dataDir, DB_CONNECTION: ':memory:', ...env });
+  const config = loadConfig({ DATA_DIR: dataDir, DB_CONNECTION: ':memory:', ADMIN_PASSWORD, ...env });
   const ctx = await createContext(config, createLogger('silent'));
+  const tokens = new Map<Role, Promise<string>>();
+  const tokenFor = (role: Role) => {
+    let token = tokens.get(role);
+    if (!token) {
+      token = (async () => {
+        const username = role === 'admin' ? config.adminUsername : `${role}-user`;
+        const password = role === 'admin' ? ADMIN_PASSWORD : 'password-of-user';
+        if (role !== 'admin') await ctx.services.users.create(username, password, role);
+        return (await ctx.services.auth.login(username, password, '127.0.0.1')).token;
+      })();
+      tokens.set(role, token);
+    }
+    return token;
+  };
   return {
     app: createApp(ctx),
     ctx,
     dataDir,
+    tokenFor,
     async close() {
       await ctx.orm.close();
       rmSync(dataDir, { recursive: true, force: true });

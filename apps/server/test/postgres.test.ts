@@ -2,6 +2,7 @@ import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
+import { postgresqlMigrations } from '../src/db/migrations/index.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { startServer } from '../src/server.ts';
 import { tempDir } from './helpers.ts';
@@ -54,7 +55,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
     const again = await startServer(config, createLogger('silent'));
     await again.close();
     const migrations = await query<{ name: string }>(url, 'select name from mikro_orm_migrations');
-    expect(migrations.map((m) => m.name)).toEqual(['Migration20261124000000Init']);
+    expect(migrations.map((m) => m.name)).toEqual(postgresqlMigrations.map((m) => m.name));
     const [sameMeta] = await query<{ value: string }>(
       url,
       "select value from server_meta where key = 'installation_id'",
@@ -62,7 +63,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
     expect(sameMeta?.value).toBe(meta?.value);
   });
 
-  it('leaves migrations alone when MIGRATE_ON_START=false', async () => {
+  it('with MIGRATE_ON_START=false, refuses to start on an outdated schema and changes nothing', async () => {
     const url = await postgres.createDatabase();
     const config = loadConfig({
       PORT: '0',
@@ -71,11 +72,12 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
       DB_CONNECTION: url,
       MIGRATE_ON_START: 'false',
     });
-    const server = await startServer(config, createLogger('silent'));
-    await server.close();
+    await expect(startServer(config, createLogger('silent'))).rejects.toThrow(
+      /MIGRATE_ON_START=false: pending migrations Migration/,
+    );
     const tables = await query<{ table_name: string }>(
       url,
-      "select table_name from information_schema.tables where table_schema = 'public'",
+      "select table_name from information_schema.tables where table_schema = 'public' and table_name <> 'mikro_orm_migrations'",
     );
     expect(tables).toEqual([]);
   });

@@ -12,6 +12,8 @@ import { afterAll, beforeAll } from 'vitest';
  */
 export interface Target {
   baseUrl: string;
+  /** The administrator the server was bootstrapped with. */
+  admin: { username: string; password: string };
   /** True when the harness owns the server (and so the database is fresh for this file). */
   owned: boolean;
   url(pathAndQuery: string): string;
@@ -23,14 +25,21 @@ export async function startTarget(
   const external = process.env.TEST_BASE_URL;
   if (external) {
     const baseUrl = external.replace(/\/+$/, '');
-    return { baseUrl, owned: false, url: (p) => `${baseUrl}${p}`, close: async () => {} };
+    const admin = {
+      username: process.env.TEST_ADMIN_USERNAME ?? 'admin',
+      password: process.env.TEST_ADMIN_PASSWORD ?? '',
+    };
+    return { baseUrl, admin, owned: false, url: (p) => `${baseUrl}${p}`, close: async () => {} };
   }
+  const admin = { username: 'admin', password: 'conformance-admin-password' };
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-conformance-'));
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'error',
+    ADMIN_USERNAME: admin.username,
+    ADMIN_PASSWORD: admin.password,
     ...(process.env.DB_CONNECTION ? { DB_CONNECTION: process.env.DB_CONNECTION } : {}),
     ...env,
   });
@@ -38,6 +47,7 @@ export async function startTarget(
   const baseUrl = `http://127.0.0.1:${server.port}`;
   return {
     baseUrl,
+    admin,
     owned: true,
     url: (p) => `${baseUrl}${p}`,
     async close() {
@@ -56,6 +66,9 @@ export function useTarget(env: Record<string, string> = {}): Target {
     },
     get owned() {
       return current().owned;
+    },
+    get admin() {
+      return current().admin;
     },
     url: (p) => current().url(p),
   };

@@ -6,10 +6,12 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config.ts';
+import { AuthSession, LoginThrottle, RefreshToken } from '../modules/auth/session.entity.ts';
+import { User } from '../modules/users/user.entity.ts';
 import { postgresqlMigrations, sqliteMigrations } from './migrations/index.ts';
 import { ServerMeta } from './server-meta.entity.ts';
 
-export const entities = [ServerMeta];
+export const entities = [ServerMeta, User, AuthSession, RefreshToken, LoginThrottle];
 
 export type DatabaseKind = DatabaseConfig['kind'];
 
@@ -43,7 +45,17 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     clientUrl: database.url,
     migrations: { migrationsList: postgresqlMigrations, snapshot: false, silent: true },
   });
-  if (database.migrateOnStart) await orm.migrator.up();
+  if (database.migrateOnStart) {
+    await orm.migrator.up();
+  } else {
+    const pending = await orm.migrator.getPending();
+    if (pending.length > 0) {
+      await orm.close();
+      throw new Error(
+        `The database schema is not up to date and MIGRATE_ON_START=false: pending migrations ${pending.map((m) => m.name).join(', ')}`,
+      );
+    }
+  }
   return orm;
 }
 

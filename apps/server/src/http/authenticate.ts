@@ -1,22 +1,38 @@
 import type { RequestHandler } from 'express';
-import { Unauthorized } from './errors.ts';
+import type { AuthService, Principal } from '../modules/auth/auth.service.ts';
+import type { Role } from '../modules/users/user.entity.ts';
+import { Forbidden, Unauthorized } from './errors.ts';
 import type { ResolvedOperation } from './operations.ts';
 
+const RANK: Record<Role, number> = { 'read-only': 0, 'read-write': 1, admin: 2 };
+
 /**
- * Authentication gate for operations the contract marks as protected. Runs after route resolution
- * and before the body is read. Until the auth issue lands (token verification and the role matrix),
- * it only demands a bearer token; every protected operation still answers 501 behind it.
+ * The one place the role matrix of spec §1 is enforced, from each operation's `x-min-role` in
+ * openapi.yaml. Runs after route resolution and before the body is read: 401 → 403 → (input).
  */
-export const authenticate: RequestHandler = (req, res, next) => {
-  const operation = res.locals.operation as ResolvedOperation | undefined;
-  if (!operation?.minRole) {
+export function authenticate(auth: AuthService): RequestHandler {
+  return async (req, res, next) => {
+    const operation = res.locals.operation as ResolvedOperation | undefined;
+    if (!operation?.minRole) {
+      next();
+      return;
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '');
+    if (!match) throw Unauthorized('A bearer token is required for this operation');
+    const principal = await auth.authenticate(match[1]!);
+    if (RANK[principal.role] < RANK[operation.minRole]) {
+      throw Forbidden(
+        `This operation requires the ${operation.minRole} role or higher; you have ${principal.role}`,
+      );
+    }
+    res.locals.principal = principal;
     next();
-    return;
-  }
-  const header = req.header('authorization') ?? '';
-  if (!/^Bearer\s+\S+$/i.test(header)) {
-    next(Unauthorized('A bearer token is required for this operation'));
-    return;
-  }
-  next();
-};
+  };
+}
+
+/** The caller of a protected operation (set by `authenticate`). */
+export function principalOf(res: { locals: Record<string, unknown> }): Principal {
+  const principal = res.locals.principal as Principal | undefined;
+  if (!principal) throw Unauthorized();
+  return principal;
+}

@@ -1,9 +1,12 @@
 /**
  * Committed migrations, one list per dialect, listed explicitly (no file discovery) so the same code
- * runs from TypeScript sources and from a bundle. Append new migrations at the end of both lists.
+ * runs from TypeScript sources and from a bundle. Append new migrations at the end of both lists;
+ * the schema they build must match the entities (a test compares them).
  */
 import { Migration20261124000000Init as PgInit } from './postgresql/Migration20261124000000Init.ts';
+import { Migration20261124010000Auth as PgAuth } from './postgresql/Migration20261124010000Auth.ts';
 import { Migration20261124000000Init as SqliteInit } from './sqlite/Migration20261124000000Init.ts';
+import { Migration20261124010000Auth as SqliteAuth } from './sqlite/Migration20261124010000Auth.ts';
 
-export const sqliteMigrations = [SqliteInit];
-export const postgresqlMigrations = [PgInit];
+export const sqliteMigrations = [SqliteInit, SqliteAuth];
+export const postgresqlMigrations = [PgInit, PgAuth];

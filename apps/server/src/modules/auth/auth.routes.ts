@@ -1,10 +1,12 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { authHandlers } from './auth.handlers.ts';
 
-// Implemented by the auth issue; until then every operation answers 501 problem+json.
-export function authRoutes(): Route[] {
+export function authRoutes(ctx: AppContext): Route[] {
+  const h = authHandlers(ctx);
   return [
-    pending('login', 'post', '/auth/login'),
-    pending('refreshToken', 'post', '/auth/refresh'),
-    pending('logout', 'post', '/auth/logout'),
+    { operationId: 'login', method: 'post', path: '/auth/login', handler: h.login },
+    { operationId: 'refreshToken', method: 'post', path: '/auth/refresh', handler: h.refreshToken },
+    { operationId: 'logout', method: 'post', path: '/auth/logout', handler: h.logout },
   ];
 }

@@ -1,14 +1,26 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { usersHandlers } from './users.handlers.ts';
 
-// Implemented by the auth and users issue; until then every operation answers 501 problem+json.
-export function usersRoutes(): Route[] {
+export function usersRoutes(ctx: AppContext): Route[] {
+  const h = usersHandlers(ctx);
   return [
-    pending('createUser', 'post', '/users/create'),
-    pending('listUsers', 'get', '/users'),
-    pending('deleteUser', 'delete', '/users/{username}'),
-    pending('updateUser', 'patch', '/users/{username}'),
-    pending('deleteUserLegacy', 'delete', '/users/delete/{username}'),
-    pending('resetPassword', 'post', '/users/reset-password'),
-    pending('changePassword', 'post', '/users/change-password'),
+    { operationId: 'createUser', method: 'post', path: '/users/create', handler: h.createUser },
+    { operationId: 'listUsers', method: 'get', path: '/users', handler: h.listUsers },
+    { operationId: 'deleteUser', method: 'delete', path: '/users/{username}', handler: h.deleteUser },
+    { operationId: 'updateUser', method: 'patch', path: '/users/{username}', handler: h.updateUser },
+    {
+      operationId: 'deleteUserLegacy',
+      method: 'delete',
+      path: '/users/delete/{username}',
+      handler: h.deleteUserLegacy,
+    },
+    { operationId: 'resetPassword', method: 'post', path: '/users/reset-password', handler: h.resetPassword },
+    {
+      operationId: 'changePassword',
+      method: 'post',
+      path: '/users/change-password',
+      handler: h.changePassword,
+    },
   ];
 }

@@ -1,0 +1,90 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { errors, jwtVerify, SignJWT } from 'jose';
+
+/** What an access token says about its bearer. */
+export interface AccessClaims {
+  sub: string;
+  username: string;
+  role: string;
+  /** The session (refresh-token family) the token was issued from. */
+  sid: string;
+  /** The user's token generation when the token was issued. */
+  gen: number;
+}
+
+export interface VerifiedAccessToken extends AccessClaims {
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+const ALGORITHM = 'HS256';
+
+export async function signAccessToken(
+  claims: AccessClaims,
+  secret: Uint8Array,
+  now: Date,
+  ttlSeconds: number,
+): Promise<{ token: string; expiresAt: number }> {
+  const iat = Math.floor(now.getTime() / 1000);
+  const expiresAt = iat + ttlSeconds;
+  const token = await new SignJWT({ ...claims, typ: 'access' })
+    .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+    .setJti(randomUUID())
+    .setIssuedAt(iat)
+    .setExpirationTime(expiresAt)
+    .sign(secret);
+  return { token, expiresAt };
+}
+
+export class InvalidToken extends Error {
+  readonly reason: 'expired' | 'invalid';
+  constructor(reason: 'expired' | 'invalid') {
+    super(reason === 'expired' ? 'The token has expired' : 'The token is invalid');
+    this.reason = reason;
+  }
+}
+
+/** Verifies signature, algorithm (HS256 only: never `none`), expiry and `typ: access`. */
+export async function verifyAccessToken(
+  token: string,
+  secret: Uint8Array,
+  now: Date,
+): Promise<VerifiedAccessToken> {
+  try {
+    const { payload } = await jwtVerify(token, secret, {
+      algorithms: [ALGORITHM],
+      currentDate: now,
+      requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+    });
+    const { sub, username, role, sid, gen, typ, jti, iat, exp } = payload as Record<string, unknown>;
+    if (
+      typ !== 'access' ||
+      typeof sub !== 'string' ||
+      typeof username !== 'string' ||
+      typeof role !== 'string' ||
+      typeof sid !== 'string' ||
+      typeof gen !== 'number' ||
+      typeof jti !== 'string'
+    ) {
+      throw new InvalidToken('invalid');
+    }
+    return { sub, username, role, sid, gen, jti, iat: iat as number, exp: exp as number };
+  } catch (err) {
+    if (err instanceof InvalidToken) throw err;
+    throw new InvalidToken(err instanceof errors.JWTExpired ? 'expired' : 'invalid');
+  }
+}
+
+/**
+ * Refresh tokens are opaque random strings (never JWTs, so they can never pass as access tokens);
+ * the server keeps only their SHA-256.
+ */
+export function newRefreshToken(): { token: string; hash: string } {
+  const token = `rt_${randomBytes(32).toString('base64url')}`;
+  return { token, hash: hashRefreshToken(token) };
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

@@ -1,0 +1,287 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { type EntityManager, type MikroORM, raw, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { Config } from '../../config.ts';
+import { HttpProblem, Unauthorized } from '../../http/errors.ts';
+import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
+import {
+  hashRefreshToken,
+  InvalidToken,
+  newRefreshToken,
+  signAccessToken,
+  verifyAccessToken,
+} from '../../lib/tokens.ts';
+import { type Role, User, type UserEntity } from '../users/user.entity.ts';
+import { TtlCache } from './revocation-cache.ts';
+import { AuthSession, LoginThrottle, RefreshToken } from './session.entity.ts';
+
+/** Who is calling, established from a verified, unrevoked access token. */
+export interface Principal {
+  userId: string;
+  username: string;
+  role: Role;
+  sessionId: string;
+}
+
+export interface TokenPair {
+  token: string;
+  refreshToken: string;
+  expiresAt: number;
+}
+
+interface UserState {
+  generation: number;
+  role: Role;
+  username: string;
+}
+
+export interface AuthServiceDeps {
+  orm: MikroORM;
+  config: Config;
+  secret: Uint8Array;
+  clock: () => Date;
+}
+
+const invalidCredentials = () => Unauthorized('Invalid username or password', 'invalid_credentials');
+const invalidRefresh = (detail = 'The refresh token is invalid, expired or revoked') =>
+  Unauthorized(detail, 'invalid_refresh_token');
+
+export class AuthService {
+  readonly #deps: AuthServiceDeps;
+  readonly #users: TtlCache<UserState | null>;
+  readonly #sessions: TtlCache<boolean>;
+
+  constructor(deps: AuthServiceDeps) {
+    this.#deps = deps;
+    this.#users = new TtlCache(deps.config.auth.revocationCacheMs);
+    this.#sessions = new TtlCache(deps.config.auth.revocationCacheMs);
+  }
+
+  get #em(): EntityManager {
+    return this.#deps.orm.em;
+  }
+
+  get #now(): Date {
+    return this.#deps.clock();
+  }
+
+  /** Throttled, timing-safe login; opens a new session. */
+  async login(username: string, password: string, address: string): Promise<TokenPair> {
+    const keys = throttleKeys(username, address);
+    await this.#checkThrottle(keys);
+    const user = await this.#em.fork().findOne(User, { username });
+    const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyAgainstDummy(password);
+    if (!user || !ok) {
+      await this.#recordFailure(keys);
+      throw invalidCredentials();
+    }
+    await this.#em.fork().nativeDelete(LoginThrottle, { key: keys.user });
+    return this.#em.fork().transactional((em) => this.#openSession(em, user));
+  }
+
+  /** Exchanges a refresh token for a new pair; the presented token can never be used again. */
+  async refresh(presented: string): Promise<TokenPair> {
+    const now = this.#now;
+    const outcome = await this.#em.fork().transactional(async (em) => {
+      const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(presented) });
+      if (!row) return { error: invalidRefresh() };
+      const session = await em.findOne(AuthSession, { id: row.sessionId });
+      if (!session || session.revokedAt || session.expiresAt <= now || row.expiresAt <= now) {
+        return { error: invalidRefresh() };
+      }
+      // Claim the token atomically: of two concurrent exchanges, exactly one wins.
+      const claimed = row.usedAt
+        ? 0
+        : await em.nativeUpdate(RefreshToken, { tokenHash: row.tokenHash, usedAt: null }, { usedAt: now });
+      if (claimed === 0) {
+        // A rotated token came back: it may have been stolen. End the whole family.
+        await em.nativeUpdate(
+          AuthSession,
+          { id: session.id },
+          { revokedAt: now, revokedReason: 'refresh_token_reuse' },
+        );
+        return {
+          error: invalidRefresh('The refresh token was already used; the session has been revoked'),
+          revoked: session.id,
+        };
+      }
+      const user = await em.findOne(User, { id: session.userId });
+      if (!user) return { error: invalidRefresh() };
+      return { pair: await this.#issue(em, user, session.id, session.expiresAt) };
+    });
+    if (outcome.revoked) this.#sessions.delete(outcome.revoked);
+    if (outcome.error) throw outcome.error;
+    return outcome.pair!;
+  }
+
+  /** Revokes the session of the given refresh token, or all of the caller's sessions. */
+  async logout(principal: Principal, refreshToken: string | undefined): Promise<void> {
+    const em = this.#em.fork();
+    const now = this.#now;
+    if (refreshToken === undefined) {
+      await em.nativeUpdate(
+        AuthSession,
+        { userId: principal.userId, revokedAt: null },
+        { revokedAt: now, revokedReason: 'logout' },
+      );
+      await em.nativeUpdate(User, { id: principal.userId }, { tokenGeneration: nextGeneration() });
+      this.forgetUser(principal.userId);
+      return;
+    }
+    const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(refreshToken) });
+    const session = row ? await em.findOne(AuthSession, { id: row.sessionId }) : null;
+    if (!session || session.userId !== principal.userId) {
+      throw new HttpProblem(404, 'not_found', 'No such session for this user');
+    }
+    await em.nativeUpdate(AuthSession, { id: session.id }, { revokedAt: now, revokedReason: 'logout' });
+    this.#sessions.delete(session.id);
+  }
+
+  /** Verifies an access token and checks it has not been revoked since it was issued. */
+  async authenticate(token: string): Promise<Principal> {
+    let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
+    try {
+      claims = await verifyAccessToken(token, this.#deps.secret, this.#now);
+    } catch (err) {
+      if (err instanceof InvalidToken && err.reason === 'expired')
+        throw Unauthorized('The access token has expired', 'token_expired');
+      throw Unauthorized('The access token is invalid', 'invalid_token');
+    }
+    const user = await this.#users.through(claims.sub, () => this.#loadUserState(claims.sub));
+    if (!user || user.generation !== claims.gen)
+      throw Unauthorized('The access token has been revoked', 'token_revoked');
+    const live = await this.#sessions.through(claims.sid, () => this.#loadSessionLive(claims.sid));
+    if (!live) throw Unauthorized('The session has ended', 'token_revoked');
+    return { userId: claims.sub, username: user.username, role: user.role, sessionId: claims.sid };
+  }
+
+  /**
+   * Makes every token of the user stop working: refresh tokens at once, access tokens on their
+   * next request. Called inside the transaction that changes the user.
+   */
+  async revokeAllTokens(em: EntityManager, userId: string, reason: string): Promise<void> {
+    await em.nativeUpdate(
+      AuthSession,
+      { userId, revokedAt: null },
+      { revokedAt: this.#now, revokedReason: reason },
+    );
+    await em.nativeUpdate(User, { id: userId }, { tokenGeneration: nextGeneration() });
+  }
+
+  /** Drops this process's cached view of a user (call after the changing transaction commits). */
+  forgetUser(userId: string): void {
+    this.#users.delete(userId);
+  }
+
+  async #loadUserState(userId: string): Promise<UserState | null> {
+    const user = await this.#em.fork().findOne(User, { id: userId });
+    return user
+      ? { generation: user.tokenGeneration, role: user.role as Role, username: user.username }
+      : null;
+  }
+
+  async #loadSessionLive(sessionId: string): Promise<boolean> {
+    const session = await this.#em.fork().findOne(AuthSession, { id: sessionId });
+    return !!session && !session.revokedAt && session.expiresAt > this.#now;
+  }
+
+  async #openSession(em: EntityManager, user: UserEntity): Promise<TokenPair> {
+    const now = this.#now;
+    const sessionId = randomUUID();
+    const expiresAt = new Date(now.getTime() + this.#deps.config.auth.refreshTokenTtlSeconds * 1000);
+    em.create(AuthSession, {
+      id: sessionId,
+      userId: user.id,
+      createdAt: now,
+      expiresAt,
+      revokedAt: null,
+      revokedReason: null,
+    });
+    await em.flush();
+    return this.#issue(em, user, sessionId, expiresAt);
+  }
+
+  async #issue(
+    em: EntityManager,
+    user: UserEntity,
+    sessionId: string,
+    sessionExpiresAt: Date,
+  ): Promise<TokenPair> {
+    const now = this.#now;
+    const refresh = newRefreshToken();
+    em.create(RefreshToken, {
+      tokenHash: refresh.hash,
+      sessionId,
+      createdAt: now,
+      expiresAt: sessionExpiresAt,
+      usedAt: null,
+    });
+    await em.flush();
+    const access = await signAccessToken(
+      { sub: user.id, username: user.username, role: user.role, sid: sessionId, gen: user.tokenGeneration },
+      this.#deps.secret,
+      now,
+      this.#deps.config.auth.accessTokenTtlSeconds,
+    );
+    return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
+  }
+
+  async #checkThrottle(keys: ThrottleKeys): Promise<void> {
+    const { auth } = this.#deps.config;
+    const now = this.#now.getTime();
+    const windowMs = auth.loginThrottleWindowSeconds * 1000;
+    const rows = await this.#em.fork().find(LoginThrottle, { key: { $in: [keys.user, keys.address] } });
+    for (const row of rows) {
+      const limit = row.key === keys.user ? auth.loginMaxFailuresPerUser : auth.loginMaxFailuresPerAddress;
+      const windowEnd = row.windowStartedAt.getTime() + windowMs;
+      if (windowEnd > now && row.failures >= limit) {
+        const retryAfter = Math.max(1, Math.ceil((windowEnd - now) / 1000));
+        throw new HttpProblem(429, 'too_many_requests', 'Too many failed logins; try again later', {
+          headers: { 'Retry-After': String(retryAfter) },
+          extensions: { retry_after: retryAfter },
+        });
+      }
+    }
+  }
+
+  async #recordFailure(keys: ThrottleKeys): Promise<void> {
+    try {
+      await this.#countFailure(keys);
+    } catch (err) {
+      // A concurrent failure created the same counter first; count again on top of it.
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      await this.#countFailure(keys);
+    }
+  }
+
+  async #countFailure(keys: ThrottleKeys): Promise<void> {
+    const now = this.#now;
+    const windowMs = this.#deps.config.auth.loginThrottleWindowSeconds * 1000;
+    await this.#em.fork().transactional(async (em) => {
+      for (const key of [keys.user, keys.address]) {
+        const row = await em.findOne(LoginThrottle, { key });
+        if (!row) em.create(LoginThrottle, { key, failures: 1, windowStartedAt: now });
+        else if (row.windowStartedAt.getTime() + windowMs <= now.getTime()) {
+          row.failures = 1;
+          row.windowStartedAt = now;
+        } else row.failures += 1;
+      }
+      await em.flush();
+    });
+  }
+}
+
+/** `token_generation + 1`, computed by the database so concurrent bumps never collapse into one. */
+const nextGeneration = () => raw('token_generation + 1') as unknown as number;
+
+interface ThrottleKeys {
+  user: string;
+  address: string;
+}
+
+function throttleKeys(username: string, address: string): ThrottleKeys {
+  // Hashed so that any username (any length, any text) makes a fixed-size key.
+  return {
+    user: `user:${createHash('sha256').update(username).digest('hex')}`,
+    address: `addr:${address.slice(0, 64)}`,
+  };
+}

@@ -1,0 +1,163 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { loadSigningSecret } from '../src/lib/secret.ts';
+import { TtlCache } from '../src/modules/auth/revocation-cache.ts';
+import { createContext } from '../src/server.ts';
+import { ADMIN_PASSWORD, createTestApp, type TestApp, tempDir } from './helpers.ts';
+
+describe('signing secret', () => {
+  it('is generated once per data directory, kept with mode 0600, and reused', async () => {
+    const dir = tempDir();
+    const first = await loadSigningSecret(undefined, dir);
+    expect(first.byteLength).toBe(64);
+    expect(statSync(path.join(dir, 'jwt-secret')).mode & 0o777).toBe(0o600);
+    expect(Buffer.from(await loadSigningSecret(undefined, dir)).equals(Buffer.from(first))).toBe(true);
+  });
+
+  it('is the same for processes racing to create it', async () => {
+    const dir = tempDir();
+    const secrets = await Promise.all(Array.from({ length: 8 }, () => loadSigningSecret(undefined, dir)));
+    for (const s of secrets) expect(Buffer.from(s).equals(Buffer.from(secrets[0]!))).toBe(true);
+  });
+
+  it('uses JWT_SECRET when configured', async () => {
+    const secret = await loadSigningSecret('x'.repeat(40), tempDir());
+    expect(Buffer.from(secret).toString()).toBe('x'.repeat(40));
+  });
+
+  it('tokens survive a restart on the same data directory', async () => {
+    const dataDir = tempDir();
+    const env = { DATA_DIR: dataDir, DB_CONNECTION: path.join(dataDir, 'db.sqlite'), ADMIN_PASSWORD };
+    const first = await createContext(loadConfig(env), createLogger('silent'));
+    const { token } = await first.services.auth.login('admin', ADMIN_PASSWORD, '127.0.0.1');
+    await first.orm.close();
+    const second = await createContext(loadConfig(env), createLogger('silent'));
+    expect(
+      (await request(createApp(second)).get('/users').set('authorization', `Bearer ${token}`)).status,
+    ).toBe(200);
+    await second.orm.close();
+  });
+});
+
+describe('admin bootstrap', () => {
+  it('refuses to start when ADMIN_PASSWORD breaks the password policy, naming it', async () => {
+    await expect(
+      createContext(
+        loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: ':memory:', ADMIN_PASSWORD: 'short' }),
+        createLogger('silent'),
+      ),
+    ).rejects.toThrow(/^ADMIN_PASSWORD: must be at least 8 characters/);
+  });
+
+  it('creates ADMIN_USERNAME with a generated password, logged once, when none is configured', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('info');
+    const capture = logger.child({});
+    capture.warn = ((obj: unknown, msg?: string) => {
+      lines.push(`${JSON.stringify(obj)} ${msg}`);
+    }) as typeof capture.warn;
+    const dataDir = tempDir();
+    const env = {
+      DATA_DIR: dataDir,
+      DB_CONNECTION: path.join(dataDir, 'db.sqlite'),
+      ADMIN_USERNAME: 'chief',
+    };
+    const ctx = await createContext(loadConfig(env), capture);
+    expect(lines).toHaveLength(1);
+    const password = /"generatedPassword":"([^"]+)"/.exec(lines[0]!)?.[1];
+    expect(password?.length).toBeGreaterThanOrEqual(20);
+    expect((await ctx.services.auth.login('chief', password!, '127.0.0.1')).token).toEqual(
+      expect.any(String),
+    );
+    await ctx.orm.close();
+    const again = await createContext(loadConfig(env), capture);
+    expect(lines).toHaveLength(1);
+    await again.orm.close();
+  });
+});
+
+describe('revocation cache', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ REVOCATION_CACHE_MS: '400' });
+  });
+  afterAll(() => t.close());
+
+  it('sees a change made by another process at most REVOCATION_CACHE_MS later', async () => {
+    const token = await t.tokenFor('read-only');
+    const pull = () => request(t.app).post('/sync/pull').set('authorization', `Bearer ${token}`).send({});
+    expect((await pull()).status).not.toBe(401);
+    // Another process bumps the user's token generation: this process has it cached.
+    await t.ctx.orm.em
+      .fork()
+      .getConnection()
+      .execute("update users set token_generation = token_generation + 1 where username = 'read-only-user'");
+    expect((await pull()).status).not.toBe(401);
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect((await pull()).status).toBe(401);
+  });
+
+  it('sees a change made through this process at once', async () => {
+    const token = await t.tokenFor('read-write');
+    const pull = () => request(t.app).post('/sync/pull').set('authorization', `Bearer ${token}`).send({});
+    expect((await pull()).status).not.toBe(401);
+    await t.ctx.services.users.setRole('read-write-user', 'read-only');
+    expect((await pull()).status).toBe(401);
+  });
+});
+
+describe('TtlCache', () => {
+  it('expires entries after the TTL and evicts the oldest beyond the cap', () => {
+    let now = 0;
+    const cache = new TtlCache<number>(100, 2, () => now);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    now = 50;
+    expect(cache.get('a')).toBe(1);
+    cache.set('c', 3);
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.get('b')).toBe(2);
+    now = 120;
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('c')).toBe(3);
+  });
+
+  it('caches nothing with a TTL of 0', () => {
+    const cache = new TtlCache<number>(0);
+    cache.set('a', 1);
+    expect(cache.get('a')).toBeUndefined();
+  });
+});
+
+describe('login timing', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ LOGIN_MAX_FAILURES_PER_USER: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000' });
+    await t.tokenFor('read-only');
+  });
+  afterAll(() => t.close());
+
+  it('an unknown user costs about as much as a wrong password (a real password hash is verified either way)', async () => {
+    const timeOf = async (username: string) => {
+      const start = performance.now();
+      const res = await request(t.app).post('/auth/login').send({ username, password: 'wrong-password' });
+      expect(res.status).toBe(401);
+      return performance.now() - start;
+    };
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      known.push(await timeOf('read-only-user'));
+      unknown.push(await timeOf(`ghost-${i}`));
+    }
+    const ratio = median(unknown) / median(known);
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(2);
+  });
+});
