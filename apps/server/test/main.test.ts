@@ -61,6 +61,10 @@ describe('main.ts', () => {
     const [code] = await once(server.child, 'exit');
     expect(code).toBe(0);
     expect(server.output().stdout).toMatch(/shutting down/);
+    // First start without ADMIN_PASSWORD: the generated admin password is printed, once.
+    expect(server.output().stdout).toMatch(
+      /created the first administrator \\"admin\\" with the generated password \S{20,}/,
+    );
 
     const file = path.join(dataDir, 'synkronus.db');
     expect(existsSync(file)).toBe(true);
