@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { OpenApiDocument } from './http/openapi.ts';
 import type { AuthService } from './modules/auth/auth.service.ts';
+import type { SyncService } from './modules/sync/sync.service.ts';
 import type { UsersService } from './modules/users/users.service.ts';
 
 export interface BuildInfo {
@@ -16,6 +17,9 @@ export interface BuildInfo {
 export interface Services {
   auth: AuthService;
   users: UsersService;
+  sync: SyncService;
+  /** Releases what the services hold (connection pools); the ORM is closed separately. */
+  close(): Promise<void>;
 }
 
 /** Everything a request handler may depend on; built by createContext (server.ts) and passed to createApp. */

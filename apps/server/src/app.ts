@@ -42,7 +42,7 @@ export function allRoutes(ctx: AppContext): Route[] {
     ...metaRoutes(ctx),
     ...authRoutes(ctx),
     ...usersRoutes(ctx),
-    ...syncRoutes(),
+    ...syncRoutes(ctx),
     ...attachmentsRoutes(),
     ...bundlesRoutes(),
     ...exportsRoutes(),

@@ -4,4 +4,4 @@ export { createApp } from './app.ts';
 export type { AppContext } from './app-context.ts';
 export { type Config, ConfigError, loadConfig } from './config.ts';
 export { createLogger } from './lib/logger.ts';
-export { createContext, type RunningServer, startServer } from './server.ts';
+export { closeContext, createContext, type RunningServer, startServer } from './server.ts';

@@ -13,6 +13,9 @@ import { loadOpenApiDocument } from './http/openapi.ts';
 import { resolveBuildInfo } from './lib/build-info.ts';
 import { loadSigningSecret } from './lib/secret.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
+import { PostgresSyncStore } from './modules/sync/postgres.store.ts';
+import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
+import { SyncService } from './modules/sync/sync.service.ts';
 import { UsersService } from './modules/users/users.service.ts';
 
 export interface RunningServer {
@@ -40,6 +43,11 @@ export async function createContext(
     const auth = new AuthService({ orm, config, secret, clock });
     const users = new UsersService({ orm, config, auth, clock });
     await users.bootstrapAdmin(logger);
+    const store =
+      config.database.kind === 'sqlite'
+        ? await SqliteSyncStore.open(orm)
+        : new PostgresSyncStore(config.database.url);
+    const sync = new SyncService({ store, config, clock });
     const build = resolveBuildInfo(config);
     return {
       config,
@@ -48,11 +56,20 @@ export async function createContext(
       clock,
       build,
       spec: loadOpenApiDocument(specPath),
-      services: { auth, users },
+      services: { auth, users, sync, close: () => store.close() },
     };
   } catch (err) {
     await orm.close();
     throw err;
+  }
+}
+
+/** Releases the services' resources, then the database. */
+export async function closeContext(context: AppContext): Promise<void> {
+  try {
+    await context.services.close();
+  } finally {
+    await context.orm.close();
   }
 }
 
@@ -69,7 +86,7 @@ export async function startServer(
   try {
     await once(server, 'listening');
   } catch (err) {
-    await orm.close();
+    await closeContext(context);
     throw err;
   }
   const { port } = server.address() as AddressInfo;
@@ -83,7 +100,7 @@ export async function startServer(
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
-      await orm.close();
+      await closeContext(context);
     })();
     return closing;
   };

@@ -6,7 +6,7 @@ import type { AppContext } from '../src/app-context.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import type { Role } from '../src/modules/users/user.entity.ts';
-import { createContext } from '../src/server.ts';
+import { closeContext, createContext } from '../src/server.ts';
 
 export interface TestApp {
   app: ReturnType<typeof createApp>;
@@ -48,7 +48,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     dataDir,
     tokenFor,
     async close() {
-      await ctx.orm.close();
+      await closeContext(ctx);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 
 const target = useTarget();
@@ -35,7 +35,9 @@ describe('GET /version', () => {
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.server.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(['sqlite', 'postgresql']).toContain(body.database.type);
+    // The suite runs once per database (SYNK_TEST_DB): make sure it really talks to that one.
+    if (target.owned) expect(body.database.type).toBe(inject('pgUrl') ? 'postgresql' : 'sqlite');
+    else expect(['sqlite', 'postgresql']).toContain(body.database.type);
     expect(body.database.version).toMatch(/^\d+\.\d+/);
     expect(body.database.database_name).toEqual(expect.any(String));
     expect(body.system.cpus).toBeGreaterThan(0);

@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLogger, loadConfig, type RunningServer, startServer } from '@synk/server';
-import { afterAll, beforeAll } from 'vitest';
+import { databaseFactory } from '@synk/test-support/postgres';
+import { afterAll, beforeAll, inject } from 'vitest';
+
+const createDatabase = (url: string) => databaseFactory(url)('synk_conformance');
 
 /**
  * The server under test. By default each test file gets its own real server, in-process on a random
@@ -33,6 +36,8 @@ export async function startTarget(
   }
   const admin = { username: 'admin', password: 'conformance-admin-password' };
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-conformance-'));
+  const pgUrl = inject('pgUrl');
+  const database = pgUrl ? await createDatabase(pgUrl) : process.env.DB_CONNECTION;
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -40,7 +45,7 @@ export async function startTarget(
     LOG_LEVEL: 'error',
     ADMIN_USERNAME: admin.username,
     ADMIN_PASSWORD: admin.password,
-    ...(process.env.DB_CONNECTION ? { DB_CONNECTION: process.env.DB_CONNECTION } : {}),
+    ...(database ? { DB_CONNECTION: database } : {}),
     ...env,
   });
   const server: RunningServer = await startServer(config, createLogger('silent'));

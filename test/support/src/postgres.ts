@@ -63,7 +63,7 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-function databaseFactory(url: string) {
+export function databaseFactory(url: string) {
   return async (prefix = 'synk_test') => {
     const name = `${prefix}_${randomBytes(6).toString('hex')}`;
     const client = new pg.Client({ connectionString: url });

@@ -1,12 +1,13 @@
 /**
  * Committed migrations, one list per dialect, listed explicitly (no file discovery) so the same code
- * runs from TypeScript sources and from a bundle. Append new migrations at the end of both lists;
- * the schema they build must match the entities (a test compares them).
+ * runs from TypeScript sources and from a bundle. Append new migrations at the end of both lists.
  */
 import { Migration20261124000000Init as PgInit } from './postgresql/Migration20261124000000Init.ts';
 import { Migration20261124010000Auth as PgAuth } from './postgresql/Migration20261124010000Auth.ts';
+import { Migration20261124020000Sync as PgSync } from './postgresql/Migration20261124020000Sync.ts';
 import { Migration20261124000000Init as SqliteInit } from './sqlite/Migration20261124000000Init.ts';
 import { Migration20261124010000Auth as SqliteAuth } from './sqlite/Migration20261124010000Auth.ts';
+import { Migration20261124020000Sync as SqliteSync } from './sqlite/Migration20261124020000Sync.ts';
 
-export const sqliteMigrations = [SqliteInit, SqliteAuth];
-export const postgresqlMigrations = [PgInit, PgAuth];
+export const sqliteMigrations = [SqliteInit, SqliteAuth, SqliteSync];
+export const postgresqlMigrations = [PgInit, PgAuth, PgSync];

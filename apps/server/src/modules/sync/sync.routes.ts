@@ -1,10 +1,12 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { syncHandlers } from './sync.handlers.ts';
 
-// Implemented by the record sync issue; until then every operation answers 501 problem+json.
-export function syncRoutes(): Route[] {
+export function syncRoutes(ctx: AppContext): Route[] {
+  const h = syncHandlers(ctx);
   return [
-    pending('syncPull', 'post', '/sync/pull'),
-    pending('syncPush', 'post', '/sync/push'),
-    pending('listConflicts', 'get', '/sync/conflicts'),
+    { operationId: 'syncPull', method: 'post', path: '/sync/pull', handler: h.syncPull },
+    { operationId: 'syncPush', method: 'post', path: '/sync/push', handler: h.syncPush },
+    { operationId: 'listConflicts', method: 'get', path: '/sync/conflicts', handler: h.listConflicts },
   ];
 }

@@ -1,0 +1,187 @@
+import pg from 'pg';
+import {
+  type PullPage,
+  type PullQuery,
+  type PushOutcome,
+  type PushRequest,
+  RECORD_COLUMNS,
+  type StoredConflict,
+  type StoredRecord,
+  type SyncStore,
+  UPSERT_ASSIGNMENTS,
+} from './sync.store.ts';
+
+type Row = Omit<StoredRecord, 'version'> & { version: string };
+const toRecord = (row: Row): StoredRecord => ({ ...row, version: Number(row.version) });
+
+const COLUMN_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
+  observation_id: 'text',
+  form_type: 'text',
+  form_version: 'text',
+  data: 'text',
+  created_at: 'text',
+  updated_at: 'text',
+  synced_at: 'text',
+  deleted: 'bool',
+  version: 'int8',
+  geolocation: 'text',
+  hash: 'text',
+  last_modified_by: 'text',
+  origin_client_id: 'text',
+};
+
+/** All records of a push in one statement: one array parameter per column. */
+const UPSERT = `insert into observations (${RECORD_COLUMNS.join(', ')})
+  select * from unnest(${RECORD_COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(', ')})
+  on conflict (observation_id) do update set ${UPSERT_ASSIGNMENTS}`;
+
+/**
+ * The sync hot path on PostgreSQL, on a pool of its own. A push first locks the counter row
+ * (`select … for update`) and holds it to commit: pushes commit one at a time, in version order,
+ * across every server process sharing the database, and each push decides conflicts on rows no
+ * other push can change under it. Pulls read in a REPEATABLE READ snapshot.
+ */
+export class PostgresSyncStore implements SyncStore {
+  readonly #pool: pg.Pool;
+
+  constructor(url: string) {
+    this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+  }
+
+  async push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('begin');
+      const counter = await client.query<{ value: string }>(
+        'select value from sync_counter where id = 1 for update',
+      );
+      let current = Number(counter.rows[0]!.value);
+      const seen = await client.query<{ body_hash: string; response: string; expires_at: string }>(
+        'select body_hash, response, expires_at from sync_transmissions where client_id = $1 and transmission_id = $2',
+        [request.clientId, request.transmissionId],
+      );
+      const previous = seen.rows[0];
+      if (previous && Number(previous.expires_at) > request.nowMs) {
+        await client.query('rollback');
+        return previous.body_hash === request.bodyHash
+          ? { kind: 'replay', response: JSON.parse(previous.response) as Response }
+          : { kind: 'mismatch' };
+      }
+      if (previous) {
+        await client.query('delete from sync_transmissions where client_id = $1 and transmission_id = $2', [
+          request.clientId,
+          request.transmissionId,
+        ]);
+      }
+      const existing = new Map<string, StoredRecord>();
+      if (request.observationIds.length > 0) {
+        const found = await client.query<Row>(
+          `select ${RECORD_COLUMNS.join(', ')} from observations where observation_id = any($1::text[])`,
+          [request.observationIds],
+        );
+        for (const row of found.rows) existing.set(row.observation_id, toRecord(row));
+      }
+      const decision = request.decide(existing);
+      const versions: number[] = [];
+      if (decision.writes.length > 0) {
+        const bumped = await client.query<{ value: string }>(
+          'update sync_counter set value = value + $1 where id = 1 returning value',
+          [decision.writes.length],
+        );
+        current = Number(bumped.rows[0]!.value);
+        for (let i = 0; i < decision.writes.length; i++)
+          versions.push(current - decision.writes.length + i + 1);
+        const columns = RECORD_COLUMNS.map((c) =>
+          c === 'version' ? versions : decision.writes.map((w) => w[c as keyof typeof w]),
+        );
+        await client.query(UPSERT, columns);
+      }
+      for (const c of decision.conflicts) {
+        await client.query(
+          'insert into sync_conflicts (observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+          [
+            c.observation_id,
+            c.form_type,
+            c.policy,
+            c.base_version,
+            c.server_version,
+            c.client_id,
+            c.username,
+            c.transmission_id,
+            c.detected_at,
+            JSON.stringify(c.incoming),
+            JSON.stringify(c.server),
+          ],
+        );
+      }
+      const response = decision.respond(current, versions);
+      await client.query(
+        'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)',
+        [
+          request.clientId,
+          request.transmissionId,
+          request.bodyHash,
+          JSON.stringify(response),
+          request.nowMs,
+          request.expiresAtMs,
+        ],
+      );
+      await client.query('commit');
+      return { kind: 'done', response };
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async pull(query: PullQuery): Promise<PullPage> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('begin isolation level repeatable read read only');
+      const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
+      const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
+      const rows = await client.query<Row>(
+        `select ${RECORD_COLUMNS.join(', ')} from observations where version > $1${filter ? ' and form_type = any($3::text[])' : ''} order by version limit $2`,
+        filter ? [query.afterVersion, query.limit + 1, filter] : [query.afterVersion, query.limit + 1],
+      );
+      await client.query('commit');
+      const hasMore = rows.rows.length > query.limit;
+      const page = hasMore ? rows.rows.slice(0, query.limit) : rows.rows;
+      return { records: page.map(toRecord), currentVersion: Number(counter.rows[0]!.value), hasMore };
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
+    const result = await this.#pool.query('select * from sync_conflicts where id > $1 order by id limit $2', [
+      afterId,
+      limit,
+    ]);
+    return result.rows.map((r) => ({
+      ...r,
+      id: Number(r.id),
+      base_version: Number(r.base_version),
+      server_version: Number(r.server_version),
+    })) as StoredConflict[];
+  }
+
+  async currentVersion(): Promise<number> {
+    const result = await this.#pool.query<{ value: string }>('select value from sync_counter where id = 1');
+    return Number(result.rows[0]!.value);
+  }
+
+  async purgeTransmissions(nowMs: number): Promise<number> {
+    const result = await this.#pool.query('delete from sync_transmissions where expires_at <= $1', [nowMs]);
+    return result.rowCount ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

@@ -1,0 +1,169 @@
+import { canonicalJson, sha256Hex } from '../../lib/canonical-json.ts';
+
+/** A pushed record after validation: every field present, normalised, ready to store. */
+export interface IncomingRecord {
+  observation_id: string;
+  form_type: string;
+  form_version: string | null;
+  data: Record<string, unknown>;
+  created_at: string | null;
+  updated_at: string | null;
+  deleted: boolean;
+  geolocation: Geolocation | null;
+  base_version: number | null;
+  /** sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}. */
+  hash: string;
+}
+
+export interface Geolocation {
+  latitude: number;
+  longitude: number;
+  accuracy: number;
+  altitude?: number;
+  altitude_accuracy?: number;
+}
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const charLength = (s: string) => (s.length <= 255 ? [...s].length : s.length);
+
+function checkString(
+  errors: FieldError[],
+  value: unknown,
+  path: string,
+  min: number,
+  max: number,
+): value is string {
+  if (typeof value !== 'string') {
+    errors.push({ path, message: value === undefined ? 'is required' : 'must be a string' });
+    return false;
+  }
+  const length = charLength(value);
+  if (length < min || length > max) {
+    errors.push({ path, message: `must be ${min}-${max} characters long` });
+    return false;
+  }
+  return true;
+}
+
+function checkTimestamp(errors: FieldError[], value: unknown, path: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || !RFC3339.test(value) || Number.isNaN(Date.parse(value))) {
+    errors.push({ path, message: 'must be an RFC 3339 timestamp such as 2025-01-31T12:00:00Z' });
+    return null;
+  }
+  return value;
+}
+
+function checkNumber(
+  errors: FieldError[],
+  geo: Record<string, unknown>,
+  key: string,
+  range: [number, number],
+  required: boolean,
+): number | undefined {
+  const value = geo[key];
+  if (value === undefined || (value === null && !required)) {
+    if (required) errors.push({ path: `/geolocation/${key}`, message: 'is required' });
+    return undefined;
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < range[0] || value > range[1]) {
+    errors.push({ path: `/geolocation/${key}`, message: `must be a number from ${range[0]} to ${range[1]}` });
+    return undefined;
+  }
+  return value;
+}
+
+function checkGeolocation(errors: FieldError[], value: unknown): Geolocation | null {
+  if (value === undefined || value === null) return null;
+  if (!isPlainObject(value)) {
+    errors.push({ path: '/geolocation', message: 'must be an object with latitude, longitude and accuracy' });
+    return null;
+  }
+  const latitude = checkNumber(errors, value, 'latitude', [-90, 90], true);
+  const longitude = checkNumber(errors, value, 'longitude', [-180, 180], true);
+  const accuracy = checkNumber(errors, value, 'accuracy', [0, Number.MAX_VALUE], true);
+  const altitude = checkNumber(errors, value, 'altitude', [-Number.MAX_VALUE, Number.MAX_VALUE], false);
+  const altitudeAccuracy = checkNumber(errors, value, 'altitude_accuracy', [0, Number.MAX_VALUE], false);
+  if (latitude === undefined || longitude === undefined || accuracy === undefined) return null;
+  const geo: Geolocation = { latitude, longitude, accuracy };
+  if (altitude !== undefined) geo.altitude = altitude;
+  if (altitudeAccuracy !== undefined) geo.altitude_accuracy = altitudeAccuracy;
+  return geo;
+}
+
+export function contentHash(
+  record: Pick<IncomingRecord, 'form_type' | 'form_version' | 'data' | 'deleted' | 'geolocation'>,
+): string {
+  return sha256Hex(
+    canonicalJson({
+      form_type: record.form_type,
+      form_version: record.form_version,
+      data: record.data,
+      deleted: record.deleted,
+      geolocation: record.geolocation,
+    }),
+  );
+}
+
+/** Checks one pushed record (spec §4.1); returns it normalised, or every problem found. */
+export function validateRecord(
+  raw: unknown,
+): { record: IncomingRecord } | { errors: FieldError[]; observationId?: string } {
+  if (!isPlainObject(raw)) return { errors: [{ path: '', message: 'a record must be a JSON object' }] };
+  const errors: FieldError[] = [];
+  const idOk = checkString(errors, raw.observation_id, '/observation_id', 1, 255);
+  const typeOk = checkString(errors, raw.form_type, '/form_type', 1, 255);
+  let formVersion: string | null = null;
+  if (raw.form_version !== undefined && raw.form_version !== null) {
+    if (checkString(errors, raw.form_version, '/form_version', 1, 50))
+      formVersion = raw.form_version as string;
+  }
+  if (!isPlainObject(raw.data)) {
+    errors.push({ path: '/data', message: raw.data === undefined ? 'is required' : 'must be a JSON object' });
+  }
+  const createdAt = checkTimestamp(errors, raw.created_at, '/created_at');
+  const updatedAt = checkTimestamp(errors, raw.updated_at, '/updated_at');
+  let deleted = false;
+  if (raw.deleted !== undefined && raw.deleted !== null) {
+    if (typeof raw.deleted !== 'boolean') errors.push({ path: '/deleted', message: 'must be true or false' });
+    else deleted = raw.deleted;
+  }
+  const geolocation = checkGeolocation(errors, raw.geolocation);
+  let baseVersion: number | null = null;
+  if (raw.base_version !== undefined && raw.base_version !== null) {
+    if (
+      typeof raw.base_version !== 'number' ||
+      !Number.isSafeInteger(raw.base_version) ||
+      raw.base_version < 0
+    ) {
+      errors.push({ path: '/base_version', message: 'must be a non-negative integer' });
+    } else baseVersion = raw.base_version;
+  }
+  if (errors.length > 0 || !idOk || !typeOk) {
+    return typeof raw.observation_id === 'string'
+      ? { errors, observationId: raw.observation_id }
+      : { errors };
+  }
+  const record = {
+    observation_id: raw.observation_id as string,
+    form_type: raw.form_type as string,
+    form_version: formVersion,
+    data: raw.data as Record<string, unknown>,
+    created_at: createdAt,
+    updated_at: updatedAt,
+    deleted,
+    geolocation,
+    base_version: baseVersion,
+    hash: '',
+  };
+  record.hash = contentHash(record);
+  return { record };
+}

@@ -1,0 +1,202 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { SqliteConnection } from '@mikro-orm/sqlite';
+import type Database from 'better-sqlite3';
+import {
+  type PullPage,
+  type PullQuery,
+  type PushOutcome,
+  type PushRequest,
+  RECORD_COLUMNS,
+  type StoredConflict,
+  type StoredRecord,
+  type SyncStore,
+  UPSERT_ASSIGNMENTS,
+} from './sync.store.ts';
+
+type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
+
+const toRecord = (row: Row): StoredRecord => ({ ...row, deleted: row.deleted === 1 });
+const ID_CHUNK = 500;
+
+/**
+ * The sync hot path on SQLite, with prepared statements on the ORM's own better-sqlite3
+ * connection. Each push or pull runs as one synchronous transaction: nothing else in this process
+ * can interleave with it, and it starts only when the ORM has no transaction open on the
+ * connection, so it never nests inside another request's transaction. `BEGIN IMMEDIATE` takes the
+ * write lock up front in case another process shares the file.
+ */
+export class SqliteSyncStore implements SyncStore {
+  readonly #db: Database.Database;
+  readonly #statements: ReturnType<typeof prepare>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#statements = prepare(db);
+  }
+
+  static async open(orm: MikroORM): Promise<SqliteSyncStore> {
+    const db = await (orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
+    return new SqliteSyncStore(db);
+  }
+
+  async #idle(): Promise<void> {
+    while (this.#db.inTransaction) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  async push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
+    await this.#idle();
+    const s = this.#statements;
+    const run = this.#db.transaction((): PushOutcome<Response> => {
+      const seen = s.transmission.get(request.clientId, request.transmissionId) as
+        | { body_hash: string; response: string; expires_at: number }
+        | undefined;
+      if (seen && seen.expires_at > request.nowMs) {
+        return seen.body_hash === request.bodyHash
+          ? { kind: 'replay', response: JSON.parse(seen.response) as Response }
+          : { kind: 'mismatch' };
+      }
+      if (seen) s.forgetTransmission.run(request.clientId, request.transmissionId);
+
+      const existing = new Map<string, StoredRecord>();
+      for (let i = 0; i < request.observationIds.length; i += ID_CHUNK) {
+        const ids = request.observationIds.slice(i, i + ID_CHUNK);
+        for (const row of this.#selectByIds(ids.length).all(...ids) as Row[])
+          existing.set(row.observation_id, toRecord(row));
+      }
+      const decision = request.decide(existing);
+      let current = (s.counter.get() as { value: number }).value;
+      const versions: number[] = [];
+      if (decision.writes.length > 0) {
+        current = (s.bumpCounter.get(decision.writes.length) as { value: number }).value;
+        let version = current - decision.writes.length;
+        for (const w of decision.writes) {
+          version += 1;
+          versions.push(version);
+          s.upsert.run(
+            w.observation_id,
+            w.form_type,
+            w.form_version,
+            w.data,
+            w.created_at,
+            w.updated_at,
+            w.synced_at,
+            w.deleted ? 1 : 0,
+            version,
+            w.geolocation,
+            w.hash,
+            w.last_modified_by,
+            w.origin_client_id,
+          );
+        }
+      }
+      for (const c of decision.conflicts) {
+        s.conflict.run(
+          c.observation_id,
+          c.form_type,
+          c.policy,
+          c.base_version,
+          c.server_version,
+          c.client_id,
+          c.username,
+          c.transmission_id,
+          c.detected_at,
+          JSON.stringify(c.incoming),
+          JSON.stringify(c.server),
+        );
+      }
+      const response = decision.respond(current, versions);
+      s.remember.run(
+        request.clientId,
+        request.transmissionId,
+        request.bodyHash,
+        JSON.stringify(response),
+        request.nowMs,
+        request.expiresAtMs,
+      );
+      return { kind: 'done', response };
+    });
+    return run.immediate();
+  }
+
+  async pull(query: PullQuery): Promise<PullPage> {
+    await this.#idle();
+    const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
+    const select = this.#selectPage(filter?.length ?? 0);
+    const read = this.#db.transaction(() => {
+      const currentVersion = (this.#statements.counter.get() as { value: number }).value;
+      const rows = select.all(query.afterVersion, ...(filter ?? []), query.limit + 1) as Row[];
+      return { currentVersion, rows };
+    });
+    const { currentVersion, rows } = read.deferred();
+    const hasMore = rows.length > query.limit;
+    return { records: (hasMore ? rows.slice(0, query.limit) : rows).map(toRecord), currentVersion, hasMore };
+  }
+
+  async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
+    return this.#statements.conflicts.all(afterId, limit) as StoredConflict[];
+  }
+
+  async currentVersion(): Promise<number> {
+    return (this.#statements.counter.get() as { value: number }).value;
+  }
+
+  async purgeTransmissions(nowMs: number): Promise<number> {
+    await this.#idle();
+    return this.#statements.purge.run(nowMs).changes;
+  }
+
+  async close(): Promise<void> {
+    // The connection belongs to the ORM, which closes it.
+  }
+
+  readonly #byIds = new Map<number, Database.Statement>();
+  #selectByIds(n: number): Database.Statement {
+    let statement = this.#byIds.get(n);
+    if (!statement) {
+      statement = this.#db.prepare(
+        `select ${RECORD_COLUMNS.join(', ')} from observations where observation_id in (${placeholders(n)})`,
+      );
+      this.#byIds.set(n, statement);
+    }
+    return statement;
+  }
+
+  readonly #pages = new Map<number, Database.Statement>();
+  #selectPage(typeCount: number): Database.Statement {
+    let statement = this.#pages.get(typeCount);
+    if (!statement) {
+      const typeFilter = typeCount > 0 ? ` and form_type in (${placeholders(typeCount)})` : '';
+      statement = this.#db.prepare(
+        `select ${RECORD_COLUMNS.join(', ')} from observations where version > ?${typeFilter} order by version limit ?`,
+      );
+      this.#pages.set(typeCount, statement);
+    }
+    return statement;
+  }
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+
+function prepare(db: Database.Database) {
+  return {
+    counter: db.prepare('select value from sync_counter where id = 1'),
+    bumpCounter: db.prepare('update sync_counter set value = value + ? where id = 1 returning value'),
+    upsert: db.prepare(
+      `insert into observations (${RECORD_COLUMNS.join(', ')}) values (${placeholders(RECORD_COLUMNS.length)}) on conflict (observation_id) do update set ${UPSERT_ASSIGNMENTS}`,
+    ),
+    transmission: db.prepare(
+      'select body_hash, response, expires_at from sync_transmissions where client_id = ? and transmission_id = ?',
+    ),
+    forgetTransmission: db.prepare(
+      'delete from sync_transmissions where client_id = ? and transmission_id = ?',
+    ),
+    remember: db.prepare(
+      'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values (?, ?, ?, ?, ?, ?)',
+    ),
+    purge: db.prepare('delete from sync_transmissions where expires_at <= ?'),
+    conflict: db.prepare(
+      'insert into sync_conflicts (observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
+  };
+}

@@ -1,0 +1,30 @@
+import type { AppContext } from '../../app-context.ts';
+import { principalOf } from '../../http/authenticate.ts';
+import { type Handler, sendJson } from '../../http/routes.ts';
+import type { PullBody, PullParams, PushBody } from './sync.service.ts';
+
+export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 'listConflicts', Handler> {
+  const { sync } = ctx.services;
+  return {
+    async syncPush(req, res) {
+      const { response, replayed } = await sync.push(
+        principalOf(res),
+        req.body as PushBody,
+        req.header('idempotency-key'),
+      );
+      if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+      sendJson(res, 'syncPush', 200, response);
+    },
+    async syncPull(req, res) {
+      const text = await sync.pull(req.body as PullBody, req.query as unknown as PullParams);
+      // Pages are built as text (stored record data is spliced in without a parse/stringify round
+      // trip); when responses are validated (tests, development) they go through res.json instead.
+      if (ctx.config.validateResponses) res.status(200).json(JSON.parse(text));
+      else res.status(200).type('application/json').send(text);
+    },
+    async listConflicts(req, res) {
+      const { after = 0, limit = 50 } = req.query as { after?: number; limit?: number };
+      sendJson(res, 'listConflicts', 200, await sync.conflicts(Number(after), Number(limit)));
+    },
+  };
+}

@@ -1,0 +1,328 @@
+import type { components } from '@synk/contract';
+import type { Config } from '../../config.ts';
+import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
+import { canonicalJson, sha256Hex } from '../../lib/canonical-json.ts';
+import type { Principal } from '../auth/auth.service.ts';
+import { decodePageToken, encodePageToken } from './page-token.ts';
+import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
+import type { ConflictLog, RecordWrite, StoredRecord, SyncStore } from './sync.store.ts';
+
+/** Checks a record's data against the active app bundle's form schema (spec §4.2). */
+export interface FormSchemas {
+  check(
+    formType: string,
+    data: Record<string, unknown>,
+  ): { status: 'no-bundle' | 'unknown-form' | 'valid' } | { status: 'invalid'; errors: FieldError[] };
+}
+
+/** Until an app bundle is active there is nothing to validate against. */
+export const NO_FORM_SCHEMAS: FormSchemas = { check: () => ({ status: 'no-bundle' }) };
+
+type Schemas = components['schemas'];
+export type FailedRecord = Schemas['FailedRecord'];
+export type SyncWarning = Schemas['SyncWarning'];
+export type PushResponse = Schemas['SyncPushResponse'];
+export type PullBody = Schemas['SyncPullRequest'];
+export type Observation = Schemas['Observation'];
+export type ConflictList = Schemas['ConflictList'];
+
+export interface PushBody {
+  transmission_id: string;
+  client_id: string;
+  records: unknown[];
+}
+
+export interface PullParams {
+  limit: number;
+  schemaType?: string;
+  page_token?: string;
+}
+
+export function toObservation(r: StoredRecord): Observation {
+  return JSON.parse(observationJson(r)) as Observation;
+}
+
+/** The record's JSON, with its stored `data`/`geolocation` text spliced in unparsed. */
+export function observationJson(r: StoredRecord): string {
+  let out = `{"observation_id":${JSON.stringify(r.observation_id)},"form_type":${JSON.stringify(r.form_type)}`;
+  if (r.form_version !== null) out += `,"form_version":${JSON.stringify(r.form_version)}`;
+  out += `,"data":${r.data}`;
+  if (r.created_at !== null) out += `,"created_at":${JSON.stringify(r.created_at)}`;
+  if (r.updated_at !== null) out += `,"updated_at":${JSON.stringify(r.updated_at)}`;
+  out += `,"synced_at":${JSON.stringify(r.synced_at)},"deleted":${r.deleted},"version":${r.version}`;
+  if (r.geolocation !== null) out += `,"geolocation":${r.geolocation}`;
+  out += `,"hash":"${r.hash}","last_modified_by":${JSON.stringify(r.last_modified_by)},"origin_client_id":${JSON.stringify(r.origin_client_id)}}`;
+  return out;
+}
+
+/** An incoming record as a PushObservation (nulls left out). */
+function toPushObservation(r: IncomingRecord): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null));
+}
+
+export interface SyncServiceDeps {
+  store: SyncStore;
+  config: Config;
+  clock: () => Date;
+  forms?: FormSchemas;
+}
+
+interface Accepted {
+  index: number;
+  record: IncomingRecord;
+}
+
+const PURGE_EVERY_MS = 10 * 60 * 1000;
+
+export class SyncService {
+  readonly #deps: SyncServiceDeps;
+  #forms: FormSchemas;
+  #lastPurge = 0;
+
+  constructor(deps: SyncServiceDeps) {
+    this.#deps = deps;
+    this.#forms = deps.forms ?? NO_FORM_SCHEMAS;
+  }
+
+  /** Lets the app bundles module plug in schema validation once it exists. */
+  useFormSchemas(forms: FormSchemas): void {
+    this.#forms = forms;
+  }
+
+  async push(
+    principal: Principal,
+    body: PushBody,
+    idempotencyKey: string | undefined,
+  ): Promise<{ response: PushResponse; replayed: boolean }> {
+    const { config, store } = this.#deps;
+    if (idempotencyKey !== undefined && idempotencyKey !== body.transmission_id) {
+      throw Invalid('The Idempotency-Key header must equal transmission_id when both are sent', [
+        { path: '/header/idempotency-key', message: 'does not match transmission_id' },
+      ]);
+    }
+    if (body.records.length > config.limits.syncMaxRecords) {
+      throw PayloadTooLarge(
+        `A push may carry at most ${config.limits.syncMaxRecords} records (got ${body.records.length})`,
+      );
+    }
+    const now = this.#deps.clock();
+    const bodyHash = sha256Hex(canonicalJson(body));
+    const failed: FailedRecord[] = [];
+    const warnings: SyncWarning[] = [];
+    const accepted = this.#acceptRecords(body.records, failed, warnings);
+
+    // Duplicate ids in one batch: the last valid occurrence wins, deterministically.
+    const lastIndexById = new Map<string, number>();
+    for (const a of accepted) lastIndexById.set(a.record.observation_id, a.index);
+    const winners = accepted.filter((a) => {
+      if (lastIndexById.get(a.record.observation_id) === a.index) return true;
+      warnings.push({
+        id: a.record.observation_id,
+        code: 'DUPLICATE_IN_BATCH',
+        message: `Superseded by a later record with the same observation_id (index ${lastIndexById.get(a.record.observation_id)})`,
+      });
+      return false;
+    });
+
+    const policy = config.sync.conflictPolicy;
+    const nowIso = now.toISOString();
+    const outcome = await store.push<PushResponse>({
+      clientId: body.client_id,
+      transmissionId: body.transmission_id,
+      bodyHash,
+      nowMs: now.getTime(),
+      expiresAtMs: now.getTime() + config.sync.idempotencyTtlSeconds * 1000,
+      observationIds: winners.map((w) => w.record.observation_id),
+      decide: (existing) => {
+        const writes: RecordWrite[] = [];
+        const conflicts: ConflictLog[] = [];
+        const decidedFailed: FailedRecord[] = [];
+        const decidedWarnings: SyncWarning[] = [];
+        for (const { index, record } of winners) {
+          const stored = existing.get(record.observation_id);
+          if (stored && stored.hash === record.hash) continue; // identical: success, no new version
+          const conflicting =
+            stored !== undefined && record.base_version !== null && stored.version !== record.base_version;
+          if (conflicting) {
+            conflicts.push({
+              observation_id: record.observation_id,
+              form_type: record.form_type,
+              policy,
+              base_version: record.base_version!,
+              server_version: stored.version,
+              client_id: body.client_id,
+              username: principal.username,
+              transmission_id: body.transmission_id,
+              detected_at: nowIso,
+              incoming: record,
+              server: stored,
+            });
+            const message = `The record changed on the server since version ${record.base_version} (now ${stored.version})`;
+            if (policy === 'reject') {
+              decidedFailed.push({
+                index,
+                observation_id: record.observation_id,
+                code: 'conflict',
+                error: message,
+                server_version: stored.version,
+                server_record: toObservation(stored),
+              });
+              continue;
+            }
+            decidedWarnings.push({
+              id: record.observation_id,
+              code: 'CONFLICT',
+              message,
+              server_version: stored.version,
+            });
+          }
+          writes.push({
+            observation_id: record.observation_id,
+            form_type: record.form_type,
+            form_version: record.form_version,
+            data: JSON.stringify(record.data),
+            created_at: stored?.created_at ?? record.created_at,
+            updated_at: record.updated_at,
+            synced_at: nowIso,
+            deleted: record.deleted,
+            geolocation: record.geolocation ? JSON.stringify(record.geolocation) : null,
+            hash: record.hash,
+            last_modified_by: principal.username,
+            origin_client_id: body.client_id,
+          });
+        }
+        return {
+          writes,
+          conflicts: conflicts.map((c) => ({
+            ...c,
+            incoming: toPushObservation(c.incoming) as unknown as IncomingRecord,
+          })),
+          respond: (currentVersion) => {
+            const allFailed = [...failed, ...decidedFailed].sort((a, b) => a.index - b.index);
+            return {
+              current_version: currentVersion,
+              success_count: accepted.length - decidedFailed.length,
+              failed_records: allFailed,
+              warnings: [...warnings, ...decidedWarnings],
+              server_time: nowIso,
+            };
+          },
+        };
+      },
+    });
+    this.#purgeNowAndThen(now.getTime());
+    if (outcome.kind === 'mismatch') {
+      throw Conflict(
+        `transmission_id ${body.transmission_id} was already used by this client for a different request`,
+        'transmission_conflict',
+      );
+    }
+    return { response: outcome.response, replayed: outcome.kind === 'replay' };
+  }
+
+  /** One page of changes after the cursor, and the cursor to continue from, as JSON text. */
+  async pull(body: PullBody, params: PullParams): Promise<string> {
+    const types = [
+      ...new Set([...(body.schema_types ?? []), ...(params.schemaType ? [params.schemaType] : [])]),
+    ].sort();
+    let after = body.since?.version ?? body.after_change_id ?? 0;
+    if (params.page_token !== undefined) {
+      const cursor = decodePageToken(params.page_token);
+      if (cursor === undefined) {
+        throw new HttpProblem(400, 'invalid_page_token', 'page_token is not a token this server issued', {
+          errors: [{ path: '/query/page_token', message: 'is malformed' }],
+        });
+      }
+      after = cursor;
+    }
+    const page = await this.#deps.store.pull({
+      afterVersion: after,
+      formTypes: types.length > 0 ? types : null,
+      limit: params.limit,
+    });
+    const last = page.records.at(-1);
+    const changeCutoff = page.hasMore && last ? last.version : page.currentVersion;
+    let out = `{"current_version":${page.currentVersion},"records":[`;
+    for (let i = 0; i < page.records.length; i++) {
+      if (i > 0) out += ',';
+      out += observationJson(page.records[i]!);
+    }
+    out += `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
+    if (page.hasMore) out += `,"next_page_token":"${encodePageToken(changeCutoff)}"`;
+    out += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
+    return out;
+  }
+
+  async conflicts(after: number, limit: number): Promise<ConflictList> {
+    const rows = await this.#deps.store.conflicts(after, limit + 1);
+    const hasMore = rows.length > limit;
+    const page = hasMore ? rows.slice(0, limit) : rows;
+    return {
+      conflicts: page.map((c) => ({
+        ...c,
+        policy: c.policy as 'last-write-wins' | 'reject',
+        incoming: JSON.parse(c.incoming) as Schemas['PushObservation'],
+        server: toObservation(JSON.parse(c.server) as StoredRecord),
+      })),
+      has_more: hasMore,
+      ...(hasMore && page.length > 0 ? { next_after: page.at(-1)!.id } : {}),
+    };
+  }
+
+  #acceptRecords(records: unknown[], failed: FailedRecord[], warnings: SyncWarning[]): Accepted[] {
+    const mode = this.#deps.config.sync.validation;
+    const accepted: Accepted[] = [];
+    records.forEach((raw, index) => {
+      const result = validateRecord(raw);
+      if ('errors' in result) {
+        failed.push({
+          index,
+          ...(result.observationId !== undefined ? { observation_id: result.observationId } : {}),
+          code: 'invalid_record',
+          error: result.errors.map((e) => `${e.path || 'record'} ${e.message}`).join('; '),
+          errors: result.errors,
+        });
+        return;
+      }
+      const { record } = result;
+      if (mode !== 'off') {
+        const check = this.#forms.check(record.form_type, record.data);
+        if (check.status === 'unknown-form') {
+          warnings.push({
+            id: record.observation_id,
+            code: 'UNKNOWN_FORM_TYPE',
+            message: `The active app bundle has no form ${record.form_type}`,
+          });
+        } else if (check.status === 'invalid') {
+          const message = `data does not match the schema of form ${record.form_type}`;
+          if (mode === 'reject') {
+            failed.push({
+              index,
+              observation_id: record.observation_id,
+              code: 'schema_validation',
+              error: message,
+              errors: check.errors,
+            });
+            return;
+          }
+          warnings.push({
+            id: record.observation_id,
+            code: 'SCHEMA_VALIDATION',
+            message,
+            errors: check.errors,
+          });
+        }
+      }
+      accepted.push({ index, record });
+    });
+    return accepted;
+  }
+
+  #purgeNowAndThen(nowMs: number): void {
+    if (nowMs - this.#lastPurge < PURGE_EVERY_MS) return;
+    this.#lastPurge = nowMs;
+    this.#deps.store.purgeTransmissions(nowMs).catch(() => {
+      this.#lastPurge = 0;
+    });
+  }
+}

@@ -1,0 +1,119 @@
+import type { IncomingRecord } from './records.ts';
+
+/** A record as the database holds it; `data` and `geolocation` are JSON text, passed through untouched. */
+export interface StoredRecord {
+  observation_id: string;
+  form_type: string;
+  form_version: string | null;
+  data: string;
+  created_at: string | null;
+  updated_at: string | null;
+  synced_at: string;
+  deleted: boolean;
+  version: number;
+  geolocation: string | null;
+  hash: string;
+  last_modified_by: string;
+  origin_client_id: string;
+}
+
+export type RecordWrite = Omit<StoredRecord, 'version'>;
+
+export interface ConflictLog {
+  observation_id: string;
+  form_type: string;
+  policy: string;
+  base_version: number;
+  server_version: number;
+  client_id: string;
+  username: string;
+  transmission_id: string;
+  detected_at: string;
+  incoming: IncomingRecord;
+  server: StoredRecord;
+}
+
+/** What a push decides once it can see the stored versions of the records it carries. */
+export interface PushDecision<Response> {
+  writes: RecordWrite[];
+  conflicts: ConflictLog[];
+  /** Builds the response once versions are allocated (`versions[i]` belongs to `writes[i]`). */
+  respond(currentVersion: number, versions: number[]): Response;
+}
+
+export interface PushRequest<Response> {
+  clientId: string;
+  transmissionId: string;
+  /** Fingerprint of the whole request body, to tell a replay from a different request reusing the id. */
+  bodyHash: string;
+  nowMs: number;
+  expiresAtMs: number;
+  observationIds: string[];
+  /** Called inside the transaction, with the stored copies of `observationIds` that exist. */
+  decide(existing: Map<string, StoredRecord>): PushDecision<Response>;
+}
+
+export type PushOutcome<Response> =
+  | { kind: 'done'; response: Response }
+  | { kind: 'replay'; response: Response }
+  | { kind: 'mismatch' };
+
+export interface PullQuery {
+  afterVersion: number;
+  /** `null` = every form type. */
+  formTypes: string[] | null;
+  limit: number;
+}
+
+export interface PullPage {
+  records: StoredRecord[];
+  currentVersion: number;
+  hasMore: boolean;
+}
+
+export interface StoredConflict extends Omit<ConflictLog, 'incoming' | 'server'> {
+  id: number;
+  incoming: string;
+  server: string;
+}
+
+/**
+ * Where records, the global change counter, remembered transmissions and the conflict log live.
+ *
+ * The counter is one row, incremented inside the push transaction and locked until it commits, so
+ * versions are handed out in commit order: once a pull has seen version N, every record with a
+ * version ≤ N is already committed. A pull reads its page and the counter from one snapshot.
+ */
+export interface SyncStore {
+  push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
+  pull(query: PullQuery): Promise<PullPage>;
+  conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;
+  currentVersion(): Promise<number>;
+  purgeTransmissions(nowMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const RECORD_COLUMNS = [
+  'observation_id',
+  'form_type',
+  'form_version',
+  'data',
+  'created_at',
+  'updated_at',
+  'synced_at',
+  'deleted',
+  'version',
+  'geolocation',
+  'hash',
+  'last_modified_by',
+  'origin_client_id',
+] as const;
+
+/** Upsert of one record; `created_at` is kept from the first write. */
+export const UPSERT_ASSIGNMENTS = RECORD_COLUMNS.filter((c) => c !== 'observation_id')
+  .map((c) =>
+    c === 'created_at'
+      ? 'created_at = coalesce(observations.created_at, excluded.created_at)'
+      : `${c} = excluded.${c}`,
+  )
+  .join(', ');

@@ -1,0 +1,477 @@
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTarget } from '../src/harness.ts';
+import { adminToken, call, userWithRole } from '../src/http.ts';
+import { pull, pullAll, push, record } from '../src/sync.ts';
+
+const target = useTarget({ SYNC_MAX_RECORDS: '1000' });
+
+let writer: { token: string; username: string };
+let reader: { token: string };
+beforeAll(async () => {
+  writer = await userWithRole(target, 'read-write');
+  reader = await userWithRole(target, 'read-only');
+});
+
+describe('push then pull', () => {
+  it('stores every field of the record model and hands out versions from the global counter', async () => {
+    const before = (await pull(target, reader.token)).body.current_version as number;
+    const geo = { latitude: -33.9, longitude: 18.4, accuracy: 4.5, altitude: 12, altitude_accuracy: 3 };
+    const records = [record({ geolocation: geo }), record(), record({ deleted: true })];
+    const res = await push(target, writer.token, records, { clientId: 'tablet-7' });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      current_version: before + 3,
+      success_count: 3,
+      failed_records: [],
+      warnings: [],
+      server_time: expect.any(String),
+    });
+
+    const { records: pulled } = await pullAll(target, reader.token, before);
+    expect(pulled.map((r) => r.observation_id)).toEqual(records.map((r) => r.observation_id));
+    expect(pulled.map((r) => r.version)).toEqual([before + 1, before + 2, before + 3]);
+    const [first, , third] = pulled;
+    expect(first).toEqual({
+      observation_id: records[0]!.observation_id,
+      form_type: 'household',
+      form_version: '1.0',
+      data: records[0]!.data,
+      created_at: '2026-01-02T03:04:05Z',
+      updated_at: '2026-01-02T03:04:05.123+02:00',
+      synced_at: expect.any(String),
+      deleted: false,
+      version: before + 1,
+      geolocation: geo,
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      last_modified_by: writer.username,
+      origin_client_id: 'tablet-7',
+    });
+    expect(pulled[1]).not.toHaveProperty('geolocation');
+    expect(third).toMatchObject({ deleted: true });
+  });
+
+  it('an identical re-push succeeds without consuming versions or being re-broadcast', async () => {
+    const records = [record(), record()];
+    await push(target, writer.token, records);
+    const { currentVersion } = await pullAll(target, reader.token, 0);
+    // Same content, different key order and a fresh transmission: still identical.
+    const reordered = records.map((r) => Object.fromEntries(Object.entries(r).reverse()));
+    const again = await push(target, writer.token, reordered);
+    expect(again.status).toBe(200);
+    expect(again.body.success_count).toBe(2);
+    expect(again.body.current_version).toBe(currentVersion);
+    expect((await pull(target, reader.token, { since: { version: currentVersion } })).body.records).toEqual(
+      [],
+    );
+  });
+
+  it('keeps created_at from the first write and the client’s updated_at from the latest', async () => {
+    const first = record({ created_at: '2025-05-05T05:05:05Z', updated_at: '2025-05-05T05:05:05Z' });
+    await push(target, writer.token, [first]);
+    const second = {
+      ...first,
+      data: { changed: true },
+      created_at: '2030-01-01T00:00:00Z',
+      updated_at: '2025-06-06T06:06:06Z',
+    };
+    await push(target, writer.token, [second]);
+    const { records } = await pullAll(target, reader.token, 0);
+    const stored = records.filter((r) => r.observation_id === first.observation_id);
+    expect(stored.at(-1)).toMatchObject({
+      data: { changed: true },
+      created_at: '2025-05-05T05:05:05Z',
+      updated_at: '2025-06-06T06:06:06Z',
+    });
+  });
+
+  it('`records: []` is fine', async () => {
+    const res = await push(target, writer.token, []);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success_count: 0, failed_records: [], warnings: [] });
+  });
+});
+
+describe('per-record outcomes', () => {
+  const bad: [string, unknown][] = [
+    ['a null record', null],
+    ['a string record', 'obs'],
+    ['an array record', [1, 2]],
+    ['missing observation_id', { form_type: 'f', data: {} }],
+    ['empty observation_id', { observation_id: '', form_type: 'f', data: {} }],
+    ['numeric observation_id', { observation_id: 42, form_type: 'f', data: {} }],
+    ['256-character observation_id', { observation_id: 'x'.repeat(256), form_type: 'f', data: {} }],
+    ['missing form_type', { observation_id: 'a', data: {} }],
+    ['empty form_type', { observation_id: 'a', form_type: '', data: {} }],
+    ['256-character form_type', { observation_id: 'a', form_type: 'f'.repeat(256), data: {} }],
+    [
+      '51-character form_version',
+      { observation_id: 'a', form_type: 'f', form_version: 'v'.repeat(51), data: {} },
+    ],
+    ['numeric form_version', { observation_id: 'a', form_type: 'f', form_version: 2, data: {} }],
+    ['missing data', { observation_id: 'a', form_type: 'f' }],
+    ['array data', { observation_id: 'a', form_type: 'f', data: [] }],
+    ['string data', { observation_id: 'a', form_type: 'f', data: '{}' }],
+    ['null data', { observation_id: 'a', form_type: 'f', data: null }],
+    [
+      'a date that is not a timestamp',
+      { observation_id: 'a', form_type: 'f', data: {}, created_at: 'yesterday' },
+    ],
+    ['month 13', { observation_id: 'a', form_type: 'f', data: {}, updated_at: '2025-13-01T00:00:00Z' }],
+    ['a numeric timestamp', { observation_id: 'a', form_type: 'f', data: {}, created_at: 1700000000 }],
+    [
+      'a timestamp without zone',
+      { observation_id: 'a', form_type: 'f', data: {}, created_at: '2025-01-01T00:00:00' },
+    ],
+    [
+      'latitude 91',
+      {
+        observation_id: 'a',
+        form_type: 'f',
+        data: {},
+        geolocation: { latitude: 91, longitude: 0, accuracy: 1 },
+      },
+    ],
+    [
+      'longitude -181',
+      {
+        observation_id: 'a',
+        form_type: 'f',
+        data: {},
+        geolocation: { latitude: 0, longitude: -181, accuracy: 1 },
+      },
+    ],
+    [
+      'negative accuracy',
+      {
+        observation_id: 'a',
+        form_type: 'f',
+        data: {},
+        geolocation: { latitude: 0, longitude: 0, accuracy: -1 },
+      },
+    ],
+    [
+      'missing accuracy',
+      { observation_id: 'a', form_type: 'f', data: {}, geolocation: { latitude: 0, longitude: 0 } },
+    ],
+    ['string geolocation', { observation_id: 'a', form_type: 'f', data: {}, geolocation: '0,0' }],
+    [
+      'string latitude',
+      {
+        observation_id: 'a',
+        form_type: 'f',
+        data: {},
+        geolocation: { latitude: '1', longitude: 0, accuracy: 1 },
+      },
+    ],
+    ['non-boolean deleted', { observation_id: 'a', form_type: 'f', data: {}, deleted: 'yes' }],
+    ['negative base_version', { observation_id: 'a', form_type: 'f', data: {}, base_version: -1 }],
+    ['fractional base_version', { observation_id: 'a', form_type: 'f', data: {}, base_version: 1.5 }],
+    ['string base_version', { observation_id: 'a', form_type: 'f', data: {}, base_version: '3' }],
+  ];
+
+  it.each(bad)('%s fails alone; the rest of the batch is committed', async (_label, badRecord) => {
+    const good = [record(), record()];
+    const res = await push(target, writer.token, [good[0], badRecord, good[1]]);
+    expect(res.status).toBe(200);
+    expect(res.body.success_count).toBe(2);
+    expect(res.body.failed_records).toHaveLength(1);
+    expect(res.body.failed_records[0]).toMatchObject({
+      index: 1,
+      code: 'invalid_record',
+      error: expect.any(String),
+    });
+    expect(res.body.failed_records[0].errors.length).toBeGreaterThan(0);
+    const pulled = await pull(target, reader.token, { since: { version: res.body.current_version - 2 } });
+    expect(pulled.body.records.map((r: { observation_id: string }) => r.observation_id)).toEqual(
+      good.map((g) => g.observation_id),
+    );
+  });
+
+  it('names the observation_id of a failed record when it has one, and lists every problem', async () => {
+    const res = await push(target, writer.token, [
+      { observation_id: 'named-bad', form_type: '', data: [], created_at: 'never' },
+    ]);
+    expect(res.body.failed_records[0]).toMatchObject({ index: 0, observation_id: 'named-bad' });
+    const paths = res.body.failed_records[0].errors.map((e: { path: string }) => e.path).sort();
+    expect(paths).toEqual(['/created_at', '/data', '/form_type']);
+  });
+
+  it('duplicate ids in one batch: the last one wins, deterministically', async () => {
+    const id = `dup-${randomUUID()}`;
+    const res = await push(target, writer.token, [
+      record({ observation_id: id, data: { n: 1 } }),
+      record({ observation_id: id, data: { n: 2 } }),
+      record({ observation_id: id, data: { n: 3 } }),
+    ]);
+    expect(res.body.success_count).toBe(3);
+    expect(res.body.warnings.map((w: { code: string }) => w.code)).toEqual([
+      'DUPLICATE_IN_BATCH',
+      'DUPLICATE_IN_BATCH',
+    ]);
+    const pulled = await pull(target, reader.token, { since: { version: res.body.current_version - 1 } });
+    expect(pulled.body.records).toHaveLength(1);
+    expect(pulled.body.records[0]).toMatchObject({
+      observation_id: id,
+      data: { n: 3 },
+      version: res.body.current_version,
+    });
+  });
+});
+
+describe('limits and request validation', () => {
+  it('413 beyond the record limit (1001 and 10k records); nothing is written', async () => {
+    const before = (await pull(target, reader.token)).body.current_version;
+    for (const n of [1001, 10_000]) {
+      const res = await push(
+        target,
+        writer.token,
+        Array.from({ length: n }, () => record()),
+      );
+      expect(res.status).toBe(413);
+      expect(res.body.code).toBe('payload_too_large');
+    }
+    expect((await pull(target, reader.token)).body.current_version).toBe(before);
+  });
+
+  it('accepts exactly 1000 records', async () => {
+    const res = await push(
+      target,
+      writer.token,
+      Array.from({ length: 1000 }, () => record()),
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.success_count).toBe(1000);
+  });
+
+  it.each([
+    ['missing transmission_id', { client_id: 'c', records: [] }],
+    ['a transmission_id that is not a UUID', { transmission_id: 'abc', client_id: 'c', records: [] }],
+    ['missing client_id', { transmission_id: randomUUID(), records: [] }],
+    ['empty client_id', { transmission_id: randomUUID(), client_id: '', records: [] }],
+    ['missing records', { transmission_id: randomUUID(), client_id: 'c' }],
+    ['records as an object', { transmission_id: randomUUID(), client_id: 'c', records: {} }],
+    ['records as null', { transmission_id: randomUUID(), client_id: 'c', records: null }],
+  ])('400 for %s', async (_label, body) => {
+    const res = await call(target, 'POST', '/sync/push', { token: writer.token, body });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+  });
+});
+
+describe('idempotency', () => {
+  it('the same transmission again replays the stored response and writes nothing', async () => {
+    const transmissionId = randomUUID();
+    const records = [record(), record()];
+    const first = await push(target, writer.token, records, { transmissionId });
+    const current = first.body.current_version;
+    const again = await push(target, writer.token, records, { transmissionId });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect((await pull(target, reader.token, { since: { version: current } })).body.records).toEqual([]);
+  });
+
+  it('the same transmission with a different body → 409 transmission_conflict', async () => {
+    const transmissionId = randomUUID();
+    await push(target, writer.token, [record()], { transmissionId });
+    const res = await push(target, writer.token, [record()], { transmissionId });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('transmission_conflict');
+  });
+
+  it('transmission ids are per client', async () => {
+    const transmissionId = randomUUID();
+    expect((await push(target, writer.token, [record()], { transmissionId, clientId: 'a' })).status).toBe(
+      200,
+    );
+    const other = await push(target, writer.token, [record()], { transmissionId, clientId: 'b' });
+    expect(other.status).toBe(200);
+    expect(other.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('accepts an Idempotency-Key equal to transmission_id; 400 when they differ', async () => {
+    const transmissionId = randomUUID();
+    const ok = await push(target, writer.token, [record()], {
+      transmissionId,
+      headers: { 'idempotency-key': transmissionId },
+    });
+    expect(ok.status).toBe(200);
+    const bad = await push(target, writer.token, [record()], {
+      headers: { 'idempotency-key': randomUUID() },
+    });
+    expect(bad.status).toBe(400);
+  });
+
+  it('concurrent retries of one transmission commit it once', async () => {
+    const transmissionId = randomUUID();
+    const records = [record(), record(), record()];
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => push(target, writer.token, records, { transmissionId })),
+    );
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
+    expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);
+  });
+});
+
+describe('conflicts (last-write-wins, the default)', () => {
+  it('a stale base_version wins but is reported, and the server copy is kept in the conflict log', async () => {
+    const id = `conflict-${randomUUID()}`;
+    const v1 = (await push(target, writer.token, [record({ observation_id: id, data: { who: 'first' } })]))
+      .body.current_version;
+    const v2 = (
+      await push(
+        target,
+        writer.token,
+        [record({ observation_id: id, data: { who: 'tablet B' }, base_version: v1 })],
+        {
+          clientId: 'tablet-b',
+        },
+      )
+    ).body.current_version;
+    const late = await push(
+      target,
+      writer.token,
+      [record({ observation_id: id, data: { who: 'tablet A' }, base_version: v1 })],
+      {
+        clientId: 'tablet-a',
+      },
+    );
+    expect(late.body.success_count).toBe(1);
+    expect(late.body.warnings).toEqual([
+      { id, code: 'CONFLICT', message: expect.any(String), server_version: v2 },
+    ]);
+    const stored = await pull(target, reader.token, { since: { version: late.body.current_version - 1 } });
+    expect(stored.body.records[0]).toMatchObject({ observation_id: id, data: { who: 'tablet A' } });
+
+    const log = await call(target, 'GET', '/sync/conflicts?limit=500', { token: await adminToken(target) });
+    expect(log.status).toBe(200);
+    const entry = log.body.conflicts.find((c: { observation_id: string }) => c.observation_id === id);
+    expect(entry).toMatchObject({
+      policy: 'last-write-wins',
+      base_version: v1,
+      server_version: v2,
+      client_id: 'tablet-a',
+      incoming: { data: { who: 'tablet A' } },
+      server: { data: { who: 'tablet B' }, version: v2 },
+    });
+  });
+
+  it('base_version 0 for a record the server already has is a conflict; a matching base_version is not', async () => {
+    const id = `zero-${randomUUID()}`;
+    const v1 = (await push(target, writer.token, [record({ observation_id: id })])).body.current_version;
+    const zero = await push(target, writer.token, [
+      record({ observation_id: id, data: { x: 1 }, base_version: 0 }),
+    ]);
+    expect(zero.body.warnings[0]).toMatchObject({ code: 'CONFLICT', server_version: v1 });
+    const fine = await push(target, writer.token, [
+      record({ observation_id: id, data: { x: 2 }, base_version: zero.body.current_version }),
+    ]);
+    expect(fine.body.warnings).toEqual([]);
+  });
+
+  it('records without base_version are blind last-write-wins, as in 1.0.3', async () => {
+    const id = `blind-${randomUUID()}`;
+    await push(target, writer.token, [record({ observation_id: id, data: { a: 1 } })]);
+    const res = await push(target, writer.token, [record({ observation_id: id, data: { a: 2 } })]);
+    expect(res.body.warnings).toEqual([]);
+  });
+});
+
+describe('POST /sync/pull', () => {
+  it.each(['0', '501', 'abc', '-1', '1.5'])('limit=%s → 400', async (limit) => {
+    const res = await pull(target, reader.token, {}, `?limit=${limit}`);
+    expect(res.status).toBe(400);
+  });
+
+  it('400 without client_id', async () => {
+    const res = await call(target, 'POST', '/sync/pull', { token: reader.token, body: {} });
+    expect(res.status).toBe(400);
+  });
+
+  it('pages in ascending version order with has_more, change_cutoff and next_page_token', async () => {
+    const start = (await pull(target, reader.token)).body.current_version;
+    await push(
+      target,
+      writer.token,
+      Array.from({ length: 5 }, () => record({ form_type: 'paging' })),
+    );
+    const first = await pull(target, reader.token, { since: { version: start } }, '?limit=2');
+    expect(first.body).toMatchObject({ has_more: true, sync_format_version: '1.0' });
+    expect(first.body.records.map((r: { version: number }) => r.version)).toEqual([start + 1, start + 2]);
+    expect(first.body.change_cutoff).toBe(start + 2);
+    expect(first.body.next_page_token).toEqual(expect.any(String));
+
+    const byToken = await pull(
+      target,
+      reader.token,
+      {},
+      `?limit=2&page_token=${encodeURIComponent(first.body.next_page_token)}`,
+    );
+    const bySince = await pull(
+      target,
+      reader.token,
+      { since: { version: first.body.change_cutoff } },
+      '?limit=2',
+    );
+    expect(byToken.body.records).toEqual(bySince.body.records);
+    const byAlias = await pull(
+      target,
+      reader.token,
+      { after_change_id: first.body.change_cutoff },
+      '?limit=2',
+    );
+    expect(byAlias.body.records).toEqual(bySince.body.records);
+
+    const all = await pullAll(target, reader.token, start, { limit: 2 });
+    expect(all.records.map((r) => r.version)).toEqual([1, 2, 3, 4, 5].map((n) => start + n));
+    expect(all.pages).toBe(3);
+  });
+
+  it('when has_more is false, change_cutoff is current_version and there is no next_page_token', async () => {
+    const res = await pull(target, reader.token, { since: { version: 0 }, schema_types: ['no-such-type'] });
+    expect(res.body.records).toEqual([]);
+    expect(res.body.has_more).toBe(false);
+    expect(res.body.change_cutoff).toBe(res.body.current_version);
+    expect(res.body).not.toHaveProperty('next_page_token');
+  });
+
+  it('filters by schemaType and schema_types (merged), and a filtered cursor moves past other changes', async () => {
+    const start = (await pull(target, reader.token)).body.current_version;
+    await push(target, writer.token, [
+      record({ form_type: 'alpha' }),
+      record({ form_type: 'beta' }),
+      record({ form_type: 'gamma' }),
+    ]);
+    const alpha = await pull(target, reader.token, { since: { version: start } }, '?schemaType=alpha');
+    expect(alpha.body.records.map((r: { form_type: string }) => r.form_type)).toEqual(['alpha']);
+    expect(alpha.body.change_cutoff).toBe(start + 3);
+    const merged = await pull(
+      target,
+      reader.token,
+      { since: { version: start }, schema_types: ['gamma'] },
+      '?schemaType=alpha',
+    );
+    expect(merged.body.records.map((r: { form_type: string }) => r.form_type)).toEqual(['alpha', 'gamma']);
+  });
+
+  it.each([
+    'garbage',
+    'p1.',
+    'p1.MTIzNDU',
+    `p1.${Buffer.from('5.000000000000').toString('base64url')}`,
+    'x'.repeat(300),
+  ])('a garbage page_token (%s) → 400', async (token) => {
+    const res = await pull(target, reader.token, {}, `?page_token=${encodeURIComponent(token)}`);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('invalid_page_token');
+  });
+
+  it('records is [] (never null) past the end', async () => {
+    const res = await pull(target, reader.token, { since: { version: 10_000_000 } });
+    expect(res.status).toBe(200);
+    expect(res.body.records).toEqual([]);
+  });
+});
