@@ -72,6 +72,10 @@ export function createApp(ctx: AppContext): Express {
     express.json({
       limit: ctx.config.limits.jsonBodyBytes,
       type: ['application/json', 'application/*+json'],
+      // Kept for fingerprinting (push idempotency) without re-serialising the parsed body.
+      verify: (req, _res, buf) => {
+        (req as { rawBody?: Buffer }).rawBody = buf;
+      },
     }),
   );
   app.use(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../src/lib/canonical-json.ts';
 import type { Principal } from '../src/modules/auth/auth.service.ts';
 import type { SyncService } from '../src/modules/sync/sync.service.ts';
 import { createTestApp, type TestApp } from './helpers.ts';
@@ -82,9 +83,10 @@ describe('sync invariants under random interleavings', () => {
                 deleted: r.deleted,
               })),
             };
-            const first = await sync.push(principal, body, undefined);
+            const bodyHash = sha256Hex(JSON.stringify(body));
+            const first = await sync.push(principal, body, undefined, bodyHash);
             if (op.retry) {
-              const again = await sync.push(principal, body, undefined);
+              const again = await sync.push(principal, body, undefined, bodyHash);
               expect(again.replayed).toBe(true);
               expect(again.response).toEqual(first.response);
             }

@@ -13,6 +13,8 @@ export interface IncomingRecord {
   base_version: number | null;
   /** sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}. */
   hash: string;
+  /** `data` as canonical JSON text: what is stored, and what the hash covers. */
+  dataJson: string;
 }
 
 export interface Geolocation {
@@ -99,17 +101,16 @@ function checkGeolocation(errors: FieldError[], value: unknown): Geolocation | n
   return geo;
 }
 
+/**
+ * sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}, written
+ * out directly (keys already in sorted order) around the record's canonical data text.
+ */
 export function contentHash(
-  record: Pick<IncomingRecord, 'form_type' | 'form_version' | 'data' | 'deleted' | 'geolocation'>,
+  record: Pick<IncomingRecord, 'form_type' | 'form_version' | 'deleted' | 'geolocation'>,
+  dataJson: string,
 ): string {
   return sha256Hex(
-    canonicalJson({
-      form_type: record.form_type,
-      form_version: record.form_version,
-      data: record.data,
-      deleted: record.deleted,
-      geolocation: record.geolocation,
-    }),
+    `{"data":${dataJson},"deleted":${record.deleted},"form_type":${JSON.stringify(record.form_type)},"form_version":${JSON.stringify(record.form_version)},"geolocation":${canonicalJson(record.geolocation)}}`,
   );
 }
 
@@ -163,7 +164,8 @@ export function validateRecord(
     geolocation,
     base_version: baseVersion,
     hash: '',
+    dataJson: canonicalJson(raw.data),
   };
-  record.hash = contentHash(record);
+  record.hash = contentHash(record, record.dataJson);
   return { record };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -7,10 +8,12 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
   const { sync } = ctx.services;
   return {
     async syncPush(req, res) {
+      const rawBody = (req as { rawBody?: Buffer }).rawBody ?? Buffer.from(JSON.stringify(req.body));
       const { response, replayed } = await sync.push(
         principalOf(res),
         req.body as PushBody,
         req.header('idempotency-key'),
+        createHash('sha256').update(rawBody).digest('hex'),
       );
       if (replayed) res.setHeader('Idempotent-Replayed', 'true');
       sendJson(res, 'syncPush', 200, response);

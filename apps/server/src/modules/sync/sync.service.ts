@@ -1,7 +1,6 @@
 import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
-import { canonicalJson, sha256Hex } from '../../lib/canonical-json.ts';
 import type { Principal } from '../auth/auth.service.ts';
 import { decodePageToken, encodePageToken } from './page-token.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
@@ -57,7 +56,7 @@ export function observationJson(r: StoredRecord): string {
 
 /** An incoming record as a PushObservation (nulls left out). */
 function toPushObservation(r: IncomingRecord): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null));
+  return Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== null && k !== 'dataJson'));
 }
 
 export interface SyncServiceDeps {
@@ -89,10 +88,15 @@ export class SyncService {
     this.#forms = forms;
   }
 
+  /**
+   * `bodyHash` fingerprints the request body as sent (sha256 of its bytes): a retry resends the
+   * same bytes; anything else under the same transmission id is a different request.
+   */
   async push(
     principal: Principal,
     body: PushBody,
     idempotencyKey: string | undefined,
+    bodyHash: string,
   ): Promise<{ response: PushResponse; replayed: boolean }> {
     const { config, store } = this.#deps;
     if (idempotencyKey !== undefined && idempotencyKey !== body.transmission_id) {
@@ -106,7 +110,6 @@ export class SyncService {
       );
     }
     const now = this.#deps.clock();
-    const bodyHash = sha256Hex(canonicalJson(body));
     const failed: FailedRecord[] = [];
     const warnings: SyncWarning[] = [];
     const accepted = this.#acceptRecords(body.records, failed, warnings);
@@ -180,7 +183,7 @@ export class SyncService {
             observation_id: record.observation_id,
             form_type: record.form_type,
             form_version: record.form_version,
-            data: JSON.stringify(record.data),
+            data: record.dataJson,
             created_at: stored?.created_at ?? record.created_at,
             updated_at: record.updated_at,
             synced_at: nowIso,

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, sha256Hex } from '../src/lib/canonical-json.ts';
+import { validateRecord } from '../src/modules/sync/records.ts';
+
+describe('canonicalJson', () => {
+  it('sorts keys at every depth, keeps array order, drops undefined', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null }, u: undefined })).toBe(
+      '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}',
+    );
+    expect(canonicalJson('x"y')).toBe(JSON.stringify('x"y'));
+  });
+});
+
+describe('content hash', () => {
+  it('is the sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}', () => {
+    const raw = {
+      observation_id: 'o1',
+      form_type: 'f',
+      form_version: '2',
+      data: { b: [1, 2], a: 'ü' },
+      deleted: true,
+      geolocation: { longitude: 2, latitude: 1, accuracy: 3 },
+      updated_at: '2025-01-01T00:00:00Z',
+    };
+    const result = validateRecord(raw);
+    if (!('record' in result)) throw new Error('expected a valid record');
+    const expected = sha256Hex(
+      canonicalJson({
+        form_type: 'f',
+        form_version: '2',
+        data: raw.data,
+        deleted: true,
+        geolocation: raw.geolocation,
+      }),
+    );
+    expect(result.record.hash).toBe(expected);
+    expect(result.record.dataJson).toBe('{"a":"ü","b":[1,2]}');
+  });
+
+  it('ignores key order and timestamps, but not content', () => {
+    const hash = (r: object) => {
+      const result = validateRecord(r);
+      if (!('record' in result)) throw new Error('invalid');
+      return result.record.hash;
+    };
+    const base = { observation_id: 'o', form_type: 'f', data: { x: 1, y: 2 } };
+    expect(hash(base)).toBe(
+      hash({ data: { y: 2, x: 1 }, form_type: 'f', observation_id: 'o', updated_at: '2025-01-01T00:00:00Z' }),
+    );
+    expect(hash(base)).not.toBe(hash({ ...base, data: { x: 1, y: 3 } }));
+    expect(hash(base)).not.toBe(hash({ ...base, deleted: true }));
+    expect(hash(base)).not.toBe(hash({ ...base, form_version: '1' }));
+  });
+});

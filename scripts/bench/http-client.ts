@@ -1,0 +1,43 @@
+import http from 'node:http';
+
+/**
+ * A lean keep-alive JSON client on node:http, for benchmarks: fetch (undici) spends more time
+ * decoding large bodies than the server spends producing them, which would measure the client.
+ */
+export function jsonClient(baseUrl: string, headers: Record<string, string> = {}) {
+  const url = new URL(baseUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  return {
+    post(path: string, body: string): Promise<{ status: number; text: string }> {
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            method: 'POST',
+            path,
+            agent,
+            headers: {
+              ...headers,
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+            );
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    },
+    close() {
+      agent.destroy();
+    },
+  };
+}

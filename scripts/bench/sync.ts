@@ -1,0 +1,188 @@
+/**
+ * Push and pull throughput of ~1 KB records in 500-record requests over HTTP on a SQLite file,
+ * each with its ratio to the raw limit measured in the same run:
+ *  - push baseline: the same rows written with better-sqlite3 directly, in 500-row transactions,
+ *    with a sha256 per record;
+ *  - pull baseline: the same 500-record pages selected with better-sqlite3 and serialised directly.
+ * Usage: node sync.ts [records=50000]
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { jsonClient } from './http-client.ts';
+import { spawnServer } from './spawn-server.ts';
+
+const TOTAL = Number(process.argv[2] ?? 50_000);
+const BATCH = 500;
+
+function makeRecord(i: number) {
+  return {
+    observation_id: `bench-${i}`,
+    form_type: ['household', 'person', 'visit'][i % 3]!,
+    form_version: '1.0',
+    created_at: '2026-01-02T03:04:05Z',
+    updated_at: '2026-01-02T03:04:05Z',
+    deleted: false,
+    geolocation: { latitude: -1.28 + i / 1e6, longitude: 36.82, accuracy: 5 },
+    data: {
+      name: `Respondent ${i}`,
+      village: 'Kisumu North',
+      members: i % 11,
+      notes: 'x'.repeat(700),
+      answers: { q1: true, q2: 'sometimes', q3: [1, 2, 3] },
+    },
+  };
+}
+const batches = Array.from({ length: TOTAL / BATCH }, (_, b) =>
+  Array.from({ length: BATCH }, (_, i) => makeRecord(b * BATCH + i)),
+);
+const recordBytes = JSON.stringify(batches[0]![0]).length;
+// What arrives on the wire: each batch as JSON text (prepared before any timing starts).
+const bodies = batches.map((records) =>
+  JSON.stringify({ transmission_id: randomUUID(), client_id: 'bench', records }),
+);
+/** Requests in flight at once: a few devices syncing together. */
+const PUSH_CONCURRENCY = 2;
+const PULL_DEVICES = 4;
+
+function rate(count: number, ms: number) {
+  return (count / ms) * 1000;
+}
+
+async function serverRun() {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-sync-'));
+  // The server runs in a process of its own, as in production; this process is only its client.
+  const server = await spawnServer({
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    ADMIN_PASSWORD: 'bench-password',
+    LOG_LEVEL: 'info',
+    SYNC_VALIDATION: 'off',
+  });
+  const base = server.url;
+  const login = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'bench-password' }),
+  });
+  const { token } = (await login.json()) as { token: string };
+  const client = jsonClient(base, { authorization: `Bearer ${token}` });
+
+  const pushStart = performance.now();
+  let next = 0;
+  const pusher = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const res = await client.post('/sync/push', body);
+      const result = JSON.parse(res.text) as { success_count: number };
+      if (res.status !== 200 || result.success_count !== BATCH) throw new Error(`push failed: ${res.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, pusher));
+  const pushMs = performance.now() - pushStart;
+
+  // Each puller is a device doing the spec's loop (`since.version = change_cutoff` while
+  // `has_more`) over the whole data set; several devices sync at once, as in the field.
+  const pullLoop = async (device: number) => {
+    let cursor = 0;
+    let pulled = 0;
+    for (;;) {
+      const res = await client.post(
+        `/sync/pull?limit=${BATCH}`,
+        JSON.stringify({ client_id: `bench-${device}`, since: { version: cursor } }),
+      );
+      const page = JSON.parse(res.text) as { records: unknown[]; change_cutoff: number; has_more: boolean };
+      pulled += page.records.length;
+      cursor = page.change_cutoff;
+      if (!page.has_more) return pulled;
+    }
+  };
+  const pullStart = performance.now();
+  const counts = await Promise.all(Array.from({ length: PULL_DEVICES }, (_, d) => pullLoop(d)));
+  const pullMs = performance.now() - pullStart;
+  if (counts.some((c) => c !== TOTAL)) throw new Error(`pulled ${counts.join(', ')} of ${TOTAL}`);
+  client.close();
+  await server.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  return { push: rate(TOTAL, pushMs), pull: rate(TOTAL * PULL_DEVICES, pullMs) };
+}
+
+function rawRun() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'synk-bench-raw-'));
+  const db = new Database(path.join(dir, 'raw.db'));
+  db.pragma('journal_mode = wal');
+  // The server's own table and indexes (its migration), so both sides write the same thing.
+  db.exec(
+    'create table observations (observation_id text primary key, form_type text not null, form_version text, data text not null, created_at text, updated_at text, synced_at text not null, deleted integer not null, version integer not null, geolocation text, hash text not null, last_modified_by text not null, origin_client_id text not null)',
+  );
+  db.exec('create unique index observations_version_unique on observations (version)');
+  db.exec('create index observations_form_type_version_index on observations (form_type, version)');
+  const insert = db.prepare('insert into observations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  let version = 0;
+  const writeBatch = db.transaction((records: ReturnType<typeof makeRecord>[]) => {
+    const now = new Date().toISOString();
+    for (const r of records) {
+      const data = JSON.stringify(r.data);
+      const geo = JSON.stringify(r.geolocation);
+      const hash = createHash('sha256').update(`${r.form_type}${r.form_version}${data}${geo}`).digest('hex');
+      version += 1;
+      insert.run(
+        r.observation_id,
+        r.form_type,
+        r.form_version,
+        data,
+        r.created_at,
+        r.updated_at,
+        now,
+        0,
+        version,
+        geo,
+        hash,
+        'admin',
+        'bench',
+      );
+    }
+  });
+  const pushStart = performance.now();
+  // Like the server, the raw writer receives each batch as JSON text and parses it.
+  for (const body of bodies)
+    writeBatch((JSON.parse(body) as { records: ReturnType<typeof makeRecord>[] }).records);
+  const pushMs = performance.now() - pushStart;
+
+  const select = db.prepare('select * from observations where version > ? order by version limit ?');
+  let rawBytes = 0;
+  const pullStart = performance.now();
+  let cursor = 0;
+  let pulled = 0;
+  for (;;) {
+    const rows = select.all(cursor, BATCH + 1) as Record<string, string | number>[];
+    const page = rows.slice(0, BATCH);
+    const text = `{"records":[${page
+      .map(
+        (r) =>
+          `{"observation_id":${JSON.stringify(r.observation_id)},"form_type":${JSON.stringify(r.form_type)},"form_version":${JSON.stringify(r.form_version)},"data":${r.data},"created_at":${JSON.stringify(r.created_at)},"updated_at":${JSON.stringify(r.updated_at)},"synced_at":${JSON.stringify(r.synced_at)},"deleted":${r.deleted === 1},"version":${r.version},"geolocation":${r.geolocation},"hash":"${r.hash}","last_modified_by":${JSON.stringify(r.last_modified_by)},"origin_client_id":${JSON.stringify(r.origin_client_id)}}`,
+      )
+      .join(',')}],"has_more":${rows.length > BATCH}}`;
+    rawBytes += text.length;
+    pulled += page.length;
+    cursor = page.at(-1)?.version as number;
+    if (rows.length <= BATCH) break;
+  }
+  const pullMs = performance.now() - pullStart;
+  if (pulled !== TOTAL || rawBytes === 0) throw new Error(`raw pulled ${pulled}`);
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { push: rate(TOTAL, pushMs), pull: rate(TOTAL, pullMs) };
+}
+
+const raw = rawRun();
+const server = await serverRun();
+const line = (what: string, s: number, r: number) =>
+  `${what}: ${Math.round(s).toLocaleString('en')} rec/s over HTTP vs ${Math.round(r).toLocaleString('en')} rec/s raw better-sqlite3 → ${(s / r).toFixed(2)}× (goal ≥ 0.80×)`;
+process.stdout.write(
+  `sync benchmark: ${TOTAL.toLocaleString('en')} records of ~${recordBytes} bytes in ${BATCH}-record requests, SQLite file; ${PUSH_CONCURRENCY} pushing clients, ${PULL_DEVICES} pulling devices (each pulls everything)\n${line('push', server.push, raw.push)}\n${line('pull', server.pull, raw.pull)}\n`,
+);
