@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { OpenApiDocument } from './http/openapi.ts';
+import type { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import type { AuthService } from './modules/auth/auth.service.ts';
 import type { SyncService } from './modules/sync/sync.service.ts';
 import type { UsersService } from './modules/users/users.service.ts';
@@ -18,6 +19,7 @@ export interface Services {
   auth: AuthService;
   users: UsersService;
   sync: SyncService;
+  attachments: AttachmentsService;
   /** Releases what the services hold (connection pools); the ORM is closed separately. */
   close(): Promise<void>;
 }

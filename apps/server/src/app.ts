@@ -6,10 +6,12 @@ import type { AppContext } from './app-context.ts';
 import { apiVersionNegotiation } from './http/api-version.ts';
 import { authenticate } from './http/authenticate.ts';
 import { NotFound } from './http/errors.ts';
+import { multipartUploads } from './http/multipart.ts';
 import { resolveOperations } from './http/operations.ts';
 import { problemHandler } from './http/problem.ts';
 import { ormRequestContext, requestLogging } from './http/request-context.ts';
 import { type Route, registerRoutes } from './http/routes.ts';
+import { attachmentUpload } from './modules/attachments/attachments.handlers.ts';
 import { attachmentsRoutes } from './modules/attachments/attachments.routes.ts';
 import { authRoutes } from './modules/auth/auth.routes.ts';
 import { bundlesRoutes } from './modules/bundles/bundles.routes.ts';
@@ -43,7 +45,7 @@ export function allRoutes(ctx: AppContext): Route[] {
     ...authRoutes(ctx),
     ...usersRoutes(ctx),
     ...syncRoutes(ctx),
-    ...attachmentsRoutes(),
+    ...attachmentsRoutes(ctx),
     ...bundlesRoutes(),
     ...exportsRoutes(),
   ];
@@ -78,6 +80,7 @@ export function createApp(ctx: AppContext): Express {
       },
     }),
   );
+  app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx) }));
   app.use(
     OpenApiValidator.middleware({
       apiSpec: specPath,

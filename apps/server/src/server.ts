@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/core';
 import { specPath } from '@synk/contract';
 import type { Logger } from 'pino';
@@ -10,8 +11,10 @@ import type { AppContext } from './app-context.ts';
 import type { Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { loadOpenApiDocument } from './http/openapi.ts';
+import { FileBlobStorage } from './lib/blob-storage.ts';
 import { resolveBuildInfo } from './lib/build-info.ts';
 import { loadSigningSecret } from './lib/secret.ts';
+import { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
 import { PostgresSyncStore } from './modules/sync/postgres.store.ts';
 import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
@@ -48,6 +51,12 @@ export async function createContext(
         ? await SqliteSyncStore.open(orm)
         : new PostgresSyncStore(config.database.url);
     const sync = new SyncService({ store, config, clock });
+    const attachments = new AttachmentsService({
+      index: store,
+      blobs: new FileBlobStorage(path.join(config.dataDir, 'attachments')),
+      maxBytes: config.limits.attachmentBytes,
+      clock,
+    });
     const build = resolveBuildInfo(config);
     return {
       config,
@@ -56,7 +65,7 @@ export async function createContext(
       clock,
       build,
       spec: loadOpenApiDocument(specPath),
-      services: { auth, users, sync, close: () => store.close() },
+      services: { auth, users, sync, attachments, close: () => store.close() },
     };
   } catch (err) {
     await orm.close();

@@ -1,12 +1,20 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { attachmentsHandlers } from './attachments.handlers.ts';
 
-// Implemented by the attachments issue; until then every operation answers 501 problem+json.
-export function attachmentsRoutes(): Route[] {
+export function attachmentsRoutes(ctx: AppContext): Route[] {
+  const h = attachmentsHandlers(ctx);
+  const path = '/attachments/{attachment_id}';
   return [
-    pending('getAttachmentManifest', 'post', '/attachments/manifest'),
-    pending('uploadAttachment', 'put', '/attachments/{attachment_id}'),
-    pending('downloadAttachment', 'get', '/attachments/{attachment_id}'),
-    pending('checkAttachmentExists', 'head', '/attachments/{attachment_id}'),
-    pending('deleteAttachment', 'delete', '/attachments/{attachment_id}'),
+    {
+      operationId: 'getAttachmentManifest',
+      method: 'post',
+      path: '/attachments/manifest',
+      handler: h.getAttachmentManifest,
+    },
+    { operationId: 'uploadAttachment', method: 'put', path, handler: h.uploadAttachment },
+    { operationId: 'downloadAttachment', method: 'get', path, handler: h.downloadAttachment },
+    { operationId: 'checkAttachmentExists', method: 'head', path, handler: h.checkAttachmentExists },
+    { operationId: 'deleteAttachment', method: 'delete', path, handler: h.deleteAttachment },
   ];
 }

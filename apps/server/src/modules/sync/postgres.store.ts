@@ -1,5 +1,7 @@
 import pg from 'pg';
 import {
+  type AttachmentPutOutcome,
+  type AttachmentRow,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -12,6 +14,12 @@ import {
 } from './sync.store.ts';
 
 type Row = Omit<StoredRecord, 'version'> & { version: string };
+type AttachmentDbRow = Omit<AttachmentRow, 'version' | 'size'> & { version: string; size: string };
+const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({
+  ...row,
+  version: Number(row.version),
+  size: Number(row.size),
+});
 const toRecord = (row: Row): StoredRecord => ({ ...row, version: Number(row.version) });
 
 const COLUMN_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
@@ -183,5 +191,106 @@ export class PostgresSyncStore implements SyncStore {
 
   async close(): Promise<void> {
     await this.#pool.end();
+  }
+
+  /** Runs `work` in a transaction that holds the counter row lock (the global change order). */
+  async #counted<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('select value from sync_counter where id = 1 for update');
+      const result = await work(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async putAttachment(a: {
+    id: string;
+    hash: string;
+    size: number;
+    contentType: string;
+    now: string;
+  }): Promise<AttachmentPutOutcome> {
+    return this.#counted(async (client) => {
+      const found = await client.query<AttachmentDbRow>(
+        'select * from attachments where attachment_id = $1',
+        [a.id],
+      );
+      const existing = found.rows[0];
+      if (existing && !existing.deleted) {
+        return existing.hash === a.hash
+          ? { kind: 'same', version: Number(existing.version) }
+          : { kind: 'conflict', hash: existing.hash };
+      }
+      const bumped = await client.query<{ value: string }>(
+        'update sync_counter set value = value + 1 where id = 1 returning value',
+      );
+      const version = Number(bumped.rows[0]!.value);
+      await client.query(
+        'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values ($1, $2, $3, $4, false, $5, $6, $7) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = false, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',
+        [a.id, a.hash, a.size, a.contentType, version, existing?.created_at ?? a.now, a.now],
+      );
+      return { kind: 'created', version };
+    });
+  }
+
+  async deleteAttachment(
+    id: string,
+    now: string,
+  ): Promise<{ version: number; hash: string; orphaned: boolean } | undefined> {
+    return this.#counted(async (client) => {
+      const found = await client.query<AttachmentDbRow>(
+        'select * from attachments where attachment_id = $1',
+        [id],
+      );
+      const existing = found.rows[0];
+      if (!existing || existing.deleted) return undefined;
+      const bumped = await client.query<{ value: string }>(
+        'update sync_counter set value = value + 1 where id = 1 returning value',
+      );
+      const version = Number(bumped.rows[0]!.value);
+      await client.query(
+        'update attachments set deleted = true, version = $1, updated_at = $2 where attachment_id = $3',
+        [version, now, id],
+      );
+      const users = await client.query<{ n: string }>(
+        'select count(*) as n from attachments where hash = $1 and not deleted',
+        [existing.hash],
+      );
+      return { version, hash: existing.hash, orphaned: Number(users.rows[0]!.n) === 0 };
+    });
+  }
+
+  async getAttachment(id: string): Promise<AttachmentRow | undefined> {
+    const found = await this.#pool.query<AttachmentDbRow>(
+      'select * from attachments where attachment_id = $1 and not deleted',
+      [id],
+    );
+    return found.rows[0] ? toAttachment(found.rows[0]) : undefined;
+  }
+
+  async attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('begin isolation level repeatable read read only');
+      const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
+      const rows = await client.query<AttachmentDbRow>(
+        'select * from attachments where version > $1 order by version',
+        [sinceVersion],
+      );
+      await client.query('commit');
+      return { currentVersion: Number(counter.rows[0]!.value), rows: rows.rows.map(toAttachment) };
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 }

@@ -2,6 +2,8 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { SqliteConnection } from '@mikro-orm/sqlite';
 import type Database from 'better-sqlite3';
 import {
+  type AttachmentPutOutcome,
+  type AttachmentRow,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -14,6 +16,8 @@ import {
 } from './sync.store.ts';
 
 type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
+type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
+const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({ ...row, deleted: row.deleted === 1 });
 
 const toRecord = (row: Row): StoredRecord => ({ ...row, deleted: row.deleted === 1 });
 const ID_CHUNK = 500;
@@ -149,6 +153,72 @@ export class SqliteSyncStore implements SyncStore {
     // The connection belongs to the ORM, which closes it.
   }
 
+  async putAttachment(a: {
+    id: string;
+    hash: string;
+    size: number;
+    contentType: string;
+    now: string;
+  }): Promise<AttachmentPutOutcome> {
+    await this.#idle();
+    const s = this.#statements;
+    return this.#db
+      .transaction((): AttachmentPutOutcome => {
+        const existing = s.attachment.get(a.id) as AttachmentDbRow | undefined;
+        if (existing && existing.deleted === 0) {
+          return existing.hash === a.hash
+            ? { kind: 'same', version: existing.version }
+            : { kind: 'conflict', hash: existing.hash };
+        }
+        const version = (s.bumpCounter.get(1) as { value: number }).value;
+        s.upsertAttachment.run(
+          a.id,
+          a.hash,
+          a.size,
+          a.contentType,
+          version,
+          existing?.created_at ?? a.now,
+          a.now,
+        );
+        return { kind: 'created', version };
+      })
+      .immediate();
+  }
+
+  async deleteAttachment(
+    id: string,
+    now: string,
+  ): Promise<{ version: number; hash: string; orphaned: boolean } | undefined> {
+    await this.#idle();
+    const s = this.#statements;
+    return this.#db
+      .transaction(() => {
+        const existing = s.attachment.get(id) as AttachmentDbRow | undefined;
+        if (!existing || existing.deleted === 1) return undefined;
+        const version = (s.bumpCounter.get(1) as { value: number }).value;
+        s.tombstoneAttachment.run(version, now, id);
+        const users = (s.liveBlobUsers.get(existing.hash) as { n: number }).n;
+        return { version, hash: existing.hash, orphaned: users === 0 };
+      })
+      .immediate();
+  }
+
+  async getAttachment(id: string): Promise<AttachmentRow | undefined> {
+    const row = this.#statements.attachment.get(id) as AttachmentDbRow | undefined;
+    return row && row.deleted === 0 ? toAttachment(row) : undefined;
+  }
+
+  async attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
+    await this.#idle();
+    const s = this.#statements;
+    return this.#db
+      .transaction(() => ({
+        currentVersion: (s.counter.get() as { value: number }).value,
+        rows: (s.attachmentsSince.all(sinceVersion) as AttachmentDbRow[]).map(toAttachment),
+      }))
+      .deferred();
+  }
+
   readonly #byIds = new Map<number, Database.Statement>();
   #selectByIds(n: number): Database.Statement {
     let statement = this.#byIds.get(n);
@@ -198,5 +268,14 @@ function prepare(db: Database.Database) {
       'insert into sync_conflicts (observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
+    attachment: db.prepare('select * from attachments where attachment_id = ?'),
+    upsertAttachment: db.prepare(
+      'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = 0, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',
+    ),
+    tombstoneAttachment: db.prepare(
+      'update attachments set deleted = 1, version = ?, updated_at = ? where attachment_id = ?',
+    ),
+    liveBlobUsers: db.prepare('select count(*) as n from attachments where hash = ? and deleted = 0'),
+    attachmentsSince: db.prepare('select * from attachments where version > ? order by version'),
   };
 }

@@ -77,6 +77,42 @@ export interface StoredConflict extends Omit<ConflictLog, 'incoming' | 'server'>
   server: string;
 }
 
+/** An attachment's latest operation, as stored. */
+export interface AttachmentRow {
+  attachment_id: string;
+  hash: string;
+  size: number;
+  content_type: string;
+  deleted: boolean;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export type AttachmentPutOutcome =
+  | { kind: 'created'; version: number }
+  | { kind: 'same'; version: number }
+  | { kind: 'conflict'; hash: string };
+
+/** Attachment metadata, versioned from the same counter as records (spec §5). */
+export interface AttachmentIndex {
+  /** Records an upload unless the id holds different bytes (conflict) or the same bytes (same). */
+  putAttachment(a: {
+    id: string;
+    hash: string;
+    size: number;
+    contentType: string;
+    now: string;
+  }): Promise<AttachmentPutOutcome>;
+  /** Records a delete; `undefined` when there is no live attachment. `orphaned`: no live attachment uses its blob any more. */
+  deleteAttachment(
+    id: string,
+    now: string,
+  ): Promise<{ version: number; hash: string; orphaned: boolean } | undefined>;
+  getAttachment(id: string): Promise<AttachmentRow | undefined>;
+  attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }>;
+}
+
 /**
  * Where records, the global change counter, remembered transmissions and the conflict log live.
  *
@@ -84,7 +120,7 @@ export interface StoredConflict extends Omit<ConflictLog, 'incoming' | 'server'>
  * versions are handed out in commit order: once a pull has seen version N, every record with a
  * version ≤ N is already committed. A pull reads its page and the counter from one snapshot.
  */
-export interface SyncStore {
+export interface SyncStore extends AttachmentIndex {
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
   pull(query: PullQuery): Promise<PullPage>;
   conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;

@@ -1,0 +1,126 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export class BlobTooLarge extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`larger than ${limit} bytes`);
+    this.limit = limit;
+  }
+}
+
+export class BlobDigestMismatch extends Error {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(expected: string, actual: string) {
+    super('content digest mismatch');
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export interface StoredBlob {
+  /** sha256 of the content, hex: also the blob's key. */
+  hash: string;
+  size: number;
+}
+
+/**
+ * Content-addressed blob storage: a blob's key is its sha256, so the same bytes stored twice are
+ * one blob and concurrent writers never overwrite each other's content. Attachments (and later
+ * other files) live here; a different backend (object storage) implements the same interface.
+ */
+export interface BlobStorage {
+  /** Streams `source` in, hashing on the way; stores it only if it is complete, within `maxBytes` and matches `expectedSha256`. */
+  put(source: Readable, options: { maxBytes: number; expectedSha256?: string }): Promise<StoredBlob>;
+  /** Reads a blob, or the inclusive byte range of it. */
+  get(hash: string, range?: { start: number; end: number }): Readable;
+  stat(hash: string): Promise<{ size: number } | undefined>;
+  delete(hash: string): Promise<void>;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * Files under `root`: `root/ab/abcdef…` by hash. A blob is written to `root/.tmp`, fsynced, and
+ * renamed into place (then the directory is fsynced), so a crash leaves either no blob or a
+ * complete one; a failed or aborted upload leaves nothing behind.
+ */
+export class FileBlobStorage implements BlobStorage {
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  #path(hash: string): string {
+    if (!HASH.test(hash)) throw new Error('invalid blob key');
+    return path.join(this.#root, hash.slice(0, 2), hash);
+  }
+
+  async put(source: Readable, options: { maxBytes: number; expectedSha256?: string }): Promise<StoredBlob> {
+    const tmpDir = path.join(this.#root, '.tmp');
+    await mkdir(tmpDir, { recursive: true });
+    const temp = path.join(tmpDir, randomUUID());
+    const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        size += chunk.length;
+        if (size > options.maxBytes) {
+          callback(new BlobTooLarge(options.maxBytes));
+          return;
+        }
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    try {
+      // `flush`: the file is fsynced before the stream closes, so a rename never publishes a partial blob.
+      await pipeline(source, meter, createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true }));
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const digest = hash.digest('hex');
+    if (options.expectedSha256 !== undefined && options.expectedSha256 !== digest) {
+      await rm(temp, { force: true });
+      throw new BlobDigestMismatch(options.expectedSha256, digest);
+    }
+    const target = this.#path(digest);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(temp, target);
+    await syncDirectory(path.dirname(target));
+    return { hash: digest, size };
+  }
+
+  get(hash: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.#path(hash), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(hash: string): Promise<{ size: number } | undefined> {
+    try {
+      return { size: (await stat(this.#path(hash))).size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async delete(hash: string): Promise<void> {
+    await rm(this.#path(hash), { force: true });
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

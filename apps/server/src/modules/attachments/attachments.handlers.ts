@@ -1,0 +1,136 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import { ifNoneMatchHits } from '../../http/conditional.ts';
+import { HttpProblem } from '../../http/errors.ts';
+import type { MultipartUpload } from '../../http/multipart.ts';
+import { type Handler, sendJson } from '../../http/routes.ts';
+import type { StoredBlob } from '../../lib/blob-storage.ts';
+import type { AttachmentRow } from '../sync/sync.store.ts';
+import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
+
+interface Received {
+  blob: StoredBlob;
+  filename: string;
+  mimeType: string;
+}
+
+/** The id from the path, before routing has decoded params (multipart runs ahead of the router). */
+function idFromPath(req: Request): string {
+  const segment = req.path.split('/').at(-1) ?? '';
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** Streams the `file` part of `PUT /attachments/{id}` into blob storage as it arrives. */
+export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
+  const { attachments } = ctx.services;
+  return {
+    field: 'file',
+    before(req, res) {
+      checkAttachmentId(idFromPath(req));
+      res.locals.expectedSha256 = expectedDigest({
+        contentDigest: req.header('content-digest'),
+        contentSha256: req.header('x-content-sha256'),
+      });
+    },
+    async sink(file, info, _req, res) {
+      const blob = await attachments.receive(file, res.locals.expectedSha256 as string | undefined);
+      return { blob, filename: info.filename, mimeType: info.mimeType };
+    },
+  };
+}
+
+function setEntityHeaders(res: Response, row: AttachmentRow): void {
+  res.setHeader('ETag', `"${row.hash}"`);
+  res.setHeader('Content-Type', row.content_type);
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Content-Disposition', `inline; filename="${row.attachment_id}"`);
+  res.setHeader('Cache-Control', 'private, no-cache');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+}
+
+type AttachmentOperation =
+  | 'uploadAttachment'
+  | 'downloadAttachment'
+  | 'checkAttachmentExists'
+  | 'deleteAttachment'
+  | 'getAttachmentManifest';
+
+export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation, Handler> {
+  const { attachments } = ctx.services;
+  return {
+    async uploadAttachment(req, res) {
+      const received = res.locals.upload as Received | undefined;
+      if (!received)
+        throw new HttpProblem(400, 'validation_failed', 'The multipart field "file" is required');
+      const id = String(req.params.attachment_id);
+      sendJson(
+        res,
+        'uploadAttachment',
+        200,
+        await attachments.store(id, received.blob, received.filename, received.mimeType),
+      );
+    },
+    async downloadAttachment(req, res) {
+      const row = await attachments.find(String(req.params.attachment_id));
+      setEntityHeaders(res, row);
+      if (ifNoneMatchHits(req.header('if-none-match'), `"${row.hash}"`)) {
+        res.status(304).end();
+        return;
+      }
+      const ranges = req.header('range') ? req.range(row.size) : undefined;
+      if (ranges === -1) {
+        res.setHeader('Content-Range', `bytes */${row.size}`);
+        throw new HttpProblem(
+          416,
+          'range_not_satisfiable',
+          `The range is outside the ${row.size}-byte attachment`,
+          {
+            headers: { 'Content-Range': `bytes */${row.size}` },
+          },
+        );
+      }
+      // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
+      const range =
+        Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
+      if (range) {
+        res.status(206);
+        res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
+        res.setHeader('Content-Length', String(range.end - range.start + 1));
+      } else {
+        res.status(200);
+        res.setHeader('Content-Length', String(row.size));
+      }
+      if (row.size === 0) {
+        res.end();
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const stream = attachments.open(row, range);
+        stream.on('error', (err) => (res.headersSent ? res.destroy(err) : reject(err)));
+        res.on('close', () => {
+          stream.destroy();
+          resolve();
+        });
+        stream.pipe(res);
+      });
+    },
+    async checkAttachmentExists(req, res) {
+      const row = await attachments.find(String(req.params.attachment_id));
+      setEntityHeaders(res, row);
+      res.setHeader('Content-Length', String(row.size));
+      res.status(200).end();
+    },
+    async deleteAttachment(req, res) {
+      sendJson(res, 'deleteAttachment', 200, await attachments.delete(String(req.params.attachment_id)));
+    },
+    async getAttachmentManifest(req, res) {
+      const { since_version } = req.body as { client_id: string; since_version: number };
+      const baseUrl = ctx.config.publicUrl ?? `${req.protocol}://${req.get('host')}`;
+      sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
+    },
+  };
+}

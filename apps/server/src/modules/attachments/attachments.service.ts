@@ -1,0 +1,166 @@
+import type { Readable } from 'node:stream';
+import type { components } from '@synk/contract';
+import mime from 'mime-types';
+import { Conflict, HttpProblem, Invalid, NotFound, PayloadTooLarge } from '../../http/errors.ts';
+import {
+  BlobDigestMismatch,
+  type BlobStorage,
+  BlobTooLarge,
+  type StoredBlob,
+} from '../../lib/blob-storage.ts';
+import type { AttachmentIndex, AttachmentRow } from '../sync/sync.store.ts';
+
+type Schemas = components['schemas'];
+
+/** One path segment of safe characters, never `.` or `..` (spec §5). */
+export const ATTACHMENT_ID = /^(?!\.\.?$)[A-Za-z0-9._-]{1,255}$/;
+
+export function checkAttachmentId(id: string): void {
+  if (!ATTACHMENT_ID.test(id)) {
+    throw Invalid('Invalid attachment id', [
+      {
+        path: '/path/attachment_id',
+        message: 'must be 1-255 characters of A-Z a-z 0-9 . _ -, and not . or ..',
+      },
+    ]);
+  }
+}
+
+/**
+ * The expected sha256 from `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:`
+ * (RFC 9530); `undefined` when neither is sent, a 400 when one is malformed.
+ */
+export function expectedDigest(headers: {
+  contentDigest?: string;
+  contentSha256?: string;
+}): string | undefined {
+  if (headers.contentSha256 !== undefined) {
+    const hex = headers.contentSha256.trim().toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw Invalid('X-Content-SHA256 must be 64 hex digits');
+    return hex;
+  }
+  if (headers.contentDigest !== undefined) {
+    const match = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/]{43}=):/i.exec(headers.contentDigest);
+    if (!match) throw Invalid('Content-Digest must carry a sha-256 digest (sha-256=:<base64>:)');
+    return Buffer.from(match[1]!, 'base64').toString('hex');
+  }
+  return undefined;
+}
+
+export interface AttachmentsServiceDeps {
+  index: AttachmentIndex;
+  blobs: BlobStorage;
+  maxBytes: number;
+  clock: () => Date;
+}
+
+export class AttachmentsService {
+  readonly #deps: AttachmentsServiceDeps;
+
+  constructor(deps: AttachmentsServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** Streams the bytes into blob storage (hash verified, size limited); nothing is stored on failure. */
+  async receive(file: Readable, expectedSha256: string | undefined): Promise<StoredBlob> {
+    try {
+      return await this.#deps.blobs.put(file, {
+        maxBytes: this.#deps.maxBytes,
+        ...(expectedSha256 ? { expectedSha256 } : {}),
+      });
+    } catch (err) {
+      if (err instanceof BlobTooLarge) throw PayloadTooLarge(`Attachments are limited to ${err.limit} bytes`);
+      if (err instanceof BlobDigestMismatch) {
+        throw new HttpProblem(
+          400,
+          'digest_mismatch',
+          `The content's sha256 is ${err.actual}, not ${err.expected} as declared`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Records a received blob under `id`: new → a version; same bytes → idempotent; other bytes → 409. */
+  async store(
+    id: string,
+    blob: StoredBlob,
+    filename: string,
+    declaredType: string,
+  ): Promise<Schemas['UploadAttachmentResponse']> {
+    const contentType = contentTypeFor(id, filename, declaredType);
+    const outcome = await this.#deps.index.putAttachment({
+      id,
+      hash: blob.hash,
+      size: blob.size,
+      contentType,
+      now: this.#now(),
+    });
+    if (outcome.kind === 'conflict') {
+      throw Conflict(`Attachment ${id} already exists with different content`, 'attachment_exists', {
+        hash: outcome.hash,
+      });
+    }
+    // A concurrent delete of the last other user of these bytes may have removed the blob.
+    if (!(await this.#deps.blobs.stat(blob.hash))) {
+      throw new HttpProblem(503, 'retry', 'The upload raced with a delete; send it again', {
+        headers: { 'Retry-After': '1' },
+      });
+    }
+    return { status: 'success', id, hash: blob.hash, size: blob.size, version: outcome.version };
+  }
+
+  async find(id: string): Promise<AttachmentRow> {
+    checkAttachmentId(id);
+    const row = await this.#deps.index.getAttachment(id);
+    if (!row) throw NotFound(`No attachment ${id}`);
+    return row;
+  }
+
+  open(row: AttachmentRow, range?: { start: number; end: number }): Readable {
+    return this.#deps.blobs.get(row.hash, range);
+  }
+
+  async delete(id: string): Promise<Schemas['DeleteAttachmentResponse']> {
+    checkAttachmentId(id);
+    const deleted = await this.#deps.index.deleteAttachment(id, this.#now());
+    if (!deleted) throw NotFound(`No attachment ${id}`);
+    if (deleted.orphaned) await this.#deps.blobs.delete(deleted.hash);
+    return { status: 'success', id, version: deleted.version };
+  }
+
+  async manifest(sinceVersion: number, baseUrl: string): Promise<Schemas['AttachmentManifestResponse']> {
+    const { currentVersion, rows } = await this.#deps.index.attachmentChanges(sinceVersion);
+    const operations: Schemas['AttachmentManifestOperation'][] = rows.map((row) =>
+      row.deleted
+        ? { operation: 'delete', attachment_id: row.attachment_id, version: row.version }
+        : {
+            operation: 'download',
+            attachment_id: row.attachment_id,
+            download_url: `${baseUrl}/attachments/${encodeURIComponent(row.attachment_id)}`,
+            size: row.size,
+            content_type: row.content_type,
+            version: row.version,
+            hash: row.hash,
+          },
+    );
+    const downloads = operations.filter((o) => o.operation === 'download');
+    return {
+      current_version: currentVersion,
+      operations,
+      total_download_size: downloads.reduce((sum, o) => sum + (o.size ?? 0), 0),
+      operation_count: { download: downloads.length, delete: operations.length - downloads.length },
+    };
+  }
+
+  #now(): string {
+    return this.#deps.clock().toISOString();
+  }
+}
+
+/** The part's own type when it says something; otherwise guessed from the id's (or file name's) extension. */
+function contentTypeFor(id: string, filename: string, declared: string): string {
+  if (declared && declared !== 'application/octet-stream' && /^[\w.+-]+\/[\w.+-]+$/.test(declared))
+    return declared.toLowerCase();
+  return mime.lookup(id) || mime.lookup(filename) || 'application/octet-stream';
+}
