@@ -2,8 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { releaseTransferGarbage, TRANSFER_GC_INTERVAL } from './memory.ts';
 
 export class BlobTooLarge extends Error {
   readonly limit: number;
@@ -39,11 +40,17 @@ export interface BlobStorage {
   put(source: Readable, options: { maxBytes: number; expectedSha256?: string }): Promise<StoredBlob>;
   /** Reads a blob, or the inclusive byte range of it. */
   get(hash: string, range?: { start: number; end: number }): Readable;
+  /**
+   * Writes a blob (or an inclusive range) into `destination` through two reused buffers: memory
+   * stays flat however large the blob, since nothing new is allocated per chunk.
+   */
+  copyTo(hash: string, destination: Writable, range?: { start: number; end: number }): Promise<void>;
   stat(hash: string): Promise<{ size: number } | undefined>;
   delete(hash: string): Promise<void>;
 }
 
 const HASH = /^[0-9a-f]{64}$/;
+const COPY_CHUNK = 256 * 1024;
 
 /**
  * Files under `root`: `root/ab/abcdef…` by hash. A blob is written to `root/.tmp`, fsynced, and
@@ -68,9 +75,15 @@ export class FileBlobStorage implements BlobStorage {
     const temp = path.join(tmpDir, randomUUID());
     const hash = createHash('sha256');
     let size = 0;
+    let sinceCollection = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.length;
+        sinceCollection += chunk.length;
+        if (sinceCollection >= TRANSFER_GC_INTERVAL) {
+          sinceCollection = 0;
+          releaseTransferGarbage();
+        }
         if (size > options.maxBytes) {
           callback(new BlobTooLarge(options.maxBytes));
           return;
@@ -100,6 +113,36 @@ export class FileBlobStorage implements BlobStorage {
 
   get(hash: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.#path(hash), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async copyTo(hash: string, destination: Writable, range?: { start: number; end: number }): Promise<void> {
+    const handle = await open(this.#path(hash), 'r');
+    const gone = new Promise<never>((_, reject) => {
+      destination.once('close', () => reject(new Error('destination closed')));
+    });
+    gone.catch(() => undefined);
+    try {
+      const end = range ? range.end + 1 : (await handle.stat()).size;
+      let position = range?.start ?? 0;
+      const buffers = [Buffer.allocUnsafe(COPY_CHUNK), Buffer.allocUnsafe(COPY_CHUNK)];
+      const inFlight: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+      for (let slot = 0; position < end; slot ^= 1) {
+        await Promise.race([inFlight[slot], gone]); // this buffer's last write has been flushed
+        const buffer = buffers[slot]!;
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(COPY_CHUNK, end - position), position);
+        if (bytesRead === 0) throw new Error('blob is shorter than expected');
+        position += bytesRead;
+        inFlight[slot] = new Promise<void>((resolve, reject) => {
+          destination.write(buffer.subarray(0, bytesRead), (err?: Error | null) =>
+            err ? reject(err) : resolve(),
+          );
+        });
+        inFlight[slot]!.catch(() => undefined);
+      }
+      await Promise.race([Promise.all(inFlight), gone]);
+    } finally {
+      await handle.close();
+    }
   }
 
   async stat(hash: string): Promise<{ size: number } | undefined> {

@@ -108,15 +108,13 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         res.end();
         return;
       }
-      await new Promise<void>((resolve, reject) => {
-        const stream = attachments.open(row, range);
-        stream.on('error', (err) => (res.headersSent ? res.destroy(err) : reject(err)));
-        res.on('close', () => {
-          stream.destroy();
-          resolve();
-        });
-        stream.pipe(res);
-      });
+      try {
+        await attachments.copyTo(row, res, range);
+        res.end();
+      } catch (err) {
+        // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
+        res.destroy(err as Error);
+      }
     },
     async checkAttachmentExists(req, res) {
       const row = await attachments.find(String(req.params.attachment_id));

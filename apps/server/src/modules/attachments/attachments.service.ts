@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { components } from '@synk/contract';
 import mime from 'mime-types';
 import { Conflict, HttpProblem, Invalid, NotFound, PayloadTooLarge } from '../../http/errors.ts';
@@ -117,8 +117,9 @@ export class AttachmentsService {
     return row;
   }
 
-  open(row: AttachmentRow, range?: { start: number; end: number }): Readable {
-    return this.#deps.blobs.get(row.hash, range);
+  /** Streams the attachment (or an inclusive range) into `destination`. */
+  copyTo(row: AttachmentRow, destination: Writable, range?: { start: number; end: number }): Promise<void> {
+    return this.#deps.blobs.copyTo(row.hash, destination, range);
   }
 
   async delete(id: string): Promise<Schemas['DeleteAttachmentResponse']> {

@@ -1,0 +1,18 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+/**
+ * Long transfers allocate a fresh socket buffer per read. V8 collects those only once about 64 MiB
+ * of such external memory has piled up since the last collection, so a 1 GiB upload would hold
+ * that much dead memory. `releaseTransferGarbage()` asks for a young-generation collection (about
+ * a millisecond) and is called every few MiB of a transfer, which keeps its footprint flat.
+ */
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as ((options?: { type: 'minor' | 'major' }) => void) | undefined;
+
+export function releaseTransferGarbage(): void {
+  gc?.({ type: 'minor' });
+}
+
+/** How many bytes a transfer moves between two `releaseTransferGarbage()` calls. */
+export const TRANSFER_GC_INTERVAL = 8 * 1024 * 1024;
