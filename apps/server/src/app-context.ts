@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { OpenApiDocument } from './http/openapi.ts';
 import type { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import type { AuthService } from './modules/auth/auth.service.ts';
+import type { BundlesService } from './modules/bundles/bundles.service.ts';
 import type { SyncService } from './modules/sync/sync.service.ts';
 import type { UsersService } from './modules/users/users.service.ts';
 
@@ -20,6 +21,7 @@ export interface Services {
   users: UsersService;
   sync: SyncService;
   attachments: AttachmentsService;
+  bundles: BundlesService;
   /** Releases what the services hold (connection pools); the ORM is closed separately. */
   close(): Promise<void>;
 }

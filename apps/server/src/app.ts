@@ -14,6 +14,7 @@ import { type Route, registerRoutes } from './http/routes.ts';
 import { attachmentUpload } from './modules/attachments/attachments.handlers.ts';
 import { attachmentsRoutes } from './modules/attachments/attachments.routes.ts';
 import { authRoutes } from './modules/auth/auth.routes.ts';
+import { bundleUpload, foldBundleDownloadPath } from './modules/bundles/bundles.handlers.ts';
 import { bundlesRoutes } from './modules/bundles/bundles.routes.ts';
 import { exportsRoutes } from './modules/exports/exports.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
@@ -46,7 +47,7 @@ export function allRoutes(ctx: AppContext): Route[] {
     ...usersRoutes(ctx),
     ...syncRoutes(ctx),
     ...attachmentsRoutes(ctx),
-    ...bundlesRoutes(),
+    ...bundlesRoutes(ctx),
     ...exportsRoutes(),
   ];
 }
@@ -68,6 +69,7 @@ export function createApp(ctx: AppContext): Express {
     }),
   );
   app.use(apiVersionNegotiation);
+  app.use(foldBundleDownloadPath);
   app.use(resolveOperations(ctx.spec));
   app.use(authenticate(ctx.services.auth));
   app.use(
@@ -80,7 +82,7 @@ export function createApp(ctx: AppContext): Express {
       },
     }),
   );
-  app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx) }));
+  app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx), pushAppBundle: bundleUpload(ctx) }));
   app.use(
     OpenApiValidator.middleware({
       apiSpec: specPath,

@@ -16,6 +16,7 @@ import { resolveBuildInfo } from './lib/build-info.ts';
 import { loadSigningSecret } from './lib/secret.ts';
 import { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
+import { BundlesService } from './modules/bundles/bundles.service.ts';
 import { PostgresSyncStore } from './modules/sync/postgres.store.ts';
 import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
 import { SyncService } from './modules/sync/sync.service.ts';
@@ -50,7 +51,8 @@ export async function createContext(
       config.database.kind === 'sqlite'
         ? await SqliteSyncStore.open(orm)
         : new PostgresSyncStore(config.database.url);
-    const sync = new SyncService({ store, config, clock });
+    const bundles = new BundlesService({ orm, config, clock });
+    const sync = new SyncService({ store, config, clock, forms: bundles });
     const attachments = new AttachmentsService({
       index: store,
       blobs: new FileBlobStorage(path.join(config.dataDir, 'attachments')),
@@ -65,7 +67,7 @@ export async function createContext(
       clock,
       build,
       spec: loadOpenApiDocument(specPath),
-      services: { auth, users, sync, attachments, close: () => store.close() },
+      services: { auth, users, sync, attachments, bundles, close: () => store.close() },
     };
   } catch (err) {
     await orm.close();

@@ -2,15 +2,17 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { DatabaseConfig } from '../config.ts';
 
 /** Arbitrary constants naming PostgreSQL advisory locks. */
-const ADMIN_LOCK_KEY = 7_201_001;
+const LOCK_KEYS = { admins: 7_201_001, bundles: 7_201_002 } as const;
 
 /**
- * Runs `work` in a transaction that holds the "administrators" lock, so that two concurrent
- * requests cannot both remove one of the last two admins. PostgreSQL: a transaction-scoped
- * advisory lock, which also holds across server processes. SQLite: the embedded database has one
- * connection per process, and its transactions already run one at a time.
+ * Runs `work` in a transaction that holds a named lock: "admins", so that two concurrent requests
+ * cannot both remove one of the last two admins; "bundles", so app bundle versions are allocated
+ * and activated one push at a time. PostgreSQL: a transaction-scoped advisory lock, which also
+ * holds across server processes. SQLite: the embedded database has one connection per process,
+ * and its transactions already run one at a time.
  */
-export async function withAdminLock<T>(
+export async function withLock<T>(
+  lock: keyof typeof LOCK_KEYS,
   em: EntityManager,
   kind: DatabaseConfig['kind'],
   work: (em: EntityManager) => Promise<T>,
@@ -19,7 +21,7 @@ export async function withAdminLock<T>(
     if (kind === 'postgresql') {
       await tem
         .getConnection()
-        .execute('select pg_advisory_xact_lock(?)', [ADMIN_LOCK_KEY], 'all', tem.getTransactionContext());
+        .execute('select pg_advisory_xact_lock(?)', [LOCK_KEYS[lock]], 'all', tem.getTransactionContext());
     }
     return work(tem);
   });

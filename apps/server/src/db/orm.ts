@@ -7,11 +7,20 @@ import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config.ts';
 import { AuthSession, LoginThrottle, RefreshToken } from '../modules/auth/session.entity.ts';
+import { AppBundleState, AppBundleVersion } from '../modules/bundles/bundle.entity.ts';
 import { User } from '../modules/users/user.entity.ts';
 import { postgresqlMigrations, sqliteMigrations } from './migrations/index.ts';
 import { ServerMeta } from './server-meta.entity.ts';
 
-export const entities = [ServerMeta, User, AuthSession, RefreshToken, LoginThrottle];
+export const entities = [
+  ServerMeta,
+  User,
+  AuthSession,
+  RefreshToken,
+  LoginThrottle,
+  AppBundleVersion,
+  AppBundleState,
+];
 
 export type DatabaseKind = DatabaseConfig['kind'];
 

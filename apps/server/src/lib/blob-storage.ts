@@ -1,10 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { releaseTransferGarbage, TRANSFER_GC_INTERVAL } from './memory.ts';
+import type { Readable, Writable } from 'node:stream';
+import { StreamTooLarge, streamToFile } from './files.ts';
 
 export class BlobTooLarge extends Error {
   readonly limit: number;
@@ -73,33 +72,15 @@ export class FileBlobStorage implements BlobStorage {
     const tmpDir = path.join(this.#root, '.tmp');
     await mkdir(tmpDir, { recursive: true });
     const temp = path.join(tmpDir, randomUUID());
-    const hash = createHash('sha256');
-    let size = 0;
-    let sinceCollection = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        size += chunk.length;
-        sinceCollection += chunk.length;
-        if (sinceCollection >= TRANSFER_GC_INTERVAL) {
-          sinceCollection = 0;
-          releaseTransferGarbage();
-        }
-        if (size > options.maxBytes) {
-          callback(new BlobTooLarge(options.maxBytes));
-          return;
-        }
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
+    let stored: { size: number; sha256: string };
     try {
-      // `flush`: the file is fsynced before the stream closes, so a rename never publishes a partial blob.
-      await pipeline(source, meter, createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true }));
+      stored = await streamToFile(source, temp, options.maxBytes);
     } catch (err) {
-      await rm(temp, { force: true });
+      if (err instanceof StreamTooLarge) throw new BlobTooLarge(err.limit);
       throw err;
     }
-    const digest = hash.digest('hex');
+    const { size } = stored;
+    const digest = stored.sha256;
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== digest) {
       await rm(temp, { force: true });
       throw new BlobDigestMismatch(options.expectedSha256, digest);

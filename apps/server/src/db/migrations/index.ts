@@ -6,10 +6,12 @@ import { Migration20261124000000Init as PgInit } from './postgresql/Migration202
 import { Migration20261124010000Auth as PgAuth } from './postgresql/Migration20261124010000Auth.ts';
 import { Migration20261124020000Sync as PgSync } from './postgresql/Migration20261124020000Sync.ts';
 import { Migration20261124030000Attachments as PgAttachments } from './postgresql/Migration20261124030000Attachments.ts';
+import { Migration20261124040000Bundles as PgBundles } from './postgresql/Migration20261124040000Bundles.ts';
 import { Migration20261124000000Init as SqliteInit } from './sqlite/Migration20261124000000Init.ts';
 import { Migration20261124010000Auth as SqliteAuth } from './sqlite/Migration20261124010000Auth.ts';
 import { Migration20261124020000Sync as SqliteSync } from './sqlite/Migration20261124020000Sync.ts';
 import { Migration20261124030000Attachments as SqliteAttachments } from './sqlite/Migration20261124030000Attachments.ts';
+import { Migration20261124040000Bundles as SqliteBundles } from './sqlite/Migration20261124040000Bundles.ts';
 
-export const sqliteMigrations = [SqliteInit, SqliteAuth, SqliteSync, SqliteAttachments];
-export const postgresqlMigrations = [PgInit, PgAuth, PgSync, PgAttachments];
+export const sqliteMigrations = [SqliteInit, SqliteAuth, SqliteSync, SqliteAttachments, SqliteBundles];
+export const postgresqlMigrations = [PgInit, PgAuth, PgSync, PgAttachments, PgBundles];

@@ -1,14 +1,46 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { bundlesHandlers } from './bundles.handlers.ts';
 
-// Implemented by the app bundles issue; until then every operation answers 501 problem+json.
-export function bundlesRoutes(): Route[] {
+export function bundlesRoutes(ctx: AppContext): Route[] {
+  const h = bundlesHandlers(ctx);
   return [
-    pending('getAppBundleChanges', 'get', '/app-bundle/changes'),
-    pending('getAppBundleManifest', 'get', '/app-bundle/manifest'),
-    pending('downloadAppBundleFile', 'get', '/app-bundle/download/{path}'),
-    pending('downloadAppBundleZip', 'get', '/app-bundle/download-zip'),
-    pending('getAppBundleVersions', 'get', '/app-bundle/versions'),
-    pending('pushAppBundle', 'post', '/app-bundle/push'),
-    pending('switchAppBundleVersion', 'post', '/app-bundle/switch/{version}'),
+    {
+      operationId: 'getAppBundleChanges',
+      method: 'get',
+      path: '/app-bundle/changes',
+      handler: h.getAppBundleChanges,
+    },
+    {
+      operationId: 'getAppBundleManifest',
+      method: 'get',
+      path: '/app-bundle/manifest',
+      handler: h.getAppBundleManifest,
+    },
+    {
+      operationId: 'downloadAppBundleFile',
+      method: 'get',
+      path: '/app-bundle/download/{path}',
+      handler: h.downloadAppBundleFile,
+    },
+    {
+      operationId: 'downloadAppBundleZip',
+      method: 'get',
+      path: '/app-bundle/download-zip',
+      handler: h.downloadAppBundleZip,
+    },
+    {
+      operationId: 'getAppBundleVersions',
+      method: 'get',
+      path: '/app-bundle/versions',
+      handler: h.getAppBundleVersions,
+    },
+    { operationId: 'pushAppBundle', method: 'post', path: '/app-bundle/push', handler: h.pushAppBundle },
+    {
+      operationId: 'switchAppBundleVersion',
+      method: 'post',
+      path: '/app-bundle/switch/{version}',
+      handler: h.switchAppBundleVersion,
+    },
   ];
 }

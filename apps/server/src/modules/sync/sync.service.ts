@@ -8,6 +8,8 @@ import type { ConflictLog, RecordWrite, StoredRecord, SyncStore } from './sync.s
 
 /** Checks a record's data against the active app bundle's form schema (spec §4.2). */
 export interface FormSchemas {
+  /** Brings the schemas up to date (the active bundle may have changed); called before each push is checked. */
+  refresh?(): Promise<void>;
   check(
     formType: string,
     data: Record<string, unknown>,
@@ -112,6 +114,7 @@ export class SyncService {
     const now = this.#deps.clock();
     const failed: FailedRecord[] = [];
     const warnings: SyncWarning[] = [];
+    if (config.sync.validation !== 'off') await this.#forms.refresh?.();
     const accepted = this.#acceptRecords(body.records, failed, warnings);
 
     // Duplicate ids in one batch: the last valid occurrence wins, deterministically.

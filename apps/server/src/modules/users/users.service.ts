@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { type EntityManager, type MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { withAdminLock } from '../../db/locks.ts';
+import { withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
 import type { AuthService, Principal } from '../auth/auth.service.ts';
@@ -85,7 +85,7 @@ export class UsersService {
   }
 
   async delete(username: string): Promise<void> {
-    const userId = await withAdminLock(this.#em.fork(), this.#deps.config.database.kind, async (em) => {
+    const userId = await withLock('admins', this.#em.fork(), this.#deps.config.database.kind, async (em) => {
       const user = await this.#find(em, username);
       if (user.role === 'admin' && (await em.count(User, { role: 'admin' })) <= 1) {
         throw lastAdmin('The last administrator cannot be deleted');
@@ -98,7 +98,7 @@ export class UsersService {
   }
 
   async setRole(username: string, role: Role): Promise<UserView> {
-    const updated = await withAdminLock(this.#em.fork(), this.#deps.config.database.kind, async (em) => {
+    const updated = await withLock('admins', this.#em.fork(), this.#deps.config.database.kind, async (em) => {
       const user = await this.#find(em, username);
       if (user.role === role) return user;
       if (user.role === 'admin' && (await em.count(User, { role: 'admin' })) <= 1) {

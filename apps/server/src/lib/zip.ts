@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ZipArchive } from 'archiver';
+import unzipper from 'unzipper';
+
+/** The thin adapter over unzipper and archiver: the rest of the server never imports them. */
+
+export interface ZipEntry {
+  name: string;
+  isDirectory: boolean;
+  isSymlink: boolean;
+  compressedSize: number;
+  uncompressedSize: number;
+  modifiedAt: Date;
+  open(): Readable;
+}
+
+export class NotAZip extends Error {}
+
+export class EntryTooLarge extends Error {}
+
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+
+/** Reads a ZIP's central directory (no entry is decompressed yet). */
+export async function readZipDirectory(file: string): Promise<ZipEntry[]> {
+  let directory: Awaited<ReturnType<typeof unzipper.Open.file>>;
+  try {
+    directory = await unzipper.Open.file(file);
+  } catch (err) {
+    throw new NotAZip((err as Error).message);
+  }
+  return directory.files.map((entry) => ({
+    name: entry.path,
+    isDirectory: entry.type === 'Directory',
+    // Unix mode lives in the high 16 bits of the external attributes (when made on Unix).
+    isSymlink: ((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK,
+    compressedSize: entry.compressedSize,
+    uncompressedSize: entry.uncompressedSize,
+    modifiedAt: entry.lastModifiedDateTime,
+    open: () => entry.stream() as unknown as Readable,
+  }));
+}
+
+/**
+ * Decompresses one entry to `target`, hashing it, and refusing to write more than `maxBytes`
+ * whatever the entry's header claims (a lying header is how ZIP bombs get past size checks).
+ */
+export async function extractEntry(
+  entry: ZipEntry,
+  target: string,
+  maxBytes: number,
+  collect?: { limit: number; chunks: Buffer[] },
+): Promise<{ size: number; sha256: string }> {
+  await mkdir(path.dirname(target), { recursive: true });
+  const hash = createHash('sha256');
+  let size = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        callback(new EntryTooLarge(`${entry.name} inflates beyond ${maxBytes} bytes`));
+        return;
+      }
+      hash.update(chunk);
+      if (collect && size <= collect.limit) collect.chunks.push(chunk);
+      callback(null, chunk);
+    },
+  });
+  await pipeline(entry.open(), meter, createWriteStream(target, { flags: 'wx', mode: 0o644 }));
+  return { size, sha256: hash.digest('hex') };
+}
+
+/** Streams the files (name in the ZIP → path on disk) as a ZIP into `output`. */
+export async function writeZip(
+  files: { name: string; file: string; modifiedAt?: Date }[],
+  output: Writable,
+): Promise<void> {
+  const archive = new ZipArchive({ zlib: { level: 6 } });
+  const done = pipeline(archive, output);
+  for (const f of files)
+    archive.file(f.file, { name: f.name, ...(f.modifiedAt ? { date: f.modifiedAt } : {}) });
+  await archive.finalize();
+  await done;
+}

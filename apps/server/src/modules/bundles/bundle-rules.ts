@@ -1,0 +1,236 @@
+import { Ajv } from 'ajv';
+import type { ProblemItem } from '../../http/errors.ts';
+import { canonicalJson } from '../../lib/canonical-json.ts';
+
+/**
+ * The rules an app bundle must follow (spec §6), as pure functions over entry names and parsed
+ * JSON, so the same checks can run anywhere (server push, a CLI's local `forms validate`).
+ */
+
+export const BUILTIN_RENDERERS = new Set([
+  'text',
+  'number',
+  'integer',
+  'boolean',
+  'date',
+  'time',
+  'datetime',
+  'range',
+  'select',
+  'combo',
+  'radio',
+  'checkbox',
+  'toggle',
+  'group',
+  'categorization',
+  'category',
+  'multiselect',
+  'textarea',
+  'slider',
+  'rating',
+  'builtin-text',
+  'image',
+  'signature',
+  'audio',
+  'video',
+  'file',
+  'qrcode',
+]);
+
+const SEGMENT = /^[A-Za-z0-9._@ -]+$/;
+
+/** Problems with one entry name: traversal, absolute paths, backslashes, control characters. */
+export function unsafeNameProblem(name: string): string | undefined {
+  if (name.includes('\\')) return 'contains a backslash';
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return 'is an absolute path';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains control characters';
+  const segments = name.replace(/\/$/, '').split('/');
+  if (segments.some((s) => s === '..' || s === '.')) return 'contains a . or .. segment';
+  if (segments.some((s) => s === '')) return 'contains an empty segment';
+  return undefined;
+}
+
+export interface BundleLayout {
+  forms: Map<string, { schema?: string; ui?: string }>;
+  renderers: Set<string>;
+  hasIndex: boolean;
+}
+
+/** Checks where each (file) entry sits; collects forms and renderers. */
+export function checkLayout(fileNames: string[], errors: ProblemItem[]): BundleLayout {
+  const layout: BundleLayout = { forms: new Map(), renderers: new Set(), hasIndex: false };
+  for (const name of fileNames) {
+    const parts = name.split('/');
+    const [top] = parts;
+    if (top === 'app' && parts.length >= 2) {
+      if (name === 'app/index.html') layout.hasIndex = true;
+      continue;
+    }
+    if (top === 'forms' && parts.length === 3 && SEGMENT.test(parts[1]!)) {
+      const form = layout.forms.get(parts[1]!) ?? {};
+      if (parts[2] === 'schema.json') form.schema = name;
+      else if (parts[2] === 'ui.json') form.ui = name;
+      else {
+        errors.push({
+          path: name,
+          message: 'only schema.json and ui.json may be in a form folder',
+          code: 'layout',
+        });
+        continue;
+      }
+      layout.forms.set(parts[1]!, form);
+      continue;
+    }
+    if (top === 'renderers' && parts.length === 3 && SEGMENT.test(parts[1]!) && parts[2] === 'renderer.jsx') {
+      layout.renderers.add(parts[1]!);
+      continue;
+    }
+    errors.push({
+      path: name,
+      message:
+        top === 'app' || top === 'forms' || top === 'renderers'
+          ? 'is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)'
+          : 'nothing but app/, forms/ and renderers/ may be at the top level',
+      code: 'layout',
+    });
+  }
+  if (!layout.hasIndex) errors.push({ path: 'app/index.html', message: 'is required', code: 'layout' });
+  for (const [form, files] of layout.forms) {
+    if (!files.schema)
+      errors.push({
+        path: `forms/${form}/schema.json`,
+        message: 'is required for every form',
+        code: 'layout',
+      });
+    if (!files.ui)
+      errors.push({ path: `forms/${form}/ui.json`, message: 'is required for every form', code: 'layout' });
+  }
+  return layout;
+}
+
+/** Parses a JSON file that must hold an object. */
+export function parseJsonObject(
+  path: string,
+  text: string,
+  errors: ProblemItem[],
+): Record<string, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    errors.push({ path, message: `is not valid JSON: ${(err as Error).message}`, code: 'invalid_json' });
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    errors.push({ path, message: 'must be a JSON object', code: 'invalid_json' });
+    return undefined;
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A JSON Schema compiler tolerant of the vocabulary forms use (x-*, ui hints, formats). */
+export function createSchemaCompiler(): Ajv {
+  return new Ajv({ strict: false, allErrors: true, validateFormats: false });
+}
+
+export function checkSchemaCompiles(
+  ajv: Ajv,
+  path: string,
+  schema: Record<string, unknown>,
+  errors: ProblemItem[],
+): void {
+  try {
+    ajv.compile(schema);
+  } catch (err) {
+    errors.push({
+      path,
+      message: `is not a valid JSON Schema: ${(err as Error).message}`,
+      code: 'invalid_schema',
+    });
+  }
+}
+
+/** Every renderer a schema (`x-renderer`, `rendererType`) or a ui (`options.format`) refers to. */
+export function rendererReferences(kind: 'schema' | 'ui', value: unknown, found: string[] = []): string[] {
+  if (Array.isArray(value)) {
+    for (const item of value) rendererReferences(kind, item, found);
+  } else if (value && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    if (kind === 'schema') {
+      for (const key of ['x-renderer', 'rendererType'])
+        if (typeof record[key] === 'string') found.push(record[key] as string);
+    } else {
+      const options = record.options as Record<string, unknown> | undefined;
+      if (options && typeof options.format === 'string') found.push(options.format);
+    }
+    for (const inner of Object.values(record)) rendererReferences(kind, inner, found);
+  }
+  return found;
+}
+
+export function checkRenderers(
+  path: string,
+  references: string[],
+  bundled: Set<string>,
+  errors: ProblemItem[],
+): void {
+  for (const name of new Set(references)) {
+    if (!bundled.has(name) && !BUILTIN_RENDERERS.has(name)) {
+      errors.push({ path, message: `refers to unknown renderer "${name}"`, code: 'unknown_renderer' });
+    }
+  }
+}
+
+/** Top-level properties that are core fields: named `core_*` or marked `"x-core": true`. */
+export function coreFields(schema: Record<string, unknown>): Map<string, unknown> {
+  const properties = (schema.properties ?? {}) as Record<string, unknown>;
+  const core = new Map<string, unknown>();
+  for (const [name, definition] of Object.entries(properties)) {
+    const marked =
+      typeof definition === 'object' &&
+      definition !== null &&
+      (definition as Record<string, unknown>)['x-core'] === true;
+    if (name.startsWith('core_') || marked) core.set(name, definition);
+  }
+  return core;
+}
+
+/** Core fields of a form that exists in the active version may not be removed, changed or added. */
+export function checkCoreFields(
+  form: string,
+  previous: Record<string, unknown>,
+  next: Record<string, unknown>,
+  errors: ProblemItem[],
+): void {
+  const before = coreFields(previous);
+  const after = coreFields(next);
+  const path = `forms/${form}/schema.json`;
+  for (const [name, definition] of before) {
+    if (!after.has(name)) {
+      const stillThere = ((next.properties ?? {}) as Record<string, unknown>)[name] !== undefined;
+      errors.push({
+        path,
+        message: stillThere
+          ? `core field "${name}" may not stop being a core field`
+          : `core field "${name}" may not be removed`,
+        code: 'core_field_changed',
+      });
+    } else if (canonicalJson(definition) !== canonicalJson(after.get(name))) {
+      errors.push({
+        path,
+        message: `core field "${name}" may not change its definition`,
+        code: 'core_field_changed',
+      });
+    }
+  }
+  for (const name of after.keys()) {
+    if (!before.has(name)) {
+      errors.push({
+        path,
+        message: `core field "${name}" may not be added to an existing form`,
+        code: 'core_field_changed',
+      });
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { RequestHandler } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import { principalOf } from '../../http/authenticate.ts';
+import { ifNoneMatchHits } from '../../http/conditional.ts';
+import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
+import type { MultipartUpload } from '../../http/multipart.ts';
+import { type Handler, sendJson } from '../../http/routes.ts';
+import { StreamTooLarge, streamToFile } from '../../lib/files.ts';
+
+const DOWNLOAD_PREFIX = '/app-bundle/download/';
+
+/**
+ * `GET /app-bundle/download/app/index.html` (plain nested segments) is the same request as
+ * `…/download/app%2Findex.html`: the rest of the path is folded into one encoded segment before
+ * routing, so the contract's single `{path}` parameter receives `app/index.html` either way.
+ */
+export const foldBundleDownloadPath: RequestHandler = (req, _res, next) => {
+  if (req.path.startsWith(DOWNLOAD_PREFIX)) {
+    const rest = req.path.slice(DOWNLOAD_PREFIX.length);
+    if (rest.includes('/')) {
+      const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+      req.url = `${DOWNLOAD_PREFIX}${rest.split('/').join('%2F')}${query}`;
+      // The validator matches on originalUrl; it must see the folded form too.
+      req.originalUrl = req.url;
+    }
+  }
+  next();
+};
+
+/** Streams the `bundle` part of `POST /app-bundle/push` to a temporary file, within the ZIP size limit. */
+export function bundleUpload(ctx: AppContext): MultipartUpload<string> {
+  return {
+    field: 'bundle',
+    async sink(file) {
+      const dir = path.join(ctx.config.appBundlePath, '.tmp');
+      await mkdir(dir, { recursive: true });
+      const target = path.join(dir, `upload-${randomUUID()}.zip`);
+      try {
+        await streamToFile(file, target, ctx.config.limits.bundleZipBytes);
+      } catch (err) {
+        if (err instanceof StreamTooLarge)
+          throw PayloadTooLarge(`App bundles are limited to ${err.limit} bytes`);
+        throw err;
+      }
+      return target;
+    },
+  };
+}
+
+type BundleOperation =
+  | 'pushAppBundle'
+  | 'getAppBundleVersions'
+  | 'switchAppBundleVersion'
+  | 'getAppBundleManifest'
+  | 'downloadAppBundleFile'
+  | 'downloadAppBundleZip'
+  | 'getAppBundleChanges';
+
+const truthy = (value: unknown) => value === true || value === 'true' || value === '1';
+
+export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handler> {
+  const { bundles } = ctx.services;
+  return {
+    async pushAppBundle(req, res) {
+      const zipFile = res.locals.upload as string | undefined;
+      if (!zipFile)
+        throw new HttpProblem(400, 'validation_failed', 'The multipart field "bundle" is required');
+      try {
+        const activate = truthy(req.query.activate) || truthy((req.body as Record<string, unknown>).activate);
+        const manifest = await bundles.push(zipFile, activate, principalOf(res).username);
+        sendJson(res, 'pushAppBundle', 200, { message: 'App bundle successfully pushed', manifest });
+      } finally {
+        await rm(zipFile, { force: true });
+      }
+    },
+    async getAppBundleVersions(_req, res) {
+      sendJson(res, 'getAppBundleVersions', 200, await bundles.versions());
+    },
+    async switchAppBundleVersion(req, res) {
+      const version = String(req.params.version);
+      await bundles.switchTo(version);
+      sendJson(res, 'switchAppBundleVersion', 200, { message: `Switched to app bundle version ${version}` });
+    },
+    async getAppBundleManifest(req, res) {
+      const preview = truthy(req.query.preview);
+      const manifest = await bundles.manifest(preview);
+      const etag = `"${manifest.hash}"`;
+      res.setHeader('ETag', etag);
+      res.setHeader('Cache-Control', 'no-cache');
+      if (preview) res.setHeader('x-is-preview', 'true');
+      if (ifNoneMatchHits(req.header('if-none-match'), etag)) {
+        res.status(304).end();
+        return;
+      }
+      sendJson(res, 'getAppBundleManifest', 200, manifest);
+    },
+    async downloadAppBundleFile(req, res) {
+      const preview = truthy(req.query.preview);
+      const { file, entry } = await bundles.file(String(req.params.path), preview);
+      const etag = `"${entry.hash}"`;
+      res.setHeader('ETag', etag);
+      res.setHeader('Cache-Control', 'no-cache');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      if (preview) res.setHeader('x-is-preview', 'true');
+      if (ifNoneMatchHits(req.header('if-none-match'), etag)) {
+        res.status(304).end();
+        return;
+      }
+      res.type(entry.mimeType);
+      await new Promise<void>((resolve, reject) => {
+        res.sendFile(
+          file,
+          { etag: false, lastModified: false, cacheControl: false, dotfiles: 'allow' },
+          (err) => (err && !res.headersSent ? reject(err) : resolve()),
+        );
+      });
+    },
+    async downloadAppBundleZip(req, res) {
+      const requested = typeof req.query.version === 'string' ? req.query.version : undefined;
+      const version = requested ?? (await bundles.active());
+      if (!version) throw new HttpProblem(404, 'not_found', 'No app bundle is active yet');
+      await bundles.versions().then(({ versions }) => {
+        if (!versions.includes(version))
+          throw new HttpProblem(404, 'not_found', `No app bundle version ${version}`);
+      });
+      res.status(200).type('application/zip');
+      res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${version}.zip"`);
+      await bundles.writeZip(version, res);
+    },
+    async getAppBundleChanges(req, res) {
+      const { current, target } = req.query as { current?: string; target?: string };
+      sendJson(res, 'getAppBundleChanges', 200, await bundles.changes(current, target));
+    },
+  };
+}

@@ -1,0 +1,421 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import type { EntityManager, MikroORM } from '@mikro-orm/core';
+import type { components } from '@synk/contract';
+import type { ValidateFunction } from 'ajv';
+import mime from 'mime-types';
+import type { Config } from '../../config.ts';
+import { withLock } from '../../db/locks.ts';
+import { Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
+import {
+  EntryTooLarge,
+  extractEntry,
+  NotAZip,
+  readZipDirectory,
+  writeZip,
+  type ZipEntry,
+} from '../../lib/zip.ts';
+import type { FormSchemas } from '../sync/sync.service.ts';
+import { AppBundleState, AppBundleVersion } from './bundle.entity.ts';
+import { diffBundles, type FormDefinition } from './bundle-diff.ts';
+import {
+  checkCoreFields,
+  checkLayout,
+  checkRenderers,
+  checkSchemaCompiles,
+  createSchemaCompiler,
+  parseJsonObject,
+  rendererReferences,
+  unsafeNameProblem,
+} from './bundle-rules.ts';
+
+type Schemas = components['schemas'];
+export type BundleManifest = Schemas['AppBundleManifest'];
+
+/** A single entry may inflate at most this many times its compressed size (beyond 1 MiB). */
+const MAX_RATIO = 200;
+const JSON_FILE_LIMIT = 5 * 1024 * 1024;
+
+export interface BundlesServiceDeps {
+  orm: MikroORM;
+  config: Config;
+  clock: () => Date;
+}
+
+export const formatVersion = (n: number) => String(n).padStart(4, '0');
+
+/** Bundle file paths from clients: relative, forward slashes, no traversal. */
+export function checkBundlePath(filePath: string): void {
+  const problem = unsafeNameProblem(filePath);
+  if (problem)
+    throw Invalid(`Invalid bundle path: it ${problem}`, [{ path: '/path/path', message: problem }]);
+}
+
+export class BundlesService implements FormSchemas {
+  readonly #deps: BundlesServiceDeps;
+  readonly #root: string;
+  /** Compiled form validators of the active version (per process; rebuilt when the version changes). */
+  #validators: { version: string; forms: Map<string, ValidateFunction | null> } | undefined;
+  #activeCache: { version: string | null; at: number } | undefined;
+
+  constructor(deps: BundlesServiceDeps) {
+    this.#deps = deps;
+    this.#root = deps.config.appBundlePath;
+  }
+
+  get #em(): EntityManager {
+    return this.#deps.orm.em.fork();
+  }
+
+  #versionDir(version: string): string {
+    return path.join(this.#root, 'versions', version);
+  }
+
+  async versions(): Promise<{ versions: string[]; current?: string }> {
+    const rows = await this.#em.find(AppBundleVersion, {}, { fields: ['version'] });
+    const versions = rows.map((r) => r.version).sort((a, b) => Number(b) - Number(a));
+    const active = await this.active();
+    return { versions, ...(active ? { current: active } : {}) };
+  }
+
+  async active(): Promise<string | null> {
+    const state = await this.#em.findOne(AppBundleState, { id: 1 });
+    const version = state?.activeVersion ?? null;
+    this.#activeCache = { version, at: performance.now() };
+    return version;
+  }
+
+  async #latest(): Promise<string | null> {
+    return (await this.versions()).versions[0] ?? null;
+  }
+
+  /** The manifest of the active version, or of the latest with `preview`. */
+  async manifest(preview: boolean): Promise<BundleManifest> {
+    const version = preview ? await this.#latest() : await this.active();
+    if (!version)
+      throw NotFound(preview ? 'No app bundle has been pushed yet' : 'No app bundle is active yet');
+    return this.#manifestOf(version);
+  }
+
+  async #manifestOf(version: string): Promise<BundleManifest> {
+    const row = await this.#em.findOne(AppBundleVersion, { version });
+    if (!row) throw NotFound(`No app bundle version ${version}`);
+    return JSON.parse(row.manifest) as BundleManifest;
+  }
+
+  /** One file of the active (or, with `preview`, the latest) version. */
+  async file(
+    filePath: string,
+    preview: boolean,
+  ): Promise<{ file: string; entry: Schemas['AppBundleFile']; version: string }> {
+    checkBundlePath(filePath);
+    const manifest = await this.manifest(preview);
+    const entry = manifest.files.find((f) => f.path === filePath);
+    if (!entry) throw NotFound(`No file ${filePath} in app bundle version ${manifest.version}`);
+    return {
+      file: path.join(this.#versionDir(manifest.version), filePath),
+      entry,
+      version: manifest.version,
+    };
+  }
+
+  async writeZip(version: string | undefined, output: Writable): Promise<string> {
+    const chosen = version ?? (await this.active());
+    if (!chosen) throw NotFound('No app bundle is active yet');
+    const manifest = await this.#manifestOf(chosen);
+    await writeZip(
+      manifest.files.map((f) => ({
+        name: f.path,
+        file: path.join(this.#versionDir(chosen), f.path),
+        modifiedAt: new Date(f.modTime),
+      })),
+      output,
+    );
+    return chosen;
+  }
+
+  /** Atomic: one row update flips the pointer; the version's files were complete before it existed. */
+  async switchTo(version: string): Promise<void> {
+    await withLock('bundles', this.#em, this.#deps.config.database.kind, async (em) => {
+      if (!(await em.findOne(AppBundleVersion, { version })))
+        throw NotFound(`No app bundle version ${version}`);
+      await em.nativeUpdate(AppBundleState, { id: 1 }, { activeVersion: version });
+    });
+    this.#activeCache = undefined;
+  }
+
+  async changes(current: string | undefined, target: string | undefined): Promise<Schemas['ChangeLog']> {
+    const { versions } = await this.versions();
+    const a = current ?? versions[0];
+    if (!a || !versions.includes(a))
+      throw NotFound(current ? `No app bundle version ${current}` : 'No app bundle has been pushed yet');
+    const b = target ?? versions[versions.indexOf(a) + 1];
+    if (!b || !versions.includes(b))
+      throw NotFound(target ? `No app bundle version ${target}` : `No version before ${a} to compare with`);
+    return diffBundles(
+      { version: a, forms: await this.#forms(a) },
+      { version: b, forms: await this.#forms(b) },
+    );
+  }
+
+  async #forms(version: string): Promise<Map<string, FormDefinition>> {
+    const manifest = await this.#manifestOf(version);
+    const forms = new Map<string, FormDefinition>();
+    for (const f of manifest.files) {
+      const match = /^forms\/([^/]+)\/schema\.json$/.exec(f.path);
+      if (!match) continue;
+      const dir = path.join(this.#versionDir(version), 'forms', match[1]!);
+      forms.set(match[1]!, {
+        schema: JSON.parse(await readFile(path.join(dir, 'schema.json'), 'utf8')) as Record<string, unknown>,
+        ui: JSON.parse(await readFile(path.join(dir, 'ui.json'), 'utf8')) as Record<string, unknown>,
+      });
+    }
+    return forms;
+  }
+
+  /**
+   * Validates the uploaded ZIP completely (every problem reported at once), extracts it to a
+   * staging folder, then, under the bundles lock, gives it the next version number, moves it into
+   * place and records it. Nothing is left behind when any step fails.
+   */
+  async push(zipFile: string, activate: boolean, pushedBy: string): Promise<BundleManifest> {
+    const { limits } = this.#deps.config;
+    let entries: ZipEntry[];
+    try {
+      entries = await readZipDirectory(zipFile);
+    } catch (err) {
+      if (err instanceof NotAZip)
+        throw Invalid(
+          'The bundle is not a ZIP file',
+          [{ path: 'bundle', message: 'is not a ZIP archive' }],
+          'invalid_bundle',
+        );
+      throw err;
+    }
+    if (entries.length > limits.bundleEntries) {
+      throw PayloadTooLarge(
+        `The bundle has ${entries.length} entries; at most ${limits.bundleEntries} are allowed`,
+      );
+    }
+    const declaredTotal = entries.reduce((sum, e) => sum + e.uncompressedSize, 0);
+    if (declaredTotal > limits.bundleUncompressedBytes) {
+      throw PayloadTooLarge(
+        `The bundle inflates to ${declaredTotal} bytes; at most ${limits.bundleUncompressedBytes} are allowed`,
+      );
+    }
+    for (const e of entries) {
+      if (e.uncompressedSize > 1024 * 1024 && e.uncompressedSize > e.compressedSize * MAX_RATIO) {
+        throw PayloadTooLarge(`${e.name} is compressed more than ${MAX_RATIO}:1 (a ZIP bomb guard)`);
+      }
+    }
+
+    const errors: ProblemItem[] = [];
+    const seen = new Set<string>();
+    const files: ZipEntry[] = [];
+    for (const e of entries) {
+      const problem = unsafeNameProblem(e.name);
+      if (problem) errors.push({ path: e.name, message: `entry name ${problem}`, code: 'unsafe_entry' });
+      else if (e.isSymlink)
+        errors.push({ path: e.name, message: 'symbolic links are not allowed', code: 'unsafe_entry' });
+      else if (seen.has(e.name.replace(/\/$/, '')))
+        errors.push({ path: e.name, message: 'appears more than once', code: 'duplicate_entry' });
+      else if (!e.isDirectory) files.push(e);
+      seen.add(e.name.replace(/\/$/, ''));
+    }
+    const layout = checkLayout(
+      files.map((f) => f.name),
+      errors,
+    );
+
+    const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
+    try {
+      const extracted = await this.#extract(files, staging, errors);
+      const forms = this.#checkForms(layout, extracted.json, errors);
+      await this.#checkCoreFields(forms, errors);
+      if (errors.length > 0) {
+        throw Invalid(
+          `The bundle has ${errors.length} problem${errors.length === 1 ? '' : 's'}`,
+          errors,
+          'invalid_bundle',
+        );
+      }
+      return await this.#publish(staging, extracted.files, activate, pushedBy);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  async #extract(files: ZipEntry[], staging: string, errors: ProblemItem[]) {
+    const { limits } = this.#deps.config;
+    const out: Schemas['AppBundleFile'][] = [];
+    const json = new Map<string, string>();
+    let total = 0;
+    for (const entry of files) {
+      const isJson = /^forms\/[^/]+\/(schema|ui)\.json$/.test(entry.name);
+      const collect = isJson ? { limit: JSON_FILE_LIMIT, chunks: [] as Buffer[] } : undefined;
+      const budget = Math.min(entry.uncompressedSize, limits.bundleUncompressedBytes - total);
+      try {
+        const { size, sha256 } = await extractEntry(entry, path.join(staging, entry.name), budget, collect);
+        total += size;
+        out.push({
+          path: entry.name,
+          size,
+          hash: sha256,
+          mimeType: mime.lookup(entry.name) || 'application/octet-stream',
+          modTime: entry.modifiedAt.toISOString(),
+        });
+        if (collect) {
+          if (size > JSON_FILE_LIMIT)
+            errors.push({
+              path: entry.name,
+              message: `is larger than ${JSON_FILE_LIMIT} bytes`,
+              code: 'too_large',
+            });
+          else json.set(entry.name, Buffer.concat(collect.chunks).toString('utf8'));
+        }
+      } catch (err) {
+        if (err instanceof EntryTooLarge)
+          throw PayloadTooLarge(`${entry.name} inflates beyond what its header declares or the limits allow`);
+        errors.push({
+          path: entry.name,
+          message: `cannot be extracted: ${(err as Error).message}`,
+          code: 'corrupt_entry',
+        });
+      }
+    }
+    return { files: out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), json };
+  }
+
+  #checkForms(layout: ReturnType<typeof checkLayout>, json: Map<string, string>, errors: ProblemItem[]) {
+    const ajv = createSchemaCompiler();
+    const forms = new Map<string, Record<string, unknown>>();
+    for (const [form, paths] of layout.forms) {
+      if (!paths.schema || !paths.ui) continue;
+      const schemaText = json.get(paths.schema);
+      const uiText = json.get(paths.ui);
+      const schema = schemaText === undefined ? undefined : parseJsonObject(paths.schema, schemaText, errors);
+      const ui = uiText === undefined ? undefined : parseJsonObject(paths.ui, uiText, errors);
+      if (schema) {
+        checkSchemaCompiles(ajv, paths.schema, schema, errors);
+        checkRenderers(paths.schema, rendererReferences('schema', schema), layout.renderers, errors);
+        forms.set(form, schema);
+      }
+      if (ui) checkRenderers(paths.ui, rendererReferences('ui', ui), layout.renderers, errors);
+    }
+    return forms;
+  }
+
+  async #checkCoreFields(forms: Map<string, Record<string, unknown>>, errors: ProblemItem[]): Promise<void> {
+    const active = await this.active();
+    if (!active) return;
+    const previous = await this.#forms(active);
+    for (const [form, schema] of forms) {
+      const before = previous.get(form);
+      if (before) checkCoreFields(form, before.schema, schema, errors);
+    }
+  }
+
+  async #publish(
+    staging: string,
+    files: Schemas['AppBundleFile'][],
+    activate: boolean,
+    pushedBy: string,
+  ): Promise<BundleManifest> {
+    const now = this.#deps.clock();
+    const manifest = await withLock('bundles', this.#em, this.#deps.config.database.kind, async (em) => {
+      const rows = await em.find(AppBundleVersion, {}, { fields: ['version'] });
+      const next = formatVersion(rows.reduce((max, r) => Math.max(max, Number(r.version)), 0) + 1);
+      const hash = createHash('sha256');
+      for (const f of files) hash.update(`${f.path}\n${f.hash}\n${f.size}\n`);
+      const built: BundleManifest = {
+        files,
+        version: next,
+        generatedAt: now.toISOString(),
+        hash: hash.digest('hex'),
+      };
+      await rm(this.#versionDir(next), { recursive: true, force: true }); // leftovers of a crashed push
+      await mkdir(path.dirname(this.#versionDir(next)), { recursive: true });
+      await rename(staging, this.#versionDir(next));
+      em.create(AppBundleVersion, {
+        version: next,
+        createdAt: now,
+        pushedBy,
+        manifest: JSON.stringify(built),
+      });
+      await em.flush();
+      if (activate) await em.nativeUpdate(AppBundleState, { id: 1 }, { activeVersion: next });
+      return built;
+    });
+    this.#activeCache = undefined;
+    await this.#prune();
+    return manifest;
+  }
+
+  /** Keeps the newest MAX_VERSIONS_KEPT versions, and always the active one. */
+  async #prune(): Promise<void> {
+    const doomed = await withLock('bundles', this.#em, this.#deps.config.database.kind, async (em) => {
+      const active = (await em.findOne(AppBundleState, { id: 1 }))?.activeVersion ?? null;
+      const versions = (await em.find(AppBundleVersion, {}, { fields: ['version'] }))
+        .map((r) => r.version)
+        .sort((a, b) => Number(b) - Number(a));
+      const remove = versions.slice(this.#deps.config.maxVersionsKept).filter((v) => v !== active);
+      if (remove.length > 0) await em.nativeDelete(AppBundleVersion, { version: { $in: remove } });
+      return remove;
+    });
+    for (const version of doomed) await rm(this.#versionDir(version), { recursive: true, force: true });
+  }
+
+  /** FormSchemas for record sync: validates `data` against the active version's form schema. */
+  check(
+    formType: string,
+    data: Record<string, unknown>,
+  ):
+    | { status: 'no-bundle' | 'unknown-form' | 'valid' }
+    | { status: 'invalid'; errors: { path: string; message: string }[] } {
+    const validators = this.#validators;
+    if (!validators) return { status: 'no-bundle' };
+    const validate = validators.forms.get(formType);
+    if (validate === undefined) return { status: 'unknown-form' };
+    if (validate === null || validate(data)) return { status: 'valid' };
+    return {
+      status: 'invalid',
+      errors: (validate.errors ?? []).map((e) => ({
+        path: `/data${e.instancePath}`,
+        message: e.message ?? 'is invalid',
+      })),
+    };
+  }
+
+  async refresh(): Promise<void> {
+    await this.refreshFormValidators();
+  }
+
+  /**
+   * Makes `check` current: compiles the active version's form schemas when the active version
+   * changed. Called before each push is validated; the active version is re-read from the
+   * database at most every REVOCATION_CACHE_MS, so other processes' switches are seen too.
+   */
+  async refreshFormValidators(): Promise<void> {
+    const fresh =
+      this.#activeCache &&
+      performance.now() - this.#activeCache.at < this.#deps.config.auth.revocationCacheMs;
+    const active = fresh ? this.#activeCache!.version : await this.active();
+    if (!active) {
+      this.#validators = undefined;
+      return;
+    }
+    if (this.#validators?.version === active) return;
+    const ajv = createSchemaCompiler();
+    const forms = new Map<string, ValidateFunction | null>();
+    for (const [name, form] of await this.#forms(active)) {
+      try {
+        forms.set(name, ajv.compile(form.schema));
+      } catch {
+        forms.set(name, null);
+      }
+    }
+    this.#validators = { version: active, forms };
+  }
+}

@@ -1,0 +1,92 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { buildZip } from '@synk/test-support/zip';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { closeContext, createContext } from '../src/server.ts';
+import { ADMIN_PASSWORD, createTestApp, tempDir } from './helpers.ts';
+
+const validZip = (marker: string) =>
+  buildZip([
+    { name: 'app/index.html', data: `<p>${marker}</p>` },
+    {
+      name: 'forms/f/schema.json',
+      data: JSON.stringify({ type: 'object', properties: { core_id: { type: 'string' } } }),
+    },
+    { name: 'forms/f/ui.json', data: '{}' },
+  ]);
+
+describe('app bundles (server side)', () => {
+  it('413 for a ZIP over BUNDLE_MAX_ZIP_BYTES, leaving no temporary file', async () => {
+    const t = await createTestApp({ BUNDLE_MAX_ZIP_BYTES: '2048' });
+    const big = buildZip([{ name: 'app/index.html', data: Buffer.alloc(10_000, 7), store: true }]);
+    const res = await request(t.app)
+      .post('/app-bundle/push')
+      .set('authorization', `Bearer ${await t.tokenFor('admin')}`)
+      .attach('bundle', big, 'b.zip');
+    expect(res.status).toBe(413);
+    expect(res.body.code).toBe('payload_too_large');
+    expect(readdirSync(path.join(t.ctx.config.appBundlePath, '.tmp'))).toEqual([]);
+    await t.close();
+  });
+
+  it('concurrent pushes get distinct consecutive versions', async () => {
+    const t = await createTestApp({ MAX_VERSIONS_KEPT: '50' });
+    const token = `Bearer ${await t.tokenFor('admin')}`;
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        request(t.app)
+          .post('/app-bundle/push')
+          .set('authorization', token)
+          .attach('bundle', validZip(`v${i}`), 'b.zip'),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(results.map((r) => r.body.manifest.version).sort()).toEqual([
+      '0001',
+      '0002',
+      '0003',
+      '0004',
+      '0005',
+    ]);
+    expect(readdirSync(path.join(t.ctx.config.appBundlePath, 'versions')).sort()).toEqual([
+      '0001',
+      '0002',
+      '0003',
+      '0004',
+      '0005',
+    ]);
+    await t.close();
+  });
+
+  it('the active version and the manifest ETag survive a restart', async () => {
+    const dataDir = tempDir();
+    const env = { DATA_DIR: dataDir, DB_CONNECTION: path.join(dataDir, 'db.sqlite'), ADMIN_PASSWORD };
+    const first = await createContext(loadConfig(env), createLogger('silent'));
+    const app = createApp(first);
+    const { token } = await first.services.auth.login('admin', ADMIN_PASSWORD, '127.0.0.1');
+    await request(app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', `Bearer ${token}`)
+      .attach('bundle', validZip('a'), 'b.zip');
+    await request(app)
+      .post('/app-bundle/push')
+      .set('authorization', `Bearer ${token}`)
+      .attach('bundle', validZip('b'), 'b.zip');
+    const before = await request(app).get('/app-bundle/manifest').set('authorization', `Bearer ${token}`);
+    await closeContext(first);
+
+    const second = await createContext(loadConfig(env), createLogger('silent'));
+    const after = await request(createApp(second))
+      .get('/app-bundle/manifest')
+      .set('authorization', `Bearer ${token}`);
+    expect(after.status).toBe(200);
+    expect(after.headers.etag).toBe(before.headers.etag);
+    expect(after.body).toEqual(before.body);
+    expect(after.body.version).toBe('0001');
+    await closeContext(second);
+  });
+});

@@ -1,0 +1,398 @@
+import { createHash } from 'node:crypto';
+import { buildZip, deflatedZeros, type ZipInput } from '@synk/test-support/zip';
+import unzipper from 'unzipper';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
+import { useTarget } from '../src/harness.ts';
+import { adminToken, call, userWithRole } from '../src/http.ts';
+import { push } from '../src/sync.ts';
+
+const target = useTarget({
+  MAX_VERSIONS_KEPT: '3',
+  BUNDLE_MAX_ENTRIES: '5000',
+  BUNDLE_MAX_UNCOMPRESSED_BYTES: String(64 * 1024 * 1024),
+  SYNC_VALIDATION: 'reject',
+});
+
+let admin: string;
+let reader: { token: string };
+beforeAll(async () => {
+  admin = await adminToken(target);
+  reader = await userWithRole(target, 'read-only');
+});
+
+const get = (path: string, headers: Record<string, string> = {}, token = reader.token) =>
+  fetch(target.url(path), { headers: { authorization: `Bearer ${token}`, ...headers } });
+
+async function expectRejected(zip: Buffer, status: number, pattern?: RegExp) {
+  const before = await call(target, 'GET', '/app-bundle/versions', { token: admin });
+  const res = await pushBundle(target, admin, zip);
+  const body = await res.json();
+  expect(res.status, JSON.stringify(body)).toBe(status);
+  if (pattern) expect(JSON.stringify(body.errors ?? body.detail)).toMatch(pattern);
+  const after = await call(target, 'GET', '/app-bundle/versions', { token: admin });
+  expect(after.body).toEqual(before.body); // nothing left behind
+  return body;
+}
+
+describe('push → switch → manifest → download', () => {
+  it('pushes version 0001 (not active until asked), then activates, and serves its files', async () => {
+    const res = await pushBundle(target, admin, zipOf({ household: { schema: householdSchema() } }));
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.message).toBe('App bundle successfully pushed');
+    expect(body.manifest).toMatchObject({ version: '0001', hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const paths = body.manifest.files.map((f: { path: string }) => f.path);
+    expect(paths).toEqual([...paths].sort());
+    expect(paths).toContain('forms/household/schema.json');
+
+    const versions = await call(target, 'GET', '/app-bundle/versions', { token: reader.token });
+    expect(versions.body).toEqual({ versions: ['0001'] });
+    expect((await get('/app-bundle/manifest')).status).toBe(404);
+
+    const switched = await call(target, 'POST', '/app-bundle/switch/0001', { token: admin });
+    expect(switched.body).toEqual({ message: 'Switched to app bundle version 0001' });
+    const manifest = await get('/app-bundle/manifest');
+    expect(manifest.status).toBe(200);
+    const m = await manifest.json();
+    expect(m).toEqual(body.manifest);
+    expect(manifest.headers.get('etag')).toBe(`"${m.hash}"`);
+
+    const index = await get('/app-bundle/download/app/index.html');
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-type')).toMatch(/^text\/html/);
+    const text = await index.text();
+    expect(text).toContain('field app');
+    const entry = m.files.find((f: { path: string }) => f.path === 'app/index.html');
+    expect(index.headers.get('etag')).toBe(`"${createHash('sha256').update(text).digest('hex')}"`);
+    expect(entry.hash).toBe(createHash('sha256').update(text).digest('hex'));
+    const encoded = await get('/app-bundle/download/app%2Findex.html');
+    expect(await encoded.text()).toBe(text);
+    expect((await get('/app-bundle/download/app/js/main.js')).headers.get('content-type')).toMatch(
+      /javascript/,
+    );
+  });
+
+  it('304 for a matching If-None-Match on manifest and files (strong, weak, lists, *)', async () => {
+    const manifest = await get('/app-bundle/manifest');
+    const etag = manifest.headers.get('etag')!;
+    for (const value of [etag, `W/${etag}`, `"x", ${etag}`, '*']) {
+      expect((await get('/app-bundle/manifest', { 'if-none-match': value })).status).toBe(304);
+    }
+    expect((await get('/app-bundle/manifest', { 'if-none-match': '"stale"' })).status).toBe(200);
+    const file = await get('/app-bundle/download/app/index.html');
+    expect(
+      (await get('/app-bundle/download/app/index.html', { 'if-none-match': file.headers.get('etag')! }))
+        .status,
+    ).toBe(304);
+  });
+
+  it('a push without activate leaves the active version alone; preview serves the latest', async () => {
+    const res = await pushBundle(
+      target,
+      admin,
+      zipOf({ household: { schema: householdSchema({ roof: { type: 'string' } }) } }),
+    );
+    expect((await res.json()).manifest.version).toBe('0002');
+    expect((await (await get('/app-bundle/manifest')).json()).version).toBe('0001');
+    const preview = await get('/app-bundle/manifest?preview=true');
+    expect((await preview.json()).version).toBe('0002');
+    const file = await get('/app-bundle/download/forms/household/schema.json?preview=true');
+    expect(file.headers.get('x-is-preview')).toBe('true');
+    expect(JSON.parse(await file.text()).properties.roof).toEqual({ type: 'string' });
+    const active = await get('/app-bundle/download/forms/household/schema.json');
+    expect(active.headers.get('x-is-preview')).toBeNull();
+    expect(JSON.parse(await active.text()).properties.roof).toBeUndefined();
+    expect((await call(target, 'GET', '/app-bundle/versions', { token: reader.token })).body).toEqual({
+      versions: ['0002', '0001'],
+      current: '0001',
+    });
+  });
+
+  it('activate=true (form field or query) activates at once', async () => {
+    const viaQuery = await pushBundle(
+      target,
+      admin,
+      zipOf({ household: { schema: householdSchema({ roof: { type: 'string' } }) } }),
+      {
+        query: '?activate=true',
+      },
+    );
+    const version = (await viaQuery.json()).manifest.version;
+    expect((await (await get('/app-bundle/manifest')).json()).version).toBe(version);
+  });
+
+  it('switch: unknown → 404, malformed → 400, read-write → 403', async () => {
+    expect((await call(target, 'POST', '/app-bundle/switch/9999', { token: admin })).status).toBe(404);
+    expect((await call(target, 'POST', '/app-bundle/switch/latest', { token: admin })).status).toBe(400);
+    const writer = await userWithRole(target, 'read-write');
+    expect((await call(target, 'POST', '/app-bundle/switch/0001', { token: writer.token })).status).toBe(403);
+  });
+
+  it('download: traversal → 400; missing → 404', async () => {
+    for (const path of [
+      '..%2F..%2Fetc%2Fpasswd',
+      'app%2F..%2F..%2Fsecret',
+      '%2Fetc%2Fpasswd',
+      'app%5Cindex.html',
+    ]) {
+      expect((await get(`/app-bundle/download/${path}`)).status, path).toBe(400);
+    }
+    expect((await get('/app-bundle/download/app/missing.html')).status).toBe(404);
+  });
+
+  it('download-zip streams the whole bundle as a ZIP that unzips to the manifest', async () => {
+    const res = await get('/app-bundle/download-zip');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    const zip = Buffer.from(await res.arrayBuffer());
+    const directory = await unzipper.Open.buffer(zip);
+    const manifest = await (await get('/app-bundle/manifest')).json();
+    expect(directory.files.map((f) => f.path).sort()).toEqual(
+      manifest.files.map((f: { path: string }) => f.path),
+    );
+    for (const file of directory.files) {
+      const expected = manifest.files.find((f: { path: string }) => f.path === file.path);
+      expect(
+        createHash('sha256')
+          .update(await file.buffer())
+          .digest('hex'),
+      ).toBe(expected.hash);
+    }
+    expect((await get('/app-bundle/download-zip?version=0001')).status).toBe(200);
+    expect((await get('/app-bundle/download-zip?version=9999')).status).toBe(404);
+  });
+});
+
+describe('validation: every problem at once, nothing left behind', () => {
+  it('not a ZIP → 400', async () => {
+    await expectRejected(Buffer.from('this is not a zip file'), 400, /not a ZIP/);
+  });
+
+  it.each<[string, ZipInput[], RegExp]>([
+    ['traversal ../../x', [{ name: '../../x', data: 'x' }], /\.\.\/\.\.\/x/],
+    ['an absolute path /etc/x', [{ name: '/etc/x', data: 'x' }], /absolute/],
+    ['a drive path C:\\x', [{ name: 'C:\\x', data: 'x' }], /backslash|absolute/],
+    ['a backslash', [{ name: 'app\\evil.js', data: 'x' }], /backslash/],
+    ['a symlink', [{ name: 'app/link', data: '/etc/passwd', mode: 0o120777 }], /symbolic link/],
+    ['a duplicate name', [{ name: 'app/index.html', data: 'again' }], /more than once/],
+    ['a stray top-level file', [{ name: 'README.md', data: 'x' }], /top level/],
+    [
+      'an unexpected file in a form folder',
+      [{ name: 'forms/household/extra.txt', data: 'x' }],
+      /only schema.json and ui.json/,
+    ],
+  ])('%s → 400 naming it', async (_label, extra, pattern) => {
+    await expectRejected(zipOf({ household: { schema: householdSchema() } }, extra), 400, pattern);
+  });
+
+  it('missing app/index.html, missing ui.json, bad JSON, non-object JSON, uncompilable schema, unknown renderer: all listed', async () => {
+    const zip = buildZip([
+      { name: 'app/other.html', data: 'x' },
+      { name: 'forms/a/schema.json', data: '{"type":"object"' },
+      { name: 'forms/a/ui.json', data: '{}' },
+      { name: 'forms/b/schema.json', data: '{"type":"object"}' },
+      { name: 'forms/c/schema.json', data: '[1,2]' },
+      { name: 'forms/c/ui.json', data: '{}' },
+      {
+        name: 'forms/d/schema.json',
+        data: JSON.stringify({ type: 'object', properties: { x: { type: 'no-such-type' } } }),
+      },
+      { name: 'forms/d/ui.json', data: '{}' },
+      {
+        name: 'forms/e/schema.json',
+        data: JSON.stringify({
+          type: 'object',
+          properties: { sig: { type: 'string', 'x-renderer': 'hologram' } },
+        }),
+      },
+      {
+        name: 'forms/e/ui.json',
+        data: JSON.stringify({ type: 'Control', options: { format: 'telepathy' } }),
+      },
+    ]);
+    const body = await expectRejected(zip, 400);
+    const problems = body.errors
+      .map((e: { path: string; message: string }) => `${e.path}: ${e.message}`)
+      .join('\n');
+    expect(problems).toMatch(/app\/index.html: is required/);
+    expect(problems).toMatch(/forms\/b\/ui.json: is required/);
+    expect(problems).toMatch(/forms\/a\/schema.json: is not valid JSON/);
+    expect(problems).toMatch(/forms\/c\/schema.json: must be a JSON object/);
+    expect(problems).toMatch(/forms\/d\/schema.json: is not a valid JSON Schema/);
+    expect(problems).toMatch(/forms\/e\/schema.json: refers to unknown renderer "hologram"/);
+    expect(problems).toMatch(/forms\/e\/ui.json: refers to unknown renderer "telepathy"/);
+  });
+
+  it('bundled renderers and built-ins are fine', async () => {
+    const zip = zipOf(
+      {
+        survey: {
+          schema: { type: 'object', properties: { s: { type: 'string', 'x-renderer': 'stars' } } },
+          ui: { options: { format: 'signature' } },
+        },
+      },
+      [{ name: 'renderers/stars/renderer.jsx', data: 'export default () => null' }],
+    );
+    expect((await pushBundle(target, admin, zip)).status).toBe(200);
+  });
+
+  it('6000 entries → 413', async () => {
+    const many = Array.from({ length: 6000 }, (_, i) => ({ name: `app/f${i}.txt`, data: '', store: true }));
+    await expectRejected(zipOf({}, many), 413);
+  });
+
+  it('a 1 GB-uncompressed bomb → 413 before anything is inflated', async () => {
+    const bomb = await deflatedZeros(1024 * 1024 * 1024);
+    await expectRejected(zipOf({}, [{ name: 'app/bomb.bin', deflated: bomb }]), 413);
+  });
+
+  it('an entry that inflates beyond what its header declares → 413', async () => {
+    const liar = await deflatedZeros(8 * 1024 * 1024);
+    await expectRejected(zipOf({}, [{ name: 'app/liar.bin', deflated: liar, declaredSize: 1000 }]), 413);
+  });
+});
+
+describe('core fields of the active version are immutable', () => {
+  it('removing, changing or adding core fields of an existing form → 400 naming them; new forms may declare any', async () => {
+    const active = (await (await get('/app-bundle/manifest')).json()).version;
+    expect(active).toBeDefined();
+    const changed = householdSchema({ core_new: { type: 'string' } });
+    (changed.properties as Record<string, unknown>).head_name = { type: 'integer', 'x-core': true };
+    delete (changed.properties as Record<string, unknown>).core_household_id;
+    const body = await expectRejected(zipOf({ household: { schema: changed } }), 400);
+    const text = JSON.stringify(body.errors);
+    expect(text).toMatch(/core field \\"core_household_id\\" may not be removed/);
+    expect(text).toMatch(/core field \\"head_name\\" may not change/);
+    expect(text).toMatch(/core field \\"core_new\\" may not be added/);
+
+    const fresh = await pushBundle(
+      target,
+      admin,
+      zipOf({
+        household: { schema: householdSchema({ roof: { type: 'string' }, water: { type: 'boolean' } }) },
+        clinic: { schema: { type: 'object', properties: { core_clinic_id: { type: 'string' } } } },
+      }),
+    );
+    expect(fresh.status).toBe(200);
+  });
+});
+
+describe('GET /app-bundle/changes', () => {
+  it('diffs two versions: new/removed forms, field additions/removals, type changes, core and ui changes', async () => {
+    const a = await pushBundle(
+      target,
+      admin,
+      zipOf({
+        household: { schema: householdSchema({ roof: { type: 'string' } }) },
+        clinic: { schema: { type: 'object', properties: { core_clinic_id: { type: 'string' } } } },
+      }),
+    );
+    const older = (await a.json()).manifest.version;
+    const b = await pushBundle(
+      target,
+      admin,
+      zipOf({
+        household: {
+          schema: householdSchema({ roof: { type: 'integer' }, water: { type: ['string', 'null'] } }),
+          ui: { type: 'HorizontalLayout', elements: [] },
+        },
+        school: { schema: { type: 'object', properties: {} } },
+      }),
+    );
+    const newer = (await b.json()).manifest.version;
+    const res = await call(target, 'GET', `/app-bundle/changes?current=${newer}&target=${older}`, {
+      token: reader.token,
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      compare_version_a: newer,
+      compare_version_b: older,
+      form_changes: true,
+      ui_changes: true,
+      new_forms: [{ form: 'school' }],
+      removed_forms: [{ form: 'clinic' }],
+      modified_forms: [
+        {
+          form: 'household',
+          schema_changed: true,
+          ui_changed: true,
+          core_changed: false,
+          added_fields: [
+            { field: 'roof', type: 'integer' },
+            { field: 'water', type: 'string|null' },
+          ],
+          removed_fields: [{ field: 'roof', type: 'string' }],
+        },
+      ],
+    });
+    // Defaults: current = latest, target = the one before it.
+    const defaults = await call(target, 'GET', '/app-bundle/changes', { token: reader.token });
+    expect(defaults.body).toEqual(res.body);
+    expect(
+      (await call(target, 'GET', '/app-bundle/changes?current=9998', { token: reader.token })).status,
+    ).toBe(404);
+    expect(
+      (await call(target, 'GET', '/app-bundle/changes?target=abc', { token: reader.token })).status,
+    ).toBe(400);
+  });
+});
+
+describe('MAX_VERSIONS_KEPT and the active version', () => {
+  it('keeps the newest 3 versions and never prunes the active one', async () => {
+    await call(target, 'POST', '/app-bundle/switch/0001', { token: admin }).then(async (r) => {
+      // 0001 may have been pruned already by earlier pushes; then activate the oldest kept one.
+      if (r.status === 404) {
+        const { versions } = (await call(target, 'GET', '/app-bundle/versions', { token: admin })).body;
+        await call(target, 'POST', `/app-bundle/switch/${versions.at(-1)}`, { token: admin });
+      }
+    });
+    const active = (await call(target, 'GET', '/app-bundle/versions', { token: admin })).body.current;
+    for (let i = 0; i < 4; i++) {
+      expect(
+        (
+          await pushBundle(
+            target,
+            admin,
+            zipOf({
+              household: {
+                schema: householdSchema({ roof: { type: 'integer' }, water: { type: ['string', 'null'] } }),
+              },
+            }),
+          )
+        ).status,
+      ).toBe(200);
+    }
+    const { versions, current } = (await call(target, 'GET', '/app-bundle/versions', { token: admin })).body;
+    expect(current).toBe(active);
+    expect(versions).toContain(active);
+    expect(versions.filter((v: string) => v !== active)).toHaveLength(3);
+    expect((await get(`/app-bundle/download-zip?version=${active}`)).status).toBe(200);
+  });
+});
+
+describe('record validation against the active bundle (SYNC_VALIDATION=reject)', () => {
+  it('rejects data that breaks the active form schema, warns on unknown form types', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const res = await push(target, writer.token, [
+      { observation_id: 'ok-1', form_type: 'household', data: { core_household_id: 'h1', members: 3 } },
+      { observation_id: 'bad-1', form_type: 'household', data: { members: -2 } },
+      { observation_id: 'unknown-1', form_type: 'no-such-form', data: {} },
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.body.success_count).toBe(2);
+    expect(res.body.failed_records).toEqual([
+      expect.objectContaining({
+        index: 1,
+        observation_id: 'bad-1',
+        code: 'schema_validation',
+        errors: expect.any(Array),
+      }),
+    ]);
+    const paths = res.body.failed_records[0].errors.map((e: { path: string }) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['/data', '/data/members']));
+    expect(res.body.warnings).toEqual([
+      expect.objectContaining({ id: 'unknown-1', code: 'UNKNOWN_FORM_TYPE' }),
+    ]);
+  });
+});

@@ -1,0 +1,91 @@
+import { createDeflateRaw, deflateRawSync, crc32 as zlibCrc32 } from 'node:zlib';
+
+/**
+ * A deliberately naive ZIP writer for tests: it writes entry names byte for byte and lets a test
+ * set every field a hostile archive might abuse (traversal names, symlink modes, duplicate names,
+ * sizes that lie), which real archivers refuse to produce.
+ */
+export interface ZipInput {
+  name: string;
+  data?: string | Buffer;
+  /** Unix mode for the external attributes, e.g. 0o120777 for a symlink. */
+  mode?: number;
+  /** Deflate the data (default) or store it. */
+  store?: boolean;
+  /** Overrides the uncompressed size written in the headers (to lie about it). */
+  declaredSize?: number;
+  /** Precompressed deflate data (for bombs built without holding the inflated bytes). */
+  deflated?: { data: Buffer; size: number; crc: number };
+}
+
+export function buildZip(entries: ZipInput[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    const raw = Buffer.isBuffer(entry.data) ? entry.data : Buffer.from(entry.data ?? '', 'utf8');
+    const isDir = entry.name.endsWith('/');
+    const method = entry.deflated ? 8 : entry.store || isDir ? 0 : 8;
+    const body = entry.deflated ? entry.deflated.data : method === 8 ? deflateRawSync(raw) : raw;
+    const crc = entry.deflated ? entry.deflated.crc : zlibCrc32(raw);
+    const size = entry.declaredSize ?? (entry.deflated ? entry.deflated.size : raw.length);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(method, 8);
+    local.writeUInt32LE(0x21, 10); // 1980-01-01 00:00
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(size, 22);
+    local.writeUInt16LE(name.length, 26);
+    locals.push(local, name, body);
+
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix, so the mode in the attributes counts
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt32LE(0x21, 12);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(body.length, 20);
+    central.writeUInt32LE(size, 24);
+    central.writeUInt16LE(name.length, 28);
+    const mode = entry.mode ?? (isDir ? 0o040755 : 0o100644);
+    central.writeUInt32LE(((mode & 0xffff) << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    centrals.push(central, name);
+    offset += local.length + name.length + body.length;
+  }
+  const centralSize = centrals.reduce((n, b) => n + b.length, 0);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, ...centrals, end]);
+}
+
+/** Deflated zeros of `size` bytes, compressed a chunk at a time (never holds `size` bytes). */
+export async function deflatedZeros(size: number): Promise<{ data: Buffer; size: number; crc: number }> {
+  const chunk = Buffer.alloc(1024 * 1024);
+  const deflate = createDeflateRaw({ level: 9 });
+  const out: Buffer[] = [];
+  deflate.on('data', (b: Buffer) => out.push(b));
+  const done = new Promise<void>((resolve, reject) => {
+    deflate.on('end', resolve);
+    deflate.on('error', reject);
+  });
+  let crc = 0;
+  for (let remaining = size; remaining > 0; remaining -= chunk.length) {
+    const piece = remaining >= chunk.length ? chunk : chunk.subarray(0, remaining);
+    crc = zlibCrc32(piece, crc);
+    if (!deflate.write(piece)) await new Promise((resolve) => deflate.once('drain', resolve));
+  }
+  deflate.end();
+  await done;
+  return { data: Buffer.concat(out), size, crc };
+}
