@@ -90,3 +90,47 @@ describe('app bundles (server side)', () => {
     await closeContext(second);
   });
 });
+
+describe('record validation against the active bundle', () => {
+  it('SYNC_VALIDATION=warn accepts the record and reports SCHEMA_VALIDATION; off checks nothing', async () => {
+    for (const mode of ['warn', 'off'] as const) {
+      const t = await createTestApp({ SYNC_VALIDATION: mode });
+      const admin = `Bearer ${await t.tokenFor('admin')}`;
+      const zip = buildZip([
+        { name: 'app/index.html', data: 'x' },
+        {
+          name: 'forms/f/schema.json',
+          data: JSON.stringify({ type: 'object', properties: { n: { type: 'integer' } } }),
+        },
+        { name: 'forms/f/ui.json', data: '{}' },
+      ]);
+      await request(t.app)
+        .post('/app-bundle/push?activate=true')
+        .set('authorization', admin)
+        .attach('bundle', zip, 'b.zip');
+      const res = await request(t.app)
+        .post('/sync/push')
+        .set('authorization', admin)
+        .send({
+          transmission_id: crypto.randomUUID(),
+          client_id: 'c',
+          records: [
+            { observation_id: 'a', form_type: 'f', data: { n: 'not a number' } },
+            { observation_id: 'b', form_type: 'other', data: {} },
+          ],
+        });
+      expect(res.body.success_count).toBe(2);
+      expect(res.body.failed_records).toEqual([]);
+      if (mode === 'warn') {
+        expect(res.body.warnings.map((w: { id: string; code: string }) => `${w.id}:${w.code}`)).toEqual([
+          'a:SCHEMA_VALIDATION',
+          'b:UNKNOWN_FORM_TYPE',
+        ]);
+        expect(res.body.warnings[0].errors).toEqual([{ path: '/data/n', message: 'must be integer' }]);
+      } else {
+        expect(res.body.warnings).toEqual([]);
+      }
+      await t.close();
+    }
+  });
+});
