@@ -5,6 +5,7 @@ import type { OpenApiDocument } from './http/openapi.ts';
 import type { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import type { AuthService } from './modules/auth/auth.service.ts';
 import type { BundlesService } from './modules/bundles/bundles.service.ts';
+import type { ExportsService } from './modules/exports/exports.service.ts';
 import type { SyncService } from './modules/sync/sync.service.ts';
 import type { UsersService } from './modules/users/users.service.ts';
 
@@ -22,6 +23,7 @@ export interface Services {
   sync: SyncService;
   attachments: AttachmentsService;
   bundles: BundlesService;
+  exports: ExportsService;
   /** Releases what the services hold (connection pools); the ORM is closed separately. */
   close(): Promise<void>;
 }

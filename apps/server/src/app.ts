@@ -48,7 +48,7 @@ export function allRoutes(ctx: AppContext): Route[] {
     ...syncRoutes(ctx),
     ...attachmentsRoutes(ctx),
     ...bundlesRoutes(ctx),
-    ...exportsRoutes(),
+    ...exportsRoutes(ctx),
   ];
 }
 

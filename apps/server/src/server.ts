@@ -17,6 +17,7 @@ import { loadSigningSecret } from './lib/secret.ts';
 import { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
 import { BundlesService } from './modules/bundles/bundles.service.ts';
+import { ExportsService } from './modules/exports/exports.service.ts';
 import { PostgresSyncStore } from './modules/sync/postgres.store.ts';
 import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
 import { SyncService } from './modules/sync/sync.service.ts';
@@ -67,7 +68,15 @@ export async function createContext(
       clock,
       build,
       spec: loadOpenApiDocument(specPath),
-      services: { auth, users, sync, attachments, bundles, close: () => store.close() },
+      services: {
+        auth,
+        users,
+        sync,
+        attachments,
+        bundles,
+        exports: new ExportsService(store),
+        close: () => store.close(),
+      },
     };
   } catch (err) {
     await orm.close();

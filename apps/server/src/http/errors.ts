@@ -48,5 +48,3 @@ export const NotFound = (detail = 'Not found', code = 'not_found') => new HttpPr
 export const Conflict = (detail: string, code = 'conflict', extensions?: Record<string, unknown>) =>
   new HttpProblem(409, code, detail, extensions ? { extensions } : {});
 export const PayloadTooLarge = (detail: string) => new HttpProblem(413, 'payload_too_large', detail);
-export const NotImplemented = (operationId: string) =>
-  new HttpProblem(501, 'not_implemented', `Operation ${operationId} is not implemented yet`);

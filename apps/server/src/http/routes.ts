@@ -1,6 +1,5 @@
 import type { operations } from '@synk/contract';
 import type { Request, Response, Router } from 'express';
-import { NotImplemented } from './errors.ts';
 
 export type HttpMethod = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
 export type OperationId = keyof operations;
@@ -14,18 +13,6 @@ export interface Route {
   /** The path exactly as written in openapi.yaml, with `{param}` placeholders. */
   path: string;
   handler: Handler;
-}
-
-/** A route whose operation is in the contract but whose issue has not landed yet: answers 501. */
-export function pending(operationId: OperationId, method: HttpMethod, path: string): Route {
-  return {
-    operationId,
-    method,
-    path,
-    handler: () => {
-      throw NotImplemented(operationId);
-    },
-  };
 }
 
 /** `/users/{username}` → `/users/:username` (Express 5 / path-to-regexp 8 syntax). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Transform, type Writable } from 'node:stream';
+import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ZipArchive } from 'archiver';
 import unzipper from 'unzipper';
@@ -86,4 +86,28 @@ export async function writeZip(
     archive.file(f.file, { name: f.name, ...(f.modifiedAt ? { date: f.modifiedAt } : {}) });
   await archive.finalize();
   await done;
+}
+
+/** A ZIP written as it is produced: each entry is a stream, added one after the other. */
+export interface ZipStream {
+  /** A writable for the next entry's content; end it before starting another entry. */
+  entry(name: string): Writable;
+  finalize(): Promise<void>;
+}
+
+export function createZipStream(output: Writable): ZipStream {
+  const archive = new ZipArchive({ zlib: { level: 1 } });
+  const done = pipeline(archive, output);
+  done.catch(() => undefined);
+  return {
+    entry(name) {
+      const content = new PassThrough();
+      archive.append(content, { name });
+      return content;
+    },
+    async finalize() {
+      await archive.finalize();
+      await done;
+    },
+  };
 }

@@ -1,9 +1,16 @@
-import { pending, type Route } from '../../http/routes.ts';
+import type { AppContext } from '../../app-context.ts';
+import type { Route } from '../../http/routes.ts';
+import { exportsHandlers } from './exports.handlers.ts';
 
-// Implemented by the data export issue; until then every operation answers 501 problem+json.
-export function exportsRoutes(): Route[] {
+export function exportsRoutes(ctx: AppContext): Route[] {
+  const h = exportsHandlers(ctx);
   return [
-    pending('getParquetExport', 'get', '/dataexport/parquet'),
-    pending('getCsvExport', 'get', '/dataexport/csv'),
+    {
+      operationId: 'getParquetExport',
+      method: 'get',
+      path: '/dataexport/parquet',
+      handler: h.getParquetExport,
+    },
+    { operationId: 'getCsvExport', method: 'get', path: '/dataexport/csv', handler: h.getCsvExport },
   ];
 }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
+  type ExportFilter,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -265,6 +266,34 @@ export class PostgresSyncStore implements SyncStore {
       );
       return { version, hash: existing.hash, orphaned: Number(users.rows[0]!.n) === 0 };
     });
+  }
+
+  async exportFormTypes(filter: ExportFilter): Promise<string[]> {
+    const params: unknown[] = [filter.sinceVersion];
+    let where = 'version > $1';
+    if (!filter.includeDeleted) where += ' and not deleted';
+    if (filter.formTypes) {
+      params.push(filter.formTypes);
+      where += ' and form_type = any($2::text[])';
+    }
+    const rows = await this.#pool.query<{ form_type: string }>(
+      `select distinct form_type from observations where ${where} order by form_type`,
+      params,
+    );
+    return rows.rows.map((r) => r.form_type);
+  }
+
+  async exportPage(
+    formType: string,
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<StoredRecord[]> {
+    const rows = await this.#pool.query<Row>(
+      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = $1 and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
+      [formType, Math.max(afterVersion, filter.sinceVersion), limit],
+    );
+    return rows.rows.map(toRecord);
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {

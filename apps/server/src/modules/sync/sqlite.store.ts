@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
+  type ExportFilter,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -203,6 +204,30 @@ export class SqliteSyncStore implements SyncStore {
       .immediate();
   }
 
+  async exportFormTypes(filter: ExportFilter): Promise<string[]> {
+    await this.#idle();
+    const { where, params } = exportWhere(filter);
+    const rows = this.#db
+      .prepare(`select distinct form_type from observations where ${where} order by form_type`)
+      .all(...params);
+    return (rows as { form_type: string }[]).map((r) => r.form_type);
+  }
+
+  async exportPage(
+    formType: string,
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<StoredRecord[]> {
+    await this.#idle();
+    const statement = filter.includeDeleted
+      ? this.#statements.exportPageAll
+      : this.#statements.exportPageLive;
+    return (statement.all(formType, Math.max(afterVersion, filter.sinceVersion), limit) as Row[]).map(
+      toRecord,
+    );
+  }
+
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
     const row = this.#statements.attachment.get(id) as AttachmentDbRow | undefined;
     return row && row.deleted === 0 ? toAttachment(row) : undefined;
@@ -245,6 +270,17 @@ export class SqliteSyncStore implements SyncStore {
   }
 }
 
+function exportWhere(filter: ExportFilter): { where: string; params: unknown[] } {
+  const clauses = ['version > ?'];
+  const params: unknown[] = [filter.sinceVersion];
+  if (!filter.includeDeleted) clauses.push('deleted = 0');
+  if (filter.formTypes) {
+    clauses.push(`form_type in (${placeholders(filter.formTypes.length)})`);
+    params.push(...filter.formTypes);
+  }
+  return { where: clauses.join(' and '), params };
+}
+
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 function prepare(db: Database.Database) {
@@ -269,6 +305,12 @@ function prepare(db: Database.Database) {
     ),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
+    exportPageAll: db.prepare(
+      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = ? and version > ? order by version limit ?`,
+    ),
+    exportPageLive: db.prepare(
+      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = ? and version > ? and deleted = 0 order by version limit ?`,
+    ),
     upsertAttachment: db.prepare(
       'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = 0, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',
     ),

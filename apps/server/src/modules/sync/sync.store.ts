@@ -113,6 +113,26 @@ export interface AttachmentIndex {
   attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }>;
 }
 
+/** Which records an export covers (spec §7). */
+export interface ExportFilter {
+  /** `null` = every form type. */
+  formTypes: string[] | null;
+  /** Only records with a version above this. */
+  sinceVersion: number;
+  includeDeleted: boolean;
+}
+
+/** Reads records for exports: the form types present, then each type's records a page at a time. */
+export interface RecordExportSource {
+  exportFormTypes(filter: ExportFilter): Promise<string[]>;
+  exportPage(
+    formType: string,
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<StoredRecord[]>;
+}
+
 /**
  * Where records, the global change counter, remembered transmissions and the conflict log live.
  *
@@ -120,7 +140,7 @@ export interface AttachmentIndex {
  * versions are handed out in commit order: once a pull has seen version N, every record with a
  * version ≤ N is already committed. A pull reads its page and the counter from one snapshot.
  */
-export interface SyncStore extends AttachmentIndex {
+export interface SyncStore extends AttachmentIndex, RecordExportSource {
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
   pull(query: PullQuery): Promise<PullPage>;
   conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;

@@ -1,0 +1,42 @@
+import type { Request } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import type { Handler } from '../../http/routes.ts';
+import type { ExportFilter } from '../sync/sync.store.ts';
+
+function filterOf(req: Request): ExportFilter {
+  const { form_type, since_version, include_deleted } = req.query as {
+    form_type?: string | string[];
+    since_version?: number;
+    include_deleted?: boolean | string;
+  };
+  const types = form_type === undefined ? null : ([] as string[]).concat(form_type).filter((t) => t !== '');
+  return {
+    formTypes: types && types.length > 0 ? types : null,
+    sinceVersion: Number(since_version ?? 0),
+    includeDeleted: include_deleted === true || include_deleted === 'true',
+  };
+}
+
+export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'getCsvExport', Handler> {
+  const { exports } = ctx.services;
+  const stream =
+    (format: 'parquet' | 'csv'): Handler =>
+    async (req, res) => {
+      const filter = filterOf(req);
+      res.status(200).type('application/zip');
+      res.setHeader(
+        'Content-Disposition',
+        `attachment; filename="observations_export${format === 'csv' ? '_csv' : ''}.zip"`,
+      );
+      res.setHeader('Cache-Control', 'no-store');
+      try {
+        await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
+      } catch (err) {
+        if (!res.headersSent) throw err;
+        // Mid-stream the status is already out: cut the connection so the client sees a broken ZIP, not a short one.
+        ctx.logger.error({ err }, 'export failed mid-stream');
+        res.destroy(err as Error);
+      }
+    };
+  return { getParquetExport: stream('parquet'), getCsvExport: stream('csv') };
+}

@@ -1,0 +1,216 @@
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import unzipper from 'unzipper';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTarget } from '../src/harness.ts';
+import { userWithRole } from '../src/http.ts';
+import { push } from '../src/sync.ts';
+
+const target = useTarget();
+let reader: { token: string };
+
+/** Reads a ZIP response into {name → bytes}. */
+async function unzip(res: Response): Promise<Map<string, Buffer>> {
+  const directory = await unzipper.Open.buffer(Buffer.from(await res.arrayBuffer()));
+  const files = new Map<string, Buffer>();
+  for (const file of directory.files) files.set(file.path, await file.buffer());
+  return files;
+}
+
+const arrayBuffer = (b: Buffer) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+
+async function readParquet(bytes: Buffer) {
+  const file = arrayBuffer(bytes);
+  const metadata = parquetMetadata(file);
+  const columns = metadata.schema
+    .slice(1)
+    .map((s) => ({ name: s.name, type: s.type, converted: s.converted_type ?? null }));
+  const rows = (await parquetReadObjects({ file })) as Record<string, unknown>[];
+  return { columns, rows };
+}
+
+const exportUrl = (format: string, query = '') => target.url(`/dataexport/${format}${query}`);
+const fetchExport = (format: string, query = '') =>
+  fetch(exportUrl(format, query), { headers: { authorization: `Bearer ${reader.token}` } });
+
+const geo = { latitude: 1.5, longitude: 2.5, accuracy: 3 };
+beforeAll(async () => {
+  const writer = await userWithRole(target, 'read-write');
+  reader = await userWithRole(target, 'read-only');
+  const res = await push(target, writer.token, [
+    {
+      observation_id: 'h1',
+      form_type: 'household',
+      form_version: '2',
+      created_at: '2026-01-01T00:00:00Z',
+      updated_at: '2026-01-02T00:00:00Z',
+      geolocation: geo,
+      data: {
+        count: 3,
+        ratio: 0.5,
+        ok: true,
+        name: 'Ama',
+        mixed: 1,
+        nested: { a: [1, 2] },
+        'key with "quotes", spaces-and-dashes': 'x',
+        ключ: 'значение',
+        'dotted.key': 7,
+      },
+    },
+    {
+      observation_id: 'h2',
+      form_type: 'household',
+      data: {
+        count: 4,
+        ratio: 2,
+        ok: false,
+        name: 'Kofi',
+        mixed: 'one',
+        nested: null,
+        big: 9007199254740991,
+      },
+    },
+    { observation_id: 'h3', form_type: 'household', data: {}, deleted: true },
+    { observation_id: 's1', form_type: 'a/b', data: { x: 1 } },
+    { observation_id: 's2', form_type: 'a:b', data: { y: 'two' } },
+    { observation_id: 'q1', form_type: 'we"ird<>|?*', data: { z: true } },
+  ]);
+  expect(res.body.success_count).toBe(6);
+});
+
+describe('GET /dataexport/parquet', () => {
+  it('streams a ZIP of one Parquet file per form type with sanitised, collision-safe names', async () => {
+    const res = await fetchExport('parquet');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="observations_export.zip"');
+    const files = await unzip(res);
+    expect([...files.keys()].sort()).toEqual([
+      'a_b.parquet',
+      'a_b_2.parquet',
+      'household.parquet',
+      'we_ird_____.parquet',
+    ]);
+  });
+
+  it('has the base columns then data_<key> sorted, typed by the rules, every value read back by hyparquet', async () => {
+    const files = await unzip(await fetchExport('parquet'));
+    const { columns, rows } = await readParquet(files.get('household.parquet')!);
+    expect(columns.map((c) => c.name)).toEqual([
+      'observation_id',
+      'form_type',
+      'form_version',
+      'created_at',
+      'updated_at',
+      'synced_at',
+      'deleted',
+      'version',
+      'geolocation',
+      'data_big',
+      'data_count',
+      'data_dotted.key',
+      'data_key with "quotes", spaces-and-dashes',
+      'data_mixed',
+      'data_name',
+      'data_nested',
+      'data_ok',
+      'data_ratio',
+      'data_ключ',
+    ]);
+    const typeOf = (name: string) => columns.find((c) => c.name === name)!.type;
+    expect(typeOf('data_count')).toBe('INT64');
+    expect(typeOf('data_big')).toBe('INT64');
+    expect(typeOf('data_ratio')).toBe('DOUBLE');
+    expect(typeOf('data_ok')).toBe('BOOLEAN');
+    expect(typeOf('data_name')).toBe('BYTE_ARRAY');
+    expect(typeOf('data_mixed')).toBe('BYTE_ARRAY');
+    expect(typeOf('version')).toBe('INT64');
+    expect(typeOf('deleted')).toBe('BOOLEAN');
+
+    // Deleted records are left out by default.
+    expect(rows.map((r) => r.observation_id)).toEqual(['h1', 'h2']);
+    const [h1, h2] = rows as [Record<string, unknown>, Record<string, unknown>];
+    expect(h1).toMatchObject({
+      form_type: 'household',
+      form_version: '2',
+      created_at: '2026-01-01T00:00:00Z',
+      updated_at: '2026-01-02T00:00:00Z',
+      deleted: false,
+      data_count: 3n,
+      data_ratio: 0.5,
+      data_ok: true,
+      data_name: 'Ama',
+      data_mixed: '1',
+      data_nested: '{"a":[1,2]}',
+      'data_key with "quotes", spaces-and-dashes': 'x',
+      data_ключ: 'значение',
+      'data_dotted.key': 7n,
+      data_big: null,
+    });
+    expect(JSON.parse(h1.geolocation as string)).toEqual(geo);
+    expect(typeof h1.version).toBe('bigint');
+    expect(Number.isNaN(Date.parse(h1.synced_at as string))).toBe(false);
+    expect(h2).toMatchObject({
+      form_version: null,
+      created_at: null,
+      geolocation: null,
+      data_count: 4n,
+      data_ratio: 2,
+      data_ok: false,
+      data_mixed: '"one"',
+      data_nested: null,
+      data_big: 9007199254740991n,
+      data_ключ: null,
+    });
+  });
+
+  it('filters: form_type (repeatable), since_version, include_deleted', async () => {
+    const only = await unzip(await fetchExport('parquet', '?form_type=a/b&form_type=a:b'));
+    expect([...only.keys()].sort()).toEqual(['a_b.parquet', 'a_b_2.parquet']);
+    const withDeleted = await unzip(
+      await fetchExport('parquet', '?form_type=household&include_deleted=true'),
+    );
+    const { rows } = await readParquet(withDeleted.get('household.parquet')!);
+    expect(rows.map((r) => [r.observation_id, r.deleted])).toEqual([
+      ['h1', false],
+      ['h2', false],
+      ['h3', true],
+    ]);
+    const all = await readParquet(
+      (await unzip(await fetchExport('parquet', '?include_deleted=true'))).get('household.parquet')!,
+    );
+    const since = Number(all.rows[0]!.version);
+    const later = await readParquet(
+      (await unzip(await fetchExport('parquet', `?since_version=${since}`))).get('household.parquet')!,
+    );
+    expect(later.rows.map((r) => r.observation_id)).toEqual(['h2']);
+    expect((await fetchExport('parquet', '?since_version=-1')).status).toBe(400);
+  });
+
+  it('an empty selection is an empty ZIP', async () => {
+    const files = await unzip(await fetchExport('parquet', '?form_type=nothing-here'));
+    expect(files.size).toBe(0);
+  });
+
+  it('needs authentication', async () => {
+    expect((await fetch(exportUrl('parquet'))).status).toBe(401);
+  });
+});
+
+describe('GET /dataexport/csv', () => {
+  it('has the same layout with RFC 4180 quoting', async () => {
+    const files = await unzip(await fetchExport('csv'));
+    expect([...files.keys()].sort()).toEqual(['a_b.csv', 'a_b_2.csv', 'household.csv', 'we_ird_____.csv']);
+    const text = files.get('household.csv')!.toString('utf8');
+    const lines = text.split('\r\n');
+    expect(lines[0]).toBe(
+      'observation_id,form_type,form_version,created_at,updated_at,synced_at,deleted,version,geolocation,data_big,data_count,data_dotted.key,"data_key with ""quotes"", spaces-and-dashes",data_mixed,data_name,data_nested,data_ok,data_ratio,data_ключ',
+    );
+    expect(lines[1]).toMatch(
+      /^h1,household,2,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,[^,]+,false,\d+,"\{""latitude"":1.5,""longitude"":2.5,""accuracy"":3\}",,3,7,x,1,Ama,"\{""a"":\[1,2\]\}",true,0.5,значение$/,
+    );
+    expect(lines[2]).toMatch(
+      /^h2,household,,,,[^,]+,false,\d+,,9007199254740991,4,,,"""one""",Kofi,,false,2,$/,
+    );
+    expect(lines[3]).toBe('');
+  });
+});
