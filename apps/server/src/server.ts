@@ -18,7 +18,6 @@ import { AttachmentsService } from './modules/attachments/attachments.service.ts
 import { AuthService } from './modules/auth/auth.service.ts';
 import { BundlesService } from './modules/bundles/bundles.service.ts';
 import { ExportsService } from './modules/exports/exports.service.ts';
-import { PostgresSyncStore } from './modules/sync/postgres.store.ts';
 import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
 import { SyncService } from './modules/sync/sync.service.ts';
 import { UsersService } from './modules/users/users.service.ts';
@@ -51,7 +50,7 @@ export async function createContext(
     const store =
       config.database.kind === 'sqlite'
         ? await SqliteSyncStore.open(orm)
-        : new PostgresSyncStore(config.database.url);
+        : new (await import('./modules/sync/postgres.store.ts')).PostgresSyncStore(config.database.url);
     const bundles = new BundlesService({ orm, config, clock });
     const sync = new SyncService({ store, config, clock, forms: bundles });
     const attachments = new AttachmentsService({

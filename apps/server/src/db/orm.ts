@@ -2,8 +2,6 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { MikroORM, type Options } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config.ts';
 import { AuthSession, LoginThrottle, RefreshToken } from '../modules/auth/session.entity.ts';
@@ -34,7 +32,9 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     logger: (message: string) => logger.debug({ orm: true }, message),
   } satisfies Partial<Options>;
 
+  // Each driver is loaded only when used: an embedded server never loads the PostgreSQL client.
   if (database.kind === 'sqlite') {
+    const { SqliteDriver } = await import('@mikro-orm/sqlite');
     if (database.file !== ':memory:') mkdirSync(path.dirname(database.file), { recursive: true });
     const orm = await MikroORM.init({
       ...common,
@@ -48,6 +48,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     return orm;
   }
 
+  const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
   const orm = await MikroORM.init({
     ...common,
     driver: PostgreSqlDriver,

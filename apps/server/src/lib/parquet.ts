@@ -1,5 +1,4 @@
 import type { Writable } from 'node:stream';
-import parquet from '@dsnp/parquetjs';
 
 /** The thin adapter over @dsnp/parquetjs: the rest of the server never imports it. */
 
@@ -23,7 +22,8 @@ export async function openParquetStream(
   output: Writable,
   rowGroupSize: number,
 ): Promise<ParquetStream> {
-  const { ParquetSchema, ParquetWriter } = parquet as unknown as {
+  // Loaded on first export only: it is large, and most processes never export.
+  const { ParquetSchema, ParquetWriter } = (await import('@dsnp/parquetjs')).default as unknown as {
     ParquetSchema: new (
       fields: Record<string, { type: string; optional?: boolean; compression?: string }>,
     ) => object;

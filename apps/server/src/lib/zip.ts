@@ -4,10 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ZipArchive } from 'archiver';
-import unzipper from 'unzipper';
 
-/** The thin adapter over unzipper and archiver: the rest of the server never imports them. */
+/** The thin adapter over unzipper and archiver (loaded on first use): the rest of the server never imports them. */
 
 export interface ZipEntry {
   name: string;
@@ -28,6 +26,7 @@ const S_IFLNK = 0o120000;
 
 /** Reads a ZIP's central directory (no entry is decompressed yet). */
 export async function readZipDirectory(file: string): Promise<ZipEntry[]> {
+  const { default: unzipper } = await import('unzipper');
   let directory: Awaited<ReturnType<typeof unzipper.Open.file>>;
   try {
     directory = await unzipper.Open.file(file);
@@ -80,6 +79,7 @@ export async function writeZip(
   files: { name: string; file: string; modifiedAt?: Date }[],
   output: Writable,
 ): Promise<void> {
+  const { ZipArchive } = await import('archiver');
   const archive = new ZipArchive({ zlib: { level: 6 } });
   const done = pipeline(archive, output);
   for (const f of files)
@@ -95,7 +95,8 @@ export interface ZipStream {
   finalize(): Promise<void>;
 }
 
-export function createZipStream(output: Writable): ZipStream {
+export async function createZipStream(output: Writable): Promise<ZipStream> {
+  const { ZipArchive } = await import('archiver');
   const archive = new ZipArchive({ zlib: { level: 1 } });
   const done = pipeline(archive, output);
   done.catch(() => undefined);

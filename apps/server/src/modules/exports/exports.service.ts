@@ -6,7 +6,7 @@ import type { ExportFilter, RecordExportSource, StoredRecord } from '../sync/syn
 import { BASE_COLUMNS, DataProfile, exportFileNames, toRow } from './export-columns.ts';
 
 const PAGE = 2000;
-const ROW_GROUP = 10_000;
+const ROW_GROUP = 5_000;
 
 /**
  * Streams exports: records are read a page at a time, twice per form type (once to learn the
@@ -40,7 +40,7 @@ export class ExportsService {
   }
 
   async parquet(filter: ExportFilter, output: Writable): Promise<void> {
-    const zip = createZipStream(output);
+    const zip = await createZipStream(output);
     const formTypes = await this.#source.exportFormTypes(filter);
     const names = exportFileNames(formTypes, 'parquet');
     for (const formType of formTypes) {
@@ -61,7 +61,7 @@ export class ExportsService {
   }
 
   async csv(filter: ExportFilter, output: Writable): Promise<void> {
-    const zip = createZipStream(output);
+    const zip = await createZipStream(output);
     const formTypes = await this.#source.exportFormTypes(filter);
     const names = exportFileNames(formTypes, 'csv');
     for (const formType of formTypes) {
