@@ -82,3 +82,22 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
     expect(tables).toEqual([]);
   });
 });
+
+describe.skipIf(!postgresAvailable())('PostgreSQL: several processes starting at once', () => {
+  it('migrate exactly once and all start', async () => {
+    const postgres = await startPostgres();
+    try {
+      const url = await postgres.createDatabase();
+      const dataDir = tempDir();
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DB_CONNECTION: url, ADMIN_PASSWORD: 'admin-password-1' });
+      const servers = await Promise.all([1, 2, 3].map(() => startServer(config, createLogger('silent'))));
+      await Promise.all(servers.map((s) => s.close()));
+      const migrations = await query<{ name: string }>(url, 'select name from mikro_orm_migrations');
+      expect(migrations.map((m) => m.name)).toEqual(postgresqlMigrations.map((m) => m.name));
+      const admins = await query<{ n: string }>(url, "select count(*) as n from users where role = 'admin'");
+      expect(Number(admins[0]!.n)).toBe(1);
+    } finally {
+      await postgres.stop();
+    }
+  }, 60_000);
+});

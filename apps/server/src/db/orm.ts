@@ -56,7 +56,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     migrations: { migrationsList: postgresqlMigrations, snapshot: false, silent: true },
   });
   if (database.migrateOnStart) {
-    await orm.migrator.up();
+    await withMigrationLock(database.url, () => orm.migrator.up());
   } else {
     const pending = await orm.migrator.getPending();
     if (pending.length > 0) {
@@ -68,6 +68,26 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
   }
   return orm;
 }
+
+/**
+ * Several server processes may start at once against one PostgreSQL database; a session-level
+ * advisory lock, held on a connection of its own, lets exactly one of them migrate at a time (the
+ * others then find nothing pending).
+ */
+async function withMigrationLock<T>(url: string, work: () => Promise<T>): Promise<T> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    return await work();
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}
+
+const MIGRATION_LOCK_KEY = 7_201_000;
 
 export interface DatabaseInfo {
   type: 'sqlite' | 'postgresql';
