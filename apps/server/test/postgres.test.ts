@@ -89,7 +89,13 @@ describe.skipIf(!postgresAvailable())('PostgreSQL: several processes starting at
     try {
       const url = await postgres.createDatabase();
       const dataDir = tempDir();
-      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DB_CONNECTION: url, ADMIN_PASSWORD: 'admin-password-1' });
+      const config = loadConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        DB_CONNECTION: url,
+        ADMIN_PASSWORD: 'admin-password-1',
+      });
       const servers = await Promise.all([1, 2, 3].map(() => startServer(config, createLogger('silent'))));
       await Promise.all(servers.map((s) => s.close()));
       const migrations = await query<{ name: string }>(url, 'select name from mikro_orm_migrations');
