@@ -4,9 +4,9 @@ import http from 'node:http';
  * A lean keep-alive JSON client on node:http, for benchmarks: fetch (undici) spends more time
  * decoding large bodies than the server spends producing them, which would measure the client.
  */
-export function jsonClient(baseUrl: string, headers: Record<string, string> = {}) {
+export function jsonClient(baseUrl: string, headers: Record<string, string> = {}, maxSockets = 16) {
   const url = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
   return {
     post(path: string, body: string): Promise<{ status: number; text: string }> {
       return new Promise((resolve, reject) => {

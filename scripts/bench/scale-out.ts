@@ -1,0 +1,58 @@
+/**
+ * Push/pull throughput on PostgreSQL with one and with two server processes (each in its own
+ * process, sharing one database), at 50 concurrent clients. Prints records/s for each and the
+ * ratio two/one (goal ≥ 1.6×). Usage: node scale-out.ts [clients=50] [rounds=6]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startPostgres } from '@synk/test-support/postgres';
+import { clientsFor, device } from './load.ts';
+import { spawnServer } from './spawn-server.ts';
+
+const CLIENTS = Number(process.argv[2] ?? 50);
+const ROUNDS = Number(process.argv[3] ?? 6);
+const postgres = await startPostgres();
+
+async function measure(processes: number): Promise<{ rate: number; errors: number }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-scale-'));
+  const env = {
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    ADMIN_PASSWORD: 'bench-password',
+    LOG_LEVEL: 'info',
+    DB_CONNECTION: await postgres.createDatabase('synk_bench'),
+  };
+  const servers = [];
+  for (let i = 0; i < processes; i++) servers.push(await spawnServer(env));
+  const clients = await clientsFor(
+    servers.map((s) => s.url),
+    'bench-password',
+    CLIENTS,
+  );
+  const start = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: CLIENTS }, (_, c) => device(clients[c % clients.length]!, c, ROUNDS, 50, 20_000)),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  for (const c of clients) c.close();
+  for (const s of servers) await s.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  return {
+    rate: results.reduce((n, r) => n + r.records, 0) / seconds,
+    errors: results.reduce((n, r) => n + r.errors, 0),
+  };
+}
+
+try {
+  const one = await measure(1);
+  const two = await measure(2);
+  process.stdout.write(
+    `scale-out on PostgreSQL, ${CLIENTS} clients × ${ROUNDS} rounds of push(50)+pull:\n` +
+      `  one process ${Math.round(one.rate).toLocaleString('en')} rec/s, two processes ${Math.round(two.rate).toLocaleString('en')} rec/s → ${(two.rate / one.rate).toFixed(2)}× (goal ≥ 1.6×); errors ${one.errors + two.errors}\n`,
+  );
+} finally {
+  await postgres.stop();
+}
