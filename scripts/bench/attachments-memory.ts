@@ -10,7 +10,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { spawnServer } from './spawn-server.ts';
+import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = Number(process.argv[2] ?? 1024) * MIB;
@@ -50,22 +50,9 @@ function content(hash: ReturnType<typeof createHash>) {
 }
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-att-'));
-const server = await spawnServer({
-  NODE_ENV: 'production',
-  PORT: '0',
-  HOST: '127.0.0.1',
-  DATA_DIR: dataDir,
-  ADMIN_PASSWORD: 'bench-password',
-  LOG_LEVEL: 'info',
-  ATTACHMENT_MAX_BYTES: String(SIZE + MIB),
-});
+const server = await spawnServer(benchEnv(dataDir, { ATTACHMENT_MAX_BYTES: String(SIZE + MIB) }));
 const url = new URL(server.url);
-const login = await fetch(`${server.url}/auth/login`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ username: 'admin', password: 'bench-password' }),
-});
-const { token } = (await login.json()) as { token: string };
+const token = await adminToken(server.url);
 
 // Warm up (first request compiles the validator), then take the idle baseline.
 await fetch(`${server.url}/attachments/warmup.bin`, { headers: { authorization: `Bearer ${token}` } });

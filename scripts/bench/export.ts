@@ -11,18 +11,11 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { spawnServer } from './spawn-server.ts';
+import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 1_000_000);
 const FORMS = ['household', 'person', 'visit'];
-const env = (dataDir: string) => ({
-  NODE_ENV: 'production',
-  PORT: '0',
-  HOST: '127.0.0.1',
-  DATA_DIR: dataDir,
-  ADMIN_PASSWORD: 'bench-password',
-  LOG_LEVEL: 'info',
-});
+const env = (dataDir: string) => benchEnv(dataDir);
 const rssOf = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
@@ -79,12 +72,7 @@ db.close();
 
 const server = await spawnServer(env(dataDir));
 const url = new URL(server.url);
-const login = await fetch(`${server.url}/auth/login`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ username: 'admin', password: 'bench-password' }),
-});
-const { token } = (await login.json()) as { token: string };
+const token = await adminToken(server.url);
 const idle = rssOf(server.pid);
 let peak = idle;
 const timer = setInterval(() => {

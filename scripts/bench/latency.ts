@@ -8,20 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { clientsFor, device, percentile } from './load.ts';
-import { spawnServer } from './spawn-server.ts';
+import { benchEnv, spawnServer } from './spawn-server.ts';
 
 const DEVICES = Number(process.argv[2] ?? 500);
 const ROUNDS = Number(process.argv[3] ?? 4);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-latency-'));
-const server = await spawnServer({
-  NODE_ENV: 'production',
-  PORT: '0',
-  HOST: '127.0.0.1',
-  DATA_DIR: dataDir,
-  ADMIN_PASSWORD: 'bench-password',
-  LOG_LEVEL: 'info',
-});
-const [client] = await clientsFor([server.url], 'bench-password', DEVICES);
+const server = await spawnServer(benchEnv(dataDir));
+const [client] = await clientsFor([server.url], DEVICES);
 for (const thinkMs of [0, 2000]) {
   const start = performance.now();
   const results = await Promise.all(

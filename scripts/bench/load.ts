@@ -1,14 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { jsonClient } from './http-client.ts';
+import { adminToken } from './spawn-server.ts';
 
 /** Logs in as the bootstrap admin and returns a client per server URL. */
-export async function clientsFor(urls: string[], password: string, maxSockets: number) {
-  const login = await fetch(`${urls[0]}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  });
-  const { token } = (await login.json()) as { token: string };
+export async function clientsFor(urls: string[], maxSockets: number) {
+  const token = await adminToken(urls[0]!);
   return urls.map((u) => jsonClient(u, { authorization: `Bearer ${token}` }, maxSockets));
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPostgres } from '@synk/test-support/postgres';
 import { clientsFor, device } from './load.ts';
-import { spawnServer } from './spawn-server.ts';
+import { benchEnv, spawnServer } from './spawn-server.ts';
 
 const CLIENTS = Number(process.argv[2] ?? 50);
 const ROUNDS = Number(process.argv[3] ?? 6);
@@ -16,20 +16,11 @@ const postgres = await startPostgres();
 
 async function measure(processes: number): Promise<{ rate: number; errors: number }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-scale-'));
-  const env = {
-    NODE_ENV: 'production',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    ADMIN_PASSWORD: 'bench-password',
-    LOG_LEVEL: 'info',
-    DB_CONNECTION: await postgres.createDatabase('synk_bench'),
-  };
+  const env = benchEnv(dataDir, { DB_CONNECTION: await postgres.createDatabase('synk_bench') });
   const servers = [];
   for (let i = 0; i < processes; i++) servers.push(await spawnServer(env));
   const clients = await clientsFor(
     servers.map((s) => s.url),
-    'bench-password',
     CLIENTS,
   );
   const start = performance.now();

@@ -31,3 +31,28 @@ export async function spawnServer(
     },
   };
 }
+
+export const BENCH_PASSWORD = 'bench-password';
+
+/** The environment every benchmark server runs with: production mode, any port, loopback only. */
+export function benchEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    ADMIN_PASSWORD: BENCH_PASSWORD,
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
+
+/** An access token for the bootstrap admin. */
+export async function adminToken(url: string): Promise<string> {
+  const res = await fetch(`${url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: BENCH_PASSWORD }),
+  });
+  return ((await res.json()) as { token: string }).token;
+}

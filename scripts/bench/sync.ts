@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { jsonClient } from './http-client.ts';
-import { spawnServer } from './spawn-server.ts';
+import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 50_000);
 const BATCH = 500;
@@ -54,22 +54,9 @@ function rate(count: number, ms: number) {
 async function serverRun() {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-sync-'));
   // The server runs in a process of its own, as in production; this process is only its client.
-  const server = await spawnServer({
-    NODE_ENV: 'production',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    ADMIN_PASSWORD: 'bench-password',
-    LOG_LEVEL: 'info',
-    SYNC_VALIDATION: 'off',
-  });
+  const server = await spawnServer(benchEnv(dataDir, { SYNC_VALIDATION: 'off' }));
   const base = server.url;
-  const login = await fetch(`${base}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: 'bench-password' }),
-  });
-  const { token } = (await login.json()) as { token: string };
+  const token = await adminToken(base);
   const client = jsonClient(base, { authorization: `Bearer ${token}` });
 
   const pushStart = performance.now();

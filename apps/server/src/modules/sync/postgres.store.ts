@@ -1,6 +1,8 @@
 import pg from 'pg';
 import {
   type AttachmentPutOutcome,
+  CONFLICT_COLUMNS,
+  conflictValues,
   type AttachmentRow,
   type ExportFilter,
   type PullPage,
@@ -107,20 +109,8 @@ export class PostgresSyncStore implements SyncStore {
       }
       for (const c of decision.conflicts) {
         await client.query(
-          'insert into sync_conflicts (observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-          [
-            c.observation_id,
-            c.form_type,
-            c.policy,
-            c.base_version,
-            c.server_version,
-            c.client_id,
-            c.username,
-            c.transmission_id,
-            c.detected_at,
-            JSON.stringify(c.incoming),
-            JSON.stringify(c.server),
-          ],
+          `insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${conflictValues(c).map((_, i) => `$${i + 1}`).join(', ')})`,
+          conflictValues(c),
         );
       }
       const response = decision.respond(current, versions);

@@ -3,6 +3,8 @@ import type { SqliteConnection } from '@mikro-orm/sqlite';
 import type Database from 'better-sqlite3';
 import {
   type AttachmentPutOutcome,
+  CONFLICT_COLUMNS,
+  conflictValues,
   type AttachmentRow,
   type ExportFilter,
   type PullPage,
@@ -94,21 +96,7 @@ export class SqliteSyncStore implements SyncStore {
           );
         }
       }
-      for (const c of decision.conflicts) {
-        s.conflict.run(
-          c.observation_id,
-          c.form_type,
-          c.policy,
-          c.base_version,
-          c.server_version,
-          c.client_id,
-          c.username,
-          c.transmission_id,
-          c.detected_at,
-          JSON.stringify(c.incoming),
-          JSON.stringify(c.server),
-        );
-      }
+      for (const c of decision.conflicts) s.conflict.run(...conflictValues(c));
       const response = decision.respond(current, versions);
       s.remember.run(
         request.clientId,
@@ -300,9 +288,7 @@ function prepare(db: Database.Database) {
       'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values (?, ?, ?, ?, ?, ?)',
     ),
     purge: db.prepare('delete from sync_transmissions where expires_at <= ?'),
-    conflict: db.prepare(
-      'insert into sync_conflicts (observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
+    conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
     exportPageAll: db.prepare(

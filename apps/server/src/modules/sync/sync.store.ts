@@ -173,3 +173,23 @@ export const UPSERT_ASSIGNMENTS = RECORD_COLUMNS.filter((c) => c !== 'observatio
       : `${c} = excluded.${c}`,
   )
   .join(', ');
+
+/** The conflict log's columns, in the order both stores insert them. */
+export const CONFLICT_COLUMNS =
+  'observation_id, form_type, policy, base_version, server_version, client_id, username, transmission_id, detected_at, incoming, server';
+
+export function conflictValues(c: ConflictLog): unknown[] {
+  return [
+    c.observation_id,
+    c.form_type,
+    c.policy,
+    c.base_version,
+    c.server_version,
+    c.client_id,
+    c.username,
+    c.transmission_id,
+    c.detected_at,
+    JSON.stringify(c.incoming),
+    JSON.stringify(c.server),
+  ];
+}
