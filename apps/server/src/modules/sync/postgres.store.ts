@@ -1,9 +1,9 @@
 import pg from 'pg';
 import {
   type AttachmentPutOutcome,
+  type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
-  type AttachmentRow,
   type ExportFilter,
   type PullPage,
   type PullQuery,
@@ -109,7 +109,9 @@ export class PostgresSyncStore implements SyncStore {
       }
       for (const c of decision.conflicts) {
         await client.query(
-          `insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${conflictValues(c).map((_, i) => `$${i + 1}`).join(', ')})`,
+          `insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${conflictValues(c)
+            .map((_, i) => `$${i + 1}`)
+            .join(', ')})`,
           conflictValues(c),
         );
       }

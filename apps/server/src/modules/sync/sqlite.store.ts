@@ -3,9 +3,9 @@ import type { SqliteConnection } from '@mikro-orm/sqlite';
 import type Database from 'better-sqlite3';
 import {
   type AttachmentPutOutcome,
+  type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
-  type AttachmentRow,
   type ExportFilter,
   type PullPage,
   type PullQuery,

@@ -1,0 +1,338 @@
+import createFetchClient from 'openapi-fetch';
+import { ApiError, type Problem } from './errors.ts';
+import { Emitter, type SyncEvents } from './events.ts';
+import type { components, paths } from './generated/schema.ts';
+import { MemoryStorage, type SyncStorage } from './storage.ts';
+import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
+
+type Schemas = components['schemas'];
+export type Observation = Schemas['Observation'];
+export type PushObservation = Schemas['PushObservation'];
+/** A record to save: `deleted` defaults to false, as on the server. */
+export type RecordInput = Omit<PushObservation, 'deleted'> & { deleted?: boolean };
+export type PullPage = Schemas['SyncPullResponse'];
+export type PushResponse = Schemas['SyncPushResponse'];
+
+export interface Tokens {
+  token: string;
+  refreshToken: string;
+  expiresAt: number;
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  /** Where tokens, cursors and the outbox persist (default: in memory). */
+  storage?: SyncStorage;
+  /** Identifies this device in pushes and pulls (default: generated once and kept in storage). */
+  clientId?: string;
+  /** Used to log in when no session is stored and on `login()` without arguments. */
+  credentials?: { username: string; password: string };
+  fetch?: (request: Request) => Promise<Response>;
+  retry?: Partial<RetryOptions>;
+  timeoutMs?: number;
+  /** Records per push batch (default 500). */
+  batchSize?: number;
+}
+
+export interface DeadLetter {
+  record: PushObservation;
+  code: string;
+  error: string;
+  at: string;
+}
+
+export interface Conflict {
+  id: string;
+  message: string;
+  serverVersion?: number;
+}
+
+export interface SyncReport {
+  pulled: number;
+  pushed: number;
+  failed: number;
+  conflicts: Conflict[];
+}
+
+const KEYS = {
+  tokens: 'auth:tokens',
+  clientId: 'client:id',
+  queue: 'outbox:queue',
+  inflight: 'outbox:inflight',
+  dead: 'outbox:dead',
+  cursor: (types: string[]) => `cursor:${types.length ? [...types].sort().join(',') : '*'}`,
+} as const;
+
+interface Inflight {
+  transmission_id: string;
+  records: PushObservation[];
+}
+
+/**
+ * A typed client for the sync API. `client.api` is the raw typed client (every operation of
+ * openapi.yaml, `{ data, error, response }` results); the rest adds sessions, paging, the offline
+ * outbox and `sync()`.
+ */
+export function createClient(options: ClientOptions) {
+  const storage = options.storage ?? new MemoryStorage();
+  const events = new Emitter();
+  const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
+  const batchSize = options.batchSize ?? 500;
+  let refreshing: Promise<string | undefined> | undefined;
+
+  const raw = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: baseFetch });
+
+  async function storeTokens(tokens: Tokens): Promise<Tokens> {
+    await storage.set(KEYS.tokens, tokens);
+    events.emit('auth:refreshed', { expiresAt: tokens.expiresAt });
+    return tokens;
+  }
+
+  /**
+   * One refresh for any number of concurrent 401s; a rotated refresh token is stored at once. A
+   * request that failed with a token older than the stored one just retries with the stored one.
+   */
+  async function refresh(staleToken?: string): Promise<string | undefined> {
+    const current = (await storage.get<Tokens>(KEYS.tokens))?.token;
+    if (staleToken !== undefined && current !== undefined && current !== staleToken) return current;
+    refreshing ??= (async () => {
+      try {
+        const tokens = await storage.get<Tokens>(KEYS.tokens);
+        if (tokens) {
+          const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
+          if (data) return (await storeTokens(data)).token;
+        }
+        if (options.credentials) {
+          const { data } = await raw.POST('/auth/login', { body: options.credentials });
+          if (data) return (await storeTokens(data)).token;
+        }
+        return undefined;
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  }
+
+  const transport = createTransport({
+    fetch: baseFetch,
+    retry: { ...DEFAULT_RETRY, ...options.retry },
+    timeoutMs: options.timeoutMs ?? 30_000,
+    accessToken: async () => (await storage.get<Tokens>(KEYS.tokens))?.token,
+    refresh,
+  });
+  const api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: transport });
+
+  async function clientId(): Promise<string> {
+    if (options.clientId) return options.clientId;
+    const stored = await storage.get<string>(KEYS.clientId);
+    if (stored) return stored;
+    const fresh = globalThis.crypto.randomUUID();
+    await storage.set(KEYS.clientId, fresh);
+    return fresh;
+  }
+
+  const auth = {
+    async login(
+      username = options.credentials?.username,
+      password = options.credentials?.password,
+    ): Promise<Tokens> {
+      if (username === undefined || password === undefined)
+        throw new Error('login needs a username and a password');
+      const { data, error, response } = await api.POST('/auth/login', { body: { username, password } });
+      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      return storeTokens(data);
+    },
+    async logout(): Promise<void> {
+      const tokens = await storage.get<Tokens>(KEYS.tokens);
+      if (tokens) await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+      await storage.delete(KEYS.tokens);
+    },
+    refresh,
+    tokens: () => storage.get<Tokens>(KEYS.tokens),
+  };
+
+  /**
+   * Pages of changes after the stored cursor (or `since`), oldest first. The cursor is stored
+   * only when the caller asks for the next page, i.e. after it has applied the previous one: a
+   * crash mid-page repeats that page instead of skipping it.
+   */
+  async function* pullPages(
+    pull: { schemaTypes?: string[]; limit?: number; since?: number } = {},
+  ): AsyncGenerator<PullPage> {
+    const types = pull.schemaTypes ?? [];
+    const cursorKey = KEYS.cursor(types);
+    let cursor = pull.since ?? (await storage.get<number>(cursorKey)) ?? 0;
+    for (;;) {
+      const { data, error, response } = await api.POST('/sync/pull', {
+        params: { query: { limit: pull.limit ?? 200 } },
+        body: {
+          client_id: await clientId(),
+          since: { version: cursor },
+          ...(types.length ? { schema_types: types } : {}),
+        },
+      });
+      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      yield data;
+      cursor = data.change_cutoff;
+      await storage.set(cursorKey, cursor);
+      if (!data.has_more) return;
+    }
+  }
+
+  async function pullAll(
+    pull: { schemaTypes?: string[]; limit?: number; since?: number } = {},
+  ): Promise<Observation[]> {
+    const records: Observation[] = [];
+    for await (const page of pullPages(pull)) records.push(...page.records);
+    return records;
+  }
+
+  async function queueSizes() {
+    const pending = (await storage.get<PushObservation[]>(KEYS.queue))?.length ?? 0;
+    const inflight = (await storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0;
+    const deadLetters = (await storage.get<DeadLetter[]>(KEYS.dead))?.length ?? 0;
+    events.emit('queue:size', { pending: pending + inflight, deadLetters });
+    return { pending: pending + inflight, deadLetters };
+  }
+
+  const records = {
+    /** Queues a record for the next push (a newer save of the same id replaces the queued one). */
+    async save(input: RecordInput): Promise<void> {
+      const record: PushObservation = { ...input, deleted: input.deleted ?? false };
+      const queue = (await storage.get<PushObservation[]>(KEYS.queue)) ?? [];
+      const at = queue.findIndex((r) => r.observation_id === record.observation_id);
+      if (at >= 0) queue.splice(at, 1);
+      queue.push(record);
+      await storage.set(KEYS.queue, queue);
+      await queueSizes();
+    },
+    pending: async () => [
+      ...((await storage.get<Inflight>(KEYS.inflight))?.records ?? []),
+      ...((await storage.get<PushObservation[]>(KEYS.queue)) ?? []),
+    ],
+    deadLetters: async () => (await storage.get<DeadLetter[]>(KEYS.dead)) ?? [],
+  };
+
+  async function deadLetter(entries: DeadLetter[]): Promise<void> {
+    if (entries.length === 0) return;
+    await storage.set(KEYS.dead, [...((await storage.get<DeadLetter[]>(KEYS.dead)) ?? []), ...entries]);
+  }
+
+  /**
+   * Sends the outbox in batches. Each batch is stored with its transmission_id before the first
+   * send and re-sent with the same id until the server acknowledges it, so a crash or a lost
+   * response never duplicates or loses a record.
+   */
+  async function pushQueued(
+    onConflict?: (conflict: Conflict) => void,
+  ): Promise<{ pushed: number; failed: number; conflicts: Conflict[] }> {
+    let pushed = 0;
+    let failed = 0;
+    const conflicts: Conflict[] = [];
+    for (;;) {
+      let batch = await storage.get<Inflight>(KEYS.inflight);
+      if (!batch) {
+        const queue = (await storage.get<PushObservation[]>(KEYS.queue)) ?? [];
+        if (queue.length === 0) break;
+        batch = { transmission_id: globalThis.crypto.randomUUID(), records: queue.slice(0, batchSize) };
+        await storage.set(KEYS.inflight, batch); // first the batch, then the shorter queue: a crash in between only re-sends
+        await storage.set(KEYS.queue, queue.slice(batchSize));
+      }
+      const { data, error, response } = await api.POST('/sync/push', {
+        body: { transmission_id: batch.transmission_id, client_id: await clientId(), records: batch.records },
+      });
+      const problem = error as Problem | undefined;
+      const now = new Date().toISOString();
+      if (data) {
+        const failedIndexes = new Set(data.failed_records.map((f) => f.index));
+        await deadLetter(
+          data.failed_records.map((f) => ({
+            record: batch.records[f.index]!,
+            code: f.code,
+            error: f.error,
+            at: now,
+          })),
+        );
+        for (const warning of data.warnings) {
+          if (warning.code !== 'CONFLICT') continue;
+          const conflict = {
+            id: warning.id,
+            message: warning.message,
+            ...(warning.server_version !== undefined ? { serverVersion: warning.server_version } : {}),
+          };
+          conflicts.push(conflict);
+          onConflict?.(conflict);
+        }
+        pushed += batch.records.length - failedIndexes.size;
+        failed += failedIndexes.size;
+      } else if (
+        response.status >= 400 &&
+        response.status < 500 &&
+        response.status !== 401 &&
+        response.status !== 408 &&
+        response.status !== 429
+      ) {
+        // The server will never take this batch as it is (e.g. 413, 409): keep it aside, do not block the queue.
+        await deadLetter(
+          batch.records.map((record) => ({
+            record,
+            code: problem?.code ?? `http_${response.status}`,
+            error: problem?.detail ?? '',
+            at: now,
+          })),
+        );
+        failed += batch.records.length;
+      } else {
+        throw new ApiError(response.status, problem);
+      }
+      await storage.delete(KEYS.inflight);
+      events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
+    }
+    await queueSizes();
+    return { pushed, failed, conflicts };
+  }
+
+  /** Pulls (applying each page before the cursor moves), then pushes the outbox. */
+  async function sync(
+    handlers: {
+      apply?: (records: Observation[], page: PullPage) => void | Promise<void>;
+      onConflict?: (c: Conflict) => void;
+      schemaTypes?: string[];
+    } = {},
+  ): Promise<SyncReport> {
+    events.emit('sync:started', { at: new Date() });
+    try {
+      let pulled = 0;
+      for await (const page of pullPages({
+        ...(handlers.schemaTypes ? { schemaTypes: handlers.schemaTypes } : {}),
+      })) {
+        await handlers.apply?.(page.records, page);
+        pulled += page.records.length;
+        events.emit('sync:progress', { phase: 'pull', pulled, pushed: 0 });
+      }
+      const pushResult = await pushQueued(handlers.onConflict);
+      const report = { pulled, ...pushResult };
+      events.emit('sync:completed', { pulled, pushed: report.pushed, failed: report.failed });
+      return report;
+    } catch (error) {
+      events.emit('sync:failed', { error });
+      throw error;
+    }
+  }
+
+  return {
+    api,
+    auth,
+    pullPages,
+    pullAll,
+    records,
+    push: pushQueued,
+    sync,
+    clientId,
+    on: <K extends keyof SyncEvents>(name: K, listener: (event: SyncEvents[K]) => void) =>
+      events.on(name, listener),
+  };
+}
+
+export type SyncClient = ReturnType<typeof createClient>;

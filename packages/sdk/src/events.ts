@@ -1,0 +1,26 @@
+export interface SyncEvents {
+  'sync:started': { at: Date };
+  'sync:progress': { phase: 'pull' | 'push'; pulled: number; pushed: number };
+  'sync:completed': { pulled: number; pushed: number; failed: number };
+  'sync:failed': { error: unknown };
+  'queue:size': { pending: number; deadLetters: number };
+  'auth:refreshed': { expiresAt: number };
+}
+
+type Listener<T> = (event: T) => void;
+
+/** A minimal typed event emitter (works the same in Node, browsers and React Native). */
+export class Emitter {
+  readonly #listeners = new Map<keyof SyncEvents, Set<Listener<never>>>();
+
+  on<K extends keyof SyncEvents>(name: K, listener: Listener<SyncEvents[K]>): () => void {
+    const set = this.#listeners.get(name) ?? new Set();
+    set.add(listener as Listener<never>);
+    this.#listeners.set(name, set);
+    return () => set.delete(listener as Listener<never>);
+  }
+
+  emit<K extends keyof SyncEvents>(name: K, event: SyncEvents[K]): void {
+    for (const listener of this.#listeners.get(name) ?? []) (listener as Listener<SyncEvents[K]>)(event);
+  }
+}

@@ -1,0 +1,19 @@
+export {
+  type ClientOptions,
+  type Conflict,
+  createClient,
+  type DeadLetter,
+  type Observation,
+  type PullPage,
+  type PushObservation,
+  type PushResponse,
+  type RecordInput,
+  type SyncClient,
+  type SyncReport,
+  type Tokens,
+} from './client.ts';
+export { ApiError, NetworkError, type Problem } from './errors.ts';
+export type { SyncEvents } from './events.ts';
+export type { components, operations, paths } from './generated/schema.ts';
+export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
+export { DEFAULT_RETRY, isRetryable, type RetryOptions } from './transport.ts';

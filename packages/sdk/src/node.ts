@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { SyncStorage } from './storage.ts';
+
+/**
+ * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
+ * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half.
+ */
+export class FileStorage implements SyncStorage {
+  readonly #dir: string;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  #file(key: string): string {
+    return path.join(this.#dir, `${encodeURIComponent(key)}.json`);
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(this.#file(key), 'utf8')) as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async set(key: string, value: unknown): Promise<void> {
+    await mkdir(this.#dir, { recursive: true });
+    const temp = path.join(this.#dir, `.${randomUUID()}.tmp`);
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(value));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, this.#file(key));
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.#file(key), { force: true });
+  }
+}
+
+export * from './index.ts';

@@ -1,0 +1,55 @@
+/**
+ * Where the SDK keeps what must survive a restart: tokens, the pull cursor, the outbox. One small
+ * async key/value interface, so an adapter for any platform (React Native AsyncStorage, SQLite,
+ * IndexedDB) is a few lines. Values are JSON-serialisable.
+ */
+export interface SyncStorage {
+  get<T>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/** In memory: for tests and short-lived processes. */
+export class MemoryStorage implements SyncStorage {
+  readonly #values = new Map<string, string>();
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const text = this.#values.get(key);
+    return text === undefined ? undefined : (JSON.parse(text) as T);
+  }
+
+  async set(key: string, value: unknown): Promise<void> {
+    this.#values.set(key, JSON.stringify(value));
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#values.delete(key);
+  }
+}
+
+/** Browser `localStorage` (or any Storage-like object), under a key prefix. */
+export class WebStorage implements SyncStorage {
+  readonly #storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+  readonly #prefix: string;
+
+  constructor(
+    storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> = globalThis.localStorage,
+    prefix = 'synk:',
+  ) {
+    this.#storage = storage;
+    this.#prefix = prefix;
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const text = this.#storage.getItem(this.#prefix + key);
+    return text === null ? undefined : (JSON.parse(text) as T);
+  }
+
+  async set(key: string, value: unknown): Promise<void> {
+    this.#storage.setItem(this.#prefix + key, JSON.stringify(value));
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#storage.removeItem(this.#prefix + key);
+  }
+}

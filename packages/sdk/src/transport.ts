@@ -1,0 +1,101 @@
+import { NetworkError } from './errors.ts';
+
+export interface RetryOptions {
+  /** Retries after the first attempt (default 4). */
+  retries: number;
+  /** First backoff delay; doubles each retry, with full jitter (default 300 ms). */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { retries: 4, baseDelayMs: 300, maxDelayMs: 15_000 };
+
+export interface TransportOptions {
+  fetch: (request: Request) => Promise<Response>;
+  retry: RetryOptions;
+  /** Per-attempt timeout (default 30 s). */
+  timeoutMs: number;
+  accessToken(): Promise<string | undefined>;
+  /** Gets a new access token after a 401 with `staleToken`; `undefined` when that is not possible. Single-flight. */
+  refresh(staleToken: string | undefined): Promise<string | undefined>;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** POSTs that only read, so they are as safe to repeat as a GET. */
+const READ_ONLY_POSTS = ['/sync/pull', '/attachments/manifest'];
+const NO_AUTH = ['/auth/login', '/auth/refresh'];
+
+/**
+ * May this request be sent again without risk? Safe methods, reads, and writes that carry their
+ * own idempotency: a push's `transmission_id`, an `Idempotency-Key`, a PUT of an attachment (the
+ * same id with the same bytes is a no-op on the server).
+ */
+export function isRetryable(request: Request): boolean {
+  const path = new URL(request.url).pathname;
+  if (['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'].includes(request.method)) return true;
+  if (request.headers.has('idempotency-key')) return true;
+  return (
+    request.method === 'POST' &&
+    (READ_ONLY_POSTS.some((p) => path.endsWith(p)) || path.endsWith('/sync/push'))
+  );
+}
+
+function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/**
+ * The fetch the typed client runs on: adds the bearer token, refreshes it once on a 401 (all
+ * concurrent 401s share one refresh), and retries with exponential backoff and jitter on network
+ * errors, 408, 429 (honouring Retry-After) and 5xx, only for requests that are safe to repeat.
+ */
+export function createTransport(options: TransportOptions): (request: Request) => Promise<Response> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const backoff = (attempt: number) =>
+    Math.random() * Math.min(options.retry.maxDelayMs, options.retry.baseDelayMs * 2 ** attempt);
+
+  return async (original: Request) => {
+    const retryable = isRetryable(original);
+    const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
+    let token = authenticated ? await options.accessToken() : undefined;
+    let refreshed = false;
+    for (let attempt = 0; ; attempt++) {
+      const request = original.clone();
+      if (token && !request.headers.has('authorization'))
+        request.headers.set('authorization', `Bearer ${token}`);
+      const signal = AbortSignal.any([original.signal, AbortSignal.timeout(options.timeoutMs)]);
+      let response: Response;
+      try {
+        response = await options.fetch(new Request(request, { signal }));
+      } catch (err) {
+        if (original.signal.aborted) throw err;
+        if (retryable && attempt < options.retry.retries) {
+          await sleep(backoff(attempt));
+          continue;
+        }
+        throw new NetworkError(`${original.method} ${original.url} failed: ${(err as Error).message}`, err);
+      }
+      if (response.status === 401 && authenticated && !refreshed) {
+        refreshed = true;
+        const fresh = await options.refresh(token);
+        if (fresh) {
+          token = fresh;
+          attempt -= 1; // a refresh is not a retry
+          continue;
+        }
+        return response;
+      }
+      const transient = response.status === 408 || response.status === 429 || response.status >= 500;
+      if (transient && retryable && attempt < options.retry.retries) {
+        await sleep(retryAfterMs(response) ?? backoff(attempt));
+        continue;
+      }
+      return response;
+    }
+  };
+}

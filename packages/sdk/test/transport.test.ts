@@ -1,0 +1,122 @@
+import { mkdtempSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileStorage } from '../src/node.ts';
+import { MemoryStorage, WebStorage } from '../src/storage.ts';
+import { createTransport, isRetryable } from '../src/transport.ts';
+
+describe('isRetryable', () => {
+  const req = (method: string, p: string, headers: Record<string, string> = {}) =>
+    new Request(`http://x${p}`, { method, headers });
+  it.each([
+    ['GET', '/health', true],
+    ['POST', '/sync/pull', true],
+    ['POST', '/sync/push', true],
+    ['POST', '/attachments/manifest', true],
+    ['PUT', '/attachments/a.jpg', true],
+    ['POST', '/users/create', false],
+    ['POST', '/auth/login', false],
+    ['POST', '/app-bundle/push', false],
+  ])('%s %s → %s', (method, p, expected) => {
+    expect(isRetryable(req(method, p))).toBe(expected);
+  });
+  it('any request with an Idempotency-Key', () => {
+    expect(isRetryable(req('POST', '/users/create', { 'idempotency-key': 'k' }))).toBe(true);
+  });
+});
+
+describe('transport against a real HTTP server', () => {
+  let server: http.Server;
+  let base: string;
+  const script: number[] = [];
+  const seen: { path: string; auth: string | undefined }[] = [];
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      seen.push({ path: req.url ?? '', auth: req.headers.authorization });
+      const status = script.shift() ?? 200;
+      if (status === 429) res.setHeader('retry-after', '0');
+      res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  const transport = (retries = 3) =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => 'token-1',
+      refresh: async () => 'token-2',
+    });
+
+  it('retries 5xx, 408 and 429 for safe requests, then succeeds', async () => {
+    script.push(503, 408, 429);
+    seen.length = 0;
+    const res = await transport()(new Request(`${base}/sync/pull`, { method: 'POST', body: '{}' }));
+    expect(res.status).toBe(200);
+    expect(seen).toHaveLength(4);
+  });
+
+  it('does not retry a request that is not safe to repeat', async () => {
+    script.push(503);
+    seen.length = 0;
+    const res = await transport()(new Request(`${base}/users/create`, { method: 'POST', body: '{}' }));
+    expect(res.status).toBe(503);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives up after the configured retries', async () => {
+    script.push(500, 500, 500);
+    seen.length = 0;
+    const res = await transport(2)(new Request(`${base}/health`));
+    expect(res.status).toBe(500);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('sends the bearer token, refreshes once on 401 and retries with the new one', async () => {
+    script.push(401);
+    seen.length = 0;
+    const res = await transport()(new Request(`${base}/users`));
+    expect(res.status).toBe(200);
+    expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-2']);
+  });
+});
+
+describe('storage adapters', () => {
+  it.each([
+    ['memory', () => new MemoryStorage()],
+    ['file', () => new FileStorage(mkdtempSync(path.join(tmpdir(), 'synk-sdk-storage-')))],
+    [
+      'web',
+      () => {
+        const map = new Map<string, string>();
+        return new WebStorage({
+          getItem: (k) => map.get(k) ?? null,
+          setItem: (k, v) => map.set(k, v),
+          removeItem: (k) => map.delete(k),
+        });
+      },
+    ],
+  ])('%s: set, get, overwrite, delete', async (_name, make) => {
+    const storage = make();
+    expect(await storage.get('a')).toBeUndefined();
+    await storage.set('a', { n: 1, list: [1, 2] });
+    expect(await storage.get('a')).toEqual({ n: 1, list: [1, 2] });
+    await storage.set('a', 2);
+    expect(await storage.get('a')).toBe(2);
+    await storage.delete('a');
+    expect(await storage.get('a')).toBeUndefined();
+  });
+
+  it('file storage survives a new instance and leaves no temporary files', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-storage-'));
+    await new FileStorage(dir).set('outbox:queue', [{ observation_id: 'x' }]);
+    expect(await new FileStorage(dir).get('outbox:queue')).toEqual([{ observation_id: 'x' }]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});

@@ -1,0 +1,194 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createClient, MemoryStorage, NetworkError } from '@synk/sdk';
+import { FileStorage } from '@synk/sdk/node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTarget } from '../src/harness.ts';
+import { call, userWithRole } from '../src/http.ts';
+
+const target = useTarget();
+let writer: { username: string; password: string };
+beforeAll(async () => {
+  writer = await userWithRole(target, 'read-write');
+});
+
+/** A real fetch that counts requests per path and can be told to fail. */
+function instrumentedFetch() {
+  const counts = new Map<string, number>();
+  let failNext = 0;
+  let loseResponses = 0;
+  const fetcher = async (request: Request) => {
+    const p = new URL(request.url).pathname;
+    counts.set(p, (counts.get(p) ?? 0) + 1);
+    if (failNext > 0) {
+      failNext -= 1;
+      throw new TypeError('fetch failed (network down)');
+    }
+    const response = await fetch(request);
+    if (loseResponses > 0) {
+      loseResponses -= 1;
+      throw new TypeError('fetch failed (connection reset after the request was sent)');
+    }
+    return response;
+  };
+  return {
+    fetch: fetcher,
+    count: (p: string) => counts.get(p) ?? 0,
+    failNext: (n: number) => {
+      failNext = n;
+    },
+    loseResponses: (n: number) => {
+      loseResponses = n;
+    },
+  };
+}
+
+const record = (id: string, data: Record<string, unknown> = {}) => ({
+  observation_id: id,
+  form_type: 'sdk',
+  data: { ...data, id },
+});
+
+describe('SDK against the real server', () => {
+  it('logs in, stores tokens, and calls typed operations', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    const tokens = await client.auth.login();
+    expect(tokens.token).toEqual(expect.any(String));
+    const health = await client.api.GET('/health');
+    expect(health.data?.status).toBe('ok');
+    const forbidden = await client.api.GET('/users');
+    expect(forbidden.response.status).toBe(403);
+    expect(forbidden.error).toMatchObject({ code: 'forbidden' });
+  });
+
+  it('one refresh for 50 parallel calls that all hit 401', async () => {
+    const net = instrumentedFetch();
+    const storage = new MemoryStorage();
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, storage, fetch: net.fetch });
+    const tokens = await client.auth.login();
+    // The stored access token goes stale (e.g. the app was offline past its expiry).
+    await storage.set('auth:tokens', { ...tokens, token: `${tokens.token}x` });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        client.api.POST('/sync/pull', { body: { client_id: 'sdk' }, params: { query: { limit: 1 } } }),
+      ),
+    );
+    expect(results.every((r) => r.response.status === 200)).toBe(true);
+    expect(net.count('/auth/refresh')).toBe(1);
+    expect((await client.auth.tokens())?.refreshToken).not.toBe(tokens.refreshToken);
+  });
+
+  it('retries through a flaky network without pushing anything twice', async () => {
+    const net = instrumentedFetch();
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      fetch: net.fetch,
+      retry: { baseDelayMs: 5 },
+    });
+    await client.auth.login();
+    await client.records.save(record('flaky-1'));
+    await client.records.save(record('flaky-2'));
+    net.failNext(3);
+    const report = await client.push();
+    expect(report.pushed).toBe(2);
+    expect(net.count('/sync/push')).toBe(4);
+    // A lost response: the server committed, the client never heard; the retry is replayed, not re-applied.
+    const before = (await client.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    await client.records.save(record('flaky-3'));
+    net.loseResponses(1);
+    expect((await client.push()).pushed).toBe(1);
+    const after = (await client.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    expect(after).toBe(before + 1);
+    expect(await client.records.pending()).toEqual([]);
+  });
+
+  it('survives a restart mid-push from its file storage: the batch is re-sent with the same id, once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-'));
+    const net = instrumentedFetch();
+    const first = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: new FileStorage(dir),
+      fetch: net.fetch,
+      retry: { retries: 0 },
+    });
+    await first.auth.login();
+    for (let i = 0; i < 5; i++) await first.records.save(record(`restart-${i}`, { n: i }));
+    const before = (await first.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    net.loseResponses(1); // the process "dies" right after sending
+    await expect(first.push()).rejects.toBeInstanceOf(NetworkError);
+
+    const second = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: new FileStorage(dir),
+    });
+    expect((await second.records.pending()).map((r) => r.observation_id)).toEqual([
+      'restart-0',
+      'restart-1',
+      'restart-2',
+      'restart-3',
+      'restart-4',
+    ]);
+    const report = await second.sync();
+    expect(report.pushed).toBe(5);
+    expect(await second.records.pending()).toEqual([]);
+    const pulled = await second.pullAll({ since: before });
+    expect(
+      pulled
+        .filter((r) => r.observation_id.startsWith('restart-'))
+        .map((r) => r.observation_id)
+        .sort(),
+    ).toEqual(['restart-0', 'restart-1', 'restart-2', 'restart-3', 'restart-4']);
+    const after = (await second.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    expect(after).toBe(before + 5);
+  });
+
+  it('pullPages moves the stored cursor only after a page is applied', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await client.auth.login();
+    for (let i = 0; i < 6; i++) await client.records.save(record(`page-${i}`));
+    await client.push();
+    const seen: string[] = [];
+    for await (const page of client.pullPages({ limit: 2, schemaTypes: ['sdk'] })) {
+      seen.push(...page.records.map((r) => r.observation_id));
+      break; // "crash" while applying the first page
+    }
+    const again = await client.pullAll({ schemaTypes: ['sdk'], limit: 2 });
+    expect(again.slice(0, seen.length).map((r) => r.observation_id)).toEqual(seen);
+    expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
+  });
+
+  it('dead-letters records the server refuses, reports conflicts, and emits events', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await client.auth.login();
+    const events: string[] = [];
+    client.on('sync:started', () => events.push('started'));
+    client.on('sync:completed', () => events.push('completed'));
+    await client.records.save(record('conflicting'));
+    await client.push();
+    await client.records.save({ ...record('conflicting', { v: 2 }), base_version: 1 });
+    await client.records.save({ observation_id: 'broken', form_type: '', data: {} } as never);
+    const conflicts: string[] = [];
+    const report = await client.sync({ onConflict: (c) => conflicts.push(c.id) });
+    expect(report.failed).toBe(1);
+    expect(conflicts).toEqual(['conflicting']);
+    expect((await client.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
+      ['broken', 'invalid_record'],
+    ]);
+    expect(events).toEqual(['started', 'completed']);
+  });
+
+  it('a read-only user cannot push: the batch is dead-lettered, not retried forever', async () => {
+    const reader = await userWithRole(target, 'read-only');
+    const client = createClient({ baseUrl: target.baseUrl, credentials: reader });
+    await client.auth.login();
+    await client.records.save(record('not-allowed'));
+    const report = await client.push();
+    expect(report.failed).toBe(1);
+    expect((await client.records.deadLetters())[0]).toMatchObject({ code: 'forbidden' });
+    expect((await call(target, 'GET', '/health')).status).toBe(200);
+  });
+});
