@@ -1,6 +1,7 @@
 import createFetchClient from 'openapi-fetch';
 import { ApiError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
+import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
@@ -321,9 +322,14 @@ export function createClient(options: ClientOptions) {
     }
   }
 
+  const attachments = attachmentHelpers(api, options.baseUrl.replace(/\/+$/, ''), transport, clientId);
+  const bundles = bundleHelpers(options.baseUrl.replace(/\/+$/, ''), transport);
+
   return {
     api,
     auth,
+    attachments,
+    bundles,
     pullPages,
     pullAll,
     records,

@@ -14,6 +14,7 @@ export {
 } from './client.ts';
 export { ApiError, NetworkError, type Problem } from './errors.ts';
 export type { SyncEvents } from './events.ts';
+export type { LocalFiles } from './files.ts';
 export type { components, operations, paths } from './generated/schema.ts';
 export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
 export { DEFAULT_RETRY, isRetryable, type RetryOptions } from './transport.ts';

@@ -1,0 +1,123 @@
+import { ApiError, type Problem } from './errors.ts';
+import type { components } from './generated/schema.ts';
+
+type Schemas = components['schemas'];
+type Api = ReturnType<typeof import('openapi-fetch').default<import('./generated/schema.ts').paths>>;
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export interface LocalFiles {
+  /** sha256 (hex) of the local copy, or undefined when there is none. */
+  hashOf(id: string): Promise<string | undefined>;
+  write(id: string, bytes: Uint8Array, meta: { contentType?: string; hash?: string }): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+/** Attachment helpers: hash-checked uploads and manifest-driven downloads of what is missing. */
+export function attachmentHelpers(
+  api: Api,
+  baseUrl: string,
+  authedFetch: (request: Request) => Promise<Response>,
+  clientId: () => Promise<string>,
+) {
+  return {
+    /** Uploads with `X-Content-SHA256`, so the server refuses corrupted bytes; the same bytes again are a no-op. */
+    async upload(
+      id: string,
+      bytes: Uint8Array,
+      contentType = 'application/octet-stream',
+    ): Promise<Schemas['UploadAttachmentResponse']> {
+      const form = new FormData();
+      form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType }), id);
+      const response = await authedFetch(
+        new Request(`${baseUrl}/attachments/${encodeURIComponent(id)}`, {
+          method: 'PUT',
+          body: form,
+          headers: { 'x-content-sha256': await sha256Hex(bytes) },
+        }),
+      );
+      const body = (await response.json()) as Schemas['UploadAttachmentResponse'] | Problem;
+      if (!response.ok) throw new ApiError(response.status, body as Problem);
+      return body as Schemas['UploadAttachmentResponse'];
+    },
+
+    /**
+     * Applies the manifest since `sinceVersion` to local files: downloads attachments whose local
+     * copy is missing or differs (hash), removes deleted ones. Returns the version to ask from next time.
+     */
+    async syncTo(
+      local: LocalFiles,
+      sinceVersion = 0,
+    ): Promise<{ downloaded: string[]; removed: string[]; version: number }> {
+      const { data, error, response } = await api.POST('/attachments/manifest', {
+        body: { client_id: await clientId(), since_version: sinceVersion },
+      });
+      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      const downloaded: string[] = [];
+      const removed: string[] = [];
+      for (const op of data.operations) {
+        if (op.operation === 'delete') {
+          await local.remove(op.attachment_id);
+          removed.push(op.attachment_id);
+          continue;
+        }
+        if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
+        const res = await authedFetch(
+          new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`),
+        );
+        if (!res.ok) throw new ApiError(res.status, undefined);
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        if (op.hash && (await sha256Hex(bytes)) !== op.hash)
+          throw new Error(`attachment ${op.attachment_id} arrived corrupted`);
+        await local.write(op.attachment_id, bytes, {
+          ...(op.content_type ? { contentType: op.content_type } : {}),
+          ...(op.hash ? { hash: op.hash } : {}),
+        });
+        downloaded.push(op.attachment_id);
+      }
+      return { downloaded, removed, version: data.current_version };
+    },
+  };
+}
+
+/** App bundle helpers: the manifest with ETag caching, and downloading only changed files. */
+export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) => Promise<Response>) {
+  let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
+  return {
+    /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
+    async manifest(): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
+      const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
+      const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
+      if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
+      if (!res.ok)
+        throw new ApiError(res.status, (await res.json().catch(() => undefined)) as Problem | undefined);
+      const manifest = (await res.json()) as Schemas['AppBundleManifest'];
+      cached = { etag: res.headers.get('etag') ?? `"${manifest.hash}"`, manifest };
+      return { manifest, changed: true };
+    },
+
+    /** Downloads the files whose hash differs from the local copy; returns their paths. */
+    async syncTo(local: LocalFiles): Promise<string[]> {
+      const { manifest } = await this.manifest();
+      const fetched: string[] = [];
+      for (const file of manifest.files) {
+        if ((await local.hashOf(file.path)) === file.hash) continue;
+        const res = await authedFetch(
+          new Request(
+            `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
+          ),
+        );
+        if (!res.ok) throw new ApiError(res.status, undefined);
+        await local.write(file.path, new Uint8Array(await res.arrayBuffer()), {
+          contentType: file.mimeType,
+          hash: file.hash,
+        });
+        fetched.push(file.path);
+      }
+      return fetched;
+    },
+  };
+}
