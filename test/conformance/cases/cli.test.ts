@@ -1,0 +1,180 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildZip } from '@synk/test-support/zip';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { householdSchema, zipOf } from '../src/bundles.ts';
+import { type ServerProcess, startServerProcess } from '../src/processes.ts';
+
+/** The real `synk` binary against a real server process. */
+const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
+const run = promisify(execFile);
+const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-'));
+const configDir = path.join(work, 'config');
+let server: ServerProcess;
+
+async function synk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const json = async (...args: string[]) => {
+  const res = await synk('--json', ...args);
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout);
+};
+
+beforeAll(async () => {
+  server = await startServerProcess({
+    DATA_DIR: path.join(work, 'data'),
+    ADMIN_PASSWORD: 'cli-admin-password',
+    NODE_ENV: 'test',
+  });
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('synk CLI', () => {
+  it('has --help everywhere and prints a completion script', async () => {
+    for (const args of [
+      ['--help'],
+      ['users', '--help'],
+      ['app-bundle', 'upload', '--help'],
+      ['export', 'parquet', '--help'],
+    ]) {
+      const res = await synk(...args);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/Usage: synk/);
+    }
+    expect((await synk('completion')).stdout).toMatch(/^complete -W ".*app-bundle.*" synk/);
+  });
+
+  it('fails readably without a server', async () => {
+    const none = await synk('health');
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/No server configured/);
+    const unreachable = await synk('--server', 'http://127.0.0.1:1', 'version');
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/Cannot reach the server/);
+  });
+
+  it('configures a profile, refuses a wrong password, logs in, reports status', async () => {
+    expect((await json('config', 'init', '--server', server.url, '--username', 'admin')).server).toBe(
+      server.url,
+    );
+    expect((await json('config', 'view')).current).toBe('default');
+    const wrong = await synk('login', '--password', 'not-it');
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/Error 401 \(invalid_credentials\)/);
+    expect((await json('login', '--password', 'cli-admin-password')).username).toBe('admin');
+    expect(await json('status')).toMatchObject({ health: 'ok', user: 'admin', role: 'admin' });
+    expect((await json('version')).database.type).toBe('sqlite');
+    expect((await json('health')).status).toBe('ok');
+  });
+
+  it('administers users', async () => {
+    expect(
+      await json('users', 'create', 'field-1', '--role', 'read-only', '--password', 'field-password-1'),
+    ).toMatchObject({
+      username: 'field-1',
+      role: 'read-only',
+    });
+    expect((await json('users', 'list')).map((u: { username: string }) => u.username)).toEqual([
+      'admin',
+      'field-1',
+    ]);
+    expect((await json('users', 'set-role', 'field-1', 'read-write')).role).toBe('read-write');
+    expect(
+      (await json('users', 'reset-password', 'field-1', '--password', 'field-password-2')).message,
+    ).toMatch(/reset/);
+    const weak = await synk('users', 'create', 'field-2', '--role', 'admin', '--password', 'short');
+    expect(weak.code).not.toBe(0);
+    expect(weak.stderr).toMatch(/Error 400/);
+    expect((await json('users', 'delete', 'field-1')).message).toBe('User deleted successfully');
+  });
+
+  it('runs the app-bundle workflow: upload, versions, switch, manifest, download, diff; rejects a bad bundle', async () => {
+    const v1 = path.join(work, 'v1.zip');
+    const v2 = path.join(work, 'v2.zip');
+    writeFileSync(v1, zipOf({ household: { schema: householdSchema() } }));
+    writeFileSync(v2, zipOf({ household: { schema: householdSchema({ roof: { type: 'string' } }) } }));
+    expect((await json('app-bundle', 'upload', v1, '--activate')).manifest.version).toBe('0001');
+    expect((await json('app-bundle', 'upload', v2)).manifest.version).toBe('0002');
+    expect(await json('app-bundle', 'versions')).toEqual({ versions: ['0002', '0001'], current: '0001' });
+    expect((await json('app-bundle', 'switch', '0002')).message).toBe('Switched to app bundle version 0002');
+    expect((await json('app-bundle', 'current')).current).toBe('0002');
+    expect((await json('app-bundle', 'manifest')).version).toBe('0002');
+    const diff = await synk('app-bundle', 'diff', '0002', '0001');
+    expect(diff.stdout).toMatch(/household\s+schema\s+\+roof:string/);
+    await json('app-bundle', 'download', '--output', path.join(work, 'active.zip'));
+    expect(readFileSync(path.join(work, 'active.zip')).subarray(0, 2).toString()).toBe('PK');
+    await json(
+      'app-bundle',
+      'download',
+      '--file',
+      'app/index.html',
+      '--output',
+      path.join(work, 'index.html'),
+    );
+    expect(readFileSync(path.join(work, 'index.html'), 'utf8')).toMatch(/field app/);
+
+    const bad = path.join(work, 'bad.zip');
+    writeFileSync(bad, buildZip([{ name: '../../evil', data: 'x' }]));
+    const rejected = await synk('app-bundle', 'upload', bad);
+    expect(rejected.code).not.toBe(0);
+    expect(rejected.stderr).toMatch(/Error 400 \(invalid_bundle\)/);
+    expect(rejected.stderr).toMatch(/app\/index.html: is required/);
+  });
+
+  it('pushes and pulls records, exports them, and handles attachments', async () => {
+    const input = path.join(work, 'records.json');
+    writeFileSync(
+      input,
+      JSON.stringify([
+        { observation_id: 'c1', form_type: 'household', data: { core_household_id: 'h1', members: 2 } },
+        { observation_id: 'c2', form_type: 'household', data: { core_household_id: 'h2', members: 5 } },
+      ]),
+    );
+    expect((await json('sync', 'push', input)).success_count).toBe(2);
+    const out = path.join(work, 'pulled.json');
+    expect((await json('sync', 'pull', out, '--schema-types', 'household')).records).toBe(2);
+    expect(
+      JSON.parse(readFileSync(out, 'utf8')).map((r: { observation_id: string }) => r.observation_id),
+    ).toEqual(['c1', 'c2']);
+
+    await json('export', 'parquet', path.join(work, 'export.zip'));
+    await json('export', 'csv', path.join(work, 'export-csv.zip'), '--form-type', 'household');
+    expect(readFileSync(path.join(work, 'export.zip')).subarray(0, 2).toString()).toBe('PK');
+    expect(existsSync(path.join(work, 'export-csv.zip'))).toBe(true);
+
+    const photo = path.join(work, 'photo.jpg');
+    writeFileSync(photo, Buffer.from('not really a jpeg'));
+    expect((await json('attachments', 'upload', photo)).id).toBe('photo.jpg');
+    expect((await json('attachments', 'exists', 'photo.jpg')).exists).toBe(true);
+    expect((await synk('attachments', 'exists', 'nope.jpg')).code).not.toBe(0);
+    await json('attachments', 'download', 'photo.jpg', '--output', path.join(work, 'copy.jpg'));
+    expect(readFileSync(path.join(work, 'copy.jpg'), 'utf8')).toBe('not really a jpeg');
+    expect(
+      (await json('attachments', 'manifest')).operations.map(
+        (o: { attachment_id: string }) => o.attachment_id,
+      ),
+    ).toContain('photo.jpg');
+  });
+
+  it('logs out', async () => {
+    expect((await json('logout')).loggedOut).toBe(true);
+    expect((await json('status')).user).toBeNull();
+  });
+});
