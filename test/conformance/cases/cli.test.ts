@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,6 +136,40 @@ describe('synk CLI', () => {
     expect(rejected.code).not.toBe(0);
     expect(rejected.stderr).toMatch(/Error 400 \(invalid_bundle\)/);
     expect(rejected.stderr).toMatch(/app\/index.html: is required/);
+  });
+
+  it('lists and shows the active forms, and validates bundles locally with the server’s rules', async () => {
+    expect(await json('forms', 'list')).toEqual(['household']);
+    const shown = await json('forms', 'show', 'household');
+    expect(shown.coreFields).toEqual(['core_household_id', 'head_name']);
+    expect(shown.schema.properties.roof).toEqual({ type: 'string' });
+
+    const good = path.join(work, 'bundle-good');
+    mkdirSync(path.join(good, 'app'), { recursive: true });
+    mkdirSync(path.join(good, 'forms', 'visit'), { recursive: true });
+    writeFileSync(path.join(good, 'app', 'index.html'), '<p>ok</p>');
+    writeFileSync(
+      path.join(good, 'forms', 'visit', 'schema.json'),
+      JSON.stringify({ type: 'object', properties: { at: { type: 'string' } } }),
+    );
+    writeFileSync(path.join(good, 'forms', 'visit', 'ui.json'), '{}');
+    expect(await json('forms', 'validate', good)).toEqual({ valid: true, errors: [] });
+
+    const bad = path.join(work, 'bundle-bad');
+    mkdirSync(path.join(bad, 'forms', 'visit'), { recursive: true });
+    writeFileSync(
+      path.join(bad, 'forms', 'visit', 'schema.json'),
+      '{"type": "object", "properties": {"s": {"type": "string", "x-renderer": "nope"}}}',
+    );
+    writeFileSync(path.join(bad, 'README.md'), 'stray');
+    const res = await synk('forms', 'validate', bad);
+    expect(res.code).not.toBe(0);
+    expect(res.stdout).toMatch(/app\/index.html: is required/);
+    expect(res.stdout).toMatch(/forms\/visit\/ui.json: is required/);
+    expect(res.stdout).toMatch(/unknown renderer "nope"/);
+    expect(res.stdout).toMatch(
+      /README.md: nothing but app\/, forms\/ and renderers\/ may be at the top level/,
+    );
   });
 
   it('pushes and pulls records, exports them, and handles attachments', async () => {

@@ -1,6 +1,6 @@
+import { coreFields } from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
 import { canonicalJson } from '../../lib/canonical-json.ts';
-import { coreFields } from './bundle-rules.ts';
 
 type ChangeLog = components['schemas']['ChangeLog'];
 type FieldChange = components['schemas']['FieldChange'];

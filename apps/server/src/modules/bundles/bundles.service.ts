@@ -3,6 +3,16 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { EntityManager, MikroORM } from '@mikro-orm/core';
+import {
+  checkCoreFields,
+  checkLayout,
+  checkRenderers,
+  checkSchemaCompiles,
+  createSchemaCompiler,
+  parseJsonObject,
+  rendererReferences,
+  unsafeNameProblem,
+} from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
 import type { ValidateFunction } from 'ajv';
 import mime from 'mime-types';
@@ -20,16 +30,6 @@ import {
 import type { FormSchemas } from '../sync/sync.service.ts';
 import { AppBundleState, AppBundleVersion } from './bundle.entity.ts';
 import { diffBundles, type FormDefinition } from './bundle-diff.ts';
-import {
-  checkCoreFields,
-  checkLayout,
-  checkRenderers,
-  checkSchemaCompiles,
-  createSchemaCompiler,
-  parseJsonObject,
-  rendererReferences,
-  unsafeNameProblem,
-} from './bundle-rules.ts';
 
 type Schemas = components['schemas'];
 export type BundleManifest = Schemas['AppBundleManifest'];

@@ -1,6 +1,28 @@
 import { Ajv } from 'ajv';
-import type { ProblemItem } from '../../http/errors.ts';
-import { canonicalJson } from '../../lib/canonical-json.ts';
+/** One problem found in a bundle (the shape of a problem+json `errors[]` item). */
+export interface ProblemItem {
+  path?: string;
+  message: string;
+  code?: string;
+}
+
+/**
+ * JSON with object keys sorted (recursively) and no whitespace, so equal values always give equal
+ * text whatever order they were written in.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(value).sort();
+  let out = '{';
+  for (const key of keys) {
+    const inner = (value as Record<string, unknown>)[key];
+    if (inner === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(key)}:${canonicalJson(inner)}`;
+  }
+  return `${out}}`;
+}
 
 /**
  * The rules an app bundle must follow (spec §6), as pure functions over entry names and parsed
