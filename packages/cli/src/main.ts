@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -121,6 +121,63 @@ async function saveResponse(response: Response, file: string): Promise<number> {
     bar?.stop();
   }
   return bytes;
+}
+
+/**
+ * Streams a file as the one part of a multipart body, with a progress bar on an interactive
+ * terminal (bytes are counted as the network takes them).
+ */
+async function uploadFile(
+  client: SyncClient,
+  method: 'PUT' | 'POST',
+  url: string,
+  field: string,
+  file: string,
+  name: string,
+  contentType: string,
+) {
+  const size = (await stat(file)).size;
+  const boundary = `synk-${crypto.randomUUID()}`;
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${name.replaceAll('"', '')}"\r\nContent-Type: ${contentType}\r\n\r\n`,
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const bar =
+    process.stderr.isTTY && !globals().json
+      ? new SingleBar(
+          { format: `${name} [{bar}] {value}/{total} bytes`, stream: process.stderr },
+          Presets.shades_classic,
+        )
+      : undefined;
+  bar?.start(size || 1, 0);
+  let sent = 0;
+  async function* parts() {
+    yield head;
+    for await (const chunk of createReadStream(file)) {
+      sent += (chunk as Buffer).length;
+      bar?.update(sent);
+      yield chunk as Buffer;
+    }
+    yield tail;
+  }
+  try {
+    const response = await client.fetch(
+      new Request(url, {
+        method,
+        body: Readable.toWeb(Readable.from(parts())) as unknown as BodyInit,
+        headers: {
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'content-length': String(head.length + size + tail.length),
+        },
+        duplex: 'half',
+      } as RequestInit),
+    );
+    const body = (await response.json()) as unknown;
+    if (!response.ok) throw new ApiError(response.status, body as Problem);
+    return body;
+  } finally {
+    bar?.stop();
+  }
 }
 
 // ---------------------------------------------------------------- configuration
@@ -325,16 +382,20 @@ bundle
   .command('upload <zip>')
   .option('--activate', 'make it the active version right away')
   .action(async (zip: string, options: { activate?: boolean }) => {
-    const { client } = await context();
-    const form = new FormData();
-    form.append('bundle', new Blob([await readFile(zip)], { type: 'application/zip' }), path.basename(zip));
-    const result = ok(
-      await client.api.POST('/app-bundle/push', {
-        params: { query: options.activate ? { activate: true } : {} },
-        body: form as never,
-        bodySerializer: (body: unknown) => body as FormData,
-      }),
-    );
+    const { client, server } = await context();
+    const url = `${server.replace(/\/+$/, '')}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
+    const result = (await uploadFile(
+      client,
+      'POST',
+      url,
+      'bundle',
+      zip,
+      path.basename(zip),
+      'application/zip',
+    )) as {
+      message: string;
+      manifest: { version: string; files: unknown[] };
+    };
     output(
       result,
       `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,
@@ -594,8 +655,14 @@ attachments
   .command('upload <file>')
   .option('--id <id>', 'attachment id (default: the file name)')
   .action(async (file: string, options: { id?: string }) => {
-    const { client } = await context();
-    const result = await client.attachments.upload(options.id ?? path.basename(file), await readFile(file));
+    const { client, server } = await context();
+    const id = options.id ?? path.basename(file);
+    const url = `${server.replace(/\/+$/, '')}/attachments/${encodeURIComponent(id)}`;
+    const result = (await uploadFile(client, 'PUT', url, 'file', file, id, 'application/octet-stream')) as {
+      id: string;
+      size: number;
+      hash: string;
+    };
     output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
   });
 attachments
@@ -636,10 +703,23 @@ attachments
 // ---------------------------------------------------------------- completion
 program
   .command('completion')
-  .description('print a bash completion script (eval "$(synk completion)")')
+  .description('print a bash completion script: eval "$(synk completion)" (zsh: autoload bashcompinit first)')
   .action(() => {
-    const words = program.commands.map((c) => c.name()).join(' ');
-    process.stdout.write(`complete -W "${words}" synk\n`);
+    const top = program.commands.map((c) => c.name());
+    const cases = program.commands
+      .filter((c) => c.commands.length > 0)
+      .map((c) => `    ${c.name()}) words="${c.commands.map((s) => s.name()).join(' ')}" ;;`)
+      .join('\n');
+    process.stdout.write(`_synk() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" words
+  case "$prev" in
+${cases}
+    *) words="${top.join(' ')} --server --profile --json --help" ;;
+  esac
+  COMPREPLY=( $(compgen -W "$words" -- "$cur") )
+}
+complete -F _synk synk
+`);
   });
 
 function describe(err: unknown): string {

@@ -327,6 +327,8 @@ export function createClient(options: ClientOptions) {
 
   return {
     api,
+    /** The authenticated, retrying fetch everything runs on (for requests the typed client cannot express, e.g. streamed uploads). */
+    fetch: transport,
     auth,
     attachments,
     bundles,

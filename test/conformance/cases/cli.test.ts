@@ -58,7 +58,9 @@ describe('synk CLI', () => {
       expect(res.code).toBe(0);
       expect(res.stdout).toMatch(/Usage: synk/);
     }
-    expect((await synk('completion')).stdout).toMatch(/^complete -W ".*app-bundle.*" synk/);
+    const script = (await synk('completion')).stdout;
+    expect(script).toMatch(/complete -F _synk synk/);
+    expect(script).toMatch(/app-bundle\) words="upload versions current switch manifest download diff"/);
   });
 
   it('fails readably without a server', async () => {
@@ -205,6 +207,30 @@ describe('synk CLI', () => {
         (o: { attachment_id: string }) => o.attachment_id,
       ),
     ).toContain('photo.jpg');
+  });
+
+  it('manages profiles and changes its own password', async () => {
+    expect((await json('config', 'set', 'username', 'admin')).username).toBe('admin');
+    await json('--profile', 'other', '--server', 'http://127.0.0.1:1', 'config', 'init');
+    expect((await json('config', 'view')).current).toBe('other');
+    expect((await json('config', 'use', 'default')).current).toBe('default');
+    expect((await synk('config', 'use', 'missing')).code).not.toBe(0);
+    expect(
+      (
+        await json(
+          'users',
+          'change-password',
+          '--current',
+          'cli-admin-password',
+          '--new',
+          'cli-admin-password-2',
+        )
+      ).message,
+    ).toMatch(/changed/);
+    // The session ended with the password change; log in with the new one.
+    expect((await synk('users', 'list')).code).toBe(3);
+    expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
+    expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
   });
 
   it('logs out', async () => {
