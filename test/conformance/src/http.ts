@@ -1,3 +1,4 @@
+import { createClient } from '@synk/sdk';
 import type { Target } from './harness.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests assert response bodies field by field
@@ -6,6 +7,21 @@ export interface JsonResponse<T = any> {
   headers: Headers;
   body: T;
   raw: Response;
+}
+
+/**
+ * With SYNK_TEST_VIA=sdk, every `call()` goes through the SDK's transport (its auth handling,
+ * retry rules and timeouts) instead of plain fetch: the same cases, run through the SDK.
+ */
+const VIA_SDK = process.env.SYNK_TEST_VIA === 'sdk';
+const sdkClients = new Map<string, (request: Request) => Promise<Response>>();
+function sdkTransport(baseUrl: string): (request: Request) => Promise<Response> {
+  let transport = sdkClients.get(baseUrl);
+  if (!transport) {
+    transport = createClient({ baseUrl, retry: { baseDelayMs: 5, maxDelayMs: 50 } }).fetch;
+    sdkClients.set(baseUrl, transport);
+  }
+  return transport;
 }
 
 /** Raw HTTP with JSON in and out: the "raw" half of each conformance case. */
@@ -19,11 +35,12 @@ export async function call<T = any>(
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] ??= 'application/json';
-  const raw = await fetch(target.url(path), {
+  const request = new Request(target.url(path), {
     method,
     headers,
     body: options.body === undefined ? undefined : JSON.stringify(options.body),
   });
+  const raw = await (VIA_SDK ? sdkTransport(target.baseUrl)(request) : fetch(request));
   const text = await raw.text();
   let body: unknown = text;
   if (/json/.test(raw.headers.get('content-type') ?? '') && text) body = JSON.parse(text);
