@@ -102,6 +102,10 @@ export async function startServer(
   const { orm } = context;
   const app = createApp(context);
   const server: Server = app.listen(config.port, config.host ?? '::');
+  // Keep idle connections longer than clients and load balancers do (they commonly wait 60 s), so
+  // the server never closes a kept-alive socket just as a client sends on it (a reset, not a retry).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   try {
     await once(server, 'listening');
   } catch (err) {
