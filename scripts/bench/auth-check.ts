@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createContext, createLogger, loadConfig } from '@synk/server';
+import { closeContext, createContext, createLogger, loadConfig } from '@synk/server';
 
 const CHECKS = 20_000;
 
@@ -27,10 +27,49 @@ async function measure(cacheMs: string): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < CHECKS; i++) await ctx.services.auth.authenticate(token);
   const micros = ((performance.now() - start) * 1000) / CHECKS;
-  await ctx.orm.close();
+  await closeContext(ctx);
   rmSync(dataDir, { recursive: true, force: true });
   return micros;
 }
+
+/**
+ * Login of an unknown user vs a wrong password for a real one: the median times must be close
+ * (the unknown path verifies against a dummy argon2 hash), or response timing would tell which
+ * usernames exist.
+ */
+async function loginTiming(): Promise<{ known: number; unknown: number }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-'));
+  const ctx = await createContext(
+    loadConfig({
+      DATA_DIR: dataDir,
+      DB_CONNECTION: ':memory:',
+      ADMIN_PASSWORD: 'bench-password',
+      LOGIN_MAX_FAILURES_PER_USER: '100000',
+      LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+    }),
+    createLogger('silent'),
+  );
+  const time = async (username: string) => {
+    const start = performance.now();
+    await ctx.services.auth.login(username, 'wrong-password', '127.0.0.1').catch(() => undefined);
+    return performance.now() - start;
+  };
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const known: number[] = [];
+  const unknown: number[] = [];
+  for (let i = 0; i < 31; i++) {
+    known.push(await time('admin'));
+    unknown.push(await time(`ghost-${i}`));
+  }
+  await closeContext(ctx);
+  rmSync(dataDir, { recursive: true, force: true });
+  return { known: median(known), unknown: median(unknown) };
+}
+
+const timing = await loginTiming();
+process.stdout.write(
+  `login timing: wrong password ${timing.known.toFixed(1)} ms, unknown user ${timing.unknown.toFixed(1)} ms (median of 31) → ratio ${(timing.unknown / timing.known).toFixed(2)} (goal: close to 1)\n`,
+);
 
 const uncached = await measure('0');
 const cached = await measure('2000');

@@ -8,7 +8,7 @@ import { createLogger } from '../src/lib/logger.ts';
 import { loadSigningSecret } from '../src/lib/secret.ts';
 import { TtlCache } from '../src/modules/auth/revocation-cache.ts';
 import { createContext } from '../src/server.ts';
-import { ADMIN_PASSWORD, createTestApp, type TestApp, tempDir } from './helpers.ts';
+import { ADMIN_PASSWORD, createTestApp, manualClock, type TestApp, tempDir } from './helpers.ts';
 
 describe('signing secret', () => {
   it('is generated once per data directory, kept with mode 0600, and reused', async () => {
@@ -83,8 +83,9 @@ describe('admin bootstrap', () => {
 
 describe('revocation cache', () => {
   let t: TestApp;
+  const clock = manualClock();
   beforeAll(async () => {
-    t = await createTestApp({ REVOCATION_CACHE_MS: '400' });
+    t = await createTestApp({ REVOCATION_CACHE_MS: '400' }, clock.now);
   });
   afterAll(() => t.close());
 
@@ -98,7 +99,9 @@ describe('revocation cache', () => {
       .getConnection()
       .execute("update users set token_generation = token_generation + 1 where username = 'read-only-user'");
     expect((await pull()).status).not.toBe(401);
-    await new Promise((resolve) => setTimeout(resolve, 450));
+    clock.advance(399);
+    expect((await pull()).status).not.toBe(401);
+    clock.advance(2);
     expect((await pull()).status).toBe(401);
   });
 
@@ -131,33 +134,5 @@ describe('TtlCache', () => {
     const cache = new TtlCache<number>(0);
     cache.set('a', 1);
     expect(cache.get('a')).toBeUndefined();
-  });
-});
-
-describe('login timing', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ LOGIN_MAX_FAILURES_PER_USER: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000' });
-    await t.tokenFor('read-only');
-  });
-  afterAll(() => t.close());
-
-  it('an unknown user costs about as much as a wrong password (a real password hash is verified either way)', async () => {
-    const timeOf = async (username: string) => {
-      const start = performance.now();
-      const res = await request(t.app).post('/auth/login').send({ username, password: 'wrong-password' });
-      expect(res.status).toBe(401);
-      return performance.now() - start;
-    };
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const known: number[] = [];
-    const unknown: number[] = [];
-    for (let i = 0; i < 9; i++) {
-      known.push(await timeOf('read-only-user'));
-      unknown.push(await timeOf(`ghost-${i}`));
-    }
-    const ratio = median(unknown) / median(known);
-    expect(ratio).toBeGreaterThan(0.5);
-    expect(ratio).toBeLessThan(2);
   });
 });

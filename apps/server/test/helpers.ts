@@ -23,11 +23,25 @@ export function tempDir(prefix = 'synk-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
 
+/** A clock tests can move forward instead of sleeping. */
+export function manualClock(start = Date.now()) {
+  let now = start;
+  return {
+    now: () => new Date(now),
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
 /** A fresh app on in-memory SQLite and a temporary data directory; one per test file. */
-export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string> = {},
+  clock: () => Date = () => new Date(),
+): Promise<TestApp> {
   const dataDir = tempDir();
   const config = loadConfig({ DATA_DIR: dataDir, DB_CONNECTION: ':memory:', ADMIN_PASSWORD, ...env });
-  const ctx = await createContext(config, createLogger('silent'));
+  const ctx = await createContext(config, createLogger('silent'), clock);
   const tokens = new Map<Role, Promise<string>>();
   const tokenFor = (role: Role) => {
     let token = tokens.get(role);

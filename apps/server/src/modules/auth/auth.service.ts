@@ -52,8 +52,10 @@ export class AuthService {
 
   constructor(deps: AuthServiceDeps) {
     this.#deps = deps;
-    this.#users = new TtlCache(deps.config.auth.revocationCacheMs);
-    this.#sessions = new TtlCache(deps.config.auth.revocationCacheMs);
+    // Cache ages come from the same clock as token lifetimes, so tests can move time instead of sleeping.
+    const now = () => deps.clock().getTime();
+    this.#users = new TtlCache(deps.config.auth.revocationCacheMs, 10_000, now);
+    this.#sessions = new TtlCache(deps.config.auth.revocationCacheMs, 10_000, now);
   }
 
   get #em(): EntityManager {

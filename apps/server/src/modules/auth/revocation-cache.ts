@@ -12,7 +12,7 @@ export class TtlCache<V> {
   readonly #maxEntries: number;
   readonly #now: () => number;
 
-  constructor(ttlMs: number, maxEntries = 10_000, now: () => number = () => performance.now()) {
+  constructor(ttlMs: number, maxEntries = 10_000, now: () => number = () => Date.now()) {
     this.#ttlMs = ttlMs;
     this.#maxEntries = maxEntries;
     this.#now = now;

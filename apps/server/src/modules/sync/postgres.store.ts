@@ -172,11 +172,6 @@ export class PostgresSyncStore implements SyncStore {
     })) as StoredConflict[];
   }
 
-  async currentVersion(): Promise<number> {
-    const result = await this.#pool.query<{ value: string }>('select value from sync_counter where id = 1');
-    return Number(result.rows[0]!.value);
-  }
-
   async purgeTransmissions(nowMs: number): Promise<number> {
     const result = await this.#pool.query('delete from sync_transmissions where expires_at <= $1', [nowMs]);
     return result.rowCount ?? 0;

@@ -129,10 +129,6 @@ export class SqliteSyncStore implements SyncStore {
     return this.#statements.conflicts.all(afterId, limit) as StoredConflict[];
   }
 
-  async currentVersion(): Promise<number> {
-    return (this.#statements.counter.get() as { value: number }).value;
-  }
-
   async purgeTransmissions(nowMs: number): Promise<number> {
     await this.#idle();
     return this.#statements.purge.run(nowMs).changes;

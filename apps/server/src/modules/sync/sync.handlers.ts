@@ -19,7 +19,9 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
       sendJson(res, 'syncPush', 200, response);
     },
     async syncPull(req, res) {
-      const text = await sync.pull(req.body as PullBody, req.query as unknown as PullParams);
+      const query = req.query as { limit?: string | number; schemaType?: string; page_token?: string };
+      const params: PullParams = { ...query, limit: Number(query.limit ?? 50) };
+      const text = await sync.pull(req.body as PullBody, params);
       // Pages are built as text (stored record data is spliced in without a parse/stringify round
       // trip); when responses are validated (tests, development) they go through res.json instead.
       if (ctx.config.validateResponses) res.status(200).json(JSON.parse(text));

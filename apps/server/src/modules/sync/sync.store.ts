@@ -144,7 +144,6 @@ export interface SyncStore extends AttachmentIndex, RecordExportSource {
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
   pull(query: PullQuery): Promise<PullPage>;
   conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;
-  currentVersion(): Promise<number>;
   purgeTransmissions(nowMs: number): Promise<number>;
   close(): Promise<void>;
 }
