@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { MikroORM, type Options } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
+import type { components } from '@synk/contract';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config.ts';
 import { AuthSession, LoginThrottle, RefreshToken } from '../modules/auth/session.entity.ts';
@@ -89,11 +90,7 @@ async function withMigrationLock<T>(url: string, work: () => Promise<T>): Promis
 
 const MIGRATION_LOCK_KEY = 7_201_000;
 
-export interface DatabaseInfo {
-  type: 'sqlite' | 'postgresql';
-  version: string;
-  database_name: string;
-}
+export type DatabaseInfo = components['schemas']['VersionResponse']['database'];
 
 /** Real facts about the connected database, for `GET /version`. */
 export async function describeDatabase(orm: MikroORM, database: DatabaseConfig): Promise<DatabaseInfo> {

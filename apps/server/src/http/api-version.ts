@@ -1,3 +1,4 @@
+import type { components } from '@synk/contract';
 import type { RequestHandler } from 'express';
 import { HttpProblem } from './errors.ts';
 
@@ -7,11 +8,7 @@ import { HttpProblem } from './errors.ts';
  * MAJOR, and says which in `x-api-version-used`.
  */
 
-export interface ApiVersionInfo {
-  version: string;
-  releaseDate: string;
-  deprecated: boolean;
-}
+export type ApiVersionInfo = components['schemas']['ApiVersionsResponse']['versions'][number];
 
 /** Oldest first. 1.0.x is the Synkronus wire format; 1.1.0 adds this server's additive extensions. */
 export const API_VERSIONS: readonly ApiVersionInfo[] = [

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type EntityManager, type MikroORM, raw, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
 import { HttpProblem, Unauthorized } from '../../http/errors.ts';
 import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
@@ -22,11 +23,7 @@ export interface Principal {
   sessionId: string;
 }
 
-export interface TokenPair {
-  token: string;
-  refreshToken: string;
-  expiresAt: number;
-}
+export type TokenPair = components['schemas']['AuthResponse'];
 
 interface UserState {
   generation: number;

@@ -1,4 +1,4 @@
-import type { components } from '@synk/contract';
+import type { components, operations } from '@synk/contract';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import type { Principal } from '../auth/auth.service.ts';
@@ -27,17 +27,10 @@ export type PullBody = Schemas['SyncPullRequest'];
 export type Observation = Schemas['Observation'];
 export type ConflictList = Schemas['ConflictList'];
 
-export interface PushBody {
-  transmission_id: string;
-  client_id: string;
-  records: unknown[];
-}
-
-export interface PullParams {
-  limit: number;
-  schemaType?: string;
-  page_token?: string;
-}
+export type PushBody = Schemas['SyncPushRequest'];
+type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
+/** The pull query with its default applied (`limit` is always known by then). */
+export type PullParams = Omit<PullQuery, 'limit'> & { limit: number };
 
 export function toObservation(r: StoredRecord): Observation {
   return JSON.parse(observationJson(r)) as Observation;

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type EntityManager, type MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { components } from '@synk/contract';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
@@ -10,12 +11,7 @@ import { ROLES, type Role, User, type UserEntity } from './user.entity.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 
-export interface UserView {
-  username: string;
-  role: Role;
-  createdAt: string;
-  updatedAt: string;
-}
+export type UserView = components['schemas']['UserListItem'];
 
 export interface UsersServiceDeps {
   orm: MikroORM;
