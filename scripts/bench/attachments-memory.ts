@@ -5,30 +5,17 @@
  * Usage: node attachments-memory.ts [MiB=1024]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { rssOf, sampler } from './rss.ts';
 import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = Number(process.argv[2] ?? 1024) * MIB;
 const GOAL_MIB = 64;
-
-const rssOf = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-
-function sampler(pid: number) {
-  let peak = rssOf(pid);
-  const timer = setInterval(() => {
-    peak = Math.max(peak, rssOf(pid));
-  }, 20);
-  return () => {
-    clearInterval(timer);
-    return Math.max(peak, rssOf(pid));
-  };
-}
 
 /** SIZE bytes made on the fly from a 1 MiB random block (never all in memory), hashed as they go. */
 function content(hash: ReturnType<typeof createHash>) {

@@ -6,18 +6,17 @@
  * Usage: node export.ts [records=1000000]
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { rssOf, sampler } from './rss.ts';
 import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 1_000_000);
 const FORMS = ['household', 'person', 'visit'];
 const env = (dataDir: string) => benchEnv(dataDir);
-const rssOf = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-export-'));
 // First start creates and migrates the database; then the records are written straight into it.
@@ -74,10 +73,7 @@ const server = await spawnServer(env(dataDir));
 const url = new URL(server.url);
 const token = await adminToken(server.url);
 const idle = rssOf(server.pid);
-let peak = idle;
-const timer = setInterval(() => {
-  peak = Math.max(peak, rssOf(server.pid));
-}, 50);
+const stopSampling = sampler(server.pid, 50);
 const start = performance.now();
 let bytes = 0;
 const status = await new Promise<number>((resolve, reject) => {
@@ -100,7 +96,7 @@ const status = await new Promise<number>((resolve, reject) => {
     .on('error', reject);
 });
 const ms = performance.now() - start;
-clearInterval(timer);
+const peak = stopSampling();
 await server.stop();
 rmSync(dataDir, { recursive: true, force: true });
 if (status !== 200 || baseRows !== TOTAL) throw new Error(`export failed: ${status}`);

@@ -1,3 +1,16 @@
+import type { Request, Response } from 'express';
+
+/**
+ * Sets the entity tag and answers 304 when the client already has this entity. Returns true when
+ * the response is finished (nothing more to send).
+ */
+export function answerIfNotModified(req: Request, res: Response, etag: string): boolean {
+  res.setHeader('ETag', etag);
+  if (!ifNoneMatchHits(req.header('if-none-match'), etag)) return false;
+  res.status(304).end();
+  return true;
+}
+
 /**
  * `If-None-Match` against the current entity tag: `*`, a comma-separated list, and weak tags
  * (`W/"…"`, compared weakly as RFC 9110 §13.1.2 asks for GET/HEAD) all match.

@@ -21,6 +21,7 @@ export async function streamToFile(
   source: Readable,
   target: string,
   maxBytes: number,
+  onChunk?: (chunk: Buffer, sizeSoFar: number) => void,
 ): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
@@ -38,6 +39,7 @@ export async function streamToFile(
         releaseTransferGarbage();
       }
       hash.update(chunk);
+      onChunk?.(chunk, size);
       callback(null, chunk);
     },
   });

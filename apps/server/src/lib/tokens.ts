@@ -1,5 +1,6 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { sha256Hex } from './canonical-json.ts';
 
 /** What an access token says about its bearer. */
 export interface AccessClaims {
@@ -86,5 +87,5 @@ export function newRefreshToken(): { token: string; hash: string } {
 }
 
 export function hashRefreshToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256Hex(token);
 }

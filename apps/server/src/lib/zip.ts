@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { StreamTooLarge, streamToFile } from './files.ts';
 
 /** The thin adapter over unzipper and archiver (loaded on first use): the rest of the server never imports them. */
 
@@ -56,22 +55,15 @@ export async function extractEntry(
   collect?: { limit: number; chunks: Buffer[] },
 ): Promise<{ size: number; sha256: string }> {
   await mkdir(path.dirname(target), { recursive: true });
-  const hash = createHash('sha256');
-  let size = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        callback(new EntryTooLarge(`${entry.name} inflates beyond ${maxBytes} bytes`));
-        return;
-      }
-      hash.update(chunk);
+  try {
+    return await streamToFile(entry.open(), target, maxBytes, (chunk, size) => {
       if (collect && size <= collect.limit) collect.chunks.push(chunk);
-      callback(null, chunk);
-    },
-  });
-  await pipeline(entry.open(), meter, createWriteStream(target, { flags: 'wx', mode: 0o644 }));
-  return { size, sha256: hash.digest('hex') };
+    });
+  } catch (err) {
+    if (err instanceof StreamTooLarge)
+      throw new EntryTooLarge(`${entry.name} inflates beyond ${maxBytes} bytes`);
+    throw err;
+  }
 }
 
 /** Streams the files (name in the ZIP → path on disk) as a ZIP into `output`. */

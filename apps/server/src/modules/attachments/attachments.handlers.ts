@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { ifNoneMatchHits } from '../../http/conditional.ts';
+import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
 import type { MultipartUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -77,10 +77,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     async downloadAttachment(req, res) {
       const row = await attachments.find(String(req.params.attachment_id));
       setEntityHeaders(res, row);
-      if (ifNoneMatchHits(req.header('if-none-match'), `"${row.hash}"`)) {
-        res.status(304).end();
-        return;
-      }
+      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
       const ranges = req.header('range') ? req.range(row.size) : undefined;
       if (ranges === -1) {
         res.setHeader('Content-Range', `bytes */${row.size}`);

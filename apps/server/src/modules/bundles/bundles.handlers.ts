@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { RequestHandler } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
-import { ifNoneMatchHits } from '../../http/conditional.ts';
+import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
 import type { MultipartUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -87,28 +87,18 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
     async getAppBundleManifest(req, res) {
       const preview = truthy(req.query.preview);
       const manifest = await bundles.manifest(preview);
-      const etag = `"${manifest.hash}"`;
-      res.setHeader('ETag', etag);
       res.setHeader('Cache-Control', 'no-cache');
       if (preview) res.setHeader('x-is-preview', 'true');
-      if (ifNoneMatchHits(req.header('if-none-match'), etag)) {
-        res.status(304).end();
-        return;
-      }
+      if (answerIfNotModified(req, res, `"${manifest.hash}"`)) return;
       sendJson(res, 'getAppBundleManifest', 200, manifest);
     },
     async downloadAppBundleFile(req, res) {
       const preview = truthy(req.query.preview);
       const { file, entry } = await bundles.file(String(req.params.path), preview);
-      const etag = `"${entry.hash}"`;
-      res.setHeader('ETag', etag);
       res.setHeader('Cache-Control', 'no-cache');
       res.setHeader('X-Content-Type-Options', 'nosniff');
       if (preview) res.setHeader('x-is-preview', 'true');
-      if (ifNoneMatchHits(req.header('if-none-match'), etag)) {
-        res.status(304).end();
-        return;
-      }
+      if (answerIfNotModified(req, res, `"${entry.hash}"`)) return;
       res.type(entry.mimeType);
       await new Promise<void>((resolve, reject) => {
         res.sendFile(
@@ -119,16 +109,12 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       });
     },
     async downloadAppBundleZip(req, res) {
-      const requested = typeof req.query.version === 'string' ? req.query.version : undefined;
-      const version = requested ?? (await bundles.active());
-      if (!version) throw new HttpProblem(404, 'not_found', 'No app bundle is active yet');
-      await bundles.versions().then(({ versions }) => {
-        if (!versions.includes(version))
-          throw new HttpProblem(404, 'not_found', `No app bundle version ${version}`);
-      });
+      const manifest = await bundles.versionManifest(
+        typeof req.query.version === 'string' ? req.query.version : undefined,
+      );
       res.status(200).type('application/zip');
-      res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${version}.zip"`);
-      await bundles.writeZip(version, res);
+      res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
+      await bundles.writeZip(manifest, res);
     },
     async getAppBundleChanges(req, res) {
       const { current, target } = req.query as { current?: string; target?: string };

@@ -121,19 +121,23 @@ export class BundlesService implements FormSchemas {
     };
   }
 
-  async writeZip(version: string | undefined, output: Writable): Promise<string> {
+  /** The manifest of `version`, or of the active version; 404 when there is no such version. */
+  async versionManifest(version: string | undefined): Promise<BundleManifest> {
     const chosen = version ?? (await this.active());
     if (!chosen) throw NotFound('No app bundle is active yet');
-    const manifest = await this.#manifestOf(chosen);
+    return this.#manifestOf(chosen);
+  }
+
+  /** Streams the files of a version as a ZIP. */
+  async writeZip(manifest: BundleManifest, output: Writable): Promise<void> {
     await writeZip(
       manifest.files.map((f) => ({
         name: f.path,
-        file: path.join(this.#versionDir(chosen), f.path),
+        file: path.join(this.#versionDir(manifest.version), f.path),
         modifiedAt: new Date(f.modTime),
       })),
       output,
     );
-    return chosen;
   }
 
   /** Atomic: one row update flips the pointer; the version's files were complete before it existed. */

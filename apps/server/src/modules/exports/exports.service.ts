@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { openParquetStream } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
 import type { ExportFilter, RecordExportSource, StoredRecord } from '../sync/sync.store.ts';
-import { BASE_COLUMNS, DataProfile, exportFileNames, toRow } from './export-columns.ts';
+import { BASE_COLUMNS, type DataColumn, DataProfile, exportFileNames, toRow } from './export-columns.ts';
 
 const PAGE = 2000;
 const ROW_GROUP = 5_000;
@@ -39,47 +39,62 @@ export class ExportsService {
     return profile.columns();
   }
 
-  async parquet(filter: ExportFilter, output: Writable): Promise<void> {
+  /**
+   * One ZIP entry per form type (sanitised, collision-safe names), each written by `writeFile`
+   * from the profiled columns and the type's rows (records a page at a time, already converted).
+   */
+  async #zipPerFormType(
+    filter: ExportFilter,
+    output: Writable,
+    extension: string,
+    writeFile: (
+      entry: Writable,
+      columns: DataColumn[],
+      rows: AsyncGenerator<Record<string, unknown>[]>,
+    ) => Promise<void>,
+  ): Promise<void> {
     const zip = await createZipStream(output);
     const formTypes = await this.#source.exportFormTypes(filter);
-    const names = exportFileNames(formTypes, 'parquet');
+    const names = exportFileNames(formTypes, extension);
     for (const formType of formTypes) {
       const columns = await this.#profile(formType, filter);
-      const entry = zip.entry(names.get(formType)!);
+      const pages = this.#records(formType, filter);
+      async function* rows() {
+        for await (const page of pages) {
+          yield page.map((record) =>
+            toRow(record, JSON.parse(record.data) as Record<string, unknown>, columns),
+          );
+        }
+      }
+      await writeFile(zip.entry(names.get(formType)!), columns, rows());
+    }
+    await zip.finalize();
+  }
+
+  parquet(filter: ExportFilter, output: Writable): Promise<void> {
+    return this.#zipPerFormType(filter, output, 'parquet', async (entry, columns, rows) => {
       const writer = await openParquetStream(
         [...BASE_COLUMNS, ...columns.map((c) => c.column)],
         entry,
         ROW_GROUP,
       );
-      for await (const page of this.#records(formType, filter)) {
-        for (const record of page)
-          await writer.append(toRow(record, JSON.parse(record.data) as Record<string, unknown>, columns));
-      }
+      for await (const page of rows) for (const row of page) await writer.append(row);
       await writer.close();
-    }
-    await zip.finalize();
+    });
   }
 
-  async csv(filter: ExportFilter, output: Writable): Promise<void> {
-    const zip = await createZipStream(output);
-    const formTypes = await this.#source.exportFormTypes(filter);
-    const names = exportFileNames(formTypes, 'csv');
-    for (const formType of formTypes) {
-      const columns = await this.#profile(formType, filter);
-      const entry = zip.entry(names.get(formType)!);
+  csv(filter: ExportFilter, output: Writable): Promise<void> {
+    return this.#zipPerFormType(filter, output, 'csv', async (entry, columns, rows) => {
       const header = [...BASE_COLUMNS.map((c) => c.name), ...columns.map((c) => c.column.name)];
       await write(entry, `${header.map(csvField).join(',')}\r\n`);
-      for await (const page of this.#records(formType, filter)) {
-        let chunk = '';
-        for (const record of page) {
-          const row = toRow(record, JSON.parse(record.data) as Record<string, unknown>, columns);
-          chunk += `${header.map((name) => csvField(row[name])).join(',')}\r\n`;
-        }
-        await write(entry, chunk);
+      for await (const page of rows) {
+        await write(
+          entry,
+          page.map((row) => `${header.map((name) => csvField(row[name])).join(',')}\r\n`).join(''),
+        );
       }
       entry.end();
-    }
-    await zip.finalize();
+    });
   }
 }
 
