@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobTooLarge, FileBlobStorage } from '../src/lib/blob-storage.ts';
 import { createTestApp, type TestApp } from './helpers.ts';
 
 let t: TestApp;
@@ -46,6 +48,21 @@ describe('attachments storage', () => {
       200,
     );
     expect(existsSync(blobPath('shared bytes'))).toBe(false);
+  });
+
+  it('the storage interface reads blobs whole and by inclusive range, and stats them', async () => {
+    const storage = new FileBlobStorage(path.join(t.dataDir, 'blob-test'));
+    const blob = await storage.put(Readable.from([Buffer.from('0123456789')]), { maxBytes: 100 });
+    const read = async (range?: { start: number; end: number }) =>
+      Buffer.concat(await storage.get(blob.hash, range).toArray()).toString();
+    expect(await read()).toBe('0123456789');
+    expect(await read({ start: 2, end: 4 })).toBe('234');
+    expect(await storage.stat(blob.hash)).toEqual({ size: 10 });
+    await storage.delete(blob.hash);
+    expect(await storage.stat(blob.hash)).toBeUndefined();
+    await expect(storage.put(Readable.from([Buffer.alloc(101)]), { maxBytes: 100 })).rejects.toBeInstanceOf(
+      BlobTooLarge,
+    );
   });
 
   it('leaves no temporary files behind after failed uploads', async () => {

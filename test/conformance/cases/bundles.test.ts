@@ -210,6 +210,14 @@ describe('validation: every problem at once, nothing left behind', () => {
         name: 'forms/e/ui.json',
         data: JSON.stringify({ type: 'Control', options: { format: 'telepathy' } }),
       },
+      {
+        name: 'forms/g/schema.json',
+        data: JSON.stringify({
+          type: 'object',
+          properties: { p: { type: 'string', rendererType: 'ghost' } },
+        }),
+      },
+      { name: 'forms/g/ui.json', data: '{}' },
     ]);
     const body = await expectRejected(zip, 400);
     const problems = body.errors
@@ -222,6 +230,7 @@ describe('validation: every problem at once, nothing left behind', () => {
     expect(problems).toMatch(/forms\/d\/schema.json: is not a valid JSON Schema/);
     expect(problems).toMatch(/forms\/e\/schema.json: refers to unknown renderer "hologram"/);
     expect(problems).toMatch(/forms\/e\/ui.json: refers to unknown renderer "telepathy"/);
+    expect(problems).toMatch(/forms\/g\/schema.json: refers to unknown renderer "ghost"/);
   });
 
   it('bundled renderers and built-ins are fine', async () => {
