@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { adminToken, call, userWithRole } from '../src/http.ts';
+import { adminToken, call, send, userWithRole } from '../src/http.ts';
 
 const LIMIT = 256 * 1024;
 const target = useTarget({ ATTACHMENT_MAX_BYTES: String(LIMIT) });
@@ -28,7 +28,7 @@ function upload(
     new Blob([Buffer.from(bytes)], { type: options.type ?? 'application/octet-stream' }),
     'original-name.bin',
   );
-  return fetch(target.url(`/attachments/${id}`), {
+  return send(target, `/attachments/${id}`, {
     method: 'PUT',
     headers: { ...auth(options.token ?? writer.token), ...options.headers },
     body: form,
@@ -36,7 +36,7 @@ function upload(
 }
 
 const download = (id: string, headers: Record<string, string> = {}, token = reader.token) =>
-  fetch(target.url(`/attachments/${id}`), { headers: { ...auth(token), ...headers } });
+  send(target, `/attachments/${id}`, { headers: { ...auth(token), ...headers } });
 
 const newId = (ext = 'jpg') => `att-${randomUUID()}.${ext}`;
 
@@ -113,7 +113,7 @@ describe('upload → manifest → download', () => {
     const id = newId('png');
     const bytes = randomBytes(1234);
     await upload(id, bytes);
-    const head = await fetch(target.url(`/attachments/${id}`), {
+    const head = await send(target, `/attachments/${id}`, {
       method: 'HEAD',
       headers: auth(reader.token),
     });
@@ -121,7 +121,7 @@ describe('upload → manifest → download', () => {
     expect(head.headers.get('content-length')).toBe('1234');
     expect(head.headers.get('etag')).toBe(`"${sha256(bytes)}"`);
     expect(await head.text()).toBe('');
-    const missing = await fetch(target.url('/attachments/nope.png'), {
+    const missing = await send(target, '/attachments/nope.png', {
       method: 'HEAD',
       headers: auth(reader.token),
     });
@@ -226,7 +226,7 @@ describe('bad input', () => {
   });
 
   it('a malformed multipart body → 400', async () => {
-    const res = await fetch(target.url(`/attachments/${newId()}`), {
+    const res = await send(target, `/attachments/${newId()}`, {
       method: 'PUT',
       headers: { ...auth(writer.token), 'content-type': 'multipart/form-data; boundary=xyz' },
       body: '--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nunterminated',

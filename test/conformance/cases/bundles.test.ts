@@ -4,7 +4,7 @@ import unzipper from 'unzipper';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
-import { adminToken, call, userWithRole } from '../src/http.ts';
+import { adminToken, call, send, userWithRole } from '../src/http.ts';
 import { push } from '../src/sync.ts';
 
 const target = useTarget({
@@ -22,7 +22,7 @@ beforeAll(async () => {
 });
 
 const get = (path: string, headers: Record<string, string> = {}, token = reader.token) =>
-  fetch(target.url(path), { headers: { authorization: `Bearer ${token}`, ...headers } });
+  send(target, path, { headers: { authorization: `Bearer ${token}`, ...headers } });
 
 async function expectRejected(zip: Buffer, status: number, pattern?: RegExp) {
   const before = await call(target, 'GET', '/app-bundle/versions', { token: admin });

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
+import { send } from '../src/http.ts';
 import { expectProblem } from '../src/problem.ts';
 
 const target = useTarget();
 
 const postJson = (path: string, body: string, headers: Record<string, string> = {}) =>
-  fetch(target.url(path), {
+  send(target, path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body,
@@ -21,16 +22,16 @@ describe('problem+json', () => {
       '/..%2f..%2fetc%2fpasswd',
       '/users/a/b',
     ]) {
-      const res = await fetch(target.url(path));
+      const res = await send(target, path);
       await expectProblem(res, 404, 'not_found');
     }
   });
 
   it('405 with an Allow header for a wrong method', async () => {
-    const res = await fetch(target.url('/health'), { method: 'POST' });
+    const res = await send(target, '/health', { method: 'POST' });
     await expectProblem(res, 405, 'method_not_allowed');
     expect(res.headers.get('allow')).toMatch(/GET/);
-    await expectProblem(await fetch(target.url('/auth/login')), 405, 'method_not_allowed');
+    await expectProblem(await send(target, '/auth/login'), 405, 'method_not_allowed');
   });
 
   it('400 malformed_json for broken JSON', async () => {
@@ -53,7 +54,7 @@ describe('problem+json', () => {
 
   it('415 for a content type the operation does not take', async () => {
     for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded']) {
-      const res = await fetch(target.url('/auth/login'), {
+      const res = await send(target, '/auth/login', {
         method: 'POST',
         headers: { 'content-type': type },
         body: 'x=1',
@@ -69,34 +70,34 @@ describe('problem+json', () => {
 
   it('401 before anything else for a protected operation without a token', async () => {
     await expectProblem(await postJson('/sync/push', '{'), 401, 'unauthorized');
-    await expectProblem(await fetch(target.url('/users')), 401, 'unauthorized');
+    await expectProblem(await send(target, '/users'), 401, 'unauthorized');
   });
 
   it('the server stays healthy after all of that', async () => {
-    expect((await fetch(target.url('/health'))).status).toBe(200);
+    expect((await send(target, '/health')).status).toBe(200);
   });
 });
 
 describe('x-api-version', () => {
   it('reports the version used on every response, errors included', async () => {
-    const ok = await fetch(target.url('/health'), { headers: { 'x-api-version': '1.0.3' } });
+    const ok = await send(target, '/health', { headers: { 'x-api-version': '1.0.3' } });
     expect(ok.headers.get('x-api-version-used')).toBe('1.0.3');
-    const missing = await fetch(target.url('/nope'));
+    const missing = await send(target, '/nope');
     expect(missing.headers.get('x-api-version-used')).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
   it('serves the highest supported version not above the requested one', async () => {
-    const res = await fetch(target.url('/health'), { headers: { 'x-api-version': '1.0.2' } });
+    const res = await send(target, '/health', { headers: { 'x-api-version': '1.0.2' } });
     expect(res.headers.get('x-api-version-used')).toBe('1.0.0');
   });
 
   it('400 for malformed, 406 for an unsupported major', async () => {
     for (const v of ['one', '1.0', '1.0.0-rc1', ' ']) {
-      const res = await fetch(target.url('/health'), { headers: { 'x-api-version': v } });
+      const res = await send(target, '/health', { headers: { 'x-api-version': v } });
       await expectProblem(res, 400, 'invalid_api_version');
     }
     await expectProblem(
-      await fetch(target.url('/health'), { headers: { 'x-api-version': '2.0.0' } }),
+      await send(target, '/health', { headers: { 'x-api-version': '2.0.0' } }),
       406,
       'unsupported_api_version',
     );
@@ -105,9 +106,9 @@ describe('x-api-version', () => {
 
 describe('X-Request-Id', () => {
   it('echoes a sane client id and generates one otherwise', async () => {
-    const mine = await fetch(target.url('/health'), { headers: { 'x-request-id': 'field-device-42:abc' } });
+    const mine = await send(target, '/health', { headers: { 'x-request-id': 'field-device-42:abc' } });
     expect(mine.headers.get('x-request-id')).toBe('field-device-42:abc');
-    const generated = await fetch(target.url('/health'), { headers: { 'x-request-id': 'x'.repeat(500) } });
+    const generated = await send(target, '/health', { headers: { 'x-request-id': 'x'.repeat(500) } });
     expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

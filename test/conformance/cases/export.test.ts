@@ -2,7 +2,7 @@ import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import unzipper from 'unzipper';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { userWithRole } from '../src/http.ts';
+import { send, userWithRole } from '../src/http.ts';
 import { push } from '../src/sync.ts';
 
 const target = useTarget();
@@ -28,9 +28,9 @@ async function readParquet(bytes: Buffer) {
   return { columns, rows };
 }
 
-const exportUrl = (format: string, query = '') => target.url(`/dataexport/${format}${query}`);
+const exportPath = (format: string, query = '') => `/dataexport/${format}${query}`;
 const fetchExport = (format: string, query = '') =>
-  fetch(exportUrl(format, query), { headers: { authorization: `Bearer ${reader.token}` } });
+  send(target, exportPath(format, query), { headers: { authorization: `Bearer ${reader.token}` } });
 
 const geo = { latitude: 1.5, longitude: 2.5, accuracy: 3 };
 beforeAll(async () => {
@@ -192,7 +192,7 @@ describe('GET /dataexport/parquet', () => {
   });
 
   it('needs authentication', async () => {
-    expect((await fetch(exportUrl('parquet'))).status).toBe(401);
+    expect((await send(target, exportPath('parquet'))).status).toBe(401);
   });
 });
 

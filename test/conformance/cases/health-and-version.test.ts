@@ -1,11 +1,12 @@
 import { describe, expect, inject, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
+import { send } from '../src/http.ts';
 
 const target = useTarget();
 
 describe('GET /health', () => {
   it('returns the JSON health with database and storage checks', async () => {
-    const res = await fetch(target.url('/health'));
+    const res = await send(target, '/health');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const body = await res.json();
@@ -18,20 +19,20 @@ describe('GET /health', () => {
   });
 
   it('answers HEAD with no body', async () => {
-    const res = await fetch(target.url('/health'), { method: 'HEAD' });
+    const res = await send(target, '/health', { method: 'HEAD' });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('');
   });
 
   it('is public: a garbage token does not matter', async () => {
-    const res = await fetch(target.url('/health'), { headers: { authorization: 'Bearer garbage' } });
+    const res = await send(target, '/health', { headers: { authorization: 'Bearer garbage' } });
     expect(res.status).toBe(200);
   });
 });
 
 describe('GET /version', () => {
   it('is public and reports real values', async () => {
-    const res = await fetch(target.url('/version'));
+    const res = await send(target, '/version');
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.server.version).toMatch(/^\d+\.\d+\.\d+/);
@@ -48,7 +49,7 @@ describe('GET /version', () => {
 
 describe('GET /api/versions', () => {
   it('lists versions newest first and names the current one', async () => {
-    const res = await fetch(target.url('/api/versions'));
+    const res = await send(target, '/api/versions');
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.versions.length).toBeGreaterThan(0);
@@ -63,7 +64,7 @@ describe('GET /api/versions', () => {
 
 describe('contract and docs', () => {
   it('serves the OpenAPI document', async () => {
-    const res = await fetch(target.url('/openapi.yaml'));
+    const res = await send(target, '/openapi.yaml');
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/^openapi: 3\./m);
@@ -71,7 +72,7 @@ describe('contract and docs', () => {
   });
 
   it('serves a human-readable docs page', async () => {
-    const res = await fetch(target.url('/docs'));
+    const res = await send(target, '/docs');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await res.text();

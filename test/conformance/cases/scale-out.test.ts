@@ -89,7 +89,7 @@ async function run(options: { killMidway: boolean }) {
     const pullAll = async () => {
       for (;;) {
         const page = await send(
-          '/sync/pull?limit=' + (5 + (c % 40)),
+          `/sync/pull?limit=${5 + (c % 40)}`,
           { client_id: `client-${c}`, since: { version: cursor } },
           token,
           c,

@@ -1,5 +1,6 @@
 import { buildZip, type ZipInput } from '@synk/test-support/zip';
 import type { Target } from './harness.ts';
+import { send } from './http.ts';
 
 export interface FormFiles {
   schema: unknown;
@@ -35,7 +36,7 @@ export function pushBundle(
     'bundle.zip',
   );
   if (options.activate) form.append('activate', 'true');
-  return fetch(target.url(`/app-bundle/push${options.query ?? ''}`), {
+  return send(target, `/app-bundle/push${options.query ?? ''}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}` },
     body: form,

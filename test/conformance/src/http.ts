@@ -1,4 +1,7 @@
-import { createClient } from '@synk/sdk';
+import { readFileSync } from 'node:fs';
+import { specPath } from '@synk/contract';
+import { createClient, type SyncClient } from '@synk/sdk';
+import { parse } from 'yaml';
 import type { Target } from './harness.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests assert response bodies field by field
@@ -10,21 +13,100 @@ export interface JsonResponse<T = any> {
 }
 
 /**
- * With SYNK_TEST_VIA=sdk, every `call()` goes through the SDK's transport (its auth handling,
- * retry rules and timeouts) instead of plain fetch: the same cases, run through the SDK.
+ * With SYNK_TEST_VIA=sdk, every request a case sends goes through the SDK's typed client
+ * (`client.api`, openapi-fetch): the path is matched to its template in openapi.yaml and sent with
+ * `params.path`/`params.query`, so the SDK's URL building, serialisers, header merging, auth
+ * handling, retry rules, timeouts and response parsing are all exercised by the same cases.
  */
-const VIA_SDK = process.env.SYNK_TEST_VIA === 'sdk';
-const sdkClients = new Map<string, (request: Request) => Promise<Response>>();
-function sdkTransport(baseUrl: string): (request: Request) => Promise<Response> {
-  let transport = sdkClients.get(baseUrl);
-  if (!transport) {
-    transport = createClient({ baseUrl, retry: { baseDelayMs: 5, maxDelayMs: 50 } }).fetch;
-    sdkClients.set(baseUrl, transport);
+export const VIA_SDK = process.env.SYNK_TEST_VIA === 'sdk';
+
+const sdkClients = new Map<string, SyncClient>();
+function sdkClient(baseUrl: string): SyncClient {
+  let client = sdkClients.get(baseUrl);
+  if (!client) {
+    client = createClient({ baseUrl, retry: { baseDelayMs: 5, maxDelayMs: 50 } });
+    sdkClients.set(baseUrl, client);
   }
-  return transport;
+  return client;
 }
 
-/** Raw HTTP with JSON in and out: the "raw" half of each conformance case. */
+/** Path templates of the contract, most specific (fewest parameters) first. */
+const templates = Object.keys((parse(readFileSync(specPath, 'utf8')) as { paths: object }).paths)
+  .filter((template) => template.includes('{'))
+  .map((template) => ({
+    template,
+    pattern: new RegExp(
+      `^${template.replace(/\{(\w+)\}/g, (_, name: string) =>
+        // A trailing `{path}` spans segments (bundle files live in folders).
+        template.endsWith(`{${name}}`) && name === 'path' ? `(?<${name}>.+)` : `(?<${name}>[^/]+)`,
+      )}$`,
+    ),
+  }));
+
+function toTemplate(pathname: string): { template: string; path: Record<string, string> } {
+  for (const { template, pattern } of templates) {
+    const match = pattern.exec(pathname);
+    if (!match?.groups) continue;
+    try {
+      const path = Object.fromEntries(
+        Object.entries(match.groups).map(([name, value]) => [name, decodeURIComponent(value)]),
+      );
+      return { template, path };
+    } catch {
+      break; // not decodable: send it as written
+    }
+  }
+  return { template: pathname, path: {} };
+}
+
+function toQuery(search: URLSearchParams): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = {};
+  for (const name of new Set(search.keys())) {
+    const values = search.getAll(name);
+    query[name] = values.length === 1 ? values[0]! : values;
+  }
+  return query;
+}
+
+type LooseRequest = (
+  method: string,
+  url: string,
+  init: Record<string, unknown>,
+) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+async function viaSdk(baseUrl: string, pathAndQuery: string, init: RequestInit): Promise<Response> {
+  const { method = 'GET', body, headers, ...rest } = init;
+  const url = new URL(pathAndQuery, 'http://conformance.invalid');
+  const { template, path } = toTemplate(url.pathname);
+  const request = sdkClient(baseUrl).api.request as unknown as LooseRequest;
+  const { data, error, response } = await request(method, template, {
+    ...rest,
+    params: { path, query: toQuery(url.searchParams) },
+    ...(body === undefined || body === null ? {} : { body, bodySerializer: (b: unknown) => b }),
+    headers,
+    parseAs: 'stream',
+  });
+  // openapi-fetch hands back a stream on success and the parsed problem on failure; rebuild the
+  // Response so a case reads it the same way in both passes.
+  let payload: BodyInit | null = null;
+  if (response.ok) payload = (data as ReadableStream<Uint8Array> | undefined) ?? null;
+  else if (error !== undefined) payload = typeof error === 'string' ? error : JSON.stringify(error);
+  if (method.toUpperCase() === 'HEAD' || NULL_BODY_STATUSES.has(response.status)) payload = null;
+  return new Response(payload, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/** `fetch(target.url(pathAndQuery), init)`, or the same request through the SDK (see VIA_SDK). */
+export function send(target: Target, pathAndQuery: string, init: RequestInit = {}): Promise<Response> {
+  return VIA_SDK ? viaSdk(target.baseUrl, pathAndQuery, init) : fetch(target.url(pathAndQuery), init);
+}
+
+/** JSON in and out over `send()`. */
 // biome-ignore lint/suspicious/noExplicitAny: tests assert response bodies field by field
 export async function call<T = any>(
   target: Target,
@@ -35,18 +117,16 @@ export async function call<T = any>(
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] ??= 'application/json';
-  const request = new Request(target.url(path), {
+  const raw = await send(target, path, {
     method,
     headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
   });
-  const raw = await (VIA_SDK ? sdkTransport(target.baseUrl)(request) : fetch(request));
   const text = await raw.text();
   let body: unknown = text;
   if (/json/.test(raw.headers.get('content-type') ?? '') && text) body = JSON.parse(text);
   return { status: raw.status, headers: raw.headers, body: body as T, raw };
 }
-
 export async function login(target: Target, username: string, password: string) {
   const res = await call<{ token: string; refreshToken: string; expiresAt: number }>(
     target,
