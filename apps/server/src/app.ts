@@ -29,6 +29,11 @@ const CORS_ALLOWED_HEADERS = [
   'x-api-version',
   'idempotency-key',
   'x-request-id',
+  // Attachment uploads and downloads from browser apps (the SDK sends a digest with every upload).
+  'content-digest',
+  'x-content-sha256',
+  'range',
+  'if-range',
 ];
 const CORS_EXPOSED_HEADERS = [
   'etag',
@@ -36,6 +41,10 @@ const CORS_EXPOSED_HEADERS = [
   'x-is-preview',
   'x-request-id',
   'idempotent-replayed',
+  'retry-after',
+  'content-range',
+  'accept-ranges',
+  'content-disposition',
 ];
 
 /** Every module's route table; the contract test checks these cover openapi.yaml exactly. */

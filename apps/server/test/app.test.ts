@@ -308,6 +308,19 @@ describe('CORS', () => {
     expect(actual.headers['access-control-expose-headers']).toMatch(/x-api-version-used/);
   });
 
+  it('lets browser apps send attachment digests and ranges, and read what the SDK needs back', async () => {
+    const res = await request(t.app)
+      .options('/attachments/photo.jpg')
+      .set('origin', 'https://field.example')
+      .set('access-control-request-method', 'PUT')
+      .set('access-control-request-headers', 'authorization, x-content-sha256, content-digest, range');
+    const allowed = String(res.headers['access-control-allow-headers']).split(',');
+    expect(allowed).toEqual(expect.arrayContaining(['x-content-sha256', 'content-digest', 'range']));
+    const actual = await request(t.app).get('/health').set('origin', 'https://field.example');
+    const exposed = String(actual.headers['access-control-expose-headers']).split(',');
+    expect(exposed).toEqual(expect.arrayContaining(['retry-after', 'content-range', 'etag']));
+  });
+
   it('grants nothing to an origin that is not configured', async () => {
     const res = await request(t.app).get('/health').set('origin', 'https://evil.example');
     expect(res.headers['access-control-allow-origin']).toBeUndefined();

@@ -48,6 +48,15 @@ export interface Conflict {
   serverVersion?: number;
 }
 
+/** Options of the paged pull helpers. */
+export interface PullOptions {
+  schemaTypes?: string[];
+  limit?: number;
+  /** Start after this version instead of the stored cursor. */
+  since?: number;
+  signal?: AbortSignal;
+}
+
 export interface SyncReport {
   pulled: number;
   pushed: number;
@@ -158,9 +167,7 @@ export function createClient(options: ClientOptions) {
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
    * crash mid-page repeats that page instead of skipping it.
    */
-  async function* pullPages(
-    pull: { schemaTypes?: string[]; limit?: number; since?: number } = {},
-  ): AsyncGenerator<PullPage> {
+  async function* pullPages(pull: PullOptions = {}): AsyncGenerator<PullPage> {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
     let cursor = pull.since ?? (await storage.get<number>(cursorKey)) ?? 0;
@@ -172,6 +179,7 @@ export function createClient(options: ClientOptions) {
           since: { version: cursor },
           ...(types.length ? { schema_types: types } : {}),
         },
+        ...(pull.signal ? { signal: pull.signal } : {}),
       });
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       yield data;
@@ -181,9 +189,7 @@ export function createClient(options: ClientOptions) {
     }
   }
 
-  async function pullAll(
-    pull: { schemaTypes?: string[]; limit?: number; since?: number } = {},
-  ): Promise<Observation[]> {
+  async function pullAll(pull: PullOptions = {}): Promise<Observation[]> {
     const records: Observation[] = [];
     for await (const page of pullPages(pull)) records.push(...page.records);
     return records;
@@ -226,7 +232,7 @@ export function createClient(options: ClientOptions) {
    * response never duplicates or loses a record.
    */
   async function pushQueued(
-    onConflict?: (conflict: Conflict) => void,
+    push: { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal } = {},
   ): Promise<{ pushed: number; failed: number; conflicts: Conflict[] }> {
     let pushed = 0;
     let failed = 0;
@@ -242,6 +248,7 @@ export function createClient(options: ClientOptions) {
       }
       const { data, error, response } = await api.POST('/sync/push', {
         body: { transmission_id: batch.transmission_id, client_id: await clientId(), records: batch.records },
+        ...(push.signal ? { signal: push.signal } : {}),
       });
       const problem = error as Problem | undefined;
       const now = new Date().toISOString();
@@ -263,7 +270,7 @@ export function createClient(options: ClientOptions) {
             ...(warning.server_version !== undefined ? { serverVersion: warning.server_version } : {}),
           };
           conflicts.push(conflict);
-          onConflict?.(conflict);
+          push.onConflict?.(conflict);
         }
         pushed += batch.records.length - failedIndexes.size;
         failed += failedIndexes.size;
@@ -300,6 +307,8 @@ export function createClient(options: ClientOptions) {
       apply?: (records: Observation[], page: PullPage) => void | Promise<void>;
       onConflict?: (c: Conflict) => void;
       schemaTypes?: string[];
+      /** Cancels the sync between (and inside) requests; what was applied or acknowledged stays. */
+      signal?: AbortSignal;
     } = {},
   ): Promise<SyncReport> {
     events.emit('sync:started', { at: new Date() });
@@ -307,12 +316,16 @@ export function createClient(options: ClientOptions) {
       let pulled = 0;
       for await (const page of pullPages({
         ...(handlers.schemaTypes ? { schemaTypes: handlers.schemaTypes } : {}),
+        ...(handlers.signal ? { signal: handlers.signal } : {}),
       })) {
         await handlers.apply?.(page.records, page);
         pulled += page.records.length;
         events.emit('sync:progress', { phase: 'pull', pulled, pushed: 0 });
       }
-      const pushResult = await pushQueued(handlers.onConflict);
+      const pushResult = await pushQueued({
+        ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
+        ...(handlers.signal ? { signal: handlers.signal } : {}),
+      });
       const report = { pulled, ...pushResult };
       events.emit('sync:completed', { pulled, pushed: report.pushed, failed: report.failed });
       return report;
@@ -322,7 +335,13 @@ export function createClient(options: ClientOptions) {
     }
   }
 
-  const attachments = attachmentHelpers(api, options.baseUrl.replace(/\/+$/, ''), transport, clientId);
+  const attachments = attachmentHelpers(
+    api,
+    options.baseUrl.replace(/\/+$/, ''),
+    transport,
+    clientId,
+    events,
+  );
   const bundles = bundleHelpers(options.baseUrl.replace(/\/+$/, ''), transport);
 
   return {

@@ -5,6 +5,8 @@ export interface SyncEvents {
   'sync:failed': { error: unknown };
   'queue:size': { pending: number; deadLetters: number };
   'auth:refreshed': { expiresAt: number };
+  /** Bytes of an attachment handed to the network so far (per 64 KiB in Node; start and end elsewhere). */
+  'upload:progress': { id: string; loaded: number; total: number };
 }
 
 type Listener<T> = (event: T) => void;

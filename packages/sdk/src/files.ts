@@ -1,4 +1,5 @@
 import { ApiError, type Problem } from './errors.ts';
+import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
 
 type Schemas = components['schemas'];
@@ -7,6 +8,50 @@ type Api = ReturnType<typeof import('openapi-fetch').default<import('./generated
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const UPLOAD_CHUNK = 64 * 1024;
+
+/**
+ * Streamed request bodies let the SDK report upload progress as the bytes go out. Node's fetch
+ * sends them over HTTP/1.1; browsers only over HTTP/2 (and React Native not at all), so there the
+ * body is a plain FormData and progress is reported at the start and the end.
+ */
+const streamsRequestBodies =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/** A multipart/form-data body with one `file` part, read out in chunks so progress can be reported. */
+function multipartStream(
+  bytes: Uint8Array,
+  filename: string,
+  contentType: string,
+  onProgress: (loaded: number) => void,
+): { body: ReadableStream<Uint8Array>; contentType: string } {
+  const boundary = `synk-${globalThis.crypto.randomUUID()}`;
+  const encoder = new TextEncoder();
+  const head = encoder.encode(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(filename)}"\r\n` +
+      `Content-Type: ${contentType}\r\n\r\n`,
+  );
+  const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(head);
+    },
+    pull(controller) {
+      if (offset >= bytes.byteLength) {
+        controller.enqueue(tail);
+        controller.close();
+        return;
+      }
+      const end = Math.min(bytes.byteLength, offset + UPLOAD_CHUNK);
+      controller.enqueue(bytes.subarray(offset, end));
+      offset = end;
+      onProgress(offset);
+    },
+  });
+  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 export interface LocalFiles {
@@ -22,23 +67,47 @@ export function attachmentHelpers(
   baseUrl: string,
   authedFetch: (request: Request) => Promise<Response>,
   clientId: () => Promise<string>,
+  events: Emitter,
 ) {
   return {
-    /** Uploads with `X-Content-SHA256`, so the server refuses corrupted bytes; the same bytes again are a no-op. */
+    /**
+     * Uploads with `X-Content-SHA256`, so the server refuses corrupted bytes; the same bytes again
+     * are a no-op. Emits `upload:progress`.
+     */
     async upload(
       id: string,
       bytes: Uint8Array,
       contentType = 'application/octet-stream',
+      options: { signal?: AbortSignal } = {},
     ): Promise<Schemas['UploadAttachmentResponse']> {
-      const form = new FormData();
-      form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType }), id);
-      const response = await authedFetch(
-        new Request(`${baseUrl}/attachments/${encodeURIComponent(id)}`, {
+      const total = bytes.byteLength;
+      const progress = (loaded: number) => events.emit('upload:progress', { id, loaded, total });
+      const url = `${baseUrl}/attachments/${encodeURIComponent(id)}`;
+      const headers: Record<string, string> = { 'x-content-sha256': await sha256Hex(bytes) };
+      let request: Request;
+      if (streamsRequestBodies) {
+        const multipart = multipartStream(bytes, id, contentType, progress);
+        headers['content-type'] = multipart.contentType;
+        request = new Request(url, {
+          method: 'PUT',
+          body: multipart.body,
+          headers,
+          duplex: 'half',
+          ...(options.signal ? { signal: options.signal } : {}),
+        } as RequestInit);
+      } else {
+        const form = new FormData();
+        form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType }), id);
+        request = new Request(url, {
           method: 'PUT',
           body: form,
-          headers: { 'x-content-sha256': await sha256Hex(bytes) },
-        }),
-      );
+          headers,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      }
+      progress(0);
+      const response = await authedFetch(request);
+      if (!streamsRequestBodies) progress(total);
       const body = (await response.json()) as Schemas['UploadAttachmentResponse'] | Problem;
       if (!response.ok) throw new ApiError(response.status, body as Problem);
       return body as Schemas['UploadAttachmentResponse'];
@@ -51,9 +120,11 @@ export function attachmentHelpers(
     async syncTo(
       local: LocalFiles,
       sinceVersion = 0,
+      options: { signal?: AbortSignal } = {},
     ): Promise<{ downloaded: string[]; removed: string[]; version: number }> {
       const { data, error, response } = await api.POST('/attachments/manifest', {
         body: { client_id: await clientId(), since_version: sinceVersion },
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       const downloaded: string[] = [];
@@ -66,7 +137,9 @@ export function attachmentHelpers(
         }
         if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
         const res = await authedFetch(
-          new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`),
+          new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
+            ...(options.signal ? { signal: options.signal } : {}),
+          }),
         );
         if (!res.ok) throw new ApiError(res.status, undefined);
         const bytes = new Uint8Array(await res.arrayBuffer());

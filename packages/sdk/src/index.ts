@@ -4,6 +4,7 @@ export {
   createClient,
   type DeadLetter,
   type Observation,
+  type PullOptions,
   type PullPage,
   type PushObservation,
   type PushResponse,
@@ -16,5 +17,6 @@ export { ApiError, NetworkError, type Problem } from './errors.ts';
 export type { SyncEvents } from './events.ts';
 export type { LocalFiles } from './files.ts';
 export type { components, operations, paths } from './generated/schema.ts';
+export { IndexedDBStorage } from './indexeddb.ts';
 export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
 export { DEFAULT_RETRY, isRetryable, type RetryOptions } from './transport.ts';

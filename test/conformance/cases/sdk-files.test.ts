@@ -3,7 +3,7 @@ import { createClient, type LocalFiles } from '@synk/sdk';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
-import { adminToken, call, userWithRole } from '../src/http.ts';
+import { adminToken, call, send, userWithRole } from '../src/http.ts';
 
 const target = useTarget();
 
@@ -49,6 +49,51 @@ describe('SDK attachment helpers', () => {
     const second = await b.attachments.syncTo(local, first.version);
     expect(second).toMatchObject({ downloaded: [], removed: ['photo.jpg'] });
     expect(local.files.has('photo.jpg')).toBe(false);
+  });
+
+  it('reports upload progress chunk by chunk, and the server stores the exact bytes', async () => {
+    const a = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await a.auth.login();
+    const video = randomBytes(1024 * 1024 + 123);
+    const seen: { id: string; loaded: number; total: number }[] = [];
+    a.on('upload:progress', (event) => seen.push(event));
+    await a.attachments.upload('clip.mp4', video, 'video/mp4');
+    expect(seen.length).toBeGreaterThan(16); // 64 KiB chunks
+    expect(seen.every((e) => e.id === 'clip.mp4' && e.total === video.length)).toBe(true);
+    const loaded = seen.map((e) => e.loaded);
+    expect(loaded[0]).toBe(0);
+    expect(loaded.at(-1)).toBe(video.length);
+    expect(loaded.every((n, i) => i === 0 || n > loaded[i - 1]!)).toBe(true);
+    const back = await send(target, '/attachments/clip.mp4', {
+      headers: { authorization: `Bearer ${(await a.auth.tokens())!.token}` },
+    });
+    expect(Buffer.from(await back.arrayBuffer()).equals(video)).toBe(true);
+  });
+
+  it('an upload can be cancelled with an AbortSignal, and nothing is stored', async () => {
+    const a = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await a.auth.login();
+    const controller = new AbortController();
+    a.on('upload:progress', ({ loaded }) => {
+      if (loaded > 256 * 1024) controller.abort();
+    });
+    await expect(
+      a.attachments.upload('cancelled.bin', randomBytes(8 * 1024 * 1024), undefined, {
+        signal: controller.signal,
+      }),
+    ).rejects.toThrow(/abort/i);
+    const token = (await a.auth.tokens())!.token;
+    await expect
+      .poll(
+        async () =>
+          (
+            await send(target, '/attachments/cancelled.bin', {
+              method: 'HEAD',
+              headers: { authorization: `Bearer ${token}` },
+            })
+          ).status,
+      )
+      .toBe(404);
   });
 
   it('an upload of different bytes under an existing id is refused', async () => {

@@ -161,6 +161,23 @@ describe('SDK against the real server', () => {
     expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
   });
 
+  it('a sync cancelled with an AbortSignal keeps the outbox and the cursor, and the next sync completes', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await client.auth.login();
+    await client.records.save(record('cancelled-1'));
+    const failed: unknown[] = [];
+    client.on('sync:failed', ({ error }) => failed.push(error));
+    const controller = new AbortController();
+    controller.abort();
+    await expect(client.sync({ signal: controller.signal, schemaTypes: ['nothing-here'] })).rejects.toThrow(
+      /abort/i,
+    );
+    expect(failed).toHaveLength(1);
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['cancelled-1']);
+    const report = await client.sync({ schemaTypes: ['nothing-here'] });
+    expect(report).toMatchObject({ pushed: 1, failed: 0 });
+  });
+
   it('dead-letters records the server refuses, reports conflicts, and emits events', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();

@@ -1,0 +1,293 @@
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { build } from 'esbuild';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTarget } from '../src/harness.ts';
+import { call, userWithRole, VIA_SDK } from '../src/http.ts';
+import { pullAll } from '../src/sync.ts';
+
+/**
+ * The SDK bundled for the browser (esbuild, platform "browser": a Node-only import in the main entry
+ * fails the build) and driven in headless Chromium from Debian's `chromium` package through
+ * playwright-core. The page is served from its own origin, so every call is a real cross-origin
+ * request through the server's CORS rules, and state lives in the browser's own IndexedDB or
+ * localStorage across reloads.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.SYNK_REQUIRE_BROWSER)
+  throw new Error(
+    `SYNK_REQUIRE_BROWSER is set but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`,
+  );
+
+// The SDK test itself; nothing is gained by running it a second time in the SDK pass.
+const skip = !haveChromium || VIA_SDK;
+const title = haveChromium
+  ? 'the SDK in headless Chromium'
+  : `the SDK in headless Chromium (skipped: no Chromium at ${CHROMIUM}; apt-get install chromium)`;
+
+/** What the page puts on `globalThis` (types only: the code runs in the browser). */
+type PageGlobals = { synk: typeof import('@synk/sdk'); ready: boolean };
+type StorageKind = 'indexeddb' | 'localstorage';
+interface PageArgs {
+  baseUrl: string;
+  kind: StorageKind;
+  credentials?: { username: string; password: string };
+}
+
+const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let pageServer: Server;
+let origin: string;
+let browser: Browser;
+let target: Awaited<ReturnType<typeof startTarget>>;
+let writer: { username: string; password: string; token: string };
+
+beforeAll(async () => {
+  if (skip) return;
+  const bundle = await build({
+    stdin: { contents: "export * from '@synk/sdk';", resolveDir: import.meta.dirname, loader: 'ts' },
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+  });
+  const script = bundle.outputFiles[0]!.text;
+  const html =
+    '<!doctype html><title>synk browser test</title><script type="module">' +
+    "import * as synk from '/synk.js'; globalThis.synk = synk; globalThis.ready = true;</script>";
+  pageServer = createServer((req, res) => {
+    const isScript = req.url === '/synk.js';
+    res.writeHead(200, { 'content-type': isScript ? 'text/javascript' : 'text/html' });
+    res.end(isScript ? script : html);
+  });
+  await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
+  target = await startTarget({ CORS_ORIGINS: origin });
+  writer = await userWithRole(target, 'read-write');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+}, 60_000);
+
+afterAll(async () => {
+  if (skip) return;
+  await browser?.close();
+  await target?.close();
+  await new Promise((resolve) => pageServer?.close(resolve));
+});
+
+async function openPage(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => (globalThis as unknown as PageGlobals).ready === true);
+  return page;
+}
+
+async function reload(page: Page): Promise<void> {
+  await page.reload();
+  await page.waitForFunction(() => (globalThis as unknown as PageGlobals).ready === true);
+}
+
+const args = (kind: StorageKind, withCredentials = true): PageArgs => ({
+  baseUrl: target.baseUrl,
+  kind,
+  ...(withCredentials ? { credentials: { username: writer.username, password: writer.password } } : {}),
+});
+
+describe.skipIf(skip)(title, () => {
+  it.each(['indexeddb', 'localstorage'] as const)(
+    'syncs online with %s: pushes saved records, pulls other devices’ records, uploads an attachment',
+    async (kind) => {
+      const type = `browser-${kind}`;
+      const other = await call(target, 'POST', '/sync/push', {
+        token: writer.token,
+        body: {
+          transmission_id: crypto.randomUUID(),
+          client_id: 'another-device',
+          records: [1, 2].map((n) => ({
+            observation_id: `${type}-other-${n}`,
+            form_type: type,
+            data: { n },
+          })),
+        },
+      });
+      expect(other.status).toBe(200);
+
+      const context = await browser.newContext();
+      const page = await openPage(context);
+      const result = await page.evaluate(async ({ baseUrl, kind, credentials }: PageArgs) => {
+        const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals).synk;
+        const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-test') : new WebStorage();
+        const client = createClient({ baseUrl, storage, ...(credentials ? { credentials } : {}) });
+        const events: string[] = [];
+        client.on('sync:started', () => events.push('started'));
+        client.on('sync:completed', () => events.push('completed'));
+        for (const n of [1, 2, 3])
+          await client.records.save({
+            observation_id: `browser-${kind}-own-${n}`,
+            form_type: `browser-${kind}`,
+            data: { n, text: 'näive ✓' },
+          });
+        const pulled: string[] = [];
+        const report = await client.sync({
+          schemaTypes: [`browser-${kind}`],
+          apply: (records) => {
+            pulled.push(...records.map((r) => r.observation_id));
+          },
+        });
+        const bytes = new TextEncoder().encode(`photo from ${kind}`);
+        const upload = await client.attachments.upload(`browser-${kind}.txt`, bytes, 'text/plain');
+        return { report, pulled, events, pending: (await client.records.pending()).length, upload };
+      }, args(kind));
+      expect(result.report).toMatchObject({ pushed: 3, failed: 0 });
+      expect(result.pulled.sort()).toEqual([`${type}-other-1`, `${type}-other-2`]);
+      expect(result.events).toEqual(['started', 'completed']);
+      expect(result.pending).toBe(0);
+      expect(result.upload.hash).toMatch(/^[0-9a-f]{64}$/);
+
+      const onServer = await pullAll(target, writer.token, 0, { schema_types: [type] });
+      const own = onServer.records.filter((r) => r.observation_id.includes('-own-'));
+      expect(own.map((r) => [r.observation_id, r.data, r.last_modified_by])).toEqual(
+        [1, 2, 3].map((n) => [`${type}-own-${n}`, { n, text: 'näive ✓' }, writer.username]),
+      );
+      const download = await call(target, 'GET', `/attachments/browser-${kind}.txt`, { token: writer.token });
+      expect(download.body).toBe(`photo from ${kind}`);
+      await context.close();
+    },
+  );
+
+  it.each(['indexeddb', 'localstorage'] as const)(
+    'keeps the %s outbox and session through an offline sync and a reload, then delivers it once',
+    async (kind) => {
+      const type = `offline-${kind}`;
+      const context = await browser.newContext();
+      const page = await openPage(context);
+      await page.evaluate(async ({ baseUrl, kind, credentials }: PageArgs) => {
+        const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals).synk;
+        const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-test') : new WebStorage();
+        await createClient({ baseUrl, storage, ...(credentials ? { credentials } : {}) }).sync();
+      }, args(kind));
+
+      await context.setOffline(true);
+      const offline = await page.evaluate(async ({ baseUrl, kind, credentials }: PageArgs) => {
+        const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals).synk;
+        const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-test') : new WebStorage();
+        const client = createClient({
+          baseUrl,
+          storage,
+          retry: { retries: 1, baseDelayMs: 10 },
+          ...(credentials ? { credentials } : {}),
+        });
+        for (const n of [1, 2])
+          await client.records.save({
+            observation_id: `offline-${kind}-${n}`,
+            form_type: `offline-${kind}`,
+            data: { n },
+          });
+        const error = await client.sync().then(
+          () => 'no error',
+          (e: Error) => e.name,
+        );
+        return { error, pending: (await client.records.pending()).map((r) => r.observation_id) };
+      }, args(kind));
+      expect(offline).toEqual({ error: 'NetworkError', pending: [`${type}-1`, `${type}-2`] });
+
+      await context.setOffline(false);
+      await reload(page);
+      // No credentials this time: the session has to come from the browser's storage.
+      const online = await page.evaluate(
+        async ({ baseUrl, kind }: PageArgs) => {
+          const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals).synk;
+          const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-test') : new WebStorage();
+          const client = createClient({ baseUrl, storage });
+          const pendingBefore = (await client.records.pending()).length;
+          const report = await client.sync();
+          return { pendingBefore, report, pendingAfter: (await client.records.pending()).length };
+        },
+        args(kind, false),
+      );
+      expect(online).toMatchObject({ pendingBefore: 2, report: { pushed: 2, failed: 0 }, pendingAfter: 0 });
+      const onServer = await pullAll(target, writer.token, 0, { schema_types: [type] });
+      expect(onServer.records.map((r) => r.observation_id)).toEqual([`${type}-1`, `${type}-2`]);
+      await context.close();
+    },
+  );
+
+  it('re-sends a batch whose response was lost with the same transmission_id after a reload (IndexedDB)', async () => {
+    const type = 'lost-response';
+    const context = await browser.newContext();
+    const page = await openPage(context);
+    const sent: { transmissionId: string; status: number; replayed: string | null }[] = [];
+    let loseNext = true;
+    await page.route('**/sync/push', async (route) => {
+      const transmissionId = (route.request().postDataJSON() as { transmission_id: string }).transmission_id;
+      const response = await route.fetch(); // the server receives and commits it...
+      sent.push({
+        transmissionId,
+        status: response.status(),
+        replayed: response.headers()['idempotent-replayed'] ?? null,
+      });
+      if (loseNext) {
+        loseNext = false;
+        await route.abort('connectionreset'); // ...but the page never hears back
+      } else {
+        await route.fulfill({ response });
+      }
+    });
+    const first = await page.evaluate(async ({ baseUrl, credentials }: PageArgs) => {
+      const { createClient, IndexedDBStorage } = (globalThis as unknown as PageGlobals).synk;
+      const client = createClient({
+        baseUrl,
+        storage: new IndexedDBStorage('synk-lost'),
+        retry: { retries: 0 },
+        ...(credentials ? { credentials } : {}),
+      });
+      for (const n of [1, 2, 3])
+        await client.records.save({
+          observation_id: `lost-response-${n}`,
+          form_type: 'lost-response',
+          data: { n },
+        });
+      return client.sync().then(
+        () => 'no error',
+        (e: Error) => e.name,
+      );
+    }, args('indexeddb'));
+    expect(first).toBe('NetworkError');
+    const versionAfterFirst = (await pullAll(target, writer.token)).currentVersion;
+
+    await reload(page);
+    const second = await page.evaluate(
+      async ({ baseUrl }: PageArgs) => {
+        const { createClient, IndexedDBStorage } = (globalThis as unknown as PageGlobals).synk;
+        const client = createClient({ baseUrl, storage: new IndexedDBStorage('synk-lost') });
+        const report = await client.sync({ schemaTypes: ['lost-response'] });
+        return { report, pending: (await client.records.pending()).length };
+      },
+      args('indexeddb', false),
+    );
+
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.transmissionId).toBe(sent[0]!.transmissionId);
+    expect(sent.map((s) => [s.status, s.replayed])).toEqual([
+      [200, null],
+      [200, 'true'],
+    ]);
+    expect(second).toEqual({ report: expect.objectContaining({ pushed: 3, failed: 0 }), pending: 0 });
+    const after = await pullAll(target, writer.token, 0, { schema_types: [type] });
+    expect(after.records.map((r) => r.observation_id)).toEqual([`${type}-1`, `${type}-2`, `${type}-3`]);
+    expect(after.currentVersion).toBe(versionAfterFirst); // the replay committed nothing new
+    await context.close();
+  });
+});
