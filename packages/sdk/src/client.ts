@@ -28,6 +28,8 @@ export interface ClientOptions {
   clientId?: string;
   /** Used to log in when no session is stored and on `login()` without arguments. */
   credentials?: { username: string; password: string };
+  /** A session obtained elsewhere (e.g. handed over by an app's own login screen); stored unless one already is. */
+  tokens?: Tokens;
   fetch?: (request: Request) => Promise<Response>;
   retry?: Partial<RetryOptions>;
   timeoutMs?: number;
@@ -91,6 +93,16 @@ export function createClient(options: ClientOptions) {
   let refreshing: Promise<string | undefined> | undefined;
 
   const raw = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: baseFetch });
+  // Stored before the first request reads the session (every read of it awaits this first).
+  const seeded: Promise<void> = options.tokens
+    ? (async () => {
+        if (!(await storage.get<Tokens>(KEYS.tokens))) await storage.set(KEYS.tokens, options.tokens);
+      })()
+    : Promise.resolve();
+  const readTokens = async () => {
+    await seeded;
+    return storage.get<Tokens>(KEYS.tokens);
+  };
 
   async function storeTokens(tokens: Tokens): Promise<Tokens> {
     await storage.set(KEYS.tokens, tokens);
@@ -103,11 +115,11 @@ export function createClient(options: ClientOptions) {
    * request that failed with a token older than the stored one just retries with the stored one.
    */
   async function refresh(staleToken?: string): Promise<string | undefined> {
-    const current = (await storage.get<Tokens>(KEYS.tokens))?.token;
+    const current = (await readTokens())?.token;
     if (staleToken !== undefined && current !== undefined && current !== staleToken) return current;
     refreshing ??= (async () => {
       try {
-        const tokens = await storage.get<Tokens>(KEYS.tokens);
+        const tokens = await readTokens();
         if (tokens) {
           const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
           if (data) return (await storeTokens(data)).token;
@@ -128,7 +140,7 @@ export function createClient(options: ClientOptions) {
     fetch: baseFetch,
     retry: { ...DEFAULT_RETRY, ...options.retry },
     timeoutMs: options.timeoutMs ?? 30_000,
-    accessToken: async () => (await storage.get<Tokens>(KEYS.tokens))?.token,
+    accessToken: async () => (await readTokens())?.token,
     refresh,
   });
   const api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: transport });
@@ -154,12 +166,12 @@ export function createClient(options: ClientOptions) {
       return storeTokens(data);
     },
     async logout(): Promise<void> {
-      const tokens = await storage.get<Tokens>(KEYS.tokens);
+      const tokens = await readTokens();
       if (tokens) await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
       await storage.delete(KEYS.tokens);
     },
     refresh,
-    tokens: () => storage.get<Tokens>(KEYS.tokens),
+    tokens: readTokens,
   };
 
   /**

@@ -5,7 +5,7 @@ import { createClient, MemoryStorage, NetworkError } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { call, userWithRole } from '../src/http.ts';
+import { call, login, userWithRole } from '../src/http.ts';
 
 const target = useTarget();
 let writer: { username: string; password: string };
@@ -60,6 +60,20 @@ describe('SDK against the real server', () => {
     const forbidden = await client.api.GET('/users');
     expect(forbidden.response.status).toBe(403);
     expect(forbidden.error).toMatchObject({ code: 'forbidden' });
+  });
+
+  it('starts from tokens obtained elsewhere, without credentials, and refreshes them when revoked', async () => {
+    const tokens = await login(target, writer.username, writer.password);
+    const storage = new MemoryStorage();
+    const client = createClient({ baseUrl: target.baseUrl, tokens, storage });
+    const pulled = await client.api.POST('/sync/pull', { body: { client_id: 'handed-over' } });
+    expect(pulled.response.status).toBe(200);
+    expect((await storage.get<{ token: string }>('auth:tokens'))?.token).toBe(tokens.token);
+    const expired = { ...tokens, token: `${tokens.token.slice(0, -2)}xx` }; // a broken access token
+    const second = createClient({ baseUrl: target.baseUrl, tokens: expired });
+    const again = await second.api.POST('/sync/pull', { body: { client_id: 'handed-over' } });
+    expect(again.response.status).toBe(200); // refreshed with the refresh token, then retried
+    expect((await second.auth.tokens())?.token).not.toBe(expired.token);
   });
 
   it('one refresh for 50 parallel calls that all hit 401', async () => {
