@@ -82,8 +82,8 @@ export async function writeZip(
 
 /** A ZIP written as it is produced: each entry is a stream, added one after the other. */
 export interface ZipStream {
-  /** A writable for the next entry's content; end it before starting another entry. */
-  entry(name: string): Writable;
+  /** A writable for the next entry's content; end it before starting another entry. `compress: false`: stored as is. */
+  entry(name: string, options?: { compress?: boolean }): Writable;
   finalize(): Promise<void>;
 }
 
@@ -93,9 +93,9 @@ export async function createZipStream(output: Writable): Promise<ZipStream> {
   const done = pipeline(archive, output);
   done.catch(() => undefined);
   return {
-    entry(name) {
+    entry(name, options) {
       const content = new PassThrough();
-      archive.append(content, { name });
+      archive.append(content, { name, store: options?.compress === false });
       return content;
     },
     async finalize() {

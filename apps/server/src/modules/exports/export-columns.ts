@@ -1,5 +1,5 @@
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
-import type { StoredRecord } from '../sync/sync.store.ts';
+import type { ExportRow } from '../sync/sync.store.ts';
 
 /** The fixed columns every export file starts with (spec §7). */
 export const BASE_COLUMNS: ParquetColumn[] = [
@@ -32,8 +32,8 @@ export class DataProfile {
   readonly #kinds = new Map<string, Kind | 'null'>();
 
   add(data: Record<string, unknown>): void {
-    for (const [key, value] of Object.entries(data)) {
-      const kind = kindOf(value);
+    for (const key in data) {
+      const kind = kindOf(data[key]);
       const seen = this.#kinds.get(key);
       if (seen === undefined || seen === 'null') this.#kinds.set(key, kind);
       else if (kind !== 'null' && kind !== seen) this.#kinds.set(key, merge(seen, kind));
@@ -61,8 +61,7 @@ function kindOf(value: unknown): Kind | 'null' {
 }
 
 function merge(a: Kind, b: Kind): Kind {
-  const numeric = new Set<Kind>(['integer', 'number']);
-  return numeric.has(a) && numeric.has(b) ? 'number' : 'json';
+  return (a === 'integer' || a === 'number') && (b === 'integer' || b === 'number') ? 'number' : 'json';
 }
 
 function typeFor(kind: Kind | 'null'): ParquetColumnType {
@@ -79,33 +78,76 @@ function typeFor(kind: Kind | 'null'): ParquetColumnType {
 }
 
 /**
- * A record as one export row: base columns, then each profiled data key converted to its
- * column's type. A value that no longer fits (the record changed between the two passes) is null.
+ * A form type's export layout: the base columns, then one per profiled data key. Converts records
+ * a page at a time, column by column (what Parquet stores; CSV reads it row by row).
  */
-export function toRow(record: StoredRecord, data: Record<string, unknown>, columns: DataColumn[]) {
-  const row: Record<string, unknown> = {
-    observation_id: record.observation_id,
-    form_type: record.form_type,
-    form_version: record.form_version ?? undefined,
-    created_at: record.created_at ?? undefined,
-    updated_at: record.updated_at ?? undefined,
-    synced_at: record.synced_at,
-    deleted: record.deleted,
-    version: BigInt(record.version),
-    geolocation: record.geolocation ?? undefined,
-  };
-  for (const { key, json, column } of columns) {
-    const value = data[key];
-    if (value === null || value === undefined) continue;
-    row[column.name] = json ? JSON.stringify(value) : convert(value, column.type);
+export class ExportLayout {
+  readonly columns: ParquetColumn[];
+  readonly #data: DataColumn[];
+  readonly #index: Map<string, number>;
+
+  constructor(data: DataColumn[]) {
+    this.#data = data;
+    this.columns = [...BASE_COLUMNS, ...data.map((c) => c.column)];
+    this.#index = new Map(data.map((c, i) => [c.key, BASE_COLUMNS.length + i]));
   }
-  return row;
+
+  /**
+   * `cells[c][i]`: column c's value for `rows[i]`, converted to the column's type, `undefined`
+   * when absent. A value that no longer fits (the record changed since profiling) is absent too.
+   */
+  cells(rows: ExportRow[]): unknown[][] {
+    const n = rows.length;
+    const cells = this.columns.map(() => new Array<unknown>(n));
+    const [
+      observationId,
+      formType,
+      formVersion,
+      createdAt,
+      updatedAt,
+      syncedAt,
+      deleted,
+      version,
+      geolocation,
+    ] = cells as [
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+      unknown[],
+    ];
+    for (let i = 0; i < n; i++) {
+      const row = rows[i]!;
+      observationId[i] = row[0];
+      formType[i] = row[1];
+      formVersion[i] = row[2];
+      createdAt[i] = row[4];
+      updatedAt[i] = row[5];
+      syncedAt[i] = row[6];
+      deleted[i] = row[7] === 1;
+      version[i] = row[8];
+      geolocation[i] = row[9];
+      const data = JSON.parse(row[3]) as Record<string, unknown>;
+      for (const key in data) {
+        const c = this.#index.get(key);
+        const value = data[key];
+        if (c === undefined || value === null) continue;
+        const { json, column } = this.#data[c - BASE_COLUMNS.length]!;
+        cells[c]![i] = json ? JSON.stringify(value) : convert(value, column.type);
+      }
+    }
+    return cells;
+  }
 }
 
 function convert(value: unknown, type: ParquetColumnType): unknown {
   switch (type) {
     case 'INT64':
-      return typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : undefined;
+      return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
     case 'DOUBLE':
       return typeof value === 'number' ? value : undefined;
     case 'BOOLEAN':

@@ -1,17 +1,17 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { openParquetStream } from '../../lib/parquet.ts';
+import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
-import type { ExportFilter, RecordExportSource, StoredRecord } from '../sync/sync.store.ts';
-import { BASE_COLUMNS, type DataColumn, DataProfile, exportFileNames, toRow } from './export-columns.ts';
+import type { ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
+import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
-const PAGE = 2000;
-const ROW_GROUP = 5_000;
+/** Records per read, and per Parquet row group. */
+const PAGE = 10_000;
 
 /**
- * Streams exports: records are read a page at a time, twice per form type (once to learn the
- * column types, once to write), so memory depends on the page and row-group sizes, never on
- * how many records there are.
+ * Streams exports in two passes over the records, a page at a time: the first learns the form
+ * types and each one's columns, the second converts and writes each form type's records. Memory
+ * depends on the page size, never on how many records there are.
  */
 export class ExportsService {
   readonly #source: RecordExportSource;
@@ -20,28 +20,42 @@ export class ExportsService {
     this.#source = source;
   }
 
-  async *#records(formType: string, filter: ExportFilter): AsyncGenerator<StoredRecord[]> {
+  /** Every selected form type (sorted) with its data columns, from one scan of the records. */
+  async #profile(filter: ExportFilter): Promise<Map<string, DataColumn[]>> {
+    const profiles = new Map<string, DataProfile>();
+    let after = 0;
+    for (;;) {
+      const page = await this.#source.exportDataPage(filter, after, PAGE);
+      for (const [, formType, data] of page) {
+        let profile = profiles.get(formType);
+        if (!profile) {
+          profile = new DataProfile();
+          profiles.set(formType, profile);
+        }
+        profile.add(JSON.parse(data) as Record<string, unknown>);
+      }
+      if (page.length < PAGE) break;
+      after = page.at(-1)![0];
+    }
+    return new Map(
+      [...profiles.keys()].sort().map((formType) => [formType, profiles.get(formType)!.columns()]),
+    );
+  }
+
+  async *#pages(formType: string, filter: ExportFilter): AsyncGenerator<ExportRow[]> {
     let after = 0;
     for (;;) {
       const page = await this.#source.exportPage(formType, filter, after, PAGE);
       if (page.length === 0) return;
       yield page;
-      after = page.at(-1)!.version;
+      after = page.at(-1)![8];
       if (page.length < PAGE) return;
     }
   }
 
-  async #profile(formType: string, filter: ExportFilter) {
-    const profile = new DataProfile();
-    for await (const page of this.#records(formType, filter)) {
-      for (const record of page) profile.add(JSON.parse(record.data) as Record<string, unknown>);
-    }
-    return profile.columns();
-  }
-
   /**
    * One ZIP entry per form type (sanitised, collision-safe names), each written by `writeFile`
-   * from the profiled columns and the type's rows (records a page at a time, already converted).
+   * from the type's columns and its records converted a page at a time (`cells[column][row]`).
    */
   async #zipPerFormType(
     filter: ExportFilter,
@@ -49,49 +63,42 @@ export class ExportsService {
     extension: string,
     writeFile: (
       entry: Writable,
-      columns: DataColumn[],
-      rows: AsyncGenerator<Record<string, unknown>[]>,
+      columns: ParquetColumn[],
+      pages: AsyncGenerator<{ cells: unknown[][]; rowCount: number }>,
     ) => Promise<void>,
   ): Promise<void> {
     const zip = await createZipStream(output);
-    const formTypes = await this.#source.exportFormTypes(filter);
-    const names = exportFileNames(formTypes, extension);
-    for (const formType of formTypes) {
-      const columns = await this.#profile(formType, filter);
-      const pages = this.#records(formType, filter);
-      async function* rows() {
-        for await (const page of pages) {
-          yield page.map((record) =>
-            toRow(record, JSON.parse(record.data) as Record<string, unknown>, columns),
-          );
-        }
+    const profile = await this.#profile(filter);
+    const names = exportFileNames([...profile.keys()], extension);
+    for (const [formType, dataColumns] of profile) {
+      const layout = new ExportLayout(dataColumns);
+      const records = this.#pages(formType, filter);
+      async function* pages() {
+        for await (const page of records) yield { cells: layout.cells(page), rowCount: page.length };
       }
-      await writeFile(zip.entry(names.get(formType)!), columns, rows());
+      // Parquet pages are compressed already: the ZIP stores them as they are.
+      const entry = zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
+      await writeFile(entry, layout.columns, pages());
     }
     await zip.finalize();
   }
 
   parquet(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#zipPerFormType(filter, output, 'parquet', async (entry, columns, rows) => {
-      const writer = await openParquetStream(
-        [...BASE_COLUMNS, ...columns.map((c) => c.column)],
-        entry,
-        ROW_GROUP,
-      );
-      for await (const page of rows) for (const row of page) await writer.append(row);
+    return this.#zipPerFormType(filter, output, 'parquet', async (entry, columns, pages) => {
+      const writer = await openParquetStream(columns, entry);
+      for await (const { cells, rowCount } of pages) await writer.writeRowGroup(cells, rowCount);
       await writer.close();
     });
   }
 
   csv(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#zipPerFormType(filter, output, 'csv', async (entry, columns, rows) => {
-      const header = [...BASE_COLUMNS.map((c) => c.name), ...columns.map((c) => c.column.name)];
-      await write(entry, `${header.map(csvField).join(',')}\r\n`);
-      for await (const page of rows) {
-        await write(
-          entry,
-          page.map((row) => `${header.map((name) => csvField(row[name])).join(',')}\r\n`).join(''),
-        );
+    return this.#zipPerFormType(filter, output, 'csv', async (entry, columns, pages) => {
+      await write(entry, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
+      for await (const { cells, rowCount } of pages) {
+        let text = '';
+        for (let i = 0; i < rowCount; i++)
+          text += `${cells.map((column) => csvField(column[i])).join(',')}\r\n`;
+        await write(entry, text);
       }
       entry.end();
     });

@@ -4,7 +4,9 @@ import {
   type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
+  EXPORT_COLUMNS,
   type ExportFilter,
+  type ExportRow,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -24,6 +26,11 @@ const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({
   size: Number(row.size),
 });
 const toRecord = (row: Row): StoredRecord => ({ ...row, version: Number(row.version) });
+
+/** EXPORT_COLUMNS cast so both dialects read the same tuple (deleted 0/1, version a number). */
+const EXPORT_SELECT = EXPORT_COLUMNS.split(', ')
+  .map((c) => (c === 'deleted' ? 'deleted::int' : c === 'version' ? 'version::float8' : c))
+  .join(', ');
 
 const COLUMN_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
   observation_id: 'text',
@@ -255,19 +262,24 @@ export class PostgresSyncStore implements SyncStore {
     });
   }
 
-  async exportFormTypes(filter: ExportFilter): Promise<string[]> {
-    const params: unknown[] = [filter.sinceVersion];
+  async exportDataPage(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<[version: number, formType: string, data: string][]> {
+    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
     let where = 'version > $1';
     if (!filter.includeDeleted) where += ' and not deleted';
     if (filter.formTypes) {
       params.push(filter.formTypes);
-      where += ' and form_type = any($2::text[])';
+      where += ' and form_type = any($3::text[])';
     }
-    const rows = await this.#pool.query<{ form_type: string }>(
-      `select distinct form_type from observations where ${where} order by form_type`,
-      params,
-    );
-    return rows.rows.map((r) => r.form_type);
+    const rows = await this.#pool.query<[number, string, string]>({
+      text: `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
+      values: params,
+      rowMode: 'array',
+    });
+    return rows.rows;
   }
 
   async exportPage(
@@ -275,12 +287,13 @@ export class PostgresSyncStore implements SyncStore {
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<StoredRecord[]> {
-    const rows = await this.#pool.query<Row>(
-      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = $1 and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
-      [formType, Math.max(afterVersion, filter.sinceVersion), limit],
-    );
-    return rows.rows.map(toRecord);
+  ): Promise<ExportRow[]> {
+    const rows = await this.#pool.query<ExportRow>({
+      text: `select ${EXPORT_SELECT} from observations where form_type = $1 and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
+      values: [formType, Math.max(afterVersion, filter.sinceVersion), limit],
+      rowMode: 'array',
+    });
+    return rows.rows;
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {

@@ -6,7 +6,9 @@ import {
   type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
+  EXPORT_COLUMNS,
   type ExportFilter,
+  type ExportRow,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -188,13 +190,20 @@ export class SqliteSyncStore implements SyncStore {
       .immediate();
   }
 
-  async exportFormTypes(filter: ExportFilter): Promise<string[]> {
+  async exportDataPage(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<[version: number, formType: string, data: string][]> {
     await this.#idle();
-    const { where, params } = exportWhere(filter);
-    const rows = this.#db
-      .prepare(`select distinct form_type from observations where ${where} order by form_type`)
-      .all(...params);
-    return (rows as { form_type: string }[]).map((r) => r.form_type);
+    const { where, params } = exportWhere(filter, afterVersion);
+    const sql = `select version, form_type, data from observations where ${where} order by version limit ?`;
+    let statement = this.#exportData.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql).raw();
+      this.#exportData.set(sql, statement);
+    }
+    return statement.all(...params, limit) as [number, string, string][];
   }
 
   async exportPage(
@@ -202,14 +211,12 @@ export class SqliteSyncStore implements SyncStore {
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<StoredRecord[]> {
+  ): Promise<ExportRow[]> {
     await this.#idle();
     const statement = filter.includeDeleted
       ? this.#statements.exportPageAll
       : this.#statements.exportPageLive;
-    return (statement.all(formType, Math.max(afterVersion, filter.sinceVersion), limit) as Row[]).map(
-      toRecord,
-    );
+    return statement.all(formType, Math.max(afterVersion, filter.sinceVersion), limit) as ExportRow[];
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
@@ -240,6 +247,8 @@ export class SqliteSyncStore implements SyncStore {
     return statement;
   }
 
+  readonly #exportData = new Map<string, Database.Statement>();
+
   readonly #pages = new Map<number, Database.Statement>();
   #selectPage(typeCount: number): Database.Statement {
     let statement = this.#pages.get(typeCount);
@@ -254,9 +263,9 @@ export class SqliteSyncStore implements SyncStore {
   }
 }
 
-function exportWhere(filter: ExportFilter): { where: string; params: unknown[] } {
+function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
   const clauses = ['version > ?'];
-  const params: unknown[] = [filter.sinceVersion];
+  const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
   if (!filter.includeDeleted) clauses.push('deleted = 0');
   if (filter.formTypes) {
     clauses.push(`form_type in (${placeholders(filter.formTypes.length)})`);
@@ -287,12 +296,16 @@ function prepare(db: Database.Database) {
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
-    exportPageAll: db.prepare(
-      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = ? and version > ? order by version limit ?`,
-    ),
-    exportPageLive: db.prepare(
-      `select ${RECORD_COLUMNS.join(', ')} from observations where form_type = ? and version > ? and deleted = 0 order by version limit ?`,
-    ),
+    exportPageAll: db
+      .prepare(
+        `select ${EXPORT_COLUMNS} from observations where form_type = ? and version > ? order by version limit ?`,
+      )
+      .raw(),
+    exportPageLive: db
+      .prepare(
+        `select ${EXPORT_COLUMNS} from observations where form_type = ? and version > ? and deleted = 0 order by version limit ?`,
+      )
+      .raw(),
     upsertAttachment: db.prepare(
       'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = 0, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',
     ),

@@ -122,15 +122,42 @@ export interface ExportFilter {
   includeDeleted: boolean;
 }
 
-/** Reads records for exports: the form types present, then each type's records a page at a time. */
+/**
+ * A record as exports read it: a tuple, not an object, since exports read every record. `deleted`
+ * is 0 or 1 and `version` a number on every dialect.
+ */
+export type ExportRow = [
+  observationId: string,
+  formType: string,
+  formVersion: string | null,
+  data: string,
+  createdAt: string | null,
+  updatedAt: string | null,
+  syncedAt: string,
+  deleted: 0 | 1,
+  version: number,
+  geolocation: string | null,
+];
+
+export const EXPORT_COLUMNS =
+  'observation_id, form_type, form_version, data, created_at, updated_at, synced_at, deleted, version, geolocation';
+
+/**
+ * Reads records for exports, a page at a time in version order: first every selected record's
+ * form type and data (to learn the form types and their columns), then each form type's records.
+ */
 export interface RecordExportSource {
-  exportFormTypes(filter: ExportFilter): Promise<string[]>;
+  exportDataPage(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+  ): Promise<[version: number, formType: string, data: string][]>;
   exportPage(
     formType: string,
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<StoredRecord[]>;
+  ): Promise<ExportRow[]>;
 }
 
 /**
