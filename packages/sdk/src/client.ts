@@ -3,6 +3,7 @@ import { ApiError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
+import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
 
@@ -37,13 +38,6 @@ export interface ClientOptions {
   batchSize?: number;
 }
 
-export interface DeadLetter {
-  record: PushObservation;
-  code: string;
-  error: string;
-  at: string;
-}
-
 export interface Conflict {
   id: string;
   message: string;
@@ -69,16 +63,8 @@ export interface SyncReport {
 const KEYS = {
   tokens: 'auth:tokens',
   clientId: 'client:id',
-  queue: 'outbox:queue',
-  inflight: 'outbox:inflight',
-  dead: 'outbox:dead',
   cursor: (types: string[]) => `cursor:${types.length ? [...types].sort().join(',') : '*'}`,
 } as const;
-
-interface Inflight {
-  transmission_id: string;
-  records: PushObservation[];
-}
 
 /**
  * A typed client for the sync API. `client.api` is the raw typed client (every operation of
@@ -87,6 +73,7 @@ interface Inflight {
  */
 export function createClient(options: ClientOptions) {
   const storage = options.storage ?? new MemoryStorage();
+  const outbox = new Outbox(storage);
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
@@ -208,35 +195,21 @@ export function createClient(options: ClientOptions) {
   }
 
   async function queueSizes() {
-    const pending = (await storage.get<PushObservation[]>(KEYS.queue))?.length ?? 0;
-    const inflight = (await storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0;
-    const deadLetters = (await storage.get<DeadLetter[]>(KEYS.dead))?.length ?? 0;
-    events.emit('queue:size', { pending: pending + inflight, deadLetters });
-    return { pending: pending + inflight, deadLetters };
+    const sizes = await outbox.sizes();
+    events.emit('queue:size', sizes);
+    return sizes;
   }
 
   const records = {
     /** Queues a record for the next push (a newer save of the same id replaces the queued one). */
     async save(input: RecordInput): Promise<void> {
-      const record: PushObservation = { ...input, deleted: input.deleted ?? false };
-      const queue = (await storage.get<PushObservation[]>(KEYS.queue)) ?? [];
-      const at = queue.findIndex((r) => r.observation_id === record.observation_id);
-      if (at >= 0) queue.splice(at, 1);
-      queue.push(record);
-      await storage.set(KEYS.queue, queue);
+      await outbox.save({ ...input, deleted: input.deleted ?? false });
       await queueSizes();
     },
-    pending: async () => [
-      ...((await storage.get<Inflight>(KEYS.inflight))?.records ?? []),
-      ...((await storage.get<PushObservation[]>(KEYS.queue)) ?? []),
-    ],
-    deadLetters: async () => (await storage.get<DeadLetter[]>(KEYS.dead)) ?? [],
+    /** What the next pushes will send, in order. */
+    pending: () => outbox.pending(),
+    deadLetters: () => outbox.deadLetters(),
   };
-
-  async function deadLetter(entries: DeadLetter[]): Promise<void> {
-    if (entries.length === 0) return;
-    await storage.set(KEYS.dead, [...((await storage.get<DeadLetter[]>(KEYS.dead)) ?? []), ...entries]);
-  }
 
   /**
    * Sends the outbox in batches. Each batch is stored with its transmission_id before the first
@@ -250,14 +223,8 @@ export function createClient(options: ClientOptions) {
     let failed = 0;
     const conflicts: Conflict[] = [];
     for (;;) {
-      let batch = await storage.get<Inflight>(KEYS.inflight);
-      if (!batch) {
-        const queue = (await storage.get<PushObservation[]>(KEYS.queue)) ?? [];
-        if (queue.length === 0) break;
-        batch = { transmission_id: globalThis.crypto.randomUUID(), records: queue.slice(0, batchSize) };
-        await storage.set(KEYS.inflight, batch); // first the batch, then the shorter queue: a crash in between only re-sends
-        await storage.set(KEYS.queue, queue.slice(batchSize));
-      }
+      const batch = await outbox.nextBatch(batchSize, () => globalThis.crypto.randomUUID());
+      if (!batch) break;
       const { data, error, response } = await api.POST('/sync/push', {
         body: { transmission_id: batch.transmission_id, client_id: await clientId(), records: batch.records },
         ...(push.signal ? { signal: push.signal } : {}),
@@ -266,7 +233,7 @@ export function createClient(options: ClientOptions) {
       const now = new Date().toISOString();
       if (data) {
         const failedIndexes = new Set(data.failed_records.map((f) => f.index));
-        await deadLetter(
+        await outbox.deadLetter(
           data.failed_records.map((f) => ({
             record: batch.records[f.index]!,
             code: f.code,
@@ -294,7 +261,7 @@ export function createClient(options: ClientOptions) {
         response.status !== 429
       ) {
         // The server will never take this batch as it is (e.g. 413, 409): keep it aside, do not block the queue.
-        await deadLetter(
+        await outbox.deadLetter(
           batch.records.map((record) => ({
             record,
             code: problem?.code ?? `http_${response.status}`,
@@ -306,7 +273,7 @@ export function createClient(options: ClientOptions) {
       } else {
         throw new ApiError(response.status, problem);
       }
-      await storage.delete(KEYS.inflight);
+      await outbox.finishBatch();
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
     }
     await queueSizes();

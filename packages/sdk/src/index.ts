@@ -2,7 +2,6 @@ export {
   type ClientOptions,
   type Conflict,
   createClient,
-  type DeadLetter,
   type Observation,
   type PullOptions,
   type PullPage,
@@ -18,5 +17,6 @@ export type { SyncEvents } from './events.ts';
 export type { LocalFiles } from './files.ts';
 export type { components, operations, paths } from './generated/schema.ts';
 export { IndexedDBStorage } from './indexeddb.ts';
+export type { DeadLetter } from './outbox.ts';
 export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
 export { DEFAULT_RETRY, isRetryable, type RetryOptions } from './transport.ts';

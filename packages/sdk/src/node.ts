@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { SyncStorage } from './storage.ts';
@@ -15,7 +15,10 @@ export class FileStorage implements SyncStorage {
   }
 
   #file(key: string): string {
-    return path.join(this.#dir, `${encodeURIComponent(key)}.json`);
+    const name = encodeURIComponent(key);
+    // File names stop at 255 bytes; long keys (an outbox record of a 255-character id) are hashed.
+    if (name.length <= 200) return path.join(this.#dir, `${name}.json`);
+    return path.join(this.#dir, `sha256-${createHash('sha256').update(key).digest('hex')}.json`);
   }
 
   async get<T>(key: string): Promise<T | undefined> {

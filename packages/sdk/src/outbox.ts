@@ -1,0 +1,148 @@
+import type { components } from './generated/schema.ts';
+import type { SyncStorage } from './storage.ts';
+
+type PushObservation = components['schemas']['PushObservation'];
+
+export interface DeadLetter {
+  record: PushObservation;
+  code: string;
+  error: string;
+  at: string;
+}
+
+/** A push batch, stored with its transmission id before the first send. */
+export interface Inflight {
+  transmission_id: string;
+  records: PushObservation[];
+}
+
+const KEYS = {
+  ids: 'outbox:ids',
+  record: (id: string) => `outbox:record:${id}`,
+  inflight: 'outbox:inflight',
+  dead: 'outbox:dead',
+  /** Before 0.1.1 the whole queue was one value; it is moved over on first use. */
+  legacyQueue: 'outbox:queue',
+} as const;
+
+/**
+ * The records waiting to be pushed, in storage. Each record is its own key and the queue order is
+ * a list of ids, so a save costs the same with ten records queued or ten thousand (a field device
+ * can be offline for days). Saving an id that is already queued replaces the queued copy in place.
+ *
+ * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
+ * the id goes into the list before its record is written (an id without a record is skipped), and
+ * a batch is stored as in flight before its records leave the queue (at worst they are sent twice
+ * with the same content, which the server treats as a no-op). Operations on one client run one at
+ * a time, so concurrent saves never overwrite each other.
+ */
+export class Outbox {
+  readonly #storage: SyncStorage;
+  #tail: Promise<unknown> = Promise.resolve();
+  #migrated = false;
+
+  constructor(storage: SyncStorage) {
+    this.#storage = storage;
+  }
+
+  /** Runs `operation` after every operation started before it. */
+  #exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(async () => {
+      await this.#migrate();
+      return operation();
+    });
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #migrate(): Promise<void> {
+    if (this.#migrated) return;
+    const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
+    if (legacy?.length) {
+      const ids = await this.#ids();
+      for (const record of legacy) {
+        if (!ids.includes(record.observation_id)) ids.push(record.observation_id);
+        await this.#storage.set(KEYS.ids, ids);
+        await this.#storage.set(KEYS.record(record.observation_id), record);
+      }
+    }
+    if (legacy) await this.#storage.delete(KEYS.legacyQueue);
+    this.#migrated = true;
+  }
+
+  async #ids(): Promise<string[]> {
+    return (await this.#storage.get<string[]>(KEYS.ids)) ?? [];
+  }
+
+  async #records(ids: string[]): Promise<PushObservation[]> {
+    const records = await Promise.all(ids.map((id) => this.#storage.get<PushObservation>(KEYS.record(id))));
+    return records.filter((r): r is PushObservation => r !== undefined);
+  }
+
+  save(record: PushObservation): Promise<void> {
+    return this.#exclusive(async () => {
+      const ids = await this.#ids();
+      if (!ids.includes(record.observation_id)) {
+        ids.push(record.observation_id);
+        await this.#storage.set(KEYS.ids, ids);
+      }
+      await this.#storage.set(KEYS.record(record.observation_id), record);
+    });
+  }
+
+  /** The batch in flight, if any, else the next `size` queued records as a new batch (stored first). */
+  nextBatch(size: number, transmissionId: () => string): Promise<Inflight | undefined> {
+    return this.#exclusive(async () => {
+      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      if (inflight) return inflight;
+      for (;;) {
+        const ids = await this.#ids();
+        const taken = ids.slice(0, size);
+        if (taken.length === 0) return undefined;
+        const records = await this.#records(taken); // ids without a record (a crash mid-save) drop out
+        if (records.length > 0) {
+          const batch = { transmission_id: transmissionId(), records };
+          await this.#storage.set(KEYS.inflight, batch);
+          await this.#storage.set(KEYS.ids, ids.slice(taken.length));
+          for (const id of taken) await this.#storage.delete(KEYS.record(id));
+          return batch;
+        }
+        await this.#storage.set(KEYS.ids, ids.slice(taken.length));
+      }
+    });
+  }
+
+  /** The server answered for the batch in flight: it is done. */
+  finishBatch(): Promise<void> {
+    return this.#exclusive(() => this.#storage.delete(KEYS.inflight));
+  }
+
+  /** In-flight records first, then the queue, in the order they will be sent. */
+  pending(): Promise<PushObservation[]> {
+    return this.#exclusive(async () => [
+      ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
+      ...(await this.#records(await this.#ids())),
+    ]);
+  }
+
+  sizes(): Promise<{ pending: number; deadLetters: number }> {
+    return this.#exclusive(async () => ({
+      pending:
+        ((await this.#storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0) +
+        (await this.#ids()).length,
+      deadLetters: (await this.#storage.get<DeadLetter[]>(KEYS.dead))?.length ?? 0,
+    }));
+  }
+
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.#exclusive(async () => (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? []);
+  }
+
+  deadLetter(entries: DeadLetter[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    return this.#exclusive(async () => {
+      const dead = (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? [];
+      await this.#storage.set(KEYS.dead, [...dead, ...entries]);
+    });
+  }
+}

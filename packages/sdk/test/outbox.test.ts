@@ -1,0 +1,100 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createClient } from '../src/client.ts';
+import { FileStorage } from '../src/node.ts';
+import { Outbox } from '../src/outbox.ts';
+import { MemoryStorage, type SyncStorage } from '../src/storage.ts';
+
+// No request is made by saving and reading the outbox; the address is never contacted.
+const offline = (storage: SyncStorage) => createClient({ baseUrl: 'http://127.0.0.1:9', storage });
+const fileStorage = () => new FileStorage(mkdtempSync(path.join(tmpdir(), 'synk-outbox-')));
+const record = (id: string, n = 0) => ({ observation_id: id, form_type: 'visit', data: { n }, deleted: false });
+
+/** Counts the bytes each `set` writes. */
+class MeteredStorage extends MemoryStorage {
+  written = 0;
+  override async set(key: string, value: unknown): Promise<void> {
+    this.written += JSON.stringify(value).length;
+    await super.set(key, value);
+  }
+}
+
+describe('the outbox', () => {
+  it.each([
+    ['memory', () => new MemoryStorage()],
+    ['file', fileStorage],
+  ])('keeps every one of 200 concurrent saves, in call order (%s storage)', async (_, make) => {
+    const client = offline(make());
+    await Promise.all(Array.from({ length: 200 }, (_, i) => client.records.save(record(`r${i}`, i))));
+    const pending = await client.records.pending();
+    expect(pending.map((r) => r.observation_id)).toEqual(Array.from({ length: 200 }, (_, i) => `r${i}`));
+  });
+
+  it('a newer save of a queued id replaces it in place', async () => {
+    const client = offline(new MemoryStorage());
+    for (const id of ['a', 'b', 'c']) await client.records.save(record(id, 1));
+    await client.records.save({ ...record('b', 2), deleted: true });
+    const pending = await client.records.pending();
+    expect(pending.map((r) => [r.observation_id, r.data, r.deleted])).toEqual([
+      ['a', { n: 1 }, false],
+      ['b', { n: 2 }, true],
+      ['c', { n: 1 }, false],
+    ]);
+  });
+
+  it('survives a restart from file storage, ids of any length and script included', async () => {
+    const storage = fileStorage();
+    const long = `é${'x'.repeat(254)}`;
+    const first = offline(storage);
+    await first.records.save(record(long));
+    await first.records.save(record('ward/7 "north"'));
+    const sizes: number[] = [];
+    const second = offline(storage);
+    second.on('queue:size', ({ pending }) => sizes.push(pending));
+    await second.records.save(record('third'));
+    expect((await second.records.pending()).map((r) => r.observation_id)).toEqual([
+      long,
+      'ward/7 "north"',
+      'third',
+    ]);
+    expect(sizes).toEqual([3]);
+  });
+
+  it('a save writes the same few bytes whether 1 or 1,000 records are queued', async () => {
+    const storage = new MeteredStorage();
+    const client = offline(storage);
+    const big = (id: string) => ({ ...record(id), data: { note: 'n'.repeat(1000) } });
+    storage.written = 0;
+    await client.records.save(big('first'));
+    const firstSave = storage.written;
+    for (let i = 0; i < 1000; i++) await client.records.save(big(`r${i}`));
+    storage.written = 0;
+    await client.records.save(big('last'));
+    // The queue itself is ~1 MB; the save writes its record and the id list (~10 bytes per id).
+    expect(storage.written).toBeLessThan(firstSave + 12 * 1001);
+    expect(storage.written).toBeLessThan(20_000);
+  });
+
+  it('moves a queue stored by an earlier version over, and skips an id whose record never got written', async () => {
+    const storage = new MemoryStorage();
+    await storage.set('outbox:queue', [record('old-1'), record('old-2')]);
+    const outbox = new Outbox(storage);
+    await outbox.save(record('new'));
+    await storage.set('outbox:ids', ['ghost', ...((await storage.get<string[]>('outbox:ids')) ?? [])]);
+    expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-1', 'old-2', 'new']);
+    expect(await storage.get('outbox:queue')).toBeUndefined();
+
+    const batch = await outbox.nextBatch(2, () => 'tx-1');
+    expect(batch).toEqual({ transmission_id: 'tx-1', records: [record('old-1')] });
+    // Until the server answers, the same batch comes back (same transmission id), also after a restart.
+    expect(await new Outbox(storage).nextBatch(2, () => 'tx-2')).toEqual(batch);
+    await outbox.finishBatch();
+    const next = await outbox.nextBatch(5, () => 'tx-3');
+    expect(next?.records.map((r) => r.observation_id)).toEqual(['old-2', 'new']);
+    await outbox.finishBatch();
+    expect(await outbox.nextBatch(5, () => 'tx-4')).toBeUndefined();
+    expect(await outbox.sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+});
