@@ -20,38 +20,58 @@ const UPLOAD_CHUNK = 64 * 1024;
 const streamsRequestBodies =
   typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
-/** A multipart/form-data body with one `file` part, read out in chunks so progress can be reported. */
-function multipartStream(
-  bytes: Uint8Array,
-  filename: string,
-  contentType: string,
-  onProgress: (loaded: number) => void,
-): { body: ReadableStream<Uint8Array>; contentType: string } {
+/**
+ * A multipart/form-data body with one part, streamed from bytes or from any async source of chunks
+ * (a file read stream in Node), reporting the bytes handed over so far. Send it with `duplex: 'half'`.
+ */
+export function multipartBody(
+  source: Uint8Array | AsyncIterable<Uint8Array>,
+  part: { field: string; filename: string; contentType: string; size?: number },
+  onProgress: (loaded: number) => void = () => {},
+): { body: ReadableStream<Uint8Array>; contentType: string; contentLength?: number } {
   const boundary = `synk-${globalThis.crypto.randomUUID()}`;
   const encoder = new TextEncoder();
   const head = encoder.encode(
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(filename)}"\r\n` +
-      `Content-Type: ${contentType}\r\n\r\n`,
+    `--${boundary}\r\nContent-Disposition: form-data; name="${part.field}"; ` +
+      `filename="${encodeURIComponent(part.filename)}"\r\nContent-Type: ${part.contentType}\r\n\r\n`,
   );
   const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
-  let offset = 0;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (source instanceof Uint8Array) {
+      for (let offset = 0; offset < source.byteLength; offset += UPLOAD_CHUNK)
+        yield source.subarray(offset, offset + UPLOAD_CHUNK);
+    } else yield* source;
+  }
+  const iterator = chunks();
+  let loaded = 0;
+  let started = false;
   const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(head);
-    },
-    pull(controller) {
-      if (offset >= bytes.byteLength) {
+    async pull(controller) {
+      if (!started) {
+        started = true;
+        controller.enqueue(head);
+        return;
+      }
+      const next = await iterator.next();
+      if (next.done) {
         controller.enqueue(tail);
         controller.close();
         return;
       }
-      const end = Math.min(bytes.byteLength, offset + UPLOAD_CHUNK);
-      controller.enqueue(bytes.subarray(offset, end));
-      offset = end;
-      onProgress(offset);
+      loaded += next.value.byteLength;
+      controller.enqueue(next.value);
+      onProgress(loaded);
+    },
+    async cancel() {
+      await iterator.return(undefined);
     },
   });
-  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
+  const size = source instanceof Uint8Array ? source.byteLength : part.size;
+  return {
+    body,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    ...(size === undefined ? {} : { contentLength: head.byteLength + size + tail.byteLength }),
+  };
 }
 
 export interface LocalFiles {
@@ -86,7 +106,7 @@ export function attachmentHelpers(
       const headers: Record<string, string> = { 'x-content-sha256': await sha256Hex(bytes) };
       let request: Request;
       if (streamsRequestBodies) {
-        const multipart = multipartStream(bytes, id, contentType, progress);
+        const multipart = multipartBody(bytes, { field: 'file', filename: id, contentType }, progress);
         headers['content-type'] = multipart.contentType;
         request = new Request(url, {
           method: 'PUT',

@@ -1,0 +1,76 @@
+import { ApiError, createClient, FileStorage, type Problem } from '@synk/sdk/node';
+import cliProgress from 'cli-progress';
+import { Command, Option } from 'commander';
+import { profileStateDir, readConfig } from './config.ts';
+
+export interface GlobalOptions {
+  server?: string;
+  profile?: string;
+  json?: boolean;
+}
+
+export class CliError extends Error {}
+
+export const program = new Command('synk')
+  .description('Administer a synk (Synkronus 1.0.3 compatible) sync server')
+  .version('0.1.0')
+  .addOption(new Option('--server <url>', 'server URL (overrides the profile)').env('SYNK_SERVER'))
+  .option('--profile <name>', 'configuration profile to use')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError();
+
+export function globals(): GlobalOptions {
+  return program.opts<GlobalOptions>();
+}
+
+export async function context() {
+  const config = await readConfig();
+  const profileName = globals().profile ?? config.current;
+  const profile = config.profiles[profileName];
+  const server = globals().server ?? profile?.server;
+  if (!server)
+    throw new CliError(`No server configured: run "synk config init --server <url>" or pass --server`);
+  const client = createClient({
+    baseUrl: server.replace(/\/+$/, ''),
+    storage: new FileStorage(profileStateDir(profileName)),
+    retry: { retries: 2 },
+  });
+  return { config, profileName, profile, server, client };
+}
+
+/** Prints `value` as JSON with --json, otherwise as the given human text. */
+export function output(value: unknown, human?: string | (() => string)): void {
+  if (globals().json || human === undefined) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else process.stdout.write(`${typeof human === 'function' ? human() : human}\n`);
+}
+
+/** Unwraps an openapi-fetch result, turning problem details into a readable error. */
+export function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.data !== undefined) return result.data;
+  throw new ApiError(result.response.status, result.error as Problem | undefined);
+}
+
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => String(r[c] ?? '')))),
+  ].join('\n');
+}
+
+/** A progress bar on stderr, only on an interactive terminal and never with --json. */
+export function progressBar(label: string, total: number) {
+  if (!process.stderr.isTTY || globals().json) return undefined;
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} bytes`, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total || 1, 0);
+  return bar;
+}

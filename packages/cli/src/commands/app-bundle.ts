@@ -1,0 +1,114 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { context, ok, output, table } from '../cli.ts';
+import { saveResponse, uploadFile } from '../transfer.ts';
+
+export function registerAppBundle(program: Command): void {
+  const bundle = program.command('app-bundle').description('app bundles: forms and the field app');
+  bundle
+    .command('upload <zip>')
+    .option('--activate', 'make it the active version right away')
+    .action(async (zip: string, options: { activate?: boolean }) => {
+      const { client, server } = await context();
+      const url = `${server.replace(/\/+$/, '')}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
+      const result = (await uploadFile(client, 'POST', url, {
+        field: 'bundle',
+        file: zip,
+        filename: path.basename(zip),
+        contentType: 'application/zip',
+      })) as {
+        message: string;
+        manifest: { version: string; files: unknown[] };
+      };
+      output(
+        result,
+        `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,
+      );
+    });
+  bundle.command('versions').action(async () => {
+    const { client } = await context();
+    const versions = ok(await client.api.GET('/app-bundle/versions'));
+    output(
+      versions,
+      () =>
+        versions.versions.map((v) => `${v === versions.current ? '*' : ' '} ${v}`).join('\n') ||
+        'No versions yet',
+    );
+  });
+  bundle.command('current').action(async () => {
+    const { client } = await context();
+    const versions = ok(await client.api.GET('/app-bundle/versions'));
+    output({ current: versions.current ?? null }, versions.current ?? 'No active version');
+  });
+  bundle.command('switch <version>').action(async (version: string) => {
+    const { client } = await context();
+    output(
+      ok(await client.api.POST('/app-bundle/switch/{version}', { params: { path: { version } } })),
+      `Switched to app bundle version ${version}`,
+    );
+  });
+  bundle
+    .command('manifest')
+    .option('--preview', 'the latest version instead of the active one')
+    .action(async (options: { preview?: boolean }) => {
+      const { client } = await context();
+      const manifest = ok(
+        await client.api.GET('/app-bundle/manifest', {
+          params: { query: options.preview ? { preview: true } : {} },
+        }),
+      );
+      output(
+        manifest,
+        () =>
+          `version ${manifest.version}, hash ${manifest.hash}\n${table(manifest.files, ['path', 'size', 'mimeType'])}`,
+      );
+    });
+  bundle
+    .command('download')
+    .option('--version <version>', 'a version other than the active one')
+    .option('--file <path>', 'one file of the bundle instead of the whole ZIP')
+    .option('-o, --output <file>', 'where to write it')
+    .action(async (options: { version?: string; file?: string; output?: string }) => {
+      const { client } = await context();
+      const res = options.file
+        ? await client.api.GET('/app-bundle/download/{path}', {
+            params: { path: { path: options.file } },
+            parseAs: 'stream',
+          })
+        : await client.api.GET('/app-bundle/download-zip', {
+            params: { query: options.version ? { version: options.version } : {} },
+            parseAs: 'stream',
+          });
+      const target =
+        options.output ??
+        (options.file ? path.basename(options.file) : `app-bundle-${options.version ?? 'active'}.zip`);
+      const bytes = await saveResponse(res.response, target);
+      output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
+    });
+  bundle
+    .command('diff <a> <b>')
+    .description('what changed from version b to version a')
+    .action(async (a: string, b: string) => {
+      const { client } = await context();
+      const changes = ok(
+        await client.api.GET('/app-bundle/changes', { params: { query: { current: a, target: b } } }),
+      );
+      output(changes, () => {
+        const rows = [
+          ...changes.new_forms.map((f) => ({ form: f.form, change: 'new form', fields: '' })),
+          ...changes.removed_forms.map((f) => ({ form: f.form, change: 'removed form', fields: '' })),
+          ...changes.modified_forms.map((f) => ({
+            form: f.form,
+            change: [f.schema_changed && 'schema', f.ui_changed && 'ui', f.core_changed && 'CORE']
+              .filter(Boolean)
+              .join('+'),
+            fields: [
+              ...f.added_fields.map((x) => `+${x.field}:${x.type}`),
+              ...f.removed_fields.map((x) => `-${x.field}:${x.type}`),
+            ].join(' '),
+          })),
+        ];
+        return rows.length ? table(rows, ['form', 'change', 'fields']) : `No changes between ${b} and ${a}`;
+      });
+    });
+}

@@ -1,0 +1,61 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { context, ok, output, table } from '../cli.ts';
+import { saveResponse, uploadFile } from '../transfer.ts';
+
+export function registerAttachments(program: Command): void {
+  const attachments = program.command('attachments').description('attachments (photos, files)');
+  attachments
+    .command('upload <file>')
+    .option('--id <id>', 'attachment id (default: the file name)')
+    .action(async (file: string, options: { id?: string }) => {
+      const { client, server } = await context();
+      const id = options.id ?? path.basename(file);
+      const url = `${server.replace(/\/+$/, '')}/attachments/${encodeURIComponent(id)}`;
+      const result = (await uploadFile(client, 'PUT', url, {
+        field: 'file',
+        file,
+        filename: id,
+        contentType: 'application/octet-stream',
+      })) as {
+        id: string;
+        size: number;
+        hash: string;
+      };
+      output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
+    });
+  attachments
+    .command('download <id>')
+    .option('-o, --output <file>', 'where to write it')
+    .action(async (id: string, options: { output?: string }) => {
+      const { client } = await context();
+      const res = await client.api.GET('/attachments/{attachment_id}', {
+        params: { path: { attachment_id: id } },
+        parseAs: 'stream',
+      });
+      const target = options.output ?? id;
+      const bytes = await saveResponse(res.response, target);
+      output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
+    });
+  attachments.command('exists <id>').action(async (id: string) => {
+    const { client } = await context();
+    const res = await client.api.HEAD('/attachments/{attachment_id}', {
+      params: { path: { attachment_id: id } },
+    });
+    const exists = res.response.status === 200;
+    output({ id, exists }, exists ? `${id} exists` : `${id} does not exist`);
+    if (!exists) process.exitCode = 1;
+  });
+  attachments
+    .command('manifest')
+    .option('--since <version>', 'changes after this version', '0')
+    .action(async (options: { since: string }) => {
+      const { client } = await context();
+      const manifest = ok(
+        await client.api.POST('/attachments/manifest', {
+          body: { client_id: await client.clientId(), since_version: Number(options.since) },
+        }),
+      );
+      output(manifest, () => table(manifest.operations, ['operation', 'attachment_id', 'size', 'version']));
+    });
+}

@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import { context, output } from '../cli.ts';
+import { saveResponse } from '../transfer.ts';
+
+export function registerExports(program: Command): void {
+  const exporter = program.command('export').description('export observations');
+  for (const format of ['parquet', 'csv'] as const) {
+    exporter
+      .command(format)
+      .description(`a ZIP of ${format} files, one per form type`)
+      .argument('<out>', 'the ZIP to write')
+      .option('--form-type <type...>', 'only these form types')
+      .option('--since <version>', 'only records with a newer version')
+      .option('--include-deleted', 'include deleted records')
+      .action(
+        async (out: string, options: { formType?: string[]; since?: string; includeDeleted?: boolean }) => {
+          const { client } = await context();
+          const query = {
+            ...(options.formType ? { form_type: options.formType } : {}),
+            ...(options.since ? { since_version: Number(options.since) } : {}),
+            ...(options.includeDeleted ? { include_deleted: true } : {}),
+          };
+          const res =
+            format === 'parquet'
+              ? await client.api.GET('/dataexport/parquet', { params: { query }, parseAs: 'stream' })
+              : await client.api.GET('/dataexport/csv', { params: { query }, parseAs: 'stream' });
+          const bytes = await saveResponse(res.response, out);
+          output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
+        },
+      );
+  }
+}

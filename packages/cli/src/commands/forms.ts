@@ -1,0 +1,106 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  checkLayout,
+  checkRenderers,
+  checkSchemaCompiles,
+  coreFields,
+  createSchemaCompiler,
+  type ProblemItem,
+  parseJsonObject,
+  rendererReferences,
+  unsafeNameProblem,
+} from '@synk/bundle-rules';
+import { ApiError, type SyncClient } from '@synk/sdk/node';
+import type { Command } from 'commander';
+import { context, ok, output, table } from '../cli.ts';
+
+async function activeForms(client: SyncClient): Promise<string[]> {
+  const manifest = ok(await client.api.GET('/app-bundle/manifest'));
+  return manifest.files
+    .map((f) => /^forms\/([^/]+)\/schema\.json$/.exec(f.path)?.[1])
+    .filter((f): f is string => !!f);
+}
+
+async function bundleJson(client: SyncClient, file: string): Promise<unknown> {
+  const res = await client.api.GET('/app-bundle/download/{path}', {
+    params: { path: { path: file } },
+    parseAs: 'text',
+  });
+  if (!res.response.ok) throw new ApiError(res.response.status, undefined);
+  return JSON.parse(res.data as unknown as string);
+}
+
+export function registerForms(program: Command): void {
+  const forms = program.command('forms').description('the forms of the active app bundle');
+
+  forms.command('list').action(async () => {
+    const { client } = await context();
+    const names = await activeForms(client);
+    output(names, () => names.join('\n') || 'The active bundle has no forms');
+  });
+  forms.command('show <form>').action(async (form: string) => {
+    const { client } = await context();
+    const schema = (await bundleJson(client, `forms/${form}/schema.json`)) as Record<string, unknown>;
+    const ui = await bundleJson(client, `forms/${form}/ui.json`);
+    const core = [...coreFields(schema).keys()];
+    output({ form, schema, ui, coreFields: core }, () => {
+      const properties = (schema.properties ?? {}) as Record<string, { type?: unknown }>;
+      const rows = Object.entries(properties).map(([field, def]) => ({
+        field,
+        type: String(def?.type ?? ''),
+        core: core.includes(field) ? 'core' : '',
+      }));
+      return `${form}\n${table(rows, ['field', 'type', 'core'])}`;
+    });
+  });
+  forms
+    .command('validate <path>')
+    .description(
+      'check a bundle folder (or one schema.json) with the rules the server applies; lists every problem',
+    )
+    .action(async (target: string) => {
+      const errors: ProblemItem[] = [];
+      const info = await stat(target);
+      if (info.isDirectory()) {
+        const names = (await readdir(target, { recursive: true, withFileTypes: true }))
+          .filter((e) => e.isFile())
+          .map((e) => path.relative(target, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+        for (const name of names) {
+          const problem = unsafeNameProblem(name);
+          if (problem) errors.push({ path: name, message: `entry name ${problem}` });
+        }
+        const layout = checkLayout(names, errors);
+        const ajv = createSchemaCompiler();
+        for (const files of layout.forms.values()) {
+          if (files.schema) {
+            const schema = parseJsonObject(
+              files.schema,
+              await readFile(path.join(target, files.schema), 'utf8'),
+              errors,
+            );
+            if (schema) {
+              checkSchemaCompiles(ajv, files.schema, schema, errors);
+              checkRenderers(files.schema, rendererReferences('schema', schema), layout.renderers, errors);
+            }
+          }
+          if (files.ui) {
+            const ui = parseJsonObject(files.ui, await readFile(path.join(target, files.ui), 'utf8'), errors);
+            if (ui) checkRenderers(files.ui, rendererReferences('ui', ui), layout.renderers, errors);
+          }
+        }
+      } else {
+        const schema = parseJsonObject(target, await readFile(target, 'utf8'), errors);
+        if (schema) {
+          checkSchemaCompiles(createSchemaCompiler(), target, schema, errors);
+          checkRenderers(target, rendererReferences('schema', schema), new Set(), errors);
+        }
+      }
+      output({ valid: errors.length === 0, errors }, () =>
+        errors.length === 0
+          ? `${target}: valid`
+          : `${target}: ${errors.length} problem(s)\n${errors.map((e) => `  - ${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n')}`,
+      );
+      if (errors.length > 0) process.exitCode = 1;
+    });
+}

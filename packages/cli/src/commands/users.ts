@@ -1,0 +1,75 @@
+import { type Command, Option } from 'commander';
+import { context, ok, output, table } from '../cli.ts';
+
+export function registerUsers(program: Command): void {
+  const users = program.command('users').description('user administration (admin)');
+  users.command('list').action(async () => {
+    const { client } = await context();
+    const list = ok(await client.api.GET('/users'));
+    output(list, () => table(list, ['username', 'role', 'createdAt']));
+  });
+  users
+    .command('create <username>')
+    .requiredOption('--role <role>', 'read-only, read-write or admin')
+    .addOption(
+      new Option('--password <password>', 'initial password').env('SYNK_NEW_PASSWORD').makeOptionMandatory(),
+    )
+    .action(
+      async (username: string, options: { role: 'read-only' | 'read-write' | 'admin'; password: string }) => {
+        const { client } = await context();
+        const user = ok(
+          await client.api.POST('/users/create', {
+            body: { username, password: options.password, role: options.role },
+          }),
+        );
+        output(user, `Created ${user.username} (${user.role})`);
+      },
+    );
+  users.command('delete <username>').action(async (username: string) => {
+    const { client } = await context();
+    output(
+      ok(await client.api.DELETE('/users/{username}', { params: { path: { username } } })),
+      `Deleted ${username}`,
+    );
+  });
+  users
+    .command('reset-password <username>')
+    .addOption(
+      new Option('--password <password>', 'the new password').env('SYNK_NEW_PASSWORD').makeOptionMandatory(),
+    )
+    .action(async (username: string, options: { password: string }) => {
+      const { client } = await context();
+      output(
+        ok(
+          await client.api.POST('/users/reset-password', {
+            body: { username, newPassword: options.password },
+          }),
+        ),
+        `Password of ${username} reset`,
+      );
+    });
+  users
+    .command('change-password')
+    .requiredOption('--current <password>', 'your current password')
+    .requiredOption('--new <password>', 'the new password')
+    .action(async (options: { current: string; new: string }) => {
+      const { client } = await context();
+      output(
+        ok(
+          await client.api.POST('/users/change-password', {
+            body: { currentPassword: options.current, newPassword: options.new },
+          }),
+        ),
+        'Password changed; log in again',
+      );
+    });
+  users
+    .command('set-role <username> <role>')
+    .action(async (username: string, role: 'read-only' | 'read-write' | 'admin') => {
+      const { client } = await context();
+      const user = ok(
+        await client.api.PATCH('/users/{username}', { params: { path: { username } }, body: { role } }),
+      );
+      output(user, `${user.username} is now ${user.role}`);
+    });
+}

@@ -1,0 +1,67 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { ApiError, multipartBody, type Problem, type SyncClient } from '@synk/sdk/node';
+import { progressBar } from './cli.ts';
+
+/** Streams a download to a file, with a progress bar on an interactive terminal. */
+export async function saveResponse(response: Response, file: string): Promise<number> {
+  if (!response.ok || !response.body) {
+    const problem = (await response.json().catch(() => undefined)) as Problem | undefined;
+    throw new ApiError(response.status, problem);
+  }
+  const total = Number(response.headers.get('content-length') ?? 0);
+  const bar = progressBar(path.basename(file), total);
+  let bytes = 0;
+  const counting = Readable.fromWeb(response.body as NodeReadableStream).on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (!total) bar?.setTotal(bytes);
+    bar?.update(bytes);
+  });
+  try {
+    await pipeline(counting, createWriteStream(file));
+  } finally {
+    bar?.stop();
+  }
+  return bytes;
+}
+
+/**
+ * Streams a file as the one part of a multipart body (the SDK's `multipartBody`), with a progress
+ * bar on an interactive terminal (bytes are counted as the network takes them).
+ */
+export async function uploadFile(
+  client: SyncClient,
+  method: 'PUT' | 'POST',
+  url: string,
+  part: { field: string; file: string; filename: string; contentType: string },
+): Promise<unknown> {
+  const size = (await stat(part.file)).size;
+  const bar = progressBar(part.filename, size);
+  const multipart = multipartBody(
+    createReadStream(part.file),
+    { field: part.field, filename: part.filename, contentType: part.contentType, size },
+    (sent) => bar?.update(sent),
+  );
+  try {
+    const response = await client.fetch(
+      new Request(url, {
+        method,
+        body: multipart.body,
+        headers: {
+          'content-type': multipart.contentType,
+          'content-length': String(multipart.contentLength),
+        },
+        duplex: 'half',
+      } as RequestInit),
+    );
+    const body = (await response.json()) as unknown;
+    if (!response.ok) throw new ApiError(response.status, body as Problem);
+    return body;
+  } finally {
+    bar?.stop();
+  }
+}
