@@ -92,57 +92,32 @@ export class ExportLayout {
     this.#index = new Map(data.map((c, i) => [c.key, BASE_COLUMNS.length + i]));
   }
 
+  /** Cells for up to `rows` records: `cells[c][i]` holds column c's value for record i. */
+  newCells(rows: number): unknown[][] {
+    return this.columns.map(() => new Array<unknown>(rows));
+  }
+
   /**
-   * `cells[c][i]`: column c's value for `rows[i]`, converted to the column's type, `undefined`
-   * when absent. A value that no longer fits (the record changed since profiling) is absent too.
+   * Writes record `i`'s cells: each value converted to its column's type, left `undefined` when
+   * absent. A value that no longer fits (the record changed since profiling) is absent too.
    */
-  cells(rows: ExportRow[]): unknown[][] {
-    const n = rows.length;
-    const cells = this.columns.map(() => new Array<unknown>(n));
-    const [
-      observationId,
-      formType,
-      formVersion,
-      createdAt,
-      updatedAt,
-      syncedAt,
-      deleted,
-      version,
-      geolocation,
-    ] = cells as [
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-      unknown[],
-    ];
-    for (let i = 0; i < n; i++) {
-      const row = rows[i]!;
-      observationId[i] = row[0];
-      formType[i] = row[1];
-      formVersion[i] = row[2];
-      createdAt[i] = row[4];
-      updatedAt[i] = row[5];
-      syncedAt[i] = row[6];
-      deleted[i] = row[7] === 1;
-      version[i] = row[8];
-      geolocation[i] = row[9];
-      const data = JSON.parse(row[3]) as Record<string, unknown>;
-      for (const key in data) {
-        const c = this.#index.get(key);
-        const value = data[key];
-        if (c === undefined || value === null) continue;
-        const { json, column } = this.#data[c - BASE_COLUMNS.length]!;
-        cells[c]![i] = json ? JSON.stringify(value) : convert(value, column.type);
-      }
+  fill(cells: unknown[][], i: number, row: ExportRow): void {
+    for (let c = 0; c < BASE_CELLS.length; c++) cells[c]![i] = row[BASE_CELLS[c]!];
+    cells[DELETED]![i] = row[7] === 1;
+    const data = JSON.parse(row[3]) as Record<string, unknown>;
+    for (const key in data) {
+      const c = this.#index.get(key);
+      const value = data[key];
+      if (c === undefined || value === null) continue;
+      const { json, column } = this.#data[c - BASE_COLUMNS.length]!;
+      cells[c]![i] = json ? JSON.stringify(value) : convert(value, column.type);
     }
-    return cells;
   }
 }
+
+/** Where each base column's value is in an ExportRow (`deleted`, 0/1 there, is converted). */
+const BASE_CELLS = [0, 1, 2, 4, 5, 6, 7, 8, 9] as const;
+const DELETED = 6;
 
 function convert(value: unknown, type: ParquetColumnType): unknown {
   switch (type) {

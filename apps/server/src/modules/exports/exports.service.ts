@@ -1,17 +1,21 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
-import type { ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
+import type { ExportDataRow, ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
 import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
-/** Records per read, and per Parquet row group. */
-const PAGE = 10_000;
+/**
+ * Records per read. Small pages keep what a page allocates short-lived (it is encoded before the
+ * next one is read; the Parquet writer keeps only encoded pages until a row group is full).
+ */
+const PAGE = 1_000;
 
 /**
  * Streams exports in two passes over the records, a page at a time: the first learns the form
  * types and each one's columns, the second converts and writes each form type's records. Memory
- * depends on the page size, never on how many records there are.
+ * depends on the page and row-group sizes, never on how many records there are.
  */
 export class ExportsService {
   readonly #source: RecordExportSource;
@@ -24,32 +28,39 @@ export class ExportsService {
   async #profile(filter: ExportFilter): Promise<Map<string, DataColumn[]>> {
     const profiles = new Map<string, DataProfile>();
     let after = 0;
-    for (;;) {
-      const page = await this.#source.exportDataPage(filter, after, PAGE);
-      for (const [, formType, data] of page) {
-        let profile = profiles.get(formType);
-        if (!profile) {
-          profile = new DataProfile();
-          profiles.set(formType, profile);
-        }
-        profile.add(JSON.parse(data) as Record<string, unknown>);
+    const learn = ([version, formType, data]: ExportDataRow) => {
+      let profile = profiles.get(formType);
+      if (!profile) {
+        profile = new DataProfile();
+        profiles.set(formType, profile);
       }
-      if (page.length < PAGE) break;
-      after = page.at(-1)![0];
+      profile.add(JSON.parse(data) as Record<string, unknown>);
+      after = version;
+    };
+    for (;;) {
+      // Each page is a turn of the event loop of its own: other requests are served during an export.
+      await nextTurn();
+      if ((await this.#source.visitExportData(filter, after, PAGE, learn)) < PAGE) break;
     }
     return new Map(
       [...profiles.keys()].sort().map((formType) => [formType, profiles.get(formType)!.columns()]),
     );
   }
 
-  async *#pages(formType: string, filter: ExportFilter): AsyncGenerator<ExportRow[]> {
+  /** The form type's records converted a page at a time. */
+  async *#pages(formType: string, filter: ExportFilter, layout: ExportLayout) {
     let after = 0;
     for (;;) {
-      const page = await this.#source.exportPage(formType, filter, after, PAGE);
-      if (page.length === 0) return;
-      yield page;
-      after = page.at(-1)![8];
-      if (page.length < PAGE) return;
+      await nextTurn();
+      const cells = layout.newCells(PAGE);
+      let rowCount = 0;
+      const fill = (row: ExportRow) => {
+        layout.fill(cells, rowCount++, row);
+        after = row[8];
+      };
+      await this.#source.visitExportRows(formType, filter, after, PAGE, fill);
+      if (rowCount > 0) yield { cells, rowCount };
+      if (rowCount < PAGE) return;
     }
   }
 
@@ -72,13 +83,9 @@ export class ExportsService {
     const names = exportFileNames([...profile.keys()], extension);
     for (const [formType, dataColumns] of profile) {
       const layout = new ExportLayout(dataColumns);
-      const records = this.#pages(formType, filter);
-      async function* pages() {
-        for await (const page of records) yield { cells: layout.cells(page), rowCount: page.length };
-      }
       // Parquet pages are compressed already: the ZIP stores them as they are.
       const entry = zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
-      await writeFile(entry, layout.columns, pages());
+      await writeFile(entry, layout.columns, this.#pages(formType, filter, layout));
     }
     await zip.finalize();
   }
@@ -86,7 +93,7 @@ export class ExportsService {
   parquet(filter: ExportFilter, output: Writable): Promise<void> {
     return this.#zipPerFormType(filter, output, 'parquet', async (entry, columns, pages) => {
       const writer = await openParquetStream(columns, entry);
-      for await (const { cells, rowCount } of pages) await writer.writeRowGroup(cells, rowCount);
+      for await (const { cells, rowCount } of pages) await writer.append(cells, rowCount);
       await writer.close();
     });
   }

@@ -5,6 +5,7 @@ import {
   CONFLICT_COLUMNS,
   conflictValues,
   EXPORT_COLUMNS,
+  type ExportDataRow,
   type ExportFilter,
   type ExportRow,
   type PullPage,
@@ -262,11 +263,12 @@ export class PostgresSyncStore implements SyncStore {
     });
   }
 
-  async exportDataPage(
+  async visitExportData(
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<[version: number, formType: string, data: string][]> {
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number> {
     const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
     let where = 'version > $1';
     if (!filter.includeDeleted) where += ' and not deleted';
@@ -274,26 +276,29 @@ export class PostgresSyncStore implements SyncStore {
       params.push(filter.formTypes);
       where += ' and form_type = any($3::text[])';
     }
-    const rows = await this.#pool.query<[number, string, string]>({
+    const rows = await this.#pool.query<ExportDataRow>({
       text: `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
       values: params,
       rowMode: 'array',
     });
-    return rows.rows;
+    for (const row of rows.rows) visit(row);
+    return rows.rows.length;
   }
 
-  async exportPage(
+  async visitExportRows(
     formType: string,
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<ExportRow[]> {
+    visit: (row: ExportRow) => void,
+  ): Promise<number> {
     const rows = await this.#pool.query<ExportRow>({
       text: `select ${EXPORT_SELECT} from observations where form_type = $1 and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
       values: [formType, Math.max(afterVersion, filter.sinceVersion), limit],
       rowMode: 'array',
     });
-    return rows.rows;
+    for (const row of rows.rows) visit(row);
+    return rows.rows.length;
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {

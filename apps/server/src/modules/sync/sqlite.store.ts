@@ -7,6 +7,7 @@ import {
   CONFLICT_COLUMNS,
   conflictValues,
   EXPORT_COLUMNS,
+  type ExportDataRow,
   type ExportFilter,
   type ExportRow,
   type PullPage,
@@ -190,11 +191,12 @@ export class SqliteSyncStore implements SyncStore {
       .immediate();
   }
 
-  async exportDataPage(
+  async visitExportData(
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<[version: number, formType: string, data: string][]> {
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number> {
     await this.#idle();
     const { where, params } = exportWhere(filter, afterVersion);
     const sql = `select version, form_type, data from observations where ${where} order by version limit ?`;
@@ -203,20 +205,33 @@ export class SqliteSyncStore implements SyncStore {
       statement = this.#db.prepare(sql).raw();
       this.#exportData.set(sql, statement);
     }
-    return statement.all(...params, limit) as [number, string, string][];
+    let count = 0;
+    // Synchronous to the end: nothing else can use the connection while the statement is open.
+    for (const row of statement.iterate(...params, limit) as Iterable<ExportDataRow>) {
+      visit(row);
+      count++;
+    }
+    return count;
   }
 
-  async exportPage(
+  async visitExportRows(
     formType: string,
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<ExportRow[]> {
+    visit: (row: ExportRow) => void,
+  ): Promise<number> {
     await this.#idle();
     const statement = filter.includeDeleted
       ? this.#statements.exportPageAll
       : this.#statements.exportPageLive;
-    return statement.all(formType, Math.max(afterVersion, filter.sinceVersion), limit) as ExportRow[];
+    let count = 0;
+    const rows = statement.iterate(formType, Math.max(afterVersion, filter.sinceVersion), limit);
+    for (const row of rows as Iterable<ExportRow>) {
+      visit(row);
+      count++;
+    }
+    return count;
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {

@@ -142,22 +142,29 @@ export type ExportRow = [
 export const EXPORT_COLUMNS =
   'observation_id, form_type, form_version, data, created_at, updated_at, synced_at, deleted, version, geolocation';
 
+/** A record's version, form type and data: what an export reads first, to learn its columns. */
+export type ExportDataRow = [version: number, formType: string, data: string];
+
 /**
  * Reads records for exports, a page at a time in version order: first every selected record's
  * form type and data (to learn the form types and their columns), then each form type's records.
+ * Each call visits up to `limit` records with a version above `afterVersion`, calling `visit`
+ * synchronously for each as it is read (no page of rows is held), and returns how many it visited.
  */
 export interface RecordExportSource {
-  exportDataPage(
+  visitExportData(
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<[version: number, formType: string, data: string][]>;
-  exportPage(
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number>;
+  visitExportRows(
     formType: string,
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
-  ): Promise<ExportRow[]>;
+    visit: (row: ExportRow) => void,
+  ): Promise<number>;
 }
 
 /**
