@@ -1,5 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
+import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
 
 let t: TestApp;
@@ -54,5 +56,87 @@ describe('GET /sync/conflicts paging', () => {
         (c: { observation_id: string }) => c.observation_id,
       ),
     ).toEqual(['c-0', 'c-1', 'c-2']);
+  });
+});
+
+describe('pull pages written by the database', () => {
+  it('are byte for byte the JSON observationJson writes, whatever the strings hold', async () => {
+    const tricky = 'q"uote \\ back \u0001\u001f\u007f / é 😀 \u2028 tab\t nl\n';
+    const records = [
+      {
+        observation_id: `t-1 ${tricky}`,
+        form_type: `bytes ${tricky}`,
+        form_version: tricky,
+        created_at: '2025-01-01T00:00:00Z',
+        updated_at: '2025-01-02T00:00:00+02:00',
+        deleted: true,
+        geolocation: { latitude: 1.5, longitude: -2, accuracy: 3, altitude: 4 },
+        data: { [tricky]: [tricky, 1.25, null, { nested: true }] },
+      },
+      { observation_id: 't-2', form_type: `bytes ${tricky}`, data: {} },
+    ];
+    const pushed = await push(crypto.randomUUID(), records);
+    expect(pushed.body.success_count).toBe(2);
+    const after = pushed.body.current_version - 2;
+
+    const store = await SqliteSyncStore.open(t.ctx.orm);
+    const page = await store.pull({ afterVersion: after, formTypes: [`bytes ${tricky}`], limit: 10 });
+    const rows = (await t.ctx.orm.em
+      .getConnection()
+      .execute('select * from observations where version > ? order by version', [after])) as (Omit<
+      StoredRecord,
+      'deleted'
+    > & { deleted: number })[];
+    expect(rows).toHaveLength(2);
+    const expected = rows.map((r) => observationJson({ ...r, deleted: r.deleted === 1 })).join(',');
+    expect(page.recordsJson.toString()).toBe(expected);
+    expect(page).toMatchObject({ count: 2, lastVersion: after + 2, hasMore: false });
+    expect(JSON.parse(`[${expected}]`)[0]).toMatchObject({ ...records[0], data: records[0]!.data });
+  });
+});
+
+describe('pull responses without response validation (production)', () => {
+  it('send the page as written, with its byte length', async () => {
+    const prod = await createTestApp({ VALIDATE_RESPONSES: 'false' });
+    try {
+      const auth = `Bearer ${await prod.tokenFor('admin')}`;
+      const records = [
+        { observation_id: 'p-1', form_type: 'f', data: { text: 'ünïcode 😀' } },
+        { observation_id: 'p-2', form_type: 'f', data: { n: 2 }, deleted: true },
+      ];
+      await request(prod.app)
+        .post('/sync/push')
+        .set('authorization', auth)
+        .send({ transmission_id: crypto.randomUUID(), client_id: 'c', records })
+        .expect(200);
+      const first = await request(prod.app)
+        .post('/sync/pull?limit=1')
+        .set('authorization', auth)
+        .send({ client_id: 'c' })
+        .expect(200)
+        .expect('content-type', 'application/json; charset=utf-8');
+      expect(Number(first.headers['content-length'])).toBe(Buffer.byteLength(first.text));
+      expect(first.body).toMatchObject({
+        current_version: 2,
+        records: [{ observation_id: 'p-1', data: { text: 'ünïcode 😀' }, version: 1 }],
+        change_cutoff: 1,
+        has_more: true,
+        sync_format_version: '1.0',
+        next_page_token: expect.any(String),
+      });
+      const second = await request(prod.app)
+        .post(`/sync/pull?limit=5&page_token=${first.body.next_page_token}`)
+        .set('authorization', auth)
+        .send({ client_id: 'c' })
+        .expect(200);
+      expect(second.body).toMatchObject({
+        records: [{ observation_id: 'p-2', deleted: true, version: 2 }],
+        change_cutoff: 2,
+        has_more: false,
+      });
+      expect(second.body).not.toHaveProperty('next_page_token');
+    } finally {
+      await prod.close();
+    }
   });
 });

@@ -5,11 +5,12 @@ import type { Config } from '../../config.ts';
 import { HttpProblem, Unauthorized } from '../../http/errors.ts';
 import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
 import {
+  AccessTokenVerifier,
   hashRefreshToken,
   InvalidToken,
   newRefreshToken,
   signAccessToken,
-  verifyAccessToken,
+  type VerifiedAccessToken,
 } from '../../lib/tokens.ts';
 import { type Role, User, type UserEntity } from '../users/user.entity.ts';
 import { TtlCache } from './revocation-cache.ts';
@@ -46,9 +47,11 @@ export class AuthService {
   readonly #deps: AuthServiceDeps;
   readonly #users: TtlCache<UserState | null>;
   readonly #sessions: TtlCache<boolean>;
+  readonly #tokens: AccessTokenVerifier;
 
   constructor(deps: AuthServiceDeps) {
     this.#deps = deps;
+    this.#tokens = new AccessTokenVerifier(deps.secret);
     // Cache ages come from the same clock as token lifetimes, so tests can move time instead of sleeping.
     const now = () => deps.clock().getTime();
     this.#users = new TtlCache(deps.config.auth.revocationCacheMs, 10_000, now);
@@ -137,9 +140,9 @@ export class AuthService {
 
   /** Verifies an access token and checks it has not been revoked since it was issued. */
   async authenticate(token: string): Promise<Principal> {
-    let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
+    let claims: Readonly<VerifiedAccessToken>;
     try {
-      claims = await verifyAccessToken(token, this.#deps.secret, this.#now);
+      claims = await this.#tokens.verify(token, this.#now);
     } catch (err) {
       if (err instanceof InvalidToken && err.reason === 'expired')
         throw Unauthorized('The access token has expired', 'token_expired');

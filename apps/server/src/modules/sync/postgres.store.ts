@@ -8,6 +8,7 @@ import {
   type ExportDataRow,
   type ExportFilter,
   type ExportRow,
+  observationJson,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -18,6 +19,7 @@ import {
   type SyncStore,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
+import { Utf8Builder } from './utf8-builder.ts';
 
 type Row = Omit<StoredRecord, 'version'> & { version: string };
 type AttachmentDbRow = Omit<AttachmentRow, 'version' | 'size'> & { version: string; size: string };
@@ -157,8 +159,19 @@ export class PostgresSyncStore implements SyncStore {
       );
       await client.query('commit');
       const hasMore = rows.rows.length > query.limit;
-      const page = hasMore ? rows.rows.slice(0, query.limit) : rows.rows;
-      return { records: page.map(toRecord), currentVersion: Number(counter.rows[0]!.value), hasMore };
+      const page = (hasMore ? rows.rows.slice(0, query.limit) : rows.rows).map(toRecord);
+      const json = new Utf8Builder(page.reduce((n, r) => n + r.data.length + 400, 0));
+      page.forEach((record, i) => {
+        if (i > 0) json.add(',');
+        json.add(observationJson(record));
+      });
+      return {
+        recordsJson: json.bytes(),
+        count: page.length,
+        lastVersion: page.at(-1)?.version,
+        currentVersion: Number(counter.rows[0]!.value),
+        hasMore,
+      };
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       throw err;

@@ -20,12 +20,26 @@ import {
   type SyncStore,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
+import { Utf8Builder } from './utf8-builder.ts';
 
 type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
 type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
 const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({ ...row, deleted: row.deleted === 1 });
 
 const toRecord = (row: Row): StoredRecord => ({ ...row, deleted: row.deleted === 1 });
+/** A pulled record as `[version, JSON before data, data, JSON after data]`. */
+type PageRow = [number, string, string, string];
+
+/** `,"column":"value"`, or nothing when the column is null (json_quote(null) would give `null`). */
+const optionalString = (column: string) =>
+  `(case when ${column} is null then '' else ',"${column}":' || json_quote(${column}) end)`;
+/**
+ * A pulled record's JSON is written by SQLite around the stored `data` text, byte for byte what
+ * `observationJson` writes (json_quote escapes the valid UTF-8 text SQLite holds exactly as
+ * JSON.stringify does), so only three strings per record cross into JavaScript and none is parsed.
+ */
+const RECORD_JSON_HEAD = `'{"observation_id":' || json_quote(observation_id) || ',"form_type":' || json_quote(form_type) || ${optionalString('form_version')} || ',"data":'`;
+const RECORD_JSON_TAIL = `${optionalString('created_at')} || ${optionalString('updated_at')} || ',"synced_at":' || json_quote(synced_at) || ',"deleted":' || (case when deleted then 'true' else 'false' end) || ',"version":' || version || coalesce(',"geolocation":' || geolocation, '') || ',"hash":"' || hash || '","last_modified_by":' || json_quote(last_modified_by) || ',"origin_client_id":' || json_quote(origin_client_id) || '}'`;
 const ID_CHUNK = 500;
 
 /**
@@ -120,12 +134,33 @@ export class SqliteSyncStore implements SyncStore {
     const select = this.#selectPage(filter?.length ?? 0);
     const read = this.#db.transaction(() => {
       const currentVersion = (this.#statements.counter.get() as { value: number }).value;
-      const rows = select.all(query.afterVersion, ...(filter ?? []), query.limit + 1) as Row[];
+      const rows = select.all(query.afterVersion, ...(filter ?? []), query.limit + 1) as PageRow[];
       return { currentVersion, rows };
     });
     const { currentVersion, rows } = read.deferred();
     const hasMore = rows.length > query.limit;
-    return { records: (hasMore ? rows.slice(0, query.limit) : rows).map(toRecord), currentVersion, hasMore };
+    const count = hasMore ? query.limit : rows.length;
+    let capacity = 0;
+    let longest = 0;
+    for (let i = 0; i < count; i++) {
+      const [, head, data, tail] = rows[i]!;
+      capacity += head.length + data.length + tail.length + 1;
+      longest = Math.max(longest, data.length);
+    }
+    // Room for the worst case of the last string too, so ASCII pages never have to grow.
+    const json = new Utf8Builder(capacity + longest * 3);
+    for (let i = 0; i < count; i++) {
+      const [, head, data, tail] = rows[i]!;
+      if (i > 0) json.add(',');
+      json.add(head).add(data).add(tail);
+    }
+    return {
+      recordsJson: json.bytes(),
+      count,
+      lastVersion: count > 0 ? rows[count - 1]![0] : undefined,
+      currentVersion,
+      hasMore,
+    };
   }
 
   async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
@@ -269,9 +304,11 @@ export class SqliteSyncStore implements SyncStore {
     let statement = this.#pages.get(typeCount);
     if (!statement) {
       const typeFilter = typeCount > 0 ? ` and form_type in (${placeholders(typeCount)})` : '';
-      statement = this.#db.prepare(
-        `select ${RECORD_COLUMNS.join(', ')} from observations where version > ?${typeFilter} order by version limit ?`,
-      );
+      statement = this.#db
+        .prepare(
+          `select version, ${RECORD_JSON_HEAD}, data, ${RECORD_JSON_TAIL} from observations where version > ?${typeFilter} order by version limit ?`,
+        )
+        .raw();
       this.#pages.set(typeCount, statement);
     }
     return statement;

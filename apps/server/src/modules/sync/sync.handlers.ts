@@ -21,11 +21,20 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
     async syncPull(req, res) {
       const query = req.query as { limit?: string | number; schemaType?: string; page_token?: string };
       const params: PullParams = { ...query, limit: Number(query.limit ?? 50) };
-      const text = await sync.pull(req.body as PullBody, params);
-      // Pages are built as text (stored record data is spliced in without a parse/stringify round
-      // trip); when responses are validated (tests, development) they go through res.json instead.
-      if (ctx.config.validateResponses) res.status(200).json(JSON.parse(text));
-      else res.status(200).type('application/json').send(text);
+      const pieces = await sync.pull(req.body as PullBody, params);
+      // Pages are sent as the bytes the store wrote (no parse/stringify of every record); when
+      // responses are validated (tests, development) they go through res.json instead.
+      if (ctx.config.validateResponses) {
+        res.status(200).json(JSON.parse(Buffer.concat(pieces).toString()));
+        return;
+      }
+      res.status(200).type('application/json');
+      res.setHeader(
+        'Content-Length',
+        pieces.reduce((n, piece) => n + piece.length, 0),
+      );
+      for (const piece of pieces.slice(0, -1)) res.write(piece);
+      res.end(pieces.at(-1));
     },
     async listConflicts(req, res) {
       const { after = 0, limit = 50 } = req.query as { after?: number; limit?: number };

@@ -4,7 +4,13 @@ import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/erro
 import type { Principal } from '../auth/auth.service.ts';
 import { decodePageToken, encodePageToken } from './page-token.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
-import type { ConflictLog, RecordWrite, StoredRecord, SyncStore } from './sync.store.ts';
+import {
+  type ConflictLog,
+  observationJson,
+  type RecordWrite,
+  type StoredRecord,
+  type SyncStore,
+} from './sync.store.ts';
 
 /** Checks a record's data against the active app bundle's form schema (spec §4.2). */
 export interface FormSchemas {
@@ -34,19 +40,6 @@ export type PullParams = Omit<PullQuery, 'limit'> & { limit: number };
 
 export function toObservation(r: StoredRecord): Observation {
   return JSON.parse(observationJson(r)) as Observation;
-}
-
-/** The record's JSON, with its stored `data`/`geolocation` text spliced in unparsed. */
-export function observationJson(r: StoredRecord): string {
-  let out = `{"observation_id":${JSON.stringify(r.observation_id)},"form_type":${JSON.stringify(r.form_type)}`;
-  if (r.form_version !== null) out += `,"form_version":${JSON.stringify(r.form_version)}`;
-  out += `,"data":${r.data}`;
-  if (r.created_at !== null) out += `,"created_at":${JSON.stringify(r.created_at)}`;
-  if (r.updated_at !== null) out += `,"updated_at":${JSON.stringify(r.updated_at)}`;
-  out += `,"synced_at":${JSON.stringify(r.synced_at)},"deleted":${r.deleted},"version":${r.version}`;
-  if (r.geolocation !== null) out += `,"geolocation":${r.geolocation}`;
-  out += `,"hash":"${r.hash}","last_modified_by":${JSON.stringify(r.last_modified_by)},"origin_client_id":${JSON.stringify(r.origin_client_id)}}`;
-  return out;
 }
 
 /** An incoming record as a PushObservation (nulls left out). */
@@ -219,8 +212,11 @@ export class SyncService {
     return { response: outcome.response, replayed: outcome.kind === 'replay' };
   }
 
-  /** One page of changes after the cursor, and the cursor to continue from, as JSON text. */
-  async pull(body: PullBody, params: PullParams): Promise<string> {
+  /**
+   * One page of changes after the cursor, and the cursor to continue from: the response's JSON as
+   * UTF-8 pieces to send one after another (the records are spliced in as the store wrote them).
+   */
+  async pull(body: PullBody, params: PullParams): Promise<Buffer[]> {
     const types = [
       ...new Set([...(body.schema_types ?? []), ...(params.schemaType ? [params.schemaType] : [])]),
     ].sort();
@@ -239,17 +235,16 @@ export class SyncService {
       formTypes: types.length > 0 ? types : null,
       limit: params.limit,
     });
-    const last = page.records.at(-1);
-    const changeCutoff = page.hasMore && last ? last.version : page.currentVersion;
-    let out = `{"current_version":${page.currentVersion},"records":[`;
-    for (let i = 0; i < page.records.length; i++) {
-      if (i > 0) out += ',';
-      out += observationJson(page.records[i]!);
-    }
-    out += `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
-    if (page.hasMore) out += `,"next_page_token":"${encodePageToken(changeCutoff)}"`;
-    out += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
-    return out;
+    const changeCutoff =
+      page.hasMore && page.lastVersion !== undefined ? page.lastVersion : page.currentVersion;
+    let tail = `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
+    if (page.hasMore) tail += `,"next_page_token":"${encodePageToken(changeCutoff)}"`;
+    tail += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
+    return [
+      Buffer.from(`{"current_version":${page.currentVersion},"records":[`),
+      page.recordsJson,
+      Buffer.from(tail),
+    ];
   }
 
   async conflicts(after: number, limit: number): Promise<ConflictList> {

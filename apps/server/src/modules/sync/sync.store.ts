@@ -17,6 +17,19 @@ export interface StoredRecord {
   origin_client_id: string;
 }
 
+/** The record's JSON (an Observation), with its stored `data`/`geolocation` text spliced in unparsed. */
+export function observationJson(r: StoredRecord): string {
+  let out = `{"observation_id":${JSON.stringify(r.observation_id)},"form_type":${JSON.stringify(r.form_type)}`;
+  if (r.form_version !== null) out += `,"form_version":${JSON.stringify(r.form_version)}`;
+  out += `,"data":${r.data}`;
+  if (r.created_at !== null) out += `,"created_at":${JSON.stringify(r.created_at)}`;
+  if (r.updated_at !== null) out += `,"updated_at":${JSON.stringify(r.updated_at)}`;
+  out += `,"synced_at":${JSON.stringify(r.synced_at)},"deleted":${r.deleted},"version":${r.version}`;
+  if (r.geolocation !== null) out += `,"geolocation":${r.geolocation}`;
+  out += `,"hash":"${r.hash}","last_modified_by":${JSON.stringify(r.last_modified_by)},"origin_client_id":${JSON.stringify(r.origin_client_id)}}`;
+  return out;
+}
+
 export type RecordWrite = Omit<StoredRecord, 'version'>;
 
 export interface ConflictLog {
@@ -65,8 +78,13 @@ export interface PullQuery {
   limit: number;
 }
 
+/** One page of changes, its records already written as JSON (see `observationJson`). */
 export interface PullPage {
-  records: StoredRecord[];
+  /** The records as UTF-8 JSON objects separated by commas, in version order, without brackets. */
+  recordsJson: Buffer;
+  count: number;
+  /** The version of the page's last record (`undefined` for an empty page). */
+  lastVersion: number | undefined;
   currentVersion: number;
   hasMore: boolean;
 }
