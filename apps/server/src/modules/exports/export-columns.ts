@@ -1,5 +1,6 @@
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
 import type { ExportRow } from '../sync/sync.store.ts';
+import { kindOf, scanTopLevelKinds, type ValueKind } from './json-kinds.ts';
 
 /** The fixed columns every export file starts with (spec §7). */
 export const BASE_COLUMNS: ParquetColumn[] = [
@@ -14,8 +15,6 @@ export const BASE_COLUMNS: ParquetColumn[] = [
   { name: 'geolocation', type: 'UTF8', optional: true },
 ];
 
-type Kind = 'integer' | 'number' | 'boolean' | 'string' | 'json';
-
 /** A `data` key's column; `json`: every value is written as JSON text (mixed or nested values). */
 export interface DataColumn {
   key: string;
@@ -29,15 +28,21 @@ export interface DataColumn {
  * mixed, nested or only ever null → UTF8 holding JSON text.
  */
 export class DataProfile {
-  readonly #kinds = new Map<string, Kind | 'null'>();
+  readonly #kinds = new Map<string, ValueKind>();
+
+  readonly #note = (key: string, kind: ValueKind): void => {
+    const seen = this.#kinds.get(key);
+    if (seen === undefined || seen === 'null') this.#kinds.set(key, kind);
+    else if (kind !== 'null' && kind !== seen) this.#kinds.set(key, merge(seen, kind));
+  };
 
   add(data: Record<string, unknown>): void {
-    for (const key in data) {
-      const kind = kindOf(data[key]);
-      const seen = this.#kinds.get(key);
-      if (seen === undefined || seen === 'null') this.#kinds.set(key, kind);
-      else if (kind !== 'null' && kind !== seen) this.#kinds.set(key, merge(seen, kind));
-    }
+    for (const key in data) this.#note(key, kindOf(data[key]));
+  }
+
+  /** The same from a record's `data` text, read without parsing it into objects. */
+  addJson(text: string): void {
+    if (!scanTopLevelKinds(text, this.#note)) this.add(JSON.parse(text) as Record<string, unknown>);
   }
 
   columns(): DataColumn[] {
@@ -52,19 +57,11 @@ export class DataProfile {
   }
 }
 
-function kindOf(value: unknown): Kind | 'null' {
-  if (value === null || value === undefined) return 'null';
-  if (typeof value === 'number') return Number.isSafeInteger(value) ? 'integer' : 'number';
-  if (typeof value === 'boolean') return 'boolean';
-  if (typeof value === 'string') return 'string';
-  return 'json';
-}
-
-function merge(a: Kind, b: Kind): Kind {
+function merge(a: ValueKind, b: ValueKind): ValueKind {
   return (a === 'integer' || a === 'number') && (b === 'integer' || b === 'number') ? 'number' : 'json';
 }
 
-function typeFor(kind: Kind | 'null'): ParquetColumnType {
+function typeFor(kind: ValueKind): ParquetColumnType {
   switch (kind) {
     case 'integer':
       return 'INT64';

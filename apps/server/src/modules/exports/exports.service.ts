@@ -34,7 +34,7 @@ export class ExportsService {
         profile = new DataProfile();
         profiles.set(formType, profile);
       }
-      profile.add(JSON.parse(data) as Record<string, unknown>);
+      profile.addJson(data);
       after = version;
     };
     for (;;) {

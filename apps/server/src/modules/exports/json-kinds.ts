@@ -1,0 +1,123 @@
+/** What a top-level `data` value is, as far as choosing its export column's type goes. */
+export type ValueKind = 'integer' | 'number' | 'boolean' | 'string' | 'json' | 'null';
+
+export function kindOf(value: unknown): ValueKind {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'boolean') return 'boolean';
+  if (typeof value === 'string') return 'string';
+  return 'json';
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Calls `note(key, kind)` for each top-level member of the JSON object `text`, reading the text
+ * without building the object: learning an export's columns needs each value's kind, not the value
+ * (JSON.parse would allocate every string of every record). Gives the kinds JSON.parse then
+ * `kindOf` would. Returns false, possibly after some notes, when `text` is not a JSON object it
+ * can read (the caller then parses it).
+ */
+export function scanTopLevelKinds(text: string, note: (key: string, kind: ValueKind) => void): boolean {
+  let i = skipSpace(text, 0);
+  if (text.charCodeAt(i) !== OPEN_BRACE) return false;
+  i = skipSpace(text, i + 1);
+  if (text.charCodeAt(i) === CLOSE_BRACE) return true;
+  for (;;) {
+    if (text.charCodeAt(i) !== QUOTE) return false;
+    const keyEnd = stringEnd(text, i);
+    if (keyEnd < 0) return false;
+    let key = text.slice(i + 1, keyEnd - 1);
+    if (key.includes('\\')) key = JSON.parse(text.slice(i, keyEnd)) as string;
+    i = skipSpace(text, keyEnd);
+    if (text.charCodeAt(i) !== COLON) return false;
+    i = skipSpace(text, i + 1);
+    let end: number;
+    let kind: ValueKind;
+    switch (text.charCodeAt(i)) {
+      case QUOTE:
+        end = stringEnd(text, i);
+        kind = 'string';
+        break;
+      case OPEN_BRACE:
+      case OPEN_BRACKET:
+        end = compositeEnd(text, i);
+        kind = 'json';
+        break;
+      case 0x74: // t
+        end = text.startsWith('true', i) ? i + 4 : -1;
+        kind = 'boolean';
+        break;
+      case 0x66: // f
+        end = text.startsWith('false', i) ? i + 5 : -1;
+        kind = 'boolean';
+        break;
+      case 0x6e: // n
+        end = text.startsWith('null', i) ? i + 4 : -1;
+        kind = 'null';
+        break;
+      default: {
+        end = i;
+        while (end < text.length && isNumberCharacter(text.charCodeAt(end))) end++;
+        const value = end > i ? Number(text.slice(i, end)) : Number.NaN;
+        if (Number.isNaN(value)) return false;
+        kind = Number.isSafeInteger(value) ? 'integer' : 'number';
+      }
+    }
+    if (end < 0) return false;
+    note(key, kind);
+    i = skipSpace(text, end);
+    const next = text.charCodeAt(i);
+    if (next === CLOSE_BRACE) return true;
+    if (next !== COMMA) return false;
+    i = skipSpace(text, i + 1);
+  }
+}
+
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+    i++;
+  }
+}
+
+/** The index after the closing quote of the string whose opening quote is at `start`, or -1. */
+function stringEnd(text: string, start: number): number {
+  let from = start + 1;
+  for (;;) {
+    const quote = text.indexOf('"', from);
+    if (quote < 0) return -1;
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    from = quote + 1;
+  }
+}
+
+/** The index after the object or array starting at `start`, or -1. */
+function compositeEnd(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = stringEnd(text, i);
+      if (end < 0) return -1;
+      i = end - 1;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
+/** - + . 0-9 e E */
+function isNumberCharacter(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
+}
