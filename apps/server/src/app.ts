@@ -1,7 +1,5 @@
-import { specPath } from '@synk/contract';
 import cors from 'cors';
 import express, { type Express } from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
 import type { AppContext } from './app-context.ts';
 import { apiVersionNegotiation } from './http/api-version.ts';
 import { authenticate } from './http/authenticate.ts';
@@ -11,6 +9,7 @@ import { resolveOperations } from './http/operations.ts';
 import { problemHandler } from './http/problem.ts';
 import { ormRequestContext, requestLogging } from './http/request-context.ts';
 import { type Route, registerRoutes } from './http/routes.ts';
+import { openApiValidator } from './http/validator.ts';
 import { attachmentUpload } from './modules/attachments/attachments.handlers.ts';
 import { attachmentsRoutes } from './modules/attachments/attachments.routes.ts';
 import { authRoutes } from './modules/auth/auth.routes.ts';
@@ -92,23 +91,13 @@ export function createApp(ctx: AppContext): Express {
     }),
   );
   app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx), pushAppBundle: bundleUpload(ctx) }));
-  app.use(
-    OpenApiValidator.middleware({
-      apiSpec: specPath,
-      validateApiSpec: true,
-      validateRequests: { allowUnknownQueryParameters: true },
-      validateResponses: ctx.config.validateResponses,
-      // Route resolution and authentication already ran (operations.ts, authenticate.ts), before the body was read.
-      validateSecurity: false,
-      ignoreUndocumented: false,
-      // Multipart bodies are streamed by their own handlers (attachments, bundles), never buffered by multer.
-      fileUploader: false,
-    }),
-  );
-  app.use(ormRequestContext(ctx.orm));
+  app.use(openApiValidator(ctx.config.validateResponses));
+  const routes = allRoutes(ctx);
+  const withoutOrm = new Set(routes.filter((r) => r.ormContext === false).map((r) => r.operationId));
+  app.use(ormRequestContext(ctx.orm, withoutOrm));
 
   const router = express.Router();
-  registerRoutes(router, allRoutes(ctx));
+  registerRoutes(router, routes);
   app.use(router);
 
   app.use((_req, _res, next) => next(NotFound('No such route')));

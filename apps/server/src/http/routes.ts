@@ -13,6 +13,8 @@ export interface Route {
   /** The path exactly as written in openapi.yaml, with `{param}` placeholders. */
   path: string;
   handler: Handler;
+  /** `false`: the handler never uses the ORM (the sync store has its own connection), so no EntityManager is forked for it. */
+  ormContext?: false;
 }
 
 /** `/users/{username}` → `/users/:username` (Express 5 / path-to-regexp 8 syntax). */

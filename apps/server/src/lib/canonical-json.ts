@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** Canonical JSON (sorted keys, no whitespace) lives with the bundle rules, which need it too. */
 export { canonicalJson } from '@synk/bundle-rules';
 
+/** One-shot: no Hash object per call (a push hashes every record). */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -13,7 +13,7 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
         principalOf(res),
         req.body as PushBody,
         req.header('idempotency-key'),
-        createHash('sha256').update(rawBody).digest('hex'),
+        hash('sha256', rawBody, 'hex'),
       );
       if (replayed) res.setHeader('Idempotent-Replayed', 'true');
       sendJson(res, 'syncPush', 200, response);

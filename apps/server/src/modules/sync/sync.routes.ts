@@ -4,9 +4,16 @@ import { syncHandlers } from './sync.handlers.ts';
 
 export function syncRoutes(ctx: AppContext): Route[] {
   const h = syncHandlers(ctx);
+  // Served by the sync store on its own connection: no ORM context needed.
   return [
-    { operationId: 'syncPull', method: 'post', path: '/sync/pull', handler: h.syncPull },
-    { operationId: 'syncPush', method: 'post', path: '/sync/push', handler: h.syncPush },
-    { operationId: 'listConflicts', method: 'get', path: '/sync/conflicts', handler: h.listConflicts },
+    { operationId: 'syncPull', method: 'post', path: '/sync/pull', handler: h.syncPull, ormContext: false },
+    { operationId: 'syncPush', method: 'post', path: '/sync/push', handler: h.syncPush, ormContext: false },
+    {
+      operationId: 'listConflicts',
+      method: 'get',
+      path: '/sync/conflicts',
+      handler: h.listConflicts,
+      ormContext: false,
+    },
   ];
 }
