@@ -36,6 +36,21 @@ describe('content hash', () => {
     );
     expect(result.record.hash).toBe(expected);
     expect(result.record.dataJson).toBe('{"a":"ü","b":[1,2]}');
+
+    const geolocation = {
+      altitude_accuracy: 0.5,
+      longitude: -0,
+      altitude: -12.25,
+      latitude: 1e-7,
+      accuracy: 1e21,
+    };
+    const located = validateRecord({ ...raw, form_version: null, deleted: false, geolocation });
+    if (!('record' in located)) throw new Error('expected a valid record');
+    expect(located.record.hash).toBe(
+      sha256Hex(
+        canonicalJson({ form_type: 'f', form_version: null, data: raw.data, deleted: false, geolocation }),
+      ),
+    );
   });
 
   it('ignores key order and timestamps, but not content', () => {

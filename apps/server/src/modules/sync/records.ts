@@ -101,6 +101,16 @@ function checkGeolocation(errors: FieldError[], value: unknown): Geolocation | n
   return geo;
 }
 
+/** The canonical JSON of a checked geolocation: its keys are known, so they are written in order. */
+function canonicalGeolocation(geo: Geolocation | null): string {
+  if (geo === null) return 'null';
+  // Checked numbers are finite, and a finite number's template text is its JSON text.
+  let out = `{"accuracy":${geo.accuracy}`;
+  if (geo.altitude !== undefined) out += `,"altitude":${geo.altitude}`;
+  if (geo.altitude_accuracy !== undefined) out += `,"altitude_accuracy":${geo.altitude_accuracy}`;
+  return `${out},"latitude":${geo.latitude},"longitude":${geo.longitude}}`;
+}
+
 /**
  * sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}, written
  * out directly (keys already in sorted order) around the record's canonical data text.
@@ -110,7 +120,7 @@ export function contentHash(
   dataJson: string,
 ): string {
   return sha256Hex(
-    `{"data":${dataJson},"deleted":${record.deleted},"form_type":${JSON.stringify(record.form_type)},"form_version":${JSON.stringify(record.form_version)},"geolocation":${canonicalJson(record.geolocation)}}`,
+    `{"data":${dataJson},"deleted":${record.deleted},"form_type":${JSON.stringify(record.form_type)},"form_version":${JSON.stringify(record.form_version)},"geolocation":${canonicalGeolocation(record.geolocation)}}`,
   );
 }
 
