@@ -4,6 +4,7 @@ import type { AppContext } from './app-context.ts';
 import { apiVersionNegotiation } from './http/api-version.ts';
 import { authenticate } from './http/authenticate.ts';
 import { NotFound } from './http/errors.ts';
+import { jsonBody } from './http/json-body.ts';
 import { multipartUploads } from './http/multipart.ts';
 import { resolveOperations } from './http/operations.ts';
 import { problemHandler } from './http/problem.ts';
@@ -80,16 +81,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(foldBundleDownloadPath);
   app.use(resolveOperations(ctx.spec));
   app.use(authenticate(ctx.services.auth));
-  app.use(
-    express.json({
-      limit: ctx.config.limits.jsonBodyBytes,
-      type: ['application/json', 'application/*+json'],
-      // Kept for fingerprinting (push idempotency) without re-serialising the parsed body.
-      verify: (req, _res, buf) => {
-        (req as { rawBody?: Buffer }).rawBody = buf;
-      },
-    }),
-  );
+  app.use(jsonBody(ctx.config.limits.jsonBodyBytes));
   app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx), pushAppBundle: bundleUpload(ctx) }));
   app.use(openApiValidator(ctx.config.validateResponses));
   const routes = allRoutes(ctx);

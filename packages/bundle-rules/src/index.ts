@@ -1,3 +1,4 @@
+import { parseJson } from '@synk/json';
 import { Ajv } from 'ajv';
 /** One problem found in a bundle (the shape of a problem+json `errors[]` item). */
 export interface ProblemItem {
@@ -70,7 +71,10 @@ function sortedForJson(value: unknown): unknown {
     const item = object[key];
     const sorted = sortedForJson(item);
     if (sorted === UNSUPPORTED) return UNSUPPORTED;
-    if (sorted !== item) (changed ??= new Map()).set(key, sorted);
+    if (sorted !== item) {
+      changed ??= new Map();
+      changed.set(key, sorted);
+    }
   }
   if (inOrder && !changed) return value;
   const copy: Record<string, unknown> = {};
@@ -196,7 +200,7 @@ export function parseJsonObject(
 ): Record<string, unknown> | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch (err) {
     errors.push({ path, message: `is not valid JSON: ${(err as Error).message}`, code: 'invalid_json' });
     return undefined;

@@ -1,3 +1,4 @@
+import { parseJson } from '@synk/json';
 import type { SyncStorage } from './storage.ts';
 
 const STORE = 'kv';
@@ -35,7 +36,7 @@ export class IndexedDBStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = await this.#run<string | undefined>('readonly', (store) => store.get(key));
-    return text === undefined ? undefined : (JSON.parse(text) as T);
+    return text === undefined ? undefined : (parseJson(text) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {

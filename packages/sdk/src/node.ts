@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { parseJson } from '@synk/json';
 import type { SyncStorage } from './storage.ts';
 
 /**
@@ -23,7 +24,7 @@ export class FileStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     try {
-      return JSON.parse(await readFile(this.#file(key), 'utf8')) as T;
+      return parseJson(await readFile(this.#file(key), 'utf8')) as T;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -1,3 +1,5 @@
+import { parseJson } from '@synk/json';
+
 /**
  * Where the SDK keeps what must survive a restart: tokens, the pull cursor, the outbox. One small
  * async key/value interface, so an adapter for any platform (React Native AsyncStorage, SQLite,
@@ -15,7 +17,7 @@ export class MemoryStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = this.#values.get(key);
-    return text === undefined ? undefined : (JSON.parse(text) as T);
+    return text === undefined ? undefined : (parseJson(text) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {
@@ -42,7 +44,7 @@ export class WebStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = this.#storage.getItem(this.#prefix + key);
-    return text === null ? undefined : (JSON.parse(text) as T);
+    return text === null ? undefined : (parseJson(text) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {

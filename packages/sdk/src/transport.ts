@@ -1,3 +1,4 @@
+import { parseJson } from '@synk/json';
 import { NetworkError } from './errors.ts';
 
 export interface RetryOptions {
@@ -38,6 +39,15 @@ export function isRetryable(request: Request): boolean {
     request.method === 'POST' &&
     (READ_ONLY_POSTS.some((p) => path.endsWith(p)) || path.endsWith('/sync/push'))
   );
+}
+
+/**
+ * Responses read their JSON with `parseJson`: V8's own parser can decode an escaped object key
+ * wrongly (nodejs/node#63785), and pulled records may use any text as a key in `data`.
+ */
+function withSafeJson(response: Response): Response {
+  response.json = async () => parseJson(await response.text());
+  return response;
 }
 
 function retryAfterMs(response: Response): number | undefined {
@@ -88,14 +98,14 @@ export function createTransport(options: TransportOptions): (request: Request) =
           attempt -= 1; // a refresh is not a retry
           continue;
         }
-        return response;
+        return withSafeJson(response);
       }
       const transient = response.status === 408 || response.status === 429 || response.status >= 500;
       if (transient && retryable && attempt < options.retry.retries) {
         await sleep(retryAfterMs(response) ?? backoff(attempt));
         continue;
       }
-      return response;
+      return withSafeJson(response);
     }
   };
 }

@@ -10,7 +10,12 @@ import { MemoryStorage, type SyncStorage } from '../src/storage.ts';
 // No request is made by saving and reading the outbox; the address is never contacted.
 const offline = (storage: SyncStorage) => createClient({ baseUrl: 'http://127.0.0.1:9', storage });
 const fileStorage = () => new FileStorage(mkdtempSync(path.join(tmpdir(), 'synk-outbox-')));
-const record = (id: string, n = 0) => ({ observation_id: id, form_type: 'visit', data: { n }, deleted: false });
+const record = (id: string, n = 0) => ({
+  observation_id: id,
+  form_type: 'visit',
+  data: { n },
+  deleted: false,
+});
 
 /** Counts the bytes each `set` writes. */
 class MeteredStorage extends MemoryStorage {

@@ -47,6 +47,20 @@ beforeAll(() => {
     installed,
     '--strip-components=1',
   ]);
+  // The SDK's own published dependency from this repository, packed the same way.
+  const jsonDir = path.resolve(packageDir, '..', 'json');
+  const jsonPacked = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: jsonDir, encoding: 'utf8' }),
+  ) as { filename: string }[];
+  const jsonInstalled = path.join(consumer, 'node_modules', '@synk', 'json');
+  mkdirSync(jsonInstalled, { recursive: true });
+  execFileSync('tar', [
+    '-xzf',
+    path.join(work, jsonPacked[0]!.filename),
+    '-C',
+    jsonInstalled,
+    '--strip-components=1',
+  ]);
   const openapiFetch = dependencyDir('openapi-fetch');
   symlinkSync(openapiFetch, path.join(consumer, 'node_modules', 'openapi-fetch'));
   symlinkSync(
@@ -68,7 +82,9 @@ describe('the published package', () => {
     const installed = path.join(consumer, 'node_modules', '@synk', 'sdk', 'dist');
     for (const file of readdirSync(installed, { recursive: true }) as string[]) {
       if (!file.endsWith('.d.ts') && !file.endsWith('.js')) continue;
-      expect(readFileSync(path.join(installed, file), 'utf8'), file).not.toMatch(/['"]@synk\/(?!sdk)/);
+      expect(readFileSync(path.join(installed, file), 'utf8'), file).not.toMatch(
+        /['"]@synk\/(?!sdk|json['"])/,
+      );
     }
   });
 

@@ -214,3 +214,31 @@ describe('GET /dataexport/csv', () => {
     expect(lines[3]).toBe('');
   });
 });
+
+describe('keys written with escapes (nodejs/node#63785)', () => {
+  it('export them exactly, also after a key that trips V8’s parser', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    // Each record's data is parsed on its own while exporting; `!` sorts first, keeping the trigger's shape.
+    const sent = [
+      { '!': [1], '\\': 0 },
+      { '!': 2, '"': 'quote' },
+    ];
+    for (const [i, data] of sent.entries()) {
+      const res = await push(target, writer.token, [
+        { observation_id: `esc-${i}`, form_type: 'escaped-keys', data },
+      ]);
+      expect(res.status).toBe(200);
+    }
+    const files = await unzip(await fetchExport('parquet', '?form_type=escaped-keys'));
+    const { columns, rows } = await readParquet(files.get('escaped-keys.parquet')!);
+    expect(columns.map((c) => c.name).filter((n) => n.startsWith('data_'))).toEqual([
+      'data_!',
+      'data_"',
+      'data_\\',
+    ]);
+    expect(rows.map((r) => [r['data_!'], r['data_"'], r['data_\\']])).toEqual([
+      ['[1]', null, 0n],
+      ['2', 'quote', null],
+    ]);
+  });
+});

@@ -192,6 +192,25 @@ describe('SDK against the real server', () => {
     expect(report).toMatchObject({ pushed: 1, failed: 0 });
   });
 
+  it('round-trips data keys written with escapes through its storage, the server and a pull (nodejs/node#63785)', async () => {
+    const storage = new FileStorage(mkdtempSync(path.join(tmpdir(), 'synk-sdk-keys-')));
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, storage });
+    await client.auth.login();
+    // `!` sorts before the escaped keys, so the trigger's shape survives the server's key order.
+    const sent = [
+      { '!': [], '\\': 0 },
+      { '!': 1, '"': 2 },
+    ];
+    for (const [i, data] of sent.entries()) {
+      await client.records.save({ observation_id: `sdk-escaped-${i}`, form_type: 'sdk-escaped', data });
+      expect((await client.records.pending()).at(-1)?.data).toEqual(data); // read back from the file
+      expect(await client.push()).toMatchObject({ pushed: 1, failed: 0 });
+    }
+    // One record per page: each page is a separate parse, as the trigger needs.
+    const pulled = await client.pullAll({ schemaTypes: ['sdk-escaped'], since: 0, limit: 1 });
+    expect(pulled.map((r) => r.data)).toEqual(sent);
+  });
+
   it('dead-letters records the server refuses, reports conflicts, and emits events', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();

@@ -85,6 +85,24 @@ describe('push then pull', () => {
     });
   });
 
+  it('keeps data keys written with escapes exactly, also after a key that trips V8 (nodejs/node#63785)', async () => {
+    // The first record's `\\` key puts V8's key cache into the state where, in a later parse, the
+    // key `"\""` of an object shaped like it would decode as `\`. Separate requests, separate parses.
+    const victims = [
+      { h: 1, '"': 2 },
+      { h: 1, '"': 2, 'line\nbreak': 3, 'tab\there': 4, 'back\\slash': 5, '\u0000': 6, é: 7 },
+    ];
+    const sent = [{ h: [], '\\': 0 }, ...victims];
+    for (const [i, data] of sent.entries()) {
+      const res = await push(target, writer.token, [
+        record({ observation_id: `escaped-keys-${i}`, form_type: 'escaped', data }),
+      ]);
+      expect(res.body).toMatchObject({ success_count: 1, failed_records: [] });
+    }
+    const pulled = await pullAll(target, reader.token, 0, { schema_types: ['escaped'] });
+    expect(pulled.records.map((r) => r.data)).toEqual(sent);
+  });
+
   it('`records: []` is fine', async () => {
     const res = await push(target, writer.token, []);
     expect(res.status).toBe(200);

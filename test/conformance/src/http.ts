@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { specPath } from '@synk/contract';
+import { parseJson } from '@synk/json';
 import { createClient, type SyncClient } from '@synk/sdk';
 import { parse } from 'yaml';
 import type { Target } from './harness.ts';
@@ -124,7 +125,7 @@ export async function call<T = any>(
   });
   const text = await raw.text();
   let body: unknown = text;
-  if (/json/.test(raw.headers.get('content-type') ?? '') && text) body = JSON.parse(text);
+  if (/json/.test(raw.headers.get('content-type') ?? '') && text) body = parseJson(text);
   return { status: raw.status, headers: raw.headers, body: body as T, raw };
 }
 export async function login(target: Target, username: string, password: string) {

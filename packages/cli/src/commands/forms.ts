@@ -11,6 +11,7 @@ import {
   rendererReferences,
   unsafeNameProblem,
 } from '@synk/bundle-rules';
+import { parseJson } from '@synk/json';
 import { ApiError, type SyncClient } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
@@ -28,7 +29,7 @@ async function bundleJson(client: SyncClient, file: string): Promise<unknown> {
     parseAs: 'text',
   });
   if (!res.response.ok) throw new ApiError(res.response.status, undefined);
-  return JSON.parse(res.data as unknown as string);
+  return parseJson(res.data as unknown as string);
 }
 
 export function registerForms(program: Command): void {

@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { parseJson } from '@synk/json';
 import type { Command } from 'commander';
 import { CliError, context, ok, output } from '../cli.ts';
 
@@ -24,7 +25,7 @@ export function registerRecords(program: Command): void {
     .description('push the records of a JSON file (an array, or {records: [...]})')
     .action(async (file: string) => {
       const { client } = await context();
-      const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+      const parsed = parseJson(await readFile(file, 'utf8')) as unknown;
       const list = Array.isArray(parsed) ? parsed : (parsed as { records?: unknown[] }).records;
       if (!Array.isArray(list)) throw new CliError(`${file} holds no array of records`);
       let success = 0;

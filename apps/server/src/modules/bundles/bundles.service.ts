@@ -14,6 +14,7 @@ import {
   unsafeNameProblem,
 } from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
+import { parseJson } from '@synk/json';
 import type { ValidateFunction } from 'ajv';
 import mime from 'mime-types';
 import type { Config } from '../../config.ts';
@@ -172,8 +173,8 @@ export class BundlesService implements FormSchemas {
       if (!match) continue;
       const dir = path.join(this.#versionDir(version), 'forms', match[1]!);
       forms.set(match[1]!, {
-        schema: JSON.parse(await readFile(path.join(dir, 'schema.json'), 'utf8')) as Record<string, unknown>,
-        ui: JSON.parse(await readFile(path.join(dir, 'ui.json'), 'utf8')) as Record<string, unknown>,
+        schema: parseJson(await readFile(path.join(dir, 'schema.json'), 'utf8')) as Record<string, unknown>,
+        ui: parseJson(await readFile(path.join(dir, 'ui.json'), 'utf8')) as Record<string, unknown>,
       });
     }
     return forms;

@@ -1,3 +1,4 @@
+import { parseJson } from '@synk/json';
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
 import type { ExportRow } from '../sync/sync.store.ts';
 import { kindOf, scanTopLevelKinds, type ValueKind } from './json-kinds.ts';
@@ -42,7 +43,7 @@ export class DataProfile {
 
   /** The same from a record's `data` text, read without parsing it into objects. */
   addJson(text: string): void {
-    if (!scanTopLevelKinds(text, this.#note)) this.add(JSON.parse(text) as Record<string, unknown>);
+    if (!scanTopLevelKinds(text, this.#note)) this.add(parseJson(text) as Record<string, unknown>);
   }
 
   columns(): DataColumn[] {
@@ -101,7 +102,7 @@ export class ExportLayout {
   fill(cells: unknown[][], i: number, row: ExportRow): void {
     for (let c = 0; c < BASE_CELLS.length; c++) cells[c]![i] = row[BASE_CELLS[c]!];
     cells[DELETED]![i] = row[7] === 1;
-    const data = JSON.parse(row[3]) as Record<string, unknown>;
+    const data = parseJson(row[3]) as Record<string, unknown>;
     for (const key in data) {
       const c = this.#index.get(key);
       const value = data[key];

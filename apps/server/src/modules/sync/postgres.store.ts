@@ -1,3 +1,4 @@
+import { parseJson } from '@synk/json';
 import pg from 'pg';
 import {
   type AttachmentPutOutcome,
@@ -85,7 +86,7 @@ export class PostgresSyncStore implements SyncStore {
       if (previous && Number(previous.expires_at) > request.nowMs) {
         await client.query('rollback');
         return previous.body_hash === request.bodyHash
-          ? { kind: 'replay', response: JSON.parse(previous.response) as Response }
+          ? { kind: 'replay', response: parseJson(previous.response) as Response }
           : { kind: 'mismatch' };
       }
       if (previous) {

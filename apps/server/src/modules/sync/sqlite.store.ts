@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { SqliteConnection } from '@mikro-orm/sqlite';
+import { parseJson } from '@synk/json';
 import type Database from 'better-sqlite3';
 import {
   type AttachmentPutOutcome,
@@ -76,7 +77,7 @@ export class SqliteSyncStore implements SyncStore {
         | undefined;
       if (seen && seen.expires_at > request.nowMs) {
         return seen.body_hash === request.bodyHash
-          ? { kind: 'replay', response: JSON.parse(seen.response) as Response }
+          ? { kind: 'replay', response: parseJson(seen.response) as Response }
           : { kind: 'mismatch' };
       }
       if (seen) s.forgetTransmission.run(request.clientId, request.transmissionId);

@@ -1,4 +1,5 @@
 import type { components, operations } from '@synk/contract';
+import { parseJson } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import type { Principal } from '../auth/auth.service.ts';
@@ -39,7 +40,7 @@ type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
 export type PullParams = Omit<PullQuery, 'limit'> & { limit: number };
 
 export function toObservation(r: StoredRecord): Observation {
-  return JSON.parse(observationJson(r)) as Observation;
+  return parseJson(observationJson(r)) as Observation;
 }
 
 /** An incoming record as a PushObservation (nulls left out). */
@@ -255,8 +256,8 @@ export class SyncService {
       conflicts: page.map((c) => ({
         ...c,
         policy: c.policy as 'last-write-wins' | 'reject',
-        incoming: JSON.parse(c.incoming) as Schemas['PushObservation'],
-        server: toObservation(JSON.parse(c.server) as StoredRecord),
+        incoming: parseJson(c.incoming) as Schemas['PushObservation'],
+        server: toObservation(parseJson(c.server) as StoredRecord),
       })),
       has_more: hasMore,
       ...(hasMore && page.length > 0 ? { next_after: page.at(-1)!.id } : {}),
