@@ -6,7 +6,8 @@ import http from 'node:http';
  */
 export function jsonClient(baseUrl: string, headers: Record<string, string> = {}, maxSockets = 16) {
   const url = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  // Every simulated device keeps its connection between requests, as a real one would.
+  const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   /** The response body as bytes, undecoded. */
   const postBytes = (path: string, body: string): Promise<{ status: number; body: Buffer }> =>
     new Promise((resolve, reject) => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { jsonClient } from './http-client.ts';
 import { adminToken } from './spawn-server.ts';
 
@@ -16,17 +17,26 @@ export interface DeviceResult {
   records: number;
 }
 
+export interface DeviceOptions {
+  rounds: number;
+  /** Records pushed per sync. */
+  batch: number;
+  /** Observation ids are drawn from this many, so later pushes update earlier records. */
+  ids: number;
+  /** Pause before each sync, drawn uniformly from [min, max] ms (the first from [0, max], to stagger starts). */
+  pauseMs?: [min: number, max: number];
+  /** Pull pages per sync at most (the rest waits for the next sync). */
+  maxPages?: number;
+}
+
 /**
  * One simulated device: `rounds` times, push `batch` records, then pull every change since its
- * cursor (spec loop), timing each request.
+ * cursor (spec loop, pages of 200), timing each request.
  */
 export async function device(
   client: ReturnType<typeof jsonClient>,
   id: number,
-  rounds: number,
-  batch: number,
-  ids: number,
-  thinkMs = 0,
+  { rounds, batch, ids, pauseMs = [0, 0], maxPages = 20 }: DeviceOptions,
 ): Promise<DeviceResult> {
   const result: DeviceResult = { latencies: [], errors: 0, errorKinds: [], records: 0 };
   let cursor = 0;
@@ -47,8 +57,9 @@ export async function device(
     }
   };
   for (let round = 0; round < rounds; round++) {
-    // Devices do not all start at the same instant, and pause between syncs.
-    if (thinkMs > 0) await new Promise((r) => setTimeout(r, Math.random() * thinkMs));
+    const [min, max] = pauseMs;
+    const pause = round === 0 ? Math.random() * max : min + Math.random() * (max - min);
+    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     const records = Array.from({ length: batch }, (_, i) => ({
       observation_id: `dev-${(id * 7919 + round * 104729 + i) % ids}`,
       form_type: 'load',
@@ -59,7 +70,7 @@ export async function device(
       JSON.stringify({ transmission_id: randomUUID(), client_id: `device-${id}`, records }),
     );
     if (pushed) result.records += batch;
-    for (let page = 0; page < 20; page++) {
+    for (let page = 0; page < maxPages; page++) {
       const pulled = await timed(
         '/sync/pull?limit=200',
         JSON.stringify({ client_id: `device-${id}`, since: { version: cursor } }),
@@ -71,6 +82,16 @@ export async function device(
     }
   }
   return result;
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux; NaN elsewhere). */
+export function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export function percentile(sorted: number[], p: number): number {

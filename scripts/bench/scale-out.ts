@@ -25,7 +25,9 @@ async function measure(processes: number): Promise<{ rate: number; errors: numbe
   );
   const start = performance.now();
   const results = await Promise.all(
-    Array.from({ length: CLIENTS }, (_, c) => device(clients[c % clients.length]!, c, ROUNDS, 50, 20_000)),
+    Array.from({ length: CLIENTS }, (_, c) =>
+      device(clients[c % clients.length]!, c, { rounds: ROUNDS, batch: 50, ids: 20_000 }),
+    ),
   );
   const seconds = (performance.now() - start) / 1000;
   for (const c of clients) c.close();
