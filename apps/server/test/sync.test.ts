@@ -2,6 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
+import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
 
 let t: TestApp;
@@ -138,5 +139,23 @@ describe('pull responses without response validation (production)', () => {
     } finally {
       await prod.close();
     }
+  });
+});
+
+describe('Utf8Builder', () => {
+  it('grows past its expected size and writes exactly what Buffer.from would', () => {
+    const pieces = [
+      '{"a":',
+      '"ü😀\u2028"',
+      ',',
+      'x'.repeat(100),
+      '"ǅ€"',
+      ...Array.from({ length: 50 }, (_, i) => `é${i}😀`),
+    ];
+    const builder = new Utf8Builder(4);
+    for (const piece of pieces) builder.add(piece);
+    const expected = Buffer.from(pieces.join(''));
+    expect(builder.length).toBe(expected.length);
+    expect(builder.bytes().equals(expected)).toBe(true);
   });
 });
