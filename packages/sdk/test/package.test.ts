@@ -28,39 +28,23 @@ let work: string;
 let consumer: string;
 let files: string[];
 
+/** `npm pack`s a workspace package and unpacks it into the consumer's node_modules; returns its file list. */
+function packInto(dir: string, name: string): string[] {
+  const [packed] = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: dir, encoding: 'utf8' }),
+  ) as { filename: string; files: { path: string }[] }[];
+  const installed = path.join(consumer, 'node_modules', name);
+  mkdirSync(installed, { recursive: true });
+  execFileSync('tar', ['-xzf', path.join(work, packed!.filename), '-C', installed, '--strip-components=1']);
+  return packed!.files.map((f) => f.path);
+}
+
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), 'synk-sdk-pack-'));
-  const packed = JSON.parse(
-    execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
-      cwd: packageDir,
-      encoding: 'utf8',
-    }),
-  ) as { filename: string; files: { path: string }[] }[];
-  files = packed[0]!.files.map((f) => f.path);
   consumer = path.join(work, 'consumer');
-  const installed = path.join(consumer, 'node_modules', '@synk', 'sdk');
-  mkdirSync(installed, { recursive: true });
-  execFileSync('tar', [
-    '-xzf',
-    path.join(work, packed[0]!.filename),
-    '-C',
-    installed,
-    '--strip-components=1',
-  ]);
+  files = packInto(packageDir, '@synk/sdk');
   // The SDK's own published dependency from this repository, packed the same way.
-  const jsonDir = path.resolve(packageDir, '..', 'json');
-  const jsonPacked = JSON.parse(
-    execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: jsonDir, encoding: 'utf8' }),
-  ) as { filename: string }[];
-  const jsonInstalled = path.join(consumer, 'node_modules', '@synk', 'json');
-  mkdirSync(jsonInstalled, { recursive: true });
-  execFileSync('tar', [
-    '-xzf',
-    path.join(work, jsonPacked[0]!.filename),
-    '-C',
-    jsonInstalled,
-    '--strip-components=1',
-  ]);
+  packInto(path.resolve(packageDir, '..', 'json'), '@synk/json');
   const openapiFetch = dependencyDir('openapi-fetch');
   symlinkSync(openapiFetch, path.join(consumer, 'node_modules', 'openapi-fetch'));
   symlinkSync(
