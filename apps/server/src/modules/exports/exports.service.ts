@@ -10,7 +10,7 @@ import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './e
  * Records per read. Small pages keep what a page allocates short-lived (it is encoded before the
  * next one is read; the Parquet writer keeps only encoded pages until a row group is full).
  */
-const PAGE = 1_000;
+const PAGE = 500;
 
 /**
  * Streams exports in two passes over the records, a page at a time: the first learns the form
