@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { build } from 'esbuild';
@@ -10,23 +9,20 @@ import { pullAll } from '../src/sync.ts';
 
 /**
  * The SDK bundled for the browser (esbuild, platform "browser": a Node-only import in the main entry
- * fails the build) and driven in headless Chromium from Debian's `chromium` package through
- * playwright-core. The page is served from its own origin, so every call is a real cross-origin
- * request through the server's CORS rules, and state lives in the browser's own IndexedDB or
- * localStorage across reloads.
+ * fails the build) and driven in headless Chromium through playwright-core. The Chromium is the
+ * one `@sparticuz/chromium` ships inside its npm package (unpacked to the temp directory on first
+ * use, nothing downloaded), or `CHROMIUM_PATH` (e.g. Debian's /usr/bin/chromium). The page is
+ * served from its own origin, so every call is a real cross-origin request through the server's
+ * CORS rules, and state lives in the browser's own IndexedDB or localStorage across reloads.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.SYNK_REQUIRE_BROWSER)
-  throw new Error(
-    `SYNK_REQUIRE_BROWSER is set but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`,
-  );
+async function chromiumExecutable(): Promise<string> {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  const packaged = (await import('@sparticuz/chromium')).default;
+  return packaged.executablePath();
+}
 
 // The SDK test itself; nothing is gained by running it a second time in the SDK pass.
-const skip = !haveChromium || VIA_SDK;
-const title = haveChromium
-  ? 'the SDK in headless Chromium'
-  : `the SDK in headless Chromium (skipped: no Chromium at ${CHROMIUM}; apt-get install chromium)`;
+const skip = VIA_SDK;
 
 /** What the page puts on `globalThis` (types only: the code runs in the browser). */
 type PageGlobals = { synk: typeof import('@synk/sdk'); ready: boolean };
@@ -77,7 +73,7 @@ beforeAll(async () => {
   origin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
   target = await startTarget({ CORS_ORIGINS: origin });
   writer = await userWithRole(target, 'read-write');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+  browser = await chromium.launch({ executablePath: await chromiumExecutable(), args: CHROMIUM_FLAGS });
 }, 60_000);
 
 afterAll(async () => {
@@ -105,7 +101,7 @@ const args = (kind: StorageKind, withCredentials = true): PageArgs => ({
   ...(withCredentials ? { credentials: { username: writer.username, password: writer.password } } : {}),
 });
 
-describe.skipIf(skip)(title, () => {
+describe.skipIf(skip)('the SDK in headless Chromium', () => {
   it.each(['indexeddb', 'localstorage'] as const)(
     'syncs online with %s: pushes saved records, pulls other devices’ records, uploads an attachment',
     async (kind) => {
