@@ -10,6 +10,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { streamGet } from './http-client.ts';
 import { rssOf, sampler } from './rss.ts';
 import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
@@ -92,25 +93,9 @@ const stopDownload = sampler(server.pid);
 const downloadStart = performance.now();
 const gotHash = createHash('sha256');
 let received = 0;
-await new Promise<void>((resolve, reject) => {
-  http
-    .get(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/attachments/big.bin',
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          gotHash.update(chunk);
-        });
-        res.on('end', resolve);
-        res.on('error', reject);
-      },
-    )
-    .on('error', reject);
+await streamGet(server.url, '/attachments/big.bin', token, (chunk) => {
+  received += chunk.length;
+  gotHash.update(chunk);
 });
 const downloadMs = performance.now() - downloadStart;
 const downloadPeak = stopDownload();

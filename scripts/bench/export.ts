@@ -8,10 +8,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { streamGet } from './http-client.ts';
 import { rssOf, sampler } from './rss.ts';
 import { adminToken, benchEnv, spawnServer } from './spawn-server.ts';
 
@@ -71,30 +71,13 @@ const baseMs = performance.now() - baseStart;
 db.close();
 
 const server = await spawnServer(env(dataDir));
-const url = new URL(server.url);
 const token = await adminToken(server.url);
 const idle = rssOf(server.pid);
 const stopSampling = sampler(server.pid, 50);
 const start = performance.now();
 let bytes = 0;
-const status = await new Promise<number>((resolve, reject) => {
-  http
-    .get(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/dataexport/parquet',
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-        });
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', reject);
-      },
-    )
-    .on('error', reject);
+const status = await streamGet(server.url, '/dataexport/parquet', token, (chunk) => {
+  bytes += chunk.length;
 });
 const ms = performance.now() - start;
 const peak = stopSampling();

@@ -45,3 +45,28 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
     },
   };
 }
+
+/**
+ * GETs `path` and hands each chunk of the body to `onChunk` as it arrives (nothing is kept), for
+ * benchmarks of streamed downloads. Resolves with the status once the body has ended.
+ */
+export function streamGet(
+  baseUrl: string,
+  path: string,
+  token: string,
+  onChunk: (chunk: Buffer) => void,
+): Promise<number> {
+  const url = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    http
+      .get(
+        { host: url.hostname, port: url.port, path, headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          res.on('data', onChunk);
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      )
+      .on('error', reject);
+  });
+}
