@@ -10,32 +10,79 @@
  * usual case, checked with one regular-expression scan, and skipped entirely when the text has no
  * backslash), and otherwise a strict parser of its own that builds keys without the native
  * parser's key cache (string tokens are decoded by `JSON.parse` as values, which is exact).
- * Both paths accept exactly RFC 8259 JSON and give the same values as `JSON.parse`, including an
- * own `__proto__` property and last-one-wins duplicate keys.
+ * Both paths accept RFC 8259 JSON and give the same values as `JSON.parse`, including an own
+ * `__proto__` property and last-one-wins duplicate keys. One difference: the strict path is
+ * recursive, so nesting deep enough to exhaust the stack (hundreds of thousands of levels) is a
+ * SyntaxError there while the native parser accepts it.
  */
 export function parseJson(text: string): unknown {
   return hasEscapedKey(text) ? parseStrict(text) : JSON.parse(text);
 }
 
-/** Every string token, in order; `key` is set when the token is followed by a colon. */
-const STRING_TOKEN = /"(?:[^"\\]|\\.)*"(?<key>\s*:)?/gs;
+const QUOTE = 0x22;
+
+/**
+ * Finds where string tokens end, with loops over `indexOf` rather than a regular expression (a
+ * backtracking match over a multi-megabyte string overflows the stack). The next backslash is
+ * remembered between calls, so a whole text is scanned in linear time however its strings and
+ * escapes are laid out.
+ */
+class StringScanner {
+  readonly #text: string;
+  #backslash = -1;
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
+  #nextBackslash(from: number): number {
+    if (this.#backslash !== Number.POSITIVE_INFINITY && this.#backslash < from) {
+      const found = this.#text.indexOf('\\', from);
+      this.#backslash = found === -1 ? Number.POSITIVE_INFINITY : found;
+    }
+    return this.#backslash;
+  }
+
+  /** Just past the string token whose opening quote is at `start` (-1 if never closed), and whether it holds an escape. */
+  end(start: number): { end: number; escaped: boolean } {
+    let escaped = false;
+    let at = start + 1;
+    let quote = this.#text.indexOf('"', at);
+    for (;;) {
+      if (quote === -1) return { end: -1, escaped };
+      const backslash = this.#nextBackslash(at);
+      if (backslash > quote) return { end: quote + 1, escaped };
+      escaped = true;
+      at = backslash + 2; // the escaped character, whatever it is, cannot end the string
+      if (quote < at) quote = this.#text.indexOf('"', at);
+    }
+  }
+}
+
+const isWhitespace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** True when some object key in `text` is written with an escape sequence. */
 export function hasEscapedKey(text: string): boolean {
   if (!text.includes('\\')) return false;
-  STRING_TOKEN.lastIndex = 0;
-  for (const match of text.matchAll(STRING_TOKEN)) {
-    if (match.groups?.key !== undefined && match[0].includes('\\')) return true;
+  const strings = new StringScanner(text);
+  for (let at = text.indexOf('"'); at !== -1; ) {
+    const { end, escaped } = strings.end(at);
+    if (end === -1) return false; // not JSON: the native parser will say so
+    if (escaped) {
+      let next = end;
+      while (isWhitespace(text.charCodeAt(next))) next++;
+      if (text.charCodeAt(next) === 0x3a) return true; // ':' follows: a key
+    }
+    at = text.indexOf('"', end);
   }
   return false;
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON strings may not hold raw control characters
-const STRING = /"(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 function parseStrict(text: string): unknown {
   let at = 0;
+  const strings = new StringScanner(text);
 
   const fail = (expected: string): never => {
     throw new SyntaxError(
@@ -46,11 +93,7 @@ function parseStrict(text: string): unknown {
   };
 
   const skipWhitespace = () => {
-    for (;;) {
-      const c = text.charCodeAt(at);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) at++;
-      else return;
-    }
+    while (isWhitespace(text.charCodeAt(at))) at++;
   };
 
   const token = (pattern: RegExp, expected: string): string => {
@@ -62,7 +105,14 @@ function parseStrict(text: string): unknown {
   };
 
   // A string token parsed on its own is a value, which the native parser decodes correctly.
-  const string = () => JSON.parse(token(STRING, 'a string')) as string;
+  const string = (): string => {
+    if (text.charCodeAt(at) !== QUOTE) fail('a string');
+    const { end } = strings.end(at);
+    if (end === -1) fail('the end of a string');
+    const token = text.slice(at, end);
+    at = end;
+    return JSON.parse(token) as string; // rejects raw control characters and bad escapes
+  };
 
   const literal = (word: string, value: unknown) => {
     if (!text.startsWith(word, at)) fail('a value');

@@ -153,3 +153,22 @@ describe('parseJson', () => {
     expect(parseJson(big)).toStrictEqual({ records, note: 'y'.repeat(5_000_000) });
   });
 });
+
+describe('parseJson on large texts', () => {
+  it('handles a 10-million-character string and a key with an escape, with no stack overflow', () => {
+    const note = `${'x'.repeat(10_000_000)}\\`;
+    expect((parseJson(JSON.stringify({ note, k: 1 })) as { note: string }).note).toBe(note);
+    const escapedKey = parseJson(JSON.stringify({ 'k\\': note })) as Record<string, string>;
+    expect(escapedKey['k\\']).toBe(note);
+  });
+
+  it('scans many strings before a late backslash, and a string of a million escapes, in linear time', () => {
+    const records = Array.from({ length: 50_000 }, (_, i) => ({ id: `r${i}`, v: 'plain' }));
+    const text = JSON.stringify({ records, last: { 'q"': 1 } });
+    expect((parseJson(text) as { last: Record<string, number> }).last['q"']).toBe(1);
+    const escapes = '\n'.repeat(1_000_000);
+    expect(
+      (parseJson(JSON.stringify({ [`k${escapes}`]: escapes })) as Record<string, string>)[`k${escapes}`],
+    ).toBe(escapes);
+  });
+});
