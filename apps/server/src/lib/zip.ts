@@ -91,10 +91,17 @@ export async function createZipStream(output: Writable): Promise<ZipStream> {
   const { ZipArchive } = await import('archiver');
   const archive = new ZipArchive({ zlib: { level: 1 } });
   const done = pipeline(archive, output);
-  done.catch(() => undefined);
+  const open = new Set<PassThrough>();
+  // When the output fails (the client went away), entries still being written would wait for
+  // 'drain' forever: fail them too, so whoever writes them stops and lets go of what it holds.
+  done.catch((err: Error) => {
+    for (const content of open) content.destroy(err);
+  });
   return {
     entry(name, options) {
       const content = new PassThrough();
+      open.add(content);
+      content.once('close', () => open.delete(content));
       archive.append(content, { name, store: options?.compress === false });
       return content;
     },
