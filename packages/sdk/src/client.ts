@@ -1,5 +1,5 @@
 import createFetchClient from 'openapi-fetch';
-import { ApiError, type Problem } from './errors.ts';
+import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
@@ -79,7 +79,21 @@ export function createClient(options: ClientOptions) {
   const batchSize = options.batchSize ?? 500;
   let refreshing: Promise<string | undefined> | undefined;
 
-  const raw = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: baseFetch });
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  // Login and refresh bypass the retrying transport (a 401 there must not trigger a refresh), but
+  // not the timeout: every request waiting on a shared refresh would hang with a hung one.
+  const raw = createFetchClient<paths>({
+    baseUrl: options.baseUrl,
+    fetch: async (request: Request) => {
+      try {
+        return await baseFetch(
+          new Request(request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) }),
+        );
+      } catch (err) {
+        throw new NetworkError(`${request.method} ${request.url} failed: ${(err as Error).message}`, err);
+      }
+    },
+  });
   // Stored before the first request reads the session (every read of it awaits this first).
   const seeded: Promise<void> = options.tokens
     ? (async () => {
@@ -126,7 +140,7 @@ export function createClient(options: ClientOptions) {
   const transport = createTransport({
     fetch: baseFetch,
     retry: { ...DEFAULT_RETRY, ...options.retry },
-    timeoutMs: options.timeoutMs ?? 30_000,
+    timeoutMs,
     accessToken: async () => (await readTokens())?.token,
     refresh,
   });
@@ -188,6 +202,11 @@ export function createClient(options: ClientOptions) {
     }
   }
 
+  /**
+   * Every page at once, for reading. It moves the stored cursor like `pullPages` (each page's
+   * cursor is stored when the next is fetched), so records it returns are not pulled again: an app
+   * that must not lose them across a crash applies them page by page with `pullPages` or `sync`.
+   */
   async function pullAll(pull: PullOptions = {}): Promise<Observation[]> {
     const records: Observation[] = [];
     for await (const page of pullPages(pull)) records.push(...page.records);

@@ -16,8 +16,10 @@ export class FileStorage implements SyncStorage {
   }
 
   #file(key: string): string {
-    const name = encodeURIComponent(key);
-    // File names stop at 255 bytes; long keys (an outbox record of a 255-character id) are hashed.
+    // Upper-case letters are escaped too (`%4a` for J, lower-case hex that encodeURIComponent never
+    // writes), so keys differing only in case stay apart on case-insensitive file systems (macOS,
+    // Windows). File names stop at 255 bytes; long keys (a 255-character record id) are hashed.
+    const name = encodeURIComponent(key).replace(/[A-Z]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
     if (name.length <= 200) return path.join(this.#dir, `${name}.json`);
     return path.join(this.#dir, `sha256-${createHash('sha256').update(key).digest('hex')}.json`);
   }

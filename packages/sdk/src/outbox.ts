@@ -27,14 +27,16 @@ const KEYS = {
 
 /**
  * The records waiting to be pushed, in storage. Each record is its own key and the queue order is
- * a list of ids, so a save costs the same with ten records queued or ten thousand (a field device
+ * a list of ids, so a save writes its record and the id list (~10 bytes per queued id) rather than
+ * every queued record: its cost barely grows with ten records queued or ten thousand (a field device
  * can be offline for days). Saving an id that is already queued replaces the queued copy in place.
  *
  * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
  * the id goes into the list before its record is written (an id without a record is skipped), and
  * a batch is stored as in flight before its records leave the queue (at worst they are sent twice
  * with the same content, which the server treats as a no-op). Operations on one client run one at
- * a time, so concurrent saves never overwrite each other.
+ * a time, so concurrent saves never overwrite each other. Two clients on one storage (two tabs, two
+ * processes on one directory) are not coordinated: give each its own storage.
  */
 export class Outbox {
   readonly #storage: SyncStorage;

@@ -14,7 +14,7 @@ export const DEFAULT_RETRY: RetryOptions = { retries: 4, baseDelayMs: 300, maxDe
 export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
-  /** Per-attempt timeout (default 30 s). */
+  /** Per-attempt timeout for the response headers (default 30 s). */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
   /** Gets a new access token after a 401 with `staleToken`; `undefined` when that is not possible. Single-flight. */
@@ -68,6 +68,19 @@ export function createTransport(options: TransportOptions): (request: Request) =
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const backoff = (attempt: number) =>
     Math.random() * Math.min(options.retry.maxDelayMs, options.retry.baseDelayMs * 2 ** attempt);
+  /** Waits before a retry; the request's own signal ends the wait at once. */
+  const pause = (ms: number, signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      sleep(ms).then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, reject);
+    });
+  /** A response that will not be returned: release its connection. */
+  const discard = (response: Response) => response.body?.cancel().catch(() => undefined);
 
   return async (original: Request) => {
     const retryable = isRetryable(original);
@@ -78,22 +91,32 @@ export function createTransport(options: TransportOptions): (request: Request) =
       const request = original.clone();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      const signal = AbortSignal.any([original.signal, AbortSignal.timeout(options.timeoutMs)]);
+      // The per-attempt timeout covers waiting for the response headers, not reading the body (a
+      // large download may take longer); the caller's signal covers both.
+      const timeout = new AbortController();
+      const timer = setTimeout(
+        () => timeout.abort(new DOMException(`no response within ${options.timeoutMs} ms`, 'TimeoutError')),
+        options.timeoutMs,
+      );
+      const signal = AbortSignal.any([original.signal, timeout.signal]);
       let response: Response;
       try {
         response = await options.fetch(new Request(request, { signal }));
       } catch (err) {
         if (original.signal.aborted) throw err;
         if (retryable && attempt < options.retry.retries) {
-          await sleep(backoff(attempt));
+          await pause(backoff(attempt), original.signal);
           continue;
         }
         throw new NetworkError(`${original.method} ${original.url} failed: ${(err as Error).message}`, err);
+      } finally {
+        clearTimeout(timer);
       }
       if (response.status === 401 && authenticated && !refreshed) {
         refreshed = true;
         const fresh = await options.refresh(token);
         if (fresh) {
+          await discard(response);
           token = fresh;
           attempt -= 1; // a refresh is not a retry
           continue;
@@ -102,8 +125,13 @@ export function createTransport(options: TransportOptions): (request: Request) =
       }
       const transient = response.status === 408 || response.status === 429 || response.status >= 500;
       if (transient && retryable && attempt < options.retry.retries) {
-        await sleep(retryAfterMs(response) ?? backoff(attempt));
-        continue;
+        const asked = retryAfterMs(response);
+        // A server asking for a longer wait than the configured maximum gets its answer returned.
+        if (asked === undefined || asked <= options.retry.maxDelayMs) {
+          await discard(response);
+          await pause(asked ?? backoff(attempt), original.signal);
+          continue;
+        }
       }
       return withSafeJson(response);
     }

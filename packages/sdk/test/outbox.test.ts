@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +46,20 @@ describe('the outbox', () => {
       ['a', { n: 1 }, false],
       ['b', { n: 2 }, true],
       ['c', { n: 1 }, false],
+    ]);
+  });
+
+  it('names the files of ids that differ only in case apart even when case is folded (macOS, Windows)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-case-'));
+    const client = offline(new FileStorage(dir));
+    for (const [n, id] of ['ABC', 'abc', 'Abc'].entries()) await client.records.save(record(id, n));
+    const names = readdirSync(dir);
+    expect(new Set(names.map((name) => name.toLowerCase())).size).toBe(names.length);
+    const pending = await offline(new FileStorage(dir)).records.pending();
+    expect(pending.map((r) => [r.observation_id, r.data])).toEqual([
+      ['ABC', { n: 0 }],
+      ['abc', { n: 1 }],
+      ['Abc', { n: 2 }],
     ]);
   });
 

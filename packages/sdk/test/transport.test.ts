@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../src/client.ts';
+import { NetworkError } from '../src/errors.ts';
 import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
 import { createTransport, isRetryable } from '../src/transport.ts';
@@ -38,6 +40,10 @@ describe('transport against a real HTTP server', () => {
       seen.push({ path: req.url ?? '', auth: req.headers.authorization });
       const status = script.shift() ?? 200;
       if (status === 429) res.setHeader('retry-after', '0');
+      if (status === 4290) {
+        res.writeHead(429, { 'retry-after': '3600', 'content-type': 'application/json' }).end('{}');
+        return;
+      }
       res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -76,6 +82,33 @@ describe('transport against a real HTTP server', () => {
     const res = await transport(2)(new Request(`${base}/health`));
     expect(res.status).toBe(500);
     expect(seen).toHaveLength(3);
+  });
+
+  it('returns a 429 whose Retry-After exceeds the longest configured wait instead of sleeping on it', async () => {
+    script.push(4290);
+    seen.length = 0;
+    const res = await transport()(new Request(`${base}/sync/pull`, { method: 'POST', body: '{}' }));
+    expect(res.status).toBe(429);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('an abort during the wait before a retry rejects at once', async () => {
+    script.push(503);
+    seen.length = 0;
+    const controller = new AbortController();
+    const stuck = createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+      sleep: () => new Promise(() => {}), // a wait that would never end by itself
+    });
+    const pending = stuck(new Request(`${base}/health`, { signal: controller.signal }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort(new Error('user cancelled'));
+    await expect(pending).rejects.toThrow('user cancelled');
+    expect(seen).toHaveLength(1);
   });
 
   it('sends the bearer token, refreshes once on 401 and retries with the new one', async () => {
@@ -118,5 +151,24 @@ describe('storage adapters', () => {
     await new FileStorage(dir).set('outbox:queue', [{ observation_id: 'x' }]);
     expect(await new FileStorage(dir).get('outbox:queue')).toEqual([{ observation_id: 'x' }]);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('a refresh that never answers', () => {
+  it('times out as a NetworkError instead of leaving every request that hit a 401 waiting', async () => {
+    // A network that answers 401 and then swallows the refresh request (only its timeout ends it).
+    const hungNetwork = async (request: Request) => {
+      if (!request.url.endsWith('/auth/refresh')) return new Response('{}', { status: 401 });
+      return new Promise<Response>((_, reject) =>
+        request.signal.addEventListener('abort', () => reject(request.signal.reason)),
+      );
+    };
+    const client = createClient({
+      baseUrl: 'http://sdk.test',
+      tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
+      fetch: hungNetwork,
+      timeoutMs: 100,
+    });
+    await expect(client.api.GET('/users')).rejects.toBeInstanceOf(NetworkError);
   });
 });
