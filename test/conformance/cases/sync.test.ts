@@ -487,6 +487,14 @@ describe('POST /sync/pull', () => {
     expect(res.body.code).toBe('invalid_page_token');
   });
 
+  it('accepts a schema_types list of 40,000 names (more than SQLite binds as separate variables)', async () => {
+    const many = [...Array.from({ length: 40_000 }, (_, i) => `type-${i}`), 'household'];
+    const res = await pull(target, reader.token, { since: { version: 0 }, schema_types: many });
+    expect(res.status).toBe(200);
+    expect(res.body.records.length).toBeGreaterThan(0);
+    expect(res.body.records.every((r: { form_type: string }) => r.form_type === 'household')).toBe(true);
+  });
+
   it('records is [] (never null) past the end', async () => {
     const res = await pull(target, reader.token, { since: { version: 10_000_000 } });
     expect(res.status).toBe(200);

@@ -132,10 +132,11 @@ export class SqliteSyncStore implements SyncStore {
   async pull(query: PullQuery): Promise<PullPage> {
     await this.#idle();
     const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
-    const select = this.#selectPage(filter?.length ?? 0);
+    const select = this.#selectPage(filter !== null);
     const read = this.#db.transaction(() => {
       const currentVersion = (this.#statements.counter.get() as { value: number }).value;
-      const rows = select.all(query.afterVersion, ...(filter ?? []), query.limit + 1) as PageRow[];
+      const params = filter ? [query.afterVersion, JSON.stringify(filter)] : [query.afterVersion];
+      const rows = select.all(...params, query.limit + 1) as PageRow[];
       return { currentVersion, rows };
     });
     const { currentVersion, rows } = read.deferred();
@@ -271,6 +272,7 @@ export class SqliteSyncStore implements SyncStore {
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
+    await this.#idle();
     const row = this.#statements.attachment.get(id) as AttachmentDbRow | undefined;
     return row && row.deleted === 0 ? toAttachment(row) : undefined;
   }
@@ -300,17 +302,17 @@ export class SqliteSyncStore implements SyncStore {
 
   readonly #exportData = new Map<string, Database.Statement>();
 
-  readonly #pages = new Map<number, Database.Statement>();
-  #selectPage(typeCount: number): Database.Statement {
-    let statement = this.#pages.get(typeCount);
+  readonly #pages = new Map<boolean, Database.Statement>();
+  #selectPage(byType: boolean): Database.Statement {
+    let statement = this.#pages.get(byType);
     if (!statement) {
-      const typeFilter = typeCount > 0 ? ` and form_type in (${placeholders(typeCount)})` : '';
+      const typeFilter = byType ? ` and ${FORM_TYPE_IN_LIST}` : '';
       statement = this.#db
         .prepare(
           `select version, ${RECORD_JSON_HEAD}, data, ${RECORD_JSON_TAIL} from observations where version > ?${typeFilter} order by version limit ?`,
         )
         .raw();
-      this.#pages.set(typeCount, statement);
+      this.#pages.set(byType, statement);
     }
     return statement;
   }
@@ -321,11 +323,18 @@ function exportWhere(filter: ExportFilter, afterVersion: number): { where: strin
   const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
   if (!filter.includeDeleted) clauses.push('deleted = 0');
   if (filter.formTypes) {
-    clauses.push(`form_type in (${placeholders(filter.formTypes.length)})`);
-    params.push(...filter.formTypes);
+    clauses.push(FORM_TYPE_IN_LIST);
+    params.push(JSON.stringify(filter.formTypes));
   }
   return { where: clauses.join(' and '), params };
 }
+
+/**
+ * A list of form types as one JSON parameter: one statement per query shape however many types a
+ * client names (a placeholder each would prepare a statement per list length, and fail past
+ * SQLite's limit on bound variables).
+ */
+const FORM_TYPE_IN_LIST = 'form_type in (select value from json_each(?))';
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
