@@ -17,7 +17,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { clientsFor, type DeviceOptions, device, percentile, processCpuMs } from './load.ts';
+import { cpuOf } from './cpu.ts';
+import { clientsFor, type DeviceOptions, device, percentile } from './load.ts';
 import { benchEnv, spawnServer } from './spawn-server.ts';
 
 const DEVICES = Number(process.argv[2] ?? 500);
@@ -35,11 +36,11 @@ for (const { name, options } of runs) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-latency-'));
   const server = await spawnServer(benchEnv(dataDir));
   const [client] = await clientsFor([server.url], DEVICES);
-  const cpuBefore = processCpuMs(server.pid);
+  const cpuBefore = cpuOf(server.pid) ?? Number.NaN;
   const start = performance.now();
   const results = await Promise.all(Array.from({ length: DEVICES }, (_, d) => device(client!, d, options)));
   const ms = performance.now() - start;
-  const busy = (processCpuMs(server.pid) - cpuBefore) / ms;
+  const busy = (((cpuOf(server.pid) ?? Number.NaN) - cpuBefore) * 1000) / ms;
   const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
   const errors = results.reduce((n, r) => n + r.errors, 0);
   const p99 = percentile(latencies, 99);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { jsonClient } from './http-client.ts';
 import { adminToken } from './spawn-server.ts';
 
@@ -82,16 +81,6 @@ export async function device(
     }
   }
   return result;
-}
-
-/** CPU time (user + system) a process has used so far, in ms (Linux; NaN elsewhere). */
-export function processCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 export function percentile(sorted: number[], p: number): number {
