@@ -242,3 +242,22 @@ describe('keys written with escapes (nodejs/node#63785)', () => {
     ]);
   });
 });
+
+describe('filters on their edges', () => {
+  it('a form type whose records are all deleted is absent unless include_deleted; bad since_version is 400', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const gone = { observation_id: 'gone-1', form_type: 'all-deleted', data: { a: 1 } };
+    await push(target, writer.token, [gone]);
+    const res = await push(target, writer.token, [{ ...gone, deleted: true }]);
+    expect(res.status).toBe(200);
+    expect([...(await unzip(await fetchExport('parquet', '?form_type=all-deleted'))).keys()]).toEqual([]);
+    const withDeleted = await unzip(
+      await fetchExport('parquet', '?form_type=all-deleted&include_deleted=true'),
+    );
+    const { rows } = await readParquet(withDeleted.get('all-deleted.parquet')!);
+    expect(rows.map((r) => [r.observation_id, r.deleted])).toEqual([['gone-1', true]]);
+    expect([...(await unzip(await fetchExport('parquet', '?since_version=999999999'))).keys()]).toEqual([]);
+    for (const bad of ['abc', '1.5'])
+      expect((await fetchExport('parquet', `?since_version=${bad}`)).status).toBe(400);
+  });
+});

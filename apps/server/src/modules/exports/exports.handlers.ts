@@ -1,19 +1,22 @@
+import type { operations } from '@synk/contract';
 import type { Request } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import type { Handler } from '../../http/routes.ts';
 import type { ExportFilter } from '../sync/sync.store.ts';
 
+type ExportQuery = NonNullable<operations['getParquetExport']['parameters']['query']>;
+
 function filterOf(req: Request): ExportFilter {
-  const { form_type, since_version, include_deleted } = req.query as {
+  // Coerced by the validator from the contract's parameter schemas (a lone form_type still
+  // arrives as a string when nothing turned it into an array).
+  const { form_type, since_version, include_deleted } = req.query as ExportQuery & {
     form_type?: string | string[];
-    since_version?: number;
-    include_deleted?: boolean | string;
   };
   const types = form_type === undefined ? null : ([] as string[]).concat(form_type).filter((t) => t !== '');
   return {
     formTypes: types && types.length > 0 ? types : null,
     sinceVersion: Number(since_version ?? 0),
-    includeDeleted: include_deleted === true || include_deleted === 'true',
+    includeDeleted: include_deleted === true || String(include_deleted) === 'true',
   };
 }
 
