@@ -14,5 +14,16 @@ export function releaseTransferGarbage(): void {
   gc?.({ type: 'minor' });
 }
 
+/**
+ * Buffers that live until a slow consumer (a socket's write queue) is done with them outlive
+ * young-generation collections, and V8 then frees them only at a full collection, which it starts
+ * after ~64 MiB more of such memory. A writer that hands out a few MiB at a time (an export's
+ * Parquet row groups) calls this after each: a full collection of the server's small heap takes
+ * a few milliseconds and keeps what it holds to the buffers still in use.
+ */
+export function releaseWrittenBuffers(): void {
+  gc?.({ type: 'major' });
+}
+
 /** How many bytes a transfer moves between two `releaseTransferGarbage()` calls. */
 export const TRANSFER_GC_INTERVAL = 8 * 1024 * 1024;

@@ -1,15 +1,17 @@
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
+import { releaseWrittenBuffers } from './memory.ts';
 
 /**
- * The thin adapter over @dsnp/parquetjs: the rest of the server never imports it.
+ * The thin adapter over @dsnp/parquetjs (and the native `snappy` codec): the rest of the server
+ * never imports them.
  *
  * Our columns are all flat primitives (required or optional, never repeated or nested), so rows
  * need no Dremel shredding: values arrive column by column, each column's pages are encoded here
- * (definition levels 0/1, PLAIN values, DataPageV2, Snappy) as soon as the rows arrive, and a row
- * group's column chunks are laid out behind parquetjs's envelope writer (file header, footer).
- * Its per-row `appendRow` path spent most of an export's time and memory on shredding and
- * statistics.
+ * (definition levels 0/1, PLAIN values, DataPageV2, Snappy) as soon as the rows arrive, and each
+ * row group's column chunks and the file's footer are written as parquetjs's envelope writer
+ * lays them out, with parquetjs's Thrift definitions of the format. Its per-row `appendRow` path
+ * spent most of an export's time and memory on shredding and statistics.
  */
 
 export type ParquetColumnType = 'UTF8' | 'DOUBLE' | 'INT64' | 'BOOLEAN';
@@ -42,32 +44,32 @@ const COMPRESSION: 'SNAPPY' | 'UNCOMPRESSED' = 'SNAPPY';
 type Parquetjs = Awaited<ReturnType<typeof loadParquetjs>>;
 let parquetjs: Promise<Parquetjs> | undefined;
 
-// Loaded on first export only: it is large, and most processes never export.
+// Loaded on first export only, and only parquetjs's Thrift definitions of the format and its
+// Thrift serialiser: its writer and schema modules load the `bson` package, which allocates a
+// 17 MB buffer when it loads (~8 MB of it resident), for BSON columns an export never has.
 async function loadParquetjs() {
-  // Only the writer's modules: the package's entry point also loads its reader (and the AWS SDK).
-  const [schema, writer, thrift, util] = await Promise.all([
-    import('@dsnp/parquetjs/dist/lib/schema.js'),
-    import('@dsnp/parquetjs/dist/lib/writer.js'),
+  const [thrift, util] = await Promise.all([
     import('@dsnp/parquetjs/dist/gen-nodejs/parquet_types.js'),
     import('@dsnp/parquetjs/dist/lib/util.js'),
   ]);
-  // parquetjs's own Snappy (snappyjs) and Int64 (node-int64), resolved from where it resolves them.
+  // parquetjs's own Int64 (node-int64), resolved from where it resolves it.
   const fromParquetjs = createRequire(createRequire(import.meta.url).resolve('@dsnp/parquetjs'));
-  const { SnappyCompressor } = fromParquetjs('snappyjs/snappy_compressor') as {
-    SnappyCompressor: new (
-      input: Uint8Array,
-    ) => { maxCompressedLength(): number; compressToBuffer(out: Uint8Array): number };
-  };
   const Int64 = fromParquetjs('node-int64') as new (n: number) => never;
+  // Native Snappy (raw format, what Parquet's SNAPPY codec is): ~10× parquetjs's snappyjs, which
+  // took ~15% of an export's time. `copyOutputData` despite its doc: an external buffer per page
+  // costs far more than the copy (measured 0.3–1.3 GB/s without it, 4.4 GB/s with it).
+  const { compressSync } = await import('snappy');
   return {
-    ParquetSchema: schema.ParquetSchema,
-    ParquetEnvelopeWriter: writer.ParquetEnvelopeWriter,
     thrift: thrift.default,
     serializeThrift: util.serializeThrift,
-    SnappyCompressor,
+    snappy: (input: Uint8Array) => compressSync(input, { copyOutputData: true }),
     Int64,
   };
 }
+
+const MAGIC = Buffer.from('PAR1');
+/** Each column's Parquet physical type, and the logical (converted) type of strings. */
+const PHYSICAL_TYPE = { UTF8: 'BYTE_ARRAY', DOUBLE: 'DOUBLE', INT64: 'INT64', BOOLEAN: 'BOOLEAN' } as const;
 
 /** When a row group is written out (rows, or encoded bytes), and how big a page's values get. */
 export interface ParquetLimits {
@@ -95,35 +97,35 @@ export async function openParquetStream(
 ): Promise<ParquetStream> {
   const { rowGroupRows, rowGroupBytes, pageBytes } = { ...DEFAULT_LIMITS, ...limits };
   parquetjs ??= loadParquetjs();
-  const { ParquetSchema, ParquetEnvelopeWriter, thrift, serializeThrift, SnappyCompressor, Int64 } =
-    await parquetjs;
-  const schema = new ParquetSchema(
-    Object.fromEntries(
-      columns.map((c) => [c.name, { type: c.type, optional: c.optional, compression: COMPRESSION }]),
-    ),
-  );
-  const fields = schema.fieldList;
-  const envelope = await ParquetEnvelopeWriter.openStream(schema, output as never, {});
-  await envelope.writeHeader();
+  const { thrift, serializeThrift, snappy, Int64 } = await parquetjs;
+  /** Where the next byte lands in the file (offsets in the metadata are absolute). */
+  let fileOffset = 0;
+  const write = (bytes: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      fileOffset += bytes.length;
+      output.write(bytes, (err) => (err ? reject(err) : resolve()));
+    });
+  const rowGroups: InstanceType<Parquetjs['thrift']['RowGroup']>[] = [];
+  let fileRows = 0;
+  await write(MAGIC);
   const plainScratch = new Scratch();
-  const compressedScratch = new Scratch();
 
-  /** The row group being filled: each column's encoded pages. */
-  let group = columns.map(() => ({ pages: [] as Buffer[], uncompressedSize: 0 }));
+  /**
+   * The row group being filled: each column's encoded pages, appended to a buffer of its own that
+   * every row group reuses. Pages kept as buffers of their own would outlive young-generation
+   * collections, be promoted, and pile up as old-generation garbage between full collections
+   * (~20–30 MB in a 1M-record export).
+   */
+  const group = columns.map(() => ({ pages: new ByteArena(), uncompressedSize: 0 }));
   let groupRows = 0;
-  let groupBytes = 0;
 
-  /** A DataPageV2 of rows [from, to): definition levels (optional columns), then PLAIN values. */
-  function encodePage(column: ParquetColumn, values: ColumnValues, from: number, to: number) {
+  /** Appends to column `index`'s chunk a DataPageV2 of rows [from, to): definition levels (optional columns), then PLAIN values. */
+  function encodePage(index: number, values: ColumnValues, from: number, to: number) {
+    const column = columns[index]!;
     const rows = to - from;
     const levels = column.optional ? definitionLevels(values, from, to) : { bytes: EMPTY, present: rows };
     const plain = encodePlain(column.type, values, from, to, levels.present, plainScratch);
-    let body = plain;
-    if (COMPRESSION === 'SNAPPY') {
-      const compressor = new SnappyCompressor(plain);
-      const target = compressedScratch.get(compressor.maxCompressedLength());
-      body = target.subarray(0, compressor.compressToBuffer(target));
-    }
+    const body = COMPRESSION === 'SNAPPY' ? snappy(plain) : plain;
     const header = serializeThrift(
       new thrift.PageHeader({
         type: thrift.PageType.DATA_PAGE_V2,
@@ -140,45 +142,59 @@ export async function openParquetStream(
         }),
       }),
     );
-    // Copied out of the scratch buffers, which the next page reuses.
-    const page = Buffer.concat([header, levels.bytes, body]);
-    return { page, uncompressedSize: header.length + levels.bytes.length + plain.length };
+    const pages = group[index]!.pages;
+    pages.append(header);
+    pages.append(levels.bytes);
+    pages.append(body);
+    group[index]!.uncompressedSize += header.length + levels.bytes.length + plain.length;
   }
 
-  /** Writes the row group: each column chunk's pages, then its ColumnMetaData (where parquetjs puts it). */
+  /**
+   * Writes the row group as one section: each column chunk's pages, then its ColumnMetaData
+   * (where parquetjs puts it). The section is a copy, so the column buffers are free again at once.
+   */
   async function flush() {
     if (groupRows === 0) return;
     const chunks = [];
-    const groupStart = envelope.offset.valueOf();
+    const parts: Buffer[] = [];
+    let offset = fileOffset;
     for (const [i, { pages, uncompressedSize }] of group.entries()) {
-      const start = envelope.offset.valueOf();
-      for (const page of pages) await envelope.writeSection(page);
-      const end = envelope.offset.valueOf();
       const metadata = new thrift.ColumnMetaData({
-        type: thrift.Type[fields[i]!.primitiveType as keyof typeof thrift.Type],
+        type: thrift.Type[PHYSICAL_TYPE[columns[i]!.type]],
         encodings: [thrift.Encoding.RLE, thrift.Encoding.PLAIN],
-        path_in_schema: fields[i]!.path,
+        path_in_schema: [columns[i]!.name],
         codec: thrift.CompressionCodec[COMPRESSION],
         num_values: new Int64(groupRows),
         total_uncompressed_size: new Int64(uncompressedSize),
-        total_compressed_size: new Int64(end - start),
-        data_page_offset: new Int64(start),
+        total_compressed_size: new Int64(pages.length),
+        data_page_offset: new Int64(offset),
       });
-      await envelope.writeSection(serializeThrift(metadata));
-      chunks.push(new thrift.ColumnChunk({ file_offset: new Int64(end), meta_data: metadata }));
+      parts.push(pages.view());
+      offset += pages.length;
+      chunks.push(new thrift.ColumnChunk({ file_offset: new Int64(offset), meta_data: metadata }));
+      const encoded = serializeThrift(metadata);
+      parts.push(encoded);
+      offset += encoded.length;
     }
-    envelope.rowGroups.push(
+    const section = Buffer.concat(parts);
+    for (const column of group) {
+      column.pages.clear();
+      column.uncompressedSize = 0;
+    }
+    rowGroups.push(
       new thrift.RowGroup({
         columns: chunks,
-        total_byte_size: new Int64(envelope.offset.valueOf() - groupStart),
+        total_byte_size: new Int64(section.length),
         num_rows: new Int64(groupRows),
       }),
     );
-    envelope.rowCount.setValue(envelope.rowCount.valueOf() + groupRows);
-    group = columns.map(() => ({ pages: [], uncompressedSize: 0 }));
+    fileRows += groupRows;
     groupRows = 0;
-    groupBytes = 0;
+    await write(section);
+    releaseWrittenBuffers();
   }
+
+  const groupBytes = () => group.reduce((sum, column) => sum + column.pages.length, 0);
 
   return {
     async append(values, rowCount) {
@@ -186,25 +202,47 @@ export async function openParquetStream(
         // Never past the row group's end: a page belongs to one row group.
         const to = Math.min(rowCount, from + rowGroupRows - groupRows);
         for (const [i, column] of columns.entries()) {
-          const chunk = group[i]!;
           for (let pageFrom = from; pageFrom < to; ) {
             const pageTo = pageEnd(column.type, values[i]!, pageFrom, to, pageBytes);
-            const { page, uncompressedSize } = encodePage(column, values[i]!, pageFrom, pageTo);
-            chunk.pages.push(page);
-            chunk.uncompressedSize += uncompressedSize;
-            groupBytes += page.length;
+            encodePage(i, values[i]!, pageFrom, pageTo);
             pageFrom = pageTo;
           }
         }
         groupRows += to - from;
         from = to;
-        if (groupRows >= rowGroupRows || groupBytes >= rowGroupBytes) await flush();
+        if (groupRows >= rowGroupRows || groupBytes() >= rowGroupBytes) await flush();
       }
     },
     async close() {
       await flush();
-      await envelope.writeFooter({});
-      await envelope.close();
+      // The footer: FileMetaData as parquetjs writes it, its length, and the magic again.
+      const metadata = serializeThrift(
+        new thrift.FileMetaData({
+          version: 1,
+          created_by: '@dsnp/parquetjs',
+          num_rows: new Int64(fileRows),
+          row_groups: rowGroups,
+          key_value_metadata: [],
+          schema: [
+            new thrift.SchemaElement({ name: 'root', num_children: columns.length }),
+            ...columns.map(
+              (column) =>
+                new thrift.SchemaElement({
+                  name: column.name,
+                  type: thrift.Type[PHYSICAL_TYPE[column.type]],
+                  repetition_type: thrift.FieldRepetitionType[column.optional ? 'OPTIONAL' : 'REQUIRED'],
+                  ...(column.type === 'UTF8' ? { converted_type: thrift.ConvertedType.UTF8 } : {}),
+                }),
+            ),
+          ],
+        }),
+      );
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(metadata.length);
+      await write(Buffer.concat([metadata, length, MAGIC]));
+      await new Promise<void>((resolve, reject) =>
+        output.end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
     },
   };
 }
@@ -263,6 +301,28 @@ function varint(n: number): Buffer {
   }
   bytes.push(n);
   return Buffer.from(bytes);
+}
+
+/** Bytes appended to a buffer that grows as needed and is reused once cleared. */
+class ByteArena {
+  #buffer = Buffer.allocUnsafe(0);
+  length = 0;
+  append(bytes: Uint8Array): void {
+    if (this.length + bytes.length > this.#buffer.length) {
+      const larger = Buffer.allocUnsafe(Math.max(this.length + bytes.length, this.#buffer.length * 2, 4096));
+      this.#buffer.copy(larger, 0, 0, this.length);
+      this.#buffer = larger;
+    }
+    this.#buffer.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+  /** The bytes so far (a view: valid until the next append or clear). */
+  view(): Buffer {
+    return this.#buffer.subarray(0, this.length);
+  }
+  clear(): void {
+    this.length = 0;
+  }
 }
 
 /** A growing buffer reused across pages, so encoding a page allocates only its result. */

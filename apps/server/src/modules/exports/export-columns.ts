@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
 import type { ExportRow } from '../sync/sync.store.ts';
-import { kindOf, scanTopLevelKinds, type ValueKind } from './json-kinds.ts';
+import { kindOf, scanTopLevelMembers, type ValueKind } from './json-kinds.ts';
 
 /** The fixed columns every export file starts with (spec §7). */
 export const BASE_COLUMNS: ParquetColumn[] = [
@@ -43,7 +43,7 @@ export class DataProfile {
 
   /** The same from a record's `data` text, read without parsing it into objects. */
   addJson(text: string): void {
-    if (!scanTopLevelKinds(text, this.#note)) this.add(parseJson(text) as Record<string, unknown>);
+    if (!scanTopLevelMembers(text, this.#note)) this.add(parseJson(text) as Record<string, unknown>);
   }
 
   columns(): DataColumn[] {
@@ -98,17 +98,64 @@ export class ExportLayout {
   /**
    * Writes record `i`'s cells: each value converted to its column's type, left `undefined` when
    * absent. A value that no longer fits (the record changed since profiling) is absent too.
+   * The top-level values are read from the stored text without parsing it (strings are slices
+   * of it, nested values their JSON text as stored); text the scanner declines is parsed.
    */
   fill(cells: unknown[][], i: number, row: ExportRow): void {
     for (let c = 0; c < BASE_CELLS.length; c++) cells[c]![i] = row[BASE_CELLS[c]!];
     cells[DELETED]![i] = row[7] === 1;
-    const data = parseJson(row[3]) as Record<string, unknown>;
+    for (let c = BASE_COLUMNS.length; c < cells.length; c++) cells[c]![i] = undefined;
+    this.#cells = cells;
+    this.#row = i;
+    this.#text = row[3];
+    if (!scanTopLevelMembers(row[3], this.#put)) this.#fillParsed(cells, i, row[3]);
+  }
+
+  #cells: unknown[][] = [];
+  #row = 0;
+  #text = '';
+
+  readonly #put = (key: string, kind: ValueKind, start: number, end: number): void => {
+    const c = this.#index.get(key);
+    if (c === undefined) return;
+    this.#cells[c]![this.#row] =
+      kind === 'null'
+        ? undefined
+        : cellFromText(this.#data[c - BASE_COLUMNS.length]!, kind, this.#text, start, end);
+  };
+
+  #fillParsed(cells: unknown[][], i: number, text: string): void {
+    const data = parseJson(text) as Record<string, unknown>;
     for (const key in data) {
       const c = this.#index.get(key);
       const value = data[key];
       if (c === undefined || value === null) continue;
       const { json, column } = this.#data[c - BASE_COLUMNS.length]!;
-      cells[c]![i] = json ? JSON.stringify(value) : convert(value, column.type);
+      cells[c]![i] = json ? JSON.stringify(value) : cellFromValue(value, column.type);
+    }
+  }
+}
+
+/** The cell of a value written as `text.slice(start, end)` (not null), as `cellFromValue` gives it. */
+function cellFromText(
+  { json, column }: DataColumn,
+  kind: ValueKind,
+  text: string,
+  start: number,
+  end: number,
+): unknown {
+  if (json) return text.slice(start, end);
+  switch (column.type) {
+    case 'INT64':
+      return kind === 'integer' ? Number(text.slice(start, end)) : undefined;
+    case 'DOUBLE':
+      return kind === 'integer' || kind === 'number' ? Number(text.slice(start, end)) : undefined;
+    case 'BOOLEAN':
+      return kind === 'boolean' ? text.charCodeAt(start) === 0x74 /* t */ : undefined;
+    default: {
+      if (kind !== 'string') return text.slice(start, end);
+      const inner = text.slice(start + 1, end - 1);
+      return inner.includes('\\') ? (parseJson(text.slice(start, end)) as string) : inner;
     }
   }
 }
@@ -117,7 +164,8 @@ export class ExportLayout {
 const BASE_CELLS = [0, 1, 2, 4, 5, 6, 7, 8, 9] as const;
 const DELETED = 6;
 
-function convert(value: unknown, type: ParquetColumnType): unknown {
+/** A data value's cell in a column of `type`: `undefined` when it does not fit the type. */
+export function cellFromValue(value: unknown, type: ParquetColumnType): unknown {
   switch (type) {
     case 'INT64':
       return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { kindOf, scanTopLevelKinds, type ValueKind } from './json-kinds.ts';
+import { kindOf, scanTopLevelMembers, type ValueKind } from './json-kinds.ts';
 
 const byKey = (a: [string, ValueKind], b: [string, ValueKind]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
@@ -15,7 +15,7 @@ const parsedKinds = (text: string) => kinds(JSON.parse(text) as Record<string, u
 
 function scannedKinds(text: string): [string, ValueKind][] | false {
   const kinds: [string, ValueKind][] = [];
-  return scanTopLevelKinds(text, (key, kind) => kinds.push([key, kind])) && kinds.sort(byKey);
+  return scanTopLevelMembers(text, (key, kind) => kinds.push([key, kind])) && kinds.sort(byKey);
 }
 
 /** Keys and strings with escapes, quotes, backslashes, unicode and JSON-looking text. */
@@ -42,7 +42,7 @@ const value = fc.letrec((tie) => ({
 /** Canonical JSON (what the server stores) and the same with whitespace (what a reader may meet). */
 const data = fc.dictionary(text, value, { maxKeys: 8 });
 
-describe('scanTopLevelKinds', () => {
+describe('scanTopLevelMembers', () => {
   it('gives the kinds of the values the JSON text was written from, without parsing it', () => {
     // The oracle is the object itself, not JSON.parse of its text: V8's JSON.parse (Node 24) can
     // read an escaped key back wrong once it has seen a key with a backslash

@@ -19,13 +19,18 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 
 /**
- * Calls `note(key, kind)` for each top-level member of the JSON object `text`, reading the text
- * without building the object: learning an export's columns needs each value's kind, not the value
- * (JSON.parse would allocate every string of every record). Gives the kinds JSON.parse then
- * `kindOf` would. Returns false, possibly after some notes, when `text` is not a JSON object it
- * can read (the caller then parses it).
+ * Calls `visit(key, kind, start, end)` for each top-level member of the JSON object `text`, where
+ * `text.slice(start, end)` is the member's value as written, reading the text without building
+ * the object: learning an export's columns needs each value's kind, not the value, and writing
+ * its cells needs only the top-level values (JSON.parse would allocate every string and nested
+ * object of every record). Gives the kinds JSON.parse then `kindOf` would. Returns false,
+ * possibly after some visits, when `text` is not a JSON object it can read (the caller then
+ * parses it).
  */
-export function scanTopLevelKinds(text: string, note: (key: string, kind: ValueKind) => void): boolean {
+export function scanTopLevelMembers(
+  text: string,
+  visit: (key: string, kind: ValueKind, start: number, end: number) => void,
+): boolean {
   let i = skipSpace(text, 0);
   if (text.charCodeAt(i) !== OPEN_BRACE) return false;
   i = skipSpace(text, i + 1);
@@ -72,7 +77,7 @@ export function scanTopLevelKinds(text: string, note: (key: string, kind: ValueK
       }
     }
     if (end < 0) return false;
-    note(key, kind);
+    visit(key, kind, i, end);
     i = skipSpace(text, end);
     const next = text.charCodeAt(i);
     if (next === CLOSE_BRACE) return true;

@@ -1,0 +1,108 @@
+import { parseJson } from '@synk/json';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ExportRow } from '../sync/sync.store.ts';
+import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout } from './export-columns.ts';
+
+/** Keys and strings with escapes, quotes, backslashes, unicode and JSON-looking text. */
+const text = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 8 }),
+  fc.constantFrom('', '"', '\\', '\\"', '{"a":1}', 'ключ', '🎉', '\u2028', 'a\nb', '__proto__', '0', '10'),
+);
+const scalar = fc.oneof(
+  text,
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.constantFrom(0, -0, 1e21, 2 ** 53, 1.5, 1e-7),
+  fc.boolean(),
+  fc.constant(null),
+);
+const value = fc.oneof(
+  { weight: 4, arbitrary: scalar },
+  fc.array(scalar, { maxLength: 3 }),
+  fc.dictionary(text, scalar, { maxKeys: 3 }),
+);
+/** A few shared keys, so records of one form type overlap and their kinds mix. */
+const key = fc.oneof(fc.constantFrom('a', 'b', 'c', 'd', 'é', '"q"', 'x\\y'), text);
+const data = fc.dictionary(key, value, { maxKeys: 6 });
+
+const row = (json: string): ExportRow => [
+  'id-1',
+  'form',
+  null,
+  json,
+  null,
+  null,
+  '2026-01-01T00:00:00.000Z',
+  0,
+  7,
+  null,
+];
+
+/**
+ * The cells `fill` must give for `record`: from the object as its JSON text reads back (`-0` is
+ * written `0`), by @synk/json (V8's own JSON.parse can misread escaped keys, nodejs/node#63785).
+ */
+function expectedCells(record: Record<string, unknown>, profiled: DataProfile) {
+  const stored = parseJson(JSON.stringify(record)) as Record<string, unknown>;
+  return profiled.columns().map(({ key, json, column }) => {
+    const value = Object.hasOwn(stored, key) ? stored[key] : undefined;
+    if (value === undefined || value === null) return undefined;
+    return json ? JSON.stringify(value) : cellFromValue(value, column.type);
+  });
+}
+
+describe('ExportLayout.fill', () => {
+  it('gives each data cell what converting the record object gives, for records unlike the profiled ones too', () => {
+    fc.assert(
+      fc.property(fc.array(data, { minLength: 1, maxLength: 4 }), data, (profiledRecords, record) => {
+        const profile = new DataProfile();
+        for (const r of [...profiledRecords, record]) profile.add(r);
+        // Also a layout that never saw `record`: its values may no longer fit the columns.
+        const stale = new DataProfile();
+        for (const r of profiledRecords) stale.add(r);
+        for (const p of [profile, stale]) {
+          const layout = new ExportLayout(p.columns());
+          const cells = layout.newCells(1);
+          layout.fill(cells, 0, row(JSON.stringify(record)));
+          const dataCells = cells.slice(BASE_COLUMNS.length).map((column) => column[0]);
+          expect(dataCells).toEqual(expectedCells(record, p));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reads text written with whitespace (nested values compared as JSON values)', () => {
+    fc.assert(
+      fc.property(data, (record) => {
+        const profile = new DataProfile();
+        profile.add(record);
+        const layout = new ExportLayout(profile.columns());
+        const cells = layout.newCells(1);
+        layout.fill(cells, 0, row(JSON.stringify(record, null, 2)));
+        const expected = expectedCells(record, profile);
+        profile.columns().forEach(({ json }, c) => {
+          const cell = cells[BASE_COLUMNS.length + c]![0];
+          if (json && cell !== undefined)
+            expect(parseJson(cell as string)).toEqual(parseJson(expected[c] as string));
+          else expect(cell).toEqual(expected[c]);
+        });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('clears cells a reused row had, and falls back to parsing text the scanner declines', () => {
+    const profile = new DataProfile();
+    profile.add({ a: 1, b: 'x' });
+    const layout = new ExportLayout(profile.columns());
+    const cells = layout.newCells(1);
+    layout.fill(cells, 0, row('{"a":1,"b":"x"}'));
+    layout.fill(cells, 0, row('{"a":null}'));
+    expect(cells.slice(BASE_COLUMNS.length).map((c) => c[0])).toEqual([undefined, undefined]);
+    // Duplicate keys: the last one wins, as in JSON.parse.
+    layout.fill(cells, 0, row('{"a":1,"a":2,"b":"x","b":null}'));
+    expect(cells.slice(BASE_COLUMNS.length).map((c) => c[0])).toEqual([2, undefined]);
+  });
+});
