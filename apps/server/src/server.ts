@@ -73,7 +73,7 @@ export async function createContext(
         sync,
         attachments,
         bundles,
-        exports: new ExportsService(store),
+        exports: new ExportsService(store, path.join(config.dataDir, 'tmp', 'exports')),
         close: () => store.close(),
       },
     };

@@ -261,3 +261,46 @@ describe('filters on their edges', () => {
       expect((await fetchExport('parquet', `?since_version=${bad}`)).status).toBe(400);
   });
 });
+
+describe('many form types (written a few per scan, the others via temporary files)', () => {
+  it('puts every record once in its own file, in version order, with its values', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const TYPES = 9;
+    const formType = (t: number) => `many-${t}`;
+    // Interleaved, as records of different forms arrive: record i is of type i % TYPES. Each type
+    // has its own key too, so a record written into another type's file would show.
+    const records = Array.from({ length: 40 * TYPES }, (_, i) => ({
+      observation_id: `many-${i}`,
+      form_type: formType(i % TYPES),
+      data: { i, [`only_${i % TYPES}`]: `t${i % TYPES}`, text: 'x'.repeat(i % 50) },
+    }));
+    for (let i = 0; i < records.length; i += 120) {
+      const res = await push(target, writer.token, records.slice(i, i + 120));
+      expect(res.status).toBe(200);
+    }
+    const query = `?${Array.from({ length: TYPES }, (_, t) => `form_type=${formType(t)}`).join('&')}`;
+    const parquet = await unzip(await fetchExport('parquet', query));
+    const csv = await unzip(await fetchExport('csv', query));
+    expect([...parquet.keys()]).toEqual(Array.from({ length: TYPES }, (_, t) => `${formType(t)}.parquet`));
+    for (let t = 0; t < TYPES; t++) {
+      const expected = records.filter((r) => r.form_type === formType(t));
+      const { columns, rows } = await readParquet(parquet.get(`${formType(t)}.parquet`)!);
+      expect(columns.map((c) => c.name).filter((n) => n.startsWith('data_'))).toEqual([
+        'data_i',
+        `data_only_${t}`,
+        'data_text',
+      ]);
+      expect(rows.map((r) => [r.observation_id, r.data_i, r[`data_only_${t}`], r.data_text])).toEqual(
+        expected.map((r) => [r.observation_id, BigInt(r.data.i), `t${t}`, r.data.text]),
+      );
+      const versions = rows.map((r) => Number(r.version));
+      expect(versions).toEqual([...versions].sort((a, b) => a - b));
+      const lines = csv
+        .get(`${formType(t)}.csv`)!
+        .toString('utf8')
+        .trimEnd()
+        .split('\r\n');
+      expect(lines.slice(1).map((line) => line.split(',')[0])).toEqual(expected.map((r) => r.observation_id));
+    }
+  });
+});

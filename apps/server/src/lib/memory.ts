@@ -17,13 +17,19 @@ export function releaseTransferGarbage(): void {
 /**
  * Buffers that live until a slow consumer (a socket's write queue) is done with them outlive
  * young-generation collections, and V8 then frees them only at a full collection, which it starts
- * after ~64 MiB more of such memory. A writer that hands out a few MiB at a time (an export's
- * Parquet row groups) calls this after each: a full collection of the server's small heap takes
- * a few milliseconds and keeps what it holds to the buffers still in use.
+ * after ~64 MiB more of such memory. A writer that hands out buffers of a few MiB (an export's
+ * Parquet row groups) reports each here; after every `WRITTEN_GC_INTERVAL` of them a full
+ * collection of the server's small heap (a few milliseconds) keeps what they hold to the buffers
+ * still in use.
  */
-export function releaseWrittenBuffers(): void {
+export function releaseWrittenBuffers(bytes: number): void {
+  writtenSinceCollection += bytes;
+  if (writtenSinceCollection < WRITTEN_GC_INTERVAL) return;
+  writtenSinceCollection = 0;
   gc?.({ type: 'major' });
 }
+let writtenSinceCollection = 0;
+const WRITTEN_GC_INTERVAL = 4 * 1024 * 1024;
 
 /** How many bytes a transfer moves between two `releaseTransferGarbage()` calls. */
 export const TRANSFER_GC_INTERVAL = 8 * 1024 * 1024;

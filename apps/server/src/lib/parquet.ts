@@ -75,20 +75,17 @@ const PHYSICAL_TYPE = { UTF8: 'BYTE_ARRAY', DOUBLE: 'DOUBLE', INT64: 'INT64', BO
 export interface ParquetLimits {
   rowGroupRows: number;
   rowGroupBytes: number;
-  /**
-   * PLAIN bytes per page. 256 KiB rather than the usual 1 MiB: a page's values are held as
-   * JavaScript strings until it is encoded, and values that outlive a young-generation collection
-   * are promoted and grow the heap (1M-record export, 500-record reads: ~190–230 MB peak RSS with
-   * 256 KiB pages and 4 MiB row groups, ~245–250 MB with 1 MiB and 16 MiB).
-   */
+  /** PLAIN bytes per page (before compression). */
   pageBytes: number;
 }
 
 const DEFAULT_LIMITS: ParquetLimits = { rowGroupRows: 100_000, rowGroupBytes: 4 << 20, pageBytes: 256 << 10 };
 
 /**
- * Writes Parquet into `output`. Memory: the encoded pages of the row group being filled (at most
- * about `rowGroupBytes`) and the page being encoded, never the rows themselves.
+ * Writes Parquet into `output`. Memory: each column's page being filled (its values already
+ * encoded, at most about `pageBytes`) and the encoded pages of the row group being filled (at most
+ * about `rowGroupBytes`), never the rows themselves: `append` copies the values out at once.
+ * A writer of many columns, or one of several at once, wants smaller pages.
  */
 export async function openParquetStream(
   columns: ParquetColumn[],
@@ -108,45 +105,49 @@ export async function openParquetStream(
   const rowGroups: InstanceType<Parquetjs['thrift']['RowGroup']>[] = [];
   let fileRows = 0;
   await write(MAGIC);
-  const plainScratch = new Scratch();
 
   /**
-   * The row group being filled: each column's encoded pages, appended to a buffer of its own that
-   * every row group reuses. Pages kept as buffers of their own would outlive young-generation
-   * collections, be promoted, and pile up as old-generation garbage between full collections
-   * (~20–30 MB in a 1M-record export).
+   * Each column's page being filled, and the row group being filled: its encoded pages, appended
+   * to a buffer of the column's own that every row group reuses. Pages kept as buffers of their
+   * own would outlive young-generation collections, be promoted, and pile up as old-generation
+   * garbage between full collections (~20–30 MB in a 1M-record export).
    */
-  const group = columns.map(() => ({ pages: new ByteArena(), uncompressedSize: 0 }));
+  const chunks = columns.map((column) => ({
+    column,
+    page: new PageBuilder(column),
+    pages: new ByteArena(),
+    uncompressedSize: 0,
+  }));
   let groupRows = 0;
 
-  /** Appends to column `index`'s chunk a DataPageV2 of rows [from, to): definition levels (optional columns), then PLAIN values. */
-  function encodePage(index: number, values: ColumnValues, from: number, to: number) {
-    const column = columns[index]!;
-    const rows = to - from;
-    const levels = column.optional ? definitionLevels(values, from, to) : { bytes: EMPTY, present: rows };
-    const plain = encodePlain(column.type, values, from, to, levels.present, plainScratch);
+  /** Ends the column's page being filled: a DataPageV2 (definition levels, then PLAIN values) appended to its chunk. */
+  function endPage(chunk: (typeof chunks)[number]) {
+    const { page } = chunk;
+    if (page.rows === 0) return;
+    const levels = chunk.column.optional ? page.definitionLevels() : EMPTY;
+    const plain = page.plain();
     const body = COMPRESSION === 'SNAPPY' ? snappy(plain) : plain;
     const header = serializeThrift(
       new thrift.PageHeader({
         type: thrift.PageType.DATA_PAGE_V2,
-        uncompressed_page_size: levels.bytes.length + plain.length,
-        compressed_page_size: levels.bytes.length + body.length,
+        uncompressed_page_size: levels.length + plain.length,
+        compressed_page_size: levels.length + body.length,
         data_page_header_v2: new thrift.DataPageHeaderV2({
-          num_values: rows,
-          num_nulls: rows - levels.present,
-          num_rows: rows,
+          num_values: page.rows,
+          num_nulls: page.rows - page.present,
+          num_rows: page.rows,
           encoding: thrift.Encoding.PLAIN,
-          definition_levels_byte_length: levels.bytes.length,
+          definition_levels_byte_length: levels.length,
           repetition_levels_byte_length: 0,
           is_compressed: COMPRESSION !== 'UNCOMPRESSED',
         }),
       }),
     );
-    const pages = group[index]!.pages;
-    pages.append(header);
-    pages.append(levels.bytes);
-    pages.append(body);
-    group[index]!.uncompressedSize += header.length + levels.bytes.length + plain.length;
+    chunk.pages.append(header);
+    chunk.pages.append(levels);
+    chunk.pages.append(body);
+    chunk.uncompressedSize += header.length + levels.length + plain.length;
+    page.clear();
   }
 
   /**
@@ -155,14 +156,16 @@ export async function openParquetStream(
    */
   async function flush() {
     if (groupRows === 0) return;
-    const chunks = [];
+    const columnChunks = [];
     const parts: Buffer[] = [];
     let offset = fileOffset;
-    for (const [i, { pages, uncompressedSize }] of group.entries()) {
+    for (const chunk of chunks) {
+      endPage(chunk);
+      const { column, pages, uncompressedSize } = chunk;
       const metadata = new thrift.ColumnMetaData({
-        type: thrift.Type[PHYSICAL_TYPE[columns[i]!.type]],
+        type: thrift.Type[PHYSICAL_TYPE[column.type]],
         encodings: [thrift.Encoding.RLE, thrift.Encoding.PLAIN],
-        path_in_schema: [columns[i]!.name],
+        path_in_schema: [column.name],
         codec: thrift.CompressionCodec[COMPRESSION],
         num_values: new Int64(groupRows),
         total_uncompressed_size: new Int64(uncompressedSize),
@@ -171,19 +174,19 @@ export async function openParquetStream(
       });
       parts.push(pages.view());
       offset += pages.length;
-      chunks.push(new thrift.ColumnChunk({ file_offset: new Int64(offset), meta_data: metadata }));
+      columnChunks.push(new thrift.ColumnChunk({ file_offset: new Int64(offset), meta_data: metadata }));
       const encoded = serializeThrift(metadata);
       parts.push(encoded);
       offset += encoded.length;
     }
     const section = Buffer.concat(parts);
-    for (const column of group) {
-      column.pages.clear();
-      column.uncompressedSize = 0;
+    for (const chunk of chunks) {
+      chunk.pages.clear();
+      chunk.uncompressedSize = 0;
     }
     rowGroups.push(
       new thrift.RowGroup({
-        columns: chunks,
+        columns: columnChunks,
         total_byte_size: new Int64(section.length),
         num_rows: new Int64(groupRows),
       }),
@@ -191,21 +194,22 @@ export async function openParquetStream(
     fileRows += groupRows;
     groupRows = 0;
     await write(section);
-    releaseWrittenBuffers();
+    releaseWrittenBuffers(section.length);
   }
 
-  const groupBytes = () => group.reduce((sum, column) => sum + column.pages.length, 0);
+  /** The row group's encoded pages (each column's page being filled is bounded by `pageBytes`). */
+  const groupBytes = () => chunks.reduce((sum, chunk) => sum + chunk.pages.length, 0);
 
   return {
     async append(values, rowCount) {
       for (let from = 0; from < rowCount; ) {
         // Never past the row group's end: a page belongs to one row group.
         const to = Math.min(rowCount, from + rowGroupRows - groupRows);
-        for (const [i, column] of columns.entries()) {
-          for (let pageFrom = from; pageFrom < to; ) {
-            const pageTo = pageEnd(column.type, values[i]!, pageFrom, to, pageBytes);
-            encodePage(i, values[i]!, pageFrom, pageTo);
-            pageFrom = pageTo;
+        for (const [i, chunk] of chunks.entries()) {
+          const columnValues = values[i]!;
+          for (let row = from; row < to; row++) {
+            chunk.page.add(columnValues[row]);
+            if (chunk.page.size >= pageBytes) endPage(chunk);
           }
         }
         groupRows += to - from;
@@ -247,51 +251,7 @@ export async function openParquetStream(
   };
 }
 
-/** Where the page starting at row `from` ends: about `pageBytes` of values (one-byte characters counted). */
-function pageEnd(
-  type: ParquetColumnType,
-  values: ColumnValues,
-  from: number,
-  end: number,
-  pageBytes: number,
-) {
-  if (type !== 'UTF8') return Math.min(end, from + Math.max(1, Math.floor(pageBytes / 8)));
-  let bytes = 0;
-  let to = from;
-  while (to < end && bytes < pageBytes) {
-    const value = values[to++];
-    if (value !== null && value !== undefined) bytes += 4 + (value as string).length;
-  }
-  return to;
-}
-
 const EMPTY = Buffer.alloc(0);
-
-/**
- * Definition levels of rows [from, to) (1 present, 0 absent) in the RLE/bit-packed hybrid encoding
- * at bit width 1: one repeated run when every row agrees, else one bit-packed run.
- */
-function definitionLevels(
-  values: ColumnValues,
-  from: number,
-  to: number,
-): { bytes: Buffer; present: number } {
-  const rows = to - from;
-  let present = 0;
-  for (let i = from; i < to; i++) if (values[i] !== null && values[i] !== undefined) present++;
-  if (present === 0 || present === rows) {
-    return { bytes: Buffer.concat([varint(rows << 1), Buffer.of(present === 0 ? 0 : 1)]), present };
-  }
-  const groups = Math.ceil(rows / 8);
-  const header = varint((groups << 1) | 1);
-  const bytes = Buffer.alloc(header.length + groups);
-  header.copy(bytes);
-  for (let i = from; i < to; i++) {
-    const bit = i - from;
-    if (values[i] !== null && values[i] !== undefined) bytes[header.length + (bit >> 3)]! |= 1 << (bit & 7);
-  }
-  return { bytes, present };
-}
 
 function varint(n: number): Buffer {
   const bytes: number[] = [];
@@ -325,96 +285,110 @@ class ByteArena {
   }
 }
 
-/** A growing buffer reused across pages, so encoding a page allocates only its result. */
-class Scratch {
-  #buffer = Buffer.allocUnsafe(0);
-  /** A buffer of at least `size` bytes, its first `keep` bytes those of the previous one. */
-  get(size: number, keep = 0): Buffer {
-    if (this.#buffer.length < size) {
-      const larger = Buffer.allocUnsafe(Math.max(size, Math.floor(this.#buffer.length * 1.5)));
-      this.#buffer.copy(larger, 0, 0, keep);
-      this.#buffer = larger;
-    }
-    return this.#buffer;
-  }
-}
-
-const TWO_TO_32 = 2 ** 32;
-
 /** Buffer's own UTF-8 writer, without `write`'s argument juggling (it runs once per string value). */
 type Utf8Writable = Buffer & { utf8Write(text: string, offset: number): number };
 
-/** The present values, PLAIN-encoded (a view of `scratch`: compress or copy it before the next page). */
-function encodePlain(
-  type: ParquetColumnType,
-  values: ColumnValues,
-  from: number,
-  to: number,
-  present: number,
-  scratch: Scratch,
-): Buffer {
-  switch (type) {
-    case 'UTF8': {
-      // Sized for one byte per character; grown only when a string may not fit (up to 3 per char).
-      let size = 0;
-      for (let i = from; i < to; i++) {
-        const value = values[i];
-        if (value !== null && value !== undefined) size += 4 + (value as string).length;
-      }
-      let buffer = scratch.get(size);
-      let offset = 0;
-      for (let i = from; i < to; i++) {
-        const value = values[i] as string | null | undefined;
-        if (value === null || value === undefined) continue;
-        if (offset + 4 + value.length * 3 > buffer.length) {
-          size += Buffer.byteLength(value) - value.length;
-          buffer = scratch.get(Math.max(size, offset + 4 + Buffer.byteLength(value)), offset);
-        }
-        const length = (buffer as Utf8Writable).utf8Write(value, offset + 4);
-        buffer.writeUInt32LE(length, offset);
-        offset += 4 + length;
-      }
-      return buffer.subarray(0, offset);
+const TWO_TO_32 = 2 ** 32;
+
+/**
+ * A column's page being filled: its values PLAIN-encoded as they are added (length-prefixed
+ * UTF-8, little-endian INT64/DOUBLE, bit-packed BOOLEAN), and one bit per row saying whether it
+ * has a value (the definition levels of an optional column). Its buffers are reused page after page.
+ */
+class PageBuilder {
+  readonly #type: ParquetColumnType;
+  #plain = Buffer.allocUnsafe(4096) as Utf8Writable;
+  #length = 0;
+  #defined = new Uint8Array(1024);
+  rows = 0;
+  present = 0;
+
+  constructor(column: ParquetColumn) {
+    this.#type = column.type;
+  }
+
+  /** PLAIN bytes so far. */
+  get size(): number {
+    return this.#length;
+  }
+
+  /** Adds a row: its value, or none (`null`/`undefined`). */
+  add(value: unknown): void {
+    const row = this.rows++;
+    if (row >> 3 >= this.#defined.length) {
+      const larger = new Uint8Array(this.#defined.length * 2);
+      larger.set(this.#defined);
+      this.#defined = larger;
     }
-    case 'INT64': {
-      const buffer = scratch.get(present * 8);
-      let offset = 0;
-      for (let i = from; i < to; i++) {
-        const value = values[i];
-        if (value === null || value === undefined) continue;
-        if (typeof value === 'bigint') buffer.writeBigInt64LE(value, offset);
+    if (value === null || value === undefined) return;
+    this.#defined[row >> 3]! |= 1 << (row & 7);
+    const index = this.present++;
+    switch (this.#type) {
+      case 'UTF8': {
+        const text = value as string;
+        this.#reserve(4 + text.length * 3);
+        const length = this.#plain.utf8Write(text, this.#length + 4);
+        this.#plain.writeUInt32LE(length, this.#length);
+        this.#length += 4 + length;
+        break;
+      }
+      case 'INT64': {
+        this.#reserve(8);
+        if (typeof value === 'bigint') this.#plain.writeBigInt64LE(value, this.#length);
         else {
           // Safe integers as two 32-bit halves: no BigInt per value.
           const n = value as number;
           const high = Math.floor(n / TWO_TO_32);
-          buffer.writeUInt32LE(n - high * TWO_TO_32, offset);
-          buffer.writeInt32LE(high, offset + 4);
+          this.#plain.writeUInt32LE(n - high * TWO_TO_32, this.#length);
+          this.#plain.writeInt32LE(high, this.#length + 4);
         }
-        offset += 8;
+        this.#length += 8;
+        break;
       }
-      return buffer.subarray(0, offset);
-    }
-    case 'DOUBLE': {
-      const buffer = scratch.get(present * 8);
-      let offset = 0;
-      for (let i = from; i < to; i++) {
-        const value = values[i];
-        if (value === null || value === undefined) continue;
-        buffer.writeDoubleLE(value as number, offset);
-        offset += 8;
+      case 'DOUBLE':
+        this.#reserve(8);
+        this.#plain.writeDoubleLE(value as number, this.#length);
+        this.#length += 8;
+        break;
+      case 'BOOLEAN': {
+        const byte = index >> 3;
+        this.#reserve(1);
+        if ((index & 7) === 0) this.#plain[byte] = 0;
+        if (value) this.#plain[byte]! |= 1 << (index & 7);
+        this.#length = byte + 1;
+        break;
       }
-      return buffer.subarray(0, offset);
     }
-    case 'BOOLEAN': {
-      const buffer = scratch.get(Math.ceil(present / 8)).fill(0, 0, Math.ceil(present / 8));
-      let bit = 0;
-      for (let i = from; i < to; i++) {
-        const value = values[i];
-        if (value === null || value === undefined) continue;
-        if (value) buffer[bit >> 3]! |= 1 << (bit & 7);
-        bit++;
-      }
-      return buffer.subarray(0, Math.ceil(present / 8));
-    }
+  }
+
+  /** The PLAIN values (a view: compress or copy it before the next `clear`). */
+  plain(): Buffer {
+    return this.#plain.subarray(0, this.#length);
+  }
+
+  /**
+   * The definition levels (1 has a value, 0 not) in the RLE/bit-packed hybrid encoding at bit
+   * width 1: one repeated run when every row agrees, else one bit-packed run.
+   */
+  definitionLevels(): Buffer {
+    if (this.present === 0 || this.present === this.rows)
+      return Buffer.concat([varint(this.rows << 1), Buffer.of(this.present === 0 ? 0 : 1)]);
+    const groups = Math.ceil(this.rows / 8);
+    return Buffer.concat([varint((groups << 1) | 1), this.#defined.subarray(0, groups)]);
+  }
+
+  clear(): void {
+    this.#defined.fill(0, 0, Math.ceil(this.rows / 8));
+    this.rows = 0;
+    this.present = 0;
+    this.#length = 0;
+  }
+
+  /** Room for `bytes` more. */
+  #reserve(bytes: number): void {
+    if (this.#length + bytes <= this.#plain.length) return;
+    const larger = Buffer.allocUnsafe(Math.max(this.#length + bytes, this.#plain.length * 2)) as Utf8Writable;
+    this.#plain.copy(larger, 0, 0, this.#length);
+    this.#plain = larger;
   }
 }

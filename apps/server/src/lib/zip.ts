@@ -94,8 +94,13 @@ export async function createZipStream(output: Writable): Promise<ZipStream> {
   const open = new Set<PassThrough>();
   // When the output fails (the client went away), entries still being written would wait for
   // 'drain' forever: fail them too, so whoever writes them stops and lets go of what it holds.
+  // Their writers learn of it from their writes (callbacks, or 'close' instead of 'drain'), so
+  // the entries' own 'error' events are not left unhandled.
   done.catch((err: Error) => {
-    for (const content of open) content.destroy(err);
+    for (const content of open) {
+      content.on('error', () => {});
+      content.destroy(err);
+    }
   });
   return {
     entry(name, options) {

@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
 import type { ExportRow } from '../sync/sync.store.ts';
-import { kindOf, scanTopLevelMembers, type ValueKind } from './json-kinds.ts';
+import { KeyCache, kindOf, scanTopLevelMembers, type ValueKind } from './json-kinds.ts';
 
 /** The fixed columns every export file starts with (spec §7). */
 export const BASE_COLUMNS: ParquetColumn[] = [
@@ -31,6 +31,8 @@ export interface DataColumn {
 export class DataProfile {
   readonly #kinds = new Map<string, ValueKind>();
 
+  readonly #keys = new KeyCache();
+
   readonly #note = (key: string, kind: ValueKind): void => {
     const seen = this.#kinds.get(key);
     if (seen === undefined || seen === 'null') this.#kinds.set(key, kind);
@@ -43,7 +45,8 @@ export class DataProfile {
 
   /** The same from a record's `data` text, read without parsing it into objects. */
   addJson(text: string): void {
-    if (!scanTopLevelMembers(text, this.#note)) this.add(parseJson(text) as Record<string, unknown>);
+    if (!scanTopLevelMembers(text, this.#note, this.#keys))
+      this.add(parseJson(text) as Record<string, unknown>);
   }
 
   columns(): DataColumn[] {
@@ -108,9 +111,10 @@ export class ExportLayout {
     this.#cells = cells;
     this.#row = i;
     this.#text = row[3];
-    if (!scanTopLevelMembers(row[3], this.#put)) this.#fillParsed(cells, i, row[3]);
+    if (!scanTopLevelMembers(row[3], this.#put, this.#keys)) this.#fillParsed(cells, i, row[3]);
   }
 
+  readonly #keys = new KeyCache();
   #cells: unknown[][] = [];
   #row = 0;
   #text = '';

@@ -1,27 +1,75 @@
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { releaseWrittenBuffers } from '../../lib/memory.ts';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
 import type { ExportDataRow, ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
 import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
 /**
- * Records per read. Small pages keep what a page allocates short-lived (it is encoded before the
- * next one is read; the Parquet writer keeps only encoded pages until a row group is full).
+ * Records per read. Small reads keep what a read allocates short-lived (its values are encoded
+ * before the next read; the Parquet writer keeps only encoded bytes).
  */
 const PAGE = 500;
 
 /**
+ * Form types written from one scan of the records. One scan per form type would read every page
+ * of the table once per type where types are interleaved (each read of a record is a seek into
+ * the table); one scan for all of them would hold a page of cells and a row group per type. So
+ * the types are taken a few at a time: memory stays bounded however many types there are.
+ */
+const TYPES_PER_SCAN = 4;
+
+/** Encoded bytes a scan's Parquet files hold in row groups being filled, together. */
+const ROW_GROUP_BYTES_PER_SCAN = 4 << 20;
+/**
+ * Bytes a scan's Parquet files hold in the pages being filled (one per column), together: pages
+ * are smaller when there are many columns (forms often have hundreds of fields), within bounds.
+ */
+const PAGE_BYTES_PER_SCAN = 4 << 20;
+const PAGE_BYTES = { min: 16 << 10, max: 256 << 10 };
+
+/** Temporary files older than this are left over from a process that died mid-export. */
+const STALE_MS = 24 * 60 * 60 * 1000;
+
+/** Where a file's rows go: appended a page at a time (`cells[column][row]`), then closed. */
+interface TableWriter {
+  append(cells: unknown[][], rowCount: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+type OpenTable = (output: Writable, columns: ParquetColumn[], typesInScan: number) => Promise<TableWriter>;
+
+/** One form type's file being written during a scan. */
+interface Table {
+  formType: string;
+  layout: ExportLayout;
+  cells: unknown[][];
+  rows: number;
+  writer: TableWriter;
+  /** Where the file is being written when it is not the ZIP entry itself. */
+  file?: string;
+}
+
+/**
  * Streams exports in two passes over the records, a page at a time: the first learns the form
- * types and each one's columns, the second converts and writes each form type's records. Memory
- * depends on the page and row-group sizes, never on how many records there are.
+ * types and each one's columns, the second converts and writes the records of a few form types
+ * per scan. Memory depends on the page and row-group sizes, never on how many records there are.
+ * In each scan the first form type is written straight into the ZIP; the others go to temporary
+ * files under `tempDir` (as big as their share of the export) and are copied in after it.
  */
 export class ExportsService {
   readonly #source: RecordExportSource;
+  readonly #tempDir: string;
 
-  constructor(source: RecordExportSource) {
+  constructor(source: RecordExportSource, tempDir: string) {
     this.#source = source;
+    this.#tempDir = tempDir;
   }
 
   /** Every selected form type (sorted) with its data columns, from one scan of the records. */
@@ -47,67 +95,112 @@ export class ExportsService {
     );
   }
 
-  /** The form type's records converted a page at a time. */
-  async *#pages(formType: string, filter: ExportFilter, layout: ExportLayout) {
-    let after = 0;
-    for (;;) {
-      await nextTurn();
-      const cells = layout.newCells(PAGE);
-      let rowCount = 0;
-      const fill = (row: ExportRow) => {
-        layout.fill(cells, rowCount++, row);
-        after = row[8];
-      };
-      await this.#source.visitExportRows(formType, filter, after, PAGE, fill);
-      if (rowCount > 0) yield { cells, rowCount };
-      if (rowCount < PAGE) return;
-    }
-  }
-
   /**
-   * One ZIP entry per form type (sanitised, collision-safe names), each written by `writeFile`
-   * from the type's columns and its records converted a page at a time (`cells[column][row]`).
+   * One ZIP entry per form type (sanitised, collision-safe names, sorted), each written by the
+   * writer `open` gives from the type's columns and its records converted a page at a time.
    */
-  async #zipPerFormType(
-    filter: ExportFilter,
-    output: Writable,
-    extension: string,
-    writeFile: (
-      entry: Writable,
-      columns: ParquetColumn[],
-      pages: AsyncGenerator<{ cells: unknown[][]; rowCount: number }>,
-    ) => Promise<void>,
-  ): Promise<void> {
+  async #zipPerFormType(filter: ExportFilter, output: Writable, extension: string, open: OpenTable) {
     const zip = await createZipStream(output);
     const profile = await this.#profile(filter);
     const names = exportFileNames([...profile.keys()], extension);
-    for (const [formType, dataColumns] of profile) {
-      const layout = new ExportLayout(dataColumns);
-      // Parquet pages are compressed already: the ZIP stores them as they are.
-      const entry = zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
-      await writeFile(entry, layout.columns, this.#pages(formType, filter, layout));
+    const formTypes = [...profile.keys()];
+    // Parquet pages are compressed already: the ZIP stores them as they are.
+    const entry = (formType: string) =>
+      zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
+    for (let i = 0; i < formTypes.length; i += TYPES_PER_SCAN) {
+      const scanTypes = formTypes.slice(i, i + TYPES_PER_SCAN);
+      await this.#scan(scanTypes, profile, filter, entry, open);
     }
     await zip.finalize();
   }
 
+  /** Writes the files of `formTypes` from one scan of their records, in version order. */
+  async #scan(
+    formTypes: string[],
+    profile: Map<string, DataColumn[]>,
+    filter: ExportFilter,
+    entry: (formType: string) => Writable,
+    open: OpenTable,
+  ): Promise<void> {
+    const dir = formTypes.length > 1 ? await this.#newTempDir() : undefined;
+    const files: Writable[] = [];
+    try {
+      const tables = new Map<string, Table>();
+      for (const [i, formType] of formTypes.entries()) {
+        const layout = new ExportLayout(profile.get(formType)!);
+        const file = i === 0 ? undefined : path.join(dir!, String(i));
+        const output = file === undefined ? entry(formType) : createWriteStream(file);
+        if (file !== undefined) files.push(output);
+        const writer = await open(output, layout.columns, formTypes.length);
+        tables.set(formType, { formType, layout, cells: layout.newCells(PAGE), rows: 0, writer, file });
+      }
+      let after = 0;
+      const fill = (row: ExportRow) => {
+        const table = tables.get(row[1])!;
+        table.layout.fill(table.cells, table.rows++, row);
+        after = row[8];
+      };
+      for (;;) {
+        await nextTurn();
+        const read = await this.#source.visitExportRows(formTypes, filter, after, PAGE, fill);
+        // The writers copy the values out, so each type's cells are filled again by the next read.
+        for (const table of tables.values()) {
+          if (table.rows === 0) continue;
+          await table.writer.append(table.cells, table.rows);
+          table.rows = 0;
+        }
+        if (read < PAGE) break;
+      }
+      for (const table of tables.values()) await table.writer.close();
+      for (const table of tables.values()) {
+        if (table.file !== undefined) await copyInto(table.file, entry(table.formType));
+      }
+    } finally {
+      // After a failure (the client went away), files still open are closed, then removed.
+      for (const file of files) file.destroy();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** A directory of its own for one scan's files (and those of exports that died, removed). */
+  async #newTempDir(): Promise<string> {
+    await mkdir(this.#tempDir, { recursive: true });
+    const now = Date.now();
+    for (const name of await readdir(this.#tempDir)) {
+      const stale = path.join(this.#tempDir, name);
+      const info = await stat(stale).catch(() => undefined);
+      if (info && now - info.mtimeMs > STALE_MS) await rm(stale, { recursive: true, force: true });
+    }
+    return mkdtemp(path.join(this.#tempDir, 'export-'));
+  }
+
   parquet(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#zipPerFormType(filter, output, 'parquet', async (entry, columns, pages) => {
-      const writer = await openParquetStream(columns, entry);
-      for await (const { cells, rowCount } of pages) await writer.append(cells, rowCount);
-      await writer.close();
-    });
+    return this.#zipPerFormType(filter, output, 'parquet', (out, columns, typesInScan) =>
+      openParquetStream(columns, out, {
+        rowGroupBytes: Math.floor(ROW_GROUP_BYTES_PER_SCAN / typesInScan),
+        pageBytes: Math.min(
+          PAGE_BYTES.max,
+          Math.max(PAGE_BYTES.min, Math.floor(PAGE_BYTES_PER_SCAN / (columns.length * typesInScan))),
+        ),
+      }),
+    );
   }
 
   csv(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#zipPerFormType(filter, output, 'csv', async (entry, columns, pages) => {
-      await write(entry, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
-      for await (const { cells, rowCount } of pages) {
-        let text = '';
-        for (let i = 0; i < rowCount; i++)
-          text += `${cells.map((column) => csvField(column[i])).join(',')}\r\n`;
-        await write(entry, text);
-      }
-      entry.end();
+    return this.#zipPerFormType(filter, output, 'csv', async (out, columns) => {
+      await write(out, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
+      return {
+        async append(cells, rowCount) {
+          let text = '';
+          for (let i = 0; i < rowCount; i++)
+            text += `${cells.map((column) => csvField(column[i])).join(',')}\r\n`;
+          await write(out, text);
+        },
+        async close() {
+          out.end();
+          await once(out, 'finish');
+        },
+      };
     });
   }
 }
@@ -119,6 +212,29 @@ export function csvField(value: unknown): string {
   return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
+/** Copies a file into a ZIP entry (and ends it); read buffers waiting on a slow client are released. */
+async function copyInto(file: string, entry: Writable): Promise<void> {
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      releaseWrittenBuffers(chunk.length);
+      callback(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(file), counted, entry);
+}
+
+/** Writes, then waits while `stream` is full; fails if it fails or is destroyed (never waits forever). */
 async function write(stream: Writable, text: string): Promise<void> {
-  if (!stream.write(text)) await once(stream, 'drain');
+  if (stream.destroyed) throw stream.errored ?? new Error('the output was closed');
+  if (stream.write(text)) return;
+  await new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error | null) => {
+      stream.off('drain', onDrain).off('close', onClose).off('error', settle);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(stream.errored ?? new Error('the output was closed'));
+    stream.on('drain', onDrain).on('close', onClose).on('error', settle);
+  });
 }

@@ -26,21 +26,26 @@ const CLOSE_BRACKET = 0x5d;
  * object of every record). Gives the kinds JSON.parse then `kindOf` would. Returns false,
  * possibly after some visits, when `text` is not a JSON object it can read (the caller then
  * parses it).
+ *
+ * `keys`, kept by the caller across the records of one form type, holds the keys seen at each
+ * member position: records of a form usually have the same keys in the same order, and a key
+ * found there is that same string again (no copy of it, and its hash is already computed for the
+ * caller's map lookups).
  */
 export function scanTopLevelMembers(
   text: string,
   visit: (key: string, kind: ValueKind, start: number, end: number) => void,
+  keys: KeyCache = new KeyCache(),
 ): boolean {
   let i = skipSpace(text, 0);
   if (text.charCodeAt(i) !== OPEN_BRACE) return false;
   i = skipSpace(text, i + 1);
   if (text.charCodeAt(i) === CLOSE_BRACE) return true;
-  for (;;) {
+  for (let position = 0; ; position++) {
     if (text.charCodeAt(i) !== QUOTE) return false;
     const keyEnd = stringEnd(text, i);
     if (keyEnd < 0) return false;
-    let key = text.slice(i + 1, keyEnd - 1);
-    if (key.includes('\\')) key = JSON.parse(text.slice(i, keyEnd)) as string;
+    const key = keys.at(position, text, i, keyEnd);
     i = skipSpace(text, keyEnd);
     if (text.charCodeAt(i) !== COLON) return false;
     i = skipSpace(text, i + 1);
@@ -83,6 +88,24 @@ export function scanTopLevelMembers(
     if (next === CLOSE_BRACE) return true;
     if (next !== COMMA) return false;
     i = skipSpace(text, i + 1);
+  }
+}
+
+/** The keys last seen at each member position, as written (between the quotes) and as read. */
+export class KeyCache {
+  readonly #written: string[] = [];
+  readonly #keys: string[] = [];
+
+  /** The key whose quoted text is `text.slice(start, end)`, seen at member `position`. */
+  at(position: number, text: string, start: number, end: number): string {
+    const written = this.#written[position];
+    if (written !== undefined && written.length === end - start - 2 && text.startsWith(written, start + 1))
+      return this.#keys[position]!;
+    const raw = text.slice(start + 1, end - 1);
+    const key = raw.includes('\\') ? (JSON.parse(text.slice(start, end)) as string) : raw;
+    this.#written[position] = raw;
+    this.#keys[position] = key;
+    return key;
   }
 }
 

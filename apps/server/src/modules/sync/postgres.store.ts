@@ -300,15 +300,15 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   async visitExportRows(
-    formType: string,
+    formTypes: readonly string[],
     filter: ExportFilter,
     afterVersion: number,
     limit: number,
     visit: (row: ExportRow) => void,
   ): Promise<number> {
     const rows = await this.#pool.query<ExportRow>({
-      text: `select ${EXPORT_SELECT} from observations where form_type = $1 and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
-      values: [formType, Math.max(afterVersion, filter.sinceVersion), limit],
+      text: `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
+      values: [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
       rowMode: 'array',
     });
     for (const row of rows.rows) visit(row);

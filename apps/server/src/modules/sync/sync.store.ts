@@ -165,9 +165,10 @@ export type ExportDataRow = [version: number, formType: string, data: string];
 
 /**
  * Reads records for exports, a page at a time in version order: first every selected record's
- * form type and data (to learn the form types and their columns), then each form type's records.
- * Each call visits up to `limit` records with a version above `afterVersion`, calling `visit`
- * synchronously for each as it is read (no page of rows is held), and returns how many it visited.
+ * form type and data (to learn the form types and their columns), then the records of a few form
+ * types at a time. Each call visits up to `limit` records with a version above `afterVersion`,
+ * calling `visit` synchronously for each as it is read (no page of rows is held), and returns how
+ * many it visited.
  */
 export interface RecordExportSource {
   visitExportData(
@@ -177,7 +178,7 @@ export interface RecordExportSource {
     visit: (row: ExportDataRow) => void,
   ): Promise<number>;
   visitExportRows(
-    formType: string,
+    formTypes: readonly string[],
     filter: ExportFilter,
     afterVersion: number,
     limit: number,

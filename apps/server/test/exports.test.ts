@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from './helpers.ts';
+
+let t: TestApp;
+let admin: string;
+const TYPES = 6;
+const exportTemp = () => path.join(t.dataDir, 'tmp', 'exports');
+
+beforeAll(async () => {
+  t = await createTestApp({ SYNC_VALIDATION: 'off' });
+  admin = `Bearer ${await t.tokenFor('admin')}`;
+  // Several form types, so a scan writes some of them to temporary files; enough data that an
+  // export is still running when its client goes away.
+  for (let batch = 0; batch < 12; batch++) {
+    const records = Array.from({ length: 1000 }, (_, i) => {
+      const n = batch * 1000 + i;
+      return {
+        observation_id: `r-${n}`,
+        form_type: `type-${n % TYPES}`,
+        data: { n, text: `${n}`.repeat(300) },
+      };
+    });
+    const res = await request(t.app)
+      .post('/sync/push')
+      .set('authorization', admin)
+      .send({ transmission_id: randomUUID(), client_id: 'exports-test', records });
+    expect(res.status).toBe(200);
+  }
+}, 60_000);
+afterAll(() => t.close());
+
+describe('export temporary files', () => {
+  it('are gone after an export, and ones left by a process that died long ago are removed', async () => {
+    const stale = path.join(exportTemp(), 'export-stale');
+    mkdirSync(stale, { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+    utimesSync(stale, twoDaysAgo, twoDaysAgo);
+    const recent = path.join(exportTemp(), 'export-recent');
+    mkdirSync(recent);
+    const res = await request(t.app).get('/dataexport/parquet').set('authorization', admin).buffer(true);
+    expect(res.status).toBe(200);
+    // Another process's export may still be writing `recent`: only the stale one goes.
+    expect(readdirSync(exportTemp())).toEqual(['export-recent']);
+  });
+
+  it.each(['csv', 'parquet'])(
+    'are gone when the client goes away mid-%s-export, and the server goes on serving',
+    async (format) => {
+      const server = http.createServer(t.app);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const sawTempFiles = await new Promise<boolean>((resolve, reject) => {
+          const req = http.get(
+            { port, host: '127.0.0.1', path: `/dataexport/${format}`, headers: { authorization: admin } },
+            (res) => {
+              expect(res.statusCode).toBe(200);
+              // Read nothing more: the export stalls on its first file with the others' files open.
+              res.pause();
+              const started = Date.now();
+              const poll = setInterval(() => {
+                const open = readdirSync(exportTemp()).filter((name) => name !== 'export-recent');
+                if (open.length > 0 || Date.now() - started > 10_000) {
+                  clearInterval(poll);
+                  req.destroy();
+                  resolve(open.length > 0);
+                }
+              }, 20);
+            },
+          );
+          req.on('error', () => {});
+          req.setTimeout(30_000, () => reject(new Error('timed out')));
+        });
+        expect(sawTempFiles).toBe(true);
+        const deadline = Date.now() + 10_000;
+        while (readdirSync(exportTemp()).some((name) => name !== 'export-recent') && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(readdirSync(exportTemp())).toEqual(['export-recent']);
+        expect((await request(t.app).get('/health')).status).toBe(200);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+});
