@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import unzipper from 'unzipper';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +30,27 @@ async function readParquet(bytes: Buffer) {
     .map((s) => ({ name: s.name, type: s.type, converted: s.converted_type ?? null }));
   const rows = (await parquetReadObjects({ file })) as Record<string, unknown>[];
   return { columns, rows };
+}
+
+/**
+ * A second independent reader: DuckDB (its own C++ Parquet reader) reads the file and gives every
+ * row, values as hyparquet gives them (INT64 as bigint), so the two can be compared whole.
+ */
+async function readWithDuckdb(bytes: Buffer): Promise<Record<string, unknown>[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'synk-duckdb-'));
+  try {
+    const file = path.join(dir, 'export.parquet');
+    writeFileSync(file, bytes);
+    const db = await DuckDBInstance.create(':memory:');
+    const connection = await db.connect();
+    const result = await connection.runAndReadAll(`select * from read_parquet('${file}')`);
+    const rows = result.getRowObjectsJS() as Record<string, unknown>[];
+    connection.closeSync();
+    db.closeSync();
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const exportPath = (format: string, query = '') => `/dataexport/${format}${query}`;
@@ -92,9 +117,13 @@ describe('GET /dataexport/parquet', () => {
     ]);
   });
 
-  it('has the base columns then data_<key> sorted, typed by the rules, every value read back by hyparquet', async () => {
+  it('has the base columns then data_<key> sorted, typed by the rules, every value read back by hyparquet and DuckDB', async () => {
     const files = await unzip(await fetchExport('parquet'));
     const { columns, rows } = await readParquet(files.get('household.parquet')!);
+    for (const bytes of files.values()) {
+      const { rows: hyparquetRows } = await readParquet(bytes);
+      expect(await readWithDuckdb(bytes)).toEqual(hyparquetRows);
+    }
     expect(columns.map((c) => c.name)).toEqual([
       'observation_id',
       'form_type',
@@ -285,6 +314,7 @@ describe('many form types (written a few per scan, the others via temporary file
     for (let t = 0; t < TYPES; t++) {
       const expected = records.filter((r) => r.form_type === formType(t));
       const { columns, rows } = await readParquet(parquet.get(`${formType(t)}.parquet`)!);
+      expect(await readWithDuckdb(parquet.get(`${formType(t)}.parquet`)!)).toEqual(rows);
       expect(columns.map((c) => c.name).filter((n) => n.startsWith('data_'))).toEqual([
         'data_i',
         `data_only_${t}`,
