@@ -7,27 +7,34 @@ import { fileURLToPath } from 'node:url';
 const SERVER_DIR = fileURLToPath(new URL('../../apps/server/', import.meta.url));
 
 /**
- * The node arguments of `apps/server`'s `start` script (its V8 flags and the compiled entry
- * point), so benchmarks measure what production runs. `BENCH_NODE_ARGS` adds flags after them
- * (a later flag wins, e.g. `--max-semi-space-size=0` for V8's default).
+ * The environment assignments and node arguments of `apps/server`'s `start` script (its V8 flags
+ * and the compiled entry point), so benchmarks measure what production runs. `BENCH_NODE_ARGS`
+ * adds flags after them (a later flag wins, e.g. `--max-semi-space-size=0` for V8's default).
  */
-function startArgs(): string[] {
+function startCommand(): { env: Record<string, string>; args: string[] } {
   const { scripts } = JSON.parse(readFileSync(path.join(SERVER_DIR, 'package.json'), 'utf8')) as {
     scripts: { start: string };
   };
-  const [, ...args] = scripts.start.split(' ');
+  const words = scripts.start.split(' ');
+  const env: Record<string, string> = {};
+  while (/^[A-Z_]+=/.test(words[0]!)) {
+    const [name, value] = words.shift()!.split('=') as [string, string];
+    env[name] = value;
+  }
+  const [, ...args] = words;
   const main = path.join(SERVER_DIR, args.pop()!);
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
-  return [...args, ...extra, main];
+  return { env, args: [...args, ...extra, main] };
 }
 
 /** Starts `apps/server` in a child process (as `npm start` does) and waits until it listens. */
 export async function spawnServer(
   env: Record<string, string>,
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, startArgs(), {
-    env: { PATH: process.env.PATH ?? '', ...env },
+  const start = startCommand();
+  const child = spawn(process.execPath, start.args, {
+    env: { PATH: process.env.PATH ?? '', ...start.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';
