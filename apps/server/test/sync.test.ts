@@ -96,6 +96,42 @@ describe('pull pages written by the database', () => {
   });
 });
 
+describe('pull pages read as one aggregate', () => {
+  it('end exactly at the limit, filter by type, and are empty past the end, each with the counter', async () => {
+    const records = Array.from({ length: 5 }, (_, i) => ({
+      observation_id: `agg-${i}`,
+      form_type: i % 2 === 0 ? 'agg-even' : 'agg-odd',
+      data: { i },
+    }));
+    const pushed = await push(crypto.randomUUID(), records);
+    const current = pushed.body.current_version as number;
+    const after = current - 5;
+    const store = await SqliteSyncStore.open(t.ctx.orm);
+    const ids = (page: { recordsJson: Buffer }) =>
+      (JSON.parse(`[${page.recordsJson.toString()}]`) as { observation_id: string }[]).map(
+        (r) => r.observation_id,
+      );
+
+    const full = await store.pull({ afterVersion: after, formTypes: null, limit: 5 });
+    expect(ids(full)).toEqual(records.map((r) => r.observation_id));
+    expect(full).toMatchObject({ count: 5, lastVersion: current, currentVersion: current, hasMore: false });
+
+    const first = await store.pull({ afterVersion: after, formTypes: null, limit: 4 });
+    expect(first).toMatchObject({ count: 4, lastVersion: after + 4, hasMore: true });
+
+    const even = await store.pull({ afterVersion: after, formTypes: ['agg-even'], limit: 2 });
+    expect(ids(even)).toEqual(['agg-0', 'agg-2']);
+    expect(even).toMatchObject({ count: 2, lastVersion: after + 3, hasMore: true });
+    const rest = await store.pull({ afterVersion: after + 3, formTypes: ['agg-even', 'none'], limit: 2 });
+    expect(ids(rest)).toEqual(['agg-4']);
+    expect(rest.hasMore).toBe(false);
+
+    const past = await store.pull({ afterVersion: current, formTypes: null, limit: 10 });
+    expect(past).toMatchObject({ count: 0, lastVersion: undefined, currentVersion: current, hasMore: false });
+    expect(past.recordsJson.length).toBe(0);
+  });
+});
+
 describe('pull responses without response validation (production)', () => {
   it('send the page as written, with its byte length', async () => {
     const prod = await createTestApp({ VALIDATE_RESPONSES: 'false' });
