@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
+import { ascending } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
@@ -129,6 +130,19 @@ describe('pull pages read as one aggregate', () => {
     const past = await store.pull({ afterVersion: current, formTypes: null, limit: 10 });
     expect(past).toMatchObject({ count: 0, lastVersion: undefined, currentVersion: current, hasMore: false });
     expect(past.recordsJson.length).toBe(0);
+  });
+});
+
+describe('ascending (the order check of an aggregated page)', () => {
+  it('accepts strictly ascending versions only', () => {
+    expect(ascending('7')).toBe(true);
+    expect(ascending('1,2,10,11,100')).toBe(true);
+    expect(ascending('9007199254740990,9007199254740991')).toBe(true);
+    expect(ascending('0')).toBe(true);
+    expect(ascending('2,1')).toBe(false);
+    expect(ascending('1,10,9')).toBe(false);
+    expect(ascending('3,3')).toBe(false);
+    expect(ascending('1,2,100,20')).toBe(false);
   });
 });
 
