@@ -1,7 +1,8 @@
+import type { SqliteConnection } from '@mikro-orm/sqlite';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
-import { ascending } from '../src/modules/sync/sqlite-page.ts';
+import { ascending, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
@@ -130,6 +131,30 @@ describe('pull pages read as one aggregate', () => {
     const past = await store.pull({ afterVersion: current, formTypes: null, limit: 10 });
     expect(past).toMatchObject({ count: 0, lastVersion: undefined, currentVersion: current, hasMore: false });
     expect(past.recordsJson.length).toBe(0);
+
+    // A page whose aggregate came out of order is read again, ordered inside the aggregate.
+    const db = await (t.ctx.orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
+    const checked: string[] = [];
+    const distrustful = new SqlitePageReader(db, (versions) => {
+      checked.push(versions);
+      return false;
+    });
+    for (const query of [
+      { afterVersion: after, formTypes: null, limit: 4 },
+      { afterVersion: after, formTypes: ['agg-even'], limit: 2 },
+      { afterVersion: current, formTypes: null, limit: 10 },
+    ]) {
+      const reread = distrustful.read(query);
+      const page = await store.pull(query);
+      expect({ ...reread, recordsJson: reread.recordsJson.toString() }).toEqual({
+        ...page,
+        recordsJson: page.recordsJson.toString(),
+      });
+    }
+    expect(checked).toEqual([
+      `${after + 1},${after + 2},${after + 3},${after + 4}`,
+      `${after + 1},${after + 3}`,
+    ]);
   });
 });
 

@@ -52,8 +52,12 @@ export class SqlitePageReader {
   readonly #counter: Database.Statement;
   readonly #statements = new Map<boolean, PageStatements>();
 
-  constructor(db: Database.Database) {
+  readonly #inOrder: (versions: string) => boolean;
+
+  /** `inOrder` checks a page's aggregated versions (tests replace it to take the fallback path). */
+  constructor(db: Database.Database, inOrder: (versions: string) => boolean = ascending) {
     this.#db = db;
+    this.#inOrder = inOrder;
     this.#counter = db.prepare('select value from sync_counter where id = 1');
   }
 
@@ -65,7 +69,7 @@ export class SqlitePageReader {
     const read = this.#db.transaction((): PullPage => {
       const currentVersion = (this.#counter.get() as { value: number }).value;
       let [count, versions, json] = statements.page.get(...params, query.limit) as PageAggregate;
-      if (count > 0 && !ascending(versions!)) {
+      if (count > 0 && !this.#inOrder(versions!)) {
         [count, versions, json] = statements.sortedPage.get(...params, query.limit) as PageAggregate;
       }
       const lastVersion = count > 0 ? Number(versions!.slice(versions!.lastIndexOf(',') + 1)) : undefined;
