@@ -1,6 +1,8 @@
+import type { SqliteConnection } from '@mikro-orm/sqlite';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
+import { ascending, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
@@ -93,6 +95,79 @@ describe('pull pages written by the database', () => {
     expect(page.recordsJson.toString()).toBe(expected);
     expect(page).toMatchObject({ count: 2, lastVersion: after + 2, hasMore: false });
     expect(JSON.parse(`[${expected}]`)[0]).toMatchObject({ ...records[0], data: records[0]!.data });
+  });
+});
+
+describe('pull pages read as one aggregate', () => {
+  it('end exactly at the limit, filter by type, and are empty past the end, each with the counter', async () => {
+    const records = Array.from({ length: 5 }, (_, i) => ({
+      observation_id: `agg-${i}`,
+      form_type: i % 2 === 0 ? 'agg-even' : 'agg-odd',
+      data: { i },
+    }));
+    const pushed = await push(crypto.randomUUID(), records);
+    const current = pushed.body.current_version as number;
+    const after = current - 5;
+    const store = await SqliteSyncStore.open(t.ctx.orm);
+    const ids = (page: { recordsJson: Buffer }) =>
+      (JSON.parse(`[${page.recordsJson.toString()}]`) as { observation_id: string }[]).map(
+        (r) => r.observation_id,
+      );
+
+    const full = await store.pull({ afterVersion: after, formTypes: null, limit: 5 });
+    expect(ids(full)).toEqual(records.map((r) => r.observation_id));
+    expect(full).toMatchObject({ count: 5, lastVersion: current, currentVersion: current, hasMore: false });
+
+    const first = await store.pull({ afterVersion: after, formTypes: null, limit: 4 });
+    expect(first).toMatchObject({ count: 4, lastVersion: after + 4, hasMore: true });
+
+    const even = await store.pull({ afterVersion: after, formTypes: ['agg-even'], limit: 2 });
+    expect(ids(even)).toEqual(['agg-0', 'agg-2']);
+    expect(even).toMatchObject({ count: 2, lastVersion: after + 3, hasMore: true });
+    const rest = await store.pull({ afterVersion: after + 3, formTypes: ['agg-even', 'none'], limit: 2 });
+    expect(ids(rest)).toEqual(['agg-4']);
+    expect(rest.hasMore).toBe(false);
+
+    const past = await store.pull({ afterVersion: current, formTypes: null, limit: 10 });
+    expect(past).toMatchObject({ count: 0, lastVersion: undefined, currentVersion: current, hasMore: false });
+    expect(past.recordsJson.length).toBe(0);
+
+    // A page whose aggregate came out of order is read again, ordered inside the aggregate.
+    const db = await (t.ctx.orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
+    const checked: string[] = [];
+    const distrustful = new SqlitePageReader(db, (versions) => {
+      checked.push(versions);
+      return false;
+    });
+    for (const query of [
+      { afterVersion: after, formTypes: null, limit: 4 },
+      { afterVersion: after, formTypes: ['agg-even'], limit: 2 },
+      { afterVersion: current, formTypes: null, limit: 10 },
+    ]) {
+      const reread = distrustful.read(query);
+      const page = await store.pull(query);
+      expect({ ...reread, recordsJson: reread.recordsJson.toString() }).toEqual({
+        ...page,
+        recordsJson: page.recordsJson.toString(),
+      });
+    }
+    expect(checked).toEqual([
+      `${after + 1},${after + 2},${after + 3},${after + 4}`,
+      `${after + 1},${after + 3}`,
+    ]);
+  });
+});
+
+describe('ascending (the order check of an aggregated page)', () => {
+  it('accepts strictly ascending versions only', () => {
+    expect(ascending('7')).toBe(true);
+    expect(ascending('1,2,10,11,100')).toBe(true);
+    expect(ascending('9007199254740990,9007199254740991')).toBe(true);
+    expect(ascending('0')).toBe(true);
+    expect(ascending('2,1')).toBe(false);
+    expect(ascending('1,10,9')).toBe(false);
+    expect(ascending('3,3')).toBe(false);
+    expect(ascending('1,2,100,20')).toBe(false);
   });
 });
 

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { SqliteConnection } from '@mikro-orm/sqlite';
 import { parseJson } from '@synk/json';
 import type Database from 'better-sqlite3';
+import { FORM_TYPE_IN_LIST, SqlitePageReader } from './sqlite-page.ts';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
@@ -21,26 +22,12 @@ import {
   type SyncStore,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
-import { Utf8Builder } from './utf8-builder.ts';
 
 type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
 type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
 const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({ ...row, deleted: row.deleted === 1 });
 
 const toRecord = (row: Row): StoredRecord => ({ ...row, deleted: row.deleted === 1 });
-/** A pulled record as `[version, JSON before data, data, JSON after data]`. */
-type PageRow = [number, string, string, string];
-
-/** `,"column":"value"`, or nothing when the column is null (json_quote(null) would give `null`). */
-const optionalString = (column: string) =>
-  `(case when ${column} is null then '' else ',"${column}":' || json_quote(${column}) end)`;
-/**
- * A pulled record's JSON is written by SQLite around the stored `data` text, byte for byte what
- * `observationJson` writes (json_quote escapes the valid UTF-8 text SQLite holds exactly as
- * JSON.stringify does), so only three strings per record cross into JavaScript and none is parsed.
- */
-const RECORD_JSON_HEAD = `'{"observation_id":' || json_quote(observation_id) || ',"form_type":' || json_quote(form_type) || ${optionalString('form_version')} || ',"data":'`;
-const RECORD_JSON_TAIL = `${optionalString('created_at')} || ${optionalString('updated_at')} || ',"synced_at":' || json_quote(synced_at) || ',"deleted":' || (case when deleted then 'true' else 'false' end) || ',"version":' || version || coalesce(',"geolocation":' || geolocation, '') || ',"hash":"' || hash || '","last_modified_by":' || json_quote(last_modified_by) || ',"origin_client_id":' || json_quote(origin_client_id) || '}'`;
 const ID_CHUNK = 500;
 
 /**
@@ -53,10 +40,12 @@ const ID_CHUNK = 500;
 export class SqliteSyncStore implements SyncStore {
   readonly #db: Database.Database;
   readonly #statements: ReturnType<typeof prepare>;
+  readonly #pages: SqlitePageReader;
 
   private constructor(db: Database.Database) {
     this.#db = db;
     this.#statements = prepare(db);
+    this.#pages = new SqlitePageReader(db);
   }
 
   static async open(orm: MikroORM): Promise<SqliteSyncStore> {
@@ -131,38 +120,7 @@ export class SqliteSyncStore implements SyncStore {
 
   async pull(query: PullQuery): Promise<PullPage> {
     await this.#idle();
-    const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
-    const select = this.#selectPage(filter !== null);
-    const read = this.#db.transaction(() => {
-      const currentVersion = (this.#statements.counter.get() as { value: number }).value;
-      const params = filter ? [query.afterVersion, JSON.stringify(filter)] : [query.afterVersion];
-      const rows = select.all(...params, query.limit + 1) as PageRow[];
-      return { currentVersion, rows };
-    });
-    const { currentVersion, rows } = read.deferred();
-    const hasMore = rows.length > query.limit;
-    const count = hasMore ? query.limit : rows.length;
-    let capacity = 0;
-    let longest = 0;
-    for (let i = 0; i < count; i++) {
-      const [, head, data, tail] = rows[i]!;
-      capacity += head.length + data.length + tail.length + 1;
-      longest = Math.max(longest, data.length);
-    }
-    // Room for the worst case of the last string too, so ASCII pages never have to grow.
-    const json = new Utf8Builder(capacity + longest * 3);
-    for (let i = 0; i < count; i++) {
-      const [, head, data, tail] = rows[i]!;
-      if (i > 0) json.add(',');
-      json.add(head).add(data).add(tail);
-    }
-    return {
-      recordsJson: json.bytes(),
-      count,
-      lastVersion: count > 0 ? rows[count - 1]![0] : undefined,
-      currentVersion,
-      hasMore,
-    };
+    return this.#pages.read(query);
   }
 
   async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
@@ -301,21 +259,6 @@ export class SqliteSyncStore implements SyncStore {
   }
 
   readonly #exportData = new Map<string, Database.Statement>();
-
-  readonly #pages = new Map<boolean, Database.Statement>();
-  #selectPage(byType: boolean): Database.Statement {
-    let statement = this.#pages.get(byType);
-    if (!statement) {
-      const typeFilter = byType ? ` and ${FORM_TYPE_IN_LIST}` : '';
-      statement = this.#db
-        .prepare(
-          `select version, ${RECORD_JSON_HEAD}, data, ${RECORD_JSON_TAIL} from observations where version > ?${typeFilter} order by version limit ?`,
-        )
-        .raw();
-      this.#pages.set(byType, statement);
-    }
-    return statement;
-  }
 }
 
 function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
@@ -330,16 +273,9 @@ function exportWhere(filter: ExportFilter, afterVersion: number): { where: strin
 }
 
 /**
- * A list of form types as one JSON parameter: one statement per query shape however many types a
- * client names (a placeholder each would prepare a statement per list length, and fail past
- * SQLite's limit on bound variables).
- */
-const FORM_TYPE_IN_LIST = 'form_type in (select value from json_each(?))';
-
-/**
- * The same for export pages, kept off the (form_type, version) index (`+`): read through it, a
- * list of types comes back out of version order, and SQLite would then sort every remaining
- * matching record to return each page. Read in version order, the others are filtered out.
+ * A list of form types for export pages, kept off the (form_type, version) index (`+`): read
+ * through it, a list of types comes back out of version order, and SQLite would then sort every
+ * remaining matching record to return each page. Read in version order, the others are filtered out.
  */
 const EXPORT_FORM_TYPE_IN_LIST = `+${FORM_TYPE_IN_LIST}`;
 
