@@ -344,3 +344,20 @@ describe('contract and docs', () => {
     expect(res.text).not.toMatch(/<script/i);
   });
 });
+
+describe('SQLite durability', () => {
+  it('commits with synchronous = FULL, also when it reopens an existing WAL database', async () => {
+    const dbDir = tempDir();
+    const file = path.join(dbDir, 'durable.db');
+    try {
+      for (let start = 0; start < 2; start++) {
+        const app = await createTestApp({ DB_CONNECTION: file });
+        const [row] = await app.ctx.orm.em.getConnection().execute('pragma synchronous');
+        expect(row).toEqual({ synchronous: 2 });
+        await app.close();
+      }
+    } finally {
+      rmSync(dbDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -45,6 +45,10 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     });
     // WAL lets readers (pulls, health) proceed while a push transaction writes.
     await orm.em.getConnection().execute('pragma journal_mode = wal');
+    // Every commit reaches the disk before it is answered: an acknowledged push survives a power
+    // cut (clients may then drop their copy). better-sqlite3 builds SQLite to open existing WAL
+    // databases with `synchronous = NORMAL`, which may lose the last commits then.
+    await orm.em.getConnection().execute('pragma synchronous = full');
     await orm.migrator.up();
     return orm;
   }
