@@ -3,7 +3,7 @@ import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
-import { type DeadLetter, Outbox } from './outbox.ts';
+import { Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
 
@@ -77,6 +77,8 @@ export function createClient(options: ClientOptions) {
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
+  /** Lowered when the server refuses a batch as too large (413): later batches are no bigger. */
+  let batchLimit = batchSize;
   let refreshing: Promise<string | undefined> | undefined;
 
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -241,8 +243,9 @@ export function createClient(options: ClientOptions) {
     let pushed = 0;
     let failed = 0;
     const conflicts: Conflict[] = [];
+    const newId = () => globalThis.crypto.randomUUID();
     for (;;) {
-      const batch = await outbox.nextBatch(batchSize, () => globalThis.crypto.randomUUID());
+      const batch = await outbox.nextBatch(batchLimit, newId);
       if (!batch) break;
       const { data, error, response } = await api.POST('/sync/push', {
         body: { transmission_id: batch.transmission_id, client_id: await clientId(), records: batch.records },
@@ -272,6 +275,11 @@ export function createClient(options: ClientOptions) {
         }
         pushed += batch.records.length - failedIndexes.size;
         failed += failedIndexes.size;
+      } else if (response.status === 413 && batch.records.length > 1) {
+        // Too large for this server (its record or byte limit): send it in halves, and later
+        // batches no bigger, instead of setting the records aside.
+        batchLimit = Math.max(1, await outbox.splitBatch(newId));
+        continue;
       } else if (
         response.status >= 400 &&
         response.status < 500 &&
@@ -279,7 +287,8 @@ export function createClient(options: ClientOptions) {
         response.status !== 408 &&
         response.status !== 429
       ) {
-        // The server will never take this batch as it is (e.g. 413, 409): keep it aside, do not block the queue.
+        // The server will never take this batch as it is (e.g. 409, or 413 for one record): keep it
+        // aside, do not block the queue.
         await outbox.deadLetter(
           batch.records.map((record) => ({
             record,

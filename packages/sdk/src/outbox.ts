@@ -114,6 +114,36 @@ export class Outbox {
     });
   }
 
+  /**
+   * The server refused the batch in flight as too large (413; nothing of it was committed): it
+   * keeps its first half, under a new transmission id, and the other half goes back to the front
+   * of the queue, except ids saved again meanwhile (their newer copy is queued already). Returns
+   * how many records it now holds (0: no batch in flight).
+   */
+  splitBatch(transmissionId: () => string): Promise<number> {
+    return this.#exclusive(async () => {
+      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      if (!inflight) return 0;
+      if (inflight.records.length < 2) return inflight.records.length;
+      const half = Math.ceil(inflight.records.length / 2);
+      const ids = await this.#ids();
+      const back: string[] = [];
+      for (const record of inflight.records.slice(half)) {
+        if (ids.includes(record.observation_id) || back.includes(record.observation_id)) continue;
+        await this.#storage.set(KEYS.record(record.observation_id), record);
+        back.push(record.observation_id);
+      }
+      // Queue first, then the smaller batch: a crash in between re-sends the whole batch (refused
+      // again, nothing committed) and splits it again without queueing anything twice.
+      await this.#storage.set(KEYS.ids, [...back, ...ids]);
+      await this.#storage.set(KEYS.inflight, {
+        transmission_id: transmissionId(),
+        records: inflight.records.slice(0, half),
+      });
+      return half;
+    });
+  }
+
   /** The server answered for the batch in flight: it is done. */
   finishBatch(): Promise<void> {
     return this.#exclusive(() => this.#storage.delete(KEYS.inflight));

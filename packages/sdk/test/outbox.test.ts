@@ -116,4 +116,30 @@ describe('the outbox', () => {
     expect(await outbox.nextBatch(5, () => 'tx-4')).toBeUndefined();
     expect(await outbox.sizes()).toEqual({ pending: 0, deadLetters: 0 });
   });
+
+  it('splits a batch refused as too large: half stays in flight under a new id, the rest is queued first, a newer save wins', async () => {
+    const storage = new MemoryStorage();
+    const outbox = new Outbox(storage);
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await outbox.save(record(id, 1));
+    await outbox.nextBatch(4, () => 'tx-1');
+    // Saved again while its older copy is in flight: the newer copy must not be replaced.
+    await outbox.save(record('d', 2));
+    expect(await outbox.splitBatch(() => 'tx-2')).toBe(2);
+    expect(await new Outbox(storage).nextBatch(4, () => 'tx-3')).toEqual({
+      transmission_id: 'tx-2',
+      records: [record('a', 1), record('b', 1)],
+    });
+    expect((await outbox.pending()).map((r) => [r.observation_id, r.data])).toEqual([
+      ['a', { n: 1 }],
+      ['b', { n: 1 }],
+      ['c', { n: 1 }],
+      ['e', { n: 1 }],
+      ['d', { n: 2 }],
+    ]);
+    // A batch of one cannot be split.
+    await outbox.finishBatch();
+    await outbox.nextBatch(1, () => 'tx-4');
+    expect(await outbox.splitBatch(() => 'tx-5')).toBe(1);
+    expect((await outbox.nextBatch(1, () => 'tx-6'))?.transmission_id).toBe('tx-4');
+  });
 });
