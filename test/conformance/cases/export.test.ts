@@ -244,6 +244,28 @@ describe('GET /dataexport/csv', () => {
   });
 });
 
+describe('CSV empty strings and missing values', () => {
+  it('writes an empty string as "" and a missing value as an empty field', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const res = await push(target, writer.token, [
+      { observation_id: 'csv-e1', form_type: 'csv-empty', data: { note: '' } },
+      { observation_id: 'csv-e2', form_type: 'csv-empty', data: {} },
+      { observation_id: 'csv-e3', form_type: 'csv-empty', data: { note: null } },
+    ]);
+    expect(res.status).toBe(200);
+    const files = await unzip(await fetchExport('csv', '?form_type=csv-empty'));
+    const lines = files.get('csv-empty.csv')!.toString('utf8').trimEnd().split('\r\n');
+    expect(lines[0]!.endsWith(',data_note')).toBe(true);
+    expect(lines.slice(1).map((line) => [line.split(',')[0], line.slice(line.lastIndexOf(',') + 1)])).toEqual(
+      [
+        ['csv-e1', '""'],
+        ['csv-e2', ''],
+        ['csv-e3', ''],
+      ],
+    );
+  });
+});
+
 describe('keys written with escapes (nodejs/node#63785)', () => {
   it('export them exactly, also after a key that trips V8’s parser', async () => {
     const writer = await userWithRole(target, 'read-write');

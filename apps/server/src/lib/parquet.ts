@@ -269,7 +269,7 @@ class ByteArena {
   length = 0;
   append(bytes: Uint8Array): void {
     if (this.length + bytes.length > this.#buffer.length) {
-      const larger = Buffer.allocUnsafe(Math.max(this.length + bytes.length, this.#buffer.length * 2, 4096));
+      const larger = Buffer.allocUnsafe(Math.max(this.length + bytes.length, this.#buffer.length * 2, 256));
       this.#buffer.copy(larger, 0, 0, this.length);
       this.#buffer = larger;
     }
@@ -297,9 +297,10 @@ const TWO_TO_32 = 2 ** 32;
  */
 class PageBuilder {
   readonly #type: ParquetColumnType;
-  #plain = Buffer.allocUnsafe(4096) as Utf8Writable;
+  // Small to start with: a form can have thousands of columns, most of them sparse.
+  #plain = Buffer.allocUnsafe(256) as Utf8Writable;
   #length = 0;
-  #defined = new Uint8Array(1024);
+  #defined = new Uint8Array(16);
   rows = 0;
   present = 0;
 

@@ -205,9 +205,14 @@ export class ExportsService {
   }
 }
 
-/** RFC 4180: quote fields holding commas, quotes or line breaks (or edge spaces); double the quotes. */
+/**
+ * RFC 4180: quote fields holding commas, quotes or line breaks (or edge spaces); double the quotes.
+ * A missing value is an empty field and an empty string a quoted one (`""`), which readers such as
+ * PostgreSQL's `COPY … CSV` read back as NULL and '' respectively.
+ */
 export function csvField(value: unknown): string {
   if (value === undefined || value === null) return '';
+  if (value === '') return '""';
   const text = typeof value === 'bigint' ? value.toString() : String(value);
   return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
