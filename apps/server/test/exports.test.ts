@@ -90,3 +90,53 @@ describe('export temporary files', () => {
     },
   );
 });
+
+describe('a form with tens of thousands of columns', () => {
+  it('is read a few records at a time, every value in its column', async () => {
+    const keysPerRecord = 100;
+    const records = Array.from({ length: 300 }, (_, n) => {
+      const data: Record<string, number> = {};
+      // 30,000 distinct keys over the form's records, 100 per record.
+      for (let k = 0; k < keysPerRecord; k++) data[`k${n * keysPerRecord + k}`] = n * 1000 + k;
+      return { observation_id: `wide-${n}`, form_type: 'wide', data };
+    });
+    const res = await request(t.app)
+      .post('/sync/push')
+      .set('authorization', admin)
+      .send({ transmission_id: randomUUID(), client_id: 'exports-test', records });
+    expect(res.status).toBe(200);
+    const csv = await request(t.app)
+      .get('/dataexport/csv?form_type=wide')
+      .set('authorization', admin)
+      .buffer(true)
+      .parse((response, done) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+    expect(csv.status).toBe(200);
+    const text = await onlyEntry(csv.body as Buffer);
+    const [header, ...lines] = text.trimEnd().split('\r\n');
+    const columns = header!.split(',');
+    expect(lines).toHaveLength(records.length);
+    for (const [i, line] of lines.entries()) {
+      const cells = line.split(',');
+      const { observation_id, data } = records[i]!;
+      expect(cells[0]).toBe(observation_id);
+      const filled = Object.fromEntries(
+        cells.flatMap((cell, c) =>
+          c > 8 && cell !== '' ? [[columns[c]!.slice('data_'.length), Number(cell)]] : [],
+        ),
+      );
+      expect(filled).toEqual(data);
+    }
+  });
+});
+
+/** The text of a ZIP's only entry. */
+async function onlyEntry(zip: Buffer): Promise<string> {
+  const { default: unzipper } = await import('unzipper');
+  const directory = await unzipper.Open.buffer(zip);
+  expect(directory.files).toHaveLength(1);
+  return (await directory.files[0]!.buffer()).toString('utf8');
+}

@@ -9,7 +9,13 @@ import { releaseWrittenBuffers } from '../../lib/memory.ts';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
 import type { ExportDataRow, ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
-import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
+import {
+  BASE_COLUMNS,
+  type DataColumn,
+  DataProfile,
+  ExportLayout,
+  exportFileNames,
+} from './export-columns.ts';
 
 /**
  * Records per read. Small reads keep what a read allocates short-lived (its values are encoded
@@ -24,6 +30,13 @@ const PAGE = 500;
  * the types are taken a few at a time: memory stays bounded however many types there are.
  */
 const TYPES_PER_SCAN = 4;
+
+/**
+ * Cells (one per column per record read) a scan holds: fewer records per read when the scan's
+ * form types have many columns (a form can have thousands of fields, or keys that vary by record).
+ */
+const CELLS_PER_SCAN = 1_000_000;
+const MIN_ROWS_PER_READ = 16;
 
 /** Encoded bytes a scan's Parquet files hold in row groups being filled, together. */
 const ROW_GROUP_BYTES_PER_SCAN = 4 << 20;
@@ -122,6 +135,11 @@ export class ExportsService {
     entry: (formType: string) => Writable,
     open: OpenTable,
   ): Promise<void> {
+    const columns = formTypes.reduce(
+      (n, formType) => n + profile.get(formType)!.length + BASE_COLUMNS.length,
+      0,
+    );
+    const rowsPerRead = Math.max(MIN_ROWS_PER_READ, Math.min(PAGE, Math.floor(CELLS_PER_SCAN / columns)));
     const dir = formTypes.length > 1 ? await this.#newTempDir() : undefined;
     const files: Writable[] = [];
     try {
@@ -132,7 +150,14 @@ export class ExportsService {
         const output = file === undefined ? entry(formType) : createWriteStream(file);
         if (file !== undefined) files.push(output);
         const writer = await open(output, layout.columns, formTypes.length);
-        tables.set(formType, { formType, layout, cells: layout.newCells(PAGE), rows: 0, writer, file });
+        tables.set(formType, {
+          formType,
+          layout,
+          cells: layout.newCells(rowsPerRead),
+          rows: 0,
+          writer,
+          file,
+        });
       }
       let after = 0;
       const fill = (row: ExportRow) => {
@@ -142,14 +167,14 @@ export class ExportsService {
       };
       for (;;) {
         await nextTurn();
-        const read = await this.#source.visitExportRows(formTypes, filter, after, PAGE, fill);
+        const read = await this.#source.visitExportRows(formTypes, filter, after, rowsPerRead, fill);
         // The writers copy the values out, so each type's cells are filled again by the next read.
         for (const table of tables.values()) {
           if (table.rows === 0) continue;
           await table.writer.append(table.cells, table.rows);
           table.rows = 0;
         }
-        if (read < PAGE) break;
+        if (read < rowsPerRead) break;
       }
       for (const table of tables.values()) await table.writer.close();
       for (const table of tables.values()) {
