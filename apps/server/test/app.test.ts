@@ -1,4 +1,5 @@
 import { rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -358,6 +359,43 @@ describe('SQLite durability', () => {
       }
     } finally {
       rmSync(dbDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the validator’s route matching (patched until express-openapi-validator#1217 ships)', () => {
+  it('looks the matcher up through the patched path-to-regexp, which compiles each route once', async () => {
+    const here = createRequire(import.meta.url);
+    const validatorRequire = createRequire(here.resolve('express-openapi-validator'));
+    const module = validatorRequire('path-to-regexp') as {
+      pathToRegexp: ((...args: unknown[]) => unknown) & { cached?: true };
+    };
+    expect(module.pathToRegexp.cached).toBe(true);
+    const patched = module.pathToRegexp;
+    const results: unknown[] = [];
+    let calls = 0;
+    module.pathToRegexp = Object.assign(
+      (...args: unknown[]) => {
+        calls++;
+        const matcher = patched(...args);
+        if (args[0] === '/users/:username') results.push(matcher);
+        return matcher;
+      },
+      { cached: true as const },
+    );
+    try {
+      const admin = `Bearer ${await t.tokenFor('admin')}`;
+      for (let i = 0; i < 2; i++)
+        expect((await request(t.app).delete('/users/nobody-here').set('authorization', admin)).status).toBe(
+          404,
+        );
+      // The validator calls it on every request (so the patch is in its path), and gets the
+      // same compiled matcher back each time.
+      expect(calls).toBeGreaterThan(0);
+      expect(results.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(results).size).toBe(1);
+    } finally {
+      module.pathToRegexp = patched;
     }
   });
 });
