@@ -70,21 +70,16 @@ export class PostgresSyncStore implements SyncStore {
     this.#pool = new pg.Pool({ connectionString: url, max: 10 });
   }
 
-  async push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('begin');
-      const counter = await client.query<{ value: string }>(
-        'select value from sync_counter where id = 1 for update',
-      );
-      let current = Number(counter.rows[0]!.value);
+  push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
+    return this.#counted(async (client, counter): Promise<PushOutcome<Response>> => {
+      let current = counter;
       const seen = await client.query<{ body_hash: string; response: string; expires_at: string }>(
         'select body_hash, response, expires_at from sync_transmissions where client_id = $1 and transmission_id = $2',
         [request.clientId, request.transmissionId],
       );
       const previous = seen.rows[0];
       if (previous && Number(previous.expires_at) > request.nowMs) {
-        await client.query('rollback');
+        // Nothing was written: committing only lets go of the counter lock.
         return previous.body_hash === request.bodyHash
           ? { kind: 'replay', response: parseJson(previous.response) as Response }
           : { kind: 'mismatch' };
@@ -138,47 +133,33 @@ export class PostgresSyncStore implements SyncStore {
           request.expiresAtMs,
         ],
       );
-      await client.query('commit');
       return { kind: 'done', response };
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async pull(query: PullQuery): Promise<PullPage> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('begin isolation level repeatable read read only');
-      const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
-      const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
-      const rows = await client.query<Row>(
+    const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
+    const { counter, rows } = await this.#snapshot(async (client) => ({
+      counter: await client.query<{ value: string }>('select value from sync_counter where id = 1'),
+      rows: await client.query<Row>(
         `select ${RECORD_COLUMNS.join(', ')} from observations where version > $1${filter ? ' and form_type = any($3::text[])' : ''} order by version limit $2`,
         filter ? [query.afterVersion, query.limit + 1, filter] : [query.afterVersion, query.limit + 1],
-      );
-      await client.query('commit');
-      const hasMore = rows.rows.length > query.limit;
-      const page = (hasMore ? rows.rows.slice(0, query.limit) : rows.rows).map(toRecord);
-      const json = new Utf8Builder(page.reduce((n, r) => n + r.data.length + 400, 0));
-      page.forEach((record, i) => {
-        if (i > 0) json.add(',');
-        json.add(observationJson(record));
-      });
-      return {
-        recordsJson: json.bytes(),
-        count: page.length,
-        lastVersion: page.at(-1)?.version,
-        currentVersion: Number(counter.rows[0]!.value),
-        hasMore,
-      };
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      ),
+    }));
+    const hasMore = rows.rows.length > query.limit;
+    const page = (hasMore ? rows.rows.slice(0, query.limit) : rows.rows).map(toRecord);
+    const json = new Utf8Builder(page.reduce((n, r) => n + r.data.length + 400, 0));
+    page.forEach((record, i) => {
+      if (i > 0) json.add(',');
+      json.add(observationJson(record));
+    });
+    return {
+      recordsJson: json.bytes(),
+      count: page.length,
+      lastVersion: page.at(-1)?.version,
+      currentVersion: Number(counter.rows[0]!.value),
+      hasMore,
+    };
   }
 
   async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
@@ -203,12 +184,11 @@ export class PostgresSyncStore implements SyncStore {
     await this.#pool.end();
   }
 
-  /** Runs `work` in a transaction that holds the counter row lock (the global change order). */
-  async #counted<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `work` in a transaction: committed when it returns, rolled back when it throws. */
+  async #transaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     try {
-      await client.query('begin');
-      await client.query('select value from sync_counter where id = 1 for update');
+      await client.query(begin);
       const result = await work(client);
       await client.query('commit');
       return result;
@@ -218,6 +198,21 @@ export class PostgresSyncStore implements SyncStore {
     } finally {
       client.release();
     }
+  }
+
+  /** A transaction holding the counter row lock (the global change order); `work` gets its value. */
+  #counted<T>(work: (client: pg.PoolClient, counter: number) => Promise<T>): Promise<T> {
+    return this.#transaction('begin', async (client) => {
+      const counter = await client.query<{ value: string }>(
+        'select value from sync_counter where id = 1 for update',
+      );
+      return work(client, Number(counter.rows[0]!.value));
+    });
+  }
+
+  /** One consistent snapshot for reads that must agree with each other and with the counter. */
+  #snapshot<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#transaction('begin isolation level repeatable read read only', work);
   }
 
   async putAttachment(a: {
@@ -323,22 +318,14 @@ export class PostgresSyncStore implements SyncStore {
     return found.rows[0] ? toAttachment(found.rows[0]) : undefined;
   }
 
-  async attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('begin isolation level repeatable read read only');
+  attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
+    return this.#snapshot(async (client) => {
       const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
       const rows = await client.query<AttachmentDbRow>(
         'select * from attachments where version > $1 order by version',
         [sinceVersion],
       );
-      await client.query('commit');
       return { currentVersion: Number(counter.rows[0]!.value), rows: rows.rows.map(toAttachment) };
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 }
