@@ -1,3 +1,5 @@
+export { canonicalJson } from './canonical.ts';
+
 /**
  * `JSON.parse` without V8's escaped-key bug.
  *
