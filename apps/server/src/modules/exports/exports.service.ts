@@ -8,7 +8,13 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { releaseWrittenBuffers } from '../../lib/memory.ts';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { createZipStream } from '../../lib/zip.ts';
-import type { ExportDataRow, ExportFilter, ExportRow, RecordExportSource } from '../sync/sync.store.ts';
+import type {
+  ExportDataRow,
+  ExportFilter,
+  ExportReader,
+  ExportRow,
+  RecordExportSource,
+} from '../sync/sync.store.ts';
 import {
   BASE_COLUMNS,
   type DataColumn,
@@ -86,7 +92,7 @@ export class ExportsService {
   }
 
   /** Every selected form type (sorted) with its data columns, from one scan of the records. */
-  async #profile(filter: ExportFilter): Promise<Map<string, DataColumn[]>> {
+  async #profile(reader: ExportReader, filter: ExportFilter): Promise<Map<string, DataColumn[]>> {
     const profiles = new Map<string, DataProfile>();
     let after = 0;
     const learn = ([version, formType, data]: ExportDataRow) => {
@@ -101,7 +107,7 @@ export class ExportsService {
     for (;;) {
       // Each page is a turn of the event loop of its own: other requests are served during an export.
       await nextTurn();
-      if ((await this.#source.visitExportData(filter, after, PAGE, learn)) < PAGE) break;
+      if ((await reader.visitExportData(filter, after, PAGE, learn)) < PAGE) break;
     }
     return new Map(
       [...profiles.keys()].sort().map((formType) => [formType, profiles.get(formType)!.columns()]),
@@ -114,21 +120,28 @@ export class ExportsService {
    */
   async #zipPerFormType(filter: ExportFilter, output: Writable, extension: string, open: OpenTable) {
     const zip = await createZipStream(output);
-    const profile = await this.#profile(filter);
-    const names = exportFileNames([...profile.keys()], extension);
-    const formTypes = [...profile.keys()];
-    // Parquet pages are compressed already: the ZIP stores them as they are.
-    const entry = (formType: string) =>
-      zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
-    for (let i = 0; i < formTypes.length; i += TYPES_PER_SCAN) {
-      const scanTypes = formTypes.slice(i, i + TYPES_PER_SCAN);
-      await this.#scan(scanTypes, profile, filter, entry, open);
+    // Both passes read one snapshot: the columns learnt first fit every record written after.
+    const reader = await this.#source.openExportReader();
+    try {
+      const profile = await this.#profile(reader, filter);
+      const names = exportFileNames([...profile.keys()], extension);
+      const formTypes = [...profile.keys()];
+      // Parquet pages are compressed already: the ZIP stores them as they are.
+      const entry = (formType: string) =>
+        zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
+      for (let i = 0; i < formTypes.length; i += TYPES_PER_SCAN) {
+        const scanTypes = formTypes.slice(i, i + TYPES_PER_SCAN);
+        await this.#scan(reader, scanTypes, profile, filter, entry, open);
+      }
+    } finally {
+      await reader.close();
     }
     await zip.finalize();
   }
 
   /** Writes the files of `formTypes` from one scan of their records, in version order. */
   async #scan(
+    reader: ExportReader,
     formTypes: string[],
     profile: Map<string, DataColumn[]>,
     filter: ExportFilter,
@@ -167,7 +180,7 @@ export class ExportsService {
       };
       for (;;) {
         await nextTurn();
-        const read = await this.#source.visitExportRows(formTypes, filter, after, rowsPerRead, fill);
+        const read = await reader.visitExportRows(formTypes, filter, after, rowsPerRead, fill);
         // The writers copy the values out, so each type's cells are filled again by the next read.
         for (const table of tables.values()) {
           if (table.rows === 0) continue;

@@ -8,6 +8,7 @@ import {
   EXPORT_COLUMNS,
   type ExportDataRow,
   type ExportFilter,
+  type ExportReader,
   type ExportRow,
   observationJson,
   type PullPage,
@@ -272,42 +273,22 @@ export class PostgresSyncStore implements SyncStore {
     });
   }
 
-  async visitExportData(
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportDataRow) => void,
-  ): Promise<number> {
-    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
-    let where = 'version > $1';
-    if (!filter.includeDeleted) where += ' and not deleted';
-    if (filter.formTypes) {
-      params.push(filter.formTypes);
-      where += ' and form_type = any($3::text[])';
+  /**
+   * An export's reads share one connection in a read-only repeatable-read transaction: every page
+   * sees the records as they were when the reader was opened.
+   */
+  async openExportReader(): Promise<ExportReader> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('begin isolation level repeatable read read only');
+      // The snapshot is taken by the transaction's first query, not by `begin`.
+      await client.query('select value from sync_counter where id = 1');
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      client.release();
+      throw err;
     }
-    const rows = await this.#pool.query<ExportDataRow>({
-      text: `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
-      values: params,
-      rowMode: 'array',
-    });
-    for (const row of rows.rows) visit(row);
-    return rows.rows.length;
-  }
-
-  async visitExportRows(
-    formTypes: readonly string[],
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportRow) => void,
-  ): Promise<number> {
-    const rows = await this.#pool.query<ExportRow>({
-      text: `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
-      values: [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
-      rowMode: 'array',
-    });
-    for (const row of rows.rows) visit(row);
-    return rows.rows.length;
+    return new PostgresExportReader(client);
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
@@ -327,5 +308,60 @@ export class PostgresSyncStore implements SyncStore {
       );
       return { currentVersion: Number(counter.rows[0]!.value), rows: rows.rows.map(toAttachment) };
     });
+  }
+}
+
+/** An export's reads, on one connection inside one snapshot (see `openExportReader`). */
+class PostgresExportReader implements ExportReader {
+  readonly #client: pg.PoolClient;
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client;
+  }
+
+  async visitExportData(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number> {
+    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
+    let where = 'version > $1';
+    if (!filter.includeDeleted) where += ' and not deleted';
+    if (filter.formTypes) {
+      params.push(filter.formTypes);
+      where += ' and form_type = any($3::text[])';
+    }
+    const rows = await this.#client.query<ExportDataRow>({
+      text: `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
+      values: params,
+      rowMode: 'array',
+    });
+    for (const row of rows.rows) visit(row);
+    return rows.rows.length;
+  }
+
+  async visitExportRows(
+    formTypes: readonly string[],
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportRow) => void,
+  ): Promise<number> {
+    const rows = await this.#client.query<ExportRow>({
+      text: `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
+      values: [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
+      rowMode: 'array',
+    });
+    for (const row of rows.rows) visit(row);
+    return rows.rows.length;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#client.query('commit');
+    } finally {
+      this.#client.release();
+    }
   }
 }

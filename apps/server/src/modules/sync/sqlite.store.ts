@@ -2,16 +2,15 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { SqliteConnection } from '@mikro-orm/sqlite';
 import { parseJson } from '@synk/json';
 import type Database from 'better-sqlite3';
-import { FORM_TYPE_IN_LIST, SqlitePageReader } from './sqlite-page.ts';
+import DatabaseConstructor from 'better-sqlite3';
+import { SqliteExportReader } from './sqlite-export.ts';
+import { SqlitePageReader } from './sqlite-page.ts';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
-  EXPORT_COLUMNS,
-  type ExportDataRow,
-  type ExportFilter,
-  type ExportRow,
+  type ExportReader,
   type PullPage,
   type PullQuery,
   type PushOutcome,
@@ -186,47 +185,29 @@ export class SqliteSyncStore implements SyncStore {
       .immediate();
   }
 
-  async visitExportData(
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportDataRow) => void,
-  ): Promise<number> {
-    await this.#idle();
-    const { where, params } = exportWhere(filter, afterVersion);
-    const sql = `select version, form_type, data from observations where ${where} order by version limit ?`;
-    let statement = this.#exportData.get(sql);
-    if (!statement) {
-      statement = this.#db.prepare(sql).raw();
-      this.#exportData.set(sql, statement);
+  /**
+   * A file database is read for an export on a connection of its own, in one read transaction
+   * (WAL: it sees the records as they were when it began and blocks no push). An in-memory
+   * database has no second connection: its pages are read between pushes, without a snapshot.
+   */
+  async openExportReader(): Promise<ExportReader> {
+    if (this.#db.memory) return new SqliteExportReader(this.#db, () => this.#idle());
+    const db = new DatabaseConstructor(this.#db.name, { readonly: true, fileMustExist: true });
+    try {
+      db.prepare('begin').run();
+      db.prepare('select value from sync_counter where id = 1').get(); // the snapshot starts at the first read
+    } catch (err) {
+      db.close();
+      throw err;
     }
-    let count = 0;
-    // Synchronous to the end: nothing else can use the connection while the statement is open.
-    for (const row of statement.iterate(...params, limit) as Iterable<ExportDataRow>) {
-      visit(row);
-      count++;
-    }
-    return count;
-  }
-
-  async visitExportRows(
-    formTypes: readonly string[],
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportRow) => void,
-  ): Promise<number> {
-    await this.#idle();
-    const statement = filter.includeDeleted
-      ? this.#statements.exportPageAll
-      : this.#statements.exportPageLive;
-    let count = 0;
-    const after = Math.max(afterVersion, filter.sinceVersion);
-    for (const row of statement.iterate(after, JSON.stringify(formTypes), limit) as Iterable<ExportRow>) {
-      visit(row);
-      count++;
-    }
-    return count;
+    return new SqliteExportReader(
+      db,
+      async () => {},
+      () => {
+        db.prepare('commit').run();
+        db.close();
+      },
+    );
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
@@ -257,27 +238,7 @@ export class SqliteSyncStore implements SyncStore {
     }
     return statement;
   }
-
-  readonly #exportData = new Map<string, Database.Statement>();
 }
-
-function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
-  const clauses = ['version > ?'];
-  const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
-  if (!filter.includeDeleted) clauses.push('deleted = 0');
-  if (filter.formTypes) {
-    clauses.push(EXPORT_FORM_TYPE_IN_LIST);
-    params.push(JSON.stringify(filter.formTypes));
-  }
-  return { where: clauses.join(' and '), params };
-}
-
-/**
- * A list of form types for export pages, kept off the (form_type, version) index (`+`): read
- * through it, a list of types comes back out of version order, and SQLite would then sort every
- * remaining matching record to return each page. Read in version order, the others are filtered out.
- */
-const EXPORT_FORM_TYPE_IN_LIST = `+${FORM_TYPE_IN_LIST}`;
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
@@ -301,16 +262,6 @@ function prepare(db: Database.Database) {
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
-    exportPageAll: db
-      .prepare(
-        `select ${EXPORT_COLUMNS} from observations where version > ? and ${EXPORT_FORM_TYPE_IN_LIST} order by version limit ?`,
-      )
-      .raw(),
-    exportPageLive: db
-      .prepare(
-        `select ${EXPORT_COLUMNS} from observations where version > ? and deleted = 0 and ${EXPORT_FORM_TYPE_IN_LIST} order by version limit ?`,
-      )
-      .raw(),
     upsertAttachment: db.prepare(
       'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = 0, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',
     ),

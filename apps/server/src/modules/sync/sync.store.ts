@@ -168,9 +168,10 @@ export type ExportDataRow = [version: number, formType: string, data: string];
  * form type and data (to learn the form types and their columns), then the records of a few form
  * types at a time. Each call visits up to `limit` records with a version above `afterVersion`,
  * calling `visit` synchronously for each as it is read (no page of rows is held), and returns how
- * many it visited.
+ * many it visited. Every page of one reader sees the records as they were when it was opened, so
+ * the columns learnt first fit the records written later.
  */
-export interface RecordExportSource {
+export interface ExportReader {
   visitExportData(
     filter: ExportFilter,
     afterVersion: number,
@@ -184,6 +185,12 @@ export interface RecordExportSource {
     limit: number,
     visit: (row: ExportRow) => void,
   ): Promise<number>;
+  /** Ends the reader's snapshot; call it whatever happened. */
+  close(): Promise<void>;
+}
+
+export interface RecordExportSource {
+  openExportReader(): Promise<ExportReader>;
 }
 
 /**

@@ -1,0 +1,95 @@
+import type Database from 'better-sqlite3';
+import { FORM_TYPE_IN_LIST } from './sqlite-page.ts';
+import {
+  EXPORT_COLUMNS,
+  type ExportDataRow,
+  type ExportFilter,
+  type ExportReader,
+  type ExportRow,
+} from './sync.store.ts';
+
+/**
+ * A list of form types for export pages, kept off the (form_type, version) index (`+`): read
+ * through it, a list of types comes back out of version order, and SQLite would then sort every
+ * remaining matching record to return each page. Read in version order, the others are filtered out.
+ */
+const EXPORT_FORM_TYPE_IN_LIST = `+${FORM_TYPE_IN_LIST}`;
+
+/** An export's reads on one connection (its own, in a read transaction, or the shared one). */
+export class SqliteExportReader implements ExportReader {
+  readonly #db: Database.Database;
+  readonly #ready: () => Promise<void>;
+  readonly #end: () => void;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  /** `ready` resolves when the connection is free for a read; `end` ends the reader's transaction. */
+  constructor(db: Database.Database, ready: () => Promise<void>, end: () => void = () => {}) {
+    this.#db = db;
+    this.#ready = ready;
+    this.#end = end;
+  }
+
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql).raw();
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  async visitExportData(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number> {
+    await this.#ready();
+    const { where, params } = exportWhere(filter, afterVersion);
+    const statement = this.#statement(
+      `select version, form_type, data from observations where ${where} order by version limit ?`,
+    );
+    let count = 0;
+    // Synchronous to the end: nothing else can use the connection while the statement is open.
+    for (const row of statement.iterate(...params, limit) as Iterable<ExportDataRow>) {
+      visit(row);
+      count++;
+    }
+    return count;
+  }
+
+  async visitExportRows(
+    formTypes: readonly string[],
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportRow) => void,
+  ): Promise<number> {
+    await this.#ready();
+    const statement = this.#statement(
+      `select ${EXPORT_COLUMNS} from observations where version > ?${filter.includeDeleted ? '' : ' and deleted = 0'} and ${EXPORT_FORM_TYPE_IN_LIST} order by version limit ?`,
+    );
+    let count = 0;
+    const after = Math.max(afterVersion, filter.sinceVersion);
+    for (const row of statement.iterate(after, JSON.stringify(formTypes), limit) as Iterable<ExportRow>) {
+      visit(row);
+      count++;
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.#end();
+  }
+}
+
+function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
+  const clauses = ['version > ?'];
+  const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
+  if (!filter.includeDeleted) clauses.push('deleted = 0');
+  if (filter.formTypes) {
+    clauses.push(EXPORT_FORM_TYPE_IN_LIST);
+    params.push(JSON.stringify(filter.formTypes));
+  }
+  return { where: clauses.join(' and '), params };
+}

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-support/postgres';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
+import type { ExportFilter, ExportReader, SyncStore } from '../src/modules/sync/sync.store.ts';
+import { closeContext, createContext } from '../src/server.ts';
+import { ADMIN_PASSWORD, tempDir } from './helpers.ts';
+
+const ALL: ExportFilter = { formTypes: null, sinceVersion: 0, includeDeleted: false };
+
+async function dataSeen(reader: ExportReader): Promise<[string, string][]> {
+  const seen: [string, string][] = [];
+  await reader.visitExportData(ALL, 0, 100, ([, , data]) => seen.push(['data', data]));
+  await reader.visitExportRows(['snap'], ALL, 0, 100, (row) => seen.push([row[0], row[3]]));
+  return seen;
+}
+
+async function checkSnapshot(
+  dbConnection: string,
+  openStore: (ctx: Awaited<ReturnType<typeof createContext>>) => Promise<SyncStore>,
+) {
+  const ctx = await createContext(
+    loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: dbConnection, ADMIN_PASSWORD, SYNC_VALIDATION: 'off' }),
+    createLogger('silent'),
+  );
+  const store = await openStore(ctx);
+  try {
+    const app = createApp(ctx);
+    const token = (await ctx.services.auth.login(ctx.config.adminUsername, ADMIN_PASSWORD, '127.0.0.1'))
+      .token;
+    const push = async (records: unknown[]) => {
+      const res = await request(app)
+        .post('/sync/push')
+        .set('authorization', `Bearer ${token}`)
+        .send({ transmission_id: randomUUID(), client_id: 'snapshot', records });
+      expect(res.status).toBe(200);
+      expect(res.body.failed_records).toEqual([]);
+    };
+    await push([{ observation_id: 'a', form_type: 'snap', data: { x: 1 } }]);
+    const reader = await store.openExportReader();
+    try {
+      // Written while the export reads: neither the change nor the new record may show.
+      await push([
+        { observation_id: 'a', form_type: 'snap', data: { x: 1, added: 'later' } },
+        { observation_id: 'b', form_type: 'snap', data: { y: 2 } },
+      ]);
+      expect(await dataSeen(reader)).toEqual([
+        ['data', '{"x":1}'],
+        ['a', '{"x":1}'],
+      ]);
+    } finally {
+      await reader.close();
+    }
+    // A reader opened now sees them, and its snapshot held no lock on writers.
+    const next = await store.openExportReader();
+    try {
+      expect(await dataSeen(next)).toEqual([
+        ['data', '{"added":"later","x":1}'],
+        ['data', '{"y":2}'],
+        ['a', '{"added":"later","x":1}'],
+        ['b', '{"y":2}'],
+      ]);
+      await push([{ observation_id: 'c', form_type: 'snap', data: {} }]);
+    } finally {
+      await next.close();
+    }
+  } finally {
+    if (store !== undefined && !(store instanceof SqliteSyncStore)) await store.close();
+    await closeContext(ctx);
+  }
+}
+
+describe('an export reads one snapshot', () => {
+  it('on a SQLite file: changes made while it reads do not show, and nothing waits for it', async () => {
+    await checkSnapshot(path.join(tempDir(), 'snapshot.db'), (ctx) => SqliteSyncStore.open(ctx.orm));
+  });
+
+  describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
+    let postgres: TestPostgres;
+    beforeAll(async () => {
+      postgres = await startPostgres();
+    }, 120_000);
+    afterAll(() => postgres?.stop());
+
+    it('changes made while it reads do not show, and nothing waits for it', async () => {
+      const url = await postgres.createDatabase();
+      const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
+      await checkSnapshot(url, async () => new PostgresSyncStore(url));
+    });
+  });
+});
