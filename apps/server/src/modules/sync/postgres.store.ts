@@ -1,15 +1,12 @@
 import { parseJson } from '@synk/json';
 import pg from 'pg';
+import { PostgresExportReader } from './postgres-export.ts';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
   CONFLICT_COLUMNS,
   conflictValues,
-  EXPORT_COLUMNS,
-  type ExportDataRow,
-  type ExportFilter,
   type ExportReader,
-  type ExportRow,
   observationJson,
   type PullPage,
   type PullQuery,
@@ -31,11 +28,6 @@ const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({
   size: Number(row.size),
 });
 const toRecord = (row: Row): StoredRecord => ({ ...row, version: Number(row.version) });
-
-/** EXPORT_COLUMNS cast so both dialects read the same tuple (deleted 0/1, version a number). */
-const EXPORT_SELECT = EXPORT_COLUMNS.split(', ')
-  .map((c) => (c === 'deleted' ? 'deleted::int' : c === 'version' ? 'version::float8' : c))
-  .join(', ');
 
 const COLUMN_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
   observation_id: 'text',
@@ -308,60 +300,5 @@ export class PostgresSyncStore implements SyncStore {
       );
       return { currentVersion: Number(counter.rows[0]!.value), rows: rows.rows.map(toAttachment) };
     });
-  }
-}
-
-/** An export's reads, on one connection inside one snapshot (see `openExportReader`). */
-class PostgresExportReader implements ExportReader {
-  readonly #client: pg.PoolClient;
-
-  constructor(client: pg.PoolClient) {
-    this.#client = client;
-  }
-
-  async visitExportData(
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportDataRow) => void,
-  ): Promise<number> {
-    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
-    let where = 'version > $1';
-    if (!filter.includeDeleted) where += ' and not deleted';
-    if (filter.formTypes) {
-      params.push(filter.formTypes);
-      where += ' and form_type = any($3::text[])';
-    }
-    const rows = await this.#client.query<ExportDataRow>({
-      text: `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
-      values: params,
-      rowMode: 'array',
-    });
-    for (const row of rows.rows) visit(row);
-    return rows.rows.length;
-  }
-
-  async visitExportRows(
-    formTypes: readonly string[],
-    filter: ExportFilter,
-    afterVersion: number,
-    limit: number,
-    visit: (row: ExportRow) => void,
-  ): Promise<number> {
-    const rows = await this.#client.query<ExportRow>({
-      text: `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
-      values: [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
-      rowMode: 'array',
-    });
-    for (const row of rows.rows) visit(row);
-    return rows.rows.length;
-  }
-
-  async close(): Promise<void> {
-    try {
-      await this.#client.query('commit');
-    } finally {
-      this.#client.release();
-    }
   }
 }

@@ -49,13 +49,7 @@ export class SqliteExportReader implements ExportReader {
     const statement = this.#statement(
       `select version, form_type, data from observations where ${where} order by version limit ?`,
     );
-    let count = 0;
-    // Synchronous to the end: nothing else can use the connection while the statement is open.
-    for (const row of statement.iterate(...params, limit) as Iterable<ExportDataRow>) {
-      visit(row);
-      count++;
-    }
-    return count;
+    return visitRows(statement, [...params, limit], visit);
   }
 
   async visitExportRows(
@@ -69,18 +63,23 @@ export class SqliteExportReader implements ExportReader {
     const statement = this.#statement(
       `select ${EXPORT_COLUMNS} from observations where version > ?${filter.includeDeleted ? '' : ' and deleted = 0'} and ${EXPORT_FORM_TYPE_IN_LIST} order by version limit ?`,
     );
-    let count = 0;
     const after = Math.max(afterVersion, filter.sinceVersion);
-    for (const row of statement.iterate(after, JSON.stringify(formTypes), limit) as Iterable<ExportRow>) {
-      visit(row);
-      count++;
-    }
-    return count;
+    return visitRows(statement, [after, JSON.stringify(formTypes), limit], visit);
   }
 
   async close(): Promise<void> {
     this.#end();
   }
+}
+
+/** Visits each row as it is read, synchronously to the end: nothing else can use the connection meanwhile. */
+function visitRows<Row>(statement: Database.Statement, params: unknown[], visit: (row: Row) => void): number {
+  let count = 0;
+  for (const row of statement.iterate(...params) as Iterable<Row>) {
+    visit(row);
+    count++;
+  }
+  return count;
 }
 
 function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {

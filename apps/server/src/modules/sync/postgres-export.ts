@@ -1,0 +1,74 @@
+import type pg from 'pg';
+import {
+  EXPORT_COLUMNS,
+  type ExportDataRow,
+  type ExportFilter,
+  type ExportReader,
+  type ExportRow,
+} from './sync.store.ts';
+
+/** EXPORT_COLUMNS cast so both dialects read the same tuple (deleted 0/1, version a number). */
+const EXPORT_SELECT = EXPORT_COLUMNS.split(', ')
+  .map((c) => (c === 'deleted' ? 'deleted::int' : c === 'version' ? 'version::float8' : c))
+  .join(', ');
+
+/** An export's reads, on one connection inside one snapshot (see `openExportReader`). */
+export class PostgresExportReader implements ExportReader {
+  readonly #client: pg.PoolClient;
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client;
+  }
+
+  async visitExportData(
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportDataRow) => void,
+  ): Promise<number> {
+    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
+    let where = 'version > $1';
+    if (!filter.includeDeleted) where += ' and not deleted';
+    if (filter.formTypes) {
+      params.push(filter.formTypes);
+      where += ' and form_type = any($3::text[])';
+    }
+    return this.#visit(
+      `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
+      params,
+      visit,
+    );
+  }
+
+  async visitExportRows(
+    formTypes: readonly string[],
+    filter: ExportFilter,
+    afterVersion: number,
+    limit: number,
+    visit: (row: ExportRow) => void,
+  ): Promise<number> {
+    return this.#visit(
+      `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
+      [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
+      visit,
+    );
+  }
+
+  async #visit<Row extends unknown[]>(
+    text: string,
+    values: unknown[],
+    visit: (row: Row) => void,
+  ): Promise<number> {
+    const { rows } = await this.#client.query<Row>({ text, values, rowMode: 'array' });
+    for (const row of rows) visit(row);
+    return rows.length;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#client.query('commit');
+    } finally {
+      this.#client.release();
+    }
+  }
+}
