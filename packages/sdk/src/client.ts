@@ -237,9 +237,17 @@ export function createClient(options: ClientOptions) {
    * send and re-sent with the same id until the server acknowledges it, so a crash or a lost
    * response never duplicates or loses a record.
    */
-  async function pushQueued(
-    push: { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal } = {},
-  ): Promise<{ pushed: number; failed: number; conflicts: Conflict[] }> {
+  type PushOptions = { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal };
+  type PushResult = { pushed: number; failed: number; conflicts: Conflict[] };
+  /** The push running now: pushes on one client run one after the other, never side by side. */
+  let pushing: Promise<unknown> = Promise.resolve();
+  function pushQueued(push: PushOptions = {}): Promise<PushResult> {
+    const run = pushing.catch(() => undefined).then(() => pushBatches(push));
+    pushing = run;
+    return run;
+  }
+
+  async function pushBatches(push: PushOptions): Promise<PushResult> {
     let pushed = 0;
     let failed = 0;
     const conflicts: Conflict[] = [];
@@ -278,7 +286,7 @@ export function createClient(options: ClientOptions) {
       } else if (response.status === 413 && batch.records.length > 1) {
         // Too large for this server (its record or byte limit): send it in halves, and later
         // batches no bigger, instead of setting the records aside.
-        batchLimit = Math.max(1, await outbox.splitBatch(newId));
+        batchLimit = Math.max(1, await outbox.splitBatch(batch.transmission_id, newId));
         continue;
       } else if (
         response.status >= 400 &&
@@ -301,7 +309,9 @@ export function createClient(options: ClientOptions) {
       } else {
         throw new ApiError(response.status, problem);
       }
-      await outbox.finishBatch();
+      await outbox.finishBatch(batch.transmission_id);
+      // After a batch the server took, the limit grows back (one record too large alone took it to 1).
+      if (data) batchLimit = Math.min(batchSize, batchLimit * 2);
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
     }
     await queueSizes();

@@ -16,10 +16,14 @@ export class FileStorage implements SyncStorage {
   }
 
   #file(key: string): string {
-    // Upper-case letters are escaped too (`%4a` for J, lower-case hex that encodeURIComponent never
-    // writes), so keys differing only in case stay apart on case-insensitive file systems (macOS,
-    // Windows). File names stop at 255 bytes; long keys (a 255-character record id) are hashed.
-    const name = encodeURIComponent(key).replace(/[A-Z]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+    // Upper-case letters outside encodeURIComponent's own escapes are escaped too (`%4a` for J, in
+    // lower-case hex, which it never writes), so keys differing only in case stay apart on
+    // case-insensitive file systems (macOS, Windows), while a key without upper-case letters keeps
+    // the name earlier versions gave it (`outbox%3Aqueue.json`). File names stop at 255 bytes;
+    // long keys (a 255-character record id) are hashed.
+    const name = encodeURIComponent(key).replace(/%[0-9A-F]{2}|[A-Z]/g, (match) =>
+      match.length === 3 ? match : `%${match.charCodeAt(0).toString(16)}`,
+    );
     if (name.length <= 200) return path.join(this.#dir, `${name}.json`);
     return path.join(this.#dir, `sha256-${createHash('sha256').update(key).digest('hex')}.json`);
   }

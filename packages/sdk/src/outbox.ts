@@ -118,12 +118,12 @@ export class Outbox {
    * The server refused the batch in flight as too large (413; nothing of it was committed): it
    * keeps its first half, under a new transmission id, and the other half goes back to the front
    * of the queue, except ids saved again meanwhile (their newer copy is queued already). Returns
-   * how many records it now holds (0: no batch in flight).
+   * how many records it now holds (0: `refused` is no longer the batch in flight).
    */
-  splitBatch(transmissionId: () => string): Promise<number> {
+  splitBatch(refused: string, transmissionId: () => string): Promise<number> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
-      if (!inflight) return 0;
+      if (inflight?.transmission_id !== refused) return 0;
       if (inflight.records.length < 2) return inflight.records.length;
       const half = Math.ceil(inflight.records.length / 2);
       const ids = await this.#ids();
@@ -144,9 +144,15 @@ export class Outbox {
     });
   }
 
-  /** The server answered for the batch in flight: it is done. */
-  finishBatch(): Promise<void> {
-    return this.#exclusive(() => this.#storage.delete(KEYS.inflight));
+  /**
+   * The server answered for the batch `transmissionId`: it is done. Only that batch: another push
+   * on the same storage (another tab or process) may have moved on to the next one.
+   */
+  finishBatch(transmissionId: string): Promise<void> {
+    return this.#exclusive(async () => {
+      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      if (inflight?.transmission_id === transmissionId) await this.#storage.delete(KEYS.inflight);
+    });
   }
 
   /** In-flight records first, then the queue, in the order they will be sent. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -109,10 +109,13 @@ describe('the outbox', () => {
     expect(batch).toEqual({ transmission_id: 'tx-1', records: [record('old-1')] });
     // Until the server answers, the same batch comes back (same transmission id), also after a restart.
     expect(await new Outbox(storage).nextBatch(2, () => 'tx-2')).toEqual(batch);
-    await outbox.finishBatch();
+    await outbox.finishBatch('tx-1');
     const next = await outbox.nextBatch(5, () => 'tx-3');
     expect(next?.records.map((r) => r.observation_id)).toEqual(['old-2', 'new']);
-    await outbox.finishBatch();
+    // An answer for a batch no longer in flight (another push moved on) finishes nothing.
+    await outbox.finishBatch('tx-1');
+    expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-2', 'new']);
+    await outbox.finishBatch('tx-3');
     expect(await outbox.nextBatch(5, () => 'tx-4')).toBeUndefined();
     expect(await outbox.sizes()).toEqual({ pending: 0, deadLetters: 0 });
   });
@@ -124,7 +127,8 @@ describe('the outbox', () => {
     await outbox.nextBatch(4, () => 'tx-1');
     // Saved again while its older copy is in flight: the newer copy must not be replaced.
     await outbox.save(record('d', 2));
-    expect(await outbox.splitBatch(() => 'tx-2')).toBe(2);
+    expect(await outbox.splitBatch('tx-other', () => 'tx-2')).toBe(0); // not the batch in flight
+    expect(await outbox.splitBatch('tx-1', () => 'tx-2')).toBe(2);
     expect(await new Outbox(storage).nextBatch(4, () => 'tx-3')).toEqual({
       transmission_id: 'tx-2',
       records: [record('a', 1), record('b', 1)],
@@ -137,9 +141,17 @@ describe('the outbox', () => {
       ['d', { n: 2 }],
     ]);
     // A batch of one cannot be split.
-    await outbox.finishBatch();
+    await outbox.finishBatch('tx-2');
     await outbox.nextBatch(1, () => 'tx-4');
-    expect(await outbox.splitBatch(() => 'tx-5')).toBe(1);
+    expect(await outbox.splitBatch('tx-4', () => 'tx-5')).toBe(1);
     expect((await outbox.nextBatch(1, () => 'tx-6'))?.transmission_id).toBe('tx-4');
+  });
+
+  it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-names-'));
+    // As 0.1.0 named the queue's file (encodeURIComponent only).
+    writeFileSync(path.join(dir, 'outbox%3Aqueue.json'), JSON.stringify([record('from-0.1.0')]));
+    const pending = await offline(new FileStorage(dir)).records.pending();
+    expect(pending.map((r) => r.observation_id)).toEqual(['from-0.1.0']);
   });
 });

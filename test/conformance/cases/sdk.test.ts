@@ -76,6 +76,17 @@ describe('SDK against the real server', () => {
     expect((await second.auth.tokens())?.token).not.toBe(expired.token);
   });
 
+  it('two pushes started together send each record once and lose none', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, batchSize: 2 });
+    const ids = Array.from({ length: 6 }, (_, i) => `together-${i}`);
+    for (const id of ids) await client.records.save(record(id));
+    const [first, second] = await Promise.all([client.push(), client.push()]);
+    expect(first.pushed + second.pushed).toBe(ids.length);
+    expect(await client.records.pending()).toEqual([]);
+    const pulled = await client.pullAll({ since: 0, schemaTypes: ['sdk'] });
+    expect(ids.every((id) => pulled.some((r) => r.observation_id === id))).toBe(true);
+  });
+
   it('one refresh for 50 parallel calls that all hit 401', async () => {
     const net = instrumentedFetch();
     const storage = new MemoryStorage();
