@@ -15,9 +15,9 @@ function startCommand(): { env: Record<string, string>; args: string[] } {
   const { scripts } = JSON.parse(readFileSync(path.join(SERVER_DIR, 'package.json'), 'utf8')) as {
     scripts: { start: string };
   };
-  const words = scripts.start.split(' ');
+  const words = scripts.start.trim().split(/\s+/);
   const env: Record<string, string> = {};
-  while (/^[A-Z_]+=/.test(words[0]!)) {
+  while (/^[A-Z][A-Z0-9_]*=/.test(words[0]!)) {
     const [name, value] = words.shift()!.split('=') as [string, string];
     env[name] = value;
   }

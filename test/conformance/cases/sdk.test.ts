@@ -62,18 +62,18 @@ describe('SDK against the real server', () => {
     expect(forbidden.error).toMatchObject({ code: 'forbidden' });
   });
 
-  it('starts from tokens obtained elsewhere, without credentials, and refreshes them when revoked', async () => {
+  it('starts from tokens obtained elsewhere, without credentials, and refreshes them when the access token is rejected', async () => {
     const tokens = await login(target, writer.username, writer.password);
     const storage = new MemoryStorage();
     const client = createClient({ baseUrl: target.baseUrl, tokens, storage });
     const pulled = await client.api.POST('/sync/pull', { body: { client_id: 'handed-over' } });
     expect(pulled.response.status).toBe(200);
     expect((await storage.get<{ token: string }>('auth:tokens'))?.token).toBe(tokens.token);
-    const expired = { ...tokens, token: `${tokens.token.slice(0, -2)}xx` }; // a broken access token
-    const second = createClient({ baseUrl: target.baseUrl, tokens: expired });
+    const rejected = { ...tokens, token: `${tokens.token.slice(0, -2)}xx` }; // a broken access token
+    const second = createClient({ baseUrl: target.baseUrl, tokens: rejected });
     const again = await second.api.POST('/sync/pull', { body: { client_id: 'handed-over' } });
     expect(again.response.status).toBe(200); // refreshed with the refresh token, then retried
-    expect((await second.auth.tokens())?.token).not.toBe(expired.token);
+    expect((await second.auth.tokens())?.token).not.toBe(rejected.token);
   });
 
   it('two pushes started together send each record once and lose none', async () => {
@@ -186,7 +186,7 @@ describe('SDK against the real server', () => {
     expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
   });
 
-  it('a sync cancelled with an AbortSignal keeps the outbox and the cursor, and the next sync completes', async () => {
+  it('a sync given an already aborted AbortSignal keeps the outbox and the cursor, and the next sync completes', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();
     await client.records.save(record('cancelled-1'));

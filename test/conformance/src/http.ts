@@ -31,7 +31,7 @@ function sdkClient(baseUrl: string): SyncClient {
   return client;
 }
 
-/** Path templates of the contract, most specific (fewest parameters) first. */
+/** Path templates of the contract that have parameters (templates without any are matched as they are). */
 const templates = Object.keys((parse(readFileSync(specPath, 'utf8')) as { paths: object }).paths)
   .filter((template) => template.includes('{'))
   .map((template) => ({
