@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { releaseWrittenBuffers } from './memory.ts';
+import { endStream, writeChunk } from './streams.ts';
 
 /**
  * The thin adapter over @dsnp/parquetjs (and the native `snappy` codec): the rest of the server
@@ -97,11 +98,10 @@ export async function openParquetStream(
   const { thrift, serializeThrift, snappy, Int64 } = await parquetjs;
   /** Where the next byte lands in the file (offsets in the metadata are absolute). */
   let fileOffset = 0;
-  const write = (bytes: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      fileOffset += bytes.length;
-      output.write(bytes, (err) => (err ? reject(err) : resolve()));
-    });
+  const write = (bytes: Buffer) => {
+    fileOffset += bytes.length;
+    return writeChunk(output, bytes);
+  };
   const rowGroups: InstanceType<Parquetjs['thrift']['RowGroup']>[] = [];
   let fileRows = 0;
   await write(MAGIC);
@@ -244,9 +244,7 @@ export async function openParquetStream(
       const length = Buffer.alloc(4);
       length.writeUInt32LE(metadata.length);
       await write(Buffer.concat([metadata, length, MAGIC]));
-      await new Promise<void>((resolve, reject) =>
-        output.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
+      await endStream(output);
     },
   };
 }

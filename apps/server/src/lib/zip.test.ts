@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { createZipStream } from './zip.ts';
 
@@ -23,5 +24,20 @@ describe('createZipStream', () => {
     };
     await expect(writeAll()).rejects.toThrow(/client went away/);
     expect(received).toBeLessThan(10_000 * 16 * 1024);
+  });
+
+  it('fails an entry begun after the output went away, instead of taking its data and dropping it', async () => {
+    const output = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(new Error('client went away'));
+      },
+    });
+    const zip = await createZipStream(output);
+    const first = zip.entry('first.bin', { compress: false });
+    first.on('error', () => {});
+    first.write(Buffer.alloc(1024));
+    await new Promise((resolve) => first.once('close', resolve)); // failed with the output
+    const late = zip.entry('late.bin', { compress: false });
+    await expect(pipeline(Readable.from([Buffer.alloc(1024)]), late)).rejects.toThrow();
   });
 });

@@ -96,15 +96,23 @@ export async function createZipStream(output: Writable): Promise<ZipStream> {
   // 'drain' forever: fail them too, so whoever writes them stops and lets go of what it holds.
   // Their writers learn of it from their writes (callbacks, or 'close' instead of 'drain'), so
   // the entries' own 'error' events are not left unhandled.
+  let failed: Error | undefined;
+  const fail = (content: PassThrough, err: Error) => {
+    content.on('error', () => {});
+    content.destroy(err);
+  };
   done.catch((err: Error) => {
-    for (const content of open) {
-      content.on('error', () => {});
-      content.destroy(err);
-    }
+    failed = err;
+    for (const content of open) fail(content, err);
   });
   return {
     entry(name, options) {
       const content = new PassThrough();
+      // An entry begun after the output failed fails at once (it would take data and drop it).
+      if (failed) {
+        fail(content, failed);
+        return content;
+      }
       open.add(content);
       content.once('close', () => open.delete(content));
       archive.append(content, { name, store: options?.compress === false });

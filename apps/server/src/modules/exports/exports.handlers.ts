@@ -35,7 +35,16 @@ export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'g
       try {
         await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
       } catch (err) {
-        if (!res.headersSent) throw err;
+        if (!res.headersSent) {
+          // The problem+json that follows is no attachment.
+          res.removeHeader('Content-Disposition');
+          throw err;
+        }
+        if (res.destroyed) {
+          // The client went away: the usual end of an abandoned download, not a server fault.
+          ctx.logger.info({ err }, 'export abandoned by the client');
+          return;
+        }
         // Mid-stream the status is already out: cut the connection so the client sees a broken ZIP, not a short one.
         ctx.logger.error({ err }, 'export failed mid-stream');
         res.destroy(err as Error);

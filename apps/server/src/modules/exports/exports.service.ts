@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { releaseWrittenBuffers } from '../../lib/memory.ts';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
+import { endStream, writeChunk } from '../../lib/streams.ts';
 import { createZipStream } from '../../lib/zip.ts';
 import type {
   ExportDataRow,
@@ -51,7 +51,7 @@ const ROW_GROUP_BYTES_PER_SCAN = 4 << 20;
  * are smaller when there are many columns (forms often have hundreds of fields), within bounds.
  */
 const PAGE_BYTES_PER_SCAN = 4 << 20;
-const PAGE_BYTES = { min: 16 << 10, max: 256 << 10 };
+const PAGE_BYTES = { min: 1 << 10, max: 256 << 10 };
 
 /** Temporary files older than this are left over from a process that died mid-export. */
 const STALE_MS = 24 * 60 * 60 * 1000;
@@ -121,7 +121,7 @@ export class ExportsService {
   async #zipPerFormType(filter: ExportFilter, output: Writable, extension: string, open: OpenTable) {
     const zip = await createZipStream(output);
     // Both passes read one snapshot: the columns learnt first fit every record written after.
-    const reader = await this.#source.openExportReader();
+    const reader = whileWanted(await this.#source.openExportReader(), output);
     try {
       const profile = await this.#profile(reader, filter);
       const names = exportFileNames([...profile.keys()], extension);
@@ -161,7 +161,11 @@ export class ExportsService {
         const layout = new ExportLayout(profile.get(formType)!);
         const file = i === 0 ? undefined : path.join(dir!, String(i));
         const output = file === undefined ? entry(formType) : createWriteStream(file);
-        if (file !== undefined) files.push(output);
+        if (file !== undefined) {
+          // A failing disk fails the writes (their callbacks); the event must not go unhandled.
+          output.on('error', () => {});
+          files.push(output);
+        }
         const writer = await open(output, layout.columns, formTypes.length);
         tables.set(formType, {
           formType,
@@ -226,21 +230,39 @@ export class ExportsService {
 
   csv(filter: ExportFilter, output: Writable): Promise<void> {
     return this.#zipPerFormType(filter, output, 'csv', async (out, columns) => {
-      await write(out, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
+      await writeChunk(out, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
       return {
         async append(cells, rowCount) {
           let text = '';
           for (let i = 0; i < rowCount; i++)
             text += `${cells.map((column) => csvField(column[i])).join(',')}\r\n`;
-          await write(out, text);
+          await writeChunk(out, text);
         },
-        async close() {
-          out.end();
-          await once(out, 'finish');
-        },
+        close: () => endStream(out),
       };
     });
   }
+}
+
+/**
+ * The reader, refusing to read on once the output is gone (the client went away): nobody would
+ * get the rest, and a profiling pass sends no bytes that would fail first.
+ */
+function whileWanted(reader: ExportReader, output: Writable): ExportReader {
+  const wanted = () => {
+    if (output.destroyed) throw new Error('the export output was closed');
+  };
+  return {
+    async visitExportData(...args) {
+      wanted();
+      return reader.visitExportData(...args);
+    },
+    async visitExportRows(...args) {
+      wanted();
+      return reader.visitExportRows(...args);
+    },
+    close: () => reader.close(),
+  };
 }
 
 /**
@@ -264,20 +286,4 @@ async function copyInto(file: string, entry: Writable): Promise<void> {
     },
   });
   await pipeline(createReadStream(file), counted, entry);
-}
-
-/** Writes, then waits while `stream` is full; fails if it fails or is destroyed (never waits forever). */
-async function write(stream: Writable, text: string): Promise<void> {
-  if (stream.destroyed) throw stream.errored ?? new Error('the output was closed');
-  if (stream.write(text)) return;
-  await new Promise<void>((resolve, reject) => {
-    const settle = (err?: Error | null) => {
-      stream.off('drain', onDrain).off('close', onClose).off('error', settle);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => settle();
-    const onClose = () => settle(stream.errored ?? new Error('the output was closed'));
-    stream.on('drain', onDrain).on('close', onClose).on('error', settle);
-  });
 }

@@ -67,8 +67,11 @@ export class PostgresExportReader implements ExportReader {
   async close(): Promise<void> {
     try {
       await this.#client.query('commit');
-    } finally {
-      this.#client.release();
+    } catch (err) {
+      // A connection that failed to commit is not given back to the pool, it is closed.
+      this.#client.release(err as Error);
+      throw err;
     }
+    this.#client.release();
   }
 }

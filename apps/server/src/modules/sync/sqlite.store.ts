@@ -204,8 +204,11 @@ export class SqliteSyncStore implements SyncStore {
       db,
       async () => {},
       () => {
-        db.prepare('commit').run();
-        db.close();
+        try {
+          db.prepare('commit').run();
+        } finally {
+          db.close();
+        }
       },
     );
   }
