@@ -1,7 +1,7 @@
-import { hash } from 'node:crypto';
 import { parseJson } from '@synk/json';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
+import { sha256HexOffThread } from '../../lib/canonical-json.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { PullBody, PullParams, PushBody } from './sync.service.ts';
 
@@ -14,7 +14,7 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
         principalOf(res),
         req.body as PushBody,
         req.header('idempotency-key'),
-        hash('sha256', rawBody, 'hex'),
+        sha256HexOffThread(rawBody),
       );
       if (replayed) res.setHeader('Idempotent-Replayed', 'true');
       sendJson(res, 'syncPush', 200, response);

@@ -79,13 +79,14 @@ export class SyncService {
 
   /**
    * `bodyHash` fingerprints the request body as sent (sha256 of its bytes): a retry resends the
-   * same bytes; anything else under the same transmission id is a different request.
+   * same bytes; anything else under the same transmission id is a different request. It may still
+   * be computing elsewhere while the records are checked (it is awaited only before the store).
    */
   async push(
     principal: Principal,
     body: PushBody,
     idempotencyKey: string | undefined,
-    bodyHash: string,
+    bodyHash: string | Promise<string>,
   ): Promise<{ response: PushResponse; replayed: boolean }> {
     const { config, store } = this.#deps;
     if (idempotencyKey !== undefined && idempotencyKey !== body.transmission_id) {
@@ -122,7 +123,7 @@ export class SyncService {
     const outcome = await store.push<PushResponse>({
       clientId: body.client_id,
       transmissionId: body.transmission_id,
-      bodyHash,
+      bodyHash: await bodyHash,
       nowMs: now.getTime(),
       expiresAtMs: now.getTime() + config.sync.idempotencyTtlSeconds * 1000,
       observationIds: winners.map((w) => w.record.observation_id),
