@@ -1,7 +1,7 @@
 import { ApiError, createClient, FileStorage, type Problem } from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { profileStateDir, readConfig } from './config.ts';
+import { readConfig, serverStateDir } from './config.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -23,6 +23,17 @@ export function globals(): GlobalOptions {
   return program.opts<GlobalOptions>();
 }
 
+/**
+ * A server URL as one spelling: the origin as the URL parser writes it (lower-case host, no default
+ * port) and the path without trailing slashes, so `http://Host:80/` and `http://host` are one server.
+ */
+export function serverBaseUrl(server: string): string {
+  const url = URL.parse(server);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    throw new CliError(`Not an http(s) server URL: ${server}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
 export async function context() {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
@@ -30,12 +41,13 @@ export async function context() {
   const server = globals().server ?? profile?.server;
   if (!server)
     throw new CliError(`No server configured: run "synk config init --server <url>" or pass --server`);
+  const baseUrl = serverBaseUrl(server);
   const client = createClient({
-    baseUrl: server.replace(/\/+$/, ''),
-    storage: new FileStorage(profileStateDir(profileName)),
+    baseUrl,
+    storage: new FileStorage(serverStateDir(profileName, baseUrl)),
     retry: { retries: 2 },
   });
-  return { config, profileName, profile, server, client };
+  return { config, profileName, profile, baseUrl, client };
 }
 
 /** Prints `value` as JSON with --json, otherwise as the given human text. */

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildZip } from '@synk/test-support/zip';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { type ServerProcess, startServerProcess } from '../src/processes.ts';
+import { startRecordingProxy } from '../src/recording-proxy.ts';
 
 /** The real `synk` binary against a real server process. */
 const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
@@ -16,11 +18,14 @@ const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-'));
 const configDir = path.join(work, 'config');
 let server: ServerProcess;
 
-async function synk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function synkWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       cwd: work,
-      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir, ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -28,6 +33,8 @@ async function synk(...args: string[]): Promise<{ code: number; stdout: string; 
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+const synk = (...args: string[]) => synkWith({}, ...args);
 
 const json = async (...args: string[]) => {
   const res = await synk('--json', ...args);
@@ -231,6 +238,36 @@ describe('synk CLI', () => {
     expect((await synk('users', 'list')).code).toBe(3);
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
+  });
+
+  it('sends a session only to the server it came from, whatever --server, SYNK_SERVER or the profile point at', async () => {
+    // Another URL for the same server: a session from the profile's URL would be accepted there,
+    // so only the proxy's record shows whether one was sent.
+    const proxy = await startRecordingProxy(server.url);
+    try {
+      expect((await synk('--server', `${server.url}/`, 'users', 'list')).code).toBe(0);
+      expect((await synk('--server', proxy.url, 'users', 'list')).code).toBe(3);
+      expect((await synkWith({ SYNK_SERVER: proxy.url }, 'users', 'list')).code).toBe(3);
+      await json('config', 'set', 'server', proxy.url);
+      expect((await synk('users', 'list')).code).toBe(3);
+      await json('config', 'set', 'server', server.url);
+      expect(proxy.requests.length).toBeGreaterThanOrEqual(3);
+      expect(proxy.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([]);
+
+      // A login there is kept for there; the profile keeps its own server's session.
+      await json('users', 'create', 'field-3', '--role', 'read-write', '--password', 'field-password-3');
+      const login = ['login', '-u', 'field-3', '--password', 'field-password-3'];
+      expect((await json('--server', proxy.url, ...login)).username).toBe('field-3');
+      expect(await json('--server', proxy.url, 'status')).toMatchObject({ user: 'field-3' });
+      expect(await json('status')).toMatchObject({ user: 'admin' });
+      expect((await synk('users', 'list')).code).toBe(0);
+      const bearers = proxy.requests.flatMap((r) => r.headers.authorization ?? []);
+      expect(bearers.length).toBeGreaterThan(0);
+      for (const bearer of bearers)
+        expect(decodeJwt(bearer.replace(/^Bearer /, '')).username).toBe('field-3');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('logs out', async () => {

@@ -9,8 +9,8 @@ export function registerAppBundle(program: Command): void {
     .command('upload <zip>')
     .option('--activate', 'make it the active version right away')
     .action(async (zip: string, options: { activate?: boolean }) => {
-      const { client, server } = await context();
-      const url = `${server.replace(/\/+$/, '')}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
+      const { client, baseUrl } = await context();
+      const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
       const result = (await uploadFile(client, 'POST', url, {
         field: 'bundle',
         file: zip,

@@ -9,9 +9,9 @@ export function registerAttachments(program: Command): void {
     .command('upload <file>')
     .option('--id <id>', 'attachment id (default: the file name)')
     .action(async (file: string, options: { id?: string }) => {
-      const { client, server } = await context();
+      const { client, baseUrl } = await context();
       const id = options.id ?? path.basename(file);
-      const url = `${server.replace(/\/+$/, '')}/attachments/${encodeURIComponent(id)}`;
+      const url = `${baseUrl}/attachments/${encodeURIComponent(id)}`;
       const result = (await uploadFile(client, 'PUT', url, {
         field: 'file',
         file,

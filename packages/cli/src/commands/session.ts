@@ -30,7 +30,7 @@ export function registerSession(program: Command): void {
     .command('status')
     .description('server, version and who you are logged in as')
     .action(async () => {
-      const { client, server } = await context();
+      const { client, baseUrl } = await context();
       const health = ok(await client.api.GET('/health'));
       const tokens = await client.auth.tokens();
       const claims = tokens
@@ -40,7 +40,7 @@ export function registerSession(program: Command): void {
           })
         : undefined;
       const status = {
-        server,
+        server: baseUrl,
         health: health.status,
         version: health.version,
         user: claims?.username ?? null,
@@ -48,7 +48,7 @@ export function registerSession(program: Command): void {
       };
       output(
         status,
-        `${server}: ${health.status} (server ${health.version}); ${claims ? `logged in as ${claims.username} (${claims.role})` : 'not logged in'}`,
+        `${baseUrl}: ${health.status} (server ${health.version}); ${claims ? `logged in as ${claims.username} (${claims.role})` : 'not logged in'}`,
       );
     });
   program
