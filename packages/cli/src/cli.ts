@@ -1,4 +1,11 @@
-import { ApiError, createClient, FileStorage, type Problem } from '@synk/sdk/node';
+import {
+  ApiError,
+  createClient,
+  FileStorage,
+  MemoryStorage,
+  type Problem,
+  type SyncStorage,
+} from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { readConfig, serverStateDir } from './config.ts';
@@ -34,6 +41,24 @@ export function serverBaseUrl(server: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
+/** What the CLI keeps between commands: the session and this device's client id. */
+const PERSISTED_KEYS = new Set(['auth:tokens', 'client:id']);
+
+/**
+ * The SDK's other state (the push outbox, pull cursors) lives only as long as one command: a push
+ * reports on exactly its file's records, leaves nothing queued for a later command to send, and two
+ * commands running side by side never share a queue (the SDK does not coordinate processes).
+ */
+function commandStorage(persisted: SyncStorage): SyncStorage {
+  const transient = new MemoryStorage();
+  const pick = (key: string) => (PERSISTED_KEYS.has(key) ? persisted : transient);
+  return {
+    get: <T>(key: string) => pick(key).get<T>(key),
+    set: (key, value) => pick(key).set(key, value),
+    delete: (key) => pick(key).delete(key),
+  };
+}
+
 export async function context() {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
@@ -44,7 +69,7 @@ export async function context() {
   const baseUrl = serverBaseUrl(server);
   const client = createClient({
     baseUrl,
-    storage: new FileStorage(serverStateDir(profileName, baseUrl)),
+    storage: commandStorage(new FileStorage(serverStateDir(profileName, baseUrl))),
     retry: { retries: 2 },
   });
   return { config, profileName, profile, baseUrl, client };

@@ -216,6 +216,50 @@ describe('synk CLI', () => {
     ).toContain('photo.jpg');
   });
 
+  it('pushes more records than the server takes per request by splitting the batch, and reports failed ones by their place in the file', async () => {
+    const small = await startServerProcess({
+      DATA_DIR: path.join(work, 'data-small'),
+      ADMIN_PASSWORD: 'cli-admin-password',
+      NODE_ENV: 'test',
+      SYNC_MAX_RECORDS: '3',
+    });
+    try {
+      await json('--server', small.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const records: unknown[] = Array.from({ length: 10 }, (_, i) => ({
+        observation_id: `s${i}`,
+        form_type: 'household',
+        data: { n: i },
+      }));
+      records[2] = { form_type: 'household', data: {} };
+      records[7] = { observation_id: 's7', form_type: 7, data: {} };
+      const input = path.join(work, 'many.json');
+      writeFileSync(input, JSON.stringify({ records }));
+      const res = await synk('--json', '--server', small.url, 'sync', 'push', input);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(1);
+      const result = JSON.parse(res.stdout);
+      expect(result.success_count).toBe(8);
+      expect(result.failed_records).toMatchObject([
+        { index: 2, code: 'invalid_record' },
+        { index: 7, observation_id: 's7', code: 'invalid_record' },
+      ]);
+      // Pushing the same records again changes nothing; the failures are listed by place and id.
+      const human = await synk('--server', small.url, 'sync', 'push', input);
+      expect(human.stdout).toMatch(
+        /^Pushed 8 records, 2 failed\n {2}- #2: invalid_record: .+\n {2}- #7 s7: invalid_record: .+\n$/,
+      );
+      const out = path.join(work, 'many-pulled.json');
+      expect((await json('--server', small.url, 'sync', 'pull', out)).records).toBe(8);
+      expect(
+        JSON.parse(readFileSync(out, 'utf8'))
+          .map((r: { observation_id: string }) => r.observation_id)
+          .sort(),
+      ).toEqual(['s0', 's1', 's3', 's4', 's5', 's6', 's8', 's9']);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('manages profiles and changes its own password', async () => {
     expect((await json('config', 'set', 'username', 'admin')).username).toBe('admin');
     await json('--profile', 'other', '--server', 'http://127.0.0.1:1', 'config', 'init');
