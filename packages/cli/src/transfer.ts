@@ -30,12 +30,11 @@ export async function saveResponse(response: Response, file: string): Promise<nu
 }
 
 /**
- * Streams a file as the one part of a multipart body (the SDK's `multipartBody`), with a progress
- * bar on an interactive terminal (bytes are counted as the network takes them).
+ * POSTs a file streamed as the one part of a multipart body (the SDK's `multipartBody`), with a
+ * progress bar on an interactive terminal (bytes are counted as the network takes them).
  */
 export async function uploadFile(
   client: SyncClient,
-  method: 'PUT' | 'POST',
   url: string,
   part: { field: string; file: string; filename: string; contentType: string },
 ): Promise<unknown> {
@@ -49,7 +48,7 @@ export async function uploadFile(
   try {
     const response = await client.fetch(
       new Request(url, {
-        method,
+        method: 'POST',
         body: multipart.body,
         headers: {
           'content-type': multipart.contentType,

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -214,6 +215,30 @@ describe('synk CLI', () => {
         (o: { attachment_id: string }) => o.attachment_id,
       ),
     ).toContain('photo.jpg');
+  });
+
+  it('uploads an attachment with its sha256 in X-Content-SHA256 (the server refuses bytes that do not match it)', async () => {
+    const proxy = await startRecordingProxy(server.url);
+    try {
+      await json('--server', proxy.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const scan = path.join(work, 'scan.bin');
+      const bytes = randomBytes(200_000);
+      writeFileSync(scan, bytes);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      expect(
+        await json('--server', proxy.url, 'attachments', 'upload', scan, '--id', 'scan-1'),
+      ).toMatchObject({
+        id: 'scan-1',
+        size: 200_000,
+        hash: sha256,
+      });
+      const uploads = proxy.requests.filter((r) => r.method === 'PUT');
+      expect(uploads.map((r) => [r.url, r.headers['x-content-sha256']])).toEqual([
+        ['/attachments/scan-1', sha256],
+      ]);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('pushes more records than the server takes per request by splitting the batch, and reports failed ones by their place in the file', async () => {
