@@ -80,6 +80,24 @@ describe('synk CLI', () => {
     expect(unreachable.stderr).toMatch(/Cannot reach the server/);
   });
 
+  it('prints the health document of an unhealthy server and exits non-zero', async () => {
+    const unhealthy = await startServerProcess({
+      DATA_DIR: path.join(work, 'data-unhealthy'),
+      NODE_ENV: 'test',
+      HEALTH_MIN_FREE_BYTES: String(Number.MAX_SAFE_INTEGER),
+    });
+    try {
+      const res = await synk('--json', '--server', unhealthy.url, 'health');
+      expect(res.code).toBe(1);
+      expect(JSON.parse(res.stdout)).toMatchObject({
+        status: 'error',
+        checks: { storage: { status: 'error' } },
+      });
+    } finally {
+      await unhealthy.stop();
+    }
+  });
+
   it('configures a profile, refuses a wrong password, logs in, reports status', async () => {
     expect((await json('config', 'init', '--server', server.url, '--username', 'admin')).server).toBe(
       server.url,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
 import { saveResponse, uploadFile } from '../transfer.ts';
@@ -11,15 +12,12 @@ export function registerAppBundle(program: Command): void {
     .action(async (zip: string, options: { activate?: boolean }) => {
       const { client, baseUrl } = await context();
       const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
-      const result = (await uploadFile(client, url, {
+      const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, url, {
         field: 'bundle',
         file: zip,
         filename: path.basename(zip),
         contentType: 'application/zip',
-      })) as {
-        message: string;
-        manifest: { version: string; files: unknown[] };
-      };
+      });
       output(
         result,
         `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,
