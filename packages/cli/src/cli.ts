@@ -1,7 +1,14 @@
-import { ApiError, createClient, FileStorage, type Problem } from '@synk/sdk/node';
+import {
+  ApiError,
+  createClient,
+  FileStorage,
+  MemoryStorage,
+  type Problem,
+  type SyncStorage,
+} from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { profileStateDir, readConfig } from './config.ts';
+import { readConfig, serverStateDir } from './config.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -23,6 +30,35 @@ export function globals(): GlobalOptions {
   return program.opts<GlobalOptions>();
 }
 
+/**
+ * A server URL as one spelling: the origin as the URL parser writes it (lower-case host, no default
+ * port) and the path without trailing slashes, so `http://Host:80/` and `http://host` are one server.
+ */
+export function serverBaseUrl(server: string): string {
+  const url = URL.parse(server);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    throw new CliError(`Not an http(s) server URL: ${server}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** What the CLI keeps between commands: the session and this device's client id. */
+const PERSISTED_KEYS = new Set(['auth:tokens', 'client:id']);
+
+/**
+ * The SDK's other state (the push outbox, pull cursors) lives only as long as one command: a push
+ * reports on exactly its file's records, leaves nothing queued for a later command to send, and two
+ * commands running side by side never share a queue (the SDK does not coordinate processes).
+ */
+function commandStorage(persisted: SyncStorage): SyncStorage {
+  const transient = new MemoryStorage();
+  const pick = (key: string) => (PERSISTED_KEYS.has(key) ? persisted : transient);
+  return {
+    get: <T>(key: string) => pick(key).get<T>(key),
+    set: (key, value) => pick(key).set(key, value),
+    delete: (key) => pick(key).delete(key),
+  };
+}
+
 export async function context() {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
@@ -30,12 +66,13 @@ export async function context() {
   const server = globals().server ?? profile?.server;
   if (!server)
     throw new CliError(`No server configured: run "synk config init --server <url>" or pass --server`);
+  const baseUrl = serverBaseUrl(server);
   const client = createClient({
-    baseUrl: server.replace(/\/+$/, ''),
-    storage: new FileStorage(profileStateDir(profileName)),
+    baseUrl,
+    storage: commandStorage(new FileStorage(serverStateDir(profileName, baseUrl))),
     retry: { retries: 2 },
   });
-  return { config, profileName, profile, server, client };
+  return { config, profileName, profile, baseUrl, client };
 }
 
 /** Prints `value` as JSON with --json, otherwise as the given human text. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -38,7 +39,14 @@ export async function writeConfig(config: CliConfig): Promise<void> {
   await rename(temp, file());
 }
 
-/** Where the SDK keeps this profile's session (tokens) and state. */
-export function profileStateDir(profile: string): string {
-  return path.join(configDir(), 'profiles', encodeURIComponent(profile));
+/**
+ * Where the SDK keeps this profile's session (tokens) and state for one server (`baseUrl`, as
+ * `serverBaseUrl` writes it): a session is only ever sent to the server that issued it, whatever
+ * --server, SYNK_SERVER or a changed profile point at. The server is hashed rather than spelled out:
+ * a URL can be too long for a file name, and on a case-insensitive file system two URLs differing
+ * only in case would share a session.
+ */
+export function serverStateDir(profile: string, baseUrl: string): string {
+  const server = createHash('sha256').update(baseUrl).digest('hex').slice(0, 32);
+  return path.join(configDir(), 'profiles', encodeURIComponent(profile), 'servers', server);
 }

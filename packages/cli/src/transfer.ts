@@ -30,15 +30,14 @@ export async function saveResponse(response: Response, file: string): Promise<nu
 }
 
 /**
- * Streams a file as the one part of a multipart body (the SDK's `multipartBody`), with a progress
- * bar on an interactive terminal (bytes are counted as the network takes them).
+ * POSTs a file streamed as the one part of a multipart body (the SDK's `multipartBody`), with a
+ * progress bar on an interactive terminal (bytes are counted as the network takes them).
  */
-export async function uploadFile(
+export async function uploadFile<Response200>(
   client: SyncClient,
-  method: 'PUT' | 'POST',
   url: string,
   part: { field: string; file: string; filename: string; contentType: string },
-): Promise<unknown> {
+): Promise<Response200> {
   const size = (await stat(part.file)).size;
   const bar = progressBar(part.filename, size);
   const multipart = multipartBody(
@@ -49,7 +48,7 @@ export async function uploadFile(
   try {
     const response = await client.fetch(
       new Request(url, {
-        method,
+        method: 'POST',
         body: multipart.body,
         headers: {
           'content-type': multipart.contentType,
@@ -58,9 +57,9 @@ export async function uploadFile(
         duplex: 'half',
       } as RequestInit),
     );
-    const body = (await response.json()) as unknown;
+    const body = (await response.json()) as Response200 | Problem;
     if (!response.ok) throw new ApiError(response.status, body as Problem);
-    return body;
+    return body as Response200;
   } finally {
     bar?.stop();
   }

@@ -1,13 +1,16 @@
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildZip } from '@synk/test-support/zip';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { type ServerProcess, startServerProcess } from '../src/processes.ts';
+import { startRecordingProxy } from '../src/recording-proxy.ts';
 
 /** The real `synk` binary against a real server process. */
 const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
@@ -16,11 +19,14 @@ const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-'));
 const configDir = path.join(work, 'config');
 let server: ServerProcess;
 
-async function synk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function synkWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       cwd: work,
-      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir, ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -28,6 +34,8 @@ async function synk(...args: string[]): Promise<{ code: number; stdout: string; 
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+const synk = (...args: string[]) => synkWith({}, ...args);
 
 const json = async (...args: string[]) => {
   const res = await synk('--json', ...args);
@@ -70,6 +78,24 @@ describe('synk CLI', () => {
     const unreachable = await synk('--server', 'http://127.0.0.1:1', 'version');
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stderr).toMatch(/Cannot reach the server/);
+  });
+
+  it('prints the health document of an unhealthy server and exits non-zero', async () => {
+    const unhealthy = await startServerProcess({
+      DATA_DIR: path.join(work, 'data-unhealthy'),
+      NODE_ENV: 'test',
+      HEALTH_MIN_FREE_BYTES: String(Number.MAX_SAFE_INTEGER),
+    });
+    try {
+      const res = await synk('--json', '--server', unhealthy.url, 'health');
+      expect(res.code).toBe(1);
+      expect(JSON.parse(res.stdout)).toMatchObject({
+        status: 'error',
+        checks: { storage: { status: 'error' } },
+      });
+    } finally {
+      await unhealthy.stop();
+    }
   });
 
   it('configures a profile, refuses a wrong password, logs in, reports status', async () => {
@@ -209,6 +235,74 @@ describe('synk CLI', () => {
     ).toContain('photo.jpg');
   });
 
+  it('uploads an attachment with its sha256 in X-Content-SHA256 (the server refuses bytes that do not match it)', async () => {
+    const proxy = await startRecordingProxy(server.url);
+    try {
+      await json('--server', proxy.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const scan = path.join(work, 'scan.bin');
+      const bytes = randomBytes(200_000);
+      writeFileSync(scan, bytes);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      expect(
+        await json('--server', proxy.url, 'attachments', 'upload', scan, '--id', 'scan-1'),
+      ).toMatchObject({
+        id: 'scan-1',
+        size: 200_000,
+        hash: sha256,
+      });
+      const uploads = proxy.requests.filter((r) => r.method === 'PUT');
+      expect(uploads.map((r) => [r.url, r.headers['x-content-sha256']])).toEqual([
+        ['/attachments/scan-1', sha256],
+      ]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('pushes more records than the server takes per request by splitting the batch, and reports failed ones by their place in the file', async () => {
+    const small = await startServerProcess({
+      DATA_DIR: path.join(work, 'data-small'),
+      ADMIN_PASSWORD: 'cli-admin-password',
+      NODE_ENV: 'test',
+      SYNC_MAX_RECORDS: '3',
+    });
+    try {
+      await json('--server', small.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const records: unknown[] = Array.from({ length: 10 }, (_, i) => ({
+        observation_id: `s${i}`,
+        form_type: 'household',
+        data: { n: i },
+      }));
+      records[2] = { form_type: 'household', data: {} };
+      records[7] = { observation_id: 's7', form_type: 7, data: {} };
+      const input = path.join(work, 'many.json');
+      writeFileSync(input, JSON.stringify({ records }));
+      const res = await synk('--json', '--server', small.url, 'sync', 'push', input);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(1);
+      const result = JSON.parse(res.stdout);
+      expect(result.success_count).toBe(8);
+      expect(result.failed_records).toMatchObject([
+        { index: 2, code: 'invalid_record' },
+        { index: 7, observation_id: 's7', code: 'invalid_record' },
+      ]);
+      // Pushing the same records again changes nothing; the failures are listed by place and id.
+      const human = await synk('--server', small.url, 'sync', 'push', input);
+      expect(human.stdout).toMatch(
+        /^Pushed 8 records, 2 failed\n {2}- #2: invalid_record: .+\n {2}- #7 s7: invalid_record: .+\n$/,
+      );
+      const out = path.join(work, 'many-pulled.json');
+      expect((await json('--server', small.url, 'sync', 'pull', out)).records).toBe(8);
+      expect(
+        JSON.parse(readFileSync(out, 'utf8'))
+          .map((r: { observation_id: string }) => r.observation_id)
+          .sort(),
+      ).toEqual(['s0', 's1', 's3', 's4', 's5', 's6', 's8', 's9']);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('manages profiles and changes its own password', async () => {
     expect((await json('config', 'set', 'username', 'admin')).username).toBe('admin');
     await json('--profile', 'other', '--server', 'http://127.0.0.1:1', 'config', 'init');
@@ -231,6 +325,36 @@ describe('synk CLI', () => {
     expect((await synk('users', 'list')).code).toBe(3);
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
+  });
+
+  it('sends a session only to the server it came from, whatever --server, SYNK_SERVER or the profile point at', async () => {
+    // Another URL for the same server: a session from the profile's URL would be accepted there,
+    // so only the proxy's record shows whether one was sent.
+    const proxy = await startRecordingProxy(server.url);
+    try {
+      expect((await synk('--server', `${server.url}/`, 'users', 'list')).code).toBe(0);
+      expect((await synk('--server', proxy.url, 'users', 'list')).code).toBe(3);
+      expect((await synkWith({ SYNK_SERVER: proxy.url }, 'users', 'list')).code).toBe(3);
+      await json('config', 'set', 'server', proxy.url);
+      expect((await synk('users', 'list')).code).toBe(3);
+      await json('config', 'set', 'server', server.url);
+      expect(proxy.requests.length).toBeGreaterThanOrEqual(3);
+      expect(proxy.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([]);
+
+      // A login there is kept for there; the profile keeps its own server's session.
+      await json('users', 'create', 'field-3', '--role', 'read-write', '--password', 'field-password-3');
+      const login = ['login', '-u', 'field-3', '--password', 'field-password-3'];
+      expect((await json('--server', proxy.url, ...login)).username).toBe('field-3');
+      expect(await json('--server', proxy.url, 'status')).toMatchObject({ user: 'field-3' });
+      expect(await json('status')).toMatchObject({ user: 'admin' });
+      expect((await synk('users', 'list')).code).toBe(0);
+      const bearers = proxy.requests.flatMap((r) => r.headers.authorization ?? []);
+      expect(bearers.length).toBeGreaterThan(0);
+      for (const bearer of bearers)
+        expect(decodeJwt(bearer.replace(/^Bearer /, '')).username).toBe('field-3');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('logs out', async () => {

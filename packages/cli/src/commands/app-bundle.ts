@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
 import { saveResponse, uploadFile } from '../transfer.ts';
@@ -9,17 +10,14 @@ export function registerAppBundle(program: Command): void {
     .command('upload <zip>')
     .option('--activate', 'make it the active version right away')
     .action(async (zip: string, options: { activate?: boolean }) => {
-      const { client, server } = await context();
-      const url = `${server.replace(/\/+$/, '')}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
-      const result = (await uploadFile(client, 'POST', url, {
+      const { client, baseUrl } = await context();
+      const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
+      const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, url, {
         field: 'bundle',
         file: zip,
         filename: path.basename(zip),
         contentType: 'application/zip',
-      })) as {
-        message: string;
-        manifest: { version: string; files: unknown[] };
-      };
+      });
       output(
         result,
         `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,

@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { context, ok, output, table } from '../cli.ts';
-import { saveResponse, uploadFile } from '../transfer.ts';
+import { context, ok, output, progressBar, table } from '../cli.ts';
+import { saveResponse } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
@@ -9,20 +10,20 @@ export function registerAttachments(program: Command): void {
     .command('upload <file>')
     .option('--id <id>', 'attachment id (default: the file name)')
     .action(async (file: string, options: { id?: string }) => {
-      const { client, server } = await context();
+      const { client } = await context();
       const id = options.id ?? path.basename(file);
-      const url = `${server.replace(/\/+$/, '')}/attachments/${encodeURIComponent(id)}`;
-      const result = (await uploadFile(client, 'PUT', url, {
-        field: 'file',
-        file,
-        filename: id,
-        contentType: 'application/octet-stream',
-      })) as {
-        id: string;
-        size: number;
-        hash: string;
-      };
-      output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
+      // Read whole: the SDK hashes the bytes before sending them (X-Content-SHA256), so that the
+      // server refuses them if they arrive corrupted.
+      const bytes = await readFile(file);
+      const bar = progressBar(id, bytes.byteLength);
+      const unsubscribe = client.on('upload:progress', (progress) => bar?.update(progress.loaded));
+      try {
+        const result = await client.attachments.upload(id, bytes);
+        output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
+      } finally {
+        unsubscribe();
+        bar?.stop();
+      }
     });
   attachments
     .command('download <id>')

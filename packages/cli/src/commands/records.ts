@@ -1,7 +1,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseJson } from '@synk/json';
+import type { components, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { CliError, context, ok, output } from '../cli.ts';
+import { CliError, context, output } from '../cli.ts';
+
+type FailedRecord = components['schemas']['FailedRecord'];
+
+/** Records queued per push: the SDK's batch size, which it lowers on its own when the server says 413. */
+const PUSH_BATCH = 500;
+const LISTED_FAILURES = 20;
 
 export function registerRecords(program: Command): void {
   const sync = program.command('sync').description('records');
@@ -29,24 +36,46 @@ export function registerRecords(program: Command): void {
       const list = Array.isArray(parsed) ? parsed : (parsed as { records?: unknown[] }).records;
       if (!Array.isArray(list)) throw new CliError(`${file} holds no array of records`);
       let success = 0;
-      const failed: unknown[] = [];
-      for (let i = 0; i < list.length; i += 500) {
-        const batch = list.slice(i, i + 500);
-        const result = ok(
-          await client.api.POST('/sync/push', {
-            body: {
-              transmission_id: crypto.randomUUID(),
-              client_id: await client.clientId(),
-              records: batch,
-            },
-          }),
-        );
-        success += result.success_count;
-        failed.push(...result.failed_records.map((f) => ({ ...f, index: f.index + i })));
+      const failed: FailedRecord[] = [];
+      // Queued and pushed a batch at a time: each save rewrites the queue's list of ids, so queueing
+      // a whole large file first would take time quadratic in its length.
+      for (let start = 0; start < list.length; start += PUSH_BATCH) {
+        const indexOf = new Map<string, number>();
+        for (const [offset, record] of list.slice(start, start + PUSH_BATCH).entries()) {
+          const id = (record as { observation_id?: unknown } | null)?.observation_id;
+          // The outbox keys records by observation_id: one without a string id cannot be queued.
+          if (typeof id !== 'string') {
+            failed.push({
+              index: start + offset,
+              code: 'invalid_record',
+              error: 'observation_id must be a string',
+            });
+            continue;
+          }
+          indexOf.set(id, start + offset);
+          await client.records.save(record as RecordInput);
+        }
+        const deadBefore = (await client.records.deadLetters()).length;
+        success += (await client.push()).pushed;
+        for (const dead of (await client.records.deadLetters()).slice(deadBefore)) {
+          const id = dead.record.observation_id;
+          failed.push({ index: indexOf.get(id)!, observation_id: id, code: dead.code, error: dead.error });
+        }
       }
-      output(
-        { success_count: success, failed_records: failed },
-        `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}`,
+      failed.sort((a, b) => a.index - b.index);
+      output({ success_count: success, failed_records: failed }, () =>
+        [
+          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}`,
+          ...failed
+            .slice(0, LISTED_FAILURES)
+            .map(
+              (f) =>
+                `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}`,
+            ),
+          ...(failed.length > LISTED_FAILURES
+            ? [`  … ${failed.length - LISTED_FAILURES} more (--json lists all)`]
+            : []),
+        ].join('\n'),
       );
       if (failed.length) process.exitCode = 1;
     });

@@ -1,10 +1,31 @@
+import { parseJson } from '@synk/json';
+import type { components } from '@synk/sdk/node';
 import { type Command, Option } from 'commander';
 import { CliError, context, ok, output } from '../cli.ts';
+
+type Role = components['schemas']['Role'];
+
+/**
+ * Who a session is for, read from its access token's claims: the API has no "who am I" operation
+ * and the SDK keeps only the tokens. Read, not verified (only the server can verify it).
+ */
+function sessionUser(token: string): { username: string; role: Role } | undefined {
+  try {
+    const claims = parseJson(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+      username?: unknown;
+      role?: unknown;
+    };
+    if (typeof claims.username !== 'string' || typeof claims.role !== 'string') return undefined;
+    return { username: claims.username, role: claims.role as Role };
+  } catch {
+    return undefined;
+  }
+}
 
 export function registerSession(program: Command): void {
   program
     .command('login')
-    .description('log in and keep the session for this profile')
+    .description('log in and keep the session for this profile and server')
     .option('-u, --username <name>', 'username (default: the profile’s)')
     .addOption(new Option('-p, --password <password>', 'password').env('SYNK_PASSWORD'))
     .action(async (options: { username?: string; password?: string }) => {
@@ -20,7 +41,7 @@ export function registerSession(program: Command): void {
     });
   program
     .command('logout')
-    .description('end this profile’s session')
+    .description('end this profile’s session on this server')
     .action(async () => {
       const { client } = await context();
       await client.auth.logout();
@@ -30,25 +51,20 @@ export function registerSession(program: Command): void {
     .command('status')
     .description('server, version and who you are logged in as')
     .action(async () => {
-      const { client, server } = await context();
+      const { client, baseUrl } = await context();
       const health = ok(await client.api.GET('/health'));
       const tokens = await client.auth.tokens();
-      const claims = tokens
-        ? (JSON.parse(Buffer.from(tokens.token.split('.')[1]!, 'base64url').toString()) as {
-            username: string;
-            role: string;
-          })
-        : undefined;
+      const user = tokens && sessionUser(tokens.token);
       const status = {
-        server,
+        server: baseUrl,
         health: health.status,
         version: health.version,
-        user: claims?.username ?? null,
-        role: claims?.role ?? null,
+        user: user?.username ?? null,
+        role: user?.role ?? null,
       };
       output(
         status,
-        `${server}: ${health.status} (server ${health.version}); ${claims ? `logged in as ${claims.username} (${claims.role})` : 'not logged in'}`,
+        `${baseUrl}: ${health.status} (server ${health.version}); ${user ? `logged in as ${user.username} (${user.role})` : 'not logged in'}`,
       );
     });
   program
@@ -57,7 +73,8 @@ export function registerSession(program: Command): void {
     .action(async () => {
       const { client } = await context();
       const res = await client.api.GET('/health');
-      const health = res.data ?? ((await res.response.json().catch(() => ({}))) as object);
+      // A failing check answers 503 with the same health document, which openapi-fetch puts in `error`.
+      const health = res.data ?? res.error;
       output(health, () => JSON.stringify(health, null, 2));
       if (res.response.status !== 200) process.exitCode = 1;
     });

@@ -1,5 +1,8 @@
+import type { components } from '@synk/sdk/node';
 import { type Command, Option } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
+
+type Role = components['schemas']['Role'];
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('user administration (admin)');
@@ -14,17 +17,15 @@ export function registerUsers(program: Command): void {
     .addOption(
       new Option('--password <password>', 'initial password').env('SYNK_NEW_PASSWORD').makeOptionMandatory(),
     )
-    .action(
-      async (username: string, options: { role: 'read-only' | 'read-write' | 'admin'; password: string }) => {
-        const { client } = await context();
-        const user = ok(
-          await client.api.POST('/users/create', {
-            body: { username, password: options.password, role: options.role },
-          }),
-        );
-        output(user, `Created ${user.username} (${user.role})`);
-      },
-    );
+    .action(async (username: string, options: { role: Role; password: string }) => {
+      const { client } = await context();
+      const user = ok(
+        await client.api.POST('/users/create', {
+          body: { username, password: options.password, role: options.role },
+        }),
+      );
+      output(user, `Created ${user.username} (${user.role})`);
+    });
   users.command('delete <username>').action(async (username: string) => {
     const { client } = await context();
     output(
@@ -63,13 +64,11 @@ export function registerUsers(program: Command): void {
         'Password changed; log in again',
       );
     });
-  users
-    .command('set-role <username> <role>')
-    .action(async (username: string, role: 'read-only' | 'read-write' | 'admin') => {
-      const { client } = await context();
-      const user = ok(
-        await client.api.PATCH('/users/{username}', { params: { path: { username } }, body: { role } }),
-      );
-      output(user, `${user.username} is now ${user.role}`);
-    });
+  users.command('set-role <username> <role>').action(async (username: string, role: Role) => {
+    const { client } = await context();
+    const user = ok(
+      await client.api.PATCH('/users/{username}', { params: { path: { username } }, body: { role } }),
+    );
+    output(user, `${user.username} is now ${user.role}`);
+  });
 }
