@@ -8,8 +8,8 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
   const url = new URL(baseUrl);
   // Every simulated device keeps its connection between requests, as a real one would.
   const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-  /** The response body as bytes, undecoded. */
-  const postBytes = (path: string, body: string): Promise<{ status: number; body: Buffer }> =>
+  /** POSTs `body` and hands each chunk of the response body to `onChunk` as it arrives; resolves with the status. */
+  const postChunks = (path: string, body: string, onChunk: (chunk: Buffer) => void): Promise<number> =>
     new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -25,16 +25,22 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
           },
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('data', onChunk);
+          res.on('end', () => resolve(res.statusCode ?? 0));
           res.on('error', reject);
         },
       );
       req.on('error', reject);
       req.end(body);
     });
+  /** The response body as bytes, undecoded. */
+  const postBytes = async (path: string, body: string): Promise<{ status: number; body: Buffer }> => {
+    const chunks: Buffer[] = [];
+    const status = await postChunks(path, body, (chunk) => chunks.push(chunk));
+    return { status, body: Buffer.concat(chunks) };
+  };
   return {
+    postChunks,
     postBytes,
     async post(path: string, body: string): Promise<{ status: number; text: string }> {
       const res = await postBytes(path, body);

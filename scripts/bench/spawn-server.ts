@@ -37,6 +37,9 @@ export async function spawnServer(
     env: { PATH: process.env.PATH ?? '', ...start.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // A benchmark that fails part-way exits without stopping its server: never leave one behind.
+  const orphaned = () => child.kill('SIGKILL');
+  process.once('exit', orphaned);
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
@@ -50,6 +53,7 @@ export async function spawnServer(
     url,
     pid: child.pid!,
     async stop() {
+      process.off('exit', orphaned);
       child.kill('SIGTERM');
       await once(child, 'exit');
     },
