@@ -171,7 +171,8 @@ async function checkFullPull(client: ReturnType<typeof jsonClient>) {
     const piece = 1 + (cursor % 997);
     for (let at = 0; at < res.body.length; at += piece) scanner.feed(res.body.subarray(at, at + piece));
     if (page.records.length !== scanner.records) throw new Error('record count differs from parse');
-    if (pageTail(scanner.tail).change_cutoff !== page.change_cutoff) throw new Error('tail differs from parse');
+    if (pageTail(scanner.tail).change_cutoff !== page.change_cutoff)
+      throw new Error('tail differs from parse');
     for (const r of page.records) {
       if (r.version <= lastVersion || seen.has(r.observation_id))
         throw new Error(`out of order: ${r.observation_id}`);
