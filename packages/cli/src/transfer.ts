@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -29,14 +30,24 @@ export async function saveResponse(response: Response, file: string): Promise<nu
   return bytes;
 }
 
+/** The sha256 (hex) of a file, read as a stream. */
+export async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
 /**
- * POSTs a file streamed as the one part of a multipart body (the SDK's `multipartBody`), with a
- * progress bar on an interactive terminal (bytes are counted as the network takes them).
+ * Sends a file streamed as the one part of a multipart body (the SDK's `multipartBody`), so its
+ * size never matters to memory, with a progress bar on an interactive terminal (bytes are counted
+ * as the network takes them).
  */
 export async function uploadFile<Response200>(
   client: SyncClient,
+  method: 'PUT' | 'POST',
   url: string,
   part: { field: string; file: string; filename: string; contentType: string },
+  headers: Record<string, string> = {},
 ): Promise<Response200> {
   const size = (await stat(part.file)).size;
   const bar = progressBar(part.filename, size);
@@ -48,9 +59,10 @@ export async function uploadFile<Response200>(
   try {
     const response = await client.fetch(
       new Request(url, {
-        method: 'POST',
+        method,
         body: multipart.body,
         headers: {
+          ...headers,
           'content-type': multipart.contentType,
           'content-length': String(multipart.contentLength),
         },

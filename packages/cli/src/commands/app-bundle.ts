@@ -12,7 +12,7 @@ export function registerAppBundle(program: Command): void {
     .action(async (zip: string, options: { activate?: boolean }) => {
       const { client, baseUrl } = await context();
       const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
-      const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, url, {
+      const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, 'POST', url, {
         field: 'bundle',
         file: zip,
         filename: path.basename(zip),

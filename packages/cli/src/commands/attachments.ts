@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, progressBar, table } from '../cli.ts';
-import { saveResponse } from '../transfer.ts';
+import { context, ok, output, table } from '../cli.ts';
+import { fileSha256, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
@@ -10,20 +10,18 @@ export function registerAttachments(program: Command): void {
     .command('upload <file>')
     .option('--id <id>', 'attachment id (default: the file name)')
     .action(async (file: string, options: { id?: string }) => {
-      const { client } = await context();
+      const { client, baseUrl } = await context();
       const id = options.id ?? path.basename(file);
-      // Read whole: the SDK hashes the bytes before sending them (X-Content-SHA256), so that the
-      // server refuses them if they arrive corrupted.
-      const bytes = await readFile(file);
-      const bar = progressBar(id, bytes.byteLength);
-      const unsubscribe = client.on('upload:progress', (progress) => bar?.update(progress.loaded));
-      try {
-        const result = await client.attachments.upload(id, bytes);
-        output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
-      } finally {
-        unsubscribe();
-        bar?.stop();
-      }
+      // The file is hashed in one pass and streamed in a second, so a file of any size uploads in
+      // constant memory, and X-Content-SHA256 lets the server refuse bytes that arrive corrupted.
+      const result = await uploadFile<components['schemas']['UploadAttachmentResponse']>(
+        client,
+        'PUT',
+        `${baseUrl}/attachments/${encodeURIComponent(id)}`,
+        { field: 'file', file, filename: id, contentType: 'application/octet-stream' },
+        { 'x-content-sha256': await fileSha256(file) },
+      );
+      output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
     });
   attachments
     .command('download <id>')
