@@ -38,6 +38,8 @@ export interface Config {
     readonly bundleEntries: number;
     readonly bundleUncompressedBytes: number;
     readonly healthMinFreeBytes: number;
+    /** Exports running at once (each holds a database read transaction, or a pooled connection, until it ends). */
+    readonly concurrentExports: number;
   };
   readonly sync: {
     readonly validation: ValidationMode;
@@ -126,6 +128,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
         Number.MAX_SAFE_INTEGER,
       ),
       healthMinFreeBytes: read.int('HEALTH_MIN_FREE_BYTES', 64 * MiB, 0, Number.MAX_SAFE_INTEGER),
+      concurrentExports: read.int('EXPORT_MAX_CONCURRENT', 2, 1, 64),
     },
     sync: {
       validation: read.oneOf('SYNC_VALIDATION', ['off', 'warn', 'reject'] as const, 'warn'),

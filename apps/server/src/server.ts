@@ -73,7 +73,11 @@ export async function createContext(
         sync,
         attachments,
         bundles,
-        exports: new ExportsService(store, path.join(config.dataDir, 'tmp', 'exports')),
+        exports: new ExportsService(
+          store,
+          path.join(config.dataDir, 'tmp', 'exports'),
+          config.limits.concurrentExports,
+        ),
         close: () => store.close(),
       },
     };

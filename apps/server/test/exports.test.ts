@@ -91,6 +91,54 @@ describe('export temporary files', () => {
   );
 });
 
+describe('exports running at once', () => {
+  it('are limited: one more is turned away with 503 and Retry-After until one ends', async () => {
+    const server = http.createServer(t.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const base = `http://127.0.0.1:${port}`;
+    /** An export whose client reads nothing: it stalls mid-way and keeps running. */
+    const held = () =>
+      new Promise<http.ClientRequest>((resolve, reject) => {
+        const req = http.get(
+          { port, host: '127.0.0.1', path: '/dataexport/csv', headers: { authorization: admin } },
+          (res) => {
+            expect(res.statusCode).toBe(200);
+            res.pause();
+            resolve(req);
+          },
+        );
+        req.on('error', () => {});
+        req.setTimeout(30_000, () => reject(new Error('timed out')));
+      });
+    try {
+      const running = [await held(), await held()]; // the default limit is 2
+      const busy = await fetch(`${base}/dataexport/parquet`, { headers: { authorization: admin } });
+      expect(busy.status).toBe(503);
+      expect(busy.headers.get('retry-after')).toBe('10');
+      expect(busy.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(busy.headers.get('content-disposition')).toBeNull();
+      expect(await busy.json()).toMatchObject({ status: 503, code: 'export_busy' });
+
+      running[0]!.destroy();
+      const deadline = Date.now() + 10_000;
+      let next: Response;
+      do {
+        next = await fetch(`${base}/dataexport/parquet`, { headers: { authorization: admin } });
+        if (next.status === 200) break;
+        await next.arrayBuffer();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      } while (Date.now() < deadline);
+      expect(next.status).toBe(200);
+      expect((await next.arrayBuffer()).byteLength).toBeGreaterThan(0);
+      running[1]!.destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('a form with tens of thousands of columns', () => {
   it('is read a few records at a time, every value in its column', async () => {
     const keysPerRecord = 100;

@@ -695,7 +695,8 @@ export interface components {
          *     `invalid_credentials`, `forbidden`, `invalid_current_password`, `not_found`,
          *     `method_not_allowed`, `unsupported_api_version`, `conflict`, `transmission_conflict`,
          *     `last_admin`, `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
-         *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`.
+         *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`,
+         *     `export_busy`.
          *     Bodies never contain stack traces or SQL.
          */
         Problem: {
@@ -1385,6 +1386,20 @@ export interface components {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 "Content-Range": components["headers"]["ContentRange"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description As many exports as the server runs at once (`EXPORT_MAX_CONCURRENT`) are already running
+         *     (`export_busy`); retry after `Retry-After` seconds.
+         */
+        ExportBusy: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
@@ -2800,6 +2815,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             406: components["responses"]["NotAcceptable"];
+            503: components["responses"]["ExportBusy"];
             default: components["responses"]["Problem"];
         };
     };
@@ -2840,6 +2856,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             406: components["responses"]["NotAcceptable"];
+            503: components["responses"]["ExportBusy"];
             default: components["responses"]["Problem"];
         };
     };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { HttpProblem } from '../../http/errors.ts';
 import { releaseWrittenBuffers } from '../../lib/memory.ts';
 import { openParquetStream, type ParquetColumn } from '../../lib/parquet.ts';
 import { endStream, writeChunk } from '../../lib/streams.ts';
@@ -82,13 +83,41 @@ interface Table {
  * In each scan the first form type is written straight into the ZIP; the others go to temporary
  * files under `tempDir` (as big as their share of the export) and are copied in after it.
  */
+/** How long a client turned away by the export limit is asked to wait. */
+const BUSY_RETRY_AFTER_SECONDS = 10;
+
 export class ExportsService {
   readonly #source: RecordExportSource;
   readonly #tempDir: string;
+  readonly #maxRunning: number;
+  #running = 0;
 
-  constructor(source: RecordExportSource, tempDir: string) {
+  /**
+   * `maxRunning` bounds the exports in progress: each holds a snapshot until it ends (on SQLite a
+   * read transaction that keeps WAL checkpoints from finishing, on PostgreSQL a pooled connection)
+   * and a core busy encoding, so one more is turned away (503 with Retry-After) rather than queued.
+   */
+  constructor(source: RecordExportSource, tempDir: string, maxRunning = 2) {
     this.#source = source;
     this.#tempDir = tempDir;
+    this.#maxRunning = maxRunning;
+  }
+
+  async #admitted(run: () => Promise<void>): Promise<void> {
+    if (this.#running >= this.#maxRunning) {
+      throw new HttpProblem(
+        503,
+        'export_busy',
+        `${this.#maxRunning} export(s) already running; try again in a few seconds`,
+        { headers: { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) } },
+      );
+    }
+    this.#running += 1;
+    try {
+      await run();
+    } finally {
+      this.#running -= 1;
+    }
   }
 
   /** Every selected form type (sorted) with its data columns, from one scan of the records. */
@@ -217,6 +246,14 @@ export class ExportsService {
   }
 
   parquet(filter: ExportFilter, output: Writable): Promise<void> {
+    return this.#admitted(() => this.#parquet(filter, output));
+  }
+
+  csv(filter: ExportFilter, output: Writable): Promise<void> {
+    return this.#admitted(() => this.#csv(filter, output));
+  }
+
+  #parquet(filter: ExportFilter, output: Writable): Promise<void> {
     return this.#zipPerFormType(filter, output, 'parquet', (out, columns, typesInScan) =>
       openParquetStream(columns, out, {
         rowGroupBytes: Math.floor(ROW_GROUP_BYTES_PER_SCAN / typesInScan),
@@ -228,7 +265,7 @@ export class ExportsService {
     );
   }
 
-  csv(filter: ExportFilter, output: Writable): Promise<void> {
+  #csv(filter: ExportFilter, output: Writable): Promise<void> {
     return this.#zipPerFormType(filter, output, 'csv', async (out, columns) => {
       await writeChunk(out, `${columns.map((c) => csvField(c.name)).join(',')}\r\n`);
       return {

@@ -1,8 +1,8 @@
 import { parseJson } from '@synk/json';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
-import { sha256HexOffThread } from '../../lib/canonical-json.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
+import { sha256HexOffThread } from '../../lib/canonical-json.ts';
 import type { PullBody, PullParams, PushBody } from './sync.service.ts';
 
 export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 'listConflicts', Handler> {
