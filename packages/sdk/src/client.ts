@@ -48,7 +48,7 @@ export interface Conflict {
 export interface PullOptions {
   schemaTypes?: string[];
   limit?: number;
-  /** Start after this version instead of the stored cursor. */
+  /** Start after this version instead of the stored cursor, which then does not move (a one-off read). */
   since?: number;
   signal?: AbortSignal;
 }
@@ -180,11 +180,14 @@ export function createClient(options: ClientOptions) {
   /**
    * Pages of changes after the stored cursor (or `since`), oldest first. The cursor is stored
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
-   * crash mid-page repeats that page instead of skipping it.
+   * crash mid-page repeats that page instead of skipping it. With `since` it is a one-off read
+   * and the stored cursor stays where it is: the records it returns have not been applied by the
+   * loop that syncs, so moving its cursor would make that loop skip them.
    */
   async function* pullPages(pull: PullOptions = {}): AsyncGenerator<PullPage> {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
+    const oneOff = pull.since !== undefined;
     let cursor = pull.since ?? (await storage.get<number>(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
@@ -199,15 +202,16 @@ export function createClient(options: ClientOptions) {
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       yield data;
       cursor = data.change_cutoff;
-      await storage.set(cursorKey, cursor);
+      if (!oneOff) await storage.set(cursorKey, cursor);
       if (!data.has_more) return;
     }
   }
 
   /**
-   * Every page at once, for reading. It moves the stored cursor like `pullPages` (each page's
-   * cursor is stored when the next is fetched), so records it returns are not pulled again: an app
-   * that must not lose them across a crash applies them page by page with `pullPages` or `sync`.
+   * Every page at once, for reading. Without `since` it moves the stored cursor like `pullPages`
+   * (each page's cursor is stored when the next is fetched), so records it returns are not pulled
+   * again: an app that must not lose them across a crash applies them page by page with
+   * `pullPages` or `sync`. With `since` the stored cursor stays where it is.
    */
   async function pullAll(pull: PullOptions = {}): Promise<Observation[]> {
     const records: Observation[] = [];

@@ -186,6 +186,31 @@ describe('SDK against the real server', () => {
     expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
   });
 
+  it('a pull from an explicit `since` is a one-off read: the stored cursor does not move', async () => {
+    const storage = new MemoryStorage();
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, storage });
+    await client.auth.login();
+    const ids = ['one-off-0', 'one-off-1', 'one-off-2'];
+    for (const id of ids) await client.records.save({ ...record(id), form_type: 'one-off' });
+    await client.push();
+    const schemaTypes = ['one-off'];
+    expect((await client.pullAll({ since: 0, schemaTypes, limit: 1 })).map((r) => r.observation_id)).toEqual(
+      ids,
+    );
+    let pages = 0;
+    for await (const _ of client.pullPages({ since: 0, schemaTypes, limit: 1 })) pages += 1;
+    expect(pages).toBe(ids.length);
+    expect(await storage.get('cursor:one-off')).toBeUndefined();
+    // The syncing loop still gets every record, then stores its cursor.
+    const applied: string[] = [];
+    await client.sync({
+      schemaTypes,
+      apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+    });
+    expect(applied).toEqual(ids);
+    expect(await storage.get('cursor:one-off')).toEqual(expect.any(Number));
+  });
+
   it('a sync given an already aborted AbortSignal keeps the outbox and the cursor, and the next sync completes', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();
