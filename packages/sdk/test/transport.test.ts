@@ -1,9 +1,10 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
 import { FileStorage } from '../src/node.ts';
@@ -144,6 +145,26 @@ describe('storage adapters', () => {
     expect(await storage.get('a')).toBe(2);
     await storage.delete('a');
     expect(await storage.get('a')).toBeUndefined();
+  });
+
+  it('file storage fsyncs the directory after the rename, so the new name survives a power loss', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-storage-'));
+    // Which files are fsynced, seen from inside the real FileHandle.sync (which still runs).
+    const probe = await open(path.join(dir, 'probe'), 'w');
+    const fileHandle = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const realSync = fileHandle.sync;
+    const synced: string[] = [];
+    const sync = vi.spyOn(fileHandle, 'sync').mockImplementation(async function (this: FileHandle) {
+      synced.push((await this.stat()).isDirectory() ? 'directory' : 'file');
+      return realSync.call(this);
+    });
+    try {
+      await new FileStorage(dir).set('a', 1);
+    } finally {
+      sync.mockRestore();
+    }
+    expect(synced).toEqual(['file', 'directory']);
   });
 
   it('file storage survives a new instance and leaves no temporary files', async () => {
