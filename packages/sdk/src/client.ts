@@ -33,6 +33,7 @@ export interface ClientOptions {
   tokens?: Tokens;
   fetch?: (request: Request) => Promise<Response>;
   retry?: Partial<RetryOptions>;
+  /** Per attempt (default 30 s): for the response headers, then for the body (see `TransportOptions.timeoutMs`). */
   timeoutMs?: number;
   /** Records per push batch (default 500). */
   batchSize?: number;

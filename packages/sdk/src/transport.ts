@@ -14,7 +14,11 @@ export const DEFAULT_RETRY: RetryOptions = { retries: 4, baseDelayMs: 300, maxDe
 export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
-  /** Per-attempt timeout for the response headers (default 30 s). */
+  /**
+   * Per attempt (default 30 s): the response headers must arrive within it, then a body read whole
+   * as text or JSON within it again; a body read as a stream or as bytes (a download of any size)
+   * fails when a read waits this long for data.
+   */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
   /** Gets a new access token after a 401 with `staleToken`; `undefined` when that is not possible. Single-flight. */
@@ -47,6 +51,76 @@ export function isRetryable(request: Request): boolean {
  */
 function withSafeJson(response: Response): Response {
   response.json = async () => parseJson(await response.text());
+  return response;
+}
+
+/**
+ * Puts a timeout on reading the response body too: a server that sends the headers and then
+ * stalls would otherwise hang a read forever. A body read whole as text or JSON (the API's answers,
+ * a page at most) must be in within `ms` of the headers; one read as a stream or as bytes (a
+ * download, which may take any time) fails only when a read waits `ms` for data, so a consumer busy
+ * between reads (writing to a slow disk) is not counted. A body nobody reads is released after `ms`.
+ */
+function guardBody(response: Response, ms: number, label: string): Response {
+  const source = response.body;
+  if (!source) return response;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let whole = false;
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => clearTimeout(timer);
+  const expire = () => {
+    const reason = new DOMException(
+      whole ? `the response was not complete within ${ms} ms` : `no response data for ${ms} ms`,
+      'TimeoutError',
+    );
+    output?.error(new NetworkError(`${label}: ${reason.message}`, reason));
+    (reader ?? source).cancel(reason).catch(() => undefined); // closes the connection
+  };
+  const arm = () => {
+    stop();
+    timer = setTimeout(expire, ms);
+    // As AbortSignal.timeout's: an unread body must not keep a Node process alive until it fires.
+    (timer as { unref?: () => void }).unref?.();
+  };
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        output = controller;
+        arm();
+      },
+      async pull(controller) {
+        reader ??= source.getReader();
+        if (!whole) arm();
+        try {
+          const next = await reader.read();
+          if (!whole || next.done) stop();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        } catch (err) {
+          stop();
+          controller.error(err); // a no-op once the timeout has failed the body
+        }
+      },
+      cancel(reason) {
+        stop();
+        return (reader ?? source).cancel(reason);
+      },
+    },
+    { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
+  );
+  const readAs =
+    <K extends 'text' | 'formData' | 'arrayBuffer' | 'blob' | 'bytes'>(method: K, readWhole: boolean) =>
+    () => {
+      whole = readWhole;
+      return new Response(body, { headers: response.headers })[method]() as ReturnType<Response[K]>;
+    };
+  Object.defineProperty(response, 'body', { value: body });
+  response.text = readAs('text', true);
+  response.formData = readAs('formData', true);
+  response.arrayBuffer = readAs('arrayBuffer', false);
+  response.blob = readAs('blob', false);
+  if ('bytes' in response) response.bytes = readAs('bytes', false);
   return response;
 }
 
@@ -85,14 +159,15 @@ export function createTransport(options: TransportOptions): (request: Request) =
   return async (original: Request) => {
     const retryable = isRetryable(original);
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
+    const label = `${original.method} ${original.url}`;
+    const answer = (response: Response) => guardBody(withSafeJson(response), options.timeoutMs, label);
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       const request = original.clone();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      // The per-attempt timeout covers waiting for the response headers, not reading the body (a
-      // large download may take longer); the caller's signal covers both.
+      // This timeout covers waiting for the response headers; `guardBody` puts one on the body.
       const timeout = new AbortController();
       const timer = setTimeout(
         () => timeout.abort(new DOMException(`no response within ${options.timeoutMs} ms`, 'TimeoutError')),
@@ -108,7 +183,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           await pause(backoff(attempt), original.signal);
           continue;
         }
-        throw new NetworkError(`${original.method} ${original.url} failed: ${(err as Error).message}`, err);
+        throw new NetworkError(`${label} failed: ${(err as Error).message}`, err);
       } finally {
         clearTimeout(timer);
       }
@@ -121,7 +196,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           attempt -= 1; // a refresh is not a retry
           continue;
         }
-        return withSafeJson(response);
+        return answer(response);
       }
       const transient = response.status === 408 || response.status === 429 || response.status >= 500;
       if (transient && retryable && attempt < options.retry.retries) {
@@ -133,7 +208,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           continue;
         }
       }
-      return withSafeJson(response);
+      return answer(response);
     }
   };
 }

@@ -121,6 +121,88 @@ describe('transport against a real HTTP server', () => {
   });
 });
 
+describe('a response body that stalls after the headers', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 300;
+  const chunk = Buffer.alloc(16 * 1024, 7);
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/health') {
+        // Headers, the start of the JSON, then nothing more.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"status":');
+      } else if (req.url === '/stalled-download') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(chunk);
+      } else {
+        // A slow but steady download: 10 chunks 100 ms apart, a second in all.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        let sent = 0;
+        const next = setInterval(() => {
+          res.write(chunk);
+          if (++sent === 10) {
+            clearInterval(next);
+            res.end();
+          }
+        }, 100);
+        res.on('close', () => clearInterval(next));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const transport = () =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+  const elapsedSince = (start: number) => performance.now() - start;
+
+  it('a JSON answer rejects with a timeout NetworkError', { timeout: 5000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    const error = await client.api.GET('/health').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
+    expect(elapsedSince(start)).toBeGreaterThanOrEqual(timeoutMs - 20);
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1000);
+  });
+
+  it('a streamed download rejects when no data comes for the timeout', { timeout: 5000 }, async () => {
+    const response = await transport()(new Request(`${base}/stalled-download`));
+    let received = 0;
+    const start = performance.now();
+    const reader = response.body!.getReader();
+    const reading = (async () => {
+      for (let next = await reader.read(); !next.done; next = await reader.read())
+        received += next.value.byteLength;
+    })();
+    await expect(reading).rejects.toThrow(`no response data for ${timeoutMs} ms`);
+    expect(received).toBe(chunk.byteLength);
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1000);
+  });
+
+  it('a download that takes longer than the timeout completes while data keeps coming, and pauses of its reader do not count', async () => {
+    const response = await transport()(new Request(`${base}/steady-download`));
+    const reader = response.body!.getReader();
+    let received = (await reader.read()).value!.byteLength;
+    await new Promise((resolve) => setTimeout(resolve, 2 * timeoutMs)); // the reader is busy
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      received += next.value.byteLength;
+    expect(received).toBe(10 * chunk.byteLength);
+    const whole = await transport()(new Request(`${base}/steady-download`));
+    expect((await whole.arrayBuffer()).byteLength).toBe(10 * chunk.byteLength);
+  });
+});
+
 describe('storage adapters', () => {
   it.each([
     ['memory', () => new MemoryStorage()],
