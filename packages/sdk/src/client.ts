@@ -368,7 +368,11 @@ export function createClient(options: ClientOptions) {
 
   return {
     api,
-    /** The authenticated, retrying fetch everything runs on (for requests the typed client cannot express, e.g. streamed uploads). */
+    /**
+     * The authenticated, retrying fetch everything runs on (for requests the typed client cannot
+     * express, e.g. streamed uploads: give it a function that builds the request, so that a retry
+     * reads the file again instead of the whole upload being held in memory; see RequestSource).
+     */
     fetch: transport,
     auth,
     attachments,

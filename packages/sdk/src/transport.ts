@@ -26,6 +26,14 @@ export interface TransportOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * A request, or a function that builds it. The function is called again for each attempt (a retry,
+ * or the resend after a token refresh), so a streamed body is read from its source (a file) each
+ * time instead of being held in memory in case it is needed again; use one for large streamed
+ * uploads. A Request's body is kept in memory until its last attempt.
+ */
+export type RequestSource = Request | (() => Request);
+
 /** POSTs that only read, so they are as safe to repeat as a GET. */
 const READ_ONLY_POSTS = ['/sync/pull', '/attachments/manifest'];
 const NO_AUTH = ['/auth/login', '/auth/refresh'];
@@ -138,7 +146,7 @@ function retryAfterMs(response: Response): number | undefined {
  * concurrent 401s share one refresh), and retries with exponential backoff and jitter on network
  * errors, 408, 429 (honouring Retry-After) and 5xx, only for requests that are safe to repeat.
  */
-export function createTransport(options: TransportOptions): (request: Request) => Promise<Response> {
+export function createTransport(options: TransportOptions): (request: RequestSource) => Promise<Response> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const backoff = (attempt: number) =>
     Math.random() * Math.min(options.retry.maxDelayMs, options.retry.baseDelayMs * 2 ** attempt);
@@ -156,7 +164,18 @@ export function createTransport(options: TransportOptions): (request: Request) =
   /** A response that will not be returned: release its connection. */
   const discard = (response: Response) => response.body?.cancel().catch(() => undefined);
 
-  return async (original: Request) => {
+  return async (source: RequestSource) => {
+    // A Request is cloned for each attempt; a clone tees the body, which keeps every byte sent in
+    // memory until the attempt is over: fine for JSON, not for a file. A function builds the
+    // request afresh instead, reading the body from its source again.
+    const original = typeof source === 'function' ? source() : source;
+    let sent = false;
+    const nextRequest = () => {
+      if (typeof source !== 'function') return original.clone();
+      if (sent) return source();
+      sent = true;
+      return original;
+    };
     const retryable = isRetryable(original);
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
     const label = `${original.method} ${original.url}`;
@@ -164,7 +183,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
-      const request = original.clone();
+      const request = nextRequest();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
       // This timeout covers waiting for the response headers; `guardBody` puts one on the body.

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
+import { multipartBody } from '../src/files.ts';
 import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
 import { createTransport, isRetryable } from '../src/transport.ts';
@@ -200,6 +201,91 @@ describe('a response body that stalls after the headers', () => {
     expect(received).toBe(10 * chunk.byteLength);
     const whole = await transport()(new Request(`${base}/steady-download`));
     expect((await whole.arrayBuffer()).byteLength).toBe(10 * chunk.byteLength);
+  });
+});
+
+describe('a streamed upload that must be retried', () => {
+  let server: http.Server;
+  let base: string;
+  /** Bytes of each request body the server read in full; every first attempt is answered 503. */
+  const received: number[] = [];
+  beforeAll(async () => {
+    server = http.createServer(async (req, res) => {
+      let bytes = 0;
+      for await (const part of req) bytes += (part as Buffer).byteLength;
+      received.push(bytes);
+      if (received.length % 2 === 1) res.writeHead(503).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"success"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  /**
+   * How many Requests `run` cloned. A clone tees the body: the branch kept for a retry holds every
+   * byte the sent branch read.
+   */
+  async function clonesDuring(run: () => Promise<void>): Promise<number> {
+    const clone = vi.spyOn(Request.prototype, 'clone');
+    try {
+      await run();
+      return clone.mock.calls.length;
+    } finally {
+      clone.mockRestore();
+    }
+  }
+
+  it('given a function, the transport builds the request again for the retry, re-opening the file, and never clones it', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'synk-upload-')), 'big.bin');
+    const size = 8 * 1024 * 1024;
+    writeFileSync(file, Buffer.alloc(size, 1));
+    const transport = createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+    let opened = 0;
+    const upload = () => {
+      opened += 1;
+      const multipart = multipartBody(createReadStream(file), {
+        field: 'file',
+        filename: 'big.bin',
+        contentType: 'application/octet-stream',
+        size,
+      });
+      return new Request(`${base}/attachments/big.bin`, {
+        method: 'PUT',
+        body: multipart.body,
+        headers: { 'content-type': multipart.contentType },
+        duplex: 'half',
+      } as RequestInit);
+    };
+    received.length = 0;
+    const clones = await clonesDuring(async () => {
+      expect((await transport(upload)).status).toBe(200);
+    });
+    expect(clones).toBe(0);
+    expect(opened).toBe(2);
+    expect(received).toHaveLength(2);
+    expect(received.every((bytes) => bytes > size)).toBe(true); // the whole file, both times
+  });
+
+  it('attachments.upload sends its bytes again for a retry without cloning the request', async () => {
+    const client = createClient({ baseUrl: base, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+    const bytes = new Uint8Array(1024 * 1024).fill(2);
+    const progress: number[] = [];
+    client.on('upload:progress', ({ loaded }) => progress.push(loaded));
+    received.length = 0;
+    const clones = await clonesDuring(async () => {
+      expect(await client.attachments.upload('one.bin', bytes)).toEqual({ status: 'success' });
+    });
+    expect(clones).toBe(0);
+    expect(received).toHaveLength(2);
+    expect(received.every((n) => n > bytes.byteLength)).toBe(true);
+    expect(progress.at(-1)).toBe(bytes.byteLength);
   });
 });
 
