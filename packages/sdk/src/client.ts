@@ -234,7 +234,24 @@ export function createClient(options: ClientOptions) {
     },
     /** What the next pushes will send, in order. */
     pending: () => outbox.pending(),
+    /** Records the server refused for good (with its `code` and `error`), set aside, oldest first. */
     deadLetters: () => outbox.deadLetters(),
+    /**
+     * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
+     * the server's limits or the user's role have changed; an id saved again since keeps its newer
+     * copy. Returns how many records were queued.
+     */
+    async retryDeadLetters(ids?: readonly string[]): Promise<number> {
+      const queued = await outbox.retryDeadLetters(ids);
+      await queueSizes();
+      return queued;
+    },
+    /** Forgets dead-lettered records (of these record ids, or all); returns how many dead letters went. */
+    async clearDeadLetters(ids?: readonly string[]): Promise<number> {
+      const cleared = await outbox.clearDeadLetters(ids);
+      await queueSizes();
+      return cleared;
+    },
   };
 
   /**
@@ -274,6 +291,7 @@ export function createClient(options: ClientOptions) {
             code: f.code,
             error: f.error,
             at: now,
+            transmissionId: batch.transmission_id,
           })),
         );
         for (const warning of data.warnings) {
@@ -308,6 +326,7 @@ export function createClient(options: ClientOptions) {
             code: problem?.code ?? `http_${response.status}`,
             error: problem?.detail ?? '',
             at: now,
+            transmissionId: batch.transmission_id,
           })),
         );
         failed += batch.records.length;
