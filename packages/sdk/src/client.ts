@@ -33,6 +33,7 @@ export interface ClientOptions {
   tokens?: Tokens;
   fetch?: (request: Request) => Promise<Response>;
   retry?: Partial<RetryOptions>;
+  /** Per attempt (default 30 s): for the response headers, then for the body (see `TransportOptions.timeoutMs`). */
   timeoutMs?: number;
   /** Records per push batch (default 500). */
   batchSize?: number;
@@ -48,7 +49,7 @@ export interface Conflict {
 export interface PullOptions {
   schemaTypes?: string[];
   limit?: number;
-  /** Start after this version instead of the stored cursor. */
+  /** Start after this version instead of the stored cursor, which then does not move (a one-off read). */
   since?: number;
   signal?: AbortSignal;
 }
@@ -180,11 +181,14 @@ export function createClient(options: ClientOptions) {
   /**
    * Pages of changes after the stored cursor (or `since`), oldest first. The cursor is stored
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
-   * crash mid-page repeats that page instead of skipping it.
+   * crash mid-page repeats that page instead of skipping it. With `since` it is a one-off read
+   * and the stored cursor stays where it is: the records it returns have not been applied by the
+   * loop that syncs, so moving its cursor would make that loop skip them.
    */
   async function* pullPages(pull: PullOptions = {}): AsyncGenerator<PullPage> {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
+    const oneOff = pull.since !== undefined;
     let cursor = pull.since ?? (await storage.get<number>(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
@@ -199,15 +203,16 @@ export function createClient(options: ClientOptions) {
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       yield data;
       cursor = data.change_cutoff;
-      await storage.set(cursorKey, cursor);
+      if (!oneOff) await storage.set(cursorKey, cursor);
       if (!data.has_more) return;
     }
   }
 
   /**
-   * Every page at once, for reading. It moves the stored cursor like `pullPages` (each page's
-   * cursor is stored when the next is fetched), so records it returns are not pulled again: an app
-   * that must not lose them across a crash applies them page by page with `pullPages` or `sync`.
+   * Every page at once, for reading. Without `since` it moves the stored cursor like `pullPages`
+   * (each page's cursor is stored when the next is fetched), so records it returns are not pulled
+   * again: an app that must not lose them across a crash applies them page by page with
+   * `pullPages` or `sync`. With `since` the stored cursor stays where it is.
    */
   async function pullAll(pull: PullOptions = {}): Promise<Observation[]> {
     const records: Observation[] = [];
@@ -229,7 +234,24 @@ export function createClient(options: ClientOptions) {
     },
     /** What the next pushes will send, in order. */
     pending: () => outbox.pending(),
+    /** Records the server refused for good (with its `code` and `error`), set aside, oldest first. */
     deadLetters: () => outbox.deadLetters(),
+    /**
+     * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
+     * the server's limits or the user's role have changed; an id saved again since keeps its newer
+     * copy. Returns how many records were queued.
+     */
+    async retryDeadLetters(ids?: readonly string[]): Promise<number> {
+      const queued = await outbox.retryDeadLetters(ids);
+      await queueSizes();
+      return queued;
+    },
+    /** Forgets dead-lettered records (of these record ids, or all); returns how many dead letters went. */
+    async clearDeadLetters(ids?: readonly string[]): Promise<number> {
+      const cleared = await outbox.clearDeadLetters(ids);
+      await queueSizes();
+      return cleared;
+    },
   };
 
   /**
@@ -269,6 +291,7 @@ export function createClient(options: ClientOptions) {
             code: f.code,
             error: f.error,
             at: now,
+            transmissionId: batch.transmission_id,
           })),
         );
         for (const warning of data.warnings) {
@@ -303,6 +326,7 @@ export function createClient(options: ClientOptions) {
             code: problem?.code ?? `http_${response.status}`,
             error: problem?.detail ?? '',
             at: now,
+            transmissionId: batch.transmission_id,
           })),
         );
         failed += batch.records.length;
@@ -363,7 +387,11 @@ export function createClient(options: ClientOptions) {
 
   return {
     api,
-    /** The authenticated, retrying fetch everything runs on (for requests the typed client cannot express, e.g. streamed uploads). */
+    /**
+     * The authenticated, retrying fetch everything runs on (for requests the typed client cannot
+     * express, e.g. streamed uploads: give it a function that builds the request, so that a retry
+     * reads the file again instead of the whole upload being held in memory; see RequestSource).
+     */
     fetch: transport,
     auth,
     attachments,

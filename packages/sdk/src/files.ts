@@ -1,6 +1,7 @@
 import { ApiError, type Problem } from './errors.ts';
 import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
+import type { RequestSource } from './transport.ts';
 
 type Schemas = components['schemas'];
 type Api = ReturnType<typeof import('openapi-fetch').default<import('./generated/schema.ts').paths>>;
@@ -85,7 +86,7 @@ export interface LocalFiles {
 export function attachmentHelpers(
   api: Api,
   baseUrl: string,
-  authedFetch: (request: Request) => Promise<Response>,
+  authedFetch: (request: RequestSource) => Promise<Response>,
   clientId: () => Promise<string>,
   events: Emitter,
 ) {
@@ -103,28 +104,30 @@ export function attachmentHelpers(
       const total = bytes.byteLength;
       const progress = (loaded: number) => events.emit('upload:progress', { id, loaded, total });
       const url = `${baseUrl}/attachments/${encodeURIComponent(id)}`;
-      const headers: Record<string, string> = { 'x-content-sha256': await sha256Hex(bytes) };
-      let request: Request;
-      if (streamsRequestBodies) {
+      const hash = await sha256Hex(bytes);
+      const signal: RequestInit = options.signal ? { signal: options.signal } : {};
+      // Built again for each attempt, so a retry does not keep a second copy of the bytes (see
+      // RequestSource); the progress of a retry starts again from 0.
+      const request = (): Request => {
+        if (!streamsRequestBodies) {
+          const form = new FormData();
+          form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType }), id);
+          return new Request(url, {
+            method: 'PUT',
+            body: form,
+            headers: { 'x-content-sha256': hash },
+            ...signal,
+          });
+        }
         const multipart = multipartBody(bytes, { field: 'file', filename: id, contentType }, progress);
-        headers['content-type'] = multipart.contentType;
-        request = new Request(url, {
+        return new Request(url, {
           method: 'PUT',
           body: multipart.body,
-          headers,
+          headers: { 'x-content-sha256': hash, 'content-type': multipart.contentType },
           duplex: 'half',
-          ...(options.signal ? { signal: options.signal } : {}),
+          ...signal,
         } as RequestInit);
-      } else {
-        const form = new FormData();
-        form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType }), id);
-        request = new Request(url, {
-          method: 'PUT',
-          body: form,
-          headers,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-      }
+      };
       progress(0);
       const response = await authedFetch(request);
       if (!streamsRequestBodies) progress(total);

@@ -4,9 +4,13 @@ import path from 'node:path';
 import { parseJson } from '@synk/json';
 import type { SyncStorage } from './storage.ts';
 
+/** Errors of platforms that cannot open or fsync a directory (Windows, some file systems). */
+const NO_DIRECTORY_SYNC = new Set(['EISDIR', 'EPERM', 'EINVAL', 'ENOTSUP']);
+
 /**
  * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
- * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half.
+ * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half;
+ * the directory is fsynced after the rename, which is only durable once the directory entry is.
  */
 export class FileStorage implements SyncStorage {
   readonly #dir: string;
@@ -48,6 +52,20 @@ export class FileStorage implements SyncStorage {
       await handle.close();
     }
     await rename(temp, this.#file(key));
+    await this.#syncDirectory();
+  }
+
+  async #syncDirectory(): Promise<void> {
+    try {
+      const dir = await open(this.#dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      if (!NO_DIRECTORY_SYNC.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -3,12 +3,22 @@ import type { SyncStorage } from './storage.ts';
 
 type PushObservation = components['schemas']['PushObservation'];
 
+/** A record the server refused, set aside so that it does not block the queue. */
 export interface DeadLetter {
   record: PushObservation;
   code: string;
   error: string;
   at: string;
+  /** The batch the server refused it in (absent in dead letters recorded by earlier versions). */
+  transmissionId?: string;
 }
+
+/** Which dead letters an operation applies to: those of these record ids, or all. */
+const matching = (ids: readonly string[] | undefined) => {
+  const wanted = ids && new Set(ids);
+  return (entry: DeadLetter) => !wanted || wanted.has(entry.record.observation_id);
+};
+const batchAndRecord = (entry: DeadLetter) => `${entry.transmissionId}\u0000${entry.record.observation_id}`;
 
 /** A push batch, stored with its transmission id before the first send. */
 export interface Inflight {
@@ -168,19 +178,69 @@ export class Outbox {
       pending:
         ((await this.#storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0) +
         (await this.#ids()).length,
-      deadLetters: (await this.#storage.get<DeadLetter[]>(KEYS.dead))?.length ?? 0,
+      deadLetters: (await this.#dead()).length,
     }));
   }
 
-  deadLetters(): Promise<DeadLetter[]> {
-    return this.#exclusive(async () => (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? []);
+  async #dead(): Promise<DeadLetter[]> {
+    return (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? [];
   }
 
+  /** Oldest first. */
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.#exclusive(() => this.#dead());
+  }
+
+  /**
+   * Sets records aside. A record already set aside from the same batch is not recorded again: a
+   * crash between this and `finishBatch` has the batch re-sent, and the server replays its answer.
+   */
   deadLetter(entries: DeadLetter[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
     return this.#exclusive(async () => {
-      const dead = (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? [];
-      await this.#storage.set(KEYS.dead, [...dead, ...entries]);
+      const dead = await this.#dead();
+      const recorded = new Set(dead.filter((d) => d.transmissionId).map(batchAndRecord));
+      const fresh = entries.filter((d) => !d.transmissionId || !recorded.has(batchAndRecord(d)));
+      if (fresh.length > 0) await this.#storage.set(KEYS.dead, [...dead, ...fresh]);
+    });
+  }
+
+  /**
+   * Queues dead-lettered records (of `ids`, or all) again, at the end of the queue, and drops their
+   * dead letters. Of an id set aside more than once, the latest copy is queued; an id queued or in
+   * flight already is not, as that copy was saved later. Returns how many records were queued.
+   */
+  retryDeadLetters(ids?: readonly string[]): Promise<number> {
+    return this.#exclusive(async () => {
+      const dead = await this.#dead();
+      const chosen = matching(ids);
+      const retried = dead.filter(chosen);
+      if (retried.length === 0) return 0;
+      const queued = await this.#ids();
+      const inflight = (await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? [];
+      const newer = new Set([...queued, ...inflight.map((r) => r.observation_id)]);
+      const latest = new Map(retried.map((d) => [d.record.observation_id, d.record]));
+      const requeued = [...latest.values()].filter((r) => !newer.has(r.observation_id));
+      // Records, then the queue, then the dead letters: a crash in between leaves a record both
+      // queued and dead-lettered, which a second retry does not queue twice.
+      for (const record of requeued) await this.#storage.set(KEYS.record(record.observation_id), record);
+      await this.#storage.set(KEYS.ids, [...queued, ...requeued.map((r) => r.observation_id)]);
+      await this.#storage.set(
+        KEYS.dead,
+        dead.filter((d) => !chosen(d)),
+      );
+      return requeued.length;
+    });
+  }
+
+  /** Drops dead letters (of `ids`, or all); returns how many. */
+  clearDeadLetters(ids?: readonly string[]): Promise<number> {
+    return this.#exclusive(async () => {
+      const dead = await this.#dead();
+      const chosen = matching(ids);
+      const kept = dead.filter((d) => !chosen(d));
+      if (kept.length < dead.length) await this.#storage.set(KEYS.dead, kept);
+      return dead.length - kept.length;
     });
   }
 }

@@ -14,13 +14,25 @@ export const DEFAULT_RETRY: RetryOptions = { retries: 4, baseDelayMs: 300, maxDe
 export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
-  /** Per-attempt timeout for the response headers (default 30 s). */
+  /**
+   * Per attempt (default 30 s): the response headers must arrive within it, then a body read whole
+   * as text or JSON within it again; a body read as a stream or as bytes (a download of any size)
+   * fails when a read waits this long for data.
+   */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
   /** Gets a new access token after a 401 with `staleToken`; `undefined` when that is not possible. Single-flight. */
   refresh(staleToken: string | undefined): Promise<string | undefined>;
   sleep?: (ms: number) => Promise<void>;
 }
+
+/**
+ * A request, or a function that builds it. The function is called again for each attempt (a retry,
+ * or the resend after a token refresh), so a streamed body is read from its source (a file) each
+ * time instead of being held in memory in case it is needed again; use one for large streamed
+ * uploads. A Request's body is kept in memory until its last attempt.
+ */
+export type RequestSource = Request | (() => Request);
 
 /** POSTs that only read, so they are as safe to repeat as a GET. */
 const READ_ONLY_POSTS = ['/sync/pull', '/attachments/manifest'];
@@ -50,6 +62,76 @@ function withSafeJson(response: Response): Response {
   return response;
 }
 
+/**
+ * Puts a timeout on reading the response body too: a server that sends the headers and then
+ * stalls would otherwise hang a read forever. A body read whole as text or JSON (the API's answers,
+ * a page at most) must be in within `ms` of the headers; one read as a stream or as bytes (a
+ * download, which may take any time) fails only when a read waits `ms` for data, so a consumer busy
+ * between reads (writing to a slow disk) is not counted. A body nobody reads is released after `ms`.
+ */
+function guardBody(response: Response, ms: number, label: string): Response {
+  const source = response.body;
+  if (!source) return response;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let whole = false;
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => clearTimeout(timer);
+  const expire = () => {
+    const reason = new DOMException(
+      whole ? `the response was not complete within ${ms} ms` : `no response data for ${ms} ms`,
+      'TimeoutError',
+    );
+    output?.error(new NetworkError(`${label}: ${reason.message}`, reason));
+    (reader ?? source).cancel(reason).catch(() => undefined); // closes the connection
+  };
+  const arm = () => {
+    stop();
+    timer = setTimeout(expire, ms);
+    // As AbortSignal.timeout's: an unread body must not keep a Node process alive until it fires.
+    (timer as { unref?: () => void }).unref?.();
+  };
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        output = controller;
+        arm();
+      },
+      async pull(controller) {
+        reader ??= source.getReader();
+        if (!whole) arm();
+        try {
+          const next = await reader.read();
+          if (!whole || next.done) stop();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        } catch (err) {
+          stop();
+          controller.error(err); // a no-op once the timeout has failed the body
+        }
+      },
+      cancel(reason) {
+        stop();
+        return (reader ?? source).cancel(reason);
+      },
+    },
+    { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
+  );
+  const readAs =
+    <K extends 'text' | 'formData' | 'arrayBuffer' | 'blob' | 'bytes'>(method: K, readWhole: boolean) =>
+    () => {
+      whole = readWhole;
+      return new Response(body, { headers: response.headers })[method]() as ReturnType<Response[K]>;
+    };
+  Object.defineProperty(response, 'body', { value: body });
+  response.text = readAs('text', true);
+  response.formData = readAs('formData', true);
+  response.arrayBuffer = readAs('arrayBuffer', false);
+  response.blob = readAs('blob', false);
+  if ('bytes' in response) response.bytes = readAs('bytes', false);
+  return response;
+}
+
 function retryAfterMs(response: Response): number | undefined {
   const value = response.headers.get('retry-after');
   if (!value) return undefined;
@@ -64,7 +146,7 @@ function retryAfterMs(response: Response): number | undefined {
  * concurrent 401s share one refresh), and retries with exponential backoff and jitter on network
  * errors, 408, 429 (honouring Retry-After) and 5xx, only for requests that are safe to repeat.
  */
-export function createTransport(options: TransportOptions): (request: Request) => Promise<Response> {
+export function createTransport(options: TransportOptions): (request: RequestSource) => Promise<Response> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const backoff = (attempt: number) =>
     Math.random() * Math.min(options.retry.maxDelayMs, options.retry.baseDelayMs * 2 ** attempt);
@@ -82,17 +164,29 @@ export function createTransport(options: TransportOptions): (request: Request) =
   /** A response that will not be returned: release its connection. */
   const discard = (response: Response) => response.body?.cancel().catch(() => undefined);
 
-  return async (original: Request) => {
+  return async (source: RequestSource) => {
+    // A Request is cloned for each attempt; a clone tees the body, which keeps every byte sent in
+    // memory until the attempt is over: fine for JSON, not for a file. A function builds the
+    // request afresh instead, reading the body from its source again.
+    const original = typeof source === 'function' ? source() : source;
+    let sent = false;
+    const nextRequest = () => {
+      if (typeof source !== 'function') return original.clone();
+      if (sent) return source();
+      sent = true;
+      return original;
+    };
     const retryable = isRetryable(original);
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
+    const label = `${original.method} ${original.url}`;
+    const answer = (response: Response) => guardBody(withSafeJson(response), options.timeoutMs, label);
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
-      const request = original.clone();
+      const request = nextRequest();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      // The per-attempt timeout covers waiting for the response headers, not reading the body (a
-      // large download may take longer); the caller's signal covers both.
+      // This timeout covers waiting for the response headers; `guardBody` puts one on the body.
       const timeout = new AbortController();
       const timer = setTimeout(
         () => timeout.abort(new DOMException(`no response within ${options.timeoutMs} ms`, 'TimeoutError')),
@@ -108,7 +202,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           await pause(backoff(attempt), original.signal);
           continue;
         }
-        throw new NetworkError(`${original.method} ${original.url} failed: ${(err as Error).message}`, err);
+        throw new NetworkError(`${label} failed: ${(err as Error).message}`, err);
       } finally {
         clearTimeout(timer);
       }
@@ -121,7 +215,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           attempt -= 1; // a refresh is not a retry
           continue;
         }
-        return withSafeJson(response);
+        return answer(response);
       }
       const transient = response.status === 408 || response.status === 429 || response.status >= 500;
       if (transient && retryable && attempt < options.retry.retries) {
@@ -133,7 +227,7 @@ export function createTransport(options: TransportOptions): (request: Request) =
           continue;
         }
       }
-      return withSafeJson(response);
+      return answer(response);
     }
   };
 }

@@ -147,6 +147,61 @@ describe('the outbox', () => {
     expect((await outbox.nextBatch(1, () => 'tx-6'))?.transmission_id).toBe('tx-4');
   });
 
+  it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
+    const outbox = new Outbox(new MemoryStorage());
+    const refused = (id: string, transmissionId: string | undefined) => ({
+      record: record(id),
+      code: 'invalid_record',
+      error: 'no',
+      at: '2026-01-01T00:00:00Z',
+      ...(transmissionId ? { transmissionId } : {}),
+    });
+    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
+    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
+    await outbox.deadLetter([refused('a', 'tx-2')]); // refused again in a later batch: recorded
+    await outbox.deadLetter([refused('c', undefined), refused('c', undefined)]); // no batch to tell them apart
+    expect((await outbox.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
+      ['a', 'tx-1'],
+      ['b', 'tx-1'],
+      ['a', 'tx-2'],
+      ['c', undefined],
+      ['c', undefined],
+    ]);
+  });
+
+  it('retries dead letters into the queue (the latest copy of each id, none over a newer save) and clears them', async () => {
+    const storage = new MemoryStorage();
+    const client = offline(storage);
+    const outbox = new Outbox(storage);
+    const refused = (id: string, n: number, transmissionId: string) => ({
+      record: record(id, n),
+      code: 'forbidden',
+      error: '',
+      at: '2026-01-01T00:00:00Z',
+      transmissionId,
+    });
+    await outbox.deadLetter([refused('a', 1, 'tx-1'), refused('b', 1, 'tx-1'), refused('c', 1, 'tx-1')]);
+    await outbox.deadLetter([refused('a', 2, 'tx-2'), refused('d', 1, 'tx-2')]);
+    await client.records.save(record('b', 2)); // saved again since: this copy wins
+    const sizes: { pending: number; deadLetters: number }[] = [];
+    client.on('queue:size', (event) => sizes.push(event));
+
+    expect(await client.records.retryDeadLetters(['a', 'b'])).toBe(1);
+    expect((await client.records.pending()).map((r) => [r.observation_id, r.data])).toEqual([
+      ['b', { n: 2 }],
+      ['a', { n: 2 }],
+    ]);
+    expect((await client.records.deadLetters()).map((d) => d.record.observation_id)).toEqual(['c', 'd']);
+    expect(sizes.at(-1)).toEqual({ pending: 2, deadLetters: 2 });
+
+    expect(await client.records.clearDeadLetters(['d', 'nope'])).toBe(1);
+    expect((await client.records.deadLetters()).map((d) => d.record.observation_id)).toEqual(['c']);
+    expect(await client.records.retryDeadLetters()).toBe(1);
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['b', 'a', 'c']);
+    expect(await client.records.clearDeadLetters()).toBe(0);
+    expect(sizes.at(-1)).toEqual({ pending: 3, deadLetters: 0 });
+  });
+
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-names-'));
     // As 0.1.0 named the queue's file (encodeURIComponent only).

@@ -1,11 +1,13 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
+import { multipartBody } from '../src/files.ts';
 import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
 import { createTransport, isRetryable } from '../src/transport.ts';
@@ -120,6 +122,173 @@ describe('transport against a real HTTP server', () => {
   });
 });
 
+describe('a response body that stalls after the headers', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 300;
+  const chunk = Buffer.alloc(16 * 1024, 7);
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/health') {
+        // Headers, the start of the JSON, then nothing more.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"status":');
+      } else if (req.url === '/stalled-download') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(chunk);
+      } else {
+        // A slow but steady download: 10 chunks 100 ms apart, a second in all.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        let sent = 0;
+        const next = setInterval(() => {
+          res.write(chunk);
+          if (++sent === 10) {
+            clearInterval(next);
+            res.end();
+          }
+        }, 100);
+        res.on('close', () => clearInterval(next));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const transport = () =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+  const elapsedSince = (start: number) => performance.now() - start;
+
+  it('a JSON answer rejects with a timeout NetworkError', { timeout: 5000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    const error = await client.api.GET('/health').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
+    expect(elapsedSince(start)).toBeGreaterThanOrEqual(timeoutMs - 20);
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1000);
+  });
+
+  it('a streamed download rejects when no data comes for the timeout', { timeout: 5000 }, async () => {
+    const response = await transport()(new Request(`${base}/stalled-download`));
+    let received = 0;
+    const start = performance.now();
+    const reader = response.body!.getReader();
+    const reading = (async () => {
+      for (let next = await reader.read(); !next.done; next = await reader.read())
+        received += next.value.byteLength;
+    })();
+    await expect(reading).rejects.toThrow(`no response data for ${timeoutMs} ms`);
+    expect(received).toBe(chunk.byteLength);
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1000);
+  });
+
+  it('a download that takes longer than the timeout completes while data keeps coming, and pauses of its reader do not count', async () => {
+    const response = await transport()(new Request(`${base}/steady-download`));
+    const reader = response.body!.getReader();
+    let received = (await reader.read()).value!.byteLength;
+    await new Promise((resolve) => setTimeout(resolve, 2 * timeoutMs)); // the reader is busy
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      received += next.value.byteLength;
+    expect(received).toBe(10 * chunk.byteLength);
+    const whole = await transport()(new Request(`${base}/steady-download`));
+    expect((await whole.arrayBuffer()).byteLength).toBe(10 * chunk.byteLength);
+  });
+});
+
+describe('a streamed upload that must be retried', () => {
+  let server: http.Server;
+  let base: string;
+  /** Bytes of each request body the server read in full; every first attempt is answered 503. */
+  const received: number[] = [];
+  beforeAll(async () => {
+    server = http.createServer(async (req, res) => {
+      let bytes = 0;
+      for await (const part of req) bytes += (part as Buffer).byteLength;
+      received.push(bytes);
+      if (received.length % 2 === 1) res.writeHead(503).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"success"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  /**
+   * How many Requests `run` cloned. A clone tees the body: the branch kept for a retry holds every
+   * byte the sent branch read.
+   */
+  async function clonesDuring(run: () => Promise<void>): Promise<number> {
+    const clone = vi.spyOn(Request.prototype, 'clone');
+    try {
+      await run();
+      return clone.mock.calls.length;
+    } finally {
+      clone.mockRestore();
+    }
+  }
+
+  it('given a function, the transport builds the request again for the retry, re-opening the file, and never clones it', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'synk-upload-')), 'big.bin');
+    const size = 8 * 1024 * 1024;
+    writeFileSync(file, Buffer.alloc(size, 1));
+    const transport = createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+    let opened = 0;
+    const upload = () => {
+      opened += 1;
+      const multipart = multipartBody(createReadStream(file), {
+        field: 'file',
+        filename: 'big.bin',
+        contentType: 'application/octet-stream',
+        size,
+      });
+      return new Request(`${base}/attachments/big.bin`, {
+        method: 'PUT',
+        body: multipart.body,
+        headers: { 'content-type': multipart.contentType },
+        duplex: 'half',
+      } as RequestInit);
+    };
+    received.length = 0;
+    const clones = await clonesDuring(async () => {
+      expect((await transport(upload)).status).toBe(200);
+    });
+    expect(clones).toBe(0);
+    expect(opened).toBe(2);
+    expect(received).toHaveLength(2);
+    expect(received.every((bytes) => bytes > size)).toBe(true); // the whole file, both times
+  });
+
+  it('attachments.upload sends its bytes again for a retry without cloning the request', async () => {
+    const client = createClient({ baseUrl: base, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+    const bytes = new Uint8Array(1024 * 1024).fill(2);
+    const progress: number[] = [];
+    client.on('upload:progress', ({ loaded }) => progress.push(loaded));
+    received.length = 0;
+    const clones = await clonesDuring(async () => {
+      expect(await client.attachments.upload('one.bin', bytes)).toEqual({ status: 'success' });
+    });
+    expect(clones).toBe(0);
+    expect(received).toHaveLength(2);
+    expect(received.every((n) => n > bytes.byteLength)).toBe(true);
+    expect(progress.at(-1)).toBe(bytes.byteLength);
+  });
+});
+
 describe('storage adapters', () => {
   it.each([
     ['memory', () => new MemoryStorage()],
@@ -144,6 +313,26 @@ describe('storage adapters', () => {
     expect(await storage.get('a')).toBe(2);
     await storage.delete('a');
     expect(await storage.get('a')).toBeUndefined();
+  });
+
+  it('file storage fsyncs the directory after the rename, so the new name survives a power loss', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-storage-'));
+    // Which files are fsynced, seen from inside the real FileHandle.sync (which still runs).
+    const probe = await open(path.join(dir, 'probe'), 'w');
+    const fileHandle = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const realSync = fileHandle.sync;
+    const synced: string[] = [];
+    const sync = vi.spyOn(fileHandle, 'sync').mockImplementation(async function (this: FileHandle) {
+      synced.push((await this.stat()).isDirectory() ? 'directory' : 'file');
+      return realSync.call(this);
+    });
+    try {
+      await new FileStorage(dir).set('a', 1);
+    } finally {
+      sync.mockRestore();
+    }
+    expect(synced).toEqual(['file', 'directory']);
   });
 
   it('file storage survives a new instance and leaves no temporary files', async () => {

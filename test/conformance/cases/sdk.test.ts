@@ -5,7 +5,7 @@ import { createClient, MemoryStorage, NetworkError } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { call, login, userWithRole } from '../src/http.ts';
+import { adminToken, call, login, userWithRole } from '../src/http.ts';
 
 const target = useTarget();
 let writer: { username: string; password: string };
@@ -186,6 +186,31 @@ describe('SDK against the real server', () => {
     expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
   });
 
+  it('a pull from an explicit `since` is a one-off read: the stored cursor does not move', async () => {
+    const storage = new MemoryStorage();
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, storage });
+    await client.auth.login();
+    const ids = ['one-off-0', 'one-off-1', 'one-off-2'];
+    for (const id of ids) await client.records.save({ ...record(id), form_type: 'one-off' });
+    await client.push();
+    const schemaTypes = ['one-off'];
+    expect((await client.pullAll({ since: 0, schemaTypes, limit: 1 })).map((r) => r.observation_id)).toEqual(
+      ids,
+    );
+    let pages = 0;
+    for await (const _ of client.pullPages({ since: 0, schemaTypes, limit: 1 })) pages += 1;
+    expect(pages).toBe(ids.length);
+    expect(await storage.get('cursor:one-off')).toBeUndefined();
+    // The syncing loop still gets every record, then stores its cursor.
+    const applied: string[] = [];
+    await client.sync({
+      schemaTypes,
+      apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+    });
+    expect(applied).toEqual(ids);
+    expect(await storage.get('cursor:one-off')).toEqual(expect.any(Number));
+  });
+
   it('a sync given an already aborted AbortSignal keeps the outbox and the cursor, and the next sync completes', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();
@@ -251,5 +276,61 @@ describe('SDK against the real server', () => {
     expect(report.failed).toBe(1);
     expect((await client.records.deadLetters())[0]).toMatchObject({ code: 'forbidden' });
     expect((await call(target, 'GET', '/health')).status).toBe(200);
+  });
+
+  it('dead letters are queued again once the server would take them, or cleared', async () => {
+    const user = await userWithRole(target, 'read-only');
+    const client = createClient({ baseUrl: target.baseUrl, credentials: user });
+    await client.auth.login();
+    await client.records.save(record('retried-later'));
+    await client.records.save(record('given-up'));
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    expect(await client.records.clearDeadLetters(['given-up'])).toBe(1);
+    const promoted = await call(target, 'PATCH', `/users/${user.username}`, {
+      token: await adminToken(target),
+      body: { role: 'read-write' },
+    });
+    expect(promoted.status).toBe(200);
+    expect(await client.records.retryDeadLetters()).toBe(1);
+    expect(await client.push()).toMatchObject({ pushed: 1, failed: 0 });
+    expect(await client.records.deadLetters()).toEqual([]);
+    const pulled = await client.pullAll({ since: 0, schemaTypes: ['sdk'] });
+    expect(pulled.some((r) => r.observation_id === 'retried-later')).toBe(true);
+    expect(pulled.some((r) => r.observation_id === 'given-up')).toBe(false);
+  });
+
+  it('a crash after recording dead letters but before finishing the batch does not record them twice', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-dead-'));
+    /** File storage in a process that dies just before the answered batch leaves flight. */
+    class DyingStorage extends FileStorage {
+      override async delete(key: string): Promise<void> {
+        if (key === 'outbox:inflight') throw new Error('the process died');
+        await super.delete(key);
+      }
+    }
+    const first = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: new DyingStorage(dir),
+    });
+    await first.auth.login();
+    await first.records.save(record('crash-kept'));
+    await first.records.save({ observation_id: 'crash-refused', form_type: '', data: {} } as never);
+    await expect(first.push()).rejects.toThrow('the process died');
+    expect((await first.records.deadLetters()).map((d) => d.record.observation_id)).toEqual([
+      'crash-refused',
+    ]);
+
+    // After the restart the batch is re-sent with its transmission id and the server replays its answer.
+    const second = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: new FileStorage(dir),
+    });
+    expect(await second.push()).toMatchObject({ pushed: 1, failed: 1 });
+    expect(await second.records.pending()).toEqual([]);
+    expect((await second.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
+      ['crash-refused', 'invalid_record'],
+    ]);
   });
 });
