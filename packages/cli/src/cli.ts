@@ -59,7 +59,8 @@ function commandStorage(persisted: SyncStorage): SyncStorage {
   };
 }
 
-export async function context() {
+/** `timeoutMs`: how long a request may wait for the server's next bytes (the SDK's default is 30 s). */
+export async function context(options: { timeoutMs?: number } = {}) {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
   const profile = config.profiles[profileName];
@@ -71,6 +72,7 @@ export async function context() {
     baseUrl,
     storage: commandStorage(new FileStorage(serverStateDir(profileName, baseUrl))),
     retry: { retries: 2 },
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   });
   return { config, profileName, profile, baseUrl, client };
 }

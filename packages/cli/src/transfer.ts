@@ -51,24 +51,27 @@ export async function uploadFile<Response200>(
 ): Promise<Response200> {
   const size = (await stat(part.file)).size;
   const bar = progressBar(part.filename, size);
-  const multipart = multipartBody(
-    createReadStream(part.file),
-    { field: part.field, filename: part.filename, contentType: part.contentType, size },
-    (sent) => bar?.update(sent),
-  );
-  try {
-    const response = await client.fetch(
-      new Request(url, {
-        method,
-        body: multipart.body,
-        headers: {
-          ...headers,
-          'content-type': multipart.contentType,
-          'content-length': String(multipart.contentLength),
-        },
-        duplex: 'half',
-      } as RequestInit),
+  // The request is built anew for each attempt (a retry re-reads the file): a streamed body handed
+  // over as a Request would be held whole in memory so it could be sent again.
+  const attempt = () => {
+    const multipart = multipartBody(
+      createReadStream(part.file),
+      { field: part.field, filename: part.filename, contentType: part.contentType, size },
+      (sent) => bar?.update(sent),
     );
+    return new Request(url, {
+      method,
+      body: multipart.body,
+      headers: {
+        ...headers,
+        'content-type': multipart.contentType,
+        'content-length': String(multipart.contentLength),
+      },
+      duplex: 'half',
+    } as RequestInit);
+  };
+  try {
+    const response = await client.fetch(attempt);
     const body = (await response.json()) as Response200 | Problem;
     if (!response.ok) throw new ApiError(response.status, body as Problem);
     return body as Response200;

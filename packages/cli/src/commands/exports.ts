@@ -2,6 +2,12 @@ import type { Command } from 'commander';
 import { context, output } from '../cli.ts';
 import { saveResponse } from '../transfer.ts';
 
+/**
+ * An export sends nothing while the server learns the columns from a first pass over the records
+ * (about 5 s per million on a small machine), so the wait for its first bytes is long.
+ */
+const EXPORT_TIMEOUT_MS = 30 * 60_000;
+
 export function registerExports(program: Command): void {
   const exporter = program.command('export').description('export observations');
   for (const format of ['parquet', 'csv'] as const) {
@@ -14,7 +20,7 @@ export function registerExports(program: Command): void {
       .option('--include-deleted', 'include deleted records')
       .action(
         async (out: string, options: { formType?: string[]; since?: string; includeDeleted?: boolean }) => {
-          const { client } = await context();
+          const { client } = await context({ timeoutMs: EXPORT_TIMEOUT_MS });
           const query = {
             ...(options.formType ? { form_type: options.formType } : {}),
             ...(options.since ? { since_version: Number(options.since) } : {}),
