@@ -1,5 +1,9 @@
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +21,45 @@ import { pullAll } from '../src/sync.ts';
  */
 async function chromiumExecutable(): Promise<string> {
   if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  const packaged = (await import('@sparticuz/chromium')).default;
-  return packaged.executablePath();
+  return packagedChromium();
+}
+
+/**
+ * The packaged Chromium, unpacked once per package version into a directory of its own. The
+ * package unpacks into the temp directory and reuses whatever `chromium` it finds there, complete
+ * or not, so each run unpacks into a fresh staging directory (the package reads TMPDIR when it
+ * unpacks), marks it complete and renames it into place: a run in parallel never launches half a
+ * binary, and an unpacking that died half-way is never reused.
+ */
+async function packagedChromium(): Promise<string> {
+  const entry = fileURLToPath(import.meta.resolve('@sparticuz/chromium'));
+  const packageDir = path.resolve(path.dirname(entry), '..');
+  const { version } = JSON.parse(readFileSync(path.join(packageDir, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const cache = path.join(tmpdir(), `synk-chromium-${version}`);
+  const complete = path.join(cache, 'unpacked');
+  if (existsSync(complete)) return path.join(cache, 'chromium');
+  const staging = mkdtempSync(path.join(tmpdir(), 'synk-chromium-staging-'));
+  const { default: packaged } = await import('@sparticuz/chromium');
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = staging;
+  try {
+    if ((await packaged.executablePath()) !== path.join(staging, 'chromium'))
+      throw new Error('@sparticuz/chromium unpacked somewhere else than TMPDIR');
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+  writeFileSync(path.join(staging, 'unpacked'), version);
+  try {
+    renameSync(staging, cache);
+  } catch {
+    // Another run put its copy in place first (or a half one is there without its marker).
+    rmSync(staging, { recursive: true, force: true });
+    if (!existsSync(complete)) throw new Error(`${cache} exists without a finished unpacking: remove it`);
+  }
+  return path.join(cache, 'chromium');
 }
 
 // The SDK test itself; nothing is gained by running it a second time in the SDK pass.
