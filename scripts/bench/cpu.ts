@@ -15,17 +15,27 @@ export function cpuOf(pid: number): number | undefined {
   }
 }
 
-function postgresPids(): number[] {
-  return readdirSync('/proc')
+/** The parent of a process, or undefined when it is gone. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The benchmark's PostgreSQL server: its postmaster and the backends and workers it forked (not
+ * another PostgreSQL that happens to run on the machine, e.g. a test suite's).
+ */
+function postgresPids(postmaster: number | undefined): number[] {
+  if (postmaster === undefined) return [];
+  const children = readdirSync('/proc')
     .filter((name) => /^\d+$/.test(name))
     .map(Number)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
-      } catch {
-        return false;
-      }
-    });
+    .filter((pid) => parentOf(pid) === postmaster);
+  return [postmaster, ...children];
 }
 
 /** Busy and total CPU seconds of the whole machine (all cores), from /proc/stat. */
@@ -48,12 +58,13 @@ export interface CpuSplit {
 }
 
 /**
- * Measures where the CPU goes between `start()` and `stop()`: the given server processes, every
- * PostgreSQL process, this (client) process, and the rest of the machine.
+ * Measures where the CPU goes between `start()` and `stop()`: the given server processes, the
+ * PostgreSQL server whose postmaster is `postmasterPid` (its share counts as "other" when unknown),
+ * this (client) process, and the rest of the machine.
  */
-export function cpuSplit(serverPids: number[]): { stop(): CpuSplit } {
+export function cpuSplit(serverPids: number[], postmasterPid: number | undefined): { stop(): CpuSplit } {
   const startedAt = performance.now();
-  const pgBefore = new Map(postgresPids().map((pid) => [pid, cpuOf(pid) ?? 0]));
+  const pgBefore = new Map(postgresPids(postmasterPid).map((pid) => [pid, cpuOf(pid) ?? 0]));
   const serversBefore = serverPids.map((pid) => cpuOf(pid) ?? 0);
   const clientBefore = process.cpuUsage();
   const machineBefore = machine();
@@ -62,7 +73,7 @@ export function cpuSplit(serverPids: number[]): { stop(): CpuSplit } {
       const seconds = (performance.now() - startedAt) / 1000;
       const servers = serverPids.reduce((sum, pid, i) => sum + ((cpuOf(pid) ?? 0) - serversBefore[i]!), 0);
       let postgres = 0;
-      for (const pid of postgresPids()) postgres += (cpuOf(pid) ?? 0) - (pgBefore.get(pid) ?? 0);
+      for (const pid of postgresPids(postmasterPid)) postgres += (cpuOf(pid) ?? 0) - (pgBefore.get(pid) ?? 0);
       const used = process.cpuUsage(clientBefore);
       const clients = (used.user + used.system) / 1e6;
       const busy = machine().busy - machineBefore.busy;

@@ -24,7 +24,10 @@ async function measure(processes: number): Promise<{ rate: number; errors: numbe
     servers.map((s) => s.url),
     CLIENTS,
   );
-  const cpu = cpuSplit(servers.map((s) => s.pid));
+  const cpu = cpuSplit(
+    servers.map((s) => s.pid),
+    postgres.pid,
+  );
   const start = performance.now();
   const results = await Promise.all(
     Array.from({ length: CLIENTS }, (_, c) =>

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,8 @@ export interface TestPostgres {
   url: string;
   /** Creates an empty database and returns its URL. */
   createDatabase(prefix?: string): Promise<string>;
+  /** The server's main (postmaster) process; its backends are its children. Unknown for TEST_PG_URL. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -124,6 +126,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   return {
     url,
     createDatabase: databaseFactory(url),
+    pid: Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async stop() {
       try {
         run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
