@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { adminToken } from '@synk/test-support/server-process';
 import { jsonClient } from './http-client.ts';
-import { adminToken } from './spawn-server.ts';
+import { BENCH_PASSWORD } from './spawn-server.ts';
 
 /** Logs in as the bootstrap admin and returns a client per server URL. */
 export async function clientsFor(urls: string[], maxSockets: number) {
-  const token = await adminToken(urls[0]!);
+  const token = await adminToken(urls[0]!, BENCH_PASSWORD);
   return urls.map((u) => jsonClient(u, { authorization: `Bearer ${token}` }, maxSockets));
 }
 

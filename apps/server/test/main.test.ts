@@ -1,65 +1,43 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { type ServerProcess, ServerStartError, startServerProcess } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers.ts';
 
-const mainPath = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-const running: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) child.kill('SIGKILL');
+// The server as `npm start` runs it (the start script's flags, the compiled dist/main.js), so a
+// build that drops something main.ts needs fails here; turbo builds the server before its tests.
+const running: ServerProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.kill()));
 });
 
-function start(env: Record<string, string>, cwd = tempDir()) {
-  const child = spawn(process.execPath, [mainPath], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const listening = new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', () => {
-      const match = /"url":"(http:\/\/[^"]+)"/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}${stdout}`)));
-  });
-  // Tests that expect a failed start never await `listening`; keep its rejection from going unhandled.
-  listening.catch(() => undefined);
-  return { child, listening, output: () => ({ stdout, stderr }) };
+async function start(env: Record<string, string>, cwd = tempDir()): Promise<ServerProcess> {
+  const server = await startServerProcess({ NODE_ENV: 'test', ...env }, { cwd, output: 'keep' });
+  running.push(server);
+  return server;
 }
 
 describe('main.ts', () => {
   it('refuses to start on a bad value, naming the variable', async () => {
-    const server = start({ PORT: 'eighty', LOG_LEVEL: 'chatty' });
-    const [code] = await once(server.child, 'exit');
+    const failure = await start({ PORT: 'eighty', LOG_LEVEL: 'chatty' }).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(ServerStartError);
+    const { code, stderr } = failure as ServerStartError;
     expect(code).toBe(1);
-    expect(server.output().stderr).toMatch(/PORT: must be an integer/);
-    expect(server.output().stderr).toMatch(/LOG_LEVEL: must be one of/);
+    expect(stderr).toMatch(/PORT: must be an integer/);
+    expect(stderr).toMatch(/LOG_LEVEL: must be one of/);
   });
 
   it('starts on a SQLite file in WAL mode under DATA_DIR, serves /health, and stops cleanly on SIGTERM', async () => {
     const dataDir = tempDir();
-    const server = start({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info' });
-    const url = await server.listening;
-    const health = await fetch(`${url}/health`);
+    const server = await start({ DATA_DIR: dataDir });
+    const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
 
-    server.child.kill('SIGTERM');
-    const [code] = await once(server.child, 'exit');
-    expect(code).toBe(0);
+    await server.stop();
+    expect(server.child.exitCode).toBe(0);
     expect(server.output().stdout).toMatch(/shutting down/);
     // First start without ADMIN_PASSWORD: the generated admin password is printed, once.
     expect(server.output().stdout).toMatch(
@@ -78,9 +56,8 @@ describe('main.ts', () => {
   it('reads .env from its working directory', async () => {
     const cwd = tempDir();
     const dataDir = tempDir();
-    writeFileSync(path.join(cwd, '.env'), `PORT=0\nDATA_DIR=${dataDir}\nDB_CONNECTION=from-dotenv.db\n`);
-    const server = start({}, cwd);
-    await server.listening;
+    writeFileSync(path.join(cwd, '.env'), `DATA_DIR=${dataDir}\nDB_CONNECTION=from-dotenv.db\n`);
+    const server = await start({}, cwd);
     expect(existsSync(path.join(cwd, 'from-dotenv.db'))).toBe(true);
     server.child.kill('SIGINT');
     const [code] = await once(server.child, 'exit');
@@ -89,10 +66,7 @@ describe('main.ts', () => {
 
   it('keeps its data across restarts (same installation)', async () => {
     const dataDir = tempDir();
-    const first = start({ PORT: '0', DATA_DIR: dataDir });
-    await first.listening;
-    first.child.kill('SIGTERM');
-    await once(first.child, 'exit');
+    await (await start({ DATA_DIR: dataDir })).stop();
     const id = () =>
       (
         new Database(path.join(dataDir, 'synkronus.db'), { readonly: true })
@@ -100,10 +74,7 @@ describe('main.ts', () => {
           .get() as { value: string }
       ).value;
     const before = id();
-    const second = start({ PORT: '0', DATA_DIR: dataDir });
-    await second.listening;
-    second.child.kill('SIGTERM');
-    await once(second.child, 'exit');
+    await (await start({ DATA_DIR: dataDir })).stop();
     expect(id()).toBe(before);
     expect(before).toMatch(/^[0-9a-f]{32}$/);
   });

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
-import { type ServerProcess, startServerProcess } from '../src/processes.ts';
 import { startRecordingProxy } from '../src/recording-proxy.ts';
 
 /** The real `synk` binary against a real server process. */

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { databaseFactory } from '@synk/test-support/postgres';
+import { adminToken, type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { describe, expect, inject, it } from 'vitest';
-import { type ServerProcess, startServerProcess } from '../src/processes.ts';
 
 /**
  * Two server processes on one PostgreSQL database, 50 concurrent clients doing random pushes
@@ -47,7 +47,12 @@ async function request(
 async function run(options: { killMidway: boolean }) {
   const url = await databaseFactory(pgUrl!)('synk_scale');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-scale-'));
-  const env = { DB_CONNECTION: url, DATA_DIR: dataDir, ADMIN_PASSWORD: 'scale-admin-password' };
+  const env = {
+    NODE_ENV: 'production',
+    DB_CONNECTION: url,
+    DATA_DIR: dataDir,
+    ADMIN_PASSWORD: 'scale-admin-password',
+  };
   const servers: (ServerProcess | undefined)[] = await Promise.all([
     startServerProcess(env),
     startServerProcess(env),
@@ -75,8 +80,7 @@ async function run(options: { killMidway: boolean }) {
     throw new Error(`no server answered ${pathName}`);
   };
 
-  const login = await send('/auth/login', { username: 'admin', password: 'scale-admin-password' });
-  const token = login.body.token as string;
+  const token = await adminToken(servers[0]!.url, env.ADMIN_PASSWORD);
   const replays = { total: 0, identical: 0 };
   const acknowledged: { id: string; version: number }[] = [];
   let opsDone = 0;
