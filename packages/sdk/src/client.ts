@@ -242,7 +242,7 @@ export function createClient(options: ClientOptions) {
     saveMany,
     /** What the next pushes will send, in order. */
     pending: () => outbox.pending(),
-    /** Records the server refused for good (with its `code` and `error`), set aside, oldest first. */
+    /** Records the server refused for good (with its `code`, `error` and details), set aside, oldest first. */
     deadLetters: () => outbox.deadLetters(),
     /**
      * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
@@ -300,6 +300,9 @@ export function createClient(options: ClientOptions) {
             error: f.error,
             at: now,
             transmissionId: batch.transmission_id,
+            ...(f.errors ? { errors: f.errors } : {}),
+            ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+            ...(f.server_record ? { serverRecord: f.server_record } : {}),
           })),
         );
         for (const warning of data.warnings) {
@@ -335,6 +338,7 @@ export function createClient(options: ClientOptions) {
             error: problem?.detail ?? '',
             at: now,
             transmissionId: batch.transmission_id,
+            ...(problem?.errors ? { errors: problem.errors } : {}),
           })),
         );
         failed += batch.records.length;

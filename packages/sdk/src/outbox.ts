@@ -3,14 +3,23 @@ import type { SyncStorage } from './storage.ts';
 
 type PushObservation = components['schemas']['PushObservation'];
 
-/** A record the server refused, set aside so that it does not block the queue. */
+/**
+ * A record the server refused, set aside so that it does not block the queue, with what the server
+ * said about it (the optional fields are absent in dead letters recorded by earlier versions).
+ */
 export interface DeadLetter {
   record: PushObservation;
   code: string;
   error: string;
   at: string;
-  /** The batch the server refused it in (absent in dead letters recorded by earlier versions). */
+  /** The batch the server refused it in. */
   transmissionId?: string;
+  /** Field-level details, e.g. each path that breaks the form's schema. */
+  errors?: components['schemas']['ProblemError'][];
+  /** For a `conflict`: the version the server holds. */
+  serverVersion?: number;
+  /** For a `conflict` (the server's policy `reject`): the server's copy. */
+  serverRecord?: components['schemas']['Observation'];
 }
 
 /** Which dead letters an operation applies to: those of these record ids, or all. */

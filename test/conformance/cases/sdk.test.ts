@@ -261,8 +261,8 @@ describe('SDK against the real server', () => {
     const report = await client.sync({ onConflict: (c) => conflicts.push(c.id) });
     expect(report.failed).toBe(1);
     expect(conflicts).toEqual(['conflicting']);
-    expect((await client.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
-      ['broken', 'invalid_record'],
+    expect(await client.records.deadLetters()).toMatchObject([
+      { record: { observation_id: 'broken' }, code: 'invalid_record', errors: [{ path: '/form_type' }] },
     ]);
     expect(events).toEqual(['started', 'completed']);
   });

@@ -7,6 +7,23 @@ import { CliError, context, output } from '../cli.ts';
 type FailedRecord = components['schemas']['FailedRecord'];
 
 const LISTED_FAILURES = 20;
+const LISTED_FIELD_ERRORS = 3;
+
+/**
+ * The server's message, then the field errors it does not quote already (an `invalid_record`
+ * message lists them, a `schema_validation` one does not). A conflict's message names the server's
+ * version; its copy of the record is only in the --json output.
+ */
+function failureLine(f: FailedRecord): string {
+  const unquoted = (f.errors ?? [])
+    .filter((e) => !f.error.includes(e.message))
+    .map((e) => (e.path ? `${e.path} ${e.message}` : e.message));
+  const fields = [
+    ...unquoted.slice(0, LISTED_FIELD_ERRORS),
+    ...(unquoted.length > LISTED_FIELD_ERRORS ? ['…'] : []),
+  ];
+  return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fields.length ? ` (${fields.join('; ')})` : ''}`;
+}
 
 export function registerRecords(program: Command): void {
   const sync = program.command('sync').description('records');
@@ -51,18 +68,21 @@ export function registerRecords(program: Command): void {
       // The outbox is this command's own (see context()): every dead letter in it is from this push.
       for (const dead of await client.records.deadLetters()) {
         const id = dead.record.observation_id;
-        failed.push({ index: indexOf.get(id)!, observation_id: id, code: dead.code, error: dead.error });
+        failed.push({
+          index: indexOf.get(id)!,
+          observation_id: id,
+          code: dead.code,
+          error: dead.error,
+          ...(dead.errors ? { errors: dead.errors } : {}),
+          ...(dead.serverVersion !== undefined ? { server_version: dead.serverVersion } : {}),
+          ...(dead.serverRecord ? { server_record: dead.serverRecord } : {}),
+        });
       }
       failed.sort((a, b) => a.index - b.index);
       output({ success_count: success, failed_records: failed }, () =>
         [
           `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}`,
-          ...failed
-            .slice(0, LISTED_FAILURES)
-            .map(
-              (f) =>
-                `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}`,
-            ),
+          ...failed.slice(0, LISTED_FAILURES).map(failureLine),
           ...(failed.length > LISTED_FAILURES
             ? [`  … ${failed.length - LISTED_FAILURES} more (--json lists all)`]
             : []),
