@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -291,6 +291,10 @@ describe('synk CLI', () => {
       expect(human.stdout).toMatch(
         /^Pushed 8 records, 2 failed\n {2}- #2: invalid_record: .+\n {2}- #7 s7: invalid_record: .+\n$/,
       );
+      // Only the sessions and the client ids are on disk: each command's outbox went with it.
+      const servers = path.join(configDir, 'profiles', 'default', 'servers');
+      const kept = readdirSync(servers).flatMap((server) => readdirSync(path.join(servers, server)));
+      expect(new Set(kept)).toEqual(new Set(['auth%3Atokens.json', 'client%3Aid.json']));
       const out = path.join(work, 'many-pulled.json');
       expect((await json('--server', small.url, 'sync', 'pull', out)).records).toBe(8);
       expect(
