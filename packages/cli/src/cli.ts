@@ -1,11 +1,4 @@
-import {
-  ApiError,
-  createClient,
-  FileStorage,
-  MemoryStorage,
-  type Problem,
-  type SyncStorage,
-} from '@synk/sdk/node';
+import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { readConfig, serverStateDir } from './config.ts';
@@ -41,24 +34,6 @@ export function serverBaseUrl(server: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-/** What the CLI keeps between commands: the session and this device's client id. */
-const PERSISTED_KEYS = new Set(['auth:tokens', 'client:id']);
-
-/**
- * The SDK's other state (the push outbox, pull cursors) lives only as long as one command: a push
- * reports on exactly its file's records, leaves nothing queued for a later command to send, and two
- * commands running side by side never share a queue (the SDK does not coordinate processes).
- */
-function commandStorage(persisted: SyncStorage): SyncStorage {
-  const transient = new MemoryStorage();
-  const pick = (key: string) => (PERSISTED_KEYS.has(key) ? persisted : transient);
-  return {
-    get: <T>(key: string) => pick(key).get<T>(key),
-    set: (key, value) => pick(key).set(key, value),
-    delete: (key) => pick(key).delete(key),
-  };
-}
-
 /** `timeoutMs`: how long a request may wait for the server's next bytes (the SDK's default is 30 s). */
 export async function context(options: { timeoutMs?: number } = {}) {
   const config = await readConfig();
@@ -70,7 +45,12 @@ export async function context(options: { timeoutMs?: number } = {}) {
   const baseUrl = serverBaseUrl(server);
   const client = createClient({
     baseUrl,
-    storage: commandStorage(new FileStorage(serverStateDir(profileName, baseUrl))),
+    storage: new FileStorage(serverStateDir(profileName, baseUrl)),
+    // Only the session and the client id are kept between commands. The outbox (and the pull
+    // cursors) live as long as one command: a push reports on exactly its file's records, leaves
+    // nothing queued for a later command to send, and two commands running side by side never share
+    // a queue (the SDK does not coordinate processes).
+    stateStorage: new MemoryStorage(),
     retry: { retries: 2 },
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   });

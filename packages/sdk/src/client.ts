@@ -23,8 +23,16 @@ export interface Tokens {
 
 export interface ClientOptions {
   baseUrl: string;
-  /** Where tokens, cursors and the outbox persist (default: in memory). */
+  /** Where the session (tokens), the client id and, unless `stateStorage` is given, the sync state persist (default: in memory). */
   storage?: SyncStorage;
+  /**
+   * Where the sync state persists, if not in `storage`: the outbox (queued, in-flight and
+   * dead-lettered records) and the pull cursors. Both describe the app's local copy of the records,
+   * so they belong with it: e.g. the app's own database, or memory for a one-off process (a script
+   * or a CLI command) that keeps only the session. Give it from the first use: an outbox already kept
+   * in `storage` is not moved over.
+   */
+  stateStorage?: SyncStorage;
   /** Identifies this device in pushes and pulls (default: generated once and kept in storage). */
   clientId?: string;
   /** Used to log in when no session is stored and on `login()` without arguments. */
@@ -74,7 +82,8 @@ const KEYS = {
  */
 export function createClient(options: ClientOptions) {
   const storage = options.storage ?? new MemoryStorage();
-  const outbox = new Outbox(storage);
+  const stateStorage = options.stateStorage ?? storage;
+  const outbox = new Outbox(stateStorage);
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
@@ -189,7 +198,7 @@ export function createClient(options: ClientOptions) {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
-    let cursor = pull.since ?? (await storage.get<number>(cursorKey)) ?? 0;
+    let cursor = pull.since ?? (await stateStorage.get<number>(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },
@@ -203,7 +212,7 @@ export function createClient(options: ClientOptions) {
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       yield data;
       cursor = data.change_cutoff;
-      if (!oneOff) await storage.set(cursorKey, cursor);
+      if (!oneOff) await stateStorage.set(cursorKey, cursor);
       if (!data.has_more) return;
     }
   }
@@ -226,15 +235,23 @@ export function createClient(options: ClientOptions) {
     return sizes;
   }
 
+  async function saveMany(inputs: readonly RecordInput[]): Promise<void> {
+    await outbox.saveMany(inputs.map((input) => ({ ...input, deleted: input.deleted ?? false })));
+    await queueSizes();
+  }
+
   const records = {
     /** Queues a record for the next push (a newer save of the same id replaces the queued one). */
-    async save(input: RecordInput): Promise<void> {
-      await outbox.save({ ...input, deleted: input.deleted ?? false });
-      await queueSizes();
-    },
+    save: (input: RecordInput): Promise<void> => saveMany([input]),
+    /**
+     * Queues records for the next push as `save` would one after the other (an id saved twice keeps
+     * its first place in the queue and its last copy), at a cost that grows with their number only,
+     * not with their number times the queue's length.
+     */
+    saveMany,
     /** What the next pushes will send, in order. */
     pending: () => outbox.pending(),
-    /** Records the server refused for good (with its `code` and `error`), set aside, oldest first. */
+    /** Records the server refused for good (with its `code`, `error` and details), set aside, oldest first. */
     deadLetters: () => outbox.deadLetters(),
     /**
      * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
@@ -292,6 +309,9 @@ export function createClient(options: ClientOptions) {
             error: f.error,
             at: now,
             transmissionId: batch.transmission_id,
+            ...(f.errors ? { errors: f.errors } : {}),
+            ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+            ...(f.server_record ? { serverRecord: f.server_record } : {}),
           })),
         );
         for (const warning of data.warnings) {
@@ -327,6 +347,7 @@ export function createClient(options: ClientOptions) {
             error: problem?.detail ?? '',
             at: now,
             transmissionId: batch.transmission_id,
+            ...(problem?.errors ? { errors: problem.errors } : {}),
           })),
         );
         failed += batch.records.length;

@@ -3,14 +3,23 @@ import type { SyncStorage } from './storage.ts';
 
 type PushObservation = components['schemas']['PushObservation'];
 
-/** A record the server refused, set aside so that it does not block the queue. */
+/**
+ * A record the server refused, set aside so that it does not block the queue, with what the server
+ * said about it (the optional fields are absent in dead letters recorded by earlier versions).
+ */
 export interface DeadLetter {
   record: PushObservation;
   code: string;
   error: string;
   at: string;
-  /** The batch the server refused it in (absent in dead letters recorded by earlier versions). */
+  /** The batch the server refused it in. */
   transmissionId?: string;
+  /** Field-level details, e.g. each path that breaks the form's schema. */
+  errors?: components['schemas']['ProblemError'][];
+  /** For a `conflict`: the version the server holds. */
+  serverVersion?: number;
+  /** For a `conflict` (the server's policy `reject`): the server's copy. */
+  serverRecord?: components['schemas']['Observation'];
 }
 
 /** Which dead letters an operation applies to: those of these record ids, or all. */
@@ -40,6 +49,7 @@ const KEYS = {
  * a list of ids, so a save writes its record and the id list (~10 bytes per queued id) rather than
  * every queued record: its cost barely grows with ten records queued or ten thousand (a field device
  * can be offline for days). Saving an id that is already queued replaces the queued copy in place.
+ * `saveMany` writes the id list once for all its records.
  *
  * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
  * the id goes into the list before its record is written (an id without a record is skipped), and
@@ -92,13 +102,30 @@ export class Outbox {
   }
 
   save(record: PushObservation): Promise<void> {
+    return this.saveMany([record]);
+  }
+
+  /**
+   * As many `save`s in order, with one write of the id list instead of one per record (that list
+   * grows with the queue, so saving records one by one costs time quadratic in their number). An id
+   * keeps its first place, in the queue or in `records`, and its last copy in `records`.
+   */
+  saveMany(records: readonly PushObservation[]): Promise<void> {
     return this.#exclusive(async () => {
       const ids = await this.#ids();
-      if (!ids.includes(record.observation_id)) {
-        ids.push(record.observation_id);
-        await this.#storage.set(KEYS.ids, ids);
+      const alreadyQueued = ids.length;
+      const queued = new Set(ids);
+      const latest = new Map<string, PushObservation>();
+      for (const record of records) {
+        if (!queued.has(record.observation_id)) {
+          queued.add(record.observation_id);
+          ids.push(record.observation_id);
+        }
+        latest.set(record.observation_id, record);
       }
-      await this.#storage.set(KEYS.record(record.observation_id), record);
+      if (ids.length > alreadyQueued) await this.#storage.set(KEYS.ids, ids);
+      for (const record of latest.values())
+        await this.#storage.set(KEYS.record(record.observation_id), record);
     });
   }
 

@@ -17,11 +17,13 @@ const record = (id: string, n = 0) => ({
   deleted: false,
 });
 
-/** Counts the bytes each `set` writes. */
+/** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
   written = 0;
+  keys: string[] = [];
   override async set(key: string, value: unknown): Promise<void> {
     this.written += JSON.stringify(value).length;
+    this.keys.push(key);
     await super.set(key, value);
   }
 }
@@ -94,6 +96,74 @@ describe('the outbox', () => {
     // The queue itself is ~1 MB; the save writes its record and the id list (~10 bytes per id).
     expect(storage.written).toBeLessThan(firstSave + 12 * 1001);
     expect(storage.written).toBeLessThan(20_000);
+  });
+
+  it('saveMany writes the id list once and each record once, however many records the call and the queue hold', async () => {
+    const storage = new MeteredStorage();
+    const client = offline(storage);
+    const queued = Array.from({ length: 5000 }, (_, i) => record(`q${i}`, i));
+    await client.records.saveMany(queued);
+    storage.written = 0;
+    storage.keys = [];
+    // A duplicate id in the call is written once (its last copy), an id already queued not listed again.
+    const saved = [
+      ...Array.from({ length: 1000 }, (_, i) => record(`r${i}`, i)),
+      record('r7', -1),
+      record('q3', -1),
+    ];
+    await client.records.saveMany(saved);
+    expect(storage.keys.filter((key) => key === 'outbox:ids')).toHaveLength(1);
+    const ids = [...queued, ...saved.slice(0, 1000)].map((r) => r.observation_id);
+    const records = saved.filter((r) => r.observation_id !== 'r7' || r.data.n === -1);
+    expect(storage.written).toBe(
+      JSON.stringify(ids).length + records.reduce((sum, r) => sum + JSON.stringify(r).length, 0),
+    );
+  });
+
+  it('saveMany queues what the same saves one by one would, in flight and duplicate ids included', async () => {
+    const outboxes = [new Outbox(new MemoryStorage()), new Outbox(new MemoryStorage())] as const;
+    for (const outbox of outboxes) {
+      for (const id of ['a', 'b', 'c', 'd', 'e']) await outbox.save(record(id, 1));
+      await outbox.nextBatch(3, () => 'tx-1'); // a, b and c in flight
+    }
+    // In flight (a, c), queued (e), new (f, g), twice in the call (c, f).
+    const saves = [
+      record('c', 2),
+      record('f', 1),
+      record('a', 2),
+      record('f', 2),
+      record('g', 1),
+      record('e', 2),
+      record('c', 3),
+    ];
+    for (const r of saves) await outboxes[0].save(r);
+    await outboxes[1].saveMany(saves);
+
+    const state = async (outbox: Outbox) => {
+      const pending = (await outbox.pending()).map((r) => [r.observation_id, r.data.n]);
+      const halves = await outbox.splitBatch('tx-1', () => 'tx-2');
+      const batches = [];
+      for (let n = 3; ; n++) {
+        const batch = await outbox.nextBatch(2, () => `tx-${n}`);
+        if (!batch) break;
+        batches.push(batch);
+        await outbox.finishBatch(batch.transmission_id);
+      }
+      return { pending, halves, batches };
+    };
+    const sequential = await state(outboxes[0]);
+    expect(sequential.pending).toEqual([
+      ['a', 1],
+      ['b', 1],
+      ['c', 1],
+      ['d', 1],
+      ['e', 2],
+      ['c', 3],
+      ['f', 2],
+      ['a', 2],
+      ['g', 1],
+    ]);
+    expect(await state(outboxes[1])).toEqual(sequential);
   });
 
   it('moves a queue stored by an earlier version over, and skips an id whose record never got written', async () => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -291,6 +291,10 @@ describe('synk CLI', () => {
       expect(human.stdout).toMatch(
         /^Pushed 8 records, 2 failed\n {2}- #2: invalid_record: .+\n {2}- #7 s7: invalid_record: .+\n$/,
       );
+      // Only the sessions and the client ids are on disk: each command's outbox went with it.
+      const servers = path.join(configDir, 'profiles', 'default', 'servers');
+      const kept = readdirSync(servers).flatMap((server) => readdirSync(path.join(servers, server)));
+      expect(new Set(kept)).toEqual(new Set(['auth%3Atokens.json', 'client%3Aid.json']));
       const out = path.join(work, 'many-pulled.json');
       expect((await json('--server', small.url, 'sync', 'pull', out)).records).toBe(8);
       expect(
@@ -300,6 +304,69 @@ describe('synk CLI', () => {
       ).toEqual(['s0', 's1', 's3', 's4', 's5', 's6', 's8', 's9']);
     } finally {
       await small.stop();
+    }
+  });
+
+  it("lists the server's details of failed records: field errors, a conflict's server version and copy", async () => {
+    const strict = await startServerProcess({
+      DATA_DIR: path.join(work, 'data-strict'),
+      ADMIN_PASSWORD: 'cli-admin-password',
+      NODE_ENV: 'test',
+      SYNC_VALIDATION: 'reject',
+      CONFLICT_POLICY: 'reject',
+    });
+    try {
+      const at = ['--server', strict.url];
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const bundle = path.join(work, 'strict.zip');
+      writeFileSync(bundle, zipOf({ household: { schema: householdSchema() } }));
+      await json(...at, 'app-bundle', 'upload', bundle, '--activate');
+      const input = path.join(work, 'strict.json');
+      const h1 = {
+        observation_id: 'h1',
+        form_type: 'household',
+        data: { core_household_id: 'h1', members: 2 },
+      };
+      writeFileSync(
+        input,
+        JSON.stringify([
+          h1,
+          { observation_id: 'h2', form_type: 'household', data: { members: -1 } },
+          { observation_id: 'h3', form_type: 7, data: {} },
+        ]),
+      );
+      const invalid = await synk('--json', ...at, 'sync', 'push', input);
+      expect(invalid.code).toBe(1);
+      const failures = JSON.parse(invalid.stdout).failed_records;
+      expect(failures).toMatchObject([
+        { index: 1, observation_id: 'h2', code: 'schema_validation' },
+        { index: 2, observation_id: 'h3', code: 'invalid_record', errors: [{ path: '/form_type' }] },
+      ]);
+      expect(failures[0].errors.map((e: { path: string }) => e.path)).toEqual(
+        expect.arrayContaining(['/data', '/data/members']),
+      );
+      // The schema's complaints are not in the server's message, so the human output adds them;
+      // an invalid record's are.
+      const human = await synk(...at, 'sync', 'push', input);
+      expect(human.stdout).toMatch(/^ {2}- #2 h3: invalid_record: \/form_type must be a string$/m);
+      expect(human.stdout).toMatch(
+        /^ {2}- #1 h2: schema_validation: .+ \(.*\/data\/members must be >= 0.*\)$/m,
+      );
+
+      writeFileSync(input, JSON.stringify([{ ...h1, base_version: 0, data: { ...h1.data, members: 3 } }]));
+      const conflict = await synk('--json', ...at, 'sync', 'push', input);
+      expect(conflict.code).toBe(1);
+      const [refused] = JSON.parse(conflict.stdout).failed_records;
+      expect(refused).toMatchObject({
+        index: 0,
+        observation_id: 'h1',
+        code: 'conflict',
+        server_version: expect.any(Number),
+        server_record: h1,
+      });
+      expect(refused.server_record.version).toBe(refused.server_version);
+    } finally {
+      await strict.stop();
     }
   });
 

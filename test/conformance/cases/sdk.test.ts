@@ -44,6 +44,19 @@ function instrumentedFetch() {
   };
 }
 
+/** Memory storage that lists the keys it holds. */
+class ListedStorage extends MemoryStorage {
+  readonly keys = new Set<string>();
+  override async set(key: string, value: unknown): Promise<void> {
+    this.keys.add(key);
+    await super.set(key, value);
+  }
+  override async delete(key: string): Promise<void> {
+    this.keys.delete(key);
+    await super.delete(key);
+  }
+}
+
 const record = (id: string, data: Record<string, unknown> = {}) => ({
   observation_id: id,
   form_type: 'sdk',
@@ -261,8 +274,8 @@ describe('SDK against the real server', () => {
     const report = await client.sync({ onConflict: (c) => conflicts.push(c.id) });
     expect(report.failed).toBe(1);
     expect(conflicts).toEqual(['conflicting']);
-    expect((await client.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
-      ['broken', 'invalid_record'],
+    expect(await client.records.deadLetters()).toMatchObject([
+      { record: { observation_id: 'broken' }, code: 'invalid_record', errors: [{ path: '/form_type' }] },
     ]);
     expect(events).toEqual(['started', 'completed']);
   });
@@ -297,6 +310,34 @@ describe('SDK against the real server', () => {
     const pulled = await client.pullAll({ since: 0, schemaTypes: ['sdk'] });
     expect(pulled.some((r) => r.observation_id === 'retried-later')).toBe(true);
     expect(pulled.some((r) => r.observation_id === 'given-up')).toBe(false);
+  });
+
+  it('keeps the outbox and the pull cursors in stateStorage, apart from the session and client id', async () => {
+    const session = new ListedStorage();
+    const state = new ListedStorage();
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: session,
+      stateStorage: state,
+    });
+    await client.auth.login();
+    await client.records.save(record('kept-apart'));
+    await client.records.save({ observation_id: 'refused-apart', form_type: '', data: {} } as never);
+    expect(await client.sync({ schemaTypes: ['sdk'] })).toMatchObject({ pushed: 1, failed: 1 });
+    expect([...session.keys].sort()).toEqual(['auth:tokens', 'client:id']);
+    expect([...state.keys].sort()).toEqual(['cursor:sdk', 'outbox:dead', 'outbox:ids']);
+
+    // The same session with a state of its own: signed in, but nothing queued or set aside, and
+    // its cursor at the start.
+    const other = createClient({
+      baseUrl: target.baseUrl,
+      storage: session,
+      stateStorage: new MemoryStorage(),
+    });
+    expect(await other.records.deadLetters()).toEqual([]);
+    const pulled = await other.sync({ schemaTypes: ['sdk'] });
+    expect(pulled.pulled).toBeGreaterThanOrEqual(1);
   });
 
   it('a crash after recording dead letters but before finishing the batch does not record them twice', async () => {

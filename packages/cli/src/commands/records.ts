@@ -6,9 +6,24 @@ import { CliError, context, output } from '../cli.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
-/** Records queued per push: the SDK's batch size, which it lowers on its own when the server says 413. */
-const PUSH_BATCH = 500;
 const LISTED_FAILURES = 20;
+const LISTED_FIELD_ERRORS = 3;
+
+/**
+ * The server's message, then the field errors it does not quote already (an `invalid_record`
+ * message lists them, a `schema_validation` one does not). A conflict's message names the server's
+ * version; its copy of the record is only in the --json output.
+ */
+function failureLine(f: FailedRecord): string {
+  const unquoted = (f.errors ?? [])
+    .filter((e) => !f.error.includes(e.message))
+    .map((e) => (e.path ? `${e.path} ${e.message}` : e.message));
+  const fields = [
+    ...unquoted.slice(0, LISTED_FIELD_ERRORS),
+    ...(unquoted.length > LISTED_FIELD_ERRORS ? ['…'] : []),
+  ];
+  return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fields.length ? ` (${fields.join('; ')})` : ''}`;
+}
 
 export function registerRecords(program: Command): void {
   const sync = program.command('sync').description('records');
@@ -35,43 +50,39 @@ export function registerRecords(program: Command): void {
       const parsed = parseJson(await readFile(file, 'utf8')) as unknown;
       const list = Array.isArray(parsed) ? parsed : (parsed as { records?: unknown[] }).records;
       if (!Array.isArray(list)) throw new CliError(`${file} holds no array of records`);
-      let success = 0;
       const failed: FailedRecord[] = [];
-      // Queued and pushed a batch at a time: each save rewrites the queue's list of ids, so queueing
-      // a whole large file first would take time quadratic in its length.
-      for (let start = 0; start < list.length; start += PUSH_BATCH) {
-        const indexOf = new Map<string, number>();
-        for (const [offset, record] of list.slice(start, start + PUSH_BATCH).entries()) {
-          const id = (record as { observation_id?: unknown } | null)?.observation_id;
-          // The outbox keys records by observation_id: one without a string id cannot be queued.
-          if (typeof id !== 'string') {
-            failed.push({
-              index: start + offset,
-              code: 'invalid_record',
-              error: 'observation_id must be a string',
-            });
-            continue;
-          }
-          indexOf.set(id, start + offset);
-          await client.records.save(record as RecordInput);
+      const queued: RecordInput[] = [];
+      const indexOf = new Map<string, number>();
+      for (const [index, record] of list.entries()) {
+        const id = (record as { observation_id?: unknown } | null)?.observation_id;
+        // The outbox keys records by observation_id: one without a string id cannot be queued.
+        if (typeof id !== 'string') {
+          failed.push({ index, code: 'invalid_record', error: 'observation_id must be a string' });
+          continue;
         }
-        const deadBefore = (await client.records.deadLetters()).length;
-        success += (await client.push()).pushed;
-        for (const dead of (await client.records.deadLetters()).slice(deadBefore)) {
-          const id = dead.record.observation_id;
-          failed.push({ index: indexOf.get(id)!, observation_id: id, code: dead.code, error: dead.error });
-        }
+        indexOf.set(id, index);
+        queued.push(record as RecordInput);
+      }
+      await client.records.saveMany(queued);
+      const success = (await client.push()).pushed;
+      // The outbox is this command's own (see context()): every dead letter in it is from this push.
+      for (const dead of await client.records.deadLetters()) {
+        const id = dead.record.observation_id;
+        failed.push({
+          index: indexOf.get(id)!,
+          observation_id: id,
+          code: dead.code,
+          error: dead.error,
+          ...(dead.errors ? { errors: dead.errors } : {}),
+          ...(dead.serverVersion !== undefined ? { server_version: dead.serverVersion } : {}),
+          ...(dead.serverRecord ? { server_record: dead.serverRecord } : {}),
+        });
       }
       failed.sort((a, b) => a.index - b.index);
       output({ success_count: success, failed_records: failed }, () =>
         [
           `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}`,
-          ...failed
-            .slice(0, LISTED_FAILURES)
-            .map(
-              (f) =>
-                `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}`,
-            ),
+          ...failed.slice(0, LISTED_FAILURES).map(failureLine),
           ...(failed.length > LISTED_FAILURES
             ? [`  … ${failed.length - LISTED_FAILURES} more (--json lists all)`]
             : []),
