@@ -1,7 +1,7 @@
 import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { readConfig, serverStateDir } from './config.ts';
+import { legacyProfileStateDir, readConfig, serverStateDir } from './config.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -35,6 +35,21 @@ export function serverBaseUrl(server: string): string {
 }
 
 /** `timeoutMs`: how long a request may wait for the server's next bytes (the SDK's default is 30 s). */
+/**
+ * Moves a session kept by a version without per-server sessions (one per profile) to the profile's
+ * own server, where those versions sent it unless told otherwise, so an upgrade does not log anyone
+ * out or leave a live refresh token behind on disk. The key names are that version's, fixed.
+ */
+async function adoptLegacySession(profileName: string, storage: FileStorage): Promise<void> {
+  const legacy = new FileStorage(legacyProfileStateDir(profileName));
+  for (const key of ['auth:tokens', 'client:id']) {
+    const value = await legacy.get(key);
+    if (value === undefined) continue;
+    if ((await storage.get(key)) === undefined) await storage.set(key, value);
+    await legacy.delete(key);
+  }
+}
+
 export async function context(options: { timeoutMs?: number } = {}) {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
@@ -43,9 +58,12 @@ export async function context(options: { timeoutMs?: number } = {}) {
   if (!server)
     throw new CliError(`No server configured: run "synk config init --server <url>" or pass --server`);
   const baseUrl = serverBaseUrl(server);
+  const storage = new FileStorage(serverStateDir(profileName, baseUrl));
+  if (profile?.server !== undefined && serverBaseUrl(profile.server) === baseUrl)
+    await adoptLegacySession(profileName, storage);
   const client = createClient({
     baseUrl,
-    storage: new FileStorage(serverStateDir(profileName, baseUrl)),
+    storage,
     // Only the session and the client id are kept between commands. The outbox (and the pull
     // cursors) live as long as one command: a push reports on exactly its file's records, leaves
     // nothing queued for a later command to send, and two commands running side by side never share

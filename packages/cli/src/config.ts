@@ -46,6 +46,11 @@ export async function writeConfig(config: CliConfig): Promise<void> {
  * a URL can be too long for a file name, and on a case-insensitive file system two URLs differing
  * only in case would share a session.
  */
+/** Where versions before per-server sessions kept a profile's one session, whatever server it was for. */
+export function legacyProfileStateDir(profile: string): string {
+  return path.join(configDir(), 'profiles', encodeURIComponent(profile));
+}
+
 export function serverStateDir(profile: string, baseUrl: string): string {
   const server = createHash('sha256').update(baseUrl).digest('hex').slice(0, 32);
   return path.join(configDir(), 'profiles', encodeURIComponent(profile), 'servers', server);

@@ -8,10 +8,17 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { ApiError, multipartBody, type Problem, type SyncClient } from '@synk/sdk/node';
 import { progressBar } from './cli.ts';
 
-/** Streams a download to a file, with a progress bar on an interactive terminal. */
-export async function saveResponse(response: Response, file: string): Promise<number> {
+/**
+ * Streams a download (an openapi-fetch result read as a stream) to a file, with a progress bar on
+ * an interactive terminal. A refusal keeps the server's problem details: openapi-fetch has already
+ * read them into `error`, so the body cannot be read again.
+ */
+export async function saveResponse(
+  { response, error }: { response: Response; error?: unknown },
+  file: string,
+): Promise<number> {
   if (!response.ok || !response.body) {
-    const problem = (await response.json().catch(() => undefined)) as Problem | undefined;
+    const problem = (error ?? (await response.json().catch(() => undefined))) as Problem | undefined;
     throw new ApiError(response.status, problem);
   }
   const total = Number(response.headers.get('content-length') ?? 0);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { FileStorage } from '@synk/sdk/node';
 import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
@@ -228,6 +229,10 @@ describe('synk CLI', () => {
     expect((await synk('attachments', 'exists', 'nope.jpg')).code).not.toBe(0);
     await json('attachments', 'download', 'photo.jpg', '--output', path.join(work, 'copy.jpg'));
     expect(readFileSync(path.join(work, 'copy.jpg'), 'utf8')).toBe('not really a jpeg');
+    // A refused download says why, in the server's words.
+    const missing = await synk('attachments', 'download', 'nope.jpg', '--output', path.join(work, 'nope'));
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/Error 404 \(not_found\)/);
     expect(
       (await json('attachments', 'manifest')).operations.map(
         (o: { attachment_id: string }) => o.attachment_id,
@@ -368,6 +373,22 @@ describe('synk CLI', () => {
     } finally {
       await strict.stop();
     }
+  });
+
+  it('keeps the session an earlier version stored for the profile, for the profile’s own server', async () => {
+    await json('--profile', 'legacy', '--server', server.url, 'config', 'init', '--username', 'admin');
+    await json('config', 'use', 'default');
+    const login = await fetch(`${server.url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: 'cli-admin-password' }),
+    });
+    // Where and how versions before per-server sessions kept one (a FileStorage in the profile's directory).
+    const legacyDir = path.join(configDir, 'profiles', 'legacy');
+    await new FileStorage(legacyDir).set('auth:tokens', await login.json());
+    expect(await json('--profile', 'legacy', 'status')).toMatchObject({ user: 'admin' });
+    expect(await new FileStorage(legacyDir).get('auth:tokens')).toBeUndefined();
+    expect(await json('--profile', 'legacy', 'status')).toMatchObject({ user: 'admin' });
   });
 
   it('manages profiles and changes its own password', async () => {

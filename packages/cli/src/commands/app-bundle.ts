@@ -80,7 +80,7 @@ export function registerAppBundle(program: Command): void {
       const target =
         options.output ??
         (options.file ? path.basename(options.file) : `app-bundle-${options.version ?? 'active'}.zip`);
-      const bytes = await saveResponse(res.response, target);
+      const bytes = await saveResponse(res, target);
       output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   bundle

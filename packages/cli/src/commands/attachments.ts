@@ -33,7 +33,7 @@ export function registerAttachments(program: Command): void {
         parseAs: 'stream',
       });
       const target = options.output ?? id;
-      const bytes = await saveResponse(res.response, target);
+      const bytes = await saveResponse(res, target);
       output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   attachments.command('exists <id>').action(async (id: string) => {

@@ -30,7 +30,7 @@ export function registerExports(program: Command): void {
             format === 'parquet'
               ? await client.api.GET('/dataexport/parquet', { params: { query }, parseAs: 'stream' })
               : await client.api.GET('/dataexport/csv', { params: { query }, parseAs: 'stream' });
-          const bytes = await saveResponse(res.response, out);
+          const bytes = await saveResponse(res, out);
           output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
         },
       );
