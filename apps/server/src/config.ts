@@ -40,6 +40,8 @@ export interface Config {
     readonly healthMinFreeBytes: number;
     /** Exports running at once (each holds a database read transaction, or a pooled connection, until it ends). */
     readonly concurrentExports: number;
+    /** How long an export waits for a client that has stopped reading before giving up on it. */
+    readonly exportStallMs: number;
   };
   readonly sync: {
     readonly validation: ValidationMode;
@@ -129,6 +131,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       ),
       healthMinFreeBytes: read.int('HEALTH_MIN_FREE_BYTES', 64 * MiB, 0, Number.MAX_SAFE_INTEGER),
       concurrentExports: read.int('EXPORT_MAX_CONCURRENT', 2, 1, 64),
+      exportStallMs: read.int('EXPORT_STALL_TIMEOUT_MS', 60_000, 100, 3_600_000),
     },
     sync: {
       validation: read.oneOf('SYNC_VALIDATION', ['off', 'warn', 'reject'] as const, 'warn'),

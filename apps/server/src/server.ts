@@ -73,11 +73,10 @@ export async function createContext(
         sync,
         attachments,
         bundles,
-        exports: new ExportsService(
-          store,
-          path.join(config.dataDir, 'tmp', 'exports'),
-          config.limits.concurrentExports,
-        ),
+        exports: new ExportsService(store, path.join(config.dataDir, 'tmp', 'exports'), {
+          concurrent: config.limits.concurrentExports,
+          stallMs: config.limits.exportStallMs,
+        }),
         close: () => store.close(),
       },
     };

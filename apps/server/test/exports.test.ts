@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,7 @@ const TYPES = 6;
 const exportTemp = () => path.join(t.dataDir, 'tmp', 'exports');
 
 beforeAll(async () => {
-  t = await createTestApp({ SYNC_VALIDATION: 'off' });
+  t = await createTestApp({ SYNC_VALIDATION: 'off', EXPORT_STALL_TIMEOUT_MS: '1500' });
   admin = `Bearer ${await t.tokenFor('admin')}`;
   // Several form types, so a scan writes some of them to temporary files; enough data that an
   // export is still running when its client goes away.
@@ -92,47 +92,94 @@ describe('export temporary files', () => {
 });
 
 describe('exports running at once', () => {
-  it('are limited: one more is turned away with 503 and Retry-After until one ends', async () => {
+  it('are limited (503 and Retry-After beyond), a slot freed as an export ends, and a client that stops reading let go', async () => {
+    // Random text compresses little: an export of it cannot fit in the sockets' buffers, so one
+    // whose client reads nothing really stalls instead of finishing unread.
+    for (let batch = 0; batch < 4; batch++) {
+      const records = Array.from({ length: 1000 }, (_, i) => ({
+        observation_id: `noise-${batch}-${i}`,
+        form_type: 'noise',
+        data: { text: randomBytes(2400).toString('base64') },
+      }));
+      const res = await request(t.app)
+        .post('/sync/push')
+        .set('authorization', admin)
+        .send({ transmission_id: randomUUID(), client_id: 'exports-test', records });
+      expect(res.status).toBe(200);
+    }
     const server = http.createServer(t.app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const base = `http://127.0.0.1:${port}`;
-    /** An export whose client reads nothing: it stalls mid-way and keeps running. */
+    /**
+     * Starts an export whose client reads nothing (it cannot even see the server cut it, since it
+     * does not read the socket): its status, and the request to end it with.
+     */
     const held = () =>
-      new Promise<http.ClientRequest>((resolve, reject) => {
+      new Promise<{ status: number; req: http.ClientRequest }>((resolve, reject) => {
         const req = http.get(
-          { port, host: '127.0.0.1', path: '/dataexport/csv', headers: { authorization: admin } },
+          {
+            port,
+            host: '127.0.0.1',
+            path: '/dataexport/csv?form_type=noise',
+            headers: { authorization: admin },
+          },
           (res) => {
-            expect(res.statusCode).toBe(200);
             res.pause();
-            resolve(req);
+            resolve({ status: res.statusCode ?? 0, req });
           },
         );
         req.on('error', () => {});
         req.setTimeout(30_000, () => reject(new Error('timed out')));
       });
+    const statusOfAnother = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/dataexport/parquet?form_type=noise`, {
+        headers: { authorization: admin },
+      });
+      if (res.status === 503) {
+        expect(res.headers.get('retry-after')).toBe('10');
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(res.headers.get('content-disposition')).toBeNull();
+        expect(await res.json()).toMatchObject({ status: 503, code: 'export_busy' });
+      } else await res.arrayBuffer();
+      return res.status;
+    };
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const started: http.ClientRequest[] = [];
     try {
-      const running = [await held(), await held()]; // the default limit is 2
-      const busy = await fetch(`${base}/dataexport/parquet`, { headers: { authorization: admin } });
-      expect(busy.status).toBe(503);
-      expect(busy.headers.get('retry-after')).toBe('10');
-      expect(busy.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-      expect(busy.headers.get('content-disposition')).toBeNull();
-      expect(await busy.json()).toMatchObject({ status: 503, code: 'export_busy' });
+      const first = await held();
+      const second = await held(); // the default limit is 2
+      started.push(first.req, second.req);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expect(await statusOfAnother()).toBe(503);
+      await pause(300); // stalled, not finishing unread
+      expect(await statusOfAnother()).toBe(503);
 
-      running[0]!.destroy();
-      const deadline = Date.now() + 10_000;
-      let next: Response;
-      do {
-        next = await fetch(`${base}/dataexport/parquet`, { headers: { authorization: admin } });
-        if (next.status === 200) break;
-        await next.arrayBuffer();
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      } while (Date.now() < deadline);
-      expect(next.status).toBe(200);
-      expect((await next.arrayBuffer()).byteLength).toBeGreaterThan(0);
-      running[1]!.destroy();
+      // The client of one goes away: its slot is free again, and only its slot.
+      first.req.destroy();
+      let status = await statusOfAnother();
+      for (const deadline = Date.now() + 10_000; status !== 200 && Date.now() < deadline; ) {
+        await pause(20);
+        status = await statusOfAnother();
+      }
+      expect(status).toBe(200);
+      const third = await held();
+      started.push(third.req);
+      expect(third.status).toBe(200);
+      expect(await statusOfAnother()).toBe(503);
+
+      // Those two read nothing: after EXPORT_STALL_TIMEOUT_MS (1.5 s here) the server lets both
+      // go, so two exports can run at once again.
+      let both = false;
+      for (const deadline = Date.now() + 10_000; !both && Date.now() < deadline; ) {
+        await pause(100);
+        const pair = [await held(), await held()];
+        started.push(...pair.map((p) => p.req));
+        both = pair.every((p) => p.status === 200);
+        for (const p of pair) p.req.destroy();
+      }
+      expect(both).toBe(true);
     } finally {
+      for (const req of started) req.destroy();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }

@@ -152,7 +152,11 @@ function describeValidatorError(status: number, message: string): string {
 
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const problem = toProblem(err);
-  if (problem.status >= 500) {
+  if (err instanceof HttpProblem && problem.status === 503) {
+    // A deliberate "not now, retry later" (export_busy, an upload that raced a delete): expected
+    // under load, not a fault worth an error and a stack trace per refusal.
+    req.log?.warn({ code: problem.code }, 'request deferred');
+  } else if (problem.status >= 500) {
     req.log?.error({ err }, 'request failed');
   } else {
     req.log?.debug({ err: { message: String((err as Error)?.message ?? err) } }, 'request rejected');

@@ -76,6 +76,24 @@ interface Table {
   file?: string;
 }
 
+/** How long a client turned away by the export limit is asked to wait. */
+const BUSY_RETRY_AFTER_SECONDS = 10;
+
+export interface ExportLimits {
+  /**
+   * Exports in progress at once: each holds a snapshot until it ends (on SQLite a read transaction
+   * that keeps WAL checkpoints from finishing, on PostgreSQL a pooled connection) and a core busy
+   * encoding, so one more is turned away (503 with Retry-After) rather than queued.
+   */
+  concurrent: number;
+  /**
+   * How long an export waits for a client that has stopped reading (its output full, nothing
+   * taken) before giving up on it: otherwise a client that pauses its download would hold its slot
+   * and snapshot for ever, and a few of them would shut every other user out of exports.
+   */
+  stallMs: number;
+}
+
 /**
  * Streams exports in two passes over the records, a page at a time: the first learns the form
  * types and each one's columns, the second converts and writes the records of a few form types
@@ -83,39 +101,33 @@ interface Table {
  * In each scan the first form type is written straight into the ZIP; the others go to temporary
  * files under `tempDir` (as big as their share of the export) and are copied in after it.
  */
-/** How long a client turned away by the export limit is asked to wait. */
-const BUSY_RETRY_AFTER_SECONDS = 10;
-
 export class ExportsService {
   readonly #source: RecordExportSource;
   readonly #tempDir: string;
-  readonly #maxRunning: number;
+  readonly #limits: ExportLimits;
   #running = 0;
 
-  /**
-   * `maxRunning` bounds the exports in progress: each holds a snapshot until it ends (on SQLite a
-   * read transaction that keeps WAL checkpoints from finishing, on PostgreSQL a pooled connection)
-   * and a core busy encoding, so one more is turned away (503 with Retry-After) rather than queued.
-   */
-  constructor(source: RecordExportSource, tempDir: string, maxRunning = 2) {
+  constructor(source: RecordExportSource, tempDir: string, limits: ExportLimits) {
     this.#source = source;
     this.#tempDir = tempDir;
-    this.#maxRunning = maxRunning;
+    this.#limits = limits;
   }
 
-  async #admitted(run: () => Promise<void>): Promise<void> {
-    if (this.#running >= this.#maxRunning) {
+  async #admitted(output: Writable, run: () => Promise<void>): Promise<void> {
+    if (this.#running >= this.#limits.concurrent) {
       throw new HttpProblem(
         503,
         'export_busy',
-        `${this.#maxRunning} export(s) already running; try again in a few seconds`,
+        `${this.#limits.concurrent} export(s) already running; try again in a few seconds`,
         { headers: { 'Retry-After': String(BUSY_RETRY_AFTER_SECONDS) } },
       );
     }
     this.#running += 1;
+    const unwatch = destroyWhenStalled(output, this.#limits.stallMs);
     try {
       await run();
     } finally {
+      unwatch();
       this.#running -= 1;
     }
   }
@@ -246,11 +258,11 @@ export class ExportsService {
   }
 
   parquet(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#admitted(() => this.#parquet(filter, output));
+    return this.#admitted(output, () => this.#parquet(filter, output));
   }
 
   csv(filter: ExportFilter, output: Writable): Promise<void> {
-    return this.#admitted(() => this.#csv(filter, output));
+    return this.#admitted(output, () => this.#csv(filter, output));
   }
 
   #parquet(filter: ExportFilter, output: Writable): Promise<void> {
@@ -279,6 +291,32 @@ export class ExportsService {
       };
     });
   }
+}
+
+/**
+ * Destroys `output` once it has been full for `ms` without the client taking anything (no 'drain'
+ * while data waits). Time the export spends computing with nothing waiting does not count, so a
+ * long first pass over the records never trips it. Returns the function that stops watching.
+ */
+function destroyWhenStalled(output: Writable, ms: number): () => void {
+  let progressAt = Date.now();
+  const onDrain = () => {
+    progressAt = Date.now();
+  };
+  output.on('drain', onDrain);
+  const timer = setInterval(
+    () => {
+      if (!output.writableNeedDrain) progressAt = Date.now();
+      else if (Date.now() - progressAt >= ms && !output.destroyed)
+        output.destroy(new Error(`the client took nothing for ${ms} ms`));
+    },
+    Math.max(10, Math.min(1000, ms / 4)),
+  );
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    output.off('drain', onDrain);
+  };
 }
 
 /**
