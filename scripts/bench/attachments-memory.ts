@@ -10,10 +10,9 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { adminToken } from '@synk/test-support/server-process';
 import { streamGet } from './http-client.ts';
 import { rssOf, sampler } from './rss.ts';
-import { BENCH_PASSWORD, benchEnv, spawnServer } from './spawn-server.ts';
+import { benchEnv, benchToken, spawnServer } from './spawn-server.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = Number(process.argv[2] ?? 1024) * MIB;
@@ -41,7 +40,7 @@ function content(hash: ReturnType<typeof createHash>) {
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-att-'));
 const server = await spawnServer(benchEnv(dataDir, { ATTACHMENT_MAX_BYTES: String(SIZE + MIB) }));
 const url = new URL(server.url);
-const token = await adminToken(server.url, BENCH_PASSWORD);
+const token = await benchToken(server.url);
 
 // Warm up (first request compiles the validator), then take the idle baseline.
 await fetch(`${server.url}/attachments/warmup.bin`, { headers: { authorization: `Bearer ${token}` } });

@@ -10,11 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { adminToken } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
 import { streamGet } from './http-client.ts';
 import { rssOf, sampler } from './rss.ts';
-import { BENCH_PASSWORD, benchEnv, spawnServer } from './spawn-server.ts';
+import { benchEnv, benchToken, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 1_000_000);
 const FORMS = ['household', 'person', 'visit'];
@@ -72,7 +71,7 @@ const baseMs = performance.now() - baseStart;
 db.close();
 
 const server = await spawnServer(env(dataDir));
-const token = await adminToken(server.url, BENCH_PASSWORD);
+const token = await benchToken(server.url);
 const idle = rssOf(server.pid);
 const stopSampling = sampler(server.pid, 50);
 const start = performance.now();

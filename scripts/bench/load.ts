@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { adminToken } from '@synk/test-support/server-process';
 import { jsonClient } from './http-client.ts';
-import { BENCH_PASSWORD } from './spawn-server.ts';
+import { benchToken } from './spawn-server.ts';
 
 /** Logs in as the bootstrap admin and returns a client per server URL. */
 export async function clientsFor(urls: string[], maxSockets: number) {
-  const token = await adminToken(urls[0]!, BENCH_PASSWORD);
+  const token = await benchToken(urls[0]!);
   return urls.map((u) => jsonClient(u, { authorization: `Bearer ${token}` }, maxSockets));
 }
 

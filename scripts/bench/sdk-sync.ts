@@ -9,14 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient, FileStorage } from '@synk/sdk/node';
-import { adminToken } from '@synk/test-support/server-process';
 import { jsonClient } from './http-client.ts';
-import { BENCH_PASSWORD, benchEnv, spawnServer } from './spawn-server.ts';
+import { BENCH_PASSWORD, benchEnv, benchToken, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 100_000);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-sdk-'));
 const server = await spawnServer(benchEnv(dataDir, { SYNC_VALIDATION: 'off' }));
-const token = await adminToken(server.url, BENCH_PASSWORD);
+const token = await benchToken(server.url);
 const raw = jsonClient(server.url, { authorization: `Bearer ${token}` });
 for (let i = 0; i < TOTAL; i += 500) {
   const records = Array.from({ length: Math.min(500, TOTAL - i) }, (_, j) => ({

@@ -1,4 +1,4 @@
-import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
+import { adminToken, type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 
 /**
  * Starts `apps/server` as production does (its `start` script) and waits until it listens; the
@@ -11,6 +11,11 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
 }
 
 export const BENCH_PASSWORD = 'bench-password';
+
+/** An access token for the bootstrap admin of a server started with `benchEnv`. */
+export function benchToken(url: string): Promise<string> {
+  return adminToken(url, BENCH_PASSWORD);
+}
 
 /** The environment every benchmark server runs with (on any port, on loopback: the spawner's defaults). */
 export function benchEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {

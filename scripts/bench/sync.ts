@@ -10,10 +10,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { adminToken } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
 import { jsonClient } from './http-client.ts';
-import { BENCH_PASSWORD, benchEnv, spawnServer } from './spawn-server.ts';
+import { benchEnv, benchToken, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 50_000);
 const BATCH = 500;
@@ -59,7 +58,7 @@ async function serverRun() {
   // The server runs in a process of its own, as in production; this process is only its client.
   const server = await spawnServer(benchEnv(dataDir, { SYNC_VALIDATION: 'off' }));
   const base = server.url;
-  const token = await adminToken(base, BENCH_PASSWORD);
+  const token = await benchToken(base);
   const client = jsonClient(base, { authorization: `Bearer ${token}` });
 
   const pushStart = performance.now();

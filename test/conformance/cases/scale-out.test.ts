@@ -57,119 +57,124 @@ async function run(options: { killMidway: boolean }) {
     startServerProcess(env),
     startServerProcess(env),
   ]);
-  const alive = () =>
-    servers.filter(
-      (s): s is ServerProcess => s !== undefined && s.child.exitCode === null && s.child.signalCode === null,
-    );
+  // Stopped however the run ends: a failed assertion must not leave two servers behind.
+  try {
+    const alive = () =>
+      servers.filter(
+        (s): s is ServerProcess =>
+          s !== undefined && s.child.exitCode === null && s.child.signalCode === null,
+      );
 
-  // Any request may hit a process that was just killed: try the others until one answers.
-  const send = async (pathName: string, body: unknown, token?: string, prefer = 0) => {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const candidates = alive();
-      const server = candidates[(prefer + attempt) % Math.max(candidates.length, 1)];
-      if (!server) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      try {
-        return await request(server.url, pathName, body, token);
-      } catch {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    throw new Error(`no server answered ${pathName}`);
-  };
-
-  const token = await adminToken(servers[0]!.url, env.ADMIN_PASSWORD);
-  const replays = { total: 0, identical: 0 };
-  const acknowledged: { id: string; version: number }[] = [];
-  let opsDone = 0;
-  const totalOps = CLIENTS * OPS_PER_CLIENT;
-  let killed = false;
-
-  const client = async (c: number) => {
-    const received: Pulled[] = [];
-    let cursor = 0;
-    const pullAll = async () => {
-      for (;;) {
-        const page = await send(
-          `/sync/pull?limit=${5 + (c % 40)}`,
-          { client_id: `client-${c}`, since: { version: cursor } },
-          token,
-          c,
-        );
-        expect(page.status).toBe(200);
-        received.push(...(page.body.records as Pulled[]));
-        cursor = page.body.change_cutoff as number;
-        if (!page.body.has_more) return;
-      }
-    };
-    for (let op = 0; op < OPS_PER_CLIENT; op++) {
-      if ((c + op) % 3 === 0) {
-        await pullAll();
-      } else {
-        const body = {
-          transmission_id: randomUUID(),
-          client_id: `client-${c}`,
-          records: Array.from({ length: 1 + ((c + op) % 5) }, (_, i) => ({
-            observation_id: `rec-${(c * 31 + op * 7 + i * 13) % IDS}`,
-            form_type: 'scale',
-            data: { client: c, op },
-          })),
-        };
-        const first = await send('/sync/push', body, token, c + op);
-        expect(first.status).toBe(200);
-        const version = first.body.current_version as number;
-        for (const r of body.records) acknowledged.push({ id: r.observation_id, version });
-        if (op % 4 === 1) {
-          const again = await send('/sync/push', body, token, c + op + 1);
-          replays.total += 1;
-          if (JSON.stringify(again.body) === JSON.stringify(first.body) && again.status === 200)
-            replays.identical += 1;
+    // Any request may hit a process that was just killed: try the others until one answers.
+    const send = async (pathName: string, body: unknown, token?: string, prefer = 0) => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const candidates = alive();
+        const server = candidates[(prefer + attempt) % Math.max(candidates.length, 1)];
+        if (!server) {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+        try {
+          return await request(server.url, pathName, body, token);
+        } catch {
+          await new Promise((r) => setTimeout(r, 20));
         }
       }
-      opsDone += 1;
-      if (options.killMidway && !killed && opsDone >= totalOps * 0.4) {
-        killed = true;
-        const victim = servers[1]!;
-        servers[1] = undefined;
-        await victim.kill();
-        servers[1] = await startServerProcess(env);
+      throw new Error(`no server answered ${pathName}`);
+    };
+
+    const token = await adminToken(servers[0]!.url, env.ADMIN_PASSWORD);
+    const replays = { total: 0, identical: 0 };
+    const acknowledged: { id: string; version: number }[] = [];
+    let opsDone = 0;
+    const totalOps = CLIENTS * OPS_PER_CLIENT;
+    let killed = false;
+
+    const client = async (c: number) => {
+      const received: Pulled[] = [];
+      let cursor = 0;
+      const pullAll = async () => {
+        for (;;) {
+          const page = await send(
+            `/sync/pull?limit=${5 + (c % 40)}`,
+            { client_id: `client-${c}`, since: { version: cursor } },
+            token,
+            c,
+          );
+          expect(page.status).toBe(200);
+          received.push(...(page.body.records as Pulled[]));
+          cursor = page.body.change_cutoff as number;
+          if (!page.body.has_more) return;
+        }
+      };
+      for (let op = 0; op < OPS_PER_CLIENT; op++) {
+        if ((c + op) % 3 === 0) {
+          await pullAll();
+        } else {
+          const body = {
+            transmission_id: randomUUID(),
+            client_id: `client-${c}`,
+            records: Array.from({ length: 1 + ((c + op) % 5) }, (_, i) => ({
+              observation_id: `rec-${(c * 31 + op * 7 + i * 13) % IDS}`,
+              form_type: 'scale',
+              data: { client: c, op },
+            })),
+          };
+          const first = await send('/sync/push', body, token, c + op);
+          expect(first.status).toBe(200);
+          const version = first.body.current_version as number;
+          for (const r of body.records) acknowledged.push({ id: r.observation_id, version });
+          if (op % 4 === 1) {
+            const again = await send('/sync/push', body, token, c + op + 1);
+            replays.total += 1;
+            if (JSON.stringify(again.body) === JSON.stringify(first.body) && again.status === 200)
+              replays.identical += 1;
+          }
+        }
+        opsDone += 1;
+        if (options.killMidway && !killed && opsDone >= totalOps * 0.4) {
+          killed = true;
+          const victim = servers[1]!;
+          servers[1] = undefined;
+          await victim.kill();
+          servers[1] = await startServerProcess(env);
+        }
       }
+      return { received, pullAll };
+    };
+
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+    for (const c of clients) await c.pullAll();
+
+    const final = new Map<string, Pulled>();
+    for (let since = 0; ; ) {
+      const page = await send(
+        '/sync/pull?limit=500',
+        { client_id: 'checker', since: { version: since } },
+        token,
+      );
+      for (const r of page.body.records as Pulled[]) final.set(r.observation_id, r);
+      since = page.body.change_cutoff as number;
+      if (!page.body.has_more) break;
     }
-    return { received, pullAll };
-  };
 
-  const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
-  for (const c of clients) await c.pullAll();
-
-  const final = new Map<string, Pulled>();
-  for (let since = 0; ; ) {
-    const page = await send(
-      '/sync/pull?limit=500',
-      { client_id: 'checker', since: { version: since } },
-      token,
-    );
-    for (const r of page.body.records as Pulled[]) final.set(r.observation_id, r);
-    since = page.body.change_cutoff as number;
-    if (!page.body.has_more) break;
+    for (const { received } of clients) {
+      for (let i = 1; i < received.length; i++)
+        expect(received[i]!.version).toBeGreaterThan(received[i - 1]!.version);
+      const view = new Map<string, Pulled>();
+      for (const r of received) view.set(r.observation_id, r);
+      expect(view).toEqual(final);
+    }
+    // Nothing acknowledged is lost: each acknowledged record is there at that version or a later one.
+    for (const ack of acknowledged)
+      expect(final.get(ack.id)!.version).toBeGreaterThanOrEqual(ack.version - 4);
+    expect(replays.identical).toBe(replays.total);
+    expect(replays.total).toBeGreaterThan(0);
+    return { final: final.size, replays: replays.total };
+  } finally {
+    await Promise.all(servers.map((s) => s?.stop()));
+    rmSync(dataDir, { recursive: true, force: true });
   }
-
-  for (const { received } of clients) {
-    for (let i = 1; i < received.length; i++)
-      expect(received[i]!.version).toBeGreaterThan(received[i - 1]!.version);
-    const view = new Map<string, Pulled>();
-    for (const r of received) view.set(r.observation_id, r);
-    expect(view).toEqual(final);
-  }
-  // Nothing acknowledged is lost: each acknowledged record is there at that version or a later one.
-  for (const ack of acknowledged) expect(final.get(ack.id)!.version).toBeGreaterThanOrEqual(ack.version - 4);
-  expect(replays.identical).toBe(replays.total);
-  expect(replays.total).toBeGreaterThan(0);
-
-  await Promise.all(servers.map((s) => s?.stop()));
-  rmSync(dataDir, { recursive: true, force: true });
-  return { final: final.size, replays: replays.total };
 }
 
 describe.skipIf(!pgUrl)('scale-out: two server processes on one PostgreSQL database', () => {

@@ -47,6 +47,9 @@ async function packagedChromium(): Promise<string> {
   try {
     if ((await packaged.executablePath()) !== path.join(staging, 'chromium'))
       throw new Error('@sparticuz/chromium unpacked somewhere else than TMPDIR');
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true }); // ~200 MB each time otherwise
+    throw err;
   } finally {
     if (saved === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = saved;

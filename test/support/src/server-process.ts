@@ -81,7 +81,8 @@ function startCommand(): { env: Record<string, string>; nodeArgs: string[]; main
 }
 
 // A test or benchmark that fails part-way may never stop its servers; none may outlive this process
-// (holding a port, a database or a data directory).
+// (holding a port, a database or a data directory), whether it exits or is ended by a signal (as
+// vitest ends its workers, with SIGTERM, which skips 'exit' handlers).
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 function killOnExit(child: ChildProcess): void {
@@ -89,9 +90,19 @@ function killOnExit(child: ChildProcess): void {
   child.once('exit', () => running.delete(child));
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const orphan of running) orphan.kill('SIGKILL');
-  });
+  };
+  process.on('exit', killAll);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      killAll();
+      process.off(signal, onSignal);
+      // Ending as the signal would have, unless someone else handles it.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 /**
