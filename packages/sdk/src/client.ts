@@ -3,7 +3,7 @@ import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
-import { Outbox } from './outbox.ts';
+import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
 
@@ -299,21 +299,18 @@ export function createClient(options: ClientOptions) {
         ...(push.signal ? { signal: push.signal } : {}),
       });
       const problem = error as Problem | undefined;
-      const now = new Date().toISOString();
+      const at = new Date().toISOString();
+      let refused: Omit<DeadLetter, 'transmissionId'>[] = [];
       if (data) {
-        const failedIndexes = new Set(data.failed_records.map((f) => f.index));
-        await outbox.deadLetter(
-          data.failed_records.map((f) => ({
-            record: batch.records[f.index]!,
-            code: f.code,
-            error: f.error,
-            at: now,
-            transmissionId: batch.transmission_id,
-            ...(f.errors ? { errors: f.errors } : {}),
-            ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
-            ...(f.server_record ? { serverRecord: f.server_record } : {}),
-          })),
-        );
+        refused = data.failed_records.map((f) => ({
+          record: batch.records[f.index]!,
+          code: f.code,
+          error: f.error,
+          at,
+          ...(f.errors ? { errors: f.errors } : {}),
+          ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+          ...(f.server_record ? { serverRecord: f.server_record } : {}),
+        }));
         for (const warning of data.warnings) {
           if (warning.code !== 'CONFLICT') continue;
           const conflict = {
@@ -324,8 +321,7 @@ export function createClient(options: ClientOptions) {
           conflicts.push(conflict);
           push.onConflict?.(conflict);
         }
-        pushed += batch.records.length - failedIndexes.size;
-        failed += failedIndexes.size;
+        pushed += batch.records.length - refused.length;
       } else if (response.status === 413 && batch.records.length > 1) {
         // Too large for this server (its record or byte limit): send it in halves, and later
         // batches no bigger, instead of setting the records aside.
@@ -340,21 +336,18 @@ export function createClient(options: ClientOptions) {
       ) {
         // The server will never take this batch as it is (e.g. 409, or 413 for one record): keep it
         // aside, do not block the queue.
-        await outbox.deadLetter(
-          batch.records.map((record) => ({
-            record,
-            code: problem?.code ?? `http_${response.status}`,
-            error: problem?.detail ?? '',
-            at: now,
-            transmissionId: batch.transmission_id,
-            ...(problem?.errors ? { errors: problem.errors } : {}),
-          })),
-        );
-        failed += batch.records.length;
+        refused = batch.records.map((record) => ({
+          record,
+          code: problem?.code ?? `http_${response.status}`,
+          error: problem?.detail ?? '',
+          at,
+          ...(problem?.errors ? { errors: problem.errors } : {}),
+        }));
       } else {
         throw new ApiError(response.status, problem);
       }
-      await outbox.finishBatch(batch.transmission_id);
+      failed += refused.length;
+      await outbox.finishBatch(batch.transmission_id, refused);
       // After a batch the server took, the limit grows back (one record too large alone took it to 1).
       if (data) batchLimit = Math.min(batchSize, batchLimit * 2);
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });

@@ -27,7 +27,6 @@ const matching = (ids: readonly string[] | undefined) => {
   const wanted = ids && new Set(ids);
   return (entry: DeadLetter) => !wanted || wanted.has(entry.record.observation_id);
 };
-const batchAndRecord = (entry: DeadLetter) => `${entry.transmissionId}\u0000${entry.record.observation_id}`;
 
 /** A push batch, stored with its transmission id before the first send. */
 export interface Inflight {
@@ -182,13 +181,31 @@ export class Outbox {
   }
 
   /**
-   * The server answered for the batch `transmissionId`: it is done. Only that batch: another push
-   * on the same storage (another tab or process) may have moved on to the next one.
+   * The server answered for the batch `transmissionId`: the records it refused are set aside and
+   * the batch is done, in one step, so that nothing (a `retryDeadLetters` in particular) runs in
+   * between and sees a refused record both set aside and in flight. Only that batch: another push
+   * on the same storage (another tab or process) may have moved on to the next one. A record
+   * already set aside from this batch is not recorded again: a crash between the two writes has the
+   * batch re-sent, and the server replays its answer.
    */
-  finishBatch(transmissionId: string): Promise<void> {
+  finishBatch(
+    transmissionId: string,
+    refused: readonly Omit<DeadLetter, 'transmissionId'>[] = [],
+  ): Promise<void> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
-      if (inflight?.transmission_id === transmissionId) await this.#storage.delete(KEYS.inflight);
+      if (inflight?.transmission_id !== transmissionId) return;
+      if (refused.length > 0) {
+        const dead = await this.#dead();
+        const recorded = new Set(
+          dead.filter((d) => d.transmissionId === transmissionId).map((d) => d.record.observation_id),
+        );
+        const fresh = refused
+          .filter((d) => !recorded.has(d.record.observation_id))
+          .map((d) => ({ ...d, transmissionId }));
+        if (fresh.length > 0) await this.#storage.set(KEYS.dead, [...dead, ...fresh]);
+      }
+      await this.#storage.delete(KEYS.inflight);
     });
   }
 
@@ -219,23 +236,10 @@ export class Outbox {
   }
 
   /**
-   * Sets records aside. A record already set aside from the same batch is not recorded again: a
-   * crash between this and `finishBatch` has the batch re-sent, and the server replays its answer.
-   */
-  deadLetter(entries: DeadLetter[]): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
-    return this.#exclusive(async () => {
-      const dead = await this.#dead();
-      const recorded = new Set(dead.filter((d) => d.transmissionId).map(batchAndRecord));
-      const fresh = entries.filter((d) => !d.transmissionId || !recorded.has(batchAndRecord(d)));
-      if (fresh.length > 0) await this.#storage.set(KEYS.dead, [...dead, ...fresh]);
-    });
-  }
-
-  /**
    * Queues dead-lettered records (of `ids`, or all) again, at the end of the queue, and drops their
    * dead letters. Of an id set aside more than once, the latest copy is queued; an id queued or in
-   * flight already is not, as that copy was saved later. Returns how many records were queued.
+   * flight already is not, as that copy was saved later, unless it is the refused copy itself, still
+   * in flight after a crash before its batch was finished. Returns how many records were queued.
    */
   retryDeadLetters(ids?: readonly string[]): Promise<number> {
     return this.#exclusive(async () => {
@@ -244,10 +248,14 @@ export class Outbox {
       const retried = dead.filter(chosen);
       if (retried.length === 0) return 0;
       const queued = await this.#ids();
-      const inflight = (await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? [];
-      const newer = new Set([...queued, ...inflight.map((r) => r.observation_id)]);
-      const latest = new Map(retried.map((d) => [d.record.observation_id, d.record]));
-      const requeued = [...latest.values()].filter((r) => !newer.has(r.observation_id));
+      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const newer = new Set(queued);
+      const inFlight = new Set(inflight?.records.map((r) => r.observation_id));
+      const hasNewerCopy = ({ record, transmissionId }: DeadLetter) =>
+        newer.has(record.observation_id) ||
+        (inFlight.has(record.observation_id) && inflight?.transmission_id !== transmissionId);
+      const latest = new Map(retried.map((d) => [d.record.observation_id, d]));
+      const requeued = [...latest.values()].filter((d) => !hasNewerCopy(d)).map((d) => d.record);
       // Records, then the queue, then the dead letters: a crash in between leaves a record both
       // queued and dead-lettered, which a second retry does not queue twice.
       for (const record of requeued) await this.#storage.set(KEYS.record(record.observation_id), record);

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createClient } from '../src/client.ts';
+import { createClient, type PushObservation } from '../src/client.ts';
 import { FileStorage } from '../src/node.ts';
 import { Outbox } from '../src/outbox.ts';
 import { MemoryStorage, type SyncStorage } from '../src/storage.ts';
@@ -16,6 +16,21 @@ const record = (id: string, n = 0) => ({
   data: { n },
   deleted: false,
 });
+
+/** What a push records for a record the server refused. */
+const refusal = (r: PushObservation) => ({
+  record: r,
+  code: 'forbidden',
+  error: '',
+  at: '2026-01-01T00:00:00Z',
+});
+
+/** Sends `records` as the batch `transmissionId`, which the server refuses whole. */
+async function refuse(outbox: Outbox, records: PushObservation[], transmissionId: string): Promise<void> {
+  await outbox.saveMany(records);
+  const batch = await outbox.nextBatch(records.length, () => transmissionId);
+  await outbox.finishBatch(transmissionId, batch!.records.map(refusal));
+}
 
 /** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
@@ -218,40 +233,41 @@ describe('the outbox', () => {
   });
 
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
-    const outbox = new Outbox(new MemoryStorage());
-    const refused = (id: string, transmissionId: string | undefined) => ({
-      record: record(id),
-      code: 'invalid_record',
-      error: 'no',
-      at: '2026-01-01T00:00:00Z',
-      ...(transmissionId ? { transmissionId } : {}),
-    });
-    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
-    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
-    await outbox.deadLetter([refused('a', 'tx-2')]); // refused again in a later batch: recorded
-    await outbox.deadLetter([refused('c', undefined), refused('c', undefined)]); // no batch to tell them apart
-    expect((await outbox.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
+    /** Dies once, as a process would, between recording a batch's dead letters and finishing it. */
+    class DyingStorage extends MemoryStorage {
+      dying = true;
+      override async delete(key: string): Promise<void> {
+        if (key === 'outbox:inflight' && this.dying) {
+          this.dying = false;
+          throw new Error('the process died');
+        }
+        await super.delete(key);
+      }
+    }
+    const storage = new DyingStorage();
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a'), record('b')]);
+    await outbox.nextBatch(2, () => 'tx-1');
+    const answer = [refusal(record('a')), refusal(record('b'))];
+    await expect(outbox.finishBatch('tx-1', answer)).rejects.toThrow('the process died');
+    const restarted = new Outbox(storage);
+    expect((await restarted.nextBatch(2, () => 'tx-2'))?.transmission_id).toBe('tx-1'); // re-sent, answered again
+    await restarted.finishBatch('tx-1', answer);
+    await refuse(restarted, [record('a')], 'tx-3'); // refused again in a later batch: recorded
+    expect((await restarted.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
       ['a', 'tx-1'],
       ['b', 'tx-1'],
-      ['a', 'tx-2'],
-      ['c', undefined],
-      ['c', undefined],
+      ['a', 'tx-3'],
     ]);
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 3 });
   });
 
   it('retries dead letters into the queue (the latest copy of each id, none over a newer save) and clears them', async () => {
     const storage = new MemoryStorage();
     const client = offline(storage);
     const outbox = new Outbox(storage);
-    const refused = (id: string, n: number, transmissionId: string) => ({
-      record: record(id, n),
-      code: 'forbidden',
-      error: '',
-      at: '2026-01-01T00:00:00Z',
-      transmissionId,
-    });
-    await outbox.deadLetter([refused('a', 1, 'tx-1'), refused('b', 1, 'tx-1'), refused('c', 1, 'tx-1')]);
-    await outbox.deadLetter([refused('a', 2, 'tx-2'), refused('d', 1, 'tx-2')]);
+    await refuse(outbox, [record('a', 1), record('b', 1), record('c', 1)], 'tx-1');
+    await refuse(outbox, [record('a', 2), record('d', 1)], 'tx-2');
     await client.records.save(record('b', 2)); // saved again since: this copy wins
     const sizes: { pending: number; deadLetters: number }[] = [];
     client.on('queue:size', (event) => sizes.push(event));

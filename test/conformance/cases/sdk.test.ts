@@ -312,6 +312,32 @@ describe('SDK against the real server', () => {
     expect(pulled.some((r) => r.observation_id === 'given-up')).toBe(false);
   });
 
+  it('a retry of the dead letters while a push records its answer queues the refused record again, never loses it', async () => {
+    const reader = await userWithRole(target, 'read-only');
+    let retried: Promise<number> | undefined;
+    /** The user taps "retry" just as the push starts setting the refused record aside. */
+    class TappedStorage extends MemoryStorage {
+      override async set(key: string, value: unknown): Promise<void> {
+        if (key === 'outbox:dead') retried ??= client.records.retryDeadLetters();
+        await super.set(key, value);
+      }
+    }
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      credentials: reader,
+      storage: new TappedStorage(),
+    });
+    await client.auth.login();
+    await client.records.save(record('retried-mid-push'));
+    // Queued again, the record is sent again by the same push, and refused again.
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    expect(await retried).toBe(1);
+    expect(await client.records.pending()).toEqual([]);
+    expect((await client.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
+      ['retried-mid-push', 'forbidden'],
+    ]);
+  });
+
   it('keeps the outbox and the pull cursors in stateStorage, apart from the session and client id', async () => {
     const session = new ListedStorage();
     const state = new ListedStorage();
