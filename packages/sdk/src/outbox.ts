@@ -187,6 +187,11 @@ export class Outbox {
    * on the same storage (another tab or process) may have moved on to the next one. A record
    * already set aside from this batch is not recorded again: a crash between the two writes has the
    * batch re-sent, and the server replays its answer.
+   *
+   * The dead letters of the ids this batch sent, from earlier batches, go: they hold older copies (a
+   * batch is taken only once the one before it is finished), and the server, which keeps the last
+   * write, now has the newer copy or has refused it in its turn, so the older one must never be
+   * queued again over it.
    */
   finishBatch(
     transmissionId: string,
@@ -195,16 +200,19 @@ export class Outbox {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
       if (inflight?.transmission_id !== transmissionId) return;
-      if (refused.length > 0) {
-        const dead = await this.#dead();
-        const recorded = new Set(
-          dead.filter((d) => d.transmissionId === transmissionId).map((d) => d.record.observation_id),
-        );
-        const fresh = refused
-          .filter((d) => !recorded.has(d.record.observation_id))
-          .map((d) => ({ ...d, transmissionId }));
-        if (fresh.length > 0) await this.#storage.set(KEYS.dead, [...dead, ...fresh]);
-      }
+      const dead = await this.#dead();
+      const sent = new Set(inflight.records.map((r) => r.observation_id));
+      const kept = dead.filter(
+        (d) => d.transmissionId === transmissionId || !sent.has(d.record.observation_id),
+      );
+      const recorded = new Set(
+        kept.filter((d) => d.transmissionId === transmissionId).map((d) => d.record.observation_id),
+      );
+      const fresh = refused
+        .filter((d) => !recorded.has(d.record.observation_id))
+        .map((d) => ({ ...d, transmissionId }));
+      if (fresh.length > 0 || kept.length < dead.length)
+        await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
       await this.#storage.delete(KEYS.inflight);
     });
   }

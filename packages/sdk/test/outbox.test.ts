@@ -253,13 +253,12 @@ describe('the outbox', () => {
     const restarted = new Outbox(storage);
     expect((await restarted.nextBatch(2, () => 'tx-2'))?.transmission_id).toBe('tx-1'); // re-sent, answered again
     await restarted.finishBatch('tx-1', answer);
-    await refuse(restarted, [record('a')], 'tx-3'); // refused again in a later batch: recorded
+    await refuse(restarted, [record('a')], 'tx-3'); // refused again in a later batch: replaces the first
     expect((await restarted.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
-      ['a', 'tx-1'],
       ['b', 'tx-1'],
       ['a', 'tx-3'],
     ]);
-    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 3 });
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 2 });
   });
 
   it('retries dead letters into the queue (the latest copy of each id, none over a newer save) and clears them', async () => {
@@ -286,6 +285,36 @@ describe('the outbox', () => {
     expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['b', 'a', 'c']);
     expect(await client.records.clearDeadLetters()).toBe(0);
     expect(sizes.at(-1)).toEqual({ pending: 3, deadLetters: 0 });
+  });
+
+  it('a dead letter goes once a newer copy of its record has been pushed, so a retry never queues it over that copy', async () => {
+    const outbox = new Outbox(new MemoryStorage());
+    const letters = async () =>
+      (await outbox.deadLetters()).map((d) => [d.record.observation_id, d.record.data, d.transmissionId]);
+    /** Sends the next batch; the server takes it. */
+    const accept = async (transmissionId: string) => {
+      await outbox.nextBatch(10, () => transmissionId);
+      await outbox.finishBatch(transmissionId);
+    };
+    // a: saved again after it was refused. b: saved again while its refused copy was in flight.
+    await refuse(outbox, [record('a', 1)], 'tx-1');
+    await outbox.save(record('b', 1));
+    await outbox.nextBatch(10, () => 'tx-2');
+    await outbox.saveMany([record('b', 2), record('a', 2)]);
+    await outbox.finishBatch('tx-2', [refusal(record('b', 1))]);
+    // Until the newer copies have been sent, the dead letters stay.
+    expect(await letters()).toEqual([
+      ['a', { n: 1 }, 'tx-1'],
+      ['b', { n: 1 }, 'tx-2'],
+    ]);
+    await accept('tx-3');
+    expect(await letters()).toEqual([]);
+    expect(await outbox.retryDeadLetters()).toBe(0);
+    expect(await outbox.pending()).toEqual([]);
+    // Refused in its turn, the newer copy's dead letter replaces the older one's.
+    await refuse(outbox, [record('c', 1)], 'tx-4');
+    await refuse(outbox, [record('c', 2)], 'tx-5');
+    expect(await letters()).toEqual([['c', { n: 2 }, 'tx-5']]);
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

@@ -312,6 +312,26 @@ describe('SDK against the real server', () => {
     expect(pulled.some((r) => r.observation_id === 'given-up')).toBe(false);
   });
 
+  it('a dead letter is never queued again over a newer copy of its record that the server took', async () => {
+    const user = await userWithRole(target, 'read-only');
+    const client = createClient({ baseUrl: target.baseUrl, credentials: user });
+    await client.auth.login();
+    await client.records.save(record('superseded', { v: 1 }));
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 1 });
+    const promoted = await call(target, 'PATCH', `/users/${user.username}`, {
+      token: await adminToken(target),
+      body: { role: 'read-write' },
+    });
+    expect(promoted.status).toBe(200);
+    await client.records.save(record('superseded', { v: 2 }));
+    expect(await client.push()).toMatchObject({ pushed: 1, failed: 0 });
+    expect(await client.records.deadLetters()).toEqual([]);
+    expect(await client.records.retryDeadLetters()).toBe(0);
+    expect(await client.push()).toMatchObject({ pushed: 0 });
+    const pulled = await client.pullAll({ since: 0, schemaTypes: ['sdk'] });
+    expect(pulled.find((r) => r.observation_id === 'superseded')?.data).toMatchObject({ v: 2 });
+  });
+
   it('a retry of the dead letters while a push records its answer queues the refused record again, never loses it', async () => {
     const reader = await userWithRole(target, 'read-only');
     let retried: Promise<number> | undefined;
