@@ -79,14 +79,7 @@ export class Outbox {
   async #migrate(): Promise<void> {
     if (this.#migrated) return;
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
-    if (legacy?.length) {
-      const ids = await this.#ids();
-      for (const record of legacy) {
-        if (!ids.includes(record.observation_id)) ids.push(record.observation_id);
-        await this.#storage.set(KEYS.ids, ids);
-        await this.#storage.set(KEYS.record(record.observation_id), record);
-      }
-    }
+    if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
     this.#migrated = true;
   }
@@ -110,22 +103,23 @@ export class Outbox {
    * keeps its first place, in the queue or in `records`, and its last copy in `records`.
    */
   saveMany(records: readonly PushObservation[]): Promise<void> {
-    return this.#exclusive(async () => {
-      const ids = await this.#ids();
-      const alreadyQueued = ids.length;
-      const queued = new Set(ids);
-      const latest = new Map<string, PushObservation>();
-      for (const record of records) {
-        if (!queued.has(record.observation_id)) {
-          queued.add(record.observation_id);
-          ids.push(record.observation_id);
-        }
-        latest.set(record.observation_id, record);
+    return this.#exclusive(() => this.#queue(records));
+  }
+
+  async #queue(records: readonly PushObservation[]): Promise<void> {
+    const ids = await this.#ids();
+    const alreadyQueued = ids.length;
+    const queued = new Set(ids);
+    const latest = new Map<string, PushObservation>();
+    for (const record of records) {
+      if (!queued.has(record.observation_id)) {
+        queued.add(record.observation_id);
+        ids.push(record.observation_id);
       }
-      if (ids.length > alreadyQueued) await this.#storage.set(KEYS.ids, ids);
-      for (const record of latest.values())
-        await this.#storage.set(KEYS.record(record.observation_id), record);
-    });
+      latest.set(record.observation_id, record);
+    }
+    if (ids.length > alreadyQueued) await this.#storage.set(KEYS.ids, ids);
+    for (const record of latest.values()) await this.#storage.set(KEYS.record(record.observation_id), record);
   }
 
   /** The batch in flight, if any, else the next `size` queued records as a new batch (stored first). */

@@ -182,9 +182,13 @@ describe('the outbox', () => {
   });
 
   it('moves a queue stored by an earlier version over, and skips an id whose record never got written', async () => {
-    const storage = new MemoryStorage();
+    const storage = new MeteredStorage();
     await storage.set('outbox:queue', [record('old-1'), record('old-2')]);
+    storage.keys = [];
     const outbox = new Outbox(storage);
+    expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-1', 'old-2']);
+    // As saveMany: one write of the id list for the whole queue, not one per record.
+    expect(storage.keys).toEqual(['outbox:ids', 'outbox:record:old-1', 'outbox:record:old-2']);
     await outbox.save(record('new'));
     await storage.set('outbox:ids', ['ghost', ...((await storage.get<string[]>('outbox:ids')) ?? [])]);
     expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-1', 'old-2', 'new']);
