@@ -335,13 +335,16 @@ export function createClient(options: ClientOptions) {
         response.status !== 429
       ) {
         // The server will never take this batch as it is (e.g. 409, or 413 for one record): keep it
-        // aside, do not block the queue.
+        // aside, do not block the queue. The problem is about the request, not one record: its
+        // details (e.g. a field of the envelope) go into each record's message, not into `errors`,
+        // which name the record's own fields.
+        const details = (problem?.errors ?? []).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
+        const error = [problem?.detail, ...details].filter(Boolean).join('; ');
         refused = batch.records.map((record) => ({
           record,
           code: problem?.code ?? `http_${response.status}`,
-          error: problem?.detail ?? '',
+          error,
           at,
-          ...(problem?.errors ? { errors: problem.errors } : {}),
         }));
       } else {
         throw new ApiError(response.status, problem);

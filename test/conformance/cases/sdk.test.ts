@@ -280,6 +280,23 @@ describe('SDK against the real server', () => {
     expect(events).toEqual(['started', 'completed']);
   });
 
+  it('a batch refused whole sets its records aside with the problem in their message, not as field errors of each record', async () => {
+    // The server's contract allows client ids of up to 255 characters: every push is refused (400).
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, clientId: 'c'.repeat(256) });
+    await client.auth.login();
+    await client.records.saveMany([record('envelope-1'), record('envelope-2')]);
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    const dead = await client.records.deadLetters();
+    expect(dead.map((d) => d.record.observation_id)).toEqual(['envelope-1', 'envelope-2']);
+    for (const letter of dead) {
+      expect(letter).toMatchObject({
+        code: 'validation_failed',
+        error: expect.stringContaining('/body/client_id: '),
+      });
+      expect(letter.errors).toBeUndefined();
+    }
+  });
+
   it('a read-only user cannot push: the batch is dead-lettered, not retried forever', async () => {
     const reader = await userWithRole(target, 'read-only');
     const client = createClient({ baseUrl: target.baseUrl, credentials: reader });
