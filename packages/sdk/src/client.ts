@@ -29,8 +29,8 @@ export interface ClientOptions {
    * Where the sync state persists, if not in `storage`: the outbox (queued, in-flight and
    * dead-lettered records) and the pull cursors. Both describe the app's local copy of the records,
    * so they belong with it: e.g. the app's own database, or memory for a one-off process (a script
-   * or a CLI command) that keeps only the session. Give it from the first use: an outbox already kept
-   * in `storage` is not moved over.
+   * or a CLI command) that keeps only the session. Given to an app that kept them in `storage` so
+   * far, it takes them over: the outbox on its first use, each pull cursor when first read.
    */
   stateStorage?: SyncStorage;
   /** Identifies this device in pushes and pulls (default: generated once and kept in storage). */
@@ -83,7 +83,8 @@ const KEYS = {
 export function createClient(options: ClientOptions) {
   const storage = options.storage ?? new MemoryStorage();
   const stateStorage = options.stateStorage ?? storage;
-  const outbox = new Outbox(stateStorage);
+  // State kept in `storage` before the app gave a `stateStorage` is moved over on first use.
+  const outbox = new Outbox(stateStorage, stateStorage === storage ? undefined : storage);
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
@@ -188,6 +189,21 @@ export function createClient(options: ClientOptions) {
   };
 
   /**
+   * The cursor stored under `key`. One stored in `storage` before the app gave a `stateStorage`
+   * (cursors are keyed by their schema types, so they cannot be listed up front) is moved over when
+   * first read.
+   */
+  async function storedCursor(key: string): Promise<number | undefined> {
+    const cursor = await stateStorage.get<number>(key);
+    if (cursor !== undefined || stateStorage === storage) return cursor;
+    const earlier = await storage.get<number>(key);
+    if (earlier === undefined) return undefined;
+    await stateStorage.set(key, earlier);
+    await storage.delete(key);
+    return earlier;
+  }
+
+  /**
    * Pages of changes after the stored cursor (or `since`), oldest first. The cursor is stored
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
    * crash mid-page repeats that page instead of skipping it. With `since` it is a one-off read
@@ -198,7 +214,7 @@ export function createClient(options: ClientOptions) {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
-    let cursor = pull.since ?? (await stateStorage.get<number>(cursorKey)) ?? 0;
+    let cursor = pull.since ?? (await storedCursor(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },

@@ -43,6 +43,12 @@ const KEYS = {
   legacyQueue: 'outbox:queue',
 } as const;
 
+/** The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out. */
+async function readRecords(storage: SyncStorage, ids: readonly string[]): Promise<PushObservation[]> {
+  const records = await Promise.all(ids.map((id) => storage.get<PushObservation>(KEYS.record(id))));
+  return records.filter((r): r is PushObservation => r !== undefined);
+}
+
 /**
  * The records waiting to be pushed, in storage. Each record is its own key and the queue order is
  * a list of ids, so a save writes its record and the id list (~10 bytes per queued id) rather than
@@ -59,11 +65,18 @@ const KEYS = {
  */
 export class Outbox {
   readonly #storage: SyncStorage;
+  readonly #earlier: SyncStorage | undefined;
   #tail: Promise<unknown> = Promise.resolve();
   #migrated = false;
 
-  constructor(storage: SyncStorage) {
+  /**
+   * `earlier`: where an outbox may have been kept before this storage was chosen for it (the
+   * client's `storage`, before it was given a `stateStorage`); whatever is there is moved over on
+   * first use, so that switching storages leaves no queued or refused record behind.
+   */
+  constructor(storage: SyncStorage, earlier?: SyncStorage) {
     this.#storage = storage;
+    this.#earlier = earlier;
   }
 
   /** Runs `operation` after every operation started before it. */
@@ -78,19 +91,47 @@ export class Outbox {
 
   async #migrate(): Promise<void> {
     if (this.#migrated) return;
+    if (this.#earlier) await this.#moveFrom(this.#earlier);
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
     if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
     this.#migrated = true;
   }
 
-  async #ids(): Promise<string[]> {
-    return (await this.#storage.get<string[]>(KEYS.ids)) ?? [];
+  /**
+   * Moves the outbox kept in `earlier` over: into this storage first, then out of `earlier`, so
+   * that a crash in between has it moved again (the same copies, which replace themselves; a dead
+   * letter moved already is not added twice). This storage is expected to hold nothing yet; if it
+   * holds a batch in flight of its own, the batch from `earlier` is queued again instead.
+   */
+  async #moveFrom(earlier: SyncStorage): Promise<void> {
+    const [ids = [], inflight, dead = [], legacy = []] = await Promise.all([
+      earlier.get<string[]>(KEYS.ids),
+      earlier.get<Inflight>(KEYS.inflight),
+      earlier.get<DeadLetter[]>(KEYS.dead),
+      earlier.get<PushObservation[]>(KEYS.legacyQueue),
+    ]);
+    if (ids.length === 0 && !inflight && dead.length === 0 && legacy.length === 0) return;
+    const queued = [...legacy, ...(await readRecords(earlier, ids))];
+    if (inflight) {
+      const own = await this.#storage.get<Inflight>(KEYS.inflight);
+      // The same transmission id: a re-send after the move is answered by the server's replay.
+      if (!own) await this.#storage.set(KEYS.inflight, inflight);
+      else if (own.transmission_id !== inflight.transmission_id) queued.unshift(...inflight.records);
+    }
+    if (queued.length > 0) await this.#queue(queued);
+    if (dead.length > 0) {
+      const own = await this.#dead();
+      const known = new Set(own.map((d) => JSON.stringify(d)));
+      // Older than any of this storage's: first.
+      await this.#storage.set(KEYS.dead, [...dead.filter((d) => !known.has(JSON.stringify(d))), ...own]);
+    }
+    for (const key of [KEYS.ids, KEYS.inflight, KEYS.dead, KEYS.legacyQueue]) await earlier.delete(key);
+    for (const id of ids) await earlier.delete(KEYS.record(id));
   }
 
-  async #records(ids: string[]): Promise<PushObservation[]> {
-    const records = await Promise.all(ids.map((id) => this.#storage.get<PushObservation>(KEYS.record(id))));
-    return records.filter((r): r is PushObservation => r !== undefined);
+  async #ids(): Promise<string[]> {
+    return (await this.#storage.get<string[]>(KEYS.ids)) ?? [];
   }
 
   save(record: PushObservation): Promise<void> {
@@ -131,7 +172,7 @@ export class Outbox {
         const ids = await this.#ids();
         const taken = ids.slice(0, size);
         if (taken.length === 0) return undefined;
-        const records = await this.#records(taken); // ids without a record (a crash mid-save) drop out
+        const records = await readRecords(this.#storage, taken); // ids without a record (a crash mid-save) drop out
         if (records.length > 0) {
           const batch = { transmission_id: transmissionId(), records };
           await this.#storage.set(KEYS.inflight, batch);
@@ -215,7 +256,7 @@ export class Outbox {
   pending(): Promise<PushObservation[]> {
     return this.#exclusive(async () => [
       ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
-      ...(await this.#records(await this.#ids())),
+      ...(await readRecords(this.#storage, await this.#ids())),
     ]);
   }
 

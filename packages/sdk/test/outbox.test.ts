@@ -32,6 +32,24 @@ async function refuse(outbox: Outbox, records: PushObservation[], transmissionId
   await outbox.finishBatch(transmissionId, batch!.records.map(refusal));
 }
 
+/** Dies once, as the process would, on the first delete of `key` (after `dying` is set). */
+class DyingStorage extends MemoryStorage {
+  readonly key: string;
+  dying: boolean;
+  constructor(key: string, dying = true) {
+    super();
+    this.key = key;
+    this.dying = dying;
+  }
+  override async delete(key: string): Promise<void> {
+    if (key === this.key && this.dying) {
+      this.dying = false;
+      throw new Error('the process died');
+    }
+    await super.delete(key);
+  }
+}
+
 /** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
   written = 0;
@@ -237,18 +255,8 @@ describe('the outbox', () => {
   });
 
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
-    /** Dies once, as a process would, between recording a batch's dead letters and finishing it. */
-    class DyingStorage extends MemoryStorage {
-      dying = true;
-      override async delete(key: string): Promise<void> {
-        if (key === 'outbox:inflight' && this.dying) {
-          this.dying = false;
-          throw new Error('the process died');
-        }
-        await super.delete(key);
-      }
-    }
-    const storage = new DyingStorage();
+    // Dies between recording the batch's dead letters and finishing it.
+    const storage = new DyingStorage('outbox:inflight');
     const outbox = new Outbox(storage);
     await outbox.saveMany([record('a'), record('b')]);
     await outbox.nextBatch(2, () => 'tx-1');
@@ -319,6 +327,34 @@ describe('the outbox', () => {
     await refuse(outbox, [record('c', 1)], 'tx-4');
     await refuse(outbox, [record('c', 2)], 'tx-5');
     expect(await letters()).toEqual([['c', { n: 2 }, 'tx-5']]);
+  });
+
+  it('takes over an outbox kept in the storage it was kept in before, on first use, once, also after a crash mid-move', async () => {
+    const earlier = new DyingStorage('outbox:ids', false);
+    const before = new Outbox(earlier);
+    await refuse(before, [record('d')], 'tx-0');
+    await before.saveMany([record('a'), record('b')]);
+    await before.nextBatch(1, () => 'tx-1'); // a in flight
+    await before.save(record('a', 2)); // and a newer copy of it queued
+    const state = new MemoryStorage();
+    earlier.dying = true; // after copying into `state`, before `earlier` is emptied
+    await expect(new Outbox(state, earlier).pending()).rejects.toThrow('the process died');
+
+    const after = new Outbox(state, earlier);
+    expect((await after.pending()).map((r) => [r.observation_id, r.data.n])).toEqual([
+      ['a', 0],
+      ['b', 0],
+      ['a', 2],
+    ]);
+    expect((await after.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
+      ['d', 'tx-0'],
+    ]);
+    // The batch in flight keeps its transmission id: its re-send is answered by the server's replay.
+    expect((await after.nextBatch(10, () => 'tx-2'))?.transmission_id).toBe('tx-1');
+    for (const key of ['outbox:ids', 'outbox:inflight', 'outbox:dead', 'outbox:record:a', 'outbox:record:b'])
+      expect(await earlier.get(key)).toBeUndefined();
+    // Nothing is left to move into a later client's state.
+    expect(await new Outbox(new MemoryStorage(), earlier).sizes()).toEqual({ pending: 0, deadLetters: 0 });
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

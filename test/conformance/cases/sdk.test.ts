@@ -403,6 +403,56 @@ describe('SDK against the real server', () => {
     expect(pulled.pulled).toBeGreaterThanOrEqual(1);
   });
 
+  it('an app given a stateStorage later takes over the outbox and the pull cursors it kept in storage', async () => {
+    const session = new ListedStorage();
+    const net = instrumentedFetch();
+    const before = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: session,
+      fetch: net.fetch,
+      retry: { retries: 0 },
+    });
+    await before.auth.login();
+    const schemaTypes = ['moved'];
+    const moved = (id: string) => ({ ...record(id), form_type: 'moved' });
+    await before.records.save(moved('moved-pulled'));
+    await before.push();
+    expect((await before.pullAll({ schemaTypes })).map((r) => r.observation_id)).toEqual(['moved-pulled']);
+    await before.records.save({ observation_id: 'moved-refused', form_type: '', data: {} } as never);
+    expect(await before.push()).toMatchObject({ failed: 1 });
+    await before.records.save(moved('moved-in-flight'));
+    net.loseResponses(1); // committed by the server, never heard of: the batch stays in flight
+    await expect(before.push()).rejects.toBeInstanceOf(NetworkError);
+    await before.records.save(moved('moved-queued'));
+    const version = (await before.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+
+    const after = createClient({
+      baseUrl: target.baseUrl,
+      storage: session,
+      stateStorage: new MemoryStorage(),
+    });
+    expect((await after.records.pending()).map((r) => r.observation_id)).toEqual([
+      'moved-in-flight',
+      'moved-queued',
+    ]);
+    expect((await after.records.deadLetters()).map((d) => d.record.observation_id)).toEqual([
+      'moved-refused',
+    ]);
+    const applied: string[] = [];
+    const report = await after.sync({
+      schemaTypes,
+      apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+    });
+    // The stored cursor: only what was committed since the last pull.
+    expect(applied).toEqual(['moved-in-flight']);
+    // The batch in flight re-sent with its transmission id (replayed), the queued record committed.
+    expect(report).toMatchObject({ pushed: 2, failed: 0 });
+    const now = (await after.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    expect(now).toBe(version + 1);
+    expect([...session.keys].sort()).toEqual(['auth:tokens', 'client:id']);
+  });
+
   it('a crash after recording dead letters but before finishing the batch does not record them twice', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-dead-'));
     /** File storage in a process that dies just before the answered batch leaves flight. */
