@@ -68,11 +68,17 @@ function withSafeJson(response: Response): Response {
  * a page at most) must be in within `ms` of the headers; one read as a stream or as bytes (a
  * download, which may take any time) fails only when a read waits `ms` for data, so a consumer busy
  * between reads (writing to a slow disk) is not counted. A body nobody reads is released after `ms`.
+ *
+ * The answer is a Response around the guarded body, so that everything the platform's Response does
+ * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
+ * response's url, redirected flag and type are carried over.
  */
 function guardBody(response: Response, ms: number, label: string): Response {
   const source = response.body;
-  if (!source) return response;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  if (!source) return withSafeJson(response);
+  // Locked at once: Node's fetch cancels the body of a response that is garbage-collected unless
+  // it is locked, and only the guarded Response is kept from here on.
+  const reader = source.getReader();
   let whole = false;
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,7 +89,7 @@ function guardBody(response: Response, ms: number, label: string): Response {
       'TimeoutError',
     );
     output?.error(new NetworkError(`${label}: ${reason.message}`, reason));
-    (reader ?? source).cancel(reason).catch(() => undefined); // closes the connection
+    reader.cancel(reason).catch(() => undefined); // closes the connection
   };
   const arm = () => {
     stop();
@@ -98,7 +104,6 @@ function guardBody(response: Response, ms: number, label: string): Response {
         arm();
       },
       async pull(controller) {
-        reader ??= source.getReader();
         if (!whole) arm();
         try {
           const next = await reader.read();
@@ -112,24 +117,37 @@ function guardBody(response: Response, ms: number, label: string): Response {
       },
       cancel(reason) {
         stop();
-        return (reader ?? source).cancel(reason);
+        return reader.cancel(reason);
       },
     },
     { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
   );
-  const readAs =
-    <K extends 'text' | 'formData' | 'arrayBuffer' | 'blob' | 'bytes'>(method: K, readWhole: boolean) =>
-    () => {
-      whole = readWhole;
-      return new Response(body, { headers: response.headers })[method]() as ReturnType<Response[K]>;
+  const { url, redirected, type } = response;
+  const guard = (guarded: Response): Response => {
+    Object.defineProperties(guarded, {
+      url: { value: url },
+      redirected: { value: redirected },
+      type: { value: type },
+    });
+    guarded.text = () => {
+      whole = true;
+      return Response.prototype.text.call(guarded);
     };
-  Object.defineProperty(response, 'body', { value: body });
-  response.text = readAs('text', true);
-  response.formData = readAs('formData', true);
-  response.arrayBuffer = readAs('arrayBuffer', false);
-  response.blob = readAs('blob', false);
-  if ('bytes' in response) response.bytes = readAs('bytes', false);
-  return response;
+    guarded.formData = () => {
+      whole = true;
+      return Response.prototype.formData.call(guarded);
+    };
+    // A clone tees the guarded body: both branches are read through the same timeouts.
+    guarded.clone = () => guard(Response.prototype.clone.call(guarded));
+    return withSafeJson(guarded);
+  };
+  return guard(
+    new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    }),
+  );
 }
 
 function retryAfterMs(response: Response): number | undefined {
@@ -179,7 +197,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
     const retryable = isRetryable(original);
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
     const label = `${original.method} ${original.url}`;
-    const answer = (response: Response) => guardBody(withSafeJson(response), options.timeoutMs, label);
+    const answer = (response: Response) => guardBody(response, options.timeoutMs, label);
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {

@@ -204,6 +204,58 @@ describe('a response body that stalls after the headers', () => {
   });
 });
 
+describe('the response the transport returns', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 100;
+  const answer = JSON.stringify({ status: 'ok', version: 'x' });
+  beforeAll(async () => {
+    server = http.createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const transport = () =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+
+  it('can be cloned, by a middleware of the typed client too, each copy keeping the url, status, headers and type', async () => {
+    const client = createClient({ baseUrl: base, timeoutMs });
+    const seen: string[] = [];
+    client.api.use({
+      async onResponse({ response }) {
+        seen.push(await response.clone().text()); // e.g. a logging middleware
+      },
+    });
+    expect((await client.api.GET('/health')).data).toEqual({ status: 'ok', version: 'x' });
+    expect(seen).toEqual([answer]);
+
+    const response = await transport()(new Request(`${base}/health`));
+    const copy = response.clone();
+    for (const r of [response, copy])
+      expect([r.url, r.status, r.type, r.redirected, r.headers.get('content-type')]).toEqual([
+        `${base}/health`,
+        200,
+        'basic',
+        false,
+        'application/json',
+      ]);
+    expect(await response.json()).toEqual({ status: 'ok', version: 'x' });
+    expect([response.bodyUsed, copy.bodyUsed]).toEqual([true, false]);
+    expect(await copy.text()).toBe(answer);
+  });
+});
+
 describe('a streamed upload that must be retried', () => {
   let server: http.Server;
   let base: string;
