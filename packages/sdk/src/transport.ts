@@ -16,8 +16,9 @@ export interface TransportOptions {
   retry: RetryOptions;
   /**
    * Per attempt (default 30 s): the response headers must arrive within it, then a body read whole
-   * as text or JSON within it again; a body read as a stream or as bytes (a download of any size)
-   * fails when a read waits this long for data.
+   * as text or JSON within it of the call that reads it; a body read as a stream or as bytes (a
+   * download of any size) fails when a read waits this long for data. A body nobody reads, or stops
+   * reading, is released after ten times as long.
    */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
@@ -63,11 +64,20 @@ function withSafeJson(response: Response): Response {
 }
 
 /**
+ * How many times `timeoutMs` a body nobody reads is kept before its connection is released. Long, as
+ * an app may read a response well after getting it (downloads started together, saved one after
+ * the other), but not endless: a dropped response whose server stalls would hold its connection,
+ * and keep a Node process alive, for ever.
+ */
+const UNREAD_BODY_TIMEOUTS = 10;
+
+/**
  * Puts a timeout on reading the response body too: a server that sends the headers and then
  * stalls would otherwise hang a read forever. A body read whole as text or JSON (the API's answers,
- * a page at most) must be in within `ms` of the headers; one read as a stream or as bytes (a
- * download, which may take any time) fails only when a read waits `ms` for data, so a consumer busy
- * between reads (writing to a slow disk) is not counted. A body nobody reads is released after `ms`.
+ * a page at most) must be in within `ms` of the call that reads it; one read as a stream or as bytes
+ * (a download, which may take any time) fails only when a read waits `ms` for data, so a consumer
+ * busy between reads (writing to a slow disk) is not counted. A body nobody reads (or stops reading)
+ * is released after `UNREAD_BODY_TIMEOUTS` × `ms`.
  *
  * The answer is a Response around the guarded body, so that everything the platform's Response does
  * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
@@ -83,33 +93,35 @@ function guardBody(response: Response, ms: number, label: string): Response {
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const stop = () => clearTimeout(timer);
-  const expire = () => {
-    const reason = new DOMException(
-      whole ? `the response was not complete within ${ms} ms` : `no response data for ${ms} ms`,
-      'TimeoutError',
-    );
-    output?.error(new NetworkError(`${label}: ${reason.message}`, reason));
-    reader.cancel(reason).catch(() => undefined); // closes the connection
-  };
-  const arm = () => {
+  const expireIn = (after: number, message: string) => {
     stop();
-    timer = setTimeout(expire, ms);
-    // As AbortSignal.timeout's: an unread body must not keep a Node process alive until it fires.
+    timer = setTimeout(() => {
+      const reason = new DOMException(message, 'TimeoutError');
+      output?.error(new NetworkError(`${label}: ${message}`, reason));
+      reader.cancel(reason).catch(() => undefined); // closes the connection
+    }, after);
+    // As AbortSignal.timeout's: the timer alone must not keep a Node process alive.
     (timer as { unref?: () => void }).unref?.();
   };
+  const unread = () =>
+    expireIn(ms * UNREAD_BODY_TIMEOUTS, `the response body was not read for ${ms * UNREAD_BODY_TIMEOUTS} ms`);
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
         output = controller;
-        arm();
+        unread();
       },
       async pull(controller) {
-        if (!whole) arm();
+        if (!whole) expireIn(ms, `no response data for ${ms} ms`);
         try {
           const next = await reader.read();
-          if (!whole || next.done) stop();
-          if (next.done) controller.close();
-          else controller.enqueue(next.value);
+          if (next.done) {
+            stop();
+            controller.close();
+          } else {
+            controller.enqueue(next.value);
+            if (!whole) unread(); // until the consumer asks for more
+          }
         } catch (err) {
           stop();
           controller.error(err); // a no-op once the timeout has failed the body
@@ -122,6 +134,11 @@ function guardBody(response: Response, ms: number, label: string): Response {
     },
     { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
   );
+  const readWhole = () => {
+    if (whole) return;
+    whole = true;
+    expireIn(ms, `the response was not complete within ${ms} ms`);
+  };
   const { url, redirected, type } = response;
   const guard = (guarded: Response): Response => {
     Object.defineProperties(guarded, {
@@ -130,11 +147,11 @@ function guardBody(response: Response, ms: number, label: string): Response {
       type: { value: type },
     });
     guarded.text = () => {
-      whole = true;
+      readWhole();
       return Response.prototype.text.call(guarded);
     };
     guarded.formData = () => {
-      whole = true;
+      readWhole();
       return Response.prototype.formData.call(guarded);
     };
     // A clone tees the guarded body: both branches are read through the same timeouts.

@@ -209,8 +209,16 @@ describe('the response the transport returns', () => {
   let base: string;
   const timeoutMs = 100;
   const answer = JSON.stringify({ status: 'ok', version: 'x' });
+  /** When the server saw the connection of each request to /stall close. */
+  const closed = new Map<string, number>();
   beforeAll(async () => {
-    server = http.createServer((_, res) => {
+    server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/stall')) {
+        // Headers and a first chunk, then nothing more.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).write(Buffer.alloc(1024));
+        req.socket.on('close', () => closed.set(req.url!, performance.now()));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -228,6 +236,7 @@ describe('the response the transport returns', () => {
       accessToken: async () => undefined,
       refresh: async () => undefined,
     });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   it('can be cloned, by a middleware of the typed client too, each copy keeping the url, status, headers and type', async () => {
     const client = createClient({ baseUrl: base, timeoutMs });
@@ -253,6 +262,29 @@ describe('the response the transport returns', () => {
     expect(await response.json()).toEqual({ status: 'ok', version: 'x' });
     expect([response.bodyUsed, copy.bodyUsed]).toEqual([true, false]);
     expect(await copy.text()).toBe(answer);
+  });
+
+  it('can be read long after it arrived', async () => {
+    // E.g. downloads started together, then saved one after the other.
+    const responses = await Promise.all([1, 2, 3].map((n) => transport()(new Request(`${base}/file-${n}`))));
+    await sleep(3 * timeoutMs);
+    expect(await responses[0]!.text()).toBe(answer);
+    await sleep(3 * timeoutMs);
+    expect(new TextDecoder().decode(await responses[1]!.arrayBuffer())).toBe(answer);
+    expect(await responses[2]!.json()).toEqual({ status: 'ok', version: 'x' });
+  });
+
+  it('is released when nobody reads it, or stops reading it, for ten times the timeout; not sooner', async () => {
+    const unread = await transport()(new Request(`${base}/stall-unread`));
+    const abandoned = await transport()(new Request(`${base}/stall-abandoned`));
+    const start = performance.now();
+    await abandoned.body!.getReader().read(); // one chunk, and the app moves on
+    await sleep(5 * timeoutMs);
+    expect(closed.size).toBe(0);
+    await sleep(7 * timeoutMs);
+    expect(closed.size).toBe(2);
+    for (const at of closed.values()) expect(at - start).toBeGreaterThanOrEqual(9 * timeoutMs);
+    await expect(unread.text()).rejects.toThrow(`the response body was not read for ${10 * timeoutMs} ms`);
   });
 });
 
