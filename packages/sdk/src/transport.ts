@@ -15,8 +15,10 @@ export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
   /**
-   * Per attempt (default 30 s): the response headers must arrive within it, then a body read whole
-   * as text or JSON within it of the call that reads it; a body read as a stream or as bytes (a
+   * Per attempt (default 30 s): the response headers must arrive within it (for a request built by
+   * a function, once its body has been handed over: while that is sent, the attempt fails only when
+   * none of it is taken for this long), then a body read whole as text or JSON within it of the call
+   * that reads it; a body read as a stream or as bytes (a
    * download of any size) fails when a read waits this long for data. A body nobody reads, or stops
    * reading, is released after ten times as long.
    */
@@ -31,7 +33,10 @@ export interface TransportOptions {
  * A request, or a function that builds it. The function is called again for each attempt (a retry,
  * or the resend after a token refresh), so a streamed body is read from its source (a file) each
  * time instead of being held in memory in case it is needed again; use one for large streamed
- * uploads. A Request's body is kept in memory until its last attempt.
+ * uploads. A Request's body is kept in memory until its last attempt. Where request bodies stream
+ * (Node), the body of a request built by a function may take any time to send: the attempt's
+ * timeout only ends it when the network takes none of it for `timeoutMs`, and the wait for the
+ * response starts once it has all been handed over.
  */
 export type RequestSource = Request | (() => Request);
 
@@ -167,6 +172,40 @@ function guardBody(response: Response, ms: number, label: string): Response {
   );
 }
 
+/**
+ * Streamed request bodies can be sent by Node's fetch (over HTTP/1.1); browsers send them only over
+ * HTTP/2, and React Native not at all.
+ */
+export const streamsRequestBodies =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/**
+ * `source` as fetch sends it: `taking` is called when it starts and whenever fetch asks for more
+ * (the network took what it had), `sent` once fetch has had all of it.
+ */
+function watchSending(
+  source: ReadableStream<Uint8Array>,
+  taking: () => void,
+  sent: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      start: taking,
+      async pull(controller) {
+        taking();
+        const next = await reader.read();
+        if (next.done) {
+          sent();
+          controller.close();
+        } else controller.enqueue(next.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 }, // pulled only as fetch sends, so that a stalled network stops the pulls
+  );
+}
+
 function retryAfterMs(response: Response): number | undefined {
   const value = response.headers.get('retry-after');
   if (!value) return undefined;
@@ -221,16 +260,36 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       const request = nextRequest();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      // This timeout covers waiting for the response headers; `guardBody` puts one on the body.
+      // The attempt's timeout. The response headers come only after the whole request body, so
+      // while a streamed body is being sent (an upload, which may take any time) the attempt fails
+      // only when no data of it is taken for `timeoutMs`; the wait for the headers starts once it
+      // has all been handed over. `guardBody` then puts one on the response body.
       const timeout = new AbortController();
-      const timer = setTimeout(
-        () => timeout.abort(new DOMException(`no response within ${options.timeoutMs} ms`, 'TimeoutError')),
-        options.timeoutMs,
-      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      const expireIn = (message: string) => {
+        clearTimeout(timer);
+        if (settled) return; // answered: a server may answer before it has read the whole body
+        timer = setTimeout(() => timeout.abort(new DOMException(message, 'TimeoutError')), options.timeoutMs);
+      };
+      const awaitResponse = () => expireIn(`no response within ${options.timeoutMs} ms`);
+      // Only a request built by a function, the way to send streamed bodies (see RequestSource):
+      // wrapping a JSON body in a stream would send it chunked, without its length.
+      const body =
+        typeof source === 'function' && streamsRequestBodies && request.body
+          ? watchSending(
+              request.body,
+              () => expireIn(`no request data was taken for ${options.timeoutMs} ms`),
+              awaitResponse,
+            )
+          : undefined;
+      if (!body) awaitResponse();
       const signal = AbortSignal.any([original.signal, timeout.signal]);
       let response: Response;
       try {
-        response = await options.fetch(new Request(request, { signal }));
+        response = await options.fetch(
+          new Request(request, body ? ({ signal, body, duplex: 'half' } as RequestInit) : { signal }),
+        );
       } catch (err) {
         if (original.signal.aborted) throw err;
         if (retryable && attempt < options.retry.retries) {
@@ -239,6 +298,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
         }
         throw new NetworkError(`${label} failed: ${(err as Error).message}`, err);
       } finally {
+        settled = true;
         clearTimeout(timer);
       }
       if (response.status === 401 && authenticated && !refreshed) {

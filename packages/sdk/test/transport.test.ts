@@ -373,6 +373,57 @@ describe('a streamed upload that must be retried', () => {
   });
 });
 
+describe('an upload that takes longer than the timeout', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 1000;
+  /** Bytes per ms the server reads: 16 MiB/s, so a send buffer's worth (4 MiB here) is read in 250 ms. */
+  const rate = (16 * 1024 * 1024) / 1000;
+  beforeAll(async () => {
+    server = http.createServer(async (req, res) => {
+      const start = performance.now();
+      let read = 0;
+      try {
+        for await (const chunk of req) {
+          read += (chunk as Buffer).byteLength;
+          // A slow uplink, but a steady one: reading on schedule.
+          const ahead = start + read / rate - performance.now();
+          if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead));
+          if (req.url!.includes('stalled') && read > 1024 * 1024) await new Promise(() => {}); // reads no more
+        }
+      } catch {
+        return; // the client gave up
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const bytes = new Uint8Array(32 * 1024 * 1024); // two seconds at the server's rate
+  const elapsedSince = (start: number) => performance.now() - start;
+
+  it('succeeds while the network keeps taking its bytes', { timeout: 20_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    expect(await client.attachments.upload('slow.bin', bytes)).toEqual({ status: 'success' });
+    expect(elapsedSince(start)).toBeGreaterThan(1.5 * timeoutMs);
+  });
+
+  it('fails once the network takes none of them for the timeout', { timeout: 20_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    const error = await client.attachments.upload('stalled.bin', bytes).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toContain(`no request data was taken for ${timeoutMs} ms`);
+    expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1500);
+  });
+});
+
 describe('storage adapters', () => {
   it.each([
     ['memory', () => new MemoryStorage()],
