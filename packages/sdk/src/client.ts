@@ -5,7 +5,7 @@ import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
 import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
-import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
+import { createTransport, DEFAULT_RETRY, fetchHolding, type RetryOptions } from './transport.ts';
 
 type Schemas = components['schemas'];
 export type Observation = Schemas['Observation'];
@@ -99,7 +99,8 @@ export function createClient(options: ClientOptions) {
     baseUrl: options.baseUrl,
     fetch: async (request: Request) => {
       try {
-        return await baseFetch(
+        return await fetchHolding(
+          baseFetch,
           new Request(request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) }),
         );
       } catch (err) {

@@ -172,6 +172,27 @@ function guardBody(response: Response, ms: number, label: string): Response {
   );
 }
 
+/** The Requests being fetched (see fetchHolding). */
+const fetching = new Set<Request>();
+
+/**
+ * `fetch(request)`, holding `request` until the fetch settles. Node's fetch carries an abort from a
+ * Request's signal to the fetch through a controller that only the Request object holds, so once
+ * nothing else references the Request, a garbage collection silently disconnects them: the timeout
+ * or the caller's cancellation no longer ends the fetch (nodejs/undici#4068, nodejs/node#55428).
+ */
+export async function fetchHolding(
+  fetch: (request: Request) => Promise<Response>,
+  request: Request,
+): Promise<Response> {
+  fetching.add(request);
+  try {
+    return await fetch(request);
+  } finally {
+    fetching.delete(request);
+  }
+}
+
 /**
  * Streamed request bodies can be sent by Node's fetch (over HTTP/1.1); browsers send them only over
  * HTTP/2, and React Native not at all.
@@ -287,7 +308,8 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       const signal = AbortSignal.any([original.signal, timeout.signal]);
       let response: Response;
       try {
-        response = await options.fetch(
+        response = await fetchHolding(
+          options.fetch,
           new Request(request, body ? ({ signal, body, duplex: 'half' } as RequestInit) : { signal }),
         );
       } catch (err) {

@@ -4,6 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
@@ -421,6 +423,58 @@ describe('an upload that takes longer than the timeout', () => {
     expect((error as NetworkError).message).toContain(`no request data was taken for ${timeoutMs} ms`);
     expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
     expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1500);
+  });
+});
+
+describe('timeouts under garbage collection', () => {
+  // A real collection, as a long-running app gets them: V8's own gc(), exposed at run time.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 300;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      // Refuses the access token; swallows every other request.
+      if (req.url === '/users') res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  /** How `pending` ends within 5 s while collections run, or 'hung'. */
+  async function outcome(pending: Promise<unknown>): Promise<unknown> {
+    const collecting = setInterval(gc, 50);
+    try {
+      return await Promise.race([
+        pending.then(
+          () => 'resolved',
+          (err: unknown) => err,
+        ),
+        new Promise((resolve) => setTimeout(resolve, 5000, 'hung')),
+      ]);
+    } finally {
+      clearInterval(collecting);
+    }
+  }
+
+  it('still end a request nobody answers', { timeout: 10_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const error = await outcome(client.api.GET('/health'));
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toContain(`no response within ${timeoutMs} ms`);
+  });
+
+  it('still end a token refresh nobody answers', { timeout: 10_000 }, async () => {
+    const client = createClient({
+      baseUrl: base,
+      timeoutMs,
+      tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
+    });
+    expect(await outcome(client.api.GET('/users'))).toBeInstanceOf(NetworkError);
   });
 });
 
