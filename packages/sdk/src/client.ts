@@ -3,9 +3,9 @@ import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
-import { Outbox } from './outbox.ts';
+import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
-import { createTransport, DEFAULT_RETRY, type RetryOptions } from './transport.ts';
+import { createTransport, DEFAULT_RETRY, fetchHolding, type RetryOptions } from './transport.ts';
 
 type Schemas = components['schemas'];
 export type Observation = Schemas['Observation'];
@@ -29,8 +29,8 @@ export interface ClientOptions {
    * Where the sync state persists, if not in `storage`: the outbox (queued, in-flight and
    * dead-lettered records) and the pull cursors. Both describe the app's local copy of the records,
    * so they belong with it: e.g. the app's own database, or memory for a one-off process (a script
-   * or a CLI command) that keeps only the session. Give it from the first use: an outbox already kept
-   * in `storage` is not moved over.
+   * or a CLI command) that keeps only the session. Given to an app that kept them in `storage` so
+   * far, it takes them over: the outbox on its first use, each pull cursor when first read.
    */
   stateStorage?: SyncStorage;
   /** Identifies this device in pushes and pulls (default: generated once and kept in storage). */
@@ -83,7 +83,8 @@ const KEYS = {
 export function createClient(options: ClientOptions) {
   const storage = options.storage ?? new MemoryStorage();
   const stateStorage = options.stateStorage ?? storage;
-  const outbox = new Outbox(stateStorage);
+  // State kept in `storage` before the app gave a `stateStorage` is moved over on first use.
+  const outbox = new Outbox(stateStorage, stateStorage === storage ? undefined : storage);
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
@@ -98,7 +99,8 @@ export function createClient(options: ClientOptions) {
     baseUrl: options.baseUrl,
     fetch: async (request: Request) => {
       try {
-        return await baseFetch(
+        return await fetchHolding(
+          baseFetch,
           new Request(request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) }),
         );
       } catch (err) {
@@ -188,6 +190,21 @@ export function createClient(options: ClientOptions) {
   };
 
   /**
+   * The cursor stored under `key`. One stored in `storage` before the app gave a `stateStorage`
+   * (cursors are keyed by their schema types, so they cannot be listed up front) is moved over when
+   * first read.
+   */
+  async function storedCursor(key: string): Promise<number | undefined> {
+    const cursor = await stateStorage.get<number>(key);
+    if (cursor !== undefined || stateStorage === storage) return cursor;
+    const earlier = await storage.get<number>(key);
+    if (earlier === undefined) return undefined;
+    await stateStorage.set(key, earlier);
+    await storage.delete(key);
+    return earlier;
+  }
+
+  /**
    * Pages of changes after the stored cursor (or `since`), oldest first. The cursor is stored
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
    * crash mid-page repeats that page instead of skipping it. With `since` it is a one-off read
@@ -198,7 +215,7 @@ export function createClient(options: ClientOptions) {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
-    let cursor = pull.since ?? (await stateStorage.get<number>(cursorKey)) ?? 0;
+    let cursor = pull.since ?? (await storedCursor(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },
@@ -299,21 +316,18 @@ export function createClient(options: ClientOptions) {
         ...(push.signal ? { signal: push.signal } : {}),
       });
       const problem = error as Problem | undefined;
-      const now = new Date().toISOString();
+      const at = new Date().toISOString();
+      let refused: Omit<DeadLetter, 'transmissionId'>[] = [];
       if (data) {
-        const failedIndexes = new Set(data.failed_records.map((f) => f.index));
-        await outbox.deadLetter(
-          data.failed_records.map((f) => ({
-            record: batch.records[f.index]!,
-            code: f.code,
-            error: f.error,
-            at: now,
-            transmissionId: batch.transmission_id,
-            ...(f.errors ? { errors: f.errors } : {}),
-            ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
-            ...(f.server_record ? { serverRecord: f.server_record } : {}),
-          })),
-        );
+        refused = data.failed_records.map((f) => ({
+          record: batch.records[f.index]!,
+          code: f.code,
+          error: f.error,
+          at,
+          ...(f.errors ? { errors: f.errors } : {}),
+          ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+          ...(f.server_record ? { serverRecord: f.server_record } : {}),
+        }));
         for (const warning of data.warnings) {
           if (warning.code !== 'CONFLICT') continue;
           const conflict = {
@@ -324,8 +338,7 @@ export function createClient(options: ClientOptions) {
           conflicts.push(conflict);
           push.onConflict?.(conflict);
         }
-        pushed += batch.records.length - failedIndexes.size;
-        failed += failedIndexes.size;
+        pushed += batch.records.length - refused.length;
       } else if (response.status === 413 && batch.records.length > 1) {
         // Too large for this server (its record or byte limit): send it in halves, and later
         // batches no bigger, instead of setting the records aside.
@@ -339,22 +352,22 @@ export function createClient(options: ClientOptions) {
         response.status !== 429
       ) {
         // The server will never take this batch as it is (e.g. 409, or 413 for one record): keep it
-        // aside, do not block the queue.
-        await outbox.deadLetter(
-          batch.records.map((record) => ({
-            record,
-            code: problem?.code ?? `http_${response.status}`,
-            error: problem?.detail ?? '',
-            at: now,
-            transmissionId: batch.transmission_id,
-            ...(problem?.errors ? { errors: problem.errors } : {}),
-          })),
-        );
-        failed += batch.records.length;
+        // aside, do not block the queue. The problem is about the request, not one record: its
+        // details (e.g. a field of the envelope) go into each record's message, not into `errors`,
+        // which name the record's own fields.
+        const details = (problem?.errors ?? []).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
+        const error = [problem?.detail, ...details].filter(Boolean).join('; ');
+        refused = batch.records.map((record) => ({
+          record,
+          code: problem?.code ?? `http_${response.status}`,
+          error,
+          at,
+        }));
       } else {
         throw new ApiError(response.status, problem);
       }
-      await outbox.finishBatch(batch.transmission_id);
+      failed += refused.length;
+      await outbox.finishBatch(batch.transmission_id, refused);
       // After a batch the server took, the limit grows back (one record too large alone took it to 1).
       if (data) batchLimit = Math.min(batchSize, batchLimit * 2);
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });

@@ -1,7 +1,7 @@
 import { ApiError, type Problem } from './errors.ts';
 import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
-import type { RequestSource } from './transport.ts';
+import { type RequestSource, streamsRequestBodies } from './transport.ts';
 
 type Schemas = components['schemas'];
 type Api = ReturnType<typeof import('openapi-fetch').default<import('./generated/schema.ts').paths>>;
@@ -12,14 +12,6 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 const UPLOAD_CHUNK = 64 * 1024;
-
-/**
- * Streamed request bodies let the SDK report upload progress as the bytes go out. Node's fetch
- * sends them over HTTP/1.1; browsers only over HTTP/2 (and React Native not at all), so there the
- * body is a plain FormData and progress is reported at the start and the end.
- */
-const streamsRequestBodies =
-  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
 /**
  * A multipart/form-data body with one part, streamed from bytes or from any async source of chunks
@@ -107,7 +99,9 @@ export function attachmentHelpers(
       const hash = await sha256Hex(bytes);
       const signal: RequestInit = options.signal ? { signal: options.signal } : {};
       // Built again for each attempt, so a retry does not keep a second copy of the bytes (see
-      // RequestSource); the progress of a retry starts again from 0.
+      // RequestSource); the progress of a retry starts again from 0. Streamed where the platform
+      // can (see streamsRequestBodies), reporting progress as the bytes go out; elsewhere a plain
+      // FormData, with progress at the start and the end.
       const request = (): Request => {
         if (!streamsRequestBodies) {
           const form = new FormData();

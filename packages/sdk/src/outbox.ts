@@ -27,7 +27,6 @@ const matching = (ids: readonly string[] | undefined) => {
   const wanted = ids && new Set(ids);
   return (entry: DeadLetter) => !wanted || wanted.has(entry.record.observation_id);
 };
-const batchAndRecord = (entry: DeadLetter) => `${entry.transmissionId}\u0000${entry.record.observation_id}`;
 
 /** A push batch, stored with its transmission id before the first send. */
 export interface Inflight {
@@ -43,6 +42,12 @@ const KEYS = {
   /** Before 0.1.1 the whole queue was one value; it is moved over on first use. */
   legacyQueue: 'outbox:queue',
 } as const;
+
+/** The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out. */
+async function readRecords(storage: SyncStorage, ids: readonly string[]): Promise<PushObservation[]> {
+  const records = await Promise.all(ids.map((id) => storage.get<PushObservation>(KEYS.record(id))));
+  return records.filter((r): r is PushObservation => r !== undefined);
+}
 
 /**
  * The records waiting to be pushed, in storage. Each record is its own key and the queue order is
@@ -60,11 +65,18 @@ const KEYS = {
  */
 export class Outbox {
   readonly #storage: SyncStorage;
+  readonly #earlier: SyncStorage | undefined;
   #tail: Promise<unknown> = Promise.resolve();
   #migrated = false;
 
-  constructor(storage: SyncStorage) {
+  /**
+   * `earlier`: where an outbox may have been kept before this storage was chosen for it (the
+   * client's `storage`, before it was given a `stateStorage`); whatever is there is moved over on
+   * first use, so that switching storages leaves no queued or refused record behind.
+   */
+  constructor(storage: SyncStorage, earlier?: SyncStorage) {
     this.#storage = storage;
+    this.#earlier = earlier;
   }
 
   /** Runs `operation` after every operation started before it. */
@@ -79,26 +91,47 @@ export class Outbox {
 
   async #migrate(): Promise<void> {
     if (this.#migrated) return;
+    if (this.#earlier) await this.#moveFrom(this.#earlier);
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
-    if (legacy?.length) {
-      const ids = await this.#ids();
-      for (const record of legacy) {
-        if (!ids.includes(record.observation_id)) ids.push(record.observation_id);
-        await this.#storage.set(KEYS.ids, ids);
-        await this.#storage.set(KEYS.record(record.observation_id), record);
-      }
-    }
+    if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
     this.#migrated = true;
   }
 
-  async #ids(): Promise<string[]> {
-    return (await this.#storage.get<string[]>(KEYS.ids)) ?? [];
+  /**
+   * Moves the outbox kept in `earlier` over: into this storage first, then out of `earlier`, so
+   * that a crash in between has it moved again (the same copies, which replace themselves; a dead
+   * letter moved already is not added twice). This storage is expected to hold nothing yet; if it
+   * holds a batch in flight of its own, the batch from `earlier` is queued again instead.
+   */
+  async #moveFrom(earlier: SyncStorage): Promise<void> {
+    const [ids = [], inflight, dead = [], legacy = []] = await Promise.all([
+      earlier.get<string[]>(KEYS.ids),
+      earlier.get<Inflight>(KEYS.inflight),
+      earlier.get<DeadLetter[]>(KEYS.dead),
+      earlier.get<PushObservation[]>(KEYS.legacyQueue),
+    ]);
+    if (ids.length === 0 && !inflight && dead.length === 0 && legacy.length === 0) return;
+    const queued = [...legacy, ...(await readRecords(earlier, ids))];
+    if (inflight) {
+      const own = await this.#storage.get<Inflight>(KEYS.inflight);
+      // The same transmission id: a re-send after the move is answered by the server's replay.
+      if (!own) await this.#storage.set(KEYS.inflight, inflight);
+      else if (own.transmission_id !== inflight.transmission_id) queued.unshift(...inflight.records);
+    }
+    if (queued.length > 0) await this.#queue(queued);
+    if (dead.length > 0) {
+      const own = await this.#dead();
+      const known = new Set(own.map((d) => JSON.stringify(d)));
+      // Older than any of this storage's: first.
+      await this.#storage.set(KEYS.dead, [...dead.filter((d) => !known.has(JSON.stringify(d))), ...own]);
+    }
+    for (const key of [KEYS.ids, KEYS.inflight, KEYS.dead, KEYS.legacyQueue]) await earlier.delete(key);
+    for (const id of ids) await earlier.delete(KEYS.record(id));
   }
 
-  async #records(ids: string[]): Promise<PushObservation[]> {
-    const records = await Promise.all(ids.map((id) => this.#storage.get<PushObservation>(KEYS.record(id))));
-    return records.filter((r): r is PushObservation => r !== undefined);
+  async #ids(): Promise<string[]> {
+    return (await this.#storage.get<string[]>(KEYS.ids)) ?? [];
   }
 
   save(record: PushObservation): Promise<void> {
@@ -111,22 +144,23 @@ export class Outbox {
    * keeps its first place, in the queue or in `records`, and its last copy in `records`.
    */
   saveMany(records: readonly PushObservation[]): Promise<void> {
-    return this.#exclusive(async () => {
-      const ids = await this.#ids();
-      const alreadyQueued = ids.length;
-      const queued = new Set(ids);
-      const latest = new Map<string, PushObservation>();
-      for (const record of records) {
-        if (!queued.has(record.observation_id)) {
-          queued.add(record.observation_id);
-          ids.push(record.observation_id);
-        }
-        latest.set(record.observation_id, record);
+    return this.#exclusive(() => this.#queue(records));
+  }
+
+  async #queue(records: readonly PushObservation[]): Promise<void> {
+    const ids = await this.#ids();
+    const alreadyQueued = ids.length;
+    const queued = new Set(ids);
+    const latest = new Map<string, PushObservation>();
+    for (const record of records) {
+      if (!queued.has(record.observation_id)) {
+        queued.add(record.observation_id);
+        ids.push(record.observation_id);
       }
-      if (ids.length > alreadyQueued) await this.#storage.set(KEYS.ids, ids);
-      for (const record of latest.values())
-        await this.#storage.set(KEYS.record(record.observation_id), record);
-    });
+      latest.set(record.observation_id, record);
+    }
+    if (ids.length > alreadyQueued) await this.#storage.set(KEYS.ids, ids);
+    for (const record of latest.values()) await this.#storage.set(KEYS.record(record.observation_id), record);
   }
 
   /** The batch in flight, if any, else the next `size` queued records as a new batch (stored first). */
@@ -138,7 +172,7 @@ export class Outbox {
         const ids = await this.#ids();
         const taken = ids.slice(0, size);
         if (taken.length === 0) return undefined;
-        const records = await this.#records(taken); // ids without a record (a crash mid-save) drop out
+        const records = await readRecords(this.#storage, taken); // ids without a record (a crash mid-save) drop out
         if (records.length > 0) {
           const batch = { transmission_id: transmissionId(), records };
           await this.#storage.set(KEYS.inflight, batch);
@@ -182,13 +216,39 @@ export class Outbox {
   }
 
   /**
-   * The server answered for the batch `transmissionId`: it is done. Only that batch: another push
-   * on the same storage (another tab or process) may have moved on to the next one.
+   * The server answered for the batch `transmissionId`: the records it refused are set aside and
+   * the batch is done, in one step, so that nothing (a `retryDeadLetters` in particular) runs in
+   * between and sees a refused record both set aside and in flight. Only that batch: another push
+   * on the same storage (another tab or process) may have moved on to the next one. A record
+   * already set aside from this batch is not recorded again: a crash between the two writes has the
+   * batch re-sent, and the server replays its answer.
+   *
+   * The dead letters of the ids this batch sent, from earlier batches, go: they hold older copies (a
+   * batch is taken only once the one before it is finished), and the server, which keeps the last
+   * write, now has the newer copy or has refused it in its turn, so the older one must never be
+   * queued again over it.
    */
-  finishBatch(transmissionId: string): Promise<void> {
+  finishBatch(
+    transmissionId: string,
+    refused: readonly Omit<DeadLetter, 'transmissionId'>[] = [],
+  ): Promise<void> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
-      if (inflight?.transmission_id === transmissionId) await this.#storage.delete(KEYS.inflight);
+      if (inflight?.transmission_id !== transmissionId) return;
+      const dead = await this.#dead();
+      const sent = new Set(inflight.records.map((r) => r.observation_id));
+      const kept = dead.filter(
+        (d) => d.transmissionId === transmissionId || !sent.has(d.record.observation_id),
+      );
+      const recorded = new Set(
+        kept.filter((d) => d.transmissionId === transmissionId).map((d) => d.record.observation_id),
+      );
+      const fresh = refused
+        .filter((d) => !recorded.has(d.record.observation_id))
+        .map((d) => ({ ...d, transmissionId }));
+      if (fresh.length > 0 || kept.length < dead.length)
+        await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
+      await this.#storage.delete(KEYS.inflight);
     });
   }
 
@@ -196,7 +256,7 @@ export class Outbox {
   pending(): Promise<PushObservation[]> {
     return this.#exclusive(async () => [
       ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
-      ...(await this.#records(await this.#ids())),
+      ...(await readRecords(this.#storage, await this.#ids())),
     ]);
   }
 
@@ -219,23 +279,10 @@ export class Outbox {
   }
 
   /**
-   * Sets records aside. A record already set aside from the same batch is not recorded again: a
-   * crash between this and `finishBatch` has the batch re-sent, and the server replays its answer.
-   */
-  deadLetter(entries: DeadLetter[]): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
-    return this.#exclusive(async () => {
-      const dead = await this.#dead();
-      const recorded = new Set(dead.filter((d) => d.transmissionId).map(batchAndRecord));
-      const fresh = entries.filter((d) => !d.transmissionId || !recorded.has(batchAndRecord(d)));
-      if (fresh.length > 0) await this.#storage.set(KEYS.dead, [...dead, ...fresh]);
-    });
-  }
-
-  /**
    * Queues dead-lettered records (of `ids`, or all) again, at the end of the queue, and drops their
    * dead letters. Of an id set aside more than once, the latest copy is queued; an id queued or in
-   * flight already is not, as that copy was saved later. Returns how many records were queued.
+   * flight already is not, as that copy was saved later, unless it is the refused copy itself, still
+   * in flight after a crash before its batch was finished. Returns how many records were queued.
    */
   retryDeadLetters(ids?: readonly string[]): Promise<number> {
     return this.#exclusive(async () => {
@@ -244,10 +291,14 @@ export class Outbox {
       const retried = dead.filter(chosen);
       if (retried.length === 0) return 0;
       const queued = await this.#ids();
-      const inflight = (await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? [];
-      const newer = new Set([...queued, ...inflight.map((r) => r.observation_id)]);
-      const latest = new Map(retried.map((d) => [d.record.observation_id, d.record]));
-      const requeued = [...latest.values()].filter((r) => !newer.has(r.observation_id));
+      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const newer = new Set(queued);
+      const inFlight = new Set(inflight?.records.map((r) => r.observation_id));
+      const hasNewerCopy = ({ record, transmissionId }: DeadLetter) =>
+        newer.has(record.observation_id) ||
+        (inFlight.has(record.observation_id) && inflight?.transmission_id !== transmissionId);
+      const latest = new Map(retried.map((d) => [d.record.observation_id, d]));
+      const requeued = [...latest.values()].filter((d) => !hasNewerCopy(d)).map((d) => d.record);
       // Records, then the queue, then the dead letters: a crash in between leaves a record both
       // queued and dead-lettered, which a second retry does not queue twice.
       for (const record of requeued) await this.#storage.set(KEYS.record(record.observation_id), record);

@@ -15,9 +15,12 @@ export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
   /**
-   * Per attempt (default 30 s): the response headers must arrive within it, then a body read whole
-   * as text or JSON within it again; a body read as a stream or as bytes (a download of any size)
-   * fails when a read waits this long for data.
+   * Per attempt (default 30 s): the response headers must arrive within it (for a request built by
+   * a function, once its body has been handed over: while that is sent, the attempt fails only when
+   * none of it is taken for this long), then a body read whole as text or JSON within it of the call
+   * that reads it; a body read as a stream or as bytes (a
+   * download of any size) fails when a read waits this long for data. A body nobody reads, or stops
+   * reading, is released after ten times as long.
    */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
@@ -30,7 +33,10 @@ export interface TransportOptions {
  * A request, or a function that builds it. The function is called again for each attempt (a retry,
  * or the resend after a token refresh), so a streamed body is read from its source (a file) each
  * time instead of being held in memory in case it is needed again; use one for large streamed
- * uploads. A Request's body is kept in memory until its last attempt.
+ * uploads. A Request's body is kept in memory until its last attempt. Where request bodies stream
+ * (Node), the body of a request built by a function may take any time to send: the attempt's
+ * timeout only ends it when the network takes none of it for `timeoutMs`, and the wait for the
+ * response starts once it has all been handed over.
  */
 export type RequestSource = Request | (() => Request);
 
@@ -63,48 +69,64 @@ function withSafeJson(response: Response): Response {
 }
 
 /**
+ * How many times `timeoutMs` a body nobody reads is kept before its connection is released. Long, as
+ * an app may read a response well after getting it (downloads started together, saved one after
+ * the other), but not endless: a dropped response whose server stalls would hold its connection,
+ * and keep a Node process alive, for ever.
+ */
+const UNREAD_BODY_TIMEOUTS = 10;
+
+/**
  * Puts a timeout on reading the response body too: a server that sends the headers and then
  * stalls would otherwise hang a read forever. A body read whole as text or JSON (the API's answers,
- * a page at most) must be in within `ms` of the headers; one read as a stream or as bytes (a
- * download, which may take any time) fails only when a read waits `ms` for data, so a consumer busy
- * between reads (writing to a slow disk) is not counted. A body nobody reads is released after `ms`.
+ * a page at most) must be in within `ms` of the call that reads it; one read as a stream or as bytes
+ * (a download, which may take any time) fails only when a read waits `ms` for data, so a consumer
+ * busy between reads (writing to a slow disk) is not counted. A body nobody reads (or stops reading)
+ * is released after `UNREAD_BODY_TIMEOUTS` × `ms`.
+ *
+ * The answer is a Response around the guarded body, so that everything the platform's Response does
+ * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
+ * response's url, redirected flag and type are carried over.
  */
 function guardBody(response: Response, ms: number, label: string): Response {
   const source = response.body;
-  if (!source) return response;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  if (!source) return withSafeJson(response);
+  // Locked at once: Node's fetch cancels the body of a response that is garbage-collected unless
+  // it is locked, and only the guarded Response is kept from here on.
+  const reader = source.getReader();
   let whole = false;
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const stop = () => clearTimeout(timer);
-  const expire = () => {
-    const reason = new DOMException(
-      whole ? `the response was not complete within ${ms} ms` : `no response data for ${ms} ms`,
-      'TimeoutError',
-    );
-    output?.error(new NetworkError(`${label}: ${reason.message}`, reason));
-    (reader ?? source).cancel(reason).catch(() => undefined); // closes the connection
-  };
-  const arm = () => {
+  const expireIn = (after: number, message: string) => {
     stop();
-    timer = setTimeout(expire, ms);
-    // As AbortSignal.timeout's: an unread body must not keep a Node process alive until it fires.
+    timer = setTimeout(() => {
+      const reason = new DOMException(message, 'TimeoutError');
+      output?.error(new NetworkError(`${label}: ${message}`, reason));
+      reader.cancel(reason).catch(() => undefined); // closes the connection
+    }, after);
+    // As AbortSignal.timeout's: the timer alone must not keep a Node process alive.
     (timer as { unref?: () => void }).unref?.();
   };
+  const unread = () =>
+    expireIn(ms * UNREAD_BODY_TIMEOUTS, `the response body was not read for ${ms * UNREAD_BODY_TIMEOUTS} ms`);
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
         output = controller;
-        arm();
+        unread();
       },
       async pull(controller) {
-        reader ??= source.getReader();
-        if (!whole) arm();
+        if (!whole) expireIn(ms, `no response data for ${ms} ms`);
         try {
           const next = await reader.read();
-          if (!whole || next.done) stop();
-          if (next.done) controller.close();
-          else controller.enqueue(next.value);
+          if (next.done) {
+            stop();
+            controller.close();
+          } else {
+            controller.enqueue(next.value);
+            if (!whole) unread(); // until the consumer asks for more
+          }
         } catch (err) {
           stop();
           controller.error(err); // a no-op once the timeout has failed the body
@@ -112,24 +134,97 @@ function guardBody(response: Response, ms: number, label: string): Response {
       },
       cancel(reason) {
         stop();
-        return (reader ?? source).cancel(reason);
+        return reader.cancel(reason);
       },
     },
     { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
   );
-  const readAs =
-    <K extends 'text' | 'formData' | 'arrayBuffer' | 'blob' | 'bytes'>(method: K, readWhole: boolean) =>
-    () => {
-      whole = readWhole;
-      return new Response(body, { headers: response.headers })[method]() as ReturnType<Response[K]>;
+  const readWhole = () => {
+    if (whole) return;
+    whole = true;
+    expireIn(ms, `the response was not complete within ${ms} ms`);
+  };
+  const { url, redirected, type } = response;
+  const guard = (guarded: Response): Response => {
+    Object.defineProperties(guarded, {
+      url: { value: url },
+      redirected: { value: redirected },
+      type: { value: type },
+    });
+    guarded.text = () => {
+      readWhole();
+      return Response.prototype.text.call(guarded);
     };
-  Object.defineProperty(response, 'body', { value: body });
-  response.text = readAs('text', true);
-  response.formData = readAs('formData', true);
-  response.arrayBuffer = readAs('arrayBuffer', false);
-  response.blob = readAs('blob', false);
-  if ('bytes' in response) response.bytes = readAs('bytes', false);
-  return response;
+    guarded.formData = () => {
+      readWhole();
+      return Response.prototype.formData.call(guarded);
+    };
+    // A clone tees the guarded body: both branches are read through the same timeouts.
+    guarded.clone = () => guard(Response.prototype.clone.call(guarded));
+    return withSafeJson(guarded);
+  };
+  return guard(
+    new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    }),
+  );
+}
+
+/** The Requests being fetched (see fetchHolding). */
+const fetching = new Set<Request>();
+
+/**
+ * `fetch(request)`, holding `request` until the fetch settles. Node's fetch carries an abort from a
+ * Request's signal to the fetch through a controller that only the Request object holds, so once
+ * nothing else references the Request, a garbage collection silently disconnects them: the timeout
+ * or the caller's cancellation no longer ends the fetch (nodejs/undici#4068, nodejs/node#55428).
+ */
+export async function fetchHolding(
+  fetch: (request: Request) => Promise<Response>,
+  request: Request,
+): Promise<Response> {
+  fetching.add(request);
+  try {
+    return await fetch(request);
+  } finally {
+    fetching.delete(request);
+  }
+}
+
+/**
+ * Streamed request bodies can be sent by Node's fetch (over HTTP/1.1); browsers send them only over
+ * HTTP/2, and React Native not at all.
+ */
+export const streamsRequestBodies =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/**
+ * `source` as fetch sends it: `taking` is called when it starts and whenever fetch asks for more
+ * (the network took what it had), `sent` once fetch has had all of it.
+ */
+function watchSending(
+  source: ReadableStream<Uint8Array>,
+  taking: () => void,
+  sent: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      start: taking,
+      async pull(controller) {
+        taking();
+        const next = await reader.read();
+        if (next.done) {
+          sent();
+          controller.close();
+        } else controller.enqueue(next.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 }, // pulled only as fetch sends, so that a stalled network stops the pulls
+  );
 }
 
 function retryAfterMs(response: Response): number | undefined {
@@ -179,23 +274,44 @@ export function createTransport(options: TransportOptions): (request: RequestSou
     const retryable = isRetryable(original);
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
     const label = `${original.method} ${original.url}`;
-    const answer = (response: Response) => guardBody(withSafeJson(response), options.timeoutMs, label);
+    const answer = (response: Response) => guardBody(response, options.timeoutMs, label);
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       const request = nextRequest();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      // This timeout covers waiting for the response headers; `guardBody` puts one on the body.
+      // The attempt's timeout. The response headers come only after the whole request body, so
+      // while a streamed body is being sent (an upload, which may take any time) the attempt fails
+      // only when no data of it is taken for `timeoutMs`; the wait for the headers starts once it
+      // has all been handed over. `guardBody` then puts one on the response body.
       const timeout = new AbortController();
-      const timer = setTimeout(
-        () => timeout.abort(new DOMException(`no response within ${options.timeoutMs} ms`, 'TimeoutError')),
-        options.timeoutMs,
-      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      const expireIn = (message: string) => {
+        clearTimeout(timer);
+        if (settled) return; // answered: a server may answer before it has read the whole body
+        timer = setTimeout(() => timeout.abort(new DOMException(message, 'TimeoutError')), options.timeoutMs);
+      };
+      const awaitResponse = () => expireIn(`no response within ${options.timeoutMs} ms`);
+      // Only a request built by a function, the way to send streamed bodies (see RequestSource):
+      // wrapping a JSON body in a stream would send it chunked, without its length.
+      const body =
+        typeof source === 'function' && streamsRequestBodies && request.body
+          ? watchSending(
+              request.body,
+              () => expireIn(`no request data was taken for ${options.timeoutMs} ms`),
+              awaitResponse,
+            )
+          : undefined;
+      if (!body) awaitResponse();
       const signal = AbortSignal.any([original.signal, timeout.signal]);
       let response: Response;
       try {
-        response = await options.fetch(new Request(request, { signal }));
+        response = await fetchHolding(
+          options.fetch,
+          new Request(request, body ? ({ signal, body, duplex: 'half' } as RequestInit) : { signal }),
+        );
       } catch (err) {
         if (original.signal.aborted) throw err;
         if (retryable && attempt < options.retry.retries) {
@@ -204,6 +320,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
         }
         throw new NetworkError(`${label} failed: ${(err as Error).message}`, err);
       } finally {
+        settled = true;
         clearTimeout(timer);
       }
       if (response.status === 401 && authenticated && !refreshed) {

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createClient } from '../src/client.ts';
+import { createClient, type PushObservation } from '../src/client.ts';
 import { FileStorage } from '../src/node.ts';
 import { Outbox } from '../src/outbox.ts';
 import { MemoryStorage, type SyncStorage } from '../src/storage.ts';
@@ -16,6 +16,39 @@ const record = (id: string, n = 0) => ({
   data: { n },
   deleted: false,
 });
+
+/** What a push records for a record the server refused. */
+const refusal = (r: PushObservation) => ({
+  record: r,
+  code: 'forbidden',
+  error: '',
+  at: '2026-01-01T00:00:00Z',
+});
+
+/** Sends `records` as the batch `transmissionId`, which the server refuses whole. */
+async function refuse(outbox: Outbox, records: PushObservation[], transmissionId: string): Promise<void> {
+  await outbox.saveMany(records);
+  const batch = await outbox.nextBatch(records.length, () => transmissionId);
+  await outbox.finishBatch(transmissionId, batch!.records.map(refusal));
+}
+
+/** Dies once, as the process would, on the first delete of `key` (after `dying` is set). */
+class DyingStorage extends MemoryStorage {
+  readonly key: string;
+  dying: boolean;
+  constructor(key: string, dying = true) {
+    super();
+    this.key = key;
+    this.dying = dying;
+  }
+  override async delete(key: string): Promise<void> {
+    if (key === this.key && this.dying) {
+      this.dying = false;
+      throw new Error('the process died');
+    }
+    await super.delete(key);
+  }
+}
 
 /** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
@@ -167,9 +200,13 @@ describe('the outbox', () => {
   });
 
   it('moves a queue stored by an earlier version over, and skips an id whose record never got written', async () => {
-    const storage = new MemoryStorage();
+    const storage = new MeteredStorage();
     await storage.set('outbox:queue', [record('old-1'), record('old-2')]);
+    storage.keys = [];
     const outbox = new Outbox(storage);
+    expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-1', 'old-2']);
+    // As saveMany: one write of the id list for the whole queue, not one per record.
+    expect(storage.keys).toEqual(['outbox:ids', 'outbox:record:old-1', 'outbox:record:old-2']);
     await outbox.save(record('new'));
     await storage.set('outbox:ids', ['ghost', ...((await storage.get<string[]>('outbox:ids')) ?? [])]);
     expect((await outbox.pending()).map((r) => r.observation_id)).toEqual(['old-1', 'old-2', 'new']);
@@ -218,40 +255,30 @@ describe('the outbox', () => {
   });
 
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
-    const outbox = new Outbox(new MemoryStorage());
-    const refused = (id: string, transmissionId: string | undefined) => ({
-      record: record(id),
-      code: 'invalid_record',
-      error: 'no',
-      at: '2026-01-01T00:00:00Z',
-      ...(transmissionId ? { transmissionId } : {}),
-    });
-    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
-    await outbox.deadLetter([refused('a', 'tx-1'), refused('b', 'tx-1')]);
-    await outbox.deadLetter([refused('a', 'tx-2')]); // refused again in a later batch: recorded
-    await outbox.deadLetter([refused('c', undefined), refused('c', undefined)]); // no batch to tell them apart
-    expect((await outbox.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
-      ['a', 'tx-1'],
+    // Dies between recording the batch's dead letters and finishing it.
+    const storage = new DyingStorage('outbox:inflight');
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a'), record('b')]);
+    await outbox.nextBatch(2, () => 'tx-1');
+    const answer = [refusal(record('a')), refusal(record('b'))];
+    await expect(outbox.finishBatch('tx-1', answer)).rejects.toThrow('the process died');
+    const restarted = new Outbox(storage);
+    expect((await restarted.nextBatch(2, () => 'tx-2'))?.transmission_id).toBe('tx-1'); // re-sent, answered again
+    await restarted.finishBatch('tx-1', answer);
+    await refuse(restarted, [record('a')], 'tx-3'); // refused again in a later batch: replaces the first
+    expect((await restarted.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
       ['b', 'tx-1'],
-      ['a', 'tx-2'],
-      ['c', undefined],
-      ['c', undefined],
+      ['a', 'tx-3'],
     ]);
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 2 });
   });
 
   it('retries dead letters into the queue (the latest copy of each id, none over a newer save) and clears them', async () => {
     const storage = new MemoryStorage();
     const client = offline(storage);
     const outbox = new Outbox(storage);
-    const refused = (id: string, n: number, transmissionId: string) => ({
-      record: record(id, n),
-      code: 'forbidden',
-      error: '',
-      at: '2026-01-01T00:00:00Z',
-      transmissionId,
-    });
-    await outbox.deadLetter([refused('a', 1, 'tx-1'), refused('b', 1, 'tx-1'), refused('c', 1, 'tx-1')]);
-    await outbox.deadLetter([refused('a', 2, 'tx-2'), refused('d', 1, 'tx-2')]);
+    await refuse(outbox, [record('a', 1), record('b', 1), record('c', 1)], 'tx-1');
+    await refuse(outbox, [record('a', 2), record('d', 1)], 'tx-2');
     await client.records.save(record('b', 2)); // saved again since: this copy wins
     const sizes: { pending: number; deadLetters: number }[] = [];
     client.on('queue:size', (event) => sizes.push(event));
@@ -270,6 +297,64 @@ describe('the outbox', () => {
     expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['b', 'a', 'c']);
     expect(await client.records.clearDeadLetters()).toBe(0);
     expect(sizes.at(-1)).toEqual({ pending: 3, deadLetters: 0 });
+  });
+
+  it('a dead letter goes once a newer copy of its record has been pushed, so a retry never queues it over that copy', async () => {
+    const outbox = new Outbox(new MemoryStorage());
+    const letters = async () =>
+      (await outbox.deadLetters()).map((d) => [d.record.observation_id, d.record.data, d.transmissionId]);
+    /** Sends the next batch; the server takes it. */
+    const accept = async (transmissionId: string) => {
+      await outbox.nextBatch(10, () => transmissionId);
+      await outbox.finishBatch(transmissionId);
+    };
+    // a: saved again after it was refused. b: saved again while its refused copy was in flight.
+    await refuse(outbox, [record('a', 1)], 'tx-1');
+    await outbox.save(record('b', 1));
+    await outbox.nextBatch(10, () => 'tx-2');
+    await outbox.saveMany([record('b', 2), record('a', 2)]);
+    await outbox.finishBatch('tx-2', [refusal(record('b', 1))]);
+    // Until the newer copies have been sent, the dead letters stay.
+    expect(await letters()).toEqual([
+      ['a', { n: 1 }, 'tx-1'],
+      ['b', { n: 1 }, 'tx-2'],
+    ]);
+    await accept('tx-3');
+    expect(await letters()).toEqual([]);
+    expect(await outbox.retryDeadLetters()).toBe(0);
+    expect(await outbox.pending()).toEqual([]);
+    // Refused in its turn, the newer copy's dead letter replaces the older one's.
+    await refuse(outbox, [record('c', 1)], 'tx-4');
+    await refuse(outbox, [record('c', 2)], 'tx-5');
+    expect(await letters()).toEqual([['c', { n: 2 }, 'tx-5']]);
+  });
+
+  it('takes over an outbox kept in the storage it was kept in before, on first use, once, also after a crash mid-move', async () => {
+    const earlier = new DyingStorage('outbox:ids', false);
+    const before = new Outbox(earlier);
+    await refuse(before, [record('d')], 'tx-0');
+    await before.saveMany([record('a'), record('b')]);
+    await before.nextBatch(1, () => 'tx-1'); // a in flight
+    await before.save(record('a', 2)); // and a newer copy of it queued
+    const state = new MemoryStorage();
+    earlier.dying = true; // after copying into `state`, before `earlier` is emptied
+    await expect(new Outbox(state, earlier).pending()).rejects.toThrow('the process died');
+
+    const after = new Outbox(state, earlier);
+    expect((await after.pending()).map((r) => [r.observation_id, r.data.n])).toEqual([
+      ['a', 0],
+      ['b', 0],
+      ['a', 2],
+    ]);
+    expect((await after.deadLetters()).map((d) => [d.record.observation_id, d.transmissionId])).toEqual([
+      ['d', 'tx-0'],
+    ]);
+    // The batch in flight keeps its transmission id: its re-send is answered by the server's replay.
+    expect((await after.nextBatch(10, () => 'tx-2'))?.transmission_id).toBe('tx-1');
+    for (const key of ['outbox:ids', 'outbox:inflight', 'outbox:dead', 'outbox:record:a', 'outbox:record:b'])
+      expect(await earlier.get(key)).toBeUndefined();
+    // Nothing is left to move into a later client's state.
+    expect(await new Outbox(new MemoryStorage(), earlier).sizes()).toEqual({ pending: 0, deadLetters: 0 });
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

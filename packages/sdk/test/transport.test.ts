@@ -4,6 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
@@ -204,6 +206,90 @@ describe('a response body that stalls after the headers', () => {
   });
 });
 
+describe('the response the transport returns', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 100;
+  const answer = JSON.stringify({ status: 'ok', version: 'x' });
+  /** When the server saw the connection of each request to /stall close. */
+  const closed = new Map<string, number>();
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/stall')) {
+        // Headers and a first chunk, then nothing more.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).write(Buffer.alloc(1024));
+        req.socket.on('close', () => closed.set(req.url!, performance.now()));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const transport = () =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('can be cloned, by a middleware of the typed client too, each copy keeping the url, status, headers and type', async () => {
+    const client = createClient({ baseUrl: base, timeoutMs });
+    const seen: string[] = [];
+    client.api.use({
+      async onResponse({ response }) {
+        seen.push(await response.clone().text()); // e.g. a logging middleware
+      },
+    });
+    expect((await client.api.GET('/health')).data).toEqual({ status: 'ok', version: 'x' });
+    expect(seen).toEqual([answer]);
+
+    const response = await transport()(new Request(`${base}/health`));
+    const copy = response.clone();
+    for (const r of [response, copy])
+      expect([r.url, r.status, r.type, r.redirected, r.headers.get('content-type')]).toEqual([
+        `${base}/health`,
+        200,
+        'basic',
+        false,
+        'application/json',
+      ]);
+    expect(await response.json()).toEqual({ status: 'ok', version: 'x' });
+    expect([response.bodyUsed, copy.bodyUsed]).toEqual([true, false]);
+    expect(await copy.text()).toBe(answer);
+  });
+
+  it('can be read long after it arrived', async () => {
+    // E.g. downloads started together, then saved one after the other.
+    const responses = await Promise.all([1, 2, 3].map((n) => transport()(new Request(`${base}/file-${n}`))));
+    await sleep(3 * timeoutMs);
+    expect(await responses[0]!.text()).toBe(answer);
+    await sleep(3 * timeoutMs);
+    expect(new TextDecoder().decode(await responses[1]!.arrayBuffer())).toBe(answer);
+    expect(await responses[2]!.json()).toEqual({ status: 'ok', version: 'x' });
+  });
+
+  it('is released when nobody reads it, or stops reading it, for ten times the timeout; not sooner', async () => {
+    const unread = await transport()(new Request(`${base}/stall-unread`));
+    const abandoned = await transport()(new Request(`${base}/stall-abandoned`));
+    const start = performance.now();
+    await abandoned.body!.getReader().read(); // one chunk, and the app moves on
+    await sleep(5 * timeoutMs);
+    expect(closed.size).toBe(0);
+    await sleep(7 * timeoutMs);
+    expect(closed.size).toBe(2);
+    for (const at of closed.values()) expect(at - start).toBeGreaterThanOrEqual(9 * timeoutMs);
+    await expect(unread.text()).rejects.toThrow(`the response body was not read for ${10 * timeoutMs} ms`);
+  });
+});
+
 describe('a streamed upload that must be retried', () => {
   let server: http.Server;
   let base: string;
@@ -286,6 +372,109 @@ describe('a streamed upload that must be retried', () => {
     expect(received).toHaveLength(2);
     expect(received.every((n) => n > bytes.byteLength)).toBe(true);
     expect(progress.at(-1)).toBe(bytes.byteLength);
+  });
+});
+
+describe('an upload that takes longer than the timeout', () => {
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 1000;
+  /** Bytes per ms the server reads: 16 MiB/s, so a send buffer's worth (4 MiB here) is read in 250 ms. */
+  const rate = (16 * 1024 * 1024) / 1000;
+  beforeAll(async () => {
+    server = http.createServer(async (req, res) => {
+      const start = performance.now();
+      let read = 0;
+      try {
+        for await (const chunk of req) {
+          read += (chunk as Buffer).byteLength;
+          // A slow uplink, but a steady one: reading on schedule.
+          const ahead = start + read / rate - performance.now();
+          if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead));
+          if (req.url!.includes('stalled') && read > 1024 * 1024) await new Promise(() => {}); // reads no more
+        }
+      } catch {
+        return; // the client gave up
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const bytes = new Uint8Array(32 * 1024 * 1024); // two seconds at the server's rate
+  const elapsedSince = (start: number) => performance.now() - start;
+
+  it('succeeds while the network keeps taking its bytes', { timeout: 20_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    expect(await client.attachments.upload('slow.bin', bytes)).toEqual({ status: 'success' });
+    expect(elapsedSince(start)).toBeGreaterThan(1.5 * timeoutMs);
+  });
+
+  it('fails once the network takes none of them for the timeout', { timeout: 20_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const start = performance.now();
+    const error = await client.attachments.upload('stalled.bin', bytes).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toContain(`no request data was taken for ${timeoutMs} ms`);
+    expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
+    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1500);
+  });
+});
+
+describe('timeouts under garbage collection', () => {
+  // A real collection, as a long-running app gets them: V8's own gc(), exposed at run time.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let server: http.Server;
+  let base: string;
+  const timeoutMs = 300;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      // Refuses the access token; swallows every other request.
+      if (req.url === '/users') res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  /** How `pending` ends within 5 s while collections run, or 'hung'. */
+  async function outcome(pending: Promise<unknown>): Promise<unknown> {
+    const collecting = setInterval(gc, 50);
+    try {
+      return await Promise.race([
+        pending.then(
+          () => 'resolved',
+          (err: unknown) => err,
+        ),
+        new Promise((resolve) => setTimeout(resolve, 5000, 'hung')),
+      ]);
+    } finally {
+      clearInterval(collecting);
+    }
+  }
+
+  it('still end a request nobody answers', { timeout: 10_000 }, async () => {
+    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const error = await outcome(client.api.GET('/health'));
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toContain(`no response within ${timeoutMs} ms`);
+  });
+
+  it('still end a token refresh nobody answers', { timeout: 10_000 }, async () => {
+    const client = createClient({
+      baseUrl: base,
+      timeoutMs,
+      tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
+    });
+    expect(await outcome(client.api.GET('/users'))).toBeInstanceOf(NetworkError);
   });
 });
 

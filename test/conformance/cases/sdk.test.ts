@@ -280,6 +280,23 @@ describe('SDK against the real server', () => {
     expect(events).toEqual(['started', 'completed']);
   });
 
+  it('a batch refused whole sets its records aside with the problem in their message, not as field errors of each record', async () => {
+    // The server's contract allows client ids of up to 255 characters: every push is refused (400).
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer, clientId: 'c'.repeat(256) });
+    await client.auth.login();
+    await client.records.saveMany([record('envelope-1'), record('envelope-2')]);
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    const dead = await client.records.deadLetters();
+    expect(dead.map((d) => d.record.observation_id)).toEqual(['envelope-1', 'envelope-2']);
+    for (const letter of dead) {
+      expect(letter).toMatchObject({
+        code: 'validation_failed',
+        error: expect.stringContaining('/body/client_id: '),
+      });
+      expect(letter.errors).toBeUndefined();
+    }
+  });
+
   it('a read-only user cannot push: the batch is dead-lettered, not retried forever', async () => {
     const reader = await userWithRole(target, 'read-only');
     const client = createClient({ baseUrl: target.baseUrl, credentials: reader });
@@ -312,6 +329,52 @@ describe('SDK against the real server', () => {
     expect(pulled.some((r) => r.observation_id === 'given-up')).toBe(false);
   });
 
+  it('a dead letter is never queued again over a newer copy of its record that the server took', async () => {
+    const user = await userWithRole(target, 'read-only');
+    const client = createClient({ baseUrl: target.baseUrl, credentials: user });
+    await client.auth.login();
+    await client.records.save(record('superseded', { v: 1 }));
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 1 });
+    const promoted = await call(target, 'PATCH', `/users/${user.username}`, {
+      token: await adminToken(target),
+      body: { role: 'read-write' },
+    });
+    expect(promoted.status).toBe(200);
+    await client.records.save(record('superseded', { v: 2 }));
+    expect(await client.push()).toMatchObject({ pushed: 1, failed: 0 });
+    expect(await client.records.deadLetters()).toEqual([]);
+    expect(await client.records.retryDeadLetters()).toBe(0);
+    expect(await client.push()).toMatchObject({ pushed: 0 });
+    const pulled = await client.pullAll({ since: 0, schemaTypes: ['sdk'] });
+    expect(pulled.find((r) => r.observation_id === 'superseded')?.data).toMatchObject({ v: 2 });
+  });
+
+  it('a retry of the dead letters while a push records its answer queues the refused record again, never loses it', async () => {
+    const reader = await userWithRole(target, 'read-only');
+    let retried: Promise<number> | undefined;
+    /** The user taps "retry" just as the push starts setting the refused record aside. */
+    class TappedStorage extends MemoryStorage {
+      override async set(key: string, value: unknown): Promise<void> {
+        if (key === 'outbox:dead') retried ??= client.records.retryDeadLetters();
+        await super.set(key, value);
+      }
+    }
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      credentials: reader,
+      storage: new TappedStorage(),
+    });
+    await client.auth.login();
+    await client.records.save(record('retried-mid-push'));
+    // Queued again, the record is sent again by the same push, and refused again.
+    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    expect(await retried).toBe(1);
+    expect(await client.records.pending()).toEqual([]);
+    expect((await client.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
+      ['retried-mid-push', 'forbidden'],
+    ]);
+  });
+
   it('keeps the outbox and the pull cursors in stateStorage, apart from the session and client id', async () => {
     const session = new ListedStorage();
     const state = new ListedStorage();
@@ -338,6 +401,56 @@ describe('SDK against the real server', () => {
     expect(await other.records.deadLetters()).toEqual([]);
     const pulled = await other.sync({ schemaTypes: ['sdk'] });
     expect(pulled.pulled).toBeGreaterThanOrEqual(1);
+  });
+
+  it('an app given a stateStorage later takes over the outbox and the pull cursors it kept in storage', async () => {
+    const session = new ListedStorage();
+    const net = instrumentedFetch();
+    const before = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      storage: session,
+      fetch: net.fetch,
+      retry: { retries: 0 },
+    });
+    await before.auth.login();
+    const schemaTypes = ['moved'];
+    const moved = (id: string) => ({ ...record(id), form_type: 'moved' });
+    await before.records.save(moved('moved-pulled'));
+    await before.push();
+    expect((await before.pullAll({ schemaTypes })).map((r) => r.observation_id)).toEqual(['moved-pulled']);
+    await before.records.save({ observation_id: 'moved-refused', form_type: '', data: {} } as never);
+    expect(await before.push()).toMatchObject({ failed: 1 });
+    await before.records.save(moved('moved-in-flight'));
+    net.loseResponses(1); // committed by the server, never heard of: the batch stays in flight
+    await expect(before.push()).rejects.toBeInstanceOf(NetworkError);
+    await before.records.save(moved('moved-queued'));
+    const version = (await before.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+
+    const after = createClient({
+      baseUrl: target.baseUrl,
+      storage: session,
+      stateStorage: new MemoryStorage(),
+    });
+    expect((await after.records.pending()).map((r) => r.observation_id)).toEqual([
+      'moved-in-flight',
+      'moved-queued',
+    ]);
+    expect((await after.records.deadLetters()).map((d) => d.record.observation_id)).toEqual([
+      'moved-refused',
+    ]);
+    const applied: string[] = [];
+    const report = await after.sync({
+      schemaTypes,
+      apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+    });
+    // The stored cursor: only what was committed since the last pull.
+    expect(applied).toEqual(['moved-in-flight']);
+    // The batch in flight re-sent with its transmission id (replayed), the queued record committed.
+    expect(report).toMatchObject({ pushed: 2, failed: 0 });
+    const now = (await after.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
+    expect(now).toBe(version + 1);
+    expect([...session.keys].sort()).toEqual(['auth:tokens', 'client:id']);
   });
 
   it('a crash after recording dead letters but before finishing the batch does not record them twice', async () => {
