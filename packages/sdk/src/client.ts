@@ -5,7 +5,7 @@ import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
 import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
-import { createTransport, DEFAULT_RETRY, fetchHolding, type RetryOptions } from './transport.ts';
+import { createTransport, DEFAULT_RETRY, fetchHolding, guardBody, type RetryOptions } from './transport.ts';
 
 type Schemas = components['schemas'];
 export type Observation = Schemas['Observation'];
@@ -29,10 +29,18 @@ export interface ClientOptions {
    * Where the sync state persists, if not in `storage`: the outbox (queued, in-flight and
    * dead-lettered records) and the pull cursors. Both describe the app's local copy of the records,
    * so they belong with it: e.g. the app's own database, or memory for a one-off process (a script
-   * or a CLI command) that keeps only the session. Given to an app that kept them in `storage` so
-   * far, it takes them over: the outbox on its first use, each pull cursor when first read.
+   * or a CLI command) that keeps only the session. See `takeOverState` for an app that kept them
+   * in `storage` so far.
    */
   stateStorage?: SyncStorage;
+  /**
+   * With `stateStorage`: move the sync state an earlier version of the app kept in `storage` into
+   * it (the outbox on its first use, each pull cursor when first read), deleting it from `storage`.
+   * Only for an app switching for good: never when `storage` is shared with another client that
+   * keeps its own state there (a script borrowing an app's session would take the app's queue),
+   * nor when both are adapters over one store (the copy would be deleted with the original).
+   */
+  takeOverState?: boolean;
   /** Identifies this device in pushes and pulls (default: generated once and kept in storage). */
   clientId?: string;
   /** Used to log in when no session is stored and on `login()` without arguments. */
@@ -83,8 +91,9 @@ const KEYS = {
 export function createClient(options: ClientOptions) {
   const storage = options.storage ?? new MemoryStorage();
   const stateStorage = options.stateStorage ?? storage;
-  // State kept in `storage` before the app gave a `stateStorage` is moved over on first use.
-  const outbox = new Outbox(stateStorage, stateStorage === storage ? undefined : storage);
+  /** Where to take earlier sync state from: only when asked (see `takeOverState`). */
+  const formerState = options.takeOverState && stateStorage !== storage ? storage : undefined;
+  const outbox = new Outbox(stateStorage, formerState);
   const events = new Emitter();
   const baseFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
   const batchSize = options.batchSize ?? 500;
@@ -94,15 +103,17 @@ export function createClient(options: ClientOptions) {
 
   const timeoutMs = options.timeoutMs ?? 30_000;
   // Login and refresh bypass the retrying transport (a 401 there must not trigger a refresh), but
-  // not the timeout: every request waiting on a shared refresh would hang with a hung one.
+  // not the timeouts, for the headers or the body: every request waiting on a shared refresh would
+  // hang with a hung one (and the request's own timeout signal is lost with it after a GC).
   const raw = createFetchClient<paths>({
     baseUrl: options.baseUrl,
     fetch: async (request: Request) => {
       try {
-        return await fetchHolding(
+        const response = await fetchHolding(
           baseFetch,
           new Request(request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) }),
         );
+        return guardBody(response, timeoutMs, `${request.method} ${request.url}`);
       } catch (err) {
         throw new NetworkError(`${request.method} ${request.url} failed: ${(err as Error).message}`, err);
       }
@@ -190,17 +201,16 @@ export function createClient(options: ClientOptions) {
   };
 
   /**
-   * The cursor stored under `key`. One stored in `storage` before the app gave a `stateStorage`
-   * (cursors are keyed by their schema types, so they cannot be listed up front) is moved over when
-   * first read.
+   * The cursor stored under `key`. With `takeOverState`, one stored in `storage` before (cursors
+   * are keyed by their schema types, so they cannot be listed up front) is moved over when first read.
    */
   async function storedCursor(key: string): Promise<number | undefined> {
     const cursor = await stateStorage.get<number>(key);
-    if (cursor !== undefined || stateStorage === storage) return cursor;
-    const earlier = await storage.get<number>(key);
+    if (cursor !== undefined || formerState === undefined) return cursor;
+    const earlier = await formerState.get<number>(key);
     if (earlier === undefined) return undefined;
     await stateStorage.set(key, earlier);
-    await storage.delete(key);
+    await formerState.delete(key);
     return earlier;
   }
 

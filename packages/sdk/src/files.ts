@@ -74,6 +74,11 @@ export interface LocalFiles {
   remove(id: string): Promise<void>;
 }
 
+/** The error for a refused request, with the server's problem details; reading them releases the connection. */
+async function refusal(res: Response): Promise<ApiError> {
+  return new ApiError(res.status, (await res.json().catch(() => undefined)) as Problem | undefined);
+}
+
 /** Attachment helpers: hash-checked uploads and manifest-driven downloads of what is missing. */
 export function attachmentHelpers(
   api: Api,
@@ -158,7 +163,7 @@ export function attachmentHelpers(
             ...(options.signal ? { signal: options.signal } : {}),
           }),
         );
-        if (!res.ok) throw new ApiError(res.status, undefined);
+        if (!res.ok) throw await refusal(res);
         const bytes = new Uint8Array(await res.arrayBuffer());
         if (op.hash && (await sha256Hex(bytes)) !== op.hash)
           throw new Error(`attachment ${op.attachment_id} arrived corrupted`);
@@ -182,8 +187,7 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
       const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
       const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
       if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
-      if (!res.ok)
-        throw new ApiError(res.status, (await res.json().catch(() => undefined)) as Problem | undefined);
+      if (!res.ok) throw await refusal(res);
       const manifest = (await res.json()) as Schemas['AppBundleManifest'];
       cached = { etag: res.headers.get('etag') ?? `"${manifest.hash}"`, manifest };
       return { manifest, changed: true };
@@ -200,7 +204,7 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
             `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
           ),
         );
-        if (!res.ok) throw new ApiError(res.status, undefined);
+        if (!res.ok) throw await refusal(res);
         await local.write(file.path, new Uint8Array(await res.arrayBuffer()), {
           contentType: file.mimeType,
           hash: file.hash,

@@ -88,7 +88,7 @@ const UNREAD_BODY_TIMEOUTS = 10;
  * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
  * response's url, redirected flag and type are carried over.
  */
-function guardBody(response: Response, ms: number, label: string): Response {
+export function guardBody(response: Response, ms: number, label: string): Response {
   const source = response.body;
   if (!source) return withSafeJson(response);
   // Locked at once: Node's fetch cancels the body of a response that is garbage-collected unless

@@ -435,8 +435,12 @@ describe('timeouts under garbage collection', () => {
   const timeoutMs = 300;
   beforeAll(async () => {
     server = http.createServer((req, res) => {
-      // Refuses the access token; swallows every other request.
-      if (req.url === '/users') res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+      // Refuses the access token; swallows every other request, or under /stall answers a refresh
+      // with its headers and the start of a body, and then nothing.
+      if (req.url === '/users' || req.url === '/stall/users')
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+      else if (req.url === '/stall/auth/refresh')
+        res.writeHead(200, { 'content-type': 'application/json' }).write('{"token":');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -471,6 +475,15 @@ describe('timeouts under garbage collection', () => {
   it('still end a token refresh nobody answers', { timeout: 10_000 }, async () => {
     const client = createClient({
       baseUrl: base,
+      timeoutMs,
+      tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
+    });
+    expect(await outcome(client.api.GET('/users'))).toBeInstanceOf(NetworkError);
+  });
+
+  it('still end a token refresh whose answer stalls after its headers', { timeout: 10_000 }, async () => {
+    const client = createClient({
+      baseUrl: `${base}/stall`,
       timeoutMs,
       tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
     });

@@ -403,7 +403,7 @@ describe('SDK against the real server', () => {
     expect(pulled.pulled).toBeGreaterThanOrEqual(1);
   });
 
-  it('an app given a stateStorage later takes over the outbox and the pull cursors it kept in storage', async () => {
+  it('an app given a stateStorage later takes over, when asked, the outbox and the pull cursors it kept in storage', async () => {
     const session = new ListedStorage();
     const net = instrumentedFetch();
     const before = createClient({
@@ -427,10 +427,25 @@ describe('SDK against the real server', () => {
     await before.records.save(moved('moved-queued'));
     const version = (await before.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
 
+    // A one-off process borrowing the app's session with a state of its own leaves the app's alone.
+    const borrower = createClient({
+      baseUrl: target.baseUrl,
+      storage: session,
+      stateStorage: new MemoryStorage(),
+    });
+    expect(await borrower.records.pending()).toEqual([]);
+    expect(await borrower.records.deadLetters()).toEqual([]);
+    expect(await borrower.pullAll({ schemaTypes })).toHaveLength(2); // from the start: not the app's cursor
+    expect((await before.records.pending()).map((r) => r.observation_id)).toEqual([
+      'moved-in-flight',
+      'moved-queued',
+    ]);
+
     const after = createClient({
       baseUrl: target.baseUrl,
       storage: session,
       stateStorage: new MemoryStorage(),
+      takeOverState: true,
     });
     expect((await after.records.pending()).map((r) => r.observation_id)).toEqual([
       'moved-in-flight',
