@@ -14,6 +14,28 @@ import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
 import { createTransport, isRetryable } from '../src/transport.ts';
 
+/**
+ * A node:http server on loopback for the tests of the describe block that calls it (started before
+ * them, closed with its connections after them); `base` is its URL.
+ */
+function loopbackServer(handler: http.RequestListener): { readonly base: string } {
+  const server = http.createServer(handler);
+  let base = '';
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return {
+    get base() {
+      return base;
+    },
+  };
+}
+
 describe('isRetryable', () => {
   const req = (method: string, p: string, headers: Record<string, string> = {}) =>
     new Request(`http://x${p}`, { method, headers });
@@ -35,25 +57,18 @@ describe('isRetryable', () => {
 });
 
 describe('transport against a real HTTP server', () => {
-  let server: http.Server;
-  let base: string;
   const script: number[] = [];
   const seen: { path: string; auth: string | undefined }[] = [];
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      seen.push({ path: req.url ?? '', auth: req.headers.authorization });
-      const status = script.shift() ?? 200;
-      if (status === 429) res.setHeader('retry-after', '0');
-      if (status === 4290) {
-        res.writeHead(429, { 'retry-after': '3600', 'content-type': 'application/json' }).end('{}');
-        return;
-      }
-      res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = loopbackServer((req, res) => {
+    seen.push({ path: req.url ?? '', auth: req.headers.authorization });
+    const status = script.shift() ?? 200;
+    if (status === 429) res.setHeader('retry-after', '0');
+    if (status === 4290) {
+      res.writeHead(429, { 'retry-after': '3600', 'content-type': 'application/json' }).end('{}');
+      return;
+    }
+    res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
   });
-  afterAll(() => new Promise((resolve) => server.close(resolve)));
 
   const transport = (retries = 3) =>
     createTransport({
@@ -67,7 +82,7 @@ describe('transport against a real HTTP server', () => {
   it('retries 5xx, 408 and 429 for safe requests, then succeeds', async () => {
     script.push(503, 408, 429);
     seen.length = 0;
-    const res = await transport()(new Request(`${base}/sync/pull`, { method: 'POST', body: '{}' }));
+    const res = await transport()(new Request(`${server.base}/sync/pull`, { method: 'POST', body: '{}' }));
     expect(res.status).toBe(200);
     expect(seen).toHaveLength(4);
   });
@@ -75,7 +90,7 @@ describe('transport against a real HTTP server', () => {
   it('does not retry a request that is not safe to repeat', async () => {
     script.push(503);
     seen.length = 0;
-    const res = await transport()(new Request(`${base}/users/create`, { method: 'POST', body: '{}' }));
+    const res = await transport()(new Request(`${server.base}/users/create`, { method: 'POST', body: '{}' }));
     expect(res.status).toBe(503);
     expect(seen).toHaveLength(1);
   });
@@ -83,7 +98,7 @@ describe('transport against a real HTTP server', () => {
   it('gives up after the configured retries', async () => {
     script.push(500, 500, 500);
     seen.length = 0;
-    const res = await transport(2)(new Request(`${base}/health`));
+    const res = await transport(2)(new Request(`${server.base}/health`));
     expect(res.status).toBe(500);
     expect(seen).toHaveLength(3);
   });
@@ -91,7 +106,7 @@ describe('transport against a real HTTP server', () => {
   it('returns a 429 whose Retry-After exceeds the longest configured wait instead of sleeping on it', async () => {
     script.push(4290);
     seen.length = 0;
-    const res = await transport()(new Request(`${base}/sync/pull`, { method: 'POST', body: '{}' }));
+    const res = await transport()(new Request(`${server.base}/sync/pull`, { method: 'POST', body: '{}' }));
     expect(res.status).toBe(429);
     expect(seen).toHaveLength(1);
   });
@@ -108,7 +123,7 @@ describe('transport against a real HTTP server', () => {
       refresh: async () => undefined,
       sleep: () => new Promise(() => {}), // a wait that would never end by itself
     });
-    const pending = stuck(new Request(`${base}/health`, { signal: controller.signal }));
+    const pending = stuck(new Request(`${server.base}/health`, { signal: controller.signal }));
     await new Promise((resolve) => setTimeout(resolve, 50));
     controller.abort(new Error('user cancelled'));
     await expect(pending).rejects.toThrow('user cancelled');
@@ -118,46 +133,36 @@ describe('transport against a real HTTP server', () => {
   it('sends the bearer token, refreshes once on 401 and retries with the new one', async () => {
     script.push(401);
     seen.length = 0;
-    const res = await transport()(new Request(`${base}/users`));
+    const res = await transport()(new Request(`${server.base}/users`));
     expect(res.status).toBe(200);
     expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-2']);
   });
 });
 
 describe('a response body that stalls after the headers', () => {
-  let server: http.Server;
-  let base: string;
   const timeoutMs = 300;
   const chunk = Buffer.alloc(16 * 1024, 7);
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      if (req.url === '/health') {
-        // Headers, the start of the JSON, then nothing more.
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
-        res.write('{"status":');
-      } else if (req.url === '/stalled-download') {
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  const server = loopbackServer((req, res) => {
+    if (req.url === '/health') {
+      // Headers, the start of the JSON, then nothing more.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"status":');
+    } else if (req.url === '/stalled-download') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(chunk);
+    } else {
+      // A slow but steady download: 10 chunks 100 ms apart, a second in all.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      let sent = 0;
+      const next = setInterval(() => {
         res.write(chunk);
-      } else {
-        // A slow but steady download: 10 chunks 100 ms apart, a second in all.
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        let sent = 0;
-        const next = setInterval(() => {
-          res.write(chunk);
-          if (++sent === 10) {
-            clearInterval(next);
-            res.end();
-          }
-        }, 100);
-        res.on('close', () => clearInterval(next));
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
+        if (++sent === 10) {
+          clearInterval(next);
+          res.end();
+        }
+      }, 100);
+      res.on('close', () => clearInterval(next));
+    }
   });
   const transport = () =>
     createTransport({
@@ -170,7 +175,7 @@ describe('a response body that stalls after the headers', () => {
   const elapsedSince = (start: number) => performance.now() - start;
 
   it('a JSON answer rejects with a timeout NetworkError', { timeout: 5000 }, async () => {
-    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
     const start = performance.now();
     const error = await client.api.GET('/health').catch((err: unknown) => err);
     expect(error).toBeInstanceOf(NetworkError);
@@ -180,7 +185,7 @@ describe('a response body that stalls after the headers', () => {
   });
 
   it('a streamed download rejects when no data comes for the timeout', { timeout: 5000 }, async () => {
-    const response = await transport()(new Request(`${base}/stalled-download`));
+    const response = await transport()(new Request(`${server.base}/stalled-download`));
     let received = 0;
     const start = performance.now();
     const reader = response.body!.getReader();
@@ -194,41 +199,31 @@ describe('a response body that stalls after the headers', () => {
   });
 
   it('a download that takes longer than the timeout completes while data keeps coming, and pauses of its reader do not count', async () => {
-    const response = await transport()(new Request(`${base}/steady-download`));
+    const response = await transport()(new Request(`${server.base}/steady-download`));
     const reader = response.body!.getReader();
     let received = (await reader.read()).value!.byteLength;
     await new Promise((resolve) => setTimeout(resolve, 2 * timeoutMs)); // the reader is busy
     for (let next = await reader.read(); !next.done; next = await reader.read())
       received += next.value.byteLength;
     expect(received).toBe(10 * chunk.byteLength);
-    const whole = await transport()(new Request(`${base}/steady-download`));
+    const whole = await transport()(new Request(`${server.base}/steady-download`));
     expect((await whole.arrayBuffer()).byteLength).toBe(10 * chunk.byteLength);
   });
 });
 
 describe('the response the transport returns', () => {
-  let server: http.Server;
-  let base: string;
   const timeoutMs = 100;
   const answer = JSON.stringify({ status: 'ok', version: 'x' });
   /** When the server saw the connection of each request to /stall close. */
   const closed = new Map<string, number>();
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      if (req.url?.startsWith('/stall')) {
-        // Headers and a first chunk, then nothing more.
-        res.writeHead(200, { 'content-type': 'application/octet-stream' }).write(Buffer.alloc(1024));
-        req.socket.on('close', () => closed.set(req.url!, performance.now()));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
+  const server = loopbackServer((req, res) => {
+    if (req.url?.startsWith('/stall')) {
+      // Headers and a first chunk, then nothing more.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).write(Buffer.alloc(1024));
+      req.socket.on('close', () => closed.set(req.url!, performance.now()));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
   });
   const transport = () =>
     createTransport({
@@ -241,7 +236,7 @@ describe('the response the transport returns', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   it('can be cloned, by a middleware of the typed client too, each copy keeping the url, status, headers and type', async () => {
-    const client = createClient({ baseUrl: base, timeoutMs });
+    const client = createClient({ baseUrl: server.base, timeoutMs });
     const seen: string[] = [];
     client.api.use({
       async onResponse({ response }) {
@@ -251,11 +246,11 @@ describe('the response the transport returns', () => {
     expect((await client.api.GET('/health')).data).toEqual({ status: 'ok', version: 'x' });
     expect(seen).toEqual([answer]);
 
-    const response = await transport()(new Request(`${base}/health`));
+    const response = await transport()(new Request(`${server.base}/health`));
     const copy = response.clone();
     for (const r of [response, copy])
       expect([r.url, r.status, r.type, r.redirected, r.headers.get('content-type')]).toEqual([
-        `${base}/health`,
+        `${server.base}/health`,
         200,
         'basic',
         false,
@@ -268,7 +263,9 @@ describe('the response the transport returns', () => {
 
   it('can be read long after it arrived', async () => {
     // E.g. downloads started together, then saved one after the other.
-    const responses = await Promise.all([1, 2, 3].map((n) => transport()(new Request(`${base}/file-${n}`))));
+    const responses = await Promise.all(
+      [1, 2, 3].map((n) => transport()(new Request(`${server.base}/file-${n}`))),
+    );
     await sleep(3 * timeoutMs);
     expect(await responses[0]!.text()).toBe(answer);
     await sleep(3 * timeoutMs);
@@ -277,8 +274,8 @@ describe('the response the transport returns', () => {
   });
 
   it('is released when nobody reads it, or stops reading it, for ten times the timeout; not sooner', async () => {
-    const unread = await transport()(new Request(`${base}/stall-unread`));
-    const abandoned = await transport()(new Request(`${base}/stall-abandoned`));
+    const unread = await transport()(new Request(`${server.base}/stall-unread`));
+    const abandoned = await transport()(new Request(`${server.base}/stall-abandoned`));
     const start = performance.now();
     await abandoned.body!.getReader().read(); // one chunk, and the app moves on
     await sleep(5 * timeoutMs);
@@ -291,22 +288,15 @@ describe('the response the transport returns', () => {
 });
 
 describe('a streamed upload that must be retried', () => {
-  let server: http.Server;
-  let base: string;
   /** Bytes of each request body the server read in full; every first attempt is answered 503. */
   const received: number[] = [];
-  beforeAll(async () => {
-    server = http.createServer(async (req, res) => {
-      let bytes = 0;
-      for await (const part of req) bytes += (part as Buffer).byteLength;
-      received.push(bytes);
-      if (received.length % 2 === 1) res.writeHead(503).end();
-      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"success"}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = loopbackServer(async (req, res) => {
+    let bytes = 0;
+    for await (const part of req) bytes += (part as Buffer).byteLength;
+    received.push(bytes);
+    if (received.length % 2 === 1) res.writeHead(503).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"success"}');
   });
-  afterAll(() => new Promise((resolve) => server.close(resolve)));
 
   /**
    * How many Requests `run` cloned. A clone tees the body: the branch kept for a retry holds every
@@ -342,7 +332,7 @@ describe('a streamed upload that must be retried', () => {
         contentType: 'application/octet-stream',
         size,
       });
-      return new Request(`${base}/attachments/big.bin`, {
+      return new Request(`${server.base}/attachments/big.bin`, {
         method: 'PUT',
         body: multipart.body,
         headers: { 'content-type': multipart.contentType },
@@ -360,7 +350,7 @@ describe('a streamed upload that must be retried', () => {
   });
 
   it('attachments.upload sends its bytes again for a retry without cloning the request', async () => {
-    const client = createClient({ baseUrl: base, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+    const client = createClient({ baseUrl: server.base, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
     const bytes = new Uint8Array(1024 * 1024).fill(2);
     const progress: number[] = [];
     client.on('upload:progress', ({ loaded }) => progress.push(loaded));
@@ -376,47 +366,37 @@ describe('a streamed upload that must be retried', () => {
 });
 
 describe('an upload that takes longer than the timeout', () => {
-  let server: http.Server;
-  let base: string;
   const timeoutMs = 1000;
   /** Bytes per ms the server reads: 16 MiB/s, so a send buffer's worth (4 MiB here) is read in 250 ms. */
   const rate = (16 * 1024 * 1024) / 1000;
-  beforeAll(async () => {
-    server = http.createServer(async (req, res) => {
-      const start = performance.now();
-      let read = 0;
-      try {
-        for await (const chunk of req) {
-          read += (chunk as Buffer).byteLength;
-          // A slow uplink, but a steady one: reading on schedule.
-          const ahead = start + read / rate - performance.now();
-          if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead));
-          if (req.url!.includes('stalled') && read > 1024 * 1024) await new Promise(() => {}); // reads no more
-        }
-      } catch {
-        return; // the client gave up
+  const server = loopbackServer(async (req, res) => {
+    const start = performance.now();
+    let read = 0;
+    try {
+      for await (const chunk of req) {
+        read += (chunk as Buffer).byteLength;
+        // A slow uplink, but a steady one: reading on schedule.
+        const ahead = start + read / rate - performance.now();
+        if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead));
+        if (req.url!.includes('stalled') && read > 1024 * 1024) await new Promise(() => {}); // reads no more
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success' }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
+    } catch {
+      return; // the client gave up
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success' }));
   });
   const bytes = new Uint8Array(32 * 1024 * 1024); // two seconds at the server's rate
   const elapsedSince = (start: number) => performance.now() - start;
 
   it('succeeds while the network keeps taking its bytes', { timeout: 20_000 }, async () => {
-    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
     const start = performance.now();
     expect(await client.attachments.upload('slow.bin', bytes)).toEqual({ status: 'success' });
     expect(elapsedSince(start)).toBeGreaterThan(1.5 * timeoutMs);
   });
 
   it('fails once the network takes none of them for the timeout', { timeout: 20_000 }, async () => {
-    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
     const start = performance.now();
     const error = await client.attachments.upload('stalled.bin', bytes).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(NetworkError);
@@ -430,24 +410,14 @@ describe('timeouts under garbage collection', () => {
   // A real collection, as a long-running app gets them: V8's own gc(), exposed at run time.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  let server: http.Server;
-  let base: string;
   const timeoutMs = 300;
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      // Refuses the access token; swallows every other request, or under /stall answers a refresh
-      // with its headers and the start of a body, and then nothing.
-      if (req.url === '/users' || req.url === '/stall/users')
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
-      else if (req.url === '/stall/auth/refresh')
-        res.writeHead(200, { 'content-type': 'application/json' }).write('{"token":');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
+  const server = loopbackServer((req, res) => {
+    // Refuses the access token; swallows every other request, or under /stall answers a refresh
+    // with its headers and the start of a body, and then nothing.
+    if (req.url === '/users' || req.url === '/stall/users')
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+    else if (req.url === '/stall/auth/refresh')
+      res.writeHead(200, { 'content-type': 'application/json' }).write('{"token":');
   });
   /** How `pending` ends within 5 s while collections run, or 'hung'. */
   async function outcome(pending: Promise<unknown>): Promise<unknown> {
@@ -466,7 +436,7 @@ describe('timeouts under garbage collection', () => {
   }
 
   it('still end a request nobody answers', { timeout: 10_000 }, async () => {
-    const client = createClient({ baseUrl: base, timeoutMs, retry: { retries: 0 } });
+    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
     const error = await outcome(client.api.GET('/health'));
     expect(error).toBeInstanceOf(NetworkError);
     expect((error as NetworkError).message).toContain(`no response within ${timeoutMs} ms`);
@@ -474,7 +444,7 @@ describe('timeouts under garbage collection', () => {
 
   it('still end a token refresh nobody answers', { timeout: 10_000 }, async () => {
     const client = createClient({
-      baseUrl: base,
+      baseUrl: server.base,
       timeoutMs,
       tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
     });
@@ -483,7 +453,7 @@ describe('timeouts under garbage collection', () => {
 
   it('still end a token refresh whose answer stalls after its headers', { timeout: 10_000 }, async () => {
     const client = createClient({
-      baseUrl: `${base}/stall`,
+      baseUrl: `${server.base}/stall`,
       timeoutMs,
       tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
     });
