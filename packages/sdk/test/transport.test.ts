@@ -36,6 +36,17 @@ function loopbackServer(handler: http.RequestListener): { readonly base: string 
   };
 }
 
+/** A transport without retries or a session, to test its timeouts alone. */
+function plainTransport(timeoutMs: number) {
+  return createTransport({
+    fetch: (r) => fetch(r),
+    retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
+    timeoutMs,
+    accessToken: async () => undefined,
+    refresh: async () => undefined,
+  });
+}
+
 describe('isRetryable', () => {
   const req = (method: string, p: string, headers: Record<string, string> = {}) =>
     new Request(`http://x${p}`, { method, headers });
@@ -164,14 +175,7 @@ describe('a response body that stalls after the headers', () => {
       res.on('close', () => clearInterval(next));
     }
   });
-  const transport = () =>
-    createTransport({
-      fetch: (r) => fetch(r),
-      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
-    });
+  const transport = () => plainTransport(timeoutMs);
   const elapsedSince = (start: number) => performance.now() - start;
 
   it('a JSON answer rejects with a timeout NetworkError', { timeout: 5000 }, async () => {
@@ -225,14 +229,7 @@ describe('the response the transport returns', () => {
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
   });
-  const transport = () =>
-    createTransport({
-      fetch: (r) => fetch(r),
-      retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
-    });
+  const transport = () => plainTransport(timeoutMs);
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   it('can be cloned, by a middleware of the typed client too, each copy keeping the url, status, headers and type', async () => {
