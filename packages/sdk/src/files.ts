@@ -122,7 +122,14 @@ export function attachmentHelpers(
         return new Request(url, {
           method: 'PUT',
           body: multipart.body,
-          headers: { 'x-content-sha256': hash, 'content-type': multipart.contentType },
+          headers: {
+            'x-content-sha256': hash,
+            'content-type': multipart.contentType,
+            // Its length, so it is not sent chunked (and the transport watches it as an upload).
+            ...(multipart.contentLength === undefined
+              ? {}
+              : { 'content-length': String(multipart.contentLength) }),
+          },
           duplex: 'half',
           ...signal,
         } as RequestInit);

@@ -34,9 +34,9 @@ export interface TransportOptions {
  * or the resend after a token refresh), so a streamed body is read from its source (a file) each
  * time instead of being held in memory in case it is needed again; use one for large streamed
  * uploads. A Request's body is kept in memory until its last attempt. Where request bodies stream
- * (Node), the body of a request built by a function may take any time to send: the attempt's
- * timeout only ends it when the network takes none of it for `timeoutMs`, and the wait for the
- * response starts once it has all been handed over.
+ * (Node), the body of a request built by a function that states its `Content-Length` (an upload)
+ * may take any time to send: the attempt's timeout only ends it when the network takes none of it
+ * for `timeoutMs`, and the wait for the response starts once it has all been handed over.
  */
 export type RequestSource = Request | (() => Request);
 
@@ -294,10 +294,14 @@ export function createTransport(options: TransportOptions): (request: RequestSou
         timer = setTimeout(() => timeout.abort(new DOMException(message, 'TimeoutError')), options.timeoutMs);
       };
       const awaitResponse = () => expireIn(`no response within ${options.timeoutMs} ms`);
-      // Only a request built by a function, the way to send streamed bodies (see RequestSource):
-      // wrapping a JSON body in a stream would send it chunked, without its length.
+      // Only an upload: a request built by a function (the way to send streamed bodies, see
+      // RequestSource) that states its Content-Length. Any other body wrapped in a stream would be
+      // sent chunked, without the length fetch works out for a string, a Blob or FormData.
       const body =
-        typeof source === 'function' && streamsRequestBodies && request.body
+        typeof source === 'function' &&
+        streamsRequestBodies &&
+        request.body &&
+        request.headers.has('content-length')
           ? watchSending(
               request.body,
               () => expireIn(`no request data was taken for ${options.timeoutMs} ms`),

@@ -362,6 +362,23 @@ describe('a streamed upload that must be retried', () => {
   });
 });
 
+describe('a body built by a function that is not an upload', () => {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = loopbackServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+
+  it('is sent with the length fetch works out for it, not chunked', async () => {
+    const build = () =>
+      new Request(`${server.base}/json`, { method: 'POST', body: JSON.stringify({ a: 1 }) });
+    expect((await plainTransport(1000)(build)).status).toBe(200);
+    expect(seen.at(-1)).toMatchObject({ 'content-length': '7' });
+    expect(seen.at(-1)!['transfer-encoding']).toBeUndefined();
+  });
+});
+
 describe('an upload that takes longer than the timeout', () => {
   const timeoutMs = 1000;
   /** Bytes per ms the server reads: 16 MiB/s, so a send buffer's worth (4 MiB here) is read in 250 ms. */
