@@ -26,16 +26,10 @@ export class PostgresExportReader implements ExportReader {
     limit: number,
     visit: (row: ExportDataRow) => void,
   ): Promise<number> {
-    const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion), limit];
-    let where = 'version > $1';
-    if (!filter.includeDeleted) where += ' and not deleted';
-    if (filter.formTypes) {
-      params.push(filter.formTypes);
-      where += ' and form_type = any($3::text[])';
-    }
+    const { where, values } = exportWhere(filter, afterVersion);
     return this.#visit(
-      `select version::float8, form_type, data from observations where ${where} order by version limit $2`,
-      params,
+      `select version::float8, form_type, data from observations where ${where} order by version limit $${values.length + 1}`,
+      [...values, limit],
       visit,
     );
   }
@@ -47,9 +41,10 @@ export class PostgresExportReader implements ExportReader {
     limit: number,
     visit: (row: ExportRow) => void,
   ): Promise<number> {
+    const { where, values } = exportWhere({ ...filter, formTypes }, afterVersion);
     return this.#visit(
-      `select ${EXPORT_SELECT} from observations where form_type = any($1::text[]) and version > $2${filter.includeDeleted ? '' : ' and not deleted'} order by version limit $3`,
-      [formTypes, Math.max(afterVersion, filter.sinceVersion), limit],
+      `select ${EXPORT_SELECT} from observations where ${where} order by version limit $${values.length + 1}`,
+      [...values, limit],
       visit,
     );
   }
@@ -74,4 +69,16 @@ export class PostgresExportReader implements ExportReader {
     }
     this.#client.release();
   }
+}
+
+/** The records an export reads after `afterVersion`: one condition for both passes. */
+function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; values: unknown[] } {
+  const values: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
+  let where = 'version > $1';
+  if (!filter.includeDeleted) where += ' and not deleted';
+  if (filter.formTypes) {
+    values.push(filter.formTypes);
+    where += ` and form_type = any($${values.length}::text[])`;
+  }
+  return { where, values };
 }

@@ -60,11 +60,11 @@ export class SqliteExportReader implements ExportReader {
     visit: (row: ExportRow) => void,
   ): Promise<number> {
     await this.#ready();
+    const { where, params } = exportWhere({ ...filter, formTypes }, afterVersion);
     const statement = this.#statement(
-      `select ${EXPORT_COLUMNS} from observations where version > ?${filter.includeDeleted ? '' : ' and deleted = 0'} and ${EXPORT_FORM_TYPE_IN_LIST} order by version limit ?`,
+      `select ${EXPORT_COLUMNS} from observations where ${where} order by version limit ?`,
     );
-    const after = Math.max(afterVersion, filter.sinceVersion);
-    return visitRows(statement, [after, JSON.stringify(formTypes), limit], visit);
+    return visitRows(statement, [...params, limit], visit);
   }
 
   async close(): Promise<void> {
@@ -82,6 +82,7 @@ function visitRows<Row>(statement: Database.Statement, params: unknown[], visit:
   return count;
 }
 
+/** The records an export reads after `afterVersion`: one condition for both passes. */
 function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
   const clauses = ['version > ?'];
   const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];

@@ -134,7 +134,7 @@ export interface AttachmentIndex {
 /** Which records an export covers (spec §7). */
 export interface ExportFilter {
   /** `null` = every form type. */
-  formTypes: string[] | null;
+  formTypes: readonly string[] | null;
   /** Only records with a version above this. */
   sinceVersion: number;
   includeDeleted: boolean;
