@@ -3,6 +3,7 @@ import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
+import { withLock } from './locks.ts';
 import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { createTransport, DEFAULT_RETRY, fetchHolding, guardBody, type RetryOptions } from './transport.ts';
@@ -139,13 +140,18 @@ export function createClient(options: ClientOptions) {
   /**
    * One refresh for any number of concurrent 401s; a rotated refresh token is stored at once. A
    * request that failed with a token older than the stored one just retries with the stored one.
+   * Refreshes hold the storage's `auth` lock, and the stored session is read again once it is
+   * held: another client of the storage (a tab, a process) may have refreshed meanwhile, and
+   * sending the refresh token it spent would make the server revoke the whole session.
    */
   async function refresh(staleToken?: string): Promise<string | undefined> {
     const current = (await readTokens())?.token;
     if (staleToken !== undefined && current !== undefined && current !== staleToken) return current;
-    refreshing ??= (async () => {
+    refreshing ??= withLock(storage, 'auth', async () => {
       try {
         const tokens = await readTokens();
+        if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
+          return tokens.token;
         if (tokens) {
           const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
           if (data) return (await storeTokens(data)).token;
@@ -158,7 +164,7 @@ export function createClient(options: ClientOptions) {
       } finally {
         refreshing = undefined;
       }
-    })();
+    });
     return refreshing;
   }
 
@@ -175,9 +181,14 @@ export function createClient(options: ClientOptions) {
     if (options.clientId) return options.clientId;
     const stored = await storage.get<string>(KEYS.clientId);
     if (stored) return stored;
-    const fresh = globalThis.crypto.randomUUID();
-    await storage.set(KEYS.clientId, fresh);
-    return fresh;
+    // Under the lock, read again: clients sharing the storage starting together get one id.
+    return withLock(storage, 'client-id', async () => {
+      const chosen = await storage.get<string>(KEYS.clientId);
+      if (chosen) return chosen;
+      const fresh = globalThis.crypto.randomUUID();
+      await storage.set(KEYS.clientId, fresh);
+      return fresh;
+    });
   }
 
   const auth = {

@@ -1,4 +1,5 @@
 import { parseJson } from '@synk/json';
+import { webLock } from './locks.ts';
 import type { SyncStorage } from './storage.ts';
 
 const STORE = 'kv';
@@ -8,11 +9,15 @@ const STORE = 'kv';
  * transaction completes with `durability: 'strict'`, so a saved record or an in-flight batch is
  * on disk before `records.save()`/`sync()` moves on, and survives a reload or a crash of the tab.
  * Unlike `localStorage` it is not capped at a few MiB and does not block the page while writing.
+ * Every tab and worker of the origin opens the same database, so clients are coordinated across
+ * them with Web Locks.
  */
 export class IndexedDBStorage implements SyncStorage {
   readonly #db: Promise<IDBDatabase>;
+  readonly #name: string;
 
   constructor(name = 'synk', factory: IDBFactory = globalThis.indexedDB) {
+    this.#name = name;
     this.#db = new Promise((resolve, reject) => {
       const request = factory.open(name, 1);
       request.onupgradeneeded = () => request.result.createObjectStore(STORE);
@@ -45,6 +50,10 @@ export class IndexedDBStorage implements SyncStorage {
 
   async delete(key: string): Promise<void> {
     await this.#run('readwrite', (store) => store.delete(key));
+  }
+
+  lock<T>(name: string, critical: () => Promise<T>): Promise<T> {
+    return webLock(`synk-indexeddb:${this.#name}:${name}`, critical);
   }
 
   /** Closes the connection (e.g. before deleting the database). */

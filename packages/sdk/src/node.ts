@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJson } from '@synk/json';
+import { FILE_LOCK_DEFAULTS, type FileLockOptions, withFileLock } from './file-lock.ts';
 import type { SyncStorage } from './storage.ts';
 
 /** Errors of platforms that cannot open or fsync a directory (Windows, some file systems). */
@@ -11,12 +12,16 @@ const NO_DIRECTORY_SYNC = new Set(['EISDIR', 'EPERM', 'EINVAL', 'ENOTSUP']);
  * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
  * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half;
  * the directory is fsynced after the rename, which is only durable once the directory entry is.
+ * Processes sharing the directory are coordinated by lock directories next to the values (see
+ * `withFileLock`); `lockOptions` is for tests.
  */
 export class FileStorage implements SyncStorage {
   readonly #dir: string;
+  readonly #lockOptions: FileLockOptions;
 
-  constructor(dir: string) {
+  constructor(dir: string, lockOptions: FileLockOptions = FILE_LOCK_DEFAULTS) {
     this.#dir = dir;
+    this.#lockOptions = lockOptions;
   }
 
   #file(key: string): string {
@@ -70,6 +75,12 @@ export class FileStorage implements SyncStorage {
 
   async delete(key: string): Promise<void> {
     await rm(this.#file(key), { force: true });
+  }
+
+  async lock<T>(name: string, critical: () => Promise<T>): Promise<T> {
+    await mkdir(this.#dir, { recursive: true });
+    const lockPath = path.join(this.#dir, `.${path.basename(this.#file(name), '.json')}.lock`);
+    return withFileLock(lockPath, critical, this.#lockOptions);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { components } from './generated/schema.ts';
+import { withLock } from './locks.ts';
 import type { SyncStorage } from './storage.ts';
 
 type PushObservation = components['schemas']['PushObservation'];
@@ -59,14 +60,16 @@ async function readRecords(storage: SyncStorage, ids: readonly string[]): Promis
  * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
  * the id goes into the list before its record is written (an id without a record is skipped), and
  * a batch is stored as in flight before its records leave the queue (at worst they are sent twice
- * with the same content, which the server treats as a no-op). Operations on one client run one at
- * a time, so concurrent saves never overwrite each other. Two clients on one storage (two tabs, two
- * processes on one directory) are not coordinated: give each its own storage.
+ * with the same content, which the server treats as a no-op). Each operation holds the storage's
+ * `outbox` lock, so operations never interleave, whether they come from one client or from several
+ * sharing the storage (two tabs on one IndexedDB, two processes on one directory): a save never
+ * overwrites another's id, nor a batch taken the ids saved meanwhile. Two clients pushing at once
+ * take the same batch in flight and send it under the same transmission id; the server answers the
+ * second with the first's result.
  */
 export class Outbox {
   readonly #storage: SyncStorage;
   readonly #earlier: SyncStorage | undefined;
-  #tail: Promise<unknown> = Promise.resolve();
   #migrated = false;
 
   /**
@@ -79,14 +82,12 @@ export class Outbox {
     this.#earlier = earlier;
   }
 
-  /** Runs `operation` after every operation started before it. */
+  /** Runs `operation` holding the outbox's lock: after every operation started before it, here or elsewhere. */
   #exclusive<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(async () => {
+    return withLock(this.#storage, 'outbox', async () => {
       await this.#migrate();
       return operation();
     });
-    this.#tail = run.catch(() => undefined);
-    return run;
   }
 
   async #migrate(): Promise<void> {

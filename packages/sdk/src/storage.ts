@@ -1,4 +1,5 @@
 import { parseJson } from '@synk/json';
+import { webLock } from './locks.ts';
 
 /**
  * Where the SDK keeps what must survive a restart: tokens, the pull cursor, the outbox. One small
@@ -9,6 +10,15 @@ export interface SyncStorage {
   get<T>(key: string): Promise<T | undefined>;
   set(key: string, value: unknown): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Optional: runs `critical` holding the lock `name` of this store, shared with every other client
+   * of the same store (another tab, worker or process), and releases it when `critical` settles.
+   * The SDK holds such a lock around each read-modify-write of shared state (the outbox, a session
+   * refresh, the client id), so that two clients of one store neither lose a queued record nor
+   * both spend one rotating refresh token. Without it, only the clients of this JavaScript realm
+   * that share the same storage object are coordinated (enough for one app in one realm).
+   */
+  lock?<T>(name: string, critical: () => Promise<T>): Promise<T>;
 }
 
 /** In memory: for tests and short-lived processes. */
@@ -29,7 +39,10 @@ export class MemoryStorage implements SyncStorage {
   }
 }
 
-/** Browser `localStorage` (or any Storage-like object), under a key prefix. */
+/**
+ * Browser `localStorage` (or any Storage-like object), under a key prefix. Clients in other tabs of
+ * the origin see the same values, so they are coordinated with Web Locks where the platform has them.
+ */
 export class WebStorage implements SyncStorage {
   readonly #storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
   readonly #prefix: string;
@@ -53,5 +66,9 @@ export class WebStorage implements SyncStorage {
 
   async delete(key: string): Promise<void> {
     this.#storage.removeItem(this.#prefix + key);
+  }
+
+  lock<T>(name: string, critical: () => Promise<T>): Promise<T> {
+    return webLock(`synk-web-storage:${this.#prefix}${name}`, critical);
   }
 }

@@ -391,6 +391,34 @@ describe('synk CLI', () => {
     expect(await json('--profile', 'legacy', 'status')).toMatchObject({ user: 'admin' });
   });
 
+  it('commands run side by side refresh a rejected session once and keep it (the refresh token rotates)', async () => {
+    // Refreshes take a second on this "network": the commands' refreshes would all overlap.
+    const proxy = await startRecordingProxy(server.url, (r) => (r.url === '/auth/refresh' ? 1_000 : 0));
+    try {
+      await json('--profile', 'parallel', '--server', proxy.url, 'config', 'init', '--username', 'admin');
+      await json('config', 'use', 'default');
+      await json('--profile', 'parallel', 'login', '--password', 'cli-admin-password');
+      const servers = path.join(configDir, 'profiles', 'parallel', 'servers');
+      const session = new FileStorage(path.join(servers, readdirSync(servers)[0]!));
+      const tokens = await session.get<{ token: string; refreshToken: string }>('auth:tokens');
+      // The access token is rejected from now on (as once it has expired): each command must refresh.
+      await session.set('auth:tokens', { ...tokens, token: `${tokens!.token}x` });
+      const results = await Promise.all(
+        Array.from({ length: 4 }, () => synk('--json', '--profile', 'parallel', 'users', 'list')),
+      );
+      for (const res of results) expect(res.code, res.stderr).toBe(0);
+      // One refresh, under the lock; the other commands took its tokens instead of spending the
+      // rotated refresh token again, which would have revoked the session.
+      expect(proxy.requests.filter((r) => r.url === '/auth/refresh').length).toBe(1);
+      const refreshed = await session.get<{ token: string; refreshToken: string }>('auth:tokens');
+      expect(refreshed!.refreshToken).not.toBe(tokens!.refreshToken);
+      await session.set('auth:tokens', { ...refreshed, token: `${refreshed!.token}x` });
+      expect((await synk('--profile', 'parallel', 'users', 'list')).code).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('manages profiles and changes its own password', async () => {
     expect((await json('config', 'set', 'username', 'admin')).username).toBe('admin');
     await json('--profile', 'other', '--server', 'http://127.0.0.1:1', 'config', 'init');

@@ -117,6 +117,28 @@ describe('SDK against the real server', () => {
     expect((await client.auth.tokens())?.refreshToken).not.toBe(tokens.refreshToken);
   });
 
+  it('clients on one file storage (tabs, processes) refresh a rejected session once and keep it', async () => {
+    const net = instrumentedFetch();
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-shared-session-'));
+    const tokens = await login(target, writer.username, writer.password);
+    await new FileStorage(dir).set('auth:tokens', { ...tokens, token: `${tokens.token}x` });
+    // Each client has a storage object of its own on the directory, as separate processes would.
+    const clients = Array.from({ length: 3 }, () =>
+      createClient({ baseUrl: target.baseUrl, storage: new FileStorage(dir), fetch: net.fetch }),
+    );
+    const results = await Promise.all(
+      clients.map((client) => client.api.POST('/sync/pull', { body: { client_id: 'tabs' } })),
+    );
+    expect(results.map((r) => r.response.status)).toEqual([200, 200, 200]);
+    expect(net.count('/auth/refresh')).toBe(1);
+    // The session is still alive: its current refresh token works.
+    const stored = await new FileStorage(dir).get<{ refreshToken: string }>('auth:tokens');
+    const again = await call(target, 'POST', '/auth/refresh', {
+      body: { refreshToken: stored!.refreshToken },
+    });
+    expect(again.status).toBe(200);
+  });
+
   it('retries through a flaky network without pushing anything twice', async () => {
     const net = instrumentedFetch();
     const client = createClient({

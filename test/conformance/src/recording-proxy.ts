@@ -19,12 +19,20 @@ export interface RecordingProxy {
 /**
  * An HTTP proxy in front of a real server that records the requests it forwards: shows what a
  * client sends to a server (which headers, which credentials) while the real server answers.
+ * `delayMs` holds chosen requests back before forwarding them (a slow network), so that clients
+ * acting at once are sure to overlap.
  */
-export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
+export async function startRecordingProxy(
+  target: string,
+  delayMs: (request: RecordedRequest) => number = () => 0,
+): Promise<RecordingProxy> {
   const upstream = new URL(target);
   const requests: RecordedRequest[] = [];
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method!, url: req.url!, headers: req.headers });
+  const server = createServer(async (req, res) => {
+    const recorded = { method: req.method!, url: req.url!, headers: req.headers };
+    requests.push(recorded);
+    const delay = delayMs(recorded);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const forward = request(
       {
         host: upstream.hostname,
