@@ -264,6 +264,57 @@ describe.skipIf(skip)('the SDK in headless Chromium', () => {
     },
   );
 
+  it.each(['indexeddb', 'localstorage'] as const)(
+    'two tabs saving into one %s outbox at once lose nothing, and both sync it once',
+    async (kind) => {
+      const type = `tabs-${kind}`;
+      const context = await browser.newContext();
+      const tabs = [await openPage(context), await openPage(context)];
+      const saveIn = (tab: Page, prefix: string) =>
+        tab.evaluate(
+          async ({ baseUrl, kind, credentials, prefix }: PageArgs & { prefix: string }) => {
+            const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals)
+              .synk;
+            const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-tabs') : new WebStorage();
+            const client = createClient({ baseUrl, storage, ...(credentials ? { credentials } : {}) });
+            for (let n = 0; n < 30; n++)
+              await client.records.save({
+                observation_id: `${prefix}-${n}`,
+                form_type: `tabs-${kind}`,
+                data: { n },
+              });
+          },
+          { ...args(kind), prefix },
+        );
+      await Promise.all([saveIn(tabs[0]!, `${type}-a`), saveIn(tabs[1]!, `${type}-b`)]);
+      const reports = await Promise.all(
+        tabs.map((tab) =>
+          tab.evaluate(async ({ baseUrl, kind, credentials }: PageArgs) => {
+            const { createClient, IndexedDBStorage, WebStorage } = (globalThis as unknown as PageGlobals)
+              .synk;
+            const storage = kind === 'indexeddb' ? new IndexedDBStorage('synk-tabs') : new WebStorage();
+            const client = createClient({
+              baseUrl,
+              storage,
+              batchSize: 7,
+              ...(credentials ? { credentials } : {}),
+            });
+            const report = await client.sync({ schemaTypes: ['none'] });
+            return { pushed: report.pushed, pending: (await client.records.pending()).length };
+          }, args(kind)),
+        ),
+      );
+      expect(reports.map((r) => r.pending)).toEqual([0, 0]);
+      // A batch both tabs sent counts in both reports (the second was the server's replay).
+      expect(reports[0]!.pushed + reports[1]!.pushed).toBeGreaterThanOrEqual(60);
+      const onServer = await pullAll(target, writer.token, 0, { schema_types: [type] });
+      const ids = onServer.records.map((r) => r.observation_id);
+      expect(ids.length).toBe(60);
+      expect(new Set(ids).size).toBe(60);
+      await context.close();
+    },
+  );
+
   it('re-sends a batch whose response was lost with the same transmission_id after a reload (IndexedDB)', async () => {
     const type = 'lost-response';
     const context = await browser.newContext();
