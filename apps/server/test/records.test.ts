@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex } from '../src/lib/canonical-json.ts';
-import { validateRecord } from '../src/modules/sync/records.ts';
+import { isRfc3339, validateRecord } from '../src/modules/sync/records.ts';
 
 describe('content hash', () => {
   it('is the sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}', () => {
@@ -56,5 +56,38 @@ describe('content hash', () => {
     expect(hash(base)).not.toBe(hash({ ...base, data: { x: 1, y: 3 } }));
     expect(hash(base)).not.toBe(hash({ ...base, deleted: true }));
     expect(hash(base)).not.toBe(hash({ ...base, form_version: '1' }));
+  });
+});
+
+describe('RFC 3339 timestamps', () => {
+  it('name a real instant: days of the month (leap years), hours, offsets, leap seconds at 23:59:60 UTC', () => {
+    const valid = [
+      '2024-02-29T00:00:00Z',
+      '2000-02-29T12:00:00.5+05:30',
+      '2025-12-31t23:59:59.123456789z',
+      '2016-12-31T23:59:60Z',
+      '2016-12-31T23:59:60-00:00',
+      '2025-01-01T00:00:00+23:59',
+    ];
+    const invalid = [
+      '2025-02-29T00:00:00Z',
+      '2100-02-29T00:00:00Z',
+      '2025-04-31T00:00:00Z',
+      '2025-00-10T00:00:00Z',
+      '2025-01-00T00:00:00Z',
+      '2025-01-01T24:00:00Z',
+      '2025-01-01T10:60:00Z',
+      '2025-01-01T10:00:61Z',
+      '2016-12-31T22:59:60Z',
+      '2017-01-01T00:59:60+01:00',
+      '2025-01-01T10:00:00+24:00',
+      '2025-01-01T10:00:00+01:60',
+      '2025-01-01 10:00:00Z',
+      '2025-01-01T10:00:00',
+      '2025-01-01T10:00:00+0100',
+      '2025-01-01T10:00:00.1234567890Z',
+    ];
+    expect(valid.filter((t) => !isRfc3339(t))).toEqual([]);
+    expect(invalid.filter((t) => isRfc3339(t))).toEqual([]);
   });
 });

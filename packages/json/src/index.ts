@@ -1,4 +1,4 @@
-export { canonicalJson } from './canonical.ts';
+export { CanonicalJsonError, canonicalJson, MAX_CANONICAL_DEPTH } from './canonical.ts';
 
 /**
  * `JSON.parse` without V8's escaped-key bug.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { adminToken, call, userWithRole } from '../src/http.ts';
+import { adminToken, call, send, userWithRole } from '../src/http.ts';
 import { pull, pullAll, push, record } from '../src/sync.ts';
 
 const target = useTarget({ SYNC_MAX_RECORDS: '1000' });
@@ -110,6 +110,13 @@ describe('push then pull', () => {
   });
 });
 
+/** `levels` objects and arrays nested in one another, inside a record's `data` object. */
+function nested(levels: number): Record<string, unknown> {
+  let value: unknown = 'leaf';
+  for (let i = 0; i < levels; i++) value = i % 2 ? { k: value } : [value];
+  return { k: value };
+}
+
 describe('per-record outcomes', () => {
   const bad: [string, unknown][] = [
     ['a null record', null],
@@ -182,6 +189,30 @@ describe('per-record outcomes', () => {
         geolocation: { latitude: '1', longitude: 0, accuracy: 1 },
       },
     ],
+    [
+      'a space between date and time',
+      { observation_id: 'a', form_type: 'f', data: {}, created_at: '2025-01-01 10:00:00Z' },
+    ],
+    ['February 30', { observation_id: 'a', form_type: 'f', data: {}, updated_at: '2025-02-30T00:00:00Z' }],
+    ['hour 24', { observation_id: 'a', form_type: 'f', data: {}, created_at: '2025-01-01T24:00:00Z' }],
+    [
+      'a leap second not at the end of a UTC day',
+      { observation_id: 'a', form_type: 'f', data: {}, created_at: '2016-12-31T12:59:60Z' },
+    ],
+    [
+      'an offset of 24 hours',
+      { observation_id: 'a', form_type: 'f', data: {}, created_at: '2025-01-01T10:00:00+24:00' },
+    ],
+    ['a NUL in observation_id', { observation_id: 'a\u0000b', form_type: 'f', data: {} }],
+    ['a NUL in form_type', { observation_id: 'a', form_type: 'f\u0000g', data: {} }],
+    ['a NUL in form_version', { observation_id: 'a', form_type: 'f', form_version: '1\u0000', data: {} }],
+    ['an unpaired surrogate in observation_id', { observation_id: 's\ud800', form_type: 'f', data: {} }],
+    ['an unpaired surrogate in form_type', { observation_id: 'a', form_type: '\udc00f', data: {} }],
+    [
+      '256 astral characters of observation_id',
+      { observation_id: '😀'.repeat(256), form_type: 'f', data: {} },
+    ],
+    ['data nested 101 levels', { observation_id: 'a', form_type: 'f', data: nested(100) }],
     ['non-boolean deleted', { observation_id: 'a', form_type: 'f', data: {}, deleted: 'yes' }],
     ['negative base_version', { observation_id: 'a', form_type: 'f', data: {}, base_version: -1 }],
     ['fractional base_version', { observation_id: 'a', form_type: 'f', data: {}, base_version: 1.5 }],
@@ -204,6 +235,62 @@ describe('per-record outcomes', () => {
     expect(pulled.body.records.map((r: { observation_id: string }) => r.observation_id)).toEqual(
       good.map((g) => g.observation_id),
     );
+  });
+
+  /** Pushes a good record and one written as JSON text (which JSON.stringify could not write). */
+  async function pushText(badRecord: string) {
+    const text = `{"transmission_id":"${randomUUID()}","client_id":"conformance-client","records":[${JSON.stringify(record())},${badRecord}]}`;
+    const raw = await send(target, '/sync/push', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writer.token}`, 'content-type': 'application/json' },
+      body: text,
+    });
+    return { status: raw.status, body: await raw.json() };
+  }
+
+  it('refuses a number JSON text cannot hold (1e400) by itself, naming where it is, instead of storing null', async () => {
+    const res = await pushText(
+      '{"observation_id":"too-big","form_type":"f","data":{"list":[1,{"big":1e400}]}}',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.success_count).toBe(1);
+    expect(res.body.failed_records).toMatchObject([
+      { index: 1, observation_id: 'too-big', code: 'invalid_record', errors: [{ path: '/data/list/1/big' }] },
+    ]);
+  });
+
+  it('refuses data nested 5,000 levels by itself (the depth that exhausted the stack before)', async () => {
+    const res = await pushText(
+      `{"observation_id":"deep","form_type":"f","data":{"k":${'['.repeat(4_999)}1${']'.repeat(4_999)}}}`,
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.success_count).toBe(1);
+    expect(res.body.failed_records).toMatchObject([
+      {
+        index: 1,
+        observation_id: 'deep',
+        code: 'invalid_record',
+        errors: [{ message: 'nested deeper than 100 levels' }],
+      },
+    ]);
+  });
+
+  it('keeps what is valid at the edges: astral ids of 255 characters, leap seconds, data 100 levels deep', async () => {
+    const edge = [
+      record({ observation_id: `${'😀'.repeat(247)}${randomUUID().slice(0, 8)}` }), // 255 characters, 502 UTF-16 units
+      record({ created_at: '2016-12-31T23:59:60Z', updated_at: '2016-12-31T23:59:60+00:00' }),
+      record({ data: nested(99), updated_at: '2025-02-28T23:59:59.123456789-12:00' }),
+      record({ form_type: '𝔸'.repeat(200), data: { n: -0, max: 1.7976931348623157e308, tiny: 5e-324 } }),
+    ];
+    const res = await push(target, writer.token, edge);
+    expect(res.body).toMatchObject({ success_count: 4, failed_records: [] });
+    const pulled = await pull(target, reader.token, { since: { version: res.body.current_version - 4 } });
+    expect(pulled.status).toBe(200); // the server's own answer passes its contract (date-time formats included)
+    expect(pulled.body.records.map((r: { observation_id: string }) => r.observation_id)).toEqual(
+      edge.map((e) => e.observation_id),
+    );
+    expect(pulled.body.records[2].data).toEqual(nested(99));
+    expect(pulled.body.records[3].data).toEqual({ n: 0, max: 1.7976931348623157e308, tiny: 5e-324 });
   });
 
   it('names the observation_id of a failed record when it has one, and lists every problem', async () => {

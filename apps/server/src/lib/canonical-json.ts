@@ -1,6 +1,6 @@
 import { hash, webcrypto } from 'node:crypto';
 
-export { canonicalJson } from '@synk/json';
+export { CanonicalJsonError, canonicalJson } from '@synk/json';
 
 /** One-shot: no Hash object per call (a push hashes every record). */
 export function sha256Hex(text: string): string {

@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '../../lib/canonical-json.ts';
+import { CanonicalJsonError, canonicalJson, sha256Hex } from '../../lib/canonical-json.ts';
 
 /** A pushed record after validation: every field present, normalised, ready to store. */
 export interface IncomingRecord {
@@ -30,11 +30,45 @@ export interface FieldError {
   message: string;
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+/** How deeply a record's `data` may nest (objects and arrays); form data is seldom ten levels deep. */
+export const MAX_DATA_DEPTH = 100;
+
+/** RFC 3339 `date-time`: `T` between date and time, a `Z` or `±hh:mm` offset, up to nanoseconds. */
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** An RFC 3339 date-time that names a real instant: a day of its month, a leap second only at 23:59:60 UTC. */
+export function isRfc3339(value: string): boolean {
+  const m = RFC3339.exec(value);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const offset = m[7] ? (m[7] === '-' ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9])) : 0;
+  const leapYear = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leapYear ? 29 : DAYS_IN_MONTH[month - 1];
+  if (days === undefined || day < 1 || day > days || hour > 23 || minute > 59 || second > 60) return false;
+  if (m[7] && (Number(m[8]) > 23 || Number(m[9]) > 59)) return false;
+  // A leap second is inserted at the end of a UTC day: 23:59:60 with a zero offset (written with
+  // another offset it would read 00:59:60+01:00, which the contract's date-time format refuses).
+  return second < 60 || (hour === 23 && minute === 59 && offset === 0);
+}
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-const charLength = (s: string) => (s.length <= 255 ? [...s].length : s.length);
+
+/**
+ * Length in characters (code points), as JSON Schema's `maxLength` counts: only counted when it
+ * could matter, as UTF-16 units are at most twice as many.
+ */
+const charLength = (s: string, max: number) =>
+  s.length <= max || s.length > 2 * max ? s.length : [...s].length;
 
 function checkString(
   errors: FieldError[],
@@ -47,9 +81,18 @@ function checkString(
     errors.push({ path, message: value === undefined ? 'is required' : 'must be a string' });
     return false;
   }
-  const length = charLength(value);
+  const length = charLength(value, max);
   if (length < min || length > max) {
     errors.push({ path, message: `must be ${min}-${max} characters long` });
+    return false;
+  }
+  // Stored as text: UTF-8 has no unpaired surrogate (SQLite would store U+FFFD, PostgreSQL refuses
+  // it) and PostgreSQL's text no NUL, so such a value could not be kept as it was sent.
+  if (!value.isWellFormed() || value.includes('\0')) {
+    errors.push({
+      path,
+      message: 'must be well-formed Unicode without NUL characters (no unpaired surrogates)',
+    });
     return false;
   }
   return true;
@@ -57,7 +100,7 @@ function checkString(
 
 function checkTimestamp(errors: FieldError[], value: unknown, path: string): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || !RFC3339.test(value) || Number.isNaN(Date.parse(value))) {
+  if (typeof value !== 'string' || !isRfc3339(value)) {
     errors.push({ path, message: 'must be an RFC 3339 timestamp such as 2025-01-31T12:00:00Z' });
     return null;
   }
@@ -158,6 +201,15 @@ export function validateRecord(
       errors.push({ path: '/base_version', message: 'must be a non-negative integer' });
     } else baseVersion = raw.base_version;
   }
+  let dataJson = '';
+  if (isPlainObject(raw.data)) {
+    try {
+      dataJson = canonicalJson(raw.data, MAX_DATA_DEPTH);
+    } catch (err) {
+      if (!(err instanceof CanonicalJsonError)) throw err;
+      errors.push({ path: `/data${pathToUnwritable(raw.data)}`, message: err.message });
+    }
+  }
   if (errors.length > 0 || !idOk || !typeOk) {
     return typeof raw.observation_id === 'string'
       ? { errors, observationId: raw.observation_id }
@@ -174,8 +226,26 @@ export function validateRecord(
     geolocation,
     base_version: baseVersion,
     hash: '',
-    dataJson: canonicalJson(raw.data),
+    dataJson,
   };
   record.hash = contentHash(record, record.dataJson);
   return { record };
+}
+
+/**
+ * The JSON pointer (below `data`) of the first value canonical JSON refused in `data`: a number it
+ * cannot write, or the container one level past MAX_DATA_DEPTH ('' if none is found).
+ */
+function pathToUnwritable(data: Record<string, unknown>): string {
+  const visit = (value: unknown, depth: number): string | undefined => {
+    if (typeof value === 'number') return Number.isFinite(value) ? undefined : '';
+    if (typeof value !== 'object' || value === null) return undefined;
+    if (depth === MAX_DATA_DEPTH) return '';
+    for (const [key, inner] of Object.entries(value)) {
+      const below = visit(inner, depth + 1);
+      if (below !== undefined) return `/${key.replaceAll('~', '~0').replaceAll('/', '~1')}${below}`;
+    }
+    return undefined;
+  };
+  return visit(data, 0) ?? '';
 }
