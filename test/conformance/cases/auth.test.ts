@@ -88,6 +88,22 @@ describe('POST /auth/login', () => {
   });
 });
 
+describe('POST /auth/login under a burst', () => {
+  it('checks no more passwords than the limit when the attempts arrive together', async () => {
+    const { username, password } = await userWithRole(target, 'read-only');
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        call(target, 'POST', '/auth/login', { body: { username, password: 'nope-nope' } }).then(
+          (r) => r.status,
+        ),
+      ),
+    );
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(27);
+    expect((await call(target, 'POST', '/auth/login', { body: { username, password } })).status).toBe(429);
+  });
+});
+
 describe('token forgery and misuse', () => {
   it('rejects alg:none, a wrong key, an empty key, garbage and a tampered payload', async () => {
     const real = (await login(target, target.admin.username, target.admin.password)).token;

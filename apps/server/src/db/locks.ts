@@ -2,12 +2,13 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { DatabaseConfig } from '../config.ts';
 
 /** Arbitrary constants naming PostgreSQL advisory locks. */
-const LOCK_KEYS = { admins: 7_201_001, bundles: 7_201_002 } as const;
+const LOCK_KEYS = { admins: 7_201_001, bundles: 7_201_002, logins: 7_201_003 } as const;
 
 /**
  * Runs `work` in a transaction that holds a named lock: "admins", so that two concurrent requests
  * cannot both remove one of the last two admins; "bundles", so app bundle versions are allocated
- * and activated one push at a time. PostgreSQL: a transaction-scoped advisory lock, which also
+ * and activated one push at a time; "logins", so that concurrent login attempts are counted one at a
+ * time against the throttle. PostgreSQL: a transaction-scoped advisory lock, which also
  * holds across server processes. SQLite: the embedded database has one connection per process,
  * and its transactions already run one at a time.
  */

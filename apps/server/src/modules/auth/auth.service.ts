@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type EntityManager, type MikroORM, raw, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { type EntityManager, type MikroORM, raw } from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
+import { withLock } from '../../db/locks.ts';
 import { HttpProblem, Unauthorized } from '../../http/errors.ts';
 import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
 import {
@@ -69,14 +70,11 @@ export class AuthService {
   /** Throttled, timing-safe login; opens a new session. */
   async login(username: string, password: string, address: string): Promise<TokenPair> {
     const keys = throttleKeys(username, address);
-    await this.#checkThrottle(keys);
+    await this.#claimAttempt(keys);
     const user = await this.#em.fork().findOne(User, { username });
     const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyAgainstDummy(password);
-    if (!user || !ok) {
-      await this.#recordFailure(keys);
-      throw invalidCredentials();
-    }
-    await this.#em.fork().nativeDelete(LoginThrottle, { key: keys.user });
+    if (!user || !ok) throw invalidCredentials(); // counted already
+    await this.#succeeded(keys);
     return this.#em.fork().transactional((em) => this.#openSession(em, user));
   }
 
@@ -227,46 +225,53 @@ export class AuthService {
     return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
   }
 
-  async #checkThrottle(keys: ThrottleKeys): Promise<void> {
-    const { auth } = this.#deps.config;
-    const now = this.#now.getTime();
-    const windowMs = auth.loginThrottleWindowSeconds * 1000;
-    const rows = await this.#em.fork().find(LoginThrottle, { key: { $in: [keys.user, keys.address] } });
-    for (const row of rows) {
-      const limit = row.key === keys.user ? auth.loginMaxFailuresPerUser : auth.loginMaxFailuresPerAddress;
-      const windowEnd = row.windowStartedAt.getTime() + windowMs;
-      if (windowEnd > now && row.failures >= limit) {
-        const retryAfter = Math.max(1, Math.ceil((windowEnd - now) / 1000));
-        throw new HttpProblem(429, 'too_many_requests', 'Too many failed logins; try again later', {
-          headers: { 'Retry-After': String(retryAfter) },
-          extensions: { retry_after: retryAfter },
-        });
-      }
-    }
-  }
-
-  async #recordFailure(keys: ThrottleKeys): Promise<void> {
-    try {
-      await this.#countFailure(keys);
-    } catch (err) {
-      // A concurrent failure created the same counter first; count again on top of it.
-      if (!(err instanceof UniqueConstraintViolationException)) throw err;
-      await this.#countFailure(keys);
-    }
-  }
-
-  async #countFailure(keys: ThrottleKeys): Promise<void> {
+  /**
+   * Counts this attempt as a failure for its username and its address before the password is
+   * checked, one attempt at a time (the `logins` lock, across processes on PostgreSQL): each of
+   * many concurrent attempts sees those before it, so at most the limit are ever checked in a
+   * window (counting after the ~20 ms check let a burst of 60 try 53 passwords against a limit of
+   * 10). Over a limit, nothing is counted and the attempt is refused with 429. A login that
+   * succeeds takes its count back (`#succeeded`).
+   */
+  async #claimAttempt(keys: ThrottleKeys): Promise<void> {
+    const { auth, database } = this.#deps.config;
     const now = this.#now;
-    const windowMs = this.#deps.config.auth.loginThrottleWindowSeconds * 1000;
-    await this.#em.fork().transactional(async (em) => {
+    const windowMs = auth.loginThrottleWindowSeconds * 1000;
+    const retryAfter = await withLock('logins', this.#em.fork(), database.kind, async (em) => {
+      const rows = [];
       for (const key of [keys.user, keys.address]) {
-        const row = await em.findOne(LoginThrottle, { key });
-        if (!row) em.create(LoginThrottle, { key, failures: 1, windowStartedAt: now });
+        const limit = key === keys.user ? auth.loginMaxFailuresPerUser : auth.loginMaxFailuresPerAddress;
+        let row = await em.findOne(LoginThrottle, { key });
+        if (!row) row = em.create(LoginThrottle, { key, failures: 0, windowStartedAt: now });
         else if (row.windowStartedAt.getTime() + windowMs <= now.getTime()) {
-          row.failures = 1;
+          row.failures = 0;
           row.windowStartedAt = now;
-        } else row.failures += 1;
+        }
+        if (row.failures >= limit) {
+          const windowEnd = row.windowStartedAt.getTime() + windowMs;
+          return Math.max(1, Math.ceil((windowEnd - now.getTime()) / 1000));
+        }
+        rows.push(row);
       }
+      for (const row of rows) row.failures += 1;
+      await em.flush();
+      return 0;
+    });
+    if (retryAfter > 0) {
+      throw new HttpProblem(429, 'too_many_requests', 'Too many failed logins; try again later', {
+        headers: { 'Retry-After': String(retryAfter) },
+        extensions: { retry_after: retryAfter },
+      });
+    }
+  }
+
+  /** A login succeeded: its username's failures are forgotten, and its address's count of it taken back. */
+  async #succeeded(keys: ThrottleKeys): Promise<void> {
+    const { database } = this.#deps.config;
+    await withLock('logins', this.#em.fork(), database.kind, async (em) => {
+      await em.nativeDelete(LoginThrottle, { key: keys.user });
+      const address = await em.findOne(LoginThrottle, { key: keys.address });
+      if (address && address.failures > 0) address.failures -= 1;
       await em.flush();
     });
   }
