@@ -114,6 +114,63 @@ describe('revocation cache', () => {
   });
 });
 
+describe('purging what no request can use any more', () => {
+  let t: TestApp;
+  const clock = manualClock();
+  const DAY = 24 * 3600 * 1000;
+  beforeAll(async () => {
+    t = await createTestApp({ REFRESH_TOKEN_TTL: '2d', LOGIN_THROTTLE_WINDOW: '15m' }, clock.now);
+  });
+  afterAll(() => t.close());
+  const count = async (table: string) =>
+    Number(
+      (
+        (await t.ctx.orm.em.fork().getConnection().execute(`select count(*) as n from ${table}`)) as {
+          n: number;
+        }[]
+      )[0]!.n,
+    );
+
+  it('drops ended sessions with their tokens and closed login counters, and keeps everything live', async () => {
+    const auth = t.ctx.services.auth;
+    const old = await auth.login('admin', ADMIN_PASSWORD, '10.0.0.1');
+    const rotated = await auth.refresh(old.refreshToken); // the first token stays, used, for reuse detection
+    await expect(auth.login('admin', 'wrong-password', '10.0.0.2')).rejects.toThrow();
+    const revoked = await auth.login('admin', ADMIN_PASSWORD, '10.0.0.1');
+    await auth.logout(await auth.authenticate(revoked.token), revoked.refreshToken);
+    clock.advance(DAY + 60_000);
+    expect([
+      await count('auth_sessions'),
+      await count('refresh_tokens'),
+      await count('login_throttle'),
+    ]).toEqual([2, 3, 1]);
+    // A day on (a login also purges, in the background, at most every ten minutes): the revoked
+    // session goes with its token; the first has not ended; the failed attempt's window has closed.
+    const live = await auth.login('admin', ADMIN_PASSWORD, '10.0.0.3');
+    await auth.purgeExpired();
+    expect([
+      await count('auth_sessions'),
+      await count('refresh_tokens'),
+      await count('login_throttle'),
+    ]).toEqual([2, 3, 0]);
+    // The used token of the live first session is still known: presenting it again revokes the family.
+    await expect(auth.refresh(old.refreshToken)).rejects.toThrow(/already used/);
+    await expect(auth.refresh(rotated.refreshToken)).rejects.toThrow();
+    clock.advance(DAY);
+    // Two days after the first login its session has ended (the reuse revoked it anyway); the third login's has not.
+    expect((await auth.purgeExpired()).sessions).toBe(1);
+    expect([await count('auth_sessions'), await count('refresh_tokens')]).toEqual([1, 1]);
+    expect((await auth.refresh(live.refreshToken)).token).toEqual(expect.any(String));
+    clock.advance(3 * DAY);
+    await auth.purgeExpired();
+    expect([
+      await count('auth_sessions'),
+      await count('refresh_tokens'),
+      await count('login_throttle'),
+    ]).toEqual([0, 0, 0]);
+  });
+});
+
 describe('TtlCache', () => {
   it('expires entries after the TTL and evicts the oldest beyond the cap', () => {
     let now = 0;

@@ -44,8 +44,14 @@ const invalidCredentials = () => Unauthorized('Invalid username or password', 'i
 const invalidRefresh = (detail = 'The refresh token is invalid, expired or revoked') =>
   Unauthorized(detail, 'invalid_refresh_token');
 
+/** How often logins and refreshes also delete what can no longer matter (see `purgeExpired`). */
+const PURGE_EVERY_MS = 10 * 60 * 1000;
+
 export class AuthService {
   readonly #deps: AuthServiceDeps;
+  #lastPurge = 0;
+  /** The purge started by a login or refresh, while it runs. */
+  #purging: Promise<unknown> = Promise.resolve();
   readonly #users: TtlCache<UserState | null>;
   readonly #sessions: TtlCache<boolean>;
   readonly #tokens: AccessTokenVerifier;
@@ -70,6 +76,7 @@ export class AuthService {
   /** Throttled, timing-safe login; opens a new session. */
   async login(username: string, password: string, address: string): Promise<TokenPair> {
     const keys = throttleKeys(username, address);
+    this.#purgeNowAndThen();
     await this.#claimAttempt(keys);
     const user = await this.#em.fork().findOne(User, { username });
     const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyAgainstDummy(password);
@@ -80,6 +87,7 @@ export class AuthService {
 
   /** Exchanges a refresh token for a new pair; the presented token can never be used again. */
   async refresh(presented: string): Promise<TokenPair> {
+    this.#purgeNowAndThen();
     const now = this.#now;
     const outcome = await this.#em.fork().transactional(async (em) => {
       const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(presented) });
@@ -265,13 +273,56 @@ export class AuthService {
     }
   }
 
+  /**
+   * Deletes what no request can use any more, so the tables do not grow for ever: sessions past
+   * their end or revoked over a day ago, with their refresh tokens (a token of a deleted session is
+   * refused like an expired one, and the session's access tokens stop working: a missing session is
+   * not live), refresh tokens past their expiry (refused before any reuse check), and login
+   * counters whose window has closed (they would start again from zero). Returns the counts.
+   */
+  async purgeExpired(
+    now = this.#now,
+  ): Promise<{ sessions: number; refreshTokens: number; loginCounters: number }> {
+    await this.#purging; // one purge at a time
+    const { auth } = this.#deps.config;
+    const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
+    const windowStart = new Date(now.getTime() - auth.loginThrottleWindowSeconds * 1000);
+    const loginCounters = await withLock('logins', this.#em.fork(), this.#deps.config.database.kind, (em) =>
+      em.nativeDelete(LoginThrottle, { windowStartedAt: { $lte: windowStart } }),
+    );
+    return this.#em.fork().transactional(async (em) => {
+      const ended = await em.find(
+        AuthSession,
+        { $or: [{ expiresAt: { $lte: now } }, { revokedAt: { $lte: dayAgo } }] },
+        { fields: ['id'] },
+      );
+      let refreshTokens = await em.nativeDelete(RefreshToken, { expiresAt: { $lte: now } });
+      for (let i = 0; i < ended.length; i += 500) {
+        const ids = ended.slice(i, i + 500).map((session) => session.id);
+        refreshTokens += await em.nativeDelete(RefreshToken, { sessionId: { $in: ids } });
+        await em.nativeDelete(AuthSession, { id: { $in: ids } });
+      }
+      return { sessions: ended.length, refreshTokens, loginCounters };
+    });
+  }
+
+  #purgeNowAndThen(): void {
+    const now = this.#now.getTime();
+    if (now - this.#lastPurge < PURGE_EVERY_MS) return;
+    this.#lastPurge = now;
+    this.#purging = this.purgeExpired().catch(() => {
+      this.#lastPurge = 0; // tried again on the next login or refresh
+    });
+  }
+
   /** A login succeeded: its username's failures are forgotten, and its address's count of it taken back. */
   async #succeeded(keys: ThrottleKeys): Promise<void> {
     const { database } = this.#deps.config;
     await withLock('logins', this.#em.fork(), database.kind, async (em) => {
       await em.nativeDelete(LoginThrottle, { key: keys.user });
       const address = await em.findOne(LoginThrottle, { key: keys.address });
-      if (address && address.failures > 0) address.failures -= 1;
+      if (address && address.failures > 1) address.failures -= 1;
+      else if (address) em.remove(address);
       await em.flush();
     });
   }
