@@ -379,6 +379,72 @@ describe('a body built by a function that is not an upload', () => {
   });
 });
 
+describe('an upload whose attempt is over before all of it was sent', () => {
+  /** Statuses to answer, in turn, at once and without reading the body; then 413. */
+  const script: number[] = [];
+  const server = loopbackServer((_req, res) => {
+    const status = script.shift() ?? 413;
+    res.writeHead(status, { 'retry-after': '0', 'content-type': 'application/json' }).end('{}');
+  });
+  const size = 64 * 1024 * 1024; // far more than loopback sockets buffer
+  const chunk = new Uint8Array(64 * 1024);
+
+  /** A function building an upload to `url`, and what became of the bodies it built. */
+  function upload(url: string) {
+    const bodies = { built: 0, readWhole: 0, cancelled: 0 };
+    const build = () => {
+      bodies.built += 1;
+      let left = size;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(chunk);
+          left -= chunk.byteLength;
+          if (left > 0) return;
+          bodies.readWhole += 1;
+          controller.close();
+        },
+        cancel() {
+          bodies.cancelled += 1;
+        },
+      });
+      return new Request(url, {
+        method: 'PUT',
+        body,
+        headers: { 'content-length': String(size) },
+        duplex: 'half',
+      } as RequestInit);
+    };
+    return { build, bodies };
+  }
+  const transport = (retries: number) =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+
+  it('ends the body of each, answered or retried, instead of leaving it open or reading it whole', async () => {
+    script.push(503, 503);
+    const { build, bodies } = upload(`${server.base}/attachments/big.bin`);
+    const response = await transport(2)(build);
+    expect(response.status).toBe(413);
+    await response.text();
+    await vi.waitFor(() => expect(bodies).toEqual({ built: 3, readWhole: 0, cancelled: 3 }));
+  });
+
+  it('ends the body of each when the server cannot be reached', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/attachments/big.bin`;
+    await new Promise((resolve) => closed.close(resolve)); // connections to it are refused
+    const { build, bodies } = upload(url);
+    await expect(transport(2)(build)).rejects.toBeInstanceOf(NetworkError);
+    await vi.waitFor(() => expect(bodies).toEqual({ built: 3, readWhole: 0, cancelled: 3 }));
+  });
+});
+
 describe('an upload that takes longer than the timeout', () => {
   const timeoutMs = 1000;
   /** Bytes per ms the server reads: 16 MiB/s, so a send buffer's worth (4 MiB here) is read in 250 ms. */
