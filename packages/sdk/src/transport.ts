@@ -76,8 +76,13 @@ function withSafeJson(response: Response): Response {
  */
 const UNREAD_BODY_TIMEOUTS = 10;
 
+/** The Requests being fetched, or whose response body is being read (see fetchHolding, guardBody). */
+const held = new Set<Request>();
+
 /** What a guarded response body belongs to. */
 export interface Exchange {
+  /** The request answered: its signal (the caller's cancellation) ends the reading of the body too. */
+  request?: Request;
   /** Called once the body is over: read to its end, failed, cancelled or released. */
   ended?: () => void;
 }
@@ -89,6 +94,10 @@ export interface Exchange {
  * (a download, which may take any time) fails only when a read waits `ms` for data, so a consumer
  * busy between reads (writing to a slow disk) is not counted. A body nobody reads (or stops reading)
  * is released after `UNREAD_BODY_TIMEOUTS` × `ms`.
+ *
+ * The request's signal is followed here, the request held until the body is over: Node's fetch
+ * carries it to the body only through the Request it fetched, and after a garbage collection that
+ * has dropped it the caller's cancellation would no longer end a read (see fetchHolding).
  *
  * The answer is a Response around the guarded body, so that everything the platform's Response does
  * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
@@ -107,20 +116,31 @@ export function guardBody(response: Response, ms: number, label: string, exchang
   let over = false;
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const { request, ended } = exchange;
   const stop = () => clearTimeout(timer);
   const end = () => {
     stop();
     if (over) return;
     over = true;
-    exchange.ended?.();
+    if (request) {
+      request.signal.removeEventListener('abort', cancelled);
+      held.delete(request);
+    }
+    ended?.();
   };
+  /** Fails the body with `error`, and closes the connection. */
+  const fail = (error: unknown, reason: unknown) => {
+    end();
+    output?.error(error);
+    reader.cancel(reason).catch(() => undefined);
+  };
+  /** The request's signal aborted: the caller cancelled it. */
+  const cancelled = () => fail(request?.signal.reason, request?.signal.reason);
   const expireIn = (after: number, message: string) => {
     stop();
     timer = setTimeout(() => {
       const reason = new DOMException(message, 'TimeoutError');
-      end();
-      output?.error(new NetworkError(`${label}: ${message}`, reason));
-      reader.cancel(reason).catch(() => undefined); // closes the connection
+      fail(new NetworkError(`${label}: ${message}`, reason), reason);
     }, after);
     // As AbortSignal.timeout's: the timer alone must not keep a Node process alive.
     (timer as { unref?: () => void }).unref?.();
@@ -156,6 +176,11 @@ export function guardBody(response: Response, ms: number, label: string, exchang
     },
     { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
   );
+  if (request) {
+    held.add(request);
+    request.signal.addEventListener('abort', cancelled, { once: true });
+    if (request.signal.aborted) cancelled();
+  }
   const readWhole = () => {
     if (whole) return;
     whole = true;
@@ -189,9 +214,6 @@ export function guardBody(response: Response, ms: number, label: string, exchang
   );
 }
 
-/** The Requests being fetched (see fetchHolding). */
-const fetching = new Set<Request>();
-
 /**
  * `fetch(request)`, holding `request` until the fetch settles. Node's fetch carries an abort from a
  * Request's signal to the fetch through a controller that only the Request object holds, so once
@@ -202,11 +224,11 @@ export async function fetchHolding(
   fetch: (request: Request) => Promise<Response>,
   request: Request,
 ): Promise<Response> {
-  fetching.add(request);
+  held.add(request);
   try {
     return await fetch(request);
   } finally {
-    fetching.delete(request);
+    held.delete(request);
   }
 }
 
@@ -403,7 +425,8 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       }
       // The attempt is over once its answer is: at once for one not returned, and for the one
       // returned when its body is.
-      const answer = () => guardBody(response, options.timeoutMs, label, { ended: release });
+      const answer = () =>
+        guardBody(response, options.timeoutMs, label, { request: original, ended: release });
       const drop = () => {
         release();
         return discard(response);

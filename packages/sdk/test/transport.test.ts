@@ -486,7 +486,7 @@ describe('an upload that takes longer than the timeout', () => {
   });
 });
 
-describe('timeouts under garbage collection', () => {
+describe('timeouts and cancellations under garbage collection', () => {
   // A real collection, as a long-running app gets them: V8's own gc(), exposed at run time.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -498,6 +498,8 @@ describe('timeouts under garbage collection', () => {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
     else if (req.url === '/stall/auth/refresh')
       res.writeHead(200, { 'content-type': 'application/json' }).write('{"token":');
+    else if (req.url === '/stalled-body')
+      res.writeHead(200, { 'content-type': 'text/plain' }).write('the start of it');
   });
   /** How `pending` ends within 5 s while collections run, or 'hung'. */
   async function outcome(pending: Promise<unknown>): Promise<unknown> {
@@ -538,6 +540,30 @@ describe('timeouts under garbage collection', () => {
       tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
     });
     expect(await outcome(client.api.GET('/users'))).toBeInstanceOf(NetworkError);
+  });
+
+  /** Reads `response`'s body chunk by chunk to its end. */
+  async function readStream(response: Response): Promise<void> {
+    const reader = response.body!.getReader();
+    while (!(await reader.read()).done);
+  }
+
+  it.each([
+    ['as a stream', readStream],
+    ['whole', (response: Response) => response.text()],
+  ])('still let the caller cancel the reading of a body %s', { timeout: 10_000 }, async (_how, read) => {
+    const caller = new AbortController();
+    // A timeout that cannot end it: only the caller's cancellation can.
+    const response = await plainTransport(60_000)(
+      new Request(`${server.base}/stalled-body`, { signal: caller.signal }),
+    );
+    const reading = read(response);
+    for (let collections = 0; collections < 3; collections++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gc();
+    }
+    caller.abort();
+    expect(await outcome(reading)).toMatchObject({ name: 'AbortError' });
   });
 });
 
