@@ -15,12 +15,12 @@ export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
   /**
-   * Per attempt (default 30 s): the response headers must arrive within it (for a request built by
-   * a function, once its body has been handed over: while that is sent, the attempt fails only when
-   * none of it is taken for this long), then a body read whole as text or JSON within it of the call
-   * that reads it; a body read as a stream or as bytes (a
-   * download of any size) fails when a read waits this long for data. A body nobody reads, or stops
-   * reading, is released after ten times as long.
+   * Per attempt (default 30 s): the response headers must arrive within it (for an upload, see
+   * RequestSource, once its body has been handed over: while that is sent, the attempt fails only
+   * when none of it is taken for this long), then a body read whole as text or JSON within it of
+   * the call that reads it; a body read as a stream or as bytes (a download of any size) fails when
+   * a read waits this long for data. A body nobody reads, or stops reading, is released after ten
+   * times as long.
    */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
@@ -33,10 +33,15 @@ export interface TransportOptions {
  * A request, or a function that builds it. The function is called again for each attempt (a retry,
  * or the resend after a token refresh), so a streamed body is read from its source (a file) each
  * time instead of being held in memory in case it is needed again; use one for large streamed
- * uploads. A Request's body is kept in memory until its last attempt. Where request bodies stream
- * (Node), the body of a request built by a function that states its `Content-Length` (an upload)
- * may take any time to send: the attempt's timeout only ends it when the network takes none of it
- * for `timeoutMs`, and the wait for the response starts once it has all been handed over.
+ * uploads. A Request's body is kept in memory until its last attempt, so that a retry can send it
+ * again whole.
+ *
+ * Where request bodies stream (Node), an upload (a body given as a stream, or one whose request
+ * states its `Content-Length`), from a function or in a Request, may take any time to send: the
+ * attempt's timeout only ends it when the network takes none of it for `timeoutMs`, and the wait
+ * for the response starts once it has all been handed over. A stream with byte reading support (a
+ * Blob's `stream()`, a FileHandle's `readableWebStream()`) is taken for a body fetch knows the length
+ * of (see isUpload): give its request a `Content-Length`, or its upload is timed as a whole.
  */
 export type RequestSource = Request | (() => Request);
 
@@ -296,18 +301,26 @@ function watchSending(source: ReadableStream<Uint8Array>, taking: () => void, se
 }
 
 /**
- * Only an upload goes through the upload watcher: a request built by a function (the way to send
- * streamed bodies, see RequestSource) that states its Content-Length, where request bodies stream.
- * Any other body wrapped in a stream would be sent chunked, without the length fetch works out for
- * a string, a Blob or FormData.
+ * Only an upload goes through the upload watcher (see RequestSource), where request bodies stream:
+ * a body given as a stream, which fetch sends chunked anyway, or one whose request states its
+ * Content-Length. Any other body (a string, bytes, a Blob, FormData) wrapped in a stream would be
+ * sent chunked, without the length fetch works out for it. Fetch makes each of those a byte stream
+ * (one with byte reading support), which a stream given as the body seldom is; one that is (a
+ * Blob's `stream()`) passes for one of them unless its request states its length.
  */
-function isUpload(source: RequestSource, request: Request): boolean {
-  return (
-    typeof source === 'function' &&
-    streamsRequestBodies &&
-    request.body !== null &&
-    request.headers.has('content-length')
-  );
+function isUpload(request: Request): boolean {
+  if (!streamsRequestBodies || request.body === null) return false;
+  return request.headers.has('content-length') || !isByteStream(request.body);
+}
+
+/** Taking a BYOB reader and letting it go reads nothing: the body can still be sent or cloned. */
+function isByteStream(stream: ReadableStream): boolean {
+  try {
+    stream.getReader({ mode: 'byob' }).releaseLock();
+    return true;
+  } catch {
+    return false; // a stream without byte reading support refuses the reader
+  }
 }
 
 function retryAfterMs(response: Response): number | undefined {
@@ -402,7 +415,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       return original;
     };
     const retryable = isRetryable(original);
-    const upload = isUpload(source, original);
+    const upload = isUpload(original); // before a clone tees its body
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
     const label = `${original.method} ${original.url}`;
     let token = authenticated ? await options.accessToken() : undefined;
