@@ -88,9 +88,12 @@ export async function uploadFile<Response200>(
   };
   try {
     const response = await client.fetch(attempt);
-    const body = (await response.json()) as Response200 | Problem;
-    if (!response.ok) throw new ApiError(response.status, body as Problem);
-    return body as Response200;
+    if (!response.ok) {
+      // Not always the API's problem document: a proxy in front of it may refuse an upload too.
+      const problem = (await response.json().catch(() => undefined)) as Problem | undefined;
+      throw new ApiError(response.status, problem);
+    }
+    return (await response.json()) as Response200;
   } finally {
     bar?.stop();
   }

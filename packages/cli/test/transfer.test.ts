@@ -127,3 +127,22 @@ describe.runIf(existsSync('/proc/self/fd'))('uploadFile closes the file of every
     await noneOpenOn(file);
   });
 });
+
+describe('uploadFile refused by something other than the API', () => {
+  // A proxy in front of the server refuses the upload with its own HTML page.
+  const server = loopbackServer((_req, res) => {
+    res
+      .writeHead(413, { 'content-type': 'text/html' })
+      .end('<html><body>413 Request Entity Too Large</body></html>');
+  });
+
+  it('rejects with an ApiError carrying the status', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'synk-cli-upload-')), 'small.bin');
+    writeFileSync(file, 'bytes');
+    const client = createClient({ baseUrl: server.base });
+    const url = `${server.base}/app-bundle/push`;
+    const error = await uploadFile(client, 'POST', url, part(file)).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ApiError);
+    expect((error as ApiError).status).toBe(413);
+  });
+});
