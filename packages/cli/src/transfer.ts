@@ -45,6 +45,14 @@ export async function fileSha256(file: string): Promise<string> {
 }
 
 /**
+ * The bytes of `file`, opened when first read: an attempt whose body is never read (a refused
+ * connection) opens nothing, and one whose body is released closes the file it opened.
+ */
+async function* fileChunks(file: string): AsyncGenerator<Uint8Array> {
+  yield* createReadStream(file);
+}
+
+/**
  * Sends a file streamed as the one part of a multipart body (the SDK's `multipartBody`), so its
  * size never matters to memory, with a progress bar on an interactive terminal (bytes are counted
  * as the network takes them).
@@ -59,10 +67,11 @@ export async function uploadFile<Response200>(
   const size = (await stat(part.file)).size;
   const bar = progressBar(part.filename, size);
   // The request is built anew for each attempt (a retry re-reads the file): a streamed body handed
-  // over as a Request would be held whole in memory so it could be sent again.
+  // over as a Request would be held whole in memory so it could be sent again. The transport ends
+  // each attempt's body when the attempt is over, which closes its file.
   const attempt = () => {
     const multipart = multipartBody(
-      createReadStream(part.file),
+      fileChunks(part.file),
       { field: part.field, filename: part.filename, contentType: part.contentType, size },
       (sent) => bar?.update(sent),
     );
@@ -79,9 +88,12 @@ export async function uploadFile<Response200>(
   };
   try {
     const response = await client.fetch(attempt);
-    const body = (await response.json()) as Response200 | Problem;
-    if (!response.ok) throw new ApiError(response.status, body as Problem);
-    return body as Response200;
+    if (!response.ok) {
+      // Not always the API's problem document: a proxy in front of it may refuse an upload too.
+      const problem = (await response.json().catch(() => undefined)) as Problem | undefined;
+      throw new ApiError(response.status, problem);
+    }
+    return (await response.json()) as Response200;
   } finally {
     bar?.stop();
   }

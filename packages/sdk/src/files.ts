@@ -125,7 +125,7 @@ export function attachmentHelpers(
           headers: {
             'x-content-sha256': hash,
             'content-type': multipart.contentType,
-            // Its length, so it is not sent chunked (and the transport watches it as an upload).
+            // Its length, so it is not sent chunked (a stream, it is watched as an upload either way).
             ...(multipart.contentLength === undefined
               ? {}
               : { 'content-length': String(multipart.contentLength) }),

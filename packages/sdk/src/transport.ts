@@ -15,12 +15,12 @@ export interface TransportOptions {
   fetch: (request: Request) => Promise<Response>;
   retry: RetryOptions;
   /**
-   * Per attempt (default 30 s): the response headers must arrive within it (for a request built by
-   * a function, once its body has been handed over: while that is sent, the attempt fails only when
-   * none of it is taken for this long), then a body read whole as text or JSON within it of the call
-   * that reads it; a body read as a stream or as bytes (a
-   * download of any size) fails when a read waits this long for data. A body nobody reads, or stops
-   * reading, is released after ten times as long.
+   * Per attempt (default 30 s): the response headers must arrive within it (for an upload, see
+   * RequestSource, once its body has been handed over: while that is sent, the attempt fails only
+   * when none of it is taken for this long), then a body read whole as text or JSON within it of
+   * the call that reads it; a body read as a stream or as bytes (a download of any size) fails when
+   * a read waits this long for data. A body nobody reads, or stops reading, is released after ten
+   * times as long.
    */
   timeoutMs: number;
   accessToken(): Promise<string | undefined>;
@@ -33,10 +33,15 @@ export interface TransportOptions {
  * A request, or a function that builds it. The function is called again for each attempt (a retry,
  * or the resend after a token refresh), so a streamed body is read from its source (a file) each
  * time instead of being held in memory in case it is needed again; use one for large streamed
- * uploads. A Request's body is kept in memory until its last attempt. Where request bodies stream
- * (Node), the body of a request built by a function that states its `Content-Length` (an upload)
- * may take any time to send: the attempt's timeout only ends it when the network takes none of it
- * for `timeoutMs`, and the wait for the response starts once it has all been handed over.
+ * uploads. A Request's body is kept in memory until its last attempt, so that a retry can send it
+ * again whole.
+ *
+ * Where request bodies stream (Node), an upload (a body given as a stream, or one whose request
+ * states its `Content-Length`), from a function or in a Request, may take any time to send: the
+ * attempt's timeout only ends it when the network takes none of it for `timeoutMs`, and the wait
+ * for the response starts once it has all been handed over. A stream with byte reading support (a
+ * Blob's `stream()`, a FileHandle's `readableWebStream()`) is taken for a body fetch knows the length
+ * of (see isUpload): give its request a `Content-Length`, or its upload is timed as a whole.
  */
 export type RequestSource = Request | (() => Request);
 
@@ -76,6 +81,17 @@ function withSafeJson(response: Response): Response {
  */
 const UNREAD_BODY_TIMEOUTS = 10;
 
+/** The Requests being fetched, or whose response body is being read (see fetchHolding, guardBody). */
+const held = new Set<Request>();
+
+/** What a guarded response body belongs to. */
+export interface Exchange {
+  /** The request answered: its signal (the caller's cancellation) ends the reading of the body too. */
+  request?: Request;
+  /** Called once the body is over: read to its end, failed, cancelled or released. */
+  ended?: () => void;
+}
+
 /**
  * Puts a timeout on reading the response body too: a server that sends the headers and then
  * stalls would otherwise hang a read forever. A body read whole as text or JSON (the API's answers,
@@ -84,26 +100,52 @@ const UNREAD_BODY_TIMEOUTS = 10;
  * busy between reads (writing to a slow disk) is not counted. A body nobody reads (or stops reading)
  * is released after `UNREAD_BODY_TIMEOUTS` × `ms`.
  *
+ * The request's signal is followed here, the request held until the body is over: Node's fetch
+ * carries it to the body only through the Request it fetched, and after a garbage collection that
+ * has dropped it the caller's cancellation would no longer end a read (see fetchHolding).
+ *
  * The answer is a Response around the guarded body, so that everything the platform's Response does
  * with its body (`clone()`, which tees it; `bodyUsed`) works on the guarded one; the fetched
  * response's url, redirected flag and type are carried over.
  */
-export function guardBody(response: Response, ms: number, label: string): Response {
+export function guardBody(response: Response, ms: number, label: string, exchange: Exchange = {}): Response {
   const source = response.body;
-  if (!source) return withSafeJson(response);
+  if (!source) {
+    exchange.ended?.();
+    return withSafeJson(response);
+  }
   // Locked at once: Node's fetch cancels the body of a response that is garbage-collected unless
   // it is locked, and only the guarded Response is kept from here on.
   const reader = source.getReader();
   let whole = false;
+  let over = false;
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const { request, ended } = exchange;
   const stop = () => clearTimeout(timer);
+  const end = () => {
+    stop();
+    if (over) return;
+    over = true;
+    if (request) {
+      request.signal.removeEventListener('abort', cancelled);
+      held.delete(request);
+    }
+    ended?.();
+  };
+  /** Fails the body with `error`, and closes the connection. */
+  const fail = (error: unknown, reason: unknown) => {
+    end();
+    output?.error(error);
+    reader.cancel(reason).catch(() => undefined);
+  };
+  /** The request's signal aborted: the caller cancelled it. */
+  const cancelled = () => fail(request?.signal.reason, request?.signal.reason);
   const expireIn = (after: number, message: string) => {
     stop();
     timer = setTimeout(() => {
       const reason = new DOMException(message, 'TimeoutError');
-      output?.error(new NetworkError(`${label}: ${message}`, reason));
-      reader.cancel(reason).catch(() => undefined); // closes the connection
+      fail(new NetworkError(`${label}: ${message}`, reason), reason);
     }, after);
     // As AbortSignal.timeout's: the timer alone must not keep a Node process alive.
     (timer as { unref?: () => void }).unref?.();
@@ -121,24 +163,29 @@ export function guardBody(response: Response, ms: number, label: string): Respon
         try {
           const next = await reader.read();
           if (next.done) {
-            stop();
+            end();
             controller.close();
           } else {
             controller.enqueue(next.value);
             if (!whole) unread(); // until the consumer asks for more
           }
         } catch (err) {
-          stop();
+          end();
           controller.error(err); // a no-op once the timeout has failed the body
         }
       },
       cancel(reason) {
-        stop();
+        end();
         return reader.cancel(reason);
       },
     },
     { highWaterMark: 0 }, // read only when the consumer asks, so its pauses do not count as waiting
   );
+  if (request) {
+    held.add(request);
+    request.signal.addEventListener('abort', cancelled, { once: true });
+    if (request.signal.aborted) cancelled();
+  }
   const readWhole = () => {
     if (whole) return;
     whole = true;
@@ -172,9 +219,6 @@ export function guardBody(response: Response, ms: number, label: string): Respon
   );
 }
 
-/** The Requests being fetched (see fetchHolding). */
-const fetching = new Set<Request>();
-
 /**
  * `fetch(request)`, holding `request` until the fetch settles. Node's fetch carries an abort from a
  * Request's signal to the fetch through a controller that only the Request object holds, so once
@@ -185,11 +229,11 @@ export async function fetchHolding(
   fetch: (request: Request) => Promise<Response>,
   request: Request,
 ): Promise<Response> {
-  fetching.add(request);
+  held.add(request);
   try {
     return await fetch(request);
   } finally {
-    fetching.delete(request);
+    held.delete(request);
   }
 }
 
@@ -200,31 +244,83 @@ export async function fetchHolding(
 export const streamsRequestBodies =
   typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
+/** A request body as fetch sends it (see watchSending). */
+interface WatchedBody {
+  stream: ReadableStream<Uint8Array>;
+  /** Ends the sending, its source cancelled, unless all of it has been sent. */
+  release(): void;
+}
+
 /**
  * `source` as fetch sends it: `taking` is called when it starts and whenever fetch asks for more
  * (the network took what it had), `sent` once fetch has had all of it.
+ *
+ * `release` is for the end of the attempt: Node's fetch does not end the sending of a body whose
+ * request is over before all of it was sent. After a refused connection it leaves the body unread,
+ * and after an answer that came first (a 413, a 401) it may stop reading it without cancelling it,
+ * so its source (a file opened for it) stays open until the process exits; after a dropped answer
+ * or a broken connection it reads the rest to the end only to throw it away.
  */
-function watchSending(
-  source: ReadableStream<Uint8Array>,
-  taking: () => void,
-  sent: () => void,
-): ReadableStream<Uint8Array> {
+function watchSending(source: ReadableStream<Uint8Array>, taking: () => void, sent: () => void): WatchedBody {
   const reader = source.getReader();
-  return new ReadableStream<Uint8Array>(
+  let over = false;
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const stream = new ReadableStream<Uint8Array>(
     {
-      start: taking,
+      start(controller) {
+        output = controller;
+        taking();
+      },
       async pull(controller) {
         taking();
         const next = await reader.read();
+        if (over) return; // released meanwhile
         if (next.done) {
+          over = true;
           sent();
           controller.close();
         } else controller.enqueue(next.value);
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel(reason) {
+        over = true;
+        return reader.cancel(reason);
+      },
     },
     { highWaterMark: 0 }, // pulled only as fetch sends, so that a stalled network stops the pulls
   );
+  return {
+    stream,
+    release() {
+      if (over) return;
+      over = true;
+      const reason = new DOMException('the request is over', 'AbortError');
+      output?.error(reason); // fetch, if still reading it, stops
+      reader.cancel(reason).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Only an upload goes through the upload watcher (see RequestSource), where request bodies stream:
+ * a body given as a stream, which fetch sends chunked anyway, or one whose request states its
+ * Content-Length. Any other body (a string, bytes, a Blob, FormData) wrapped in a stream would be
+ * sent chunked, without the length fetch works out for it. Fetch makes each of those a byte stream
+ * (one with byte reading support), which a stream given as the body seldom is; one that is (a
+ * Blob's `stream()`) passes for one of them unless its request states its length.
+ */
+function isUpload(request: Request): boolean {
+  if (!streamsRequestBodies || request.body === null) return false;
+  return request.headers.has('content-length') || !isByteStream(request.body);
+}
+
+/** Taking a BYOB reader and letting it go reads nothing: the body can still be sent or cloned. */
+function isByteStream(stream: ReadableStream): boolean {
+  try {
+    stream.getReader({ mode: 'byob' }).releaseLock();
+    return true;
+  } catch {
+    return false; // a stream without byte reading support refuses the reader
+  }
 }
 
 function retryAfterMs(response: Response): number | undefined {
@@ -259,6 +355,53 @@ export function createTransport(options: TransportOptions): (request: RequestSou
   /** A response that will not be returned: release its connection. */
   const discard = (response: Response) => response.body?.cancel().catch(() => undefined);
 
+  /**
+   * One attempt: `request` fetched with the attempt's timeout and `signal` (the caller's). The
+   * response headers come only after the whole request body, so while an `upload` is being sent
+   * (which may take any time) the attempt fails only when no data of it is taken for `timeoutMs`;
+   * the wait for the headers starts once it has all been handed over. `guardBody` then puts one on
+   * the response body. `release` ends the sending of an upload not sent whole once the attempt is
+   * over (see watchSending); a failed attempt has released it already.
+   */
+  async function send(
+    request: Request,
+    upload: boolean,
+    signal: AbortSignal,
+  ): Promise<{ response: Response; release: () => void }> {
+    const timeout = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let settled = false;
+    const expireIn = (message: string) => {
+      clearTimeout(timer);
+      if (settled) return; // answered: a server may answer before it has read the whole body
+      timer = setTimeout(() => timeout.abort(new DOMException(message, 'TimeoutError')), options.timeoutMs);
+    };
+    const awaitResponse = () => expireIn(`no response within ${options.timeoutMs} ms`);
+    const body =
+      upload && request.body
+        ? watchSending(
+            request.body,
+            () => expireIn(`no request data was taken for ${options.timeoutMs} ms`),
+            awaitResponse,
+          )
+        : undefined;
+    if (!body) awaitResponse();
+    const init: RequestInit = { signal: AbortSignal.any([signal, timeout.signal]) };
+    try {
+      const response = await fetchHolding(
+        options.fetch,
+        new Request(request, body ? ({ ...init, body: body.stream, duplex: 'half' } as RequestInit) : init),
+      );
+      return { response, release: body ? body.release : () => {} };
+    } catch (err) {
+      body?.release();
+      throw err;
+    } finally {
+      settled = true;
+      clearTimeout(timer);
+    }
+  }
+
   return async (source: RequestSource) => {
     // A Request is cloned for each attempt; a clone tees the body, which keeps every byte sent in
     // memory until the attempt is over: fine for JSON, not for a file. A function builds the
@@ -272,50 +415,19 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       return original;
     };
     const retryable = isRetryable(original);
+    const upload = isUpload(original); // before a clone tees its body
     const authenticated = !NO_AUTH.some((p) => new URL(original.url).pathname.endsWith(p));
     const label = `${original.method} ${original.url}`;
-    const answer = (response: Response) => guardBody(response, options.timeoutMs, label);
     let token = authenticated ? await options.accessToken() : undefined;
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       const request = nextRequest();
       if (token && !request.headers.has('authorization'))
         request.headers.set('authorization', `Bearer ${token}`);
-      // The attempt's timeout. The response headers come only after the whole request body, so
-      // while a streamed body is being sent (an upload, which may take any time) the attempt fails
-      // only when no data of it is taken for `timeoutMs`; the wait for the headers starts once it
-      // has all been handed over. `guardBody` then puts one on the response body.
-      const timeout = new AbortController();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let settled = false;
-      const expireIn = (message: string) => {
-        clearTimeout(timer);
-        if (settled) return; // answered: a server may answer before it has read the whole body
-        timer = setTimeout(() => timeout.abort(new DOMException(message, 'TimeoutError')), options.timeoutMs);
-      };
-      const awaitResponse = () => expireIn(`no response within ${options.timeoutMs} ms`);
-      // Only an upload: a request built by a function (the way to send streamed bodies, see
-      // RequestSource) that states its Content-Length. Any other body wrapped in a stream would be
-      // sent chunked, without the length fetch works out for a string, a Blob or FormData.
-      const body =
-        typeof source === 'function' &&
-        streamsRequestBodies &&
-        request.body &&
-        request.headers.has('content-length')
-          ? watchSending(
-              request.body,
-              () => expireIn(`no request data was taken for ${options.timeoutMs} ms`),
-              awaitResponse,
-            )
-          : undefined;
-      if (!body) awaitResponse();
-      const signal = AbortSignal.any([original.signal, timeout.signal]);
       let response: Response;
+      let release: () => void;
       try {
-        response = await fetchHolding(
-          options.fetch,
-          new Request(request, body ? ({ signal, body, duplex: 'half' } as RequestInit) : { signal }),
-        );
+        ({ response, release } = await send(request, upload, original.signal));
       } catch (err) {
         if (original.signal.aborted) throw err;
         if (retryable && attempt < options.retry.retries) {
@@ -323,32 +435,40 @@ export function createTransport(options: TransportOptions): (request: RequestSou
           continue;
         }
         throw new NetworkError(`${label} failed: ${(err as Error).message}`, err);
-      } finally {
-        settled = true;
-        clearTimeout(timer);
       }
+      // The attempt is over once its answer is: at once for one not returned, and for the one
+      // returned when its body is.
+      const answer = () =>
+        guardBody(response, options.timeoutMs, label, { request: original, ended: release });
+      const drop = () => {
+        release();
+        return discard(response);
+      };
       if (response.status === 401 && authenticated && !refreshed) {
         refreshed = true;
-        const fresh = await options.refresh(token);
+        const fresh = await options.refresh(token).catch(async (err: unknown) => {
+          await drop();
+          throw err;
+        });
         if (fresh) {
-          await discard(response);
+          await drop();
           token = fresh;
           attempt -= 1; // a refresh is not a retry
           continue;
         }
-        return answer(response);
+        return answer();
       }
       const transient = response.status === 408 || response.status === 429 || response.status >= 500;
       if (transient && retryable && attempt < options.retry.retries) {
         const asked = retryAfterMs(response);
         // A server asking for a longer wait than the configured maximum gets its answer returned.
         if (asked === undefined || asked <= options.retry.maxDelayMs) {
-          await discard(response);
+          await drop();
           await pause(asked ?? backoff(attempt), original.signal);
           continue;
         }
       }
-      return answer(response);
+      return answer();
     }
   };
 }

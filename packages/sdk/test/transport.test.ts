@@ -346,6 +346,26 @@ describe('a streamed upload that must be retried', () => {
     expect(received.every((bytes) => bytes > size)).toBe(true); // the whole file, both times
   });
 
+  it('given a streamed Request, the transport sends it again whole from the copy it keeps', async () => {
+    const bytes = new Uint8Array(1024 * 1024).fill(3);
+    const multipart = multipartBody(bytes, { field: 'file', filename: 'one.bin', contentType: 'x/y' });
+    const transport = createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+    received.length = 0;
+    const request = new Request(`${server.base}/attachments/one.bin`, {
+      method: 'PUT',
+      body: multipart.body,
+      duplex: 'half',
+    } as RequestInit);
+    expect((await transport(request)).status).toBe(200);
+    expect(received).toEqual([multipart.contentLength, multipart.contentLength]);
+  });
+
   it('attachments.upload sends its bytes again for a retry without cloning the request', async () => {
     const client = createClient({ baseUrl: server.base, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
     const bytes = new Uint8Array(1024 * 1024).fill(2);
@@ -362,20 +382,91 @@ describe('a streamed upload that must be retried', () => {
   });
 });
 
-describe('a body built by a function that is not an upload', () => {
+describe('a body that is not an upload', () => {
   const seen: http.IncomingHttpHeaders[] = [];
   const server = loopbackServer((req, res) => {
     seen.push(req.headers);
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
   });
+  const json = () => new Request(`${server.base}/json`, { method: 'POST', body: JSON.stringify({ a: 1 }) });
+  const blob = () =>
+    new Request(`${server.base}/blob`, { method: 'POST', body: new Blob([new Uint8Array(1000)]) });
 
-  it('is sent with the length fetch works out for it, not chunked', async () => {
-    const build = () =>
-      new Request(`${server.base}/json`, { method: 'POST', body: JSON.stringify({ a: 1 }) });
-    expect((await plainTransport(1000)(build)).status).toBe(200);
-    expect(seen.at(-1)).toMatchObject({ 'content-length': '7' });
+  it.each([
+    ['JSON built by a function', () => json, '7'],
+    ['JSON in a Request', json, '7'],
+    ['a Blob in a Request', blob, '1000'],
+  ])('is sent with the length fetch works out for it, not chunked: %s', async (_, source, length) => {
+    expect((await plainTransport(1000)(source())).status).toBe(200);
+    expect(seen.at(-1)).toMatchObject({ 'content-length': length });
     expect(seen.at(-1)!['transfer-encoding']).toBeUndefined();
+  });
+});
+
+describe('an upload whose attempt is over before all of it was sent', () => {
+  /** Statuses to answer, in turn, at once and without reading the body; then 413. */
+  const script: number[] = [];
+  const server = loopbackServer((_req, res) => {
+    const status = script.shift() ?? 413;
+    res.writeHead(status, { 'retry-after': '0', 'content-type': 'application/json' }).end('{}');
+  });
+  const size = 64 * 1024 * 1024; // far more than loopback sockets buffer
+  const chunk = new Uint8Array(64 * 1024);
+
+  /** A function building an upload to `url`, and what became of the bodies it built. */
+  function upload(url: string) {
+    const bodies = { built: 0, readWhole: 0, cancelled: 0 };
+    const build = () => {
+      bodies.built += 1;
+      let left = size;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(chunk);
+          left -= chunk.byteLength;
+          if (left > 0) return;
+          bodies.readWhole += 1;
+          controller.close();
+        },
+        cancel() {
+          bodies.cancelled += 1;
+        },
+      });
+      return new Request(url, {
+        method: 'PUT',
+        body,
+        headers: { 'content-length': String(size) },
+        duplex: 'half',
+      } as RequestInit);
+    };
+    return { build, bodies };
+  }
+  const transport = (retries: number) =>
+    createTransport({
+      fetch: (r) => fetch(r),
+      retry: { retries, baseDelayMs: 1, maxDelayMs: 5 },
+      timeoutMs: 5000,
+      accessToken: async () => undefined,
+      refresh: async () => undefined,
+    });
+
+  it('ends the body of each, answered or retried, instead of leaving it open or reading it whole', async () => {
+    script.push(503, 503);
+    const { build, bodies } = upload(`${server.base}/attachments/big.bin`);
+    const response = await transport(2)(build);
+    expect(response.status).toBe(413);
+    await response.text();
+    await vi.waitFor(() => expect(bodies).toEqual({ built: 3, readWhole: 0, cancelled: 3 }));
+  });
+
+  it('ends the body of each when the server cannot be reached', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/attachments/big.bin`;
+    await new Promise((resolve) => closed.close(resolve)); // connections to it are refused
+    const { build, bodies } = upload(url);
+    await expect(transport(2)(build)).rejects.toBeInstanceOf(NetworkError);
+    await vi.waitFor(() => expect(bodies).toEqual({ built: 3, readWhole: 0, cancelled: 3 }));
   });
 });
 
@@ -402,25 +493,56 @@ describe('an upload that takes longer than the timeout', () => {
   const bytes = new Uint8Array(32 * 1024 * 1024); // two seconds at the server's rate
   const elapsedSince = (start: number) => performance.now() - start;
 
-  it('succeeds while the network keeps taking its bytes', { timeout: 20_000 }, async () => {
-    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
-    const start = performance.now();
-    expect(await client.attachments.upload('slow.bin', bytes)).toEqual({ status: 'success' });
-    expect(elapsedSince(start)).toBeGreaterThan(1.5 * timeoutMs);
-  });
+  /** A streamed body of `bytes`, sent without a stated length (chunked). */
+  const streamed = () =>
+    multipartBody(bytes, { field: 'file', filename: 'slow.bin', contentType: 'application/octet-stream' });
+  const put = (name: string, body: ReadableStream<Uint8Array>) =>
+    new Request(`${server.base}/attachments/${name}`, { method: 'PUT', body, duplex: 'half' } as RequestInit);
+  /** Uploads `bytes` to `name`, each way an upload can be given. */
+  const uploads: [string, (name: string) => Promise<unknown>][] = [
+    [
+      'attachments.upload (built by a function, stating its length)',
+      (name) =>
+        createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } }).attachments.upload(
+          name,
+          bytes,
+        ),
+    ],
+    [
+      'built by a function, not stating its length',
+      async (name) => (await plainTransport(timeoutMs)(() => put(name, streamed().body))).json(),
+    ],
+    [
+      'a streamed Request',
+      async (name) => (await plainTransport(timeoutMs)(put(name, streamed().body))).json(),
+    ],
+  ];
 
-  it('fails once the network takes none of them for the timeout', { timeout: 20_000 }, async () => {
-    const client = createClient({ baseUrl: server.base, timeoutMs, retry: { retries: 0 } });
-    const start = performance.now();
-    const error = await client.attachments.upload('stalled.bin', bytes).catch((err: unknown) => err);
-    expect(error).toBeInstanceOf(NetworkError);
-    expect((error as NetworkError).message).toContain(`no request data was taken for ${timeoutMs} ms`);
-    expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
-    expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1500);
-  });
+  it.each(uploads)(
+    'succeeds while the network keeps taking its bytes: %s',
+    { timeout: 20_000 },
+    async (_, upload) => {
+      const start = performance.now();
+      expect(await upload('slow.bin')).toEqual({ status: 'success' });
+      expect(elapsedSince(start)).toBeGreaterThan(1.5 * timeoutMs);
+    },
+  );
+
+  it.each(uploads)(
+    'fails once the network takes none of them for the timeout: %s',
+    { timeout: 20_000 },
+    async (_, upload) => {
+      const start = performance.now();
+      const error = await upload('stalled.bin').catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(NetworkError);
+      expect((error as NetworkError).message).toContain(`no request data was taken for ${timeoutMs} ms`);
+      expect((error as NetworkError).cause).toMatchObject({ name: 'TimeoutError' });
+      expect(elapsedSince(start)).toBeLessThan(timeoutMs + 1500);
+    },
+  );
 });
 
-describe('timeouts under garbage collection', () => {
+describe('timeouts and cancellations under garbage collection', () => {
   // A real collection, as a long-running app gets them: V8's own gc(), exposed at run time.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -432,6 +554,8 @@ describe('timeouts under garbage collection', () => {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
     else if (req.url === '/stall/auth/refresh')
       res.writeHead(200, { 'content-type': 'application/json' }).write('{"token":');
+    else if (req.url === '/stalled-body')
+      res.writeHead(200, { 'content-type': 'text/plain' }).write('the start of it');
   });
   /** How `pending` ends within 5 s while collections run, or 'hung'. */
   async function outcome(pending: Promise<unknown>): Promise<unknown> {
@@ -472,6 +596,30 @@ describe('timeouts under garbage collection', () => {
       tokens: { token: 'expired', refreshToken: 'r', expiresAt: 0 },
     });
     expect(await outcome(client.api.GET('/users'))).toBeInstanceOf(NetworkError);
+  });
+
+  /** Reads `response`'s body chunk by chunk to its end. */
+  async function readStream(response: Response): Promise<void> {
+    const reader = response.body!.getReader();
+    while (!(await reader.read()).done);
+  }
+
+  it.each([
+    ['as a stream', readStream],
+    ['whole', (response: Response) => response.text()],
+  ])('still let the caller cancel the reading of a body %s', { timeout: 10_000 }, async (_how, read) => {
+    const caller = new AbortController();
+    // A timeout that cannot end it: only the caller's cancellation can.
+    const response = await plainTransport(60_000)(
+      new Request(`${server.base}/stalled-body`, { signal: caller.signal }),
+    );
+    const reading = read(response);
+    for (let collections = 0; collections < 3; collections++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gc();
+    }
+    caller.abort();
+    expect(await outcome(reading)).toMatchObject({ name: 'AbortError' });
   });
 });
 
