@@ -114,7 +114,8 @@ export function createClient(options: ClientOptions) {
           baseFetch,
           new Request(request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) }),
         );
-        return guardBody(response, timeoutMs, `${request.method} ${request.url}`);
+        // The caller's signal (not the attempt's, with its header timeout) also ends the body's reading.
+        return guardBody(response, timeoutMs, `${request.method} ${request.url}`, { request });
       } catch (err) {
         throw new NetworkError(`${request.method} ${request.url} failed: ${(err as Error).message}`, err);
       }
