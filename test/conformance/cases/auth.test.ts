@@ -102,6 +102,18 @@ describe('POST /auth/login under a burst', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(27);
     expect((await call(target, 'POST', '/auth/login', { body: { username, password } })).status).toBe(429);
   });
+
+  it('counts guesses of the current password in a password change as failed logins', async () => {
+    const { username, password, token } = await userWithRole(target, 'read-only');
+    const change = (currentPassword: string) =>
+      call(target, 'POST', '/users/change-password', {
+        token,
+        body: { currentPassword, newPassword: 'a-new-password-123' },
+      });
+    for (let i = 0; i < 3; i++) expect((await change(`guess-${i}-wrong`)).status).toBe(403);
+    expect((await change(password)).status).toBe(429);
+    expect((await call(target, 'POST', '/auth/login', { body: { username, password } })).status).toBe(429);
+  });
 });
 
 describe('token forgery and misuse', () => {

@@ -75,14 +75,29 @@ export class AuthService {
 
   /** Throttled, timing-safe login; opens a new session. */
   async login(username: string, password: string, address: string): Promise<TokenPair> {
-    const keys = throttleKeys(username, address);
     this.#purgeNowAndThen();
+    let user: UserEntity | null = null;
+    const ok = await this.throttledCheck(username, address, async () => {
+      user = await this.#em.fork().findOne(User, { username });
+      // The same work for an unknown user as for a known one: a real argon2 verification.
+      return user ? verifyPassword(user.passwordHash, password) : verifyAgainstDummy(password);
+    });
+    const known: UserEntity | null = user;
+    if (!known || !ok) throw invalidCredentials();
+    return this.#em.fork().transactional((em) => this.#openSession(em, known));
+  }
+
+  /**
+   * Runs `check`, a password check of `username` from `address` (a login, or a signed-in user's
+   * current password before a change), under the login throttle: counted before it runs (429 over
+   * a limit, without running it) and taken back when it succeeds.
+   */
+  async throttledCheck(username: string, address: string, check: () => Promise<boolean>): Promise<boolean> {
+    const keys = throttleKeys(username, address);
     await this.#claimAttempt(keys);
-    const user = await this.#em.fork().findOne(User, { username });
-    const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyAgainstDummy(password);
-    if (!user || !ok) throw invalidCredentials(); // counted already
-    await this.#succeeded(keys);
-    return this.#em.fork().transactional((em) => this.#openSession(em, user));
+    const ok = await check();
+    if (ok) await this.#succeeded(keys);
+    return ok;
   }
 
   /** Exchanges a refresh token for a new pair; the presented token can never be used again. */

@@ -47,6 +47,7 @@ export function usersHandlers({ services: { users } }: AppContext): Record<Users
         principalOf(res),
         body.currentPassword ?? body.oldPassword,
         body.newPassword,
+        req.ip ?? 'unknown',
       );
       sendJson(res, 'changePassword', 200, { message: 'Password changed successfully' });
     },

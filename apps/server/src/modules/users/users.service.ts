@@ -121,10 +121,12 @@ export class UsersService {
     this.#deps.auth.forgetUser(userId);
   }
 
+  /** `address`: where the request came from; guesses of the current password count as failed logins. */
   async changePassword(
     principal: Principal,
     currentPassword: string | undefined,
     newPassword: string,
+    address: string,
   ): Promise<void> {
     if (currentPassword === undefined) {
       throw Invalid('currentPassword is required', [
@@ -133,7 +135,10 @@ export class UsersService {
     }
     const current = await this.#em.fork().findOne(User, { id: principal.userId });
     if (!current) throw NotFound('No such user');
-    if (!(await verifyPassword(current.passwordHash, currentPassword))) {
+    const verified = await this.#deps.auth.throttledCheck(principal.username, address, () =>
+      verifyPassword(current.passwordHash, currentPassword),
+    );
+    if (!verified) {
       throw new HttpProblem(403, 'invalid_current_password', 'The current password is wrong');
     }
     this.#checkPolicy('/body/newPassword', newPassword);
