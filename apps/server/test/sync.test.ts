@@ -234,3 +234,68 @@ describe('Utf8Builder', () => {
     expect(builder.bytes().equals(expected)).toBe(true);
   });
 });
+
+describe('the SQLite store and the ORM on one connection', () => {
+  it('a push waits for an ORM transaction to end and is not part of it (a rollback there keeps the push)', async () => {
+    const store = await SqliteSyncStore.open(t.ctx.orm);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const orm = t.ctx.orm.em.fork().transactional(async (em) => {
+      await em
+        .getConnection()
+        .execute('update sync_counter set value = value where id = 1', [], 'run', em.getTransactionContext());
+      opened();
+      await held;
+      throw new Error('rolled back');
+    });
+    const request = {
+      clientId: 'nesting',
+      transmissionId: crypto.randomUUID(),
+      bodyHash: 'h',
+      nowMs: Date.now(),
+      expiresAtMs: Date.now() + 60_000,
+      observationIds: ['nested-push'],
+      decide: () => ({
+        writes: [
+          {
+            observation_id: 'nested-push',
+            form_type: 'f',
+            form_version: null,
+            data: '{}',
+            created_at: null,
+            updated_at: null,
+            synced_at: new Date().toISOString(),
+            deleted: false,
+            geolocation: null,
+            hash: 'x',
+            last_modified_by: 'admin',
+            origin_client_id: 'nesting',
+          },
+        ],
+        conflicts: [],
+        respond: (version: number) => ({ version }),
+      }),
+    };
+    await open;
+    let pushed = false;
+    const pushing = store.push(request).then((outcome) => {
+      pushed = true;
+      return outcome;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(pushed).toBe(false); // waiting (a millisecond at a time) for the ORM's transaction
+    release();
+    await expect(orm).rejects.toThrow('rolled back');
+    expect((await pushing).kind).toBe('done');
+    const stored = await t.ctx.orm.em
+      .getConnection()
+      .execute("select observation_id from observations where observation_id = 'nested-push'");
+    expect(stored).toHaveLength(1);
+  });
+});

@@ -52,12 +52,28 @@ export class SqliteSyncStore implements SyncStore {
     return new SqliteSyncStore(db);
   }
 
+  /**
+   * Waits until no ORM transaction is open on the shared connection: a turn of the event loop at a
+   * time at first, then a millisecond at a time, so that a long one (a bundle push holds one while
+   * it writes files) is not waited for at full CPU.
+   */
   async #idle(): Promise<void> {
-    while (this.#db.inTransaction) await new Promise((resolve) => setImmediate(resolve));
+    for (let turns = 0; this.#db.inTransaction; turns++) {
+      await new Promise((resolve) => (turns < 10 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+    }
+  }
+
+  /**
+   * Runs `work` (synchronous: one statement or transaction of its own) once the connection is idle,
+   * checked right before it runs, so that no ORM transaction can begin in between and have it run
+   * nested inside (as a savepoint of someone else's transaction).
+   */
+  async #whenIdle<T>(work: () => T): Promise<T> {
+    while (this.#db.inTransaction) await this.#idle();
+    return work();
   }
 
   async push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
-    await this.#idle();
     const s = this.#statements;
     const run = this.#db.transaction((): PushOutcome<Response> => {
       const seen = s.transmission.get(request.clientId, request.transmissionId) as
@@ -114,12 +130,11 @@ export class SqliteSyncStore implements SyncStore {
       );
       return { kind: 'done', response };
     });
-    return run.immediate();
+    return this.#whenIdle(() => run.immediate());
   }
 
   async pull(query: PullQuery): Promise<PullPage> {
-    await this.#idle();
-    return this.#pages.read(query);
+    return this.#whenIdle(() => this.#pages.read(query));
   }
 
   async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
@@ -127,8 +142,7 @@ export class SqliteSyncStore implements SyncStore {
   }
 
   async purgeTransmissions(nowMs: number): Promise<number> {
-    await this.#idle();
-    return this.#statements.purge.run(nowMs).changes;
+    return this.#whenIdle(() => this.#statements.purge.run(nowMs).changes);
   }
 
   async close(): Promise<void> {
@@ -142,47 +156,49 @@ export class SqliteSyncStore implements SyncStore {
     contentType: string;
     now: string;
   }): Promise<AttachmentPutOutcome> {
-    await this.#idle();
     const s = this.#statements;
-    return this.#db
-      .transaction((): AttachmentPutOutcome => {
-        const existing = s.attachment.get(a.id) as AttachmentDbRow | undefined;
-        if (existing && existing.deleted === 0) {
-          return existing.hash === a.hash
-            ? { kind: 'same', version: existing.version }
-            : { kind: 'conflict', hash: existing.hash };
-        }
-        const version = (s.bumpCounter.get(1) as { value: number }).value;
-        s.upsertAttachment.run(
-          a.id,
-          a.hash,
-          a.size,
-          a.contentType,
-          version,
-          existing?.created_at ?? a.now,
-          a.now,
-        );
-        return { kind: 'created', version };
-      })
-      .immediate();
+    return this.#whenIdle(() =>
+      this.#db
+        .transaction((): AttachmentPutOutcome => {
+          const existing = s.attachment.get(a.id) as AttachmentDbRow | undefined;
+          if (existing && existing.deleted === 0) {
+            return existing.hash === a.hash
+              ? { kind: 'same', version: existing.version }
+              : { kind: 'conflict', hash: existing.hash };
+          }
+          const version = (s.bumpCounter.get(1) as { value: number }).value;
+          s.upsertAttachment.run(
+            a.id,
+            a.hash,
+            a.size,
+            a.contentType,
+            version,
+            existing?.created_at ?? a.now,
+            a.now,
+          );
+          return { kind: 'created', version };
+        })
+        .immediate(),
+    );
   }
 
   async deleteAttachment(
     id: string,
     now: string,
   ): Promise<{ version: number; hash: string; orphaned: boolean } | undefined> {
-    await this.#idle();
     const s = this.#statements;
-    return this.#db
-      .transaction(() => {
-        const existing = s.attachment.get(id) as AttachmentDbRow | undefined;
-        if (!existing || existing.deleted === 1) return undefined;
-        const version = (s.bumpCounter.get(1) as { value: number }).value;
-        s.tombstoneAttachment.run(version, now, id);
-        const users = (s.liveBlobUsers.get(existing.hash) as { n: number }).n;
-        return { version, hash: existing.hash, orphaned: users === 0 };
-      })
-      .immediate();
+    return this.#whenIdle(() =>
+      this.#db
+        .transaction(() => {
+          const existing = s.attachment.get(id) as AttachmentDbRow | undefined;
+          if (!existing || existing.deleted === 1) return undefined;
+          const version = (s.bumpCounter.get(1) as { value: number }).value;
+          s.tombstoneAttachment.run(version, now, id);
+          const users = (s.liveBlobUsers.get(existing.hash) as { n: number }).n;
+          return { version, hash: existing.hash, orphaned: users === 0 };
+        })
+        .immediate(),
+    );
   }
 
   /**
@@ -214,20 +230,22 @@ export class SqliteSyncStore implements SyncStore {
   }
 
   async getAttachment(id: string): Promise<AttachmentRow | undefined> {
-    await this.#idle();
-    const row = this.#statements.attachment.get(id) as AttachmentDbRow | undefined;
+    const row = await this.#whenIdle(
+      () => this.#statements.attachment.get(id) as AttachmentDbRow | undefined,
+    );
     return row && row.deleted === 0 ? toAttachment(row) : undefined;
   }
 
   async attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
-    await this.#idle();
     const s = this.#statements;
-    return this.#db
-      .transaction(() => ({
-        currentVersion: (s.counter.get() as { value: number }).value,
-        rows: (s.attachmentsSince.all(sinceVersion) as AttachmentDbRow[]).map(toAttachment),
-      }))
-      .deferred();
+    return this.#whenIdle(() =>
+      this.#db
+        .transaction(() => ({
+          currentVersion: (s.counter.get() as { value: number }).value,
+          rows: (s.attachmentsSince.all(sinceVersion) as AttachmentDbRow[]).map(toAttachment),
+        }))
+        .deferred(),
+    );
   }
 
   readonly #byIds = new Map<number, Database.Statement>();
