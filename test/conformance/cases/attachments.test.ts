@@ -197,6 +197,34 @@ describe('sizes and digests', () => {
     expect((await download(id)).status).toBe(404);
     expect((await upload(newId(), bytes, { headers: { 'x-content-sha256': 'not-hex' } })).status).toBe(400);
   });
+
+  it('Content-Digest: algorithms the server does not support are ignored (RFC 9530); sha-256 among them is verified; malformed → 400', async () => {
+    const bytes = randomBytes(2048);
+    const sha512 = createHash('sha512').update(bytes).digest('base64');
+    const sha256b64 = createHash('sha256').update(bytes).digest('base64');
+    const wrong256 = createHash('sha256').update('other').digest('base64');
+    for (const digest of [
+      `sha-512=:${sha512}:`,
+      `sha-512=:${sha512}:, unixsum=:AAAA:`,
+      `sha-512=:${sha512}:, sha-256=:${sha256b64}:`,
+    ]) {
+      const id = newId();
+      const res = await upload(id, bytes, { headers: { 'content-digest': digest } });
+      expect(res.status, digest).toBe(200);
+      expect((await download(id)).status).toBe(200);
+    }
+    const id = newId();
+    const mismatch = await upload(id, bytes, {
+      headers: { 'content-digest': `sha-512=:${sha512}:, sha-256=:${wrong256}:` },
+    });
+    expect(mismatch.status).toBe(400);
+    expect((await mismatch.json()).code).toBe('digest_mismatch');
+    expect((await download(id)).status).toBe(404);
+    for (const malformed of ['sha-256=abc', 'garbage', 'sha-256=:AAAA:', `sha-512=:${sha512}`]) {
+      const res = await upload(newId(), bytes, { headers: { 'content-digest': malformed } });
+      expect(res.status, malformed).toBe(400);
+    }
+  });
 });
 
 describe('bad input', () => {

@@ -27,8 +27,8 @@ export function checkAttachmentId(id: string): void {
 }
 
 /**
- * The expected sha256 from `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:`
- * (RFC 9530); `undefined` when neither is sent, a 400 when one is malformed.
+ * The expected sha256 from `X-Content-SHA256: <hex>` (which wins when both are sent) or from
+ * `Content-Digest` (RFC 9530); `undefined` when neither names a sha256, a 400 when one is malformed.
  */
 export function expectedDigest(headers: {
   contentDigest?: string;
@@ -39,12 +39,32 @@ export function expectedDigest(headers: {
     if (!/^[0-9a-f]{64}$/.test(hex)) throw Invalid('X-Content-SHA256 must be 64 hex digits');
     return hex;
   }
-  if (headers.contentDigest !== undefined) {
-    const match = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/]{43}=):/i.exec(headers.contentDigest);
-    if (!match) throw Invalid('Content-Digest must carry a sha-256 digest (sha-256=:<base64>:)');
-    return Buffer.from(match[1]!, 'base64').toString('hex');
-  }
+  if (headers.contentDigest !== undefined) return sha256OfContentDigest(headers.contentDigest);
   return undefined;
+}
+
+/** One dictionary member of `Content-Digest`: `algorithm=:<base64>:`, perhaps with parameters. */
+const DIGEST_MEMBER = /^\s*([a-z*][a-z0-9_.*-]*)=:([A-Za-z0-9+/]*={0,2}):\s*(?:;[^,]*)?$/i;
+
+/**
+ * `Content-Digest` is a structured-field dictionary of `algorithm=:<base64>:` members. Its sha-256
+ * as hex; `undefined` when it only names algorithms this server does not compute, which RFC 9530
+ * (§2, §5) lets a recipient ignore. Anything that is not such a dictionary, or a sha-256 that is not
+ * 32 bytes, is a 400.
+ */
+function sha256OfContentDigest(header: string): string | undefined {
+  let sha256: string | undefined;
+  for (const member of header.split(',')) {
+    const match = DIGEST_MEMBER.exec(member);
+    if (!match || match[2]!.length % 4 !== 0)
+      throw Invalid('Content-Digest must be a list of algorithm=:<base64>: digests, e.g. sha-256=:<base64>:');
+    if (match[1]!.toLowerCase() !== 'sha-256') continue;
+    const digest = Buffer.from(match[2]!, 'base64');
+    if (digest.length !== 32)
+      throw Invalid('The sha-256 of Content-Digest must be 32 bytes (44 base64 characters)');
+    sha256 = digest.toString('hex');
+  }
+  return sha256;
 }
 
 export interface AttachmentsServiceDeps {
