@@ -334,6 +334,23 @@ describe('Range and conditional requests', () => {
     }
     expect((await download(id, { 'if-none-match': '"other"' })).status).toBe(200);
   });
+
+  it('If-Range with the current ETag → 206; a stale, weak or date validator → 200 with the whole file', async () => {
+    const etag = `"${sha256(bytes)}"`;
+    const current = await download(id, { range: 'bytes=0-99', 'if-range': etag });
+    expect(current.status).toBe(206);
+    expect(current.headers.get('content-range')).toBe('bytes 0-99/1000');
+    expect(Buffer.from(await current.arrayBuffer()).equals(bytes.subarray(0, 100))).toBe(true);
+    // RFC 9110 §13.1.5: the range only applies to the representation the client has; a weak tag
+    // never matches, and a date cannot (no Last-Modified is sent), so the client gets it all.
+    for (const stale of [`"${sha256(Buffer.from('older bytes'))}"`, `W/${etag}`, new Date().toUTCString()]) {
+      const res = await download(id, { range: 'bytes=0-99', 'if-range': stale });
+      expect(res.status, stale).toBe(200);
+      expect(res.headers.get('content-range')).toBeNull();
+      expect(res.headers.get('content-length')).toBe('1000');
+      expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    }
+  });
 });
 
 describe('DELETE /attachments/{id}', () => {

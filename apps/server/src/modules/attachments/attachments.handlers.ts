@@ -77,8 +77,10 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     async downloadAttachment(req, res) {
       const row = await attachments.find(String(req.params.attachment_id));
       setEntityHeaders(res, row);
-      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
-      const ranges = req.header('range') ? req.range(row.size) : undefined;
+      const etag = `"${row.hash}"`;
+      if (answerIfNotModified(req, res, etag)) return;
+      const ranges =
+        req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
       if (ranges === -1) {
         res.setHeader('Content-Range', `bytes */${row.size}`);
         throw new HttpProblem(
@@ -128,4 +130,13 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
       sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
     },
   };
+}
+
+/**
+ * `If-Range` (RFC 9110 §13.1.5): the range applies only when the validator names the current
+ * representation by its strong entity tag. A weak tag never matches, and neither can a date, since
+ * no `Last-Modified` is sent: then the whole representation is the answer.
+ */
+function ifRangeHolds(header: string | undefined, etag: string): boolean {
+  return header === undefined || header.trim() === etag;
 }
