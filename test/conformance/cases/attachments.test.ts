@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
@@ -39,6 +40,53 @@ const download = (id: string, headers: Record<string, string> = {}, token = read
   send(target, `/attachments/${id}`, { headers: { ...auth(token), ...headers } });
 
 const newId = (ext = 'jpg') => `att-${randomUUID()}.${ext}`;
+
+/** `POST /attachments/manifest` written by hand, to send any Host header (or none, over HTTP/1.0). */
+function rawManifest(
+  host: string | null,
+  version: '1.0' | '1.1',
+): Promise<{ status: number; body: unknown }> {
+  const url = new URL(target.baseUrl);
+  const body = JSON.stringify({ client_id: 'host-check', since_version: 0 });
+  const head = [
+    `POST /attachments/manifest HTTP/${version}`,
+    ...(host === null ? [] : [`Host: ${host}`]),
+    `Authorization: Bearer ${reader.token}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+      const [headers = '', ...rest] = text.split('\r\n\r\n');
+      let payload = rest.join('\r\n\r\n');
+      if (/^transfer-encoding:\s*chunked/im.test(headers)) {
+        let decoded = '';
+        for (let at = 0; ; ) {
+          const eol = payload.indexOf('\r\n', at);
+          const size = Number.parseInt(payload.slice(at, eol), 16);
+          if (!size) break;
+          decoded += payload.slice(eol + 2, eol + 2 + size);
+          at = eol + 2 + size + 2;
+        }
+        payload = decoded;
+      }
+      let parsed: unknown = payload;
+      try {
+        parsed = JSON.parse(payload);
+      } catch {}
+      resolve({ status, body: parsed });
+    });
+    // Not half-closed: the server closes the connection after answering (Connection: close).
+    socket.write(`${head.join('\r\n')}\r\n\r\n${body}`);
+  });
+}
 
 describe('upload → manifest → download', () => {
   it('round-trips bytes with hash, size, version, content type and a manifest entry seen by another client', async () => {
@@ -108,6 +156,38 @@ describe('upload → manifest → download', () => {
         expect(op.download_url.startsWith(`${target.baseUrl}/attachments/`)).toBe(true);
     }
   });
+
+  // A server started elsewhere may have PUBLIC_URL set, which wins over any Host.
+  it.skipIf(Boolean(process.env.TEST_BASE_URL))(
+    'builds download URLs only from a valid Host (else the address the request came to), never a 500',
+    async () => {
+      await upload(newId('txt'), Buffer.from('host check'));
+      const local = new URL(target.baseUrl).host; // the harness listens on 127.0.0.1
+      const cases: [string | null, '1.0' | '1.1', string][] = [
+        ['a b', '1.1', `http://${local}`],
+        ['evil.example/x?', '1.1', `http://${local}`],
+        ['evil.example#frag', '1.1', `http://${local}`],
+        ['user@evil.example', '1.1', `http://${local}`],
+        ['host:99999', '1.1', `http://${local}`],
+        [null, '1.0', `http://${local}`],
+        ['files.example:8443', '1.1', 'http://files.example:8443'],
+        ['[::1]:8080', '1.1', 'http://[::1]:8080'],
+        ['sync.example', '1.0', 'http://sync.example'],
+      ];
+      for (const [host, version, origin] of cases) {
+        const res = await rawManifest(host, version);
+        expect(res.status, `Host ${host}`).toBe(200);
+        const downloads = (
+          res.body as { operations: { operation: string; download_url?: string }[] }
+        ).operations.filter((o) => o.operation === 'download');
+        expect(downloads.length).toBeGreaterThan(0);
+        for (const op of downloads)
+          expect(op.download_url, `Host ${host}`).toMatch(
+            new RegExp(`^${origin.replace(/[.[\]]/g, '\\$&')}/attachments/[^/]+$`),
+          );
+      }
+    },
+  );
 
   it('HEAD answers with the same headers and no body; 404 when missing', async () => {
     const id = newId('png');

@@ -126,7 +126,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     },
     async getAttachmentManifest(req, res) {
       const { since_version } = req.body as { client_id: string; since_version: number };
-      const baseUrl = ctx.config.publicUrl ?? `${req.protocol}://${req.get('host')}`;
+      const baseUrl = ctx.config.publicUrl ?? requestOrigin(req);
       sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
     },
   };
@@ -139,4 +139,26 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
  */
 function ifRangeHolds(header: string | undefined, etag: string): boolean {
   return header === undefined || header.trim() === etag;
+}
+
+/** A host name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const HOST =
+  /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/**
+ * The origin this request was sent to, for absolute URLs: its Host (or a trusted proxy's
+ * X-Forwarded-Host) when that is a valid host[:port]; otherwise, as for an HTTP/1.0 request without
+ * one, the address and port the request came in on. Never built from text that is not a host.
+ */
+function requestOrigin(req: Request): string {
+  const protocol = req.protocol.toLowerCase() === 'https' ? 'https' : 'http';
+  const host = req.host;
+  const match = host && host.length <= 261 ? HOST.exec(host) : null;
+  if (match && Number(match[1] ?? 0) <= 65_535 && URL.canParse(`${protocol}://${host}`))
+    return `${protocol}://${host}`;
+  const { localAddress, localPort } = req.socket;
+  if (!localAddress) return `${protocol}://localhost`;
+  const address = localAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const hostname = address.includes(':') ? `[${address.replace('%', '%25')}]` : address;
+  return `${protocol}://${hostname}${localPort ? `:${localPort}` : ''}`;
 }
