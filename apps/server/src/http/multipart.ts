@@ -25,8 +25,10 @@ const LIMITS = { files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30, headerPa
  * Parses multipart/form-data bodies of the operations named in `uploads`, before the validator runs:
  * the file goes to the operation's sink while it arrives, the other fields become `req.body`, and
  * the file field is marked present (`req.body[field] = ''`) so the contract's `required` check
- * applies. The sink's result is in `res.locals.upload`. A sink failure answers at once (and the
- * rest of the body is discarded, with `Connection: close`).
+ * applies. The sink's result is in `res.locals.upload`. A failure (the sink's, the parser's, or
+ * the client going away) answers at once: the rest of the body is discarded (with
+ * `Connection: close`) and the file stream is destroyed, so the sink gives up and removes what it
+ * wrote.
  */
 export function multipartUploads(uploads: Partial<Record<string, MultipartUpload<unknown>>>): RequestHandler {
   return (req, res, next) => {
@@ -51,25 +53,33 @@ export function multipartUploads(uploads: Partial<Record<string, MultipartUpload
       return;
     }
     const fields: Record<string, string> = {};
+    let file: Readable | undefined;
     let sinking: Promise<unknown> | undefined;
-    let failed = false;
+    // Once the request has been passed on or has failed, nothing here may call `next` again.
+    let settled = false;
     const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
+      if (settled) return;
+      settled = true;
       req.unpipe(parser);
+      parser.destroy();
+      // The sink's pipeline ends with an error, closing and removing its partial file.
+      file?.destroy(new Error('the upload was abandoned'));
       req.resume();
-      res.setHeader('Connection', 'close');
+      if (!res.headersSent) res.setHeader('Connection', 'close');
       next(err);
     };
+    const aborted = () => fail(new HttpProblem(400, 'request_aborted', 'The client aborted the upload'));
 
     parser.on('file', (name, stream, info) => {
       // Errors reach the sink through its own pipeline; this keeps a late one (client gone) from being unhandled.
       stream.on('error', () => undefined);
-      if (name !== upload.field || sinking) {
+      if (settled || name !== upload.field || sinking) {
         stream.resume();
-        if (sinking && name === upload.field) fail(Invalid(`Only one "${upload.field}" file is allowed`));
+        if (!settled && sinking && name === upload.field)
+          fail(Invalid(`Only one "${upload.field}" file is allowed`));
         return;
       }
+      file = stream;
       sinking = upload.sink(stream, { filename: info.filename ?? '', mimeType: info.mimeType }, req, res);
       sinking.catch(fail);
     });
@@ -82,10 +92,11 @@ export function multipartUploads(uploads: Partial<Record<string, MultipartUpload
       fail(Invalid('The multipart body is malformed', undefined, 'malformed_multipart')),
     );
     parser.on('close', () => {
-      if (failed) return;
+      if (settled) return;
       (sinking ?? Promise.resolve(undefined)).then(
         (result) => {
-          if (failed) return;
+          if (settled) return;
+          settled = true;
           req.body = sinking ? { ...fields, [upload.field]: '' } : fields;
           res.locals.upload = result;
           next();
@@ -93,7 +104,10 @@ export function multipartUploads(uploads: Partial<Record<string, MultipartUpload
         () => undefined,
       );
     });
-    req.on('aborted', () => fail(new HttpProblem(400, 'request_aborted', 'The client aborted the upload')));
+    // A request that closes before its body is complete was aborted (the connection is gone).
+    req.on('close', () => {
+      if (!req.complete) aborted();
+    });
     req.pipe(parser);
   };
 }

@@ -3,7 +3,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { StreamTooLarge, streamToFile } from './files.ts';
+import { removeStale, StreamTooLarge, streamToFile } from './files.ts';
 
 export class BlobTooLarge extends Error {
   readonly limit: number;
@@ -46,6 +46,8 @@ export interface BlobStorage {
   copyTo(hash: string, destination: Writable, range?: { start: number; end: number }): Promise<void>;
   stat(hash: string): Promise<{ size: number } | undefined>;
   delete(hash: string): Promise<void>;
+  /** Removes staged files older than `maxAgeMs` (left by a crash): newer ones may be another process's uploads. */
+  sweepStaged(maxAgeMs: number): Promise<number>;
 }
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -137,6 +139,10 @@ export class FileBlobStorage implements BlobStorage {
 
   async delete(hash: string): Promise<void> {
     await rm(this.#path(hash), { force: true });
+  }
+
+  sweepStaged(maxAgeMs: number): Promise<number> {
+    return removeStale(path.join(this.#root, '.tmp'), maxAgeMs);
   }
 }
 
