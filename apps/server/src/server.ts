@@ -15,6 +15,7 @@ import { FileBlobStorage } from './lib/blob-storage.ts';
 import { resolveBuildInfo } from './lib/build-info.ts';
 import { removeStale } from './lib/files.ts';
 import { loadSigningSecret } from './lib/secret.ts';
+import { BlobLocks } from './modules/attachments/attachments.repository.ts';
 import { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
 import { BundlesService } from './modules/bundles/bundles.service.ts';
@@ -59,6 +60,7 @@ export async function createContext(
     const attachments = new AttachmentsService({
       index: store,
       blobs,
+      locks: new BlobLocks(orm, config.database.kind),
       maxBytes: config.limits.attachmentBytes,
       clock,
     });

@@ -4,12 +4,12 @@ import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
 import type { MultipartUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
-import type { StoredBlob } from '../../lib/blob-storage.ts';
+import type { StagedBlob } from '../../lib/blob-storage.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
 
 interface Received {
-  blob: StoredBlob;
+  blob: StagedBlob;
   filename: string;
   mimeType: string;
 }
@@ -43,6 +43,9 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
   };
 }
 
+/** The headers that describe the attachment's content, not an error answered instead of it. */
+const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range', 'Content-Length'];
+
 function setEntityHeaders(res: Response, row: AttachmentRow): void {
   res.setHeader('ETag', `"${row.hash}"`);
   res.setHeader('Content-Type', row.content_type);
@@ -75,48 +78,58 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
       );
     },
     async downloadAttachment(req, res) {
-      const row = await attachments.find(String(req.params.attachment_id));
-      setEntityHeaders(res, row);
-      const etag = `"${row.hash}"`;
-      if (answerIfNotModified(req, res, etag)) return;
-      const ranges =
-        req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
-      if (ranges === -1) {
-        res.setHeader('Content-Range', `bytes */${row.size}`);
-        throw new HttpProblem(
-          416,
-          'range_not_satisfiable',
-          `The range is outside the ${row.size}-byte attachment`,
-          {
-            headers: { 'Content-Range': `bytes */${row.size}` },
-          },
-        );
-      }
-      // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
-      const range =
-        Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
-      if (range) {
-        res.status(206);
-        res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
-        res.setHeader('Content-Length', String(range.end - range.start + 1));
-      } else {
-        res.status(200);
-        res.setHeader('Content-Length', String(row.size));
-      }
-      if (row.size === 0) {
-        res.end();
-        return;
-      }
+      // Opened before any header is set: a missing file is still a problem+json answer.
+      const { row, content } = await attachments.open(String(req.params.attachment_id));
       try {
-        await attachments.copyTo(row, res, range);
-        res.end();
-      } catch (err) {
-        // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
-        res.destroy(err as Error);
+        const etag = `"${row.hash}"`;
+        setEntityHeaders(res, row);
+        if (answerIfNotModified(req, res, etag)) return;
+        const ranges =
+          req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
+        if (ranges === -1) {
+          res.setHeader('Content-Range', `bytes */${row.size}`);
+          throw new HttpProblem(
+            416,
+            'range_not_satisfiable',
+            `The range is outside the ${row.size}-byte attachment`,
+            {
+              headers: { 'Content-Range': `bytes */${row.size}` },
+            },
+          );
+        }
+        // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
+        const range =
+          Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
+        if (range) {
+          res.status(206);
+          res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
+          res.setHeader('Content-Length', String(range.end - range.start + 1));
+        } else {
+          res.status(200);
+          res.setHeader('Content-Length', String(row.size));
+        }
+        if (row.size === 0) {
+          res.end();
+          return;
+        }
+        try {
+          await content.copyTo(res, range);
+          res.end();
+        } catch (err) {
+          if (!res.headersSent) {
+            // Nothing sent yet (the first read failed): the error handler can still answer.
+            for (const name of ENTITY_HEADERS) res.removeHeader(name);
+            throw err;
+          }
+          // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
+          res.destroy(err as Error);
+        }
+      } finally {
+        await content.close();
       }
     },
     async checkAttachmentExists(req, res) {
-      const row = await attachments.find(String(req.params.attachment_id));
+      const row = await attachments.head(String(req.params.attachment_id));
       setEntityHeaders(res, row);
       res.setHeader('Content-Length', String(row.size));
       res.status(200).end();
