@@ -1,16 +1,19 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
+import { buildZip } from '@synk/test-support/zip';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp, tempDir } from './helpers.ts';
 
 /**
- * Multipart bodies are streamed to disk as they arrive. A client that goes away mid-body must not
- * leave the file open or on disk; and whatever a crash leaves in the temporary directories is
- * removed at the next start once it is old enough.
+ * Multipart bodies are streamed to disk before the validator and the handler see the request, so
+ * every way a request can end without the handler taking the file must remove it: an aborted body,
+ * a body the parser rejects half-way (too many fields, a second file), an upload refused by the
+ * handler (409) and a request the validator rejects after the body was read. And whatever a crash
+ * leaves in the temporary directories is removed at the next start once it is old enough.
  */
 let t: TestApp;
 let server: Server;
@@ -30,6 +33,10 @@ afterAll(async () => {
 const attachmentsTmp = () => path.join(t.dataDir, 'attachments', '.tmp');
 const bundlesTmp = () => path.join(t.dataDir, 'app-bundles', '.tmp');
 const list = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+const blobPath = (bytes: Buffer) => {
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  return path.join(t.dataDir, 'attachments', hash.slice(0, 2), hash);
+};
 
 /** This process's open file descriptors on files under `dir` (the server runs in-process). */
 function openFilesUnder(dir: string): string[] {
@@ -53,6 +60,28 @@ async function eventually(probe: () => boolean, ms = 10_000): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return true;
+}
+
+function multipart(parts: { name: string; filename?: string; body: Buffer | string }[]) {
+  const boundary = `b-${randomUUID()}`;
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    const disposition = `form-data; name="${part.name}"${part.filename ? `; filename="${part.filename}"` : ''}`;
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\n`));
+    chunks.push(Buffer.from(part.body));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+async function send(method: string, pathAndQuery: string, token: string, form: ReturnType<typeof multipart>) {
+  const res = await fetch(`http://127.0.0.1:${port}${pathAndQuery}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': form.contentType },
+    body: form.body,
+  });
+  return { status: res.status, body: (await res.json()) as { code?: string } };
 }
 
 /**
@@ -101,6 +130,65 @@ describe('an aborted upload closes its file and removes it', () => {
       files: [],
       clean: true,
     });
+  });
+});
+
+describe('a rejected upload leaves nothing behind', () => {
+  it('409: the id holds other bytes', async () => {
+    const token = await t.tokenFor('read-write');
+    const id = `taken-${randomUUID()}.bin`;
+    const first = randomBytes(5000);
+    const second = randomBytes(5000);
+    expect(
+      (
+        await send(
+          'PUT',
+          `/attachments/${id}`,
+          token,
+          multipart([{ name: 'file', filename: 'a', body: first }]),
+        )
+      ).status,
+    ).toBe(200);
+    const res = await send(
+      'PUT',
+      `/attachments/${id}`,
+      token,
+      multipart([{ name: 'file', filename: 'a', body: second }]),
+    );
+    expect(res.status).toBe(409);
+    expect(existsSync(blobPath(first))).toBe(true);
+    expect(existsSync(blobPath(second))).toBe(false);
+    expect(await eventually(() => list(attachmentsTmp()).length === 0)).toBe(true);
+  });
+
+  it('400: too many fields after the file, or a second file', async () => {
+    const token = await t.tokenFor('read-write');
+    const fields = Array.from({ length: 25 }, (_, i) => ({ name: `f${i}`, body: 'x' }));
+    for (const extra of [fields, [{ name: 'file', filename: 'b', body: 'again' }]]) {
+      const bytes = randomBytes(5000);
+      const res = await send(
+        'PUT',
+        `/attachments/rejected-${randomUUID()}.bin`,
+        token,
+        multipart([{ name: 'file', filename: 'a', body: bytes }, ...extra]),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(existsSync(blobPath(bytes))).toBe(false);
+      expect(await eventually(() => list(attachmentsTmp()).length === 0)).toBe(true);
+    }
+  });
+
+  it('400 from the validator after the bundle was streamed (?activate=maybe)', async () => {
+    const token = await t.tokenFor('admin');
+    const zip = buildZip([{ name: 'app/index.html', data: '<html></html>' }]);
+    const res = await send(
+      'POST',
+      '/app-bundle/push?activate=maybe',
+      token,
+      multipart([{ name: 'bundle', filename: 'b.zip', body: zip }]),
+    );
+    expect(res.status).toBe(400);
+    expect(await eventually(() => list(bundlesTmp()).length === 0)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
-import type { MultipartUpload } from '../../http/multipart.ts';
+import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
@@ -40,6 +40,7 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
       const blob = await attachments.receive(file, res.locals.expectedSha256 as string | undefined);
       return { blob, filename: info.filename, mimeType: info.mimeType };
     },
+    discard: (received) => received.blob.discard(),
   };
 }
 
@@ -66,7 +67,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
   const { attachments } = ctx.services;
   return {
     async uploadAttachment(req, res) {
-      const received = res.locals.upload as Received | undefined;
+      const received = takeUpload<Received>(res);
       if (!received)
         throw new HttpProblem(400, 'validation_failed', 'The multipart field "file" is required');
       const id = String(req.params.attachment_id);

@@ -111,7 +111,8 @@ export class AttachmentsService {
    * Records a received blob under `id`: new → a version; same bytes → idempotent; other bytes → 409.
    * The blob is published and its row committed under the blob's lock, so a concurrent delete of
    * the last other attachment with these bytes either removes the file before (and this publishes
-   * it again) or sees this row and keeps it. The staged file never outlives the call.
+   * it again) or sees this row and keeps it. A refused or failed store leaves no blob that no live
+   * attachment uses, and never the staged file.
    */
   async store(
     id: string,
@@ -121,15 +122,22 @@ export class AttachmentsService {
   ): Promise<Schemas['UploadAttachmentResponse']> {
     const contentType = contentTypeFor(id, filename, declaredType);
     try {
-      const outcome = await this.#deps.locks.withBlob(blob.hash, async () => {
+      const outcome = await this.#deps.locks.withBlob(blob.hash, async (locked) => {
         await blob.publish();
-        return this.#deps.index.putAttachment({
-          id,
-          hash: blob.hash,
-          size: blob.size,
-          contentType,
-          now: this.#now(),
-        });
+        try {
+          const result = await this.#deps.index.putAttachment({
+            id,
+            hash: blob.hash,
+            size: blob.size,
+            contentType,
+            now: this.#now(),
+          });
+          if (result.kind === 'conflict') await this.#removeIfUnused(blob.hash, locked);
+          return result;
+        } catch (err) {
+          await this.#removeIfUnused(blob.hash, locked);
+          throw err;
+        }
       });
       if (outcome.kind === 'conflict') {
         throw Conflict(`Attachment ${id} already exists with different content`, 'attachment_exists', {
