@@ -13,7 +13,9 @@ import { openDatabase } from './db/orm.ts';
 import { loadOpenApiDocument } from './http/openapi.ts';
 import { FileBlobStorage } from './lib/blob-storage.ts';
 import { resolveBuildInfo } from './lib/build-info.ts';
+import { removeStale } from './lib/files.ts';
 import { loadSigningSecret } from './lib/secret.ts';
+import { BlobLocks } from './modules/attachments/attachments.repository.ts';
 import { AttachmentsService } from './modules/attachments/attachments.service.ts';
 import { AuthService } from './modules/auth/auth.service.ts';
 import { BundlesService } from './modules/bundles/bundles.service.ts';
@@ -53,9 +55,12 @@ export async function createContext(
         : new (await import('./modules/sync/postgres.store.ts')).PostgresSyncStore(config.database.url);
     const bundles = new BundlesService({ orm, config, clock });
     const sync = new SyncService({ store, config, clock, forms: bundles });
+    const blobs = new FileBlobStorage(path.join(config.dataDir, 'attachments'));
+    await removeStaleUploads(blobs, config, logger);
     const attachments = new AttachmentsService({
       index: store,
-      blobs: new FileBlobStorage(path.join(config.dataDir, 'attachments')),
+      blobs,
+      locks: new BlobLocks(orm, config.database.kind),
       maxBytes: config.limits.attachmentBytes,
       clock,
     });
@@ -83,6 +88,26 @@ export async function createContext(
   } catch (err) {
     await orm.close();
     throw err;
+  }
+}
+
+/**
+ * Uploads are staged in temporary directories until they are stored; a crash leaves them there.
+ * Only files untouched for an hour go: processes sharing DATA_DIR may be writing newer ones.
+ */
+const STALE_UPLOAD_MS = 60 * 60 * 1000;
+
+async function removeStaleUploads(blobs: FileBlobStorage, config: Config, logger: Logger): Promise<void> {
+  try {
+    const [attachments, bundles] = await Promise.all([
+      blobs.sweepStaged(STALE_UPLOAD_MS),
+      removeStale(path.join(config.appBundlePath, '.tmp'), STALE_UPLOAD_MS),
+    ]);
+    if (attachments + bundles > 0)
+      logger.info({ attachments, bundles }, 'removed temporary upload files left by an earlier run');
+  } catch (err) {
+    // Leftovers only waste space: not a reason to refuse to start.
+    logger.warn({ err }, 'could not remove temporary upload files left by an earlier run');
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, truncateSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobTooLarge, FileBlobStorage } from '../src/lib/blob-storage.ts';
@@ -50,19 +50,66 @@ describe('attachments storage', () => {
     expect(existsSync(blobPath('shared bytes'))).toBe(false);
   });
 
-  it('the storage interface reads blobs whole and by inclusive range, and stats them', async () => {
-    const storage = new FileBlobStorage(path.join(t.dataDir, 'blob-test'));
-    const blob = await storage.put(Readable.from([Buffer.from('0123456789')]), { maxBytes: 100 });
-    const read = async (range?: { start: number; end: number }) =>
-      Buffer.concat(await storage.get(blob.hash, range).toArray()).toString();
+  it('a live attachment whose file is missing answers a problem (500 blob_missing), not a dropped connection', async () => {
+    const bytes = 'bytes that will vanish';
+    expect((await upload('vanished.bin', bytes)).status).toBe(200);
+    rmSync(blobPath(bytes));
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    for (const range of [undefined, 'bytes=0-3']) {
+      const get = request(t.app).get('/attachments/vanished.bin').set('authorization', reader);
+      const res = await (range ? get.set('range', range) : get);
+      expect(res.status).toBe(500);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.headers['content-range']).toBeUndefined();
+      expect(res.headers.etag).toBeUndefined();
+      expect(res.body).toMatchObject({ status: 500, code: 'blob_missing' });
+    }
+    const head = await request(t.app).head('/attachments/vanished.bin').set('authorization', reader);
+    expect(head.status).toBe(500);
+
+    // A file cut short is found before anything is sent, so that is a problem too.
+    const short = 'bytes that will be cut short';
+    expect((await upload('truncated.bin', short)).status).toBe(200);
+    truncateSync(blobPath(short), 0);
+    const cut = await request(t.app).get('/attachments/truncated.bin').set('authorization', reader);
+    expect(cut.status).toBe(500);
+    expect(cut.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(cut.headers.etag).toBeUndefined();
+    expect(cut.body).toMatchObject({ status: 500, code: 'blob_damaged' });
+    expect(
+      (await request(t.app).head('/attachments/truncated.bin').set('authorization', reader)).status,
+    ).toBe(500);
+  });
+
+  it('the storage interface stages, publishes, reads whole and by inclusive range, stats and deletes blobs', async () => {
+    const root = path.join(t.dataDir, 'blob-test');
+    const storage = new FileBlobStorage(root);
+    const blob = await storage.stage(Readable.from([Buffer.from('0123456789')]), { maxBytes: 100 });
+    expect(await storage.stat(blob.hash)).toBeUndefined(); // staged, not yet visible
+    await blob.publish();
+    await blob.discard(); // after publish: nothing to do
+    const read = async (range?: { start: number; end: number }) => {
+      const reader = await storage.open(blob.hash);
+      const sink = new PassThrough();
+      const chunks = sink.toArray();
+      await reader!.copyTo(sink, range);
+      sink.end();
+      await reader!.close();
+      return Buffer.concat(await chunks).toString();
+    };
     expect(await read()).toBe('0123456789');
     expect(await read({ start: 2, end: 4 })).toBe('234');
     expect(await storage.stat(blob.hash)).toEqual({ size: 10 });
     await storage.delete(blob.hash);
     expect(await storage.stat(blob.hash)).toBeUndefined();
-    await expect(storage.put(Readable.from([Buffer.alloc(101)]), { maxBytes: 100 })).rejects.toBeInstanceOf(
+    expect(await storage.open(blob.hash)).toBeUndefined();
+    const discarded = await storage.stage(Readable.from([Buffer.from('never published')]), { maxBytes: 100 });
+    await discarded.discard();
+    expect(await storage.stat(discarded.hash)).toBeUndefined();
+    await expect(storage.stage(Readable.from([Buffer.alloc(101)]), { maxBytes: 100 })).rejects.toBeInstanceOf(
       BlobTooLarge,
     );
+    expect(readdirSync(path.join(root, '.tmp'))).toEqual([]);
   });
 
   it('leaves no temporary files behind after failed uploads', async () => {
@@ -72,7 +119,6 @@ describe('attachments storage', () => {
       .set('x-content-sha256', '0'.repeat(64))
       .attach('file', Buffer.from('content'), 'x.bin');
     expect(res.status).toBe(400);
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(path.join(t.dataDir, 'attachments', '.tmp'))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
@@ -39,6 +40,53 @@ const download = (id: string, headers: Record<string, string> = {}, token = read
   send(target, `/attachments/${id}`, { headers: { ...auth(token), ...headers } });
 
 const newId = (ext = 'jpg') => `att-${randomUUID()}.${ext}`;
+
+/** `POST /attachments/manifest` written by hand, to send any Host header (or none, over HTTP/1.0). */
+function rawManifest(
+  host: string | null,
+  version: '1.0' | '1.1',
+): Promise<{ status: number; body: unknown }> {
+  const url = new URL(target.baseUrl);
+  const body = JSON.stringify({ client_id: 'host-check', since_version: 0 });
+  const head = [
+    `POST /attachments/manifest HTTP/${version}`,
+    ...(host === null ? [] : [`Host: ${host}`]),
+    `Authorization: Bearer ${reader.token}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+      const [headers = '', ...rest] = text.split('\r\n\r\n');
+      let payload = rest.join('\r\n\r\n');
+      if (/^transfer-encoding:\s*chunked/im.test(headers)) {
+        let decoded = '';
+        for (let at = 0; ; ) {
+          const eol = payload.indexOf('\r\n', at);
+          const size = Number.parseInt(payload.slice(at, eol), 16);
+          if (!size) break;
+          decoded += payload.slice(eol + 2, eol + 2 + size);
+          at = eol + 2 + size + 2;
+        }
+        payload = decoded;
+      }
+      let parsed: unknown = payload;
+      try {
+        parsed = JSON.parse(payload);
+      } catch {}
+      resolve({ status, body: parsed });
+    });
+    // Not half-closed: the server closes the connection after answering (Connection: close).
+    socket.write(`${head.join('\r\n')}\r\n\r\n${body}`);
+  });
+}
 
 describe('upload → manifest → download', () => {
   it('round-trips bytes with hash, size, version, content type and a manifest entry seen by another client', async () => {
@@ -108,6 +156,38 @@ describe('upload → manifest → download', () => {
         expect(op.download_url.startsWith(`${target.baseUrl}/attachments/`)).toBe(true);
     }
   });
+
+  // A server started elsewhere may have PUBLIC_URL set, which wins over any Host.
+  it.skipIf(Boolean(process.env.TEST_BASE_URL))(
+    'builds download URLs only from a valid Host (else the address the request came to), never a 500',
+    async () => {
+      await upload(newId('txt'), Buffer.from('host check'));
+      const local = new URL(target.baseUrl).host; // the harness listens on 127.0.0.1
+      const cases: [string | null, '1.0' | '1.1', string][] = [
+        ['a b', '1.1', `http://${local}`],
+        ['evil.example/x?', '1.1', `http://${local}`],
+        ['evil.example#frag', '1.1', `http://${local}`],
+        ['user@evil.example', '1.1', `http://${local}`],
+        ['host:99999', '1.1', `http://${local}`],
+        [null, '1.0', `http://${local}`],
+        ['files.example:8443', '1.1', 'http://files.example:8443'],
+        ['[::1]:8080', '1.1', 'http://[::1]:8080'],
+        ['sync.example', '1.0', 'http://sync.example'],
+      ];
+      for (const [host, version, origin] of cases) {
+        const res = await rawManifest(host, version);
+        expect(res.status, `Host ${host}`).toBe(200);
+        const downloads = (
+          res.body as { operations: { operation: string; download_url?: string }[] }
+        ).operations.filter((o) => o.operation === 'download');
+        expect(downloads.length).toBeGreaterThan(0);
+        for (const op of downloads)
+          expect(op.download_url, `Host ${host}`).toMatch(
+            new RegExp(`^${origin.replace(/[.[\]]/g, '\\$&')}/attachments/[^/]+$`),
+          );
+      }
+    },
+  );
 
   it('HEAD answers with the same headers and no body; 404 when missing', async () => {
     const id = newId('png');
@@ -196,6 +276,34 @@ describe('sizes and digests', () => {
     expect((await bad.json()).code).toBe('digest_mismatch');
     expect((await download(id)).status).toBe(404);
     expect((await upload(newId(), bytes, { headers: { 'x-content-sha256': 'not-hex' } })).status).toBe(400);
+  });
+
+  it('Content-Digest: algorithms the server does not support are ignored (RFC 9530); sha-256 among them is verified; malformed → 400', async () => {
+    const bytes = randomBytes(2048);
+    const sha512 = createHash('sha512').update(bytes).digest('base64');
+    const sha256b64 = createHash('sha256').update(bytes).digest('base64');
+    const wrong256 = createHash('sha256').update('other').digest('base64');
+    for (const digest of [
+      `sha-512=:${sha512}:`,
+      `sha-512=:${sha512}:, unixsum=:AAAA:`,
+      `sha-512=:${sha512}:, sha-256=:${sha256b64}:`,
+    ]) {
+      const id = newId();
+      const res = await upload(id, bytes, { headers: { 'content-digest': digest } });
+      expect(res.status, digest).toBe(200);
+      expect((await download(id)).status).toBe(200);
+    }
+    const id = newId();
+    const mismatch = await upload(id, bytes, {
+      headers: { 'content-digest': `sha-512=:${sha512}:, sha-256=:${wrong256}:` },
+    });
+    expect(mismatch.status).toBe(400);
+    expect((await mismatch.json()).code).toBe('digest_mismatch');
+    expect((await download(id)).status).toBe(404);
+    for (const malformed of ['sha-256=abc', 'garbage', 'sha-256=:AAAA:', `sha-512=:${sha512}`]) {
+      const res = await upload(newId(), bytes, { headers: { 'content-digest': malformed } });
+      expect(res.status, malformed).toBe(400);
+    }
   });
 });
 
@@ -305,6 +413,23 @@ describe('Range and conditional requests', () => {
       expect(res.headers.get('etag')).toBe(etag);
     }
     expect((await download(id, { 'if-none-match': '"other"' })).status).toBe(200);
+  });
+
+  it('If-Range with the current ETag → 206; a stale, weak or date validator → 200 with the whole file', async () => {
+    const etag = `"${sha256(bytes)}"`;
+    const current = await download(id, { range: 'bytes=0-99', 'if-range': etag });
+    expect(current.status).toBe(206);
+    expect(current.headers.get('content-range')).toBe('bytes 0-99/1000');
+    expect(Buffer.from(await current.arrayBuffer()).equals(bytes.subarray(0, 100))).toBe(true);
+    // RFC 9110 §13.1.5: the range only applies to the representation the client has; a weak tag
+    // never matches, and a date cannot (no Last-Modified is sent), so the client gets it all.
+    for (const stale of [`"${sha256(Buffer.from('older bytes'))}"`, `W/${etag}`, new Date().toUTCString()]) {
+      const res = await download(id, { range: 'bytes=0-99', 'if-range': stale });
+      expect(res.status, stale).toBe(200);
+      expect(res.headers.get('content-range')).toBeNull();
+      expect(res.headers.get('content-length')).toBe('1000');
+      expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    }
   });
 });
 

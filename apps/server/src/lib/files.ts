@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { releaseTransferGarbage, TRANSFER_GC_INTERVAL } from './memory.ts';
@@ -50,4 +51,44 @@ export async function streamToFile(
     throw err;
   }
   return { size, sha256: hash.digest('hex') };
+}
+
+/**
+ * Removes what a crash left in a temporary directory: every entry (a file, or a directory with
+ * everything in it) not modified for `maxAgeMs`. Newer entries may belong to another process
+ * sharing the directory, still writing them. Returns how many entries were removed; a missing
+ * directory is empty.
+ */
+export async function removeStale(dir: string, maxAgeMs: number, now = Date.now()): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const entry = path.join(dir, name);
+    try {
+      if (now - (await lastModified(entry)) < maxAgeMs) continue;
+      await rm(entry, { recursive: true, force: true });
+      removed += 1;
+    } catch (err) {
+      // Removed meanwhile by its owner: nothing left to do.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return removed;
+}
+
+/** The newest modification time in a tree (a directory's own time only changes with its direct entries). */
+async function lastModified(entry: string): Promise<number> {
+  const stats = await lstat(entry);
+  let newest = stats.mtimeMs;
+  if (stats.isDirectory()) {
+    for (const name of await readdir(entry))
+      newest = Math.max(newest, await lastModified(path.join(entry, name)));
+  }
+  return newest;
 }

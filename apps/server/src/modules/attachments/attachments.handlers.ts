@@ -2,14 +2,14 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
-import type { MultipartUpload } from '../../http/multipart.ts';
+import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
-import type { StoredBlob } from '../../lib/blob-storage.ts';
+import type { StagedBlob } from '../../lib/blob-storage.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
 
 interface Received {
-  blob: StoredBlob;
+  blob: StagedBlob;
   filename: string;
   mimeType: string;
 }
@@ -40,8 +40,12 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
       const blob = await attachments.receive(file, res.locals.expectedSha256 as string | undefined);
       return { blob, filename: info.filename, mimeType: info.mimeType };
     },
+    discard: (received) => received.blob.discard(),
   };
 }
+
+/** The headers that describe the attachment's content, not an error answered instead of it. */
+const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range', 'Content-Length'];
 
 function setEntityHeaders(res: Response, row: AttachmentRow): void {
   res.setHeader('ETag', `"${row.hash}"`);
@@ -63,7 +67,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
   const { attachments } = ctx.services;
   return {
     async uploadAttachment(req, res) {
-      const received = res.locals.upload as Received | undefined;
+      const received = takeUpload<Received>(res);
       if (!received)
         throw new HttpProblem(400, 'validation_failed', 'The multipart field "file" is required');
       const id = String(req.params.attachment_id);
@@ -75,46 +79,58 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
       );
     },
     async downloadAttachment(req, res) {
-      const row = await attachments.find(String(req.params.attachment_id));
-      setEntityHeaders(res, row);
-      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
-      const ranges = req.header('range') ? req.range(row.size) : undefined;
-      if (ranges === -1) {
-        res.setHeader('Content-Range', `bytes */${row.size}`);
-        throw new HttpProblem(
-          416,
-          'range_not_satisfiable',
-          `The range is outside the ${row.size}-byte attachment`,
-          {
-            headers: { 'Content-Range': `bytes */${row.size}` },
-          },
-        );
-      }
-      // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
-      const range =
-        Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
-      if (range) {
-        res.status(206);
-        res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
-        res.setHeader('Content-Length', String(range.end - range.start + 1));
-      } else {
-        res.status(200);
-        res.setHeader('Content-Length', String(row.size));
-      }
-      if (row.size === 0) {
-        res.end();
-        return;
-      }
+      // Opened before any header is set: a missing file is still a problem+json answer.
+      const { row, content } = await attachments.open(String(req.params.attachment_id));
       try {
-        await attachments.copyTo(row, res, range);
-        res.end();
-      } catch (err) {
-        // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
-        res.destroy(err as Error);
+        const etag = `"${row.hash}"`;
+        setEntityHeaders(res, row);
+        if (answerIfNotModified(req, res, etag)) return;
+        const ranges =
+          req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
+        if (ranges === -1) {
+          res.setHeader('Content-Range', `bytes */${row.size}`);
+          throw new HttpProblem(
+            416,
+            'range_not_satisfiable',
+            `The range is outside the ${row.size}-byte attachment`,
+            {
+              headers: { 'Content-Range': `bytes */${row.size}` },
+            },
+          );
+        }
+        // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
+        const range =
+          Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
+        if (range) {
+          res.status(206);
+          res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
+          res.setHeader('Content-Length', String(range.end - range.start + 1));
+        } else {
+          res.status(200);
+          res.setHeader('Content-Length', String(row.size));
+        }
+        if (row.size === 0) {
+          res.end();
+          return;
+        }
+        try {
+          await content.copyTo(res, range);
+          res.end();
+        } catch (err) {
+          if (!res.headersSent) {
+            // Nothing sent yet (the first read failed): the error handler can still answer.
+            for (const name of ENTITY_HEADERS) res.removeHeader(name);
+            throw err;
+          }
+          // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
+          res.destroy(err as Error);
+        }
+      } finally {
+        await content.close();
       }
     },
     async checkAttachmentExists(req, res) {
-      const row = await attachments.find(String(req.params.attachment_id));
+      const row = await attachments.head(String(req.params.attachment_id));
       setEntityHeaders(res, row);
       res.setHeader('Content-Length', String(row.size));
       res.status(200).end();
@@ -124,8 +140,39 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     },
     async getAttachmentManifest(req, res) {
       const { since_version } = req.body as { client_id: string; since_version: number };
-      const baseUrl = ctx.config.publicUrl ?? `${req.protocol}://${req.get('host')}`;
+      const baseUrl = ctx.config.publicUrl ?? requestOrigin(req);
       sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
     },
   };
+}
+
+/**
+ * `If-Range` (RFC 9110 §13.1.5): the range applies only when the validator names the current
+ * representation by its strong entity tag. A weak tag never matches, and neither can a date, since
+ * no `Last-Modified` is sent: then the whole representation is the answer.
+ */
+function ifRangeHolds(header: string | undefined, etag: string): boolean {
+  return header === undefined || header.trim() === etag;
+}
+
+/** A host name or IPv4 address, or a bracketed IPv6 address, and an optional port. */
+const HOST =
+  /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/**
+ * The origin this request was sent to, for absolute URLs: its Host (or a trusted proxy's
+ * X-Forwarded-Host) when that is a valid host[:port]; otherwise, as for an HTTP/1.0 request without
+ * one, the address and port the request came in on. Never built from text that is not a host.
+ */
+function requestOrigin(req: Request): string {
+  const protocol = req.protocol.toLowerCase() === 'https' ? 'https' : 'http';
+  const host = req.host;
+  const match = host && host.length <= 261 ? HOST.exec(host) : null;
+  if (match && Number(match[1] ?? 0) <= 65_535 && URL.canParse(`${protocol}://${host}`))
+    return `${protocol}://${host}`;
+  const { localAddress, localPort } = req.socket;
+  if (!localAddress) return `${protocol}://localhost`;
+  const address = localAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const hostname = address.includes(':') ? `[${address.replace('%', '%25')}]` : address;
+  return `${protocol}://${hostname}${localPort ? `:${localPort}` : ''}`;
 }

@@ -1,14 +1,16 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { components } from '@synk/contract';
 import mime from 'mime-types';
 import { Conflict, HttpProblem, Invalid, NotFound, PayloadTooLarge } from '../../http/errors.ts';
 import {
   BlobDigestMismatch,
+  type BlobReader,
   type BlobStorage,
   BlobTooLarge,
-  type StoredBlob,
+  type StagedBlob,
 } from '../../lib/blob-storage.ts';
 import type { AttachmentIndex, AttachmentRow } from '../sync/sync.store.ts';
+import type { BlobLocks, LockedBlob } from './attachments.repository.ts';
 
 type Schemas = components['schemas'];
 
@@ -27,8 +29,8 @@ export function checkAttachmentId(id: string): void {
 }
 
 /**
- * The expected sha256 from `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:`
- * (RFC 9530); `undefined` when neither is sent, a 400 when one is malformed.
+ * The expected sha256 from `X-Content-SHA256: <hex>` (which wins when both are sent) or from
+ * `Content-Digest` (RFC 9530); `undefined` when neither names a sha256, a 400 when one is malformed.
  */
 export function expectedDigest(headers: {
   contentDigest?: string;
@@ -39,17 +41,38 @@ export function expectedDigest(headers: {
     if (!/^[0-9a-f]{64}$/.test(hex)) throw Invalid('X-Content-SHA256 must be 64 hex digits');
     return hex;
   }
-  if (headers.contentDigest !== undefined) {
-    const match = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/]{43}=):/i.exec(headers.contentDigest);
-    if (!match) throw Invalid('Content-Digest must carry a sha-256 digest (sha-256=:<base64>:)');
-    return Buffer.from(match[1]!, 'base64').toString('hex');
-  }
+  if (headers.contentDigest !== undefined) return sha256OfContentDigest(headers.contentDigest);
   return undefined;
+}
+
+/** One dictionary member of `Content-Digest`: `algorithm=:<base64>:`, perhaps with parameters. */
+const DIGEST_MEMBER = /^\s*([a-z*][a-z0-9_.*-]*)=:([A-Za-z0-9+/]*={0,2}):\s*(?:;[^,]*)?$/i;
+
+/**
+ * `Content-Digest` is a structured-field dictionary of `algorithm=:<base64>:` members. Its sha-256
+ * as hex; `undefined` when it only names algorithms this server does not compute, which RFC 9530
+ * (§2, §5) lets a recipient ignore. Anything that is not such a dictionary, or a sha-256 that is not
+ * 32 bytes, is a 400.
+ */
+function sha256OfContentDigest(header: string): string | undefined {
+  let sha256: string | undefined;
+  for (const member of header.split(',')) {
+    const match = DIGEST_MEMBER.exec(member);
+    if (!match || match[2]!.length % 4 !== 0)
+      throw Invalid('Content-Digest must be a list of algorithm=:<base64>: digests, e.g. sha-256=:<base64>:');
+    if (match[1]!.toLowerCase() !== 'sha-256') continue;
+    const digest = Buffer.from(match[2]!, 'base64');
+    if (digest.length !== 32)
+      throw Invalid('The sha-256 of Content-Digest must be 32 bytes (44 base64 characters)');
+    sha256 = digest.toString('hex');
+  }
+  return sha256;
 }
 
 export interface AttachmentsServiceDeps {
   index: AttachmentIndex;
   blobs: BlobStorage;
+  locks: BlobLocks;
   maxBytes: number;
   clock: () => Date;
 }
@@ -61,10 +84,13 @@ export class AttachmentsService {
     this.#deps = deps;
   }
 
-  /** Streams the bytes into blob storage (hash verified, size limited); nothing is stored on failure. */
-  async receive(file: Readable, expectedSha256: string | undefined): Promise<StoredBlob> {
+  /**
+   * Streams the bytes into staging (hash verified, size limited); nothing is kept on failure. The
+   * caller passes the result to `store`, or discards it.
+   */
+  async receive(file: Readable, expectedSha256: string | undefined): Promise<StagedBlob> {
     try {
-      return await this.#deps.blobs.put(file, {
+      return await this.#deps.blobs.stage(file, {
         maxBytes: this.#deps.maxBytes,
         ...(expectedSha256 ? { expectedSha256 } : {}),
       });
@@ -81,33 +107,47 @@ export class AttachmentsService {
     }
   }
 
-  /** Records a received blob under `id`: new → a version; same bytes → idempotent; other bytes → 409. */
+  /**
+   * Records a received blob under `id`: new → a version; same bytes → idempotent; other bytes → 409.
+   * The blob is published and its row committed under the blob's lock, so a concurrent delete of
+   * the last other attachment with these bytes either removes the file before (and this publishes
+   * it again) or sees this row and keeps it. A refused or failed store leaves no blob that no live
+   * attachment uses, and never the staged file.
+   */
   async store(
     id: string,
-    blob: StoredBlob,
+    blob: StagedBlob,
     filename: string,
     declaredType: string,
   ): Promise<Schemas['UploadAttachmentResponse']> {
     const contentType = contentTypeFor(id, filename, declaredType);
-    const outcome = await this.#deps.index.putAttachment({
-      id,
-      hash: blob.hash,
-      size: blob.size,
-      contentType,
-      now: this.#now(),
-    });
-    if (outcome.kind === 'conflict') {
-      throw Conflict(`Attachment ${id} already exists with different content`, 'attachment_exists', {
-        hash: outcome.hash,
+    try {
+      const outcome = await this.#deps.locks.withBlob(blob.hash, async (locked) => {
+        await blob.publish();
+        try {
+          const result = await this.#deps.index.putAttachment({
+            id,
+            hash: blob.hash,
+            size: blob.size,
+            contentType,
+            now: this.#now(),
+          });
+          if (result.kind === 'conflict') await this.#removeIfUnused(blob.hash, locked);
+          return result;
+        } catch (err) {
+          await this.#removeIfUnused(blob.hash, locked);
+          throw err;
+        }
       });
+      if (outcome.kind === 'conflict') {
+        throw Conflict(`Attachment ${id} already exists with different content`, 'attachment_exists', {
+          hash: outcome.hash,
+        });
+      }
+      return { status: 'success', id, hash: blob.hash, size: blob.size, version: outcome.version };
+    } finally {
+      await blob.discard();
     }
-    // A concurrent delete of the last other user of these bytes may have removed the blob.
-    if (!(await this.#deps.blobs.stat(blob.hash))) {
-      throw new HttpProblem(503, 'retry', 'The upload raced with a delete; send it again', {
-        headers: { 'Retry-After': '1' },
-      });
-    }
-    return { status: 'success', id, hash: blob.hash, size: blob.size, version: outcome.version };
   }
 
   async find(id: string): Promise<AttachmentRow> {
@@ -117,17 +157,65 @@ export class AttachmentsService {
     return row;
   }
 
-  /** Streams the attachment (or an inclusive range) into `destination`. */
-  copyTo(row: AttachmentRow, destination: Writable, range?: { start: number; end: number }): Promise<void> {
-    return this.#deps.blobs.copyTo(row.hash, destination, range);
+  /**
+   * The live attachment and its content, open: 404 when there is none; 500 when its file is
+   * missing or not the size recorded (the storage was damaged), before anything is sent.
+   */
+  async open(id: string): Promise<{ row: AttachmentRow; content: BlobReader }> {
+    return this.#withContent(
+      id,
+      (hash) => this.#deps.blobs.open(hash),
+      (reader) => reader.close(),
+    );
   }
 
+  /** The live attachment, once its content is known to be there (as `open`, without opening it). */
+  async head(id: string): Promise<AttachmentRow> {
+    return (await this.#withContent(id, (hash) => this.#deps.blobs.stat(hash))).row;
+  }
+
+  async #withContent<T extends { size: number }>(
+    id: string,
+    probe: (hash: string) => Promise<T | undefined>,
+    release?: (content: T) => Promise<void>,
+  ): Promise<{ row: AttachmentRow; content: T }> {
+    let row = await this.find(id);
+    let content = await probe(row.hash);
+    if (content === undefined) {
+      // Deleted (or replaced) between reading the row and reaching its file: look again.
+      row = await this.find(id);
+      content = await probe(row.hash);
+    }
+    if (content === undefined) {
+      throw new HttpProblem(500, 'blob_missing', `The content of attachment ${id} is missing from storage`);
+    }
+    if (content.size !== row.size) {
+      await release?.(content);
+      throw new HttpProblem(
+        500,
+        'blob_damaged',
+        `The stored content of attachment ${id} is ${content.size} bytes, not ${row.size}`,
+      );
+    }
+    return { row, content };
+  }
+
+  /** Records a delete; the blob goes too when no live attachment uses it any more. */
   async delete(id: string): Promise<Schemas['DeleteAttachmentResponse']> {
     checkAttachmentId(id);
     const deleted = await this.#deps.index.deleteAttachment(id, this.#now());
     if (!deleted) throw NotFound(`No attachment ${id}`);
-    if (deleted.orphaned) await this.#deps.blobs.delete(deleted.hash);
+    // `orphaned` was true when the delete committed; an upload of the same bytes may have come
+    // since, so the decision is taken again under the blob's lock.
+    if (deleted.orphaned) {
+      await this.#deps.locks.withBlob(deleted.hash, (locked) => this.#removeIfUnused(deleted.hash, locked));
+    }
     return { status: 'success', id, version: deleted.version };
+  }
+
+  /** Only with the blob's lock held. */
+  async #removeIfUnused(hash: string, locked: LockedBlob): Promise<void> {
+    if ((await locked.liveUsers()) === 0) await this.#deps.blobs.delete(hash);
   }
 
   async manifest(sinceVersion: number, baseUrl: string): Promise<Schemas['AttachmentManifestResponse']> {

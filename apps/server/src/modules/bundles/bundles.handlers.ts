@@ -6,7 +6,7 @@ import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
 import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
-import type { MultipartUpload } from '../../http/multipart.ts';
+import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import { StreamTooLarge, streamToFile } from '../../lib/files.ts';
 
@@ -47,6 +47,7 @@ export function bundleUpload(ctx: AppContext): MultipartUpload<string> {
       }
       return target;
     },
+    discard: (target) => rm(target, { force: true }),
   };
 }
 
@@ -65,7 +66,7 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
   const { bundles } = ctx.services;
   return {
     async pushAppBundle(req, res) {
-      const zipFile = res.locals.upload as string | undefined;
+      const zipFile = takeUpload<string>(res);
       if (!zipFile)
         throw new HttpProblem(400, 'validation_failed', 'The multipart field "bundle" is required');
       try {
