@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { DatabaseConfig } from '../config.ts';
 
 /** Arbitrary constants naming PostgreSQL advisory locks. */
-const LOCK_KEYS = { admins: 7_201_001, bundles: 7_201_002, logins: 7_201_003 } as const;
+const LOCK_KEYS = { admins: 7_201_001, bundles: 7_201_002, logins: 7_201_004 } as const;
 
 /**
  * Runs `work` in a transaction that holds a named lock: "admins", so that two concurrent requests

@@ -153,7 +153,7 @@ function describeValidatorError(status: number, message: string): string {
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const problem = toProblem(err);
   if (err instanceof HttpProblem && problem.status === 503) {
-    // A deliberate "not now, retry later" (export_busy, an upload that raced a delete): expected
+    // A deliberate "not now, retry later" (export_busy): expected
     // under load, not a fault worth an error and a stack trace per refusal.
     req.log?.warn({ code: problem.code }, 'request deferred');
   } else if (problem.status >= 500) {
