@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { buildZip, deflatedZeros, type ZipInput } from '@synk/test-support/zip';
 import unzipper from 'unzipper';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
+import { bundleEntries, householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
 import { push } from '../src/sync.ts';
@@ -249,6 +249,35 @@ describe('validation: every problem at once, nothing left behind', () => {
   it('6000 entries → 413', async () => {
     const many = Array.from({ length: 6000 }, (_, i) => ({ name: `app/f${i}.txt`, data: '', store: true }));
     await expectRejected(zipOf({}, many), 413);
+  });
+
+  it('an end record declaring 60000 entries → 413 from the count alone, before the directory is read', async () => {
+    // The directory holds the bundle's few entries: parsing it for the declared 60000 would fail
+    // (a 400 "not a ZIP"), so a 413 shows the count was refused before any parsing.
+    const zip = buildZip(bundleEntries({ household: { schema: householdSchema() } }), {
+      declaredEntries: 60_000,
+    });
+    const body = await expectRejected(zip, 413);
+    expect(body.detail).toMatch(/60000 entries; at most 5000/);
+  });
+
+  it('a ZIP64 end record declaring 2^40 entries → 413', async () => {
+    const zip = buildZip(bundleEntries({ household: { schema: householdSchema() } }), {
+      zip64: true,
+      declaredEntries: 2 ** 40,
+    });
+    const body = await expectRejected(zip, 413);
+    expect(body.detail).toMatch(/1099511627776 entries/);
+  });
+
+  it('a ZIP64 end record, or a long archive comment, is read like any other ZIP', async () => {
+    const entries = bundleEntries({ household: { schema: householdSchema() } });
+    for (const end of [{ zip64: true }, { comment: 'made by a tool that signs its archives '.repeat(20) }]) {
+      const res = await pushBundle(target, admin, buildZip(entries, end));
+      const body = await res.json();
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(body.manifest.files.map((f: { path: string }) => f.path)).toContain('forms/household/ui.json');
+    }
   });
 
   it('a 1 GB-uncompressed bomb → 413 before anything is inflated', async () => {

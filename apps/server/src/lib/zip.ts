@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,18 +20,95 @@ export class NotAZip extends Error {}
 
 export class EntryTooLarge extends Error {}
 
+/** The ZIP's end record declares more entries than allowed (found before its directory is read). */
+export class TooManyEntries extends Error {
+  readonly count: number;
+  constructor(count: number) {
+    super(`the archive declares ${count} entries`);
+    this.count = count;
+  }
+}
+
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
-/** Reads a ZIP's central directory (no entry is decompressed yet). */
-export async function readZipDirectory(file: string): Promise<ZipEntry[]> {
+const END_SIGNATURE = 0x06054b50;
+const END_SIZE = 22;
+const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
+const ZIP64_LOCATOR_SIZE = 20;
+const ZIP64_END_SIGNATURE = 0x06064b50;
+const ZIP64_END_SIZE = 56;
+
+async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await file.read(buffer, 0, length, position);
+  if (bytesRead !== length) throw new NotAZip('the archive is truncated');
+  return buffer;
+}
+
+/**
+ * Where the end of central directory record starts and how many entries it declares (from the
+ * ZIP64 end record when the classic one says so), read from the file's tail alone. The record is
+ * the last one whose comment reaches exactly to the end of the file.
+ */
+async function readEndRecord(file: FileHandle, size: number): Promise<{ offset: number; entries: number }> {
+  if (size < END_SIZE) throw new NotAZip('too short to be a ZIP archive');
+  const tailLength = Math.min(size, END_SIZE + 0xffff);
+  const tail = await readAt(file, size - tailLength, tailLength);
+  for (let at = tailLength - END_SIZE; at >= 0; at--) {
+    if (tail.readUInt32LE(at) !== END_SIGNATURE) continue;
+    if (at + END_SIZE + tail.readUInt16LE(at + 20) !== tailLength) continue;
+    const offset = size - tailLength + at;
+    const entries = tail.readUInt16LE(at + 10);
+    // The same test unzipper (and Go's archive/zip) applies for ZIP64.
+    const zip64 =
+      tail.readUInt16LE(at + 4) === 0xffff || entries === 0xffff || tail.readUInt32LE(at + 16) === 0xffffffff;
+    if (!zip64) return { offset, entries };
+    if (offset < ZIP64_LOCATOR_SIZE) throw new NotAZip('the ZIP64 end record locator is missing');
+    const locator = await readAt(file, offset - ZIP64_LOCATOR_SIZE, ZIP64_LOCATOR_SIZE);
+    if (locator.readUInt32LE(0) !== ZIP64_LOCATOR_SIGNATURE)
+      throw new NotAZip('the ZIP64 end record locator is missing');
+    const zip64Offset = Number(locator.readBigUInt64LE(8));
+    if (zip64Offset + ZIP64_END_SIZE > size) throw new NotAZip('the ZIP64 end record is outside the archive');
+    const record = await readAt(file, zip64Offset, ZIP64_END_SIZE);
+    if (record.readUInt32LE(0) !== ZIP64_END_SIGNATURE) throw new NotAZip('the ZIP64 end record is missing');
+    return { offset, entries: Number(record.readBigUInt64LE(32)) };
+  }
+  throw new NotAZip('no end of central directory record');
+}
+
+/**
+ * Reads a ZIP's central directory (no entry is decompressed yet). The entry count its end record
+ * declares is checked against `maxEntries` first: the directory is only parsed (one object per
+ * entry, all in memory) when the count is allowed.
+ */
+export async function readZipDirectory(file: string, maxEntries: number): Promise<ZipEntry[]> {
+  let end: { offset: number; entries: number };
+  let size: number;
+  const handle = await open(file, 'r');
+  try {
+    size = (await handle.stat()).size;
+    end = await readEndRecord(handle, size);
+  } finally {
+    await handle.close();
+  }
+  if (end.entries > maxEntries) throw new TooManyEntries(end.entries);
+
   const { default: unzipper } = await import('unzipper');
   let directory: Awaited<ReturnType<typeof unzipper.Open.file>>;
   try {
-    directory = await unzipper.Open.file(file);
+    // unzipper looks for the end record from `tailSize` bytes before the end of the file: pointed
+    // at the one read above, it parses exactly the entries that were counted.
+    const openFile = unzipper.Open.file as (
+      name: string,
+      options: { tailSize: number },
+    ) => ReturnType<typeof unzipper.Open.file>;
+    directory = await openFile(file, { tailSize: size - end.offset });
   } catch (err) {
     throw new NotAZip((err as Error).message);
   }
+  if (directory.files.length !== end.entries)
+    throw new NotAZip('the central directory does not match its end record');
   return directory.files.map((entry) => ({
     name: entry.path,
     isDirectory: entry.type === 'Directory',

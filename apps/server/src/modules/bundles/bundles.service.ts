@@ -25,6 +25,7 @@ import {
   extractEntry,
   NotAZip,
   readZipDirectory,
+  TooManyEntries,
   writeZip,
   type ZipEntry,
 } from '../../lib/zip.ts';
@@ -189,7 +190,7 @@ export class BundlesService implements FormSchemas {
     const { limits } = this.#deps.config;
     let entries: ZipEntry[];
     try {
-      entries = await readZipDirectory(zipFile);
+      entries = await readZipDirectory(zipFile, limits.bundleEntries);
     } catch (err) {
       if (err instanceof NotAZip)
         throw Invalid(
@@ -197,12 +198,11 @@ export class BundlesService implements FormSchemas {
           [{ path: 'bundle', message: 'is not a ZIP archive' }],
           'invalid_bundle',
         );
+      if (err instanceof TooManyEntries)
+        throw PayloadTooLarge(
+          `The bundle has ${err.count} entries; at most ${limits.bundleEntries} are allowed`,
+        );
       throw err;
-    }
-    if (entries.length > limits.bundleEntries) {
-      throw PayloadTooLarge(
-        `The bundle has ${entries.length} entries; at most ${limits.bundleEntries} are allowed`,
-      );
     }
     const declaredTotal = entries.reduce((sum, e) => sum + e.uncompressedSize, 0);
     if (declaredTotal > limits.bundleUncompressedBytes) {
