@@ -114,12 +114,50 @@ export function checkLayout(fileNames: string[], errors: ProblemItem[]): BundleL
   return layout;
 }
 
+/**
+ * How deeply a form's JSON may nest objects and arrays: far more than any form needs, and far
+ * less than what exhausts the stack of a recursive walk (JSON Schema compilation, canonical JSON).
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/**
+ * True when JSON text nests objects and arrays more than `max` levels deep. Counted on the text,
+ * without recursion and before parsing: a 5 MiB file of `[` alone parses into millions of arrays.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  for (let at = 0; at < text.length; at++) {
+    const c = text.charCodeAt(at);
+    if (c === 0x22) {
+      // A string: skip to its closing quote (brackets inside it do not count).
+      for (at++; at < text.length; at++) {
+        const inner = text.charCodeAt(at);
+        if (inner === 0x5c) at++;
+        else if (inner === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 /** Parses a JSON file that must hold an object. */
 export function parseJsonObject(
   path: string,
   text: string,
   errors: ProblemItem[],
 ): Record<string, unknown> | undefined {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    errors.push({
+      path,
+      message: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`,
+      code: 'too_deep',
+    });
+    return undefined;
+  }
   let value: unknown;
   try {
     value = parseJson(text);
@@ -157,19 +195,28 @@ export function checkSchemaCompiles(
 }
 
 /** Every renderer a schema (`x-renderer`, `rendererType`) or a ui (`options.format`) refers to. */
-export function rendererReferences(kind: 'schema' | 'ui', value: unknown, found: string[] = []): string[] {
-  if (Array.isArray(value)) {
-    for (const item of value) rendererReferences(kind, item, found);
-  } else if (value && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    if (kind === 'schema') {
-      for (const key of ['x-renderer', 'rendererType'])
-        if (typeof record[key] === 'string') found.push(record[key] as string);
-    } else {
-      const options = record.options as Record<string, unknown> | undefined;
-      if (options && typeof options.format === 'string') found.push(options.format);
+export function rendererReferences(kind: 'schema' | 'ui', root: unknown): string[] {
+  const found: string[] = [];
+  // An explicit stack rather than recursion: the walk's depth is not the call stack's.
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (Array.isArray(value)) {
+      for (const item of value) pending.push(item);
+    } else if (value && typeof value === 'object') {
+      const record = value as Record<string, unknown>;
+      if (kind === 'schema') {
+        for (const key of ['x-renderer', 'rendererType'])
+          if (Object.hasOwn(record, key) && typeof record[key] === 'string')
+            found.push(record[key] as string);
+      } else if (Object.hasOwn(record, 'options')) {
+        const options = record.options as Record<string, unknown> | null;
+        if (options && typeof options === 'object' && Object.hasOwn(options, 'format')) {
+          if (typeof options.format === 'string') found.push(options.format);
+        }
+      }
+      for (const inner of Object.values(record)) pending.push(inner);
     }
-    for (const inner of Object.values(record)) rendererReferences(kind, inner, found);
   }
   return found;
 }

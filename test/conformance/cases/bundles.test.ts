@@ -233,6 +233,40 @@ describe('validation: every problem at once, nothing left behind', () => {
     expect(problems).toMatch(/forms\/g\/schema.json: refers to unknown renderer "ghost"/);
   });
 
+  it('JSON nested 200000 levels deep in a ui.json and a schema.json → 400 naming both files', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const zip = buildZip([
+      { name: 'app/index.html', data: 'x' },
+      { name: 'forms/a/schema.json', data: JSON.stringify({ type: 'object' }) },
+      { name: 'forms/a/ui.json', data: `{"a":${deep}}` },
+      { name: 'forms/b/schema.json', data: `{"type":"object","x":${deep}}` },
+      { name: 'forms/b/ui.json', data: '{}' },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.code).toBe('invalid_bundle');
+    expect(body.errors).toEqual([
+      {
+        path: 'forms/a/ui.json',
+        message: 'nests objects and arrays more than 100 levels deep',
+        code: 'too_deep',
+      },
+      {
+        path: 'forms/b/schema.json',
+        message: 'nests objects and arrays more than 100 levels deep',
+        code: 'too_deep',
+      },
+    ]);
+  });
+
+  it('JSON 100 levels deep, and brackets inside strings, are fine', async () => {
+    let schema: Record<string, unknown> = { type: 'string', title: '[[[[{{{{'.repeat(100) };
+    for (let i = 0; i < 49; i++) schema = { type: 'object', properties: { inner: schema } };
+    let ui: unknown = { type: 'Control', scope: '#/properties/inner', options: { format: 'text' } };
+    for (let i = 0; i < 49; i++) ui = { type: 'VerticalLayout', elements: [ui] };
+    expect(JSON.stringify(schema)).toMatch(/(\{"type":"object","properties":\{"inner":){49}/);
+    expect((await pushBundle(target, admin, zipOf({ deep: { schema, ui } }))).status).toBe(200);
+  });
+
   it('bundled renderers and built-ins are fine', async () => {
     const zip = zipOf(
       {
