@@ -1,5 +1,9 @@
 import { canonicalJson, parseJson } from '@synk/json';
-import { Ajv } from 'ajv';
+import { Ajv, type Options, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import draft06MetaSchema from 'ajv/dist/refs/json-schema-draft-06.json' with { type: 'json' };
+
 /** One problem found in a bundle (the shape of a problem+json `errors[]` item). */
 export interface ProblemItem {
   path?: string;
@@ -172,25 +176,103 @@ export function parseJsonObject(
   return value as Record<string, unknown>;
 }
 
-/** A JSON Schema compiler tolerant of the vocabulary forms use (x-*, ui hints, formats). */
-export function createSchemaCompiler(): Ajv {
-  return new Ajv({ strict: false, allErrors: true, validateFormats: false });
+/** The JSON Schema drafts a form's schema may declare in `$schema`, and the URI of each. */
+export const SCHEMA_DRAFTS = {
+  'draft-07': 'http://json-schema.org/draft-07/schema#',
+  'draft-06': 'http://json-schema.org/draft-06/schema#',
+  '2019-09': 'https://json-schema.org/draft/2019-09/schema',
+  '2020-12': 'https://json-schema.org/draft/2020-12/schema',
+} as const;
+export type SchemaDraft = keyof typeof SCHEMA_DRAFTS;
+
+/** A schema without `$schema` is draft-07 (what Ajv, JSON Forms and the existing bundles assume). */
+const DEFAULT_DRAFT: SchemaDraft = 'draft-07';
+
+const SUPPORTED_DRAFTS = 'draft-07 (the default when "$schema" is absent), draft-06, 2019-09 and 2020-12';
+
+/** `$schema` URIs with either scheme and with or without the empty fragment name the same draft. */
+const draftKey = (uri: string) => uri.replace(/^https:/, 'http:').replace(/#$/, '');
+const DRAFT_BY_URI = new Map(
+  Object.entries(SCHEMA_DRAFTS).map(([draft, uri]) => [draftKey(uri), draft as SchemaDraft]),
+);
+
+/** A schema's `$schema` names a draft this server cannot validate with. */
+export class UnsupportedSchemaDraft extends Error {}
+
+function draftOf(schema: Record<string, unknown>): SchemaDraft {
+  if (!Object.hasOwn(schema, '$schema')) return DEFAULT_DRAFT;
+  const uri = schema.$schema;
+  const draft = typeof uri === 'string' ? DRAFT_BY_URI.get(draftKey(uri)) : undefined;
+  if (draft) return draft;
+  throw new UnsupportedSchemaDraft(
+    `declares "$schema": ${JSON.stringify(uri)}, which is not supported; the supported JSON Schema drafts are ${SUPPORTED_DRAFTS}`,
+  );
 }
 
+/** Tolerant of the vocabulary forms use (x-*, ui hints, formats). */
+const AJV_OPTIONS: Options = { strict: false, allErrors: true, validateFormats: false };
+
+function ajvFor(draft: SchemaDraft, options: Options): Ajv | Ajv2019 | Ajv2020 {
+  switch (draft) {
+    case '2019-09':
+      return new Ajv2019(options);
+    case '2020-12':
+      return new Ajv2020(options);
+    case 'draft-06': {
+      const ajv = new Ajv(options);
+      ajv.addMetaSchema(draft06MetaSchema);
+      return ajv;
+    }
+    case 'draft-07':
+      return new Ajv(options);
+  }
+}
+
+/** Compiles form schemas of the drafts in SCHEMA_DRAFTS. */
+export interface SchemaCompiler {
+  /**
+   * A validator for one form's schema, compiled on its own: nothing it declares (an `$id`, say)
+   * is seen by another form's schema. Throws UnsupportedSchemaDraft, or an Error saying why the
+   * schema is not a valid JSON Schema.
+   */
+  compile(schema: Record<string, unknown>): ValidateFunction;
+}
+
+export function createSchemaCompiler(): SchemaCompiler {
+  // One instance per draft checks schemas against its meta-schema (compiled once, and it never
+  // keeps the schemas it checks); each form then compiles in an instance of its own.
+  const metaValidators = new Map<SchemaDraft, Ajv | Ajv2019 | Ajv2020>();
+  return {
+    compile(schema) {
+      const draft = draftOf(schema);
+      let meta = metaValidators.get(draft);
+      if (!meta) {
+        meta = ajvFor(draft, AJV_OPTIONS);
+        metaValidators.set(draft, meta);
+      }
+      if (!meta.validate(SCHEMA_DRAFTS[draft], schema))
+        throw new Error(`schema is invalid: ${meta.errorsText(meta.errors)}`);
+      return ajvFor(draft, { ...AJV_OPTIONS, validateSchema: false }).compile(schema);
+    },
+  };
+}
+
+/** Compiles a form's schema, listing why it cannot be; the validator when it can. */
 export function checkSchemaCompiles(
-  ajv: Ajv,
+  compiler: SchemaCompiler,
   path: string,
   schema: Record<string, unknown>,
   errors: ProblemItem[],
-): void {
+): ValidateFunction | undefined {
   try {
-    ajv.compile(schema);
+    return compiler.compile(schema);
   } catch (err) {
-    errors.push({
-      path,
-      message: `is not a valid JSON Schema: ${(err as Error).message}`,
-      code: 'invalid_schema',
-    });
+    errors.push(
+      err instanceof UnsupportedSchemaDraft
+        ? { path, message: err.message, code: 'unsupported_schema_draft' }
+        : { path, message: `is not a valid JSON Schema: ${(err as Error).message}`, code: 'invalid_schema' },
+    );
+    return undefined;
   }
 }
 

@@ -58,6 +58,7 @@ export function checkBundlePath(filePath: string): void {
 export class BundlesService implements FormSchemas {
   readonly #deps: BundlesServiceDeps;
   readonly #root: string;
+  readonly #schemas = createSchemaCompiler();
   /** Compiled form validators of the active version (per process; rebuilt when the version changes). */
   #validators: { version: string; forms: Map<string, ValidateFunction | null> } | undefined;
   #activeCache: { version: string | null; at: number } | undefined;
@@ -294,7 +295,6 @@ export class BundlesService implements FormSchemas {
   }
 
   #checkForms(layout: ReturnType<typeof checkLayout>, json: Map<string, string>, errors: ProblemItem[]) {
-    const ajv = createSchemaCompiler();
     const forms = new Map<string, Record<string, unknown>>();
     for (const [form, paths] of layout.forms) {
       if (!paths.schema || !paths.ui) continue;
@@ -303,7 +303,7 @@ export class BundlesService implements FormSchemas {
       const schema = schemaText === undefined ? undefined : parseJsonObject(paths.schema, schemaText, errors);
       const ui = uiText === undefined ? undefined : parseJsonObject(paths.ui, uiText, errors);
       if (schema) {
-        checkSchemaCompiles(ajv, paths.schema, schema, errors);
+        checkSchemaCompiles(this.#schemas, paths.schema, schema, errors);
         checkRenderers(paths.schema, rendererReferences('schema', schema), layout.renderers, errors);
         forms.set(form, schema);
       }
@@ -412,11 +412,10 @@ export class BundlesService implements FormSchemas {
       return;
     }
     if (this.#validators?.version === active) return;
-    const ajv = createSchemaCompiler();
     const forms = new Map<string, ValidateFunction | null>();
     for (const [name, form] of await this.#forms(active)) {
       try {
-        forms.set(name, ajv.compile(form.schema));
+        forms.set(name, this.#schemas.compile(form.schema));
       } catch {
         forms.set(name, null);
       }
