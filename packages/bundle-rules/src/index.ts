@@ -316,14 +316,22 @@ export function checkRenderers(
   }
 }
 
+/** A schema's top-level `properties` (its own, and only when it is an object). */
+function topLevelProperties(schema: Record<string, unknown>): Record<string, unknown> {
+  const properties = Object.hasOwn(schema, 'properties') ? schema.properties : undefined;
+  return properties && typeof properties === 'object' && !Array.isArray(properties)
+    ? (properties as Record<string, unknown>)
+    : {};
+}
+
 /** Top-level properties that are core fields: named `core_*` or marked `"x-core": true`. */
 export function coreFields(schema: Record<string, unknown>): Map<string, unknown> {
-  const properties = (schema.properties ?? {}) as Record<string, unknown>;
   const core = new Map<string, unknown>();
-  for (const [name, definition] of Object.entries(properties)) {
+  for (const [name, definition] of Object.entries(topLevelProperties(schema))) {
     const marked =
       typeof definition === 'object' &&
       definition !== null &&
+      Object.hasOwn(definition, 'x-core') &&
       (definition as Record<string, unknown>)['x-core'] === true;
     if (name.startsWith('core_') || marked) core.set(name, definition);
   }
@@ -342,7 +350,7 @@ export function checkCoreFields(
   const path = `forms/${form}/schema.json`;
   for (const [name, definition] of before) {
     if (!after.has(name)) {
-      const stillThere = ((next.properties ?? {}) as Record<string, unknown>)[name] !== undefined;
+      const stillThere = Object.hasOwn(topLevelProperties(next), name);
       errors.push({
         path,
         message: stillThere

@@ -10,15 +10,24 @@ export interface FormDefinition {
   ui: Record<string, unknown>;
 }
 
+// Field names are the form author's: only own properties count (`constructor`, `toString`… are
+// inherited by every object and would otherwise look present).
+const own = (value: unknown, key: string): unknown =>
+  value !== null && typeof value === 'object' && Object.hasOwn(value, key)
+    ? (value as Record<string, unknown>)[key]
+    : undefined;
+
 function fieldType(definition: unknown): string {
-  const type = (definition as { type?: unknown } | null)?.type;
+  const type = own(definition, 'type');
   if (Array.isArray(type)) return type.join('|');
   return typeof type === 'string' ? type : '';
 }
 
 function properties(schema: Record<string, unknown>): Record<string, unknown> {
-  const value = schema.properties;
-  return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  const value = own(schema, 'properties');
+  return value && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 /**
@@ -46,14 +55,14 @@ export function diffBundles(
     const oldProps = properties(before.schema);
     const newProps = properties(after.schema);
     for (const field of Object.keys(newProps).sort()) {
-      if (!(field in oldProps)) added.push({ field, type: fieldType(newProps[field]) });
+      if (!Object.hasOwn(oldProps, field)) added.push({ field, type: fieldType(newProps[field]) });
       else if (fieldType(oldProps[field]) !== fieldType(newProps[field])) {
         removed.push({ field, type: fieldType(oldProps[field]) });
         added.push({ field, type: fieldType(newProps[field]) });
       }
     }
     for (const field of Object.keys(oldProps).sort()) {
-      if (!(field in newProps)) removed.push({ field, type: fieldType(oldProps[field]) });
+      if (!Object.hasOwn(newProps, field)) removed.push({ field, type: fieldType(oldProps[field]) });
     }
     modified.push({
       form,
