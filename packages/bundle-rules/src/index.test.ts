@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkLayout,
   checkSchemaCompiles,
   createSchemaCompiler,
   MAX_JSON_DEPTH,
@@ -129,5 +130,34 @@ describe('form schemas', () => {
         },
       ]);
     }
+  });
+});
+
+describe('checkLayout', () => {
+  it('checks folder entries (names ending in /) like files: only where the layout has room', () => {
+    const errors: ProblemItem[] = [];
+    const layout = checkLayout(
+      [
+        'app/',
+        'app/index.html',
+        'app/deep/er/',
+        'forms/',
+        'forms/f/',
+        'renderers/',
+        'renderers/r/',
+        'other/',
+        'forms/f/sub/',
+        'forms/a+b/',
+        'renderers/r/lib/',
+      ],
+      errors,
+    );
+    expect(layout.forms.size).toBe(0);
+    expect(errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'other/: nothing but app/, forms/ and renderers/ may be at the top level',
+      'forms/f/sub/: only schema.json and ui.json may be in a form folder',
+      'forms/a+b/: is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)',
+      'renderers/r/lib/: is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)',
+    ]);
   });
 });

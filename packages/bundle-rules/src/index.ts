@@ -66,10 +66,34 @@ export interface BundleLayout {
   hasIndex: boolean;
 }
 
-/** Checks where each (file) entry sits; collects forms and renderers. */
-export function checkLayout(fileNames: string[], errors: ProblemItem[]): BundleLayout {
+const OUTSIDE_LAYOUT =
+  'is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)';
+const OUTSIDE_TOP_LEVEL = 'nothing but app/, forms/ and renderers/ may be at the top level';
+
+/** Folders the layout has room for: app/ and anything in it, forms/{name}/, renderers/{name}/. */
+function folderProblem(name: string): string | undefined {
+  const parts = name.split('/');
+  const [top] = parts;
+  if (top === 'app') return undefined;
+  if (top !== 'forms' && top !== 'renderers') return OUTSIDE_TOP_LEVEL;
+  if (parts.length === 1) return undefined;
+  if (!SEGMENT.test(parts[1]!)) return OUTSIDE_LAYOUT;
+  if (parts.length === 2) return undefined;
+  return top === 'forms' ? 'only schema.json and ui.json may be in a form folder' : OUTSIDE_LAYOUT;
+}
+
+/**
+ * Checks where each entry sits (a name ending in `/` is a folder, which must fit the layout as
+ * much as a file); collects forms and renderers.
+ */
+export function checkLayout(names: string[], errors: ProblemItem[]): BundleLayout {
   const layout: BundleLayout = { forms: new Map(), renderers: new Set(), hasIndex: false };
-  for (const name of fileNames) {
+  for (const name of names) {
+    if (name.endsWith('/')) {
+      const problem = folderProblem(name.slice(0, -1));
+      if (problem) errors.push({ path: name, message: problem, code: 'layout' });
+      continue;
+    }
     const parts = name.split('/');
     const [top] = parts;
     if (top === 'app' && parts.length >= 2) {
@@ -97,10 +121,7 @@ export function checkLayout(fileNames: string[], errors: ProblemItem[]): BundleL
     }
     errors.push({
       path: name,
-      message:
-        top === 'app' || top === 'forms' || top === 'renderers'
-          ? 'is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)'
-          : 'nothing but app/, forms/ and renderers/ may be at the top level',
+      message: top === 'app' || top === 'forms' || top === 'renderers' ? OUTSIDE_LAYOUT : OUTSIDE_TOP_LEVEL,
       code: 'layout',
     });
   }

@@ -182,6 +182,22 @@ describe('validation: every problem at once, nothing left behind', () => {
       [{ name: 'forms/household/extra.txt', data: 'x' }],
       /only schema.json and ui.json/,
     ],
+    [
+      'a stray top-level folder (a folder entry alone)',
+      [{ name: 'other/' }],
+      /"path":"other\/","message":"nothing but app\/, forms\/ and renderers\/ may be at the top level"/,
+    ],
+    [
+      'a folder inside a form folder',
+      [{ name: 'forms/household/more/' }],
+      /"path":"forms\/household\/more\/","message":"only schema.json and ui.json/,
+    ],
+    ['a folder inside a renderer folder', [{ name: 'renderers/r/lib/' }], /"path":"renderers\/r\/lib\/"/],
+    [
+      'a folder name holding data',
+      [{ name: 'app/data/', data: 'not a folder' }],
+      /"path":"app\/data\/","message":"is named as a folder but holds data"/,
+    ],
   ])('%s → 400 naming it', async (_label, extra, pattern) => {
     await expectRejected(zipOf({ household: { schema: householdSchema() } }, extra), 400, pattern);
   });
@@ -265,6 +281,25 @@ describe('validation: every problem at once, nothing left behind', () => {
     for (let i = 0; i < 49; i++) ui = { type: 'VerticalLayout', elements: [ui] };
     expect(JSON.stringify(schema)).toMatch(/(\{"type":"object","properties":\{"inner":){49}/);
     expect((await pushBundle(target, admin, zipOf({ deep: { schema, ui } }))).status).toBe(200);
+  });
+
+  it('folder entries where the layout has room for them are fine', async () => {
+    const folders = [
+      'app/',
+      'app/js/',
+      'app/img/',
+      'forms/',
+      'forms/household/',
+      'forms/empty/',
+      'renderers/',
+    ];
+    const zip = zipOf(
+      { household: { schema: householdSchema() } },
+      folders.map((name) => ({ name })),
+    );
+    const res = await pushBundle(target, admin, zip);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await res.json()).manifest.files.map((f: { path: string }) => f.path)).not.toContain('app/img/');
   });
 
   it('bundled renderers and built-ins are fine', async () => {

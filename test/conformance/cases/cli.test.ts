@@ -201,7 +201,7 @@ describe('synk CLI', () => {
     );
   });
 
-  it('forms validate agrees with the server on JSON Schema drafts, shared $ids and deep JSON', async () => {
+  it('forms validate agrees with the server on JSON Schema drafts, shared $ids, deep JSON and stray folders', async () => {
     const folder = (name: string, forms: Record<string, string>) => {
       const dir = path.join(work, name);
       mkdirSync(path.join(dir, 'app'), { recursive: true });
@@ -227,12 +227,14 @@ describe('synk CLI', () => {
       old: schema({ $schema: 'http://json-schema.org/draft-04/schema#' }),
       deep: `{"type":"object","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
     });
+    mkdirSync(path.join(bad, 'other')); // an empty folder: a ZIP of the folder would list `other/`
     const res = await synk('--json', 'forms', 'validate', bad);
     expect(res.code).toBe(1);
     const { errors } = JSON.parse(res.stdout) as { errors: { path: string; code: string }[] };
     expect(errors.map((e) => `${e.path} ${e.code}`).sort()).toEqual([
       'forms/deep/schema.json too_deep',
       'forms/old/schema.json unsupported_schema_draft',
+      'other/ layout',
     ]);
   });
 

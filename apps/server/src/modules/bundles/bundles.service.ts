@@ -220,6 +220,8 @@ export class BundlesService implements FormSchemas {
     const errors: ProblemItem[] = [];
     const seen = new Set<string>();
     const files: ZipEntry[] = [];
+    // Folder entries too: the layout allows no folder where it allows no file (`other/`).
+    const names: string[] = [];
     for (const e of entries) {
       const problem = unsafeNameProblem(e.name);
       if (problem) errors.push({ path: e.name, message: `entry name ${problem}`, code: 'unsafe_entry' });
@@ -227,13 +229,16 @@ export class BundlesService implements FormSchemas {
         errors.push({ path: e.name, message: 'symbolic links are not allowed', code: 'unsafe_entry' });
       else if (seen.has(e.name.replace(/\/$/, '')))
         errors.push({ path: e.name, message: 'appears more than once', code: 'duplicate_entry' });
-      else if (!e.isDirectory) files.push(e);
+      else if (e.isDirectory) names.push(e.name);
+      else if (e.name.endsWith('/'))
+        errors.push({ path: e.name, message: 'is named as a folder but holds data', code: 'unsafe_entry' });
+      else {
+        files.push(e);
+        names.push(e.name);
+      }
       seen.add(e.name.replace(/\/$/, ''));
     }
-    const layout = checkLayout(
-      files.map((f) => f.name),
-      errors,
-    );
+    const layout = checkLayout(names, errors);
 
     const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
     try {
