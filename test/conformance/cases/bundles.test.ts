@@ -283,6 +283,42 @@ describe('validation: every problem at once, nothing left behind', () => {
     expect((await pushBundle(target, admin, zipOf({ deep: { schema, ui } }))).status).toBe(200);
   });
 
+  it('entries that cannot be extracted → 400 naming each, with no server path in the answer', async () => {
+    const zip = zipOf({ household: { schema: householdSchema() } }, [
+      { name: 'app/x', data: 'a file' },
+      { name: 'app/x/y', data: 'a file inside the file' },
+      { name: 'app/x/z/' },
+      { name: `app/${'n'.repeat(300)}.txt`, data: 'a name no file system takes' },
+      { name: 'app/bzip2.txt', data: 'BZh91AY&SY', method: 12 },
+      { name: 'app/secret.txt', data: 'x'.repeat(20), flags: 1, store: true },
+      { name: 'app/corrupt.txt', data: Buffer.from('not deflate data at all, not at all'), method: 8 },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.code).toBe('invalid_bundle');
+    expect(body.errors).toEqual([
+      { path: 'app/x/y', message: 'is inside app/x, which is a file', code: 'duplicate_entry' },
+      { path: 'app/x/z/', message: 'is inside app/x, which is a file', code: 'duplicate_entry' },
+      {
+        path: `app/${'n'.repeat(300)}.txt`,
+        message: 'cannot be extracted: its name is too long for the file system',
+        code: 'corrupt_entry',
+      },
+      {
+        path: 'app/bzip2.txt',
+        message:
+          'cannot be extracted: it uses compression method 12; only stored (0) and deflate (8) are supported',
+        code: 'corrupt_entry',
+      },
+      { path: 'app/secret.txt', message: 'cannot be extracted: it is encrypted', code: 'corrupt_entry' },
+      {
+        path: 'app/corrupt.txt',
+        message: expect.stringMatching(/^cannot be extracted: its compressed data is corrupt \(.+\)$/),
+        code: 'corrupt_entry',
+      },
+    ]);
+    expect(JSON.stringify(body)).not.toMatch(/app-bundles|stage-|\/tmp\/|E[A-Z]+:/);
+  });
+
   it('folder entries where the layout has room for them are fine', async () => {
     const folders = [
       'app/',

@@ -16,6 +16,10 @@ export interface ZipInput {
   declaredSize?: number;
   /** Precompressed deflate data (for bombs built without holding the inflated bytes). */
   deflated?: { data: Buffer; size: number; crc: number };
+  /** Writes this compression method in the headers, with the data stored as given (e.g. 12, bzip2). */
+  method?: number;
+  /** Extra general purpose flags for the headers (e.g. 1, encrypted). */
+  flags?: number;
 }
 
 /** What the end of the archive says (hostile archives lie here too). */
@@ -36,14 +40,19 @@ export function buildZip(entries: ZipInput[], end: ZipEndOptions = {}): Buffer {
     const name = Buffer.from(entry.name, 'utf8');
     const raw = Buffer.isBuffer(entry.data) ? entry.data : Buffer.from(entry.data ?? '', 'utf8');
     const isDir = entry.name.endsWith('/');
-    const method = entry.deflated ? 8 : entry.store || isDir ? 0 : 8;
-    const body = entry.deflated ? entry.deflated.data : method === 8 ? deflateRawSync(raw) : raw;
+    const method = entry.method ?? (entry.deflated ? 8 : entry.store || isDir ? 0 : 8);
+    const body = entry.deflated
+      ? entry.deflated.data
+      : method === 8 && entry.method === undefined
+        ? deflateRawSync(raw)
+        : raw;
+    const flags = 0x0800 | (entry.flags ?? 0); // UTF-8 names
     const crc = entry.deflated ? entry.deflated.crc : zlibCrc32(raw);
     const size = entry.declaredSize ?? (entry.deflated ? entry.deflated.size : raw.length);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(flags, 6);
     local.writeUInt16LE(method, 8);
     local.writeUInt32LE(0x21, 10); // 1980-01-01 00:00
     local.writeUInt32LE(crc, 14);
@@ -56,7 +65,7 @@ export function buildZip(entries: ZipInput[], end: ZipEndOptions = {}): Buffer {
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix, so the mode in the attributes counts
     central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(flags, 8);
     central.writeUInt16LE(method, 10);
     central.writeUInt32LE(0x21, 12);
     central.writeUInt32LE(crc, 16);

@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildZip, type ZipEndOptions, type ZipInput } from '@synk/test-support/zip';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createZipStream, NotAZip, readZipDirectory, TooManyEntries } from './zip.ts';
+import { BadEntry, createZipStream, extractEntry, NotAZip, readZipDirectory, TooManyEntries } from './zip.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'synk-zip-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -138,5 +138,49 @@ describe('createZipStream', () => {
     await new Promise((resolve) => first.once('close', resolve)); // failed with the output
     const late = zip.entry('late.bin', { compress: false });
     await expect(pipeline(Readable.from([Buffer.alloc(1024)]), late)).rejects.toThrow();
+  });
+});
+
+describe('extractEntry', () => {
+  const entriesOf = async (inputs: ZipInput[]) => readZipDirectory(zipFile(inputs), 100);
+
+  it('a name the file system refuses, or data that cannot be read: BadEntry, naming no server path', async () => {
+    const out = mkdtempSync(path.join(dir, 'out-'));
+    writeFileSync(path.join(out, 'taken'), 'a file');
+    const [clash, corrupt, bzip2, encrypted] = await entriesOf([
+      { name: 'taken/inside.txt', data: 'x' },
+      { name: 'corrupt.txt', data: Buffer.from('not deflate data at all'), method: 8 },
+      { name: 'bzip2.txt', data: 'BZh9', method: 12 },
+      { name: 'secret.txt', data: 'x', flags: 1 },
+    ]);
+    const failure = (entry: typeof clash, target: string) =>
+      extractEntry(entry!, path.join(out, target), 1000).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    const errors = [
+      await failure(clash, 'taken/inside.txt'),
+      await failure(corrupt, 'corrupt.txt'),
+      await failure(bzip2, 'bzip2.txt'),
+      await failure(encrypted, 'secret.txt'),
+    ];
+    for (const err of errors) expect(err).toBeInstanceOf(BadEntry);
+    expect(errors.map((e) => (e as Error).message)).toEqual([
+      'its name clashes with another entry',
+      expect.stringMatching(/^its compressed data is corrupt \(.+\)$/),
+      'it uses compression method 12; only stored (0) and deflate (8) are supported',
+      'it is encrypted',
+    ]);
+  });
+
+  it('any other file system failure is the server’s: thrown as it is', async () => {
+    const out = mkdtempSync(path.join(dir, 'out-'));
+    symlinkSync('loop', path.join(out, 'loop')); // a link to itself: ELOOP
+    const [entry] = await entriesOf([{ name: 'loop/x/file.txt', data: 'x' }]);
+    const err = await extractEntry(entry!, path.join(out, 'loop', 'x', 'file.txt'), 1000).catch((e) => e);
+    expect(err).not.toBeInstanceOf(BadEntry);
+    expect(err.code).toBe('ELOOP');
+    mkdirSync(path.join(out, 'fine'));
+    expect((await extractEntry(entry!, path.join(out, 'fine', 'file.txt'), 1000)).size).toBe(1);
   });
 });

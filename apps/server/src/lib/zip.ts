@@ -13,6 +13,9 @@ export interface ZipEntry {
   compressedSize: number;
   uncompressedSize: number;
   modifiedAt: Date;
+  /** 0 stored, 8 deflate; anything else cannot be extracted. */
+  compressionMethod: number;
+  encrypted: boolean;
   open(): Readable;
 }
 
@@ -28,6 +31,9 @@ export class TooManyEntries extends Error {
     this.count = count;
   }
 }
+
+const STORED = 0;
+const DEFLATED = 8;
 
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
@@ -117,13 +123,43 @@ export async function readZipDirectory(file: string, maxEntries: number): Promis
     compressedSize: entry.compressedSize,
     uncompressedSize: entry.uncompressedSize,
     modifiedAt: entry.lastModifiedDateTime,
+    compressionMethod: entry.compressionMethod,
+    encrypted: (entry.flags & 1) === 1,
     open: () => entry.stream() as unknown as Readable,
   }));
 }
 
 /**
+ * An entry that cannot be extracted for a reason of its own: unsupported or corrupt data, or a
+ * name the file system refuses. The message is the client's to read (it names no server path).
+ */
+export class BadEntry extends Error {}
+
+/** File system errors an entry's own name causes (anything else is the server's fault). */
+const NAME_ERRORS: Record<string, string> = {
+  ENAMETOOLONG: 'its name is too long for the file system',
+  EEXIST: 'its name clashes with another entry',
+  ENOTDIR: 'its name clashes with another entry',
+  EISDIR: 'its name clashes with another entry',
+};
+
+function badEntryOf(err: unknown): BadEntry | undefined {
+  const { code, syscall, message } = err as NodeJS.ErrnoException;
+  if (typeof syscall === 'string')
+    return code && NAME_ERRORS[code] ? new BadEntry(NAME_ERRORS[code]) : undefined;
+  if (code?.startsWith('Z_')) return new BadEntry(`its compressed data is corrupt (${message})`);
+  if (message === 'MISSING_PASSWORD' || message === 'BAD_PASSWORD') return new BadEntry('it is encrypted');
+  if (message === 'FILE_ENDED') return new BadEntry('its data is cut short');
+  // unzipper's own complaints about the archive's structure (plain Errors; their text is not
+  // passed on). Anything else is a fault of the server's.
+  if (err instanceof Error && err.constructor === Error) return new BadEntry('its data cannot be read');
+  return undefined;
+}
+
+/**
  * Decompresses one entry to `target`, hashing it, and refusing to write more than `maxBytes`
  * whatever the entry's header claims (a lying header is how ZIP bombs get past size checks).
+ * Throws EntryTooLarge, BadEntry, or (a server fault) what the file system threw.
  */
 export async function extractEntry(
   entry: ZipEntry,
@@ -131,15 +167,20 @@ export async function extractEntry(
   maxBytes: number,
   collect?: { limit: number; chunks: Buffer[] },
 ): Promise<{ size: number; sha256: string }> {
-  await mkdir(path.dirname(target), { recursive: true });
+  if (entry.encrypted) throw new BadEntry('it is encrypted');
+  if (entry.compressionMethod !== STORED && entry.compressionMethod !== DEFLATED)
+    throw new BadEntry(
+      `it uses compression method ${entry.compressionMethod}; only stored (0) and deflate (8) are supported`,
+    );
   try {
+    await mkdir(path.dirname(target), { recursive: true });
     return await streamToFile(entry.open(), target, maxBytes, (chunk, size) => {
       if (collect && size <= collect.limit) collect.chunks.push(chunk);
     });
   } catch (err) {
     if (err instanceof StreamTooLarge)
       throw new EntryTooLarge(`${entry.name} inflates beyond ${maxBytes} bytes`);
-    throw err;
+    throw badEntryOf(err) ?? err;
   }
 }
 

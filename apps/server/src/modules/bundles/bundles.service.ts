@@ -21,6 +21,7 @@ import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
 import { Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
 import {
+  BadEntry,
   EntryTooLarge,
   extractEntry,
   NotAZip,
@@ -53,6 +54,29 @@ export function checkBundlePath(filePath: string): void {
   const problem = unsafeNameProblem(filePath);
   if (problem)
     throw Invalid(`Invalid bundle path: it ${problem}`, [{ path: '/path/path', message: problem }]);
+}
+
+/**
+ * Entries whose path runs through a name the archive also holds as a file (`app/x` and
+ * `app/x/y`): they cannot both be extracted. Each is listed as a problem and returned.
+ */
+function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: ProblemItem[]): Set<string> {
+  const clashing = new Set<string>();
+  for (const name of names) {
+    for (
+      let slash = name.indexOf('/');
+      slash !== -1 && slash < name.length - 1;
+      slash = name.indexOf('/', slash + 1)
+    ) {
+      const parent = name.slice(0, slash);
+      if (fileNames.has(parent)) {
+        errors.push({ path: name, message: `is inside ${parent}, which is a file`, code: 'duplicate_entry' });
+        clashing.add(name);
+        break;
+      }
+    }
+  }
+  return clashing;
 }
 
 export class BundlesService implements FormSchemas {
@@ -238,11 +262,16 @@ export class BundlesService implements FormSchemas {
       }
       seen.add(e.name.replace(/\/$/, ''));
     }
+    const clashing = entriesInsideFiles(names, new Set(files.map((f) => f.name)), errors);
     const layout = checkLayout(names, errors);
 
     const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
     try {
-      const extracted = await this.#extract(files, staging, errors);
+      const extracted = await this.#extract(
+        files.filter((f) => !clashing.has(f.name)),
+        staging,
+        errors,
+      );
       const forms = this.#checkForms(layout, extracted.json, errors);
       await this.#checkCoreFields(forms, errors);
       if (errors.length > 0) {
@@ -289,9 +318,12 @@ export class BundlesService implements FormSchemas {
       } catch (err) {
         if (err instanceof EntryTooLarge)
           throw PayloadTooLarge(`${entry.name} inflates beyond what its header declares or the limits allow`);
+        // Anything else (a full disk, permissions) is the server's fault, never reported to the
+        // client with the server's paths.
+        if (!(err instanceof BadEntry)) throw err;
         errors.push({
           path: entry.name,
-          message: `cannot be extracted: ${(err as Error).message}`,
+          message: `cannot be extracted: ${err.message}`,
           code: 'corrupt_entry',
         });
       }
