@@ -9,6 +9,7 @@ import {
   parseJsonObject,
   rendererReferences,
   SCHEMA_DRAFTS,
+  sameJson,
 } from './index.ts';
 
 const nested = (depth: number, inner = '') => `${'['.repeat(depth)}${inner}${']'.repeat(depth)}`;
@@ -159,5 +160,34 @@ describe('checkLayout', () => {
       'forms/a+b/: is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)',
       'renderers/r/lib/: is not where the bundle layout allows (forms/{name}/schema.json|ui.json, renderers/{name}/renderer.jsx)',
     ]);
+  });
+});
+
+describe('sameJson', () => {
+  it('ignores key order, and compares what canonical JSON cannot write instead of throwing', () => {
+    expect(sameJson({ a: 1, b: [1, { c: 2, d: 3 }] }, { b: [1, { d: 3, c: 2 }], a: 1 })).toBe(true);
+    expect(sameJson({ a: 1 }, { a: 2 })).toBe(false);
+    expect(sameJson({ max: Number.POSITIVE_INFINITY, a: 1 }, { a: 1, max: Number.POSITIVE_INFINITY })).toBe(
+      true,
+    );
+    expect(sameJson({ max: Number.POSITIVE_INFINITY }, { max: 5 })).toBe(false);
+    let deep: unknown = 1;
+    for (let i = 0; i < 1500; i++) deep = [deep];
+    expect(sameJson(deep, structuredClone(deep))).toBe(true);
+  });
+
+  it('parseJsonObject refuses numbers too large to represent', () => {
+    const errors: ProblemItem[] = [];
+    expect(parseJsonObject('forms/f/schema.json', '{"a":[1,{"b":-1e999}]}', errors)).toBeUndefined();
+    expect(errors).toEqual([
+      {
+        path: 'forms/f/schema.json',
+        message: 'holds a number too large to represent (such as 1e400)',
+        code: 'invalid_json',
+      },
+    ]);
+    expect(parseJsonObject('forms/f/schema.json', '{"a":1.7976931348623157e308}', [])).toEqual({
+      a: Number.MAX_VALUE,
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { canonicalJson, parseJson } from '@synk/json';
+import { parseJson } from '@synk/json';
 import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -194,7 +194,53 @@ export function parseJsonObject(
     errors.push({ path, message: 'must be a JSON object', code: 'invalid_json' });
     return undefined;
   }
+  if (holdsNonFiniteNumber(value)) {
+    errors.push({
+      path,
+      message: 'holds a number too large to represent (such as 1e400)',
+      code: 'invalid_json',
+    });
+    return undefined;
+  }
   return value as Record<string, unknown>;
+}
+
+/** `1e400` parses to Infinity, which no JSON can write back (canonical JSON refuses it). */
+function holdsNonFiniteNumber(root: unknown): boolean {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'number' && !Number.isFinite(value)) return true;
+    if (value !== null && typeof value === 'object')
+      for (const inner of Array.isArray(value) ? value : Object.values(value)) pending.push(inner);
+  }
+  return false;
+}
+
+/**
+ * Whether two parsed JSON values are the same, whatever their key order. Compared without
+ * recursion and without writing them out, so anything a version was ever stored with compares
+ * (canonical JSON refuses 1e400 and nesting past its depth, which older versions may hold).
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  const pending: [unknown, unknown][] = [[a, b]];
+  while (pending.length > 0) {
+    const [x, y] = pending.pop()!;
+    if (x === y) continue;
+    if (x === null || y === null || typeof x !== 'object' || typeof y !== 'object') return false;
+    if (Array.isArray(x) || Array.isArray(y)) {
+      if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) pending.push([x[i], y[i]]);
+      continue;
+    }
+    const keys = Object.keys(x);
+    if (keys.length !== Object.keys(y).length) return false;
+    for (const key of keys) {
+      if (!Object.hasOwn(y, key)) return false;
+      pending.push([(x as Record<string, unknown>)[key], (y as Record<string, unknown>)[key]]);
+    }
+  }
+  return true;
 }
 
 /** The JSON Schema drafts a form's schema may declare in `$schema`, and the URI of each. */
@@ -379,7 +425,7 @@ export function checkCoreFields(
           : `core field "${name}" may not be removed`,
         code: 'core_field_changed',
       });
-    } else if (canonicalJson(definition) !== canonicalJson(after.get(name))) {
+    } else if (!sameJson(definition, after.get(name))) {
       errors.push({
         path,
         message: `core field "${name}" may not change its definition`,

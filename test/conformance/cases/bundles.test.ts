@@ -274,6 +274,20 @@ describe('validation: every problem at once, nothing left behind', () => {
     ]);
   });
 
+  it('a number too large to hold (1e400) in a schema.json or a ui.json → 400 naming both files', async () => {
+    const zip = buildZip([
+      { name: 'app/index.html', data: 'x' },
+      { name: 'forms/a/schema.json', data: '{"type":"object","properties":{"n":{"maximum":1e400}}}' },
+      { name: 'forms/a/ui.json', data: '{"options":{"max":-2e308}}' },
+    ]);
+    const body = await expectRejected(zip, 400);
+    const message = 'holds a number too large to represent (such as 1e400)';
+    expect(body.errors).toEqual([
+      { path: 'forms/a/schema.json', message, code: 'invalid_json' },
+      { path: 'forms/a/ui.json', message, code: 'invalid_json' },
+    ]);
+  });
+
   it('JSON 100 levels deep, and brackets inside strings, are fine', async () => {
     let schema: Record<string, unknown> = { type: 'string', title: '[[[[{{{{'.repeat(100) };
     for (let i = 0; i < 49; i++) schema = { type: 'object', properties: { inner: schema } };

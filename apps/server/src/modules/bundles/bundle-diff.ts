@@ -1,6 +1,5 @@
-import { coreFields } from '@synk/bundle-rules';
+import { coreFields, sameJson } from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
-import { canonicalJson } from '../../lib/canonical-json.ts';
 
 type ChangeLog = components['schemas']['ChangeLog'];
 type FieldChange = components['schemas']['FieldChange'];
@@ -47,8 +46,8 @@ export function diffBundles(
     const after = current.forms.get(form)!;
     const before = target.forms.get(form);
     if (!before) continue;
-    const schemaChanged = canonicalJson(before.schema) !== canonicalJson(after.schema);
-    const uiChanged = canonicalJson(before.ui) !== canonicalJson(after.ui);
+    const schemaChanged = !sameJson(before.schema, after.schema);
+    const uiChanged = !sameJson(before.ui, after.ui);
     if (!schemaChanged && !uiChanged) continue;
     const added: FieldChange[] = [];
     const removed: FieldChange[] = [];
@@ -68,9 +67,10 @@ export function diffBundles(
       form,
       schema_changed: schemaChanged,
       ui_changed: uiChanged,
-      core_changed:
-        canonicalJson(Object.fromEntries(coreFields(before.schema))) !==
-        canonicalJson(Object.fromEntries(coreFields(after.schema))),
+      core_changed: !sameJson(
+        Object.fromEntries(coreFields(before.schema)),
+        Object.fromEntries(coreFields(after.schema)),
+      ),
       added_fields: added.sort((a, b) => a.field.localeCompare(b.field)),
       removed_fields: removed.sort((a, b) => a.field.localeCompare(b.field)),
     });
