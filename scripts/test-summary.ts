@@ -15,7 +15,14 @@ interface VitestJsonReport {
 }
 
 const root = path.resolve(import.meta.dirname, '..');
-const expected = ['apps/server', 'packages/cli', 'packages/json', 'packages/sdk', 'test/conformance'];
+const expected = [
+  'apps/server',
+  'packages/bundle-rules',
+  'packages/cli',
+  'packages/json',
+  'packages/sdk',
+  'test/conformance',
+];
 let passed = 0;
 let failed = 0;
 let skipped = 0;

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildZip } from '@synk/test-support/zip';
 import request from 'supertest';
@@ -132,5 +132,67 @@ describe('record validation against the active bundle', () => {
       }
       await t.close();
     }
+  });
+});
+
+describe('versions stored before a rule existed', () => {
+  it('a stored schema canonical JSON cannot write (1e400, pushed when such numbers were taken) does not break later pushes or the diff', async () => {
+    const t = await createTestApp();
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const pushed = await request(t.app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', admin)
+      .attach('bundle', validZip('a'), 'b.zip');
+    expect(pushed.status).toBe(200);
+    // What an older server kept: a core field whose definition holds 1e400.
+    writeFileSync(
+      path.join(t.ctx.config.appBundlePath, 'versions', '0001', 'forms', 'f', 'schema.json'),
+      '{"type":"object","properties":{"core_id":{"type":"string","maxLength":1e400}}}',
+    );
+    const next = await request(t.app)
+      .post('/app-bundle/push')
+      .set('authorization', admin)
+      .attach('bundle', validZip('b'), 'b.zip');
+    expect(next.status, JSON.stringify(next.body)).toBe(400);
+    expect(next.body.errors).toEqual([
+      {
+        path: 'forms/f/schema.json',
+        message: 'core field "core_id" may not change its definition',
+        code: 'core_field_changed',
+      },
+    ]);
+    const same = buildZip([
+      { name: 'app/index.html', data: 'c' },
+      {
+        name: 'forms/f/schema.json',
+        data: JSON.stringify({ type: 'object', properties: { core_id: { type: 'string' } }, title: 'x' }),
+      },
+      { name: 'forms/f/ui.json', data: '{}' },
+    ]);
+    await request(t.app).post('/app-bundle/switch/0001').set('authorization', admin);
+    writeFileSync(
+      path.join(t.ctx.config.appBundlePath, 'versions', '0001', 'forms', 'f', 'schema.json'),
+      '{"type":"object","properties":{"core_id":{"type":"string"},"n":{"maximum":1e400}}}',
+    );
+    const third = await request(t.app)
+      .post('/app-bundle/push')
+      .set('authorization', admin)
+      .attach('bundle', same, 'b.zip');
+    expect(third.status, JSON.stringify(third.body)).toBe(200);
+    const diff = await request(t.app)
+      .get(`/app-bundle/changes?current=${third.body.manifest.version}&target=0001`)
+      .set('authorization', admin);
+    expect(diff.status, JSON.stringify(diff.body)).toBe(200);
+    expect(diff.body.modified_forms).toEqual([
+      {
+        form: 'f',
+        schema_changed: true,
+        ui_changed: false,
+        core_changed: false,
+        added_fields: [],
+        removed_fields: [{ field: 'n', type: '' }],
+      },
+    ]);
+    await t.close();
   });
 });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { buildZip, deflatedZeros, type ZipInput } from '@synk/test-support/zip';
 import unzipper from 'unzipper';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
+import { bundleEntries, householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
 import { push } from '../src/sync.ts';
@@ -182,6 +182,22 @@ describe('validation: every problem at once, nothing left behind', () => {
       [{ name: 'forms/household/extra.txt', data: 'x' }],
       /only schema.json and ui.json/,
     ],
+    [
+      'a stray top-level folder (a folder entry alone)',
+      [{ name: 'other/' }],
+      /"path":"other\/","message":"nothing but app\/, forms\/ and renderers\/ may be at the top level"/,
+    ],
+    [
+      'a folder inside a form folder',
+      [{ name: 'forms/household/more/' }],
+      /"path":"forms\/household\/more\/","message":"only schema.json and ui.json/,
+    ],
+    ['a folder inside a renderer folder', [{ name: 'renderers/r/lib/' }], /"path":"renderers\/r\/lib\/"/],
+    [
+      'a folder name holding data',
+      [{ name: 'app/data/', data: 'not a folder' }],
+      /"path":"app\/data\/","message":"is named as a folder but holds data"/,
+    ],
   ])('%s → 400 naming it', async (_label, extra, pattern) => {
     await expectRejected(zipOf({ household: { schema: householdSchema() } }, extra), 400, pattern);
   });
@@ -233,6 +249,109 @@ describe('validation: every problem at once, nothing left behind', () => {
     expect(problems).toMatch(/forms\/g\/schema.json: refers to unknown renderer "ghost"/);
   });
 
+  it('JSON nested 200000 levels deep in a ui.json and a schema.json → 400 naming both files', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const zip = buildZip([
+      { name: 'app/index.html', data: 'x' },
+      { name: 'forms/a/schema.json', data: JSON.stringify({ type: 'object' }) },
+      { name: 'forms/a/ui.json', data: `{"a":${deep}}` },
+      { name: 'forms/b/schema.json', data: `{"type":"object","x":${deep}}` },
+      { name: 'forms/b/ui.json', data: '{}' },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.code).toBe('invalid_bundle');
+    expect(body.errors).toEqual([
+      {
+        path: 'forms/a/ui.json',
+        message: 'nests objects and arrays more than 100 levels deep',
+        code: 'too_deep',
+      },
+      {
+        path: 'forms/b/schema.json',
+        message: 'nests objects and arrays more than 100 levels deep',
+        code: 'too_deep',
+      },
+    ]);
+  });
+
+  it('a number too large to hold (1e400) in a schema.json or a ui.json → 400 naming both files', async () => {
+    const zip = buildZip([
+      { name: 'app/index.html', data: 'x' },
+      { name: 'forms/a/schema.json', data: '{"type":"object","properties":{"n":{"maximum":1e400}}}' },
+      { name: 'forms/a/ui.json', data: '{"options":{"max":-2e308}}' },
+    ]);
+    const body = await expectRejected(zip, 400);
+    const message = 'holds a number too large to represent (such as 1e400)';
+    expect(body.errors).toEqual([
+      { path: 'forms/a/schema.json', message, code: 'invalid_json' },
+      { path: 'forms/a/ui.json', message, code: 'invalid_json' },
+    ]);
+  });
+
+  it('JSON 100 levels deep, and brackets inside strings, are fine', async () => {
+    let schema: Record<string, unknown> = { type: 'string', title: '[[[[{{{{'.repeat(100) };
+    for (let i = 0; i < 49; i++) schema = { type: 'object', properties: { inner: schema } };
+    let ui: unknown = { type: 'Control', scope: '#/properties/inner', options: { format: 'text' } };
+    for (let i = 0; i < 49; i++) ui = { type: 'VerticalLayout', elements: [ui] };
+    expect(JSON.stringify(schema)).toMatch(/(\{"type":"object","properties":\{"inner":){49}/);
+    expect((await pushBundle(target, admin, zipOf({ deep: { schema, ui } }))).status).toBe(200);
+  });
+
+  it('entries that cannot be extracted → 400 naming each, with no server path in the answer', async () => {
+    const zip = zipOf({ household: { schema: householdSchema() } }, [
+      { name: 'app/x', data: 'a file' },
+      { name: 'app/x/y', data: 'a file inside the file' },
+      { name: 'app/x/z/' },
+      { name: `app/${'n'.repeat(300)}.txt`, data: 'a name no file system takes' },
+      { name: 'app/bzip2.txt', data: 'BZh91AY&SY', method: 12 },
+      { name: 'app/secret.txt', data: 'x'.repeat(20), flags: 1, store: true },
+      { name: 'app/corrupt.txt', data: Buffer.from('not deflate data at all, not at all'), method: 8 },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.code).toBe('invalid_bundle');
+    expect(body.errors).toEqual([
+      { path: 'app/x/y', message: 'is inside app/x, which is a file', code: 'duplicate_entry' },
+      { path: 'app/x/z/', message: 'is inside app/x, which is a file', code: 'duplicate_entry' },
+      {
+        path: `app/${'n'.repeat(300)}.txt`,
+        message: 'cannot be extracted: its name is too long for the file system',
+        code: 'corrupt_entry',
+      },
+      {
+        path: 'app/bzip2.txt',
+        message:
+          'cannot be extracted: it uses compression method 12; only stored (0) and deflate (8) are supported',
+        code: 'corrupt_entry',
+      },
+      { path: 'app/secret.txt', message: 'cannot be extracted: it is encrypted', code: 'corrupt_entry' },
+      {
+        path: 'app/corrupt.txt',
+        message: expect.stringMatching(/^cannot be extracted: its compressed data is corrupt \(.+\)$/),
+        code: 'corrupt_entry',
+      },
+    ]);
+    expect(JSON.stringify(body)).not.toMatch(/app-bundles|stage-|\/tmp\/|E[A-Z]+:/);
+  });
+
+  it('folder entries where the layout has room for them are fine', async () => {
+    const folders = [
+      'app/',
+      'app/js/',
+      'app/img/',
+      'forms/',
+      'forms/household/',
+      'forms/empty/',
+      'renderers/',
+    ];
+    const zip = zipOf(
+      { household: { schema: householdSchema() } },
+      folders.map((name) => ({ name })),
+    );
+    const res = await pushBundle(target, admin, zip);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await res.json()).manifest.files.map((f: { path: string }) => f.path)).not.toContain('app/img/');
+  });
+
   it('bundled renderers and built-ins are fine', async () => {
     const zip = zipOf(
       {
@@ -249,6 +368,35 @@ describe('validation: every problem at once, nothing left behind', () => {
   it('6000 entries → 413', async () => {
     const many = Array.from({ length: 6000 }, (_, i) => ({ name: `app/f${i}.txt`, data: '', store: true }));
     await expectRejected(zipOf({}, many), 413);
+  });
+
+  it('an end record declaring 60000 entries → 413 from the count alone, before the directory is read', async () => {
+    // The directory holds the bundle's few entries: parsing it for the declared 60000 would fail
+    // (a 400 "not a ZIP"), so a 413 shows the count was refused before any parsing.
+    const zip = buildZip(bundleEntries({ household: { schema: householdSchema() } }), {
+      declaredEntries: 60_000,
+    });
+    const body = await expectRejected(zip, 413);
+    expect(body.detail).toMatch(/60000 entries; at most 5000/);
+  });
+
+  it('a ZIP64 end record declaring 2^40 entries → 413', async () => {
+    const zip = buildZip(bundleEntries({ household: { schema: householdSchema() } }), {
+      zip64: true,
+      declaredEntries: 2 ** 40,
+    });
+    const body = await expectRejected(zip, 413);
+    expect(body.detail).toMatch(/1099511627776 entries/);
+  });
+
+  it('a ZIP64 end record, or a long archive comment, is read like any other ZIP', async () => {
+    const entries = bundleEntries({ household: { schema: householdSchema() } });
+    for (const end of [{ zip64: true }, { comment: 'made by a tool that signs its archives '.repeat(20) }]) {
+      const res = await pushBundle(target, admin, buildZip(entries, end));
+      const body = await res.json();
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(body.manifest.files.map((f: { path: string }) => f.path)).toContain('forms/household/ui.json');
+    }
   });
 
   it('a 1 GB-uncompressed bomb → 413 before anything is inflated', async () => {

@@ -201,6 +201,43 @@ describe('synk CLI', () => {
     );
   });
 
+  it('forms validate agrees with the server on JSON Schema drafts, shared $ids, deep JSON and stray folders', async () => {
+    const folder = (name: string, forms: Record<string, string>) => {
+      const dir = path.join(work, name);
+      mkdirSync(path.join(dir, 'app'), { recursive: true });
+      writeFileSync(path.join(dir, 'app', 'index.html'), '<p>ok</p>');
+      for (const [form, schema] of Object.entries(forms)) {
+        mkdirSync(path.join(dir, 'forms', form), { recursive: true });
+        writeFileSync(path.join(dir, 'forms', form, 'schema.json'), schema);
+        writeFileSync(path.join(dir, 'forms', form, 'ui.json'), '{}');
+      }
+      return dir;
+    };
+    const schema = (extra: Record<string, unknown>) => JSON.stringify({ type: 'object', ...extra });
+    const good = folder('bundle-drafts', {
+      a: schema({
+        $id: 'https://example.org/form.json',
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+      }),
+      b: schema({ $id: 'https://example.org/form.json', $schema: 'http://json-schema.org/draft-06/schema#' }),
+      c: schema({ $schema: 'https://json-schema.org/draft/2019-09/schema' }),
+    });
+    expect(await json('forms', 'validate', good)).toEqual({ valid: true, errors: [] });
+    const bad = folder('bundle-draft-04', {
+      old: schema({ $schema: 'http://json-schema.org/draft-04/schema#' }),
+      deep: `{"type":"object","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+    });
+    mkdirSync(path.join(bad, 'other')); // an empty folder: a ZIP of the folder would list `other/`
+    const res = await synk('--json', 'forms', 'validate', bad);
+    expect(res.code).toBe(1);
+    const { errors } = JSON.parse(res.stdout) as { errors: { path: string; code: string }[] };
+    expect(errors.map((e) => `${e.path} ${e.code}`).sort()).toEqual([
+      'forms/deep/schema.json too_deep',
+      'forms/old/schema.json unsupported_schema_draft',
+      'other/ layout',
+    ]);
+  });
+
   it('pushes and pulls records, exports them, and handles attachments', async () => {
     const input = path.join(work, 'records.json');
     writeFileSync(

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { specPath } from '@synk/contract';
-import type { RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
+import type { ResolvedOperation } from './operations.ts';
 
 type PathToRegexp = (path: string, options?: { sensitive?: boolean; strict?: boolean }) => unknown;
 
@@ -35,10 +36,40 @@ function cacheRouteMatchers(): void {
   module.pathToRegexp = cached;
 }
 
+/**
+ * HEAD is answered by the GET operation wherever the contract declares no HEAD of its own
+ * (operations.ts resolves it so, and Express runs the GET route for it), but the validator looks
+ * operations up by `req.method` and would answer 405. So while it runs, such a request is a GET;
+ * it is a HEAD again before anything else sees it, error handlers included.
+ */
+const headAsGet: RequestHandler = (req, res, next) => {
+  const operation = res.locals.operation as ResolvedOperation | undefined;
+  if (req.method === 'HEAD' && operation?.method === 'get') {
+    req.method = 'GET';
+    res.locals.headAsGet = true;
+  }
+  next();
+};
+
+function restoreHead(req: Request, res: Response): void {
+  if (res.locals.headAsGet) {
+    req.method = 'HEAD';
+    res.locals.headAsGet = false;
+  }
+}
+const restoreHeadAfterValidation: RequestHandler = (req, res, next) => {
+  restoreHead(req, res);
+  next();
+};
+const restoreHeadOnError: ErrorRequestHandler = (err, req, res, next) => {
+  restoreHead(req, res);
+  next(err);
+};
+
 /** Request validation against openapi.yaml; responses too when `validateResponses` (tests, development). */
-export function openApiValidator(validateResponses: boolean): RequestHandler[] {
+export function openApiValidator(validateResponses: boolean): (RequestHandler | ErrorRequestHandler)[] {
   cacheRouteMatchers();
-  return OpenApiValidator.middleware({
+  const validator = OpenApiValidator.middleware({
     apiSpec: specPath,
     validateApiSpec: true,
     validateRequests: { allowUnknownQueryParameters: true },
@@ -49,4 +80,5 @@ export function openApiValidator(validateResponses: boolean): RequestHandler[] {
     // Multipart bodies are streamed by their own handlers (attachments, bundles), never buffered by multer.
     fileUploader: false,
   }) as RequestHandler[];
+  return [headAsGet, ...validator, restoreHeadAfterValidation, restoreHeadOnError];
 }

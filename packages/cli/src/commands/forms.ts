@@ -64,15 +64,21 @@ export function registerForms(program: Command): void {
       const errors: ProblemItem[] = [];
       const info = await stat(target);
       if (info.isDirectory()) {
-        const names = (await readdir(target, { recursive: true, withFileTypes: true }))
-          .filter((e) => e.isFile())
-          .map((e) => path.relative(target, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+        // Folders as `name/`, as a ZIP of the folder lists them: the layout rules cover both.
+        const entries = await readdir(target, { recursive: true, withFileTypes: true });
+        const relative = (e: (typeof entries)[number]) =>
+          path.relative(target, path.join(e.parentPath, e.name)).split(path.sep).join('/');
+        const names = entries
+          .filter((e) => e.isFile() || e.isDirectory())
+          .map((e) => relative(e) + (e.isDirectory() ? '/' : ''));
         for (const name of names) {
           const problem = unsafeNameProblem(name);
           if (problem) errors.push({ path: name, message: `entry name ${problem}` });
         }
+        for (const link of entries.filter((e) => e.isSymbolicLink()))
+          errors.push({ path: relative(link), message: 'symbolic links are not allowed' });
         const layout = checkLayout(names, errors);
-        const ajv = createSchemaCompiler();
+        const compiler = createSchemaCompiler();
         for (const files of layout.forms.values()) {
           if (files.schema) {
             const schema = parseJsonObject(
@@ -81,7 +87,7 @@ export function registerForms(program: Command): void {
               errors,
             );
             if (schema) {
-              checkSchemaCompiles(ajv, files.schema, schema, errors);
+              checkSchemaCompiles(compiler, files.schema, schema, errors);
               checkRenderers(files.schema, rendererReferences('schema', schema), layout.renderers, errors);
             }
           }

@@ -1,6 +1,5 @@
-import { coreFields } from '@synk/bundle-rules';
+import { coreFields, sameJson } from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
-import { canonicalJson } from '../../lib/canonical-json.ts';
 
 type ChangeLog = components['schemas']['ChangeLog'];
 type FieldChange = components['schemas']['FieldChange'];
@@ -10,15 +9,24 @@ export interface FormDefinition {
   ui: Record<string, unknown>;
 }
 
+// Field names are the form author's: only own properties count (`constructor`, `toString`… are
+// inherited by every object and would otherwise look present).
+const own = (value: unknown, key: string): unknown =>
+  value !== null && typeof value === 'object' && Object.hasOwn(value, key)
+    ? (value as Record<string, unknown>)[key]
+    : undefined;
+
 function fieldType(definition: unknown): string {
-  const type = (definition as { type?: unknown } | null)?.type;
+  const type = own(definition, 'type');
   if (Array.isArray(type)) return type.join('|');
   return typeof type === 'string' ? type : '';
 }
 
 function properties(schema: Record<string, unknown>): Record<string, unknown> {
-  const value = schema.properties;
-  return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  const value = own(schema, 'properties');
+  return value && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 /**
@@ -38,30 +46,31 @@ export function diffBundles(
     const after = current.forms.get(form)!;
     const before = target.forms.get(form);
     if (!before) continue;
-    const schemaChanged = canonicalJson(before.schema) !== canonicalJson(after.schema);
-    const uiChanged = canonicalJson(before.ui) !== canonicalJson(after.ui);
+    const schemaChanged = !sameJson(before.schema, after.schema);
+    const uiChanged = !sameJson(before.ui, after.ui);
     if (!schemaChanged && !uiChanged) continue;
     const added: FieldChange[] = [];
     const removed: FieldChange[] = [];
     const oldProps = properties(before.schema);
     const newProps = properties(after.schema);
     for (const field of Object.keys(newProps).sort()) {
-      if (!(field in oldProps)) added.push({ field, type: fieldType(newProps[field]) });
+      if (!Object.hasOwn(oldProps, field)) added.push({ field, type: fieldType(newProps[field]) });
       else if (fieldType(oldProps[field]) !== fieldType(newProps[field])) {
         removed.push({ field, type: fieldType(oldProps[field]) });
         added.push({ field, type: fieldType(newProps[field]) });
       }
     }
     for (const field of Object.keys(oldProps).sort()) {
-      if (!(field in newProps)) removed.push({ field, type: fieldType(oldProps[field]) });
+      if (!Object.hasOwn(newProps, field)) removed.push({ field, type: fieldType(oldProps[field]) });
     }
     modified.push({
       form,
       schema_changed: schemaChanged,
       ui_changed: uiChanged,
-      core_changed:
-        canonicalJson(Object.fromEntries(coreFields(before.schema))) !==
-        canonicalJson(Object.fromEntries(coreFields(after.schema))),
+      core_changed: !sameJson(
+        Object.fromEntries(coreFields(before.schema)),
+        Object.fromEntries(coreFields(after.schema)),
+      ),
       added_fields: added.sort((a, b) => a.field.localeCompare(b.field)),
       removed_fields: removed.sort((a, b) => a.field.localeCompare(b.field)),
     });

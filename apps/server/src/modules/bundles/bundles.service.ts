@@ -21,10 +21,12 @@ import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
 import { Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
 import {
+  BadEntry,
   EntryTooLarge,
   extractEntry,
   NotAZip,
   readZipDirectory,
+  TooManyEntries,
   writeZip,
   type ZipEntry,
 } from '../../lib/zip.ts';
@@ -54,9 +56,33 @@ export function checkBundlePath(filePath: string): void {
     throw Invalid(`Invalid bundle path: it ${problem}`, [{ path: '/path/path', message: problem }]);
 }
 
+/**
+ * Entries whose path runs through a name the archive also holds as a file (`app/x` and
+ * `app/x/y`): they cannot both be extracted. Each is listed as a problem and returned.
+ */
+function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: ProblemItem[]): Set<string> {
+  const clashing = new Set<string>();
+  for (const name of names) {
+    for (
+      let slash = name.indexOf('/');
+      slash !== -1 && slash < name.length - 1;
+      slash = name.indexOf('/', slash + 1)
+    ) {
+      const parent = name.slice(0, slash);
+      if (fileNames.has(parent)) {
+        errors.push({ path: name, message: `is inside ${parent}, which is a file`, code: 'duplicate_entry' });
+        clashing.add(name);
+        break;
+      }
+    }
+  }
+  return clashing;
+}
+
 export class BundlesService implements FormSchemas {
   readonly #deps: BundlesServiceDeps;
   readonly #root: string;
+  readonly #schemas = createSchemaCompiler();
   /** Compiled form validators of the active version (per process; rebuilt when the version changes). */
   #validators: { version: string; forms: Map<string, ValidateFunction | null> } | undefined;
   #activeCache: { version: string | null; at: number } | undefined;
@@ -189,7 +215,7 @@ export class BundlesService implements FormSchemas {
     const { limits } = this.#deps.config;
     let entries: ZipEntry[];
     try {
-      entries = await readZipDirectory(zipFile);
+      entries = await readZipDirectory(zipFile, limits.bundleEntries);
     } catch (err) {
       if (err instanceof NotAZip)
         throw Invalid(
@@ -197,12 +223,11 @@ export class BundlesService implements FormSchemas {
           [{ path: 'bundle', message: 'is not a ZIP archive' }],
           'invalid_bundle',
         );
+      if (err instanceof TooManyEntries)
+        throw PayloadTooLarge(
+          `The bundle has ${err.count} entries; at most ${limits.bundleEntries} are allowed`,
+        );
       throw err;
-    }
-    if (entries.length > limits.bundleEntries) {
-      throw PayloadTooLarge(
-        `The bundle has ${entries.length} entries; at most ${limits.bundleEntries} are allowed`,
-      );
     }
     const declaredTotal = entries.reduce((sum, e) => sum + e.uncompressedSize, 0);
     if (declaredTotal > limits.bundleUncompressedBytes) {
@@ -219,6 +244,8 @@ export class BundlesService implements FormSchemas {
     const errors: ProblemItem[] = [];
     const seen = new Set<string>();
     const files: ZipEntry[] = [];
+    // Folder entries too: the layout allows no folder where it allows no file (`other/`).
+    const names: string[] = [];
     for (const e of entries) {
       const problem = unsafeNameProblem(e.name);
       if (problem) errors.push({ path: e.name, message: `entry name ${problem}`, code: 'unsafe_entry' });
@@ -226,17 +253,25 @@ export class BundlesService implements FormSchemas {
         errors.push({ path: e.name, message: 'symbolic links are not allowed', code: 'unsafe_entry' });
       else if (seen.has(e.name.replace(/\/$/, '')))
         errors.push({ path: e.name, message: 'appears more than once', code: 'duplicate_entry' });
-      else if (!e.isDirectory) files.push(e);
+      else if (e.isDirectory) names.push(e.name);
+      else if (e.name.endsWith('/'))
+        errors.push({ path: e.name, message: 'is named as a folder but holds data', code: 'unsafe_entry' });
+      else {
+        files.push(e);
+        names.push(e.name);
+      }
       seen.add(e.name.replace(/\/$/, ''));
     }
-    const layout = checkLayout(
-      files.map((f) => f.name),
-      errors,
-    );
+    const clashing = entriesInsideFiles(names, new Set(files.map((f) => f.name)), errors);
+    const layout = checkLayout(names, errors);
 
     const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
     try {
-      const extracted = await this.#extract(files, staging, errors);
+      const extracted = await this.#extract(
+        files.filter((f) => !clashing.has(f.name)),
+        staging,
+        errors,
+      );
       const forms = this.#checkForms(layout, extracted.json, errors);
       await this.#checkCoreFields(forms, errors);
       if (errors.length > 0) {
@@ -283,9 +318,12 @@ export class BundlesService implements FormSchemas {
       } catch (err) {
         if (err instanceof EntryTooLarge)
           throw PayloadTooLarge(`${entry.name} inflates beyond what its header declares or the limits allow`);
+        // Anything else (a full disk, permissions) is the server's fault, never reported to the
+        // client with the server's paths.
+        if (!(err instanceof BadEntry)) throw err;
         errors.push({
           path: entry.name,
-          message: `cannot be extracted: ${(err as Error).message}`,
+          message: `cannot be extracted: ${err.message}`,
           code: 'corrupt_entry',
         });
       }
@@ -294,7 +332,6 @@ export class BundlesService implements FormSchemas {
   }
 
   #checkForms(layout: ReturnType<typeof checkLayout>, json: Map<string, string>, errors: ProblemItem[]) {
-    const ajv = createSchemaCompiler();
     const forms = new Map<string, Record<string, unknown>>();
     for (const [form, paths] of layout.forms) {
       if (!paths.schema || !paths.ui) continue;
@@ -303,7 +340,7 @@ export class BundlesService implements FormSchemas {
       const schema = schemaText === undefined ? undefined : parseJsonObject(paths.schema, schemaText, errors);
       const ui = uiText === undefined ? undefined : parseJsonObject(paths.ui, uiText, errors);
       if (schema) {
-        checkSchemaCompiles(ajv, paths.schema, schema, errors);
+        checkSchemaCompiles(this.#schemas, paths.schema, schema, errors);
         checkRenderers(paths.schema, rendererReferences('schema', schema), layout.renderers, errors);
         forms.set(form, schema);
       }
@@ -412,11 +449,10 @@ export class BundlesService implements FormSchemas {
       return;
     }
     if (this.#validators?.version === active) return;
-    const ajv = createSchemaCompiler();
     const forms = new Map<string, ValidateFunction | null>();
     for (const [name, form] of await this.#forms(active)) {
       try {
-        forms.set(name, ajv.compile(form.schema));
+        forms.set(name, this.#schemas.compile(form.schema));
       } catch {
         forms.set(name, null);
       }
