@@ -306,6 +306,12 @@ describe('validation: every problem at once, nothing left behind', () => {
       { name: 'app/bzip2.txt', data: 'BZh91AY&SY', method: 12 },
       { name: 'app/secret.txt', data: 'x'.repeat(20), flags: 1, store: true },
       { name: 'app/corrupt.txt', data: Buffer.from('not deflate data at all, not at all'), method: 8 },
+      {
+        name: 'app/flipped.txt',
+        data: 'stored bytes, one of them changed in transit',
+        store: true,
+        crc: 12345,
+      },
     ]);
     const body = await expectRejected(zip, 400);
     expect(body.code).toBe('invalid_bundle');
@@ -327,6 +333,11 @@ describe('validation: every problem at once, nothing left behind', () => {
       {
         path: 'app/corrupt.txt',
         message: expect.stringMatching(/^cannot be extracted: its compressed data is corrupt \(.+\)$/),
+        code: 'corrupt_entry',
+      },
+      {
+        path: 'app/flipped.txt',
+        message: 'cannot be extracted: its data does not match its CRC-32 checksum (the archive is corrupt)',
         code: 'corrupt_entry',
       },
     ]);

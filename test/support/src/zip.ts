@@ -20,6 +20,8 @@ export interface ZipInput {
   method?: number;
   /** Extra general purpose flags for the headers (e.g. 1, encrypted). */
   flags?: number;
+  /** Overrides the CRC-32 written in the headers (a corrupted entry). */
+  crc?: number;
 }
 
 /** What the end of the archive says (hostile archives lie here too). */
@@ -47,7 +49,7 @@ export function buildZip(entries: ZipInput[], end: ZipEndOptions = {}): Buffer {
         ? deflateRawSync(raw)
         : raw;
     const flags = 0x0800 | (entry.flags ?? 0); // UTF-8 names
-    const crc = entry.deflated ? entry.deflated.crc : zlibCrc32(raw);
+    const crc = entry.crc ?? (entry.deflated ? entry.deflated.crc : zlibCrc32(raw));
     const size = entry.declaredSize ?? (entry.deflated ? entry.deflated.size : raw.length);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);

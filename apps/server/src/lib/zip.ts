@@ -2,6 +2,7 @@ import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
 import { StreamTooLarge, streamToFile } from './files.ts';
 
 /** The thin adapter over unzipper and archiver (loaded on first use): the rest of the server never imports them. */
@@ -16,6 +17,8 @@ export interface ZipEntry {
   /** 0 stored, 8 deflate; anything else cannot be extracted. */
   compressionMethod: number;
   encrypted: boolean;
+  /** The CRC-32 of the uncompressed data, as the central directory states it. */
+  crc32: number;
   open(): Readable;
 }
 
@@ -125,6 +128,7 @@ export async function readZipDirectory(file: string, maxEntries: number): Promis
     modifiedAt: entry.lastModifiedDateTime,
     compressionMethod: entry.compressionMethod,
     encrypted: (entry.flags & 1) === 1,
+    crc32: entry.crc32 >>> 0,
     open: () => entry.stream() as unknown as Readable,
   }));
 }
@@ -172,15 +176,21 @@ export async function extractEntry(
     throw new BadEntry(
       `it uses compression method ${entry.compressionMethod}; only stored (0) and deflate (8) are supported`,
     );
+  let crc = 0;
   try {
     await mkdir(path.dirname(target), { recursive: true });
-    return await streamToFile(entry.open(), target, maxBytes, (chunk, size) => {
+    const written = await streamToFile(entry.open(), target, maxBytes, (chunk, size) => {
+      crc = crc32(chunk, crc);
       if (collect && size <= collect.limit) collect.chunks.push(chunk);
     });
+    // unzipper does not check it: a stored entry with flipped bytes would be taken as it is.
+    if (crc >>> 0 !== entry.crc32)
+      throw new BadEntry('its data does not match its CRC-32 checksum (the archive is corrupt)');
+    return written;
   } catch (err) {
     if (err instanceof StreamTooLarge)
       throw new EntryTooLarge(`${entry.name} inflates beyond ${maxBytes} bytes`);
-    throw badEntryOf(err) ?? err;
+    throw err instanceof BadEntry ? err : (badEntryOf(err) ?? err);
   }
 }
 
