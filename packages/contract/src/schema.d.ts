@@ -2100,7 +2100,13 @@ export interface operations {
                 limit?: number;
                 /** @description Filter by one form type; merged with `schema_types` from the body. */
                 schemaType?: string;
-                /** @description Opaque cursor from a previous `next_page_token`; alternative to `since`. */
+                /**
+                 * @description Opaque cursor from a previous `next_page_token`; alternative to `since`. It continues
+                 *     only the filter it was issued for: the same form types (`schema_types` merged with
+                 *     `schemaType`, in any order) must be sent with it, else 400 `invalid_page_token` (a
+                 *     cursor of one filter would skip the other filter's records). A malformed token → 400
+                 *     `invalid_page_token` too.
+                 */
                 page_token?: string;
             };
             header?: {

@@ -3,7 +3,7 @@ import { parseJson } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import type { Principal } from '../auth/auth.service.ts';
-import { decodePageToken, encodePageToken } from './page-token.ts';
+import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
 import {
   type ConflictLog,
@@ -222,6 +222,7 @@ export class SyncService {
     const types = [
       ...new Set([...(body.schema_types ?? []), ...(params.schemaType ? [params.schemaType] : [])]),
     ].sort();
+    const filter = pageFilterDigest(types);
     let after = body.since?.version ?? body.after_change_id ?? 0;
     if (params.page_token !== undefined) {
       const cursor = decodePageToken(params.page_token);
@@ -230,7 +231,19 @@ export class SyncService {
           errors: [{ path: '/query/page_token', message: 'is malformed' }],
         });
       }
-      after = cursor;
+      if (cursor.filter !== filter) {
+        throw new HttpProblem(
+          400,
+          'invalid_page_token',
+          'page_token was issued for another filter: send the schema_types/schemaType it was issued with, or continue with since.version = change_cutoff',
+          {
+            errors: [
+              { path: '/query/page_token', message: 'was issued for another schema_types/schemaType filter' },
+            ],
+          },
+        );
+      }
+      after = cursor.version;
     }
     const page = await this.#deps.store.pull({
       afterVersion: after,
@@ -240,7 +253,7 @@ export class SyncService {
     const changeCutoff =
       page.hasMore && page.lastVersion !== undefined ? page.lastVersion : page.currentVersion;
     let tail = `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
-    if (page.hasMore) tail += `,"next_page_token":"${encodePageToken(changeCutoff)}"`;
+    if (page.hasMore) tail += `,"next_page_token":"${encodePageToken({ version: changeCutoff, filter })}"`;
     tail += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
     return [
       Buffer.from(`{"current_version":${page.currentVersion},"records":[`),
