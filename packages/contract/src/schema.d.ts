@@ -364,7 +364,9 @@ export interface paths {
          *     **Idempotency**: (`client_id`, `transmission_id`) is remembered with the body hash and the
          *     response for at least 24 h. Same pair and body → the stored response with
          *     `Idempotent-Replayed: true` and no new versions; same pair, different body → 409
-         *     `transmission_conflict`.
+         *     `transmission_conflict`. The transmission id is the body's `transmission_id` or the
+         *     `Idempotency-Key` header (one of the two is required, else 400; both → they must be the
+         *     same UUID, else 400), compared ignoring case.
          *
          *     **Conflicts**: a record whose `base_version` differs from the stored version conflicts.
          *     Policy `last-write-wins` (default): the incoming record wins, the server's previous copy
@@ -1014,9 +1016,12 @@ export interface components {
         SyncPushRequest: {
             /**
              * Format: uuid
-             * @description Idempotency key of this batch; re-send the same id when retrying.
+             * @description Idempotency key of this batch; re-send the same id when retrying. Required unless the
+             *     `Idempotency-Key` header carries it instead; when both are sent they must be the same
+             *     UUID (ignoring case), else 400. Compared ignoring case: the same UUID in another case is
+             *     the same transmission.
              */
-            transmission_id: string;
+            transmission_id?: string;
             /** @description Unique identifier of the client. */
             client_id: string;
             /**
@@ -1444,7 +1449,12 @@ export interface components {
         ContentDigest: string;
         /** @description Hex sha256 of the file bytes; verified (mismatch → 400). */
         XContentSHA256: string;
-        /** @description Alias of `transmission_id` as the idempotency key; when both are sent they must be equal (else 400). */
+        /**
+         * @description Alias of the body's `transmission_id` (a UUID) as the idempotency key: a push carries one
+         *     or the other (neither → 400). When both are sent they must be the same UUID (compared
+         *     ignoring case, else 400). Transmission ids are compared ignoring case everywhere: the same
+         *     UUID in upper or lower case is the same transmission.
+         */
         IdempotencyKey: string;
         /** @description Only these form types (repeatable). */
         ExportFormType: string[];
@@ -2152,7 +2162,12 @@ export interface operations {
                  * @example 1.0.0
                  */
                 "x-api-version"?: components["parameters"]["ApiVersion"];
-                /** @description Alias of `transmission_id` as the idempotency key; when both are sent they must be equal (else 400). */
+                /**
+                 * @description Alias of the body's `transmission_id` (a UUID) as the idempotency key: a push carries one
+                 *     or the other (neither → 400). When both are sent they must be the same UUID (compared
+                 *     ignoring case, else 400). Transmission ids are compared ignoring case everywhere: the same
+                 *     UUID in upper or lower case is the same transmission.
+                 */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;

@@ -322,6 +322,56 @@ describe('idempotency', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('an Idempotency-Key header alone (no transmission_id) identifies the transmission, in any case', async () => {
+    const key = randomUUID();
+    const body = { client_id: 'header-only', records: [record(), record()] };
+    const send = (k: string, b: unknown = body) =>
+      call(target, 'POST', '/sync/push', { token: writer.token, headers: { 'idempotency-key': k }, body: b });
+    const first = await send(key.toUpperCase());
+    expect(first.status).toBe(200);
+    expect(first.body.success_count).toBe(2);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    for (const k of [key.toUpperCase(), key]) {
+      const again = await send(k);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body).toEqual(first.body);
+    }
+    const other = await send(key, { ...body, records: [record()] });
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('transmission_conflict');
+  });
+
+  it('transmission_id and Idempotency-Key equal but for the case of the UUID are one transmission id', async () => {
+    const transmissionId = randomUUID();
+    const upper = await push(target, writer.token, [record()], {
+      transmissionId: transmissionId.toUpperCase(),
+      headers: { 'idempotency-key': transmissionId },
+    });
+    expect(upper.status).toBe(200);
+    // The same id in lower case is the same transmission: another body under it is a conflict.
+    const lower = await push(target, writer.token, [record()], { transmissionId });
+    expect(lower.status).toBe(409);
+    expect(lower.body.code).toBe('transmission_conflict');
+  });
+
+  it('neither transmission_id nor Idempotency-Key → 400 problem+json', async () => {
+    const res = await call(target, 'POST', '/sync/push', {
+      token: writer.token,
+      body: { client_id: 'c', records: [record()] },
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.body.code).toBe('validation_failed');
+    const malformed = await call(target, 'POST', '/sync/push', {
+      token: writer.token,
+      headers: { 'idempotency-key': 'not-a-uuid' },
+      body: { client_id: 'c', records: [record()] },
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.code).toBe('validation_failed');
+  });
+
   it('concurrent retries of one transmission commit it once', async () => {
     const transmissionId = randomUUID();
     const records = [record(), record(), record()];
