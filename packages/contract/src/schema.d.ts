@@ -1456,7 +1456,10 @@ export interface components {
          *     UUID in upper or lower case is the same transmission.
          */
         IdempotencyKey: string;
-        /** @description Only these form types (repeatable). */
+        /**
+         * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+         *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+         */
         ExportFormType: string[];
         /** @description Only records with `version` greater than this. */
         ExportSinceVersion: number;
@@ -2802,7 +2805,10 @@ export interface operations {
     getParquetExport: {
         parameters: {
             query?: {
-                /** @description Only these form types (repeatable). */
+                /**
+                 * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+                 *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+                 */
                 form_type?: components["parameters"]["ExportFormType"];
                 /** @description Only records with `version` greater than this. */
                 since_version?: components["parameters"]["ExportSinceVersion"];
@@ -2843,7 +2849,10 @@ export interface operations {
     getCsvExport: {
         parameters: {
             query?: {
-                /** @description Only these form types (repeatable). */
+                /**
+                 * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+                 *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+                 */
                 form_type?: components["parameters"]["ExportFormType"];
                 /** @description Only records with `version` greater than this. */
                 since_version?: components["parameters"]["ExportSinceVersion"];

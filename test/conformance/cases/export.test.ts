@@ -356,3 +356,31 @@ describe('many form types (written a few per scan, the others via temporary file
     }
   });
 });
+
+describe('form_type in the query', () => {
+  it('form_type is read as sent (allowReserved): a raw + is a plus, percent-escapes are decoded', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const res = await push(target, writer.token, [
+      { observation_id: 'plus-1', form_type: 'x+y', data: { a: 1 } },
+      { observation_id: 'space-1', form_type: 'x y', data: { a: 2 } },
+    ]);
+    expect(res.body.success_count).toBe(2);
+    // fetch, not send(): the query must reach the server byte for byte (a client that builds the
+    // query from decoded values would re-encode the +).
+    const raw = async (query: string) => {
+      const response = await fetch(target.url(exportPath('csv', query)), {
+        headers: { authorization: `Bearer ${reader.token}` },
+      });
+      expect(response.status).toBe(200);
+      return [...(await unzip(response)).keys()];
+    };
+    expect(await raw('?form_type=x+y')).toEqual(['x+y.csv']);
+    expect(await raw('?form_type=x%2By')).toEqual(['x+y.csv']);
+    expect(await raw('?form_type=x%20y')).toEqual(['x y.csv']);
+    expect(await raw('?form_type=x+y&form_type=x%20y')).toEqual(['x y.csv', 'x+y.csv']);
+    expect(await raw('?since_version=0&form_type=x+y&include_deleted=true')).toEqual(['x+y.csv']);
+    expect([...(await unzip(await fetchExport('parquet', '?form_type=x%2By'))).keys()]).toEqual([
+      'x+y.parquet',
+    ]);
+  });
+});
