@@ -651,7 +651,8 @@ export interface paths {
         /**
          * Export observations as Parquet files in a ZIP
          * @description Streamed ZIP (`observations_export.zip`) with one `<form_type>.parquet` per form type
-         *     (`/ \ : * ? " < > |` replaced by `_`, made unique on collision). Columns:
+         *     (`/ \ : * ? " < > |`, control characters and DEL replaced by `_`; names that then collide,
+         *     ignoring case, made unique with a `_2`, `_3` … suffix). Columns:
          *     `observation_id, form_type, form_version, created_at, updated_at, synced_at, deleted,
          *     version, geolocation` (JSON text), then `data_<key>` for every top-level key of `data`,
          *     sorted. All-number keys → DOUBLE (INT64 when all integers), all-boolean → BOOLEAN,

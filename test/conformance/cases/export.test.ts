@@ -384,3 +384,34 @@ describe('form_type in the query', () => {
     ]);
   });
 });
+
+describe('ZIP entry names', () => {
+  it('have no control characters, and form types that map to one name still get an entry each', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const formTypes = ['ctl\r\n', 'x\u0001y', 'x\u001fy', 'x_y', 'del\u007f', 'c1\u0085\u009f'];
+    const res = await push(
+      target,
+      writer.token,
+      formTypes.map((formType, i) => ({ observation_id: `ctl-${i}`, form_type: formType, data: { i } })),
+    );
+    expect(res.body.success_count).toBe(formTypes.length);
+    const query = `?${formTypes.map((t) => `form_type=${encodeURIComponent(t)}`).join('&')}`;
+    for (const format of ['parquet', 'csv']) {
+      const files = await unzip(await fetchExport(format, query));
+      expect([...files.keys()].sort()).toEqual(
+        ['c1__', 'ctl__', 'del_', 'x_y', 'x_y_2', 'x_y_3'].map((name) => `${name}.${format}`),
+      );
+      // Each entry holds the records of one form type, and every form type is in one of them.
+      const found = new Map<string, string>();
+      for (const [name, bytes] of files) {
+        const formTypesIn =
+          format === 'parquet'
+            ? (await readParquet(bytes)).rows.map((r) => r.form_type as string)
+            : [...bytes.toString('utf8').matchAll(/\r\nctl-(\d+),/g)].map((m) => formTypes[Number(m[1])]);
+        expect(formTypesIn).toHaveLength(1);
+        found.set(formTypesIn[0]!, name);
+      }
+      expect([...found.keys()].sort()).toEqual([...formTypes].sort());
+    }
+  });
+});

@@ -2,7 +2,7 @@ import { parseJson } from '@synk/json';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExportRow } from '../sync/sync.store.ts';
-import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout } from './export-columns.ts';
+import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
 /** Keys and strings with escapes, quotes, backslashes, unicode and JSON-looking text. */
 const text = fc.oneof(
@@ -104,5 +104,41 @@ describe('ExportLayout.fill', () => {
     // Duplicate keys: the last one wins, as in JSON.parse.
     layout.fill(cells, 0, row('{"a":1,"a":2,"b":"x","b":null}'));
     expect(cells.slice(BASE_COLUMNS.length).map((c) => c[0])).toEqual([2, undefined]);
+  });
+});
+
+describe('exportFileNames', () => {
+  it('replaces / \\ : * ? " < > |, C0 and C1 controls and DEL with _', () => {
+    const names = exportFileNames(
+      [
+        'a/b\\c:d*e?f"g<h>i|j',
+        'nul\u0000x',
+        'ctl\r\n',
+        'tab\tend',
+        'del\u007f',
+        'c1\u0080\u0085\u009f',
+        'ok é 😀 ¡',
+      ],
+      'parquet',
+    );
+    expect([...names.values()]).toEqual([
+      'a_b_c_d_e_f_g_h_i_j.parquet',
+      'nul_x.parquet',
+      'ctl__.parquet',
+      'tab_end.parquet',
+      'del_.parquet',
+      'c1___.parquet',
+      'ok é 😀 ¡.parquet',
+    ]);
+  });
+
+  it('gives form types that map to the same safe name (in any case) distinct names', () => {
+    const formTypes = ['a\u0000b', 'a\u0001b', 'a/b', 'a_b', 'A_B', 'a_b_2', 'a\u001fb'];
+    const names = exportFileNames(formTypes, 'csv');
+    expect(new Set([...names.values()].map((n) => n.toLowerCase())).size).toBe(formTypes.length);
+    expect([...names.keys()]).toEqual(formTypes);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: none may be left
+    const safe = /^[^\u0000-\u001f\u007f-\u009f/\\:*?"<>|]+\.csv$/;
+    for (const name of names.values()) expect(name).toMatch(safe);
   });
 });

@@ -182,9 +182,17 @@ export function cellFromValue(value: unknown, type: ParquetColumnType): unknown 
   }
 }
 
-const UNSAFE_FILE_CHARACTERS = /[/\\:*?"<>|]/g;
+/**
+ * Characters no file name should hold: those Windows refuses and `/`, and the C0 and C1 controls
+ * and DEL, which unzip tools cut names at (NUL) or write into names as line breaks and escapes.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE_FILE_CHARACTERS = /[/\\:*?"<>|\u0000-\u001f\u007f-\u009f]/g;
 
-/** `<form_type>.<ext>` with `/ \ : * ? " < > |` replaced by `_`, made unique on collision. */
+/**
+ * `<form_type>.<ext>` with `/ \ : * ? " < > |` and control characters replaced by `_`, made unique
+ * (ignoring case, as Windows and macOS file systems compare names) by a `_2`, `_3` … suffix.
+ */
 export function exportFileNames(formTypes: string[], extension: string): Map<string, string> {
   const used = new Set<string>();
   const names = new Map<string, string>();
