@@ -658,6 +658,12 @@ export interface paths {
          *     sorted. All-number keys → DOUBLE (INT64 when all integers), all-boolean → BOOLEAN,
          *     all-string → UTF8; anything mixed or nested → UTF8 JSON text. Deleted records are
          *     excluded unless `include_deleted=true`.
+         *
+         *     A form type has at most `EXPORT_MAX_COLUMNS` (default 2000) `data_<key>` columns: the
+         *     first keys in sort order. When its records have more keys, its file ends with one more
+         *     column, `other_data` (UTF8): each record's remaining members as a JSON object (null when
+         *     it has none), so no value is lost and one record with a million keys cannot exhaust the
+         *     server. CSV files have the same layout.
          */
         get: operations["getParquetExport"];
         put?: never;
