@@ -42,6 +42,8 @@ export interface Config {
     readonly concurrentExports: number;
     /** How long an export waits for a client that has stopped reading before giving up on it. */
     readonly exportStallMs: number;
+    /** Data columns per form type in an export; the other keys go into one JSON column. */
+    readonly exportMaxColumns: number;
   };
   readonly sync: {
     readonly validation: ValidationMode;
@@ -132,6 +134,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       healthMinFreeBytes: read.int('HEALTH_MIN_FREE_BYTES', 64 * MiB, 0, Number.MAX_SAFE_INTEGER),
       concurrentExports: read.int('EXPORT_MAX_CONCURRENT', 2, 1, 64),
       exportStallMs: read.int('EXPORT_STALL_TIMEOUT_MS', 60_000, 100, 3_600_000),
+      exportMaxColumns: read.int('EXPORT_MAX_COLUMNS', 2000, 1, 100_000),
     },
     sync: {
       validation: read.oneOf('SYNC_VALIDATION', ['off', 'warn', 'reject'] as const, 'warn'),

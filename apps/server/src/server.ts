@@ -81,6 +81,7 @@ export async function createContext(
         exports: new ExportsService(store, path.join(config.dataDir, 'tmp', 'exports'), {
           concurrent: config.limits.concurrentExports,
           stallMs: config.limits.exportStallMs,
+          maxColumns: config.limits.exportMaxColumns,
         }),
         close: () => store.close(),
       },

@@ -13,7 +13,12 @@ const TYPES = 6;
 const exportTemp = () => path.join(t.dataDir, 'tmp', 'exports');
 
 beforeAll(async () => {
-  t = await createTestApp({ SYNC_VALIDATION: 'off', EXPORT_STALL_TIMEOUT_MS: '1500' });
+  // EXPORT_MAX_COLUMNS: the wide form below gets a column for each of its 30,000 keys.
+  t = await createTestApp({
+    SYNC_VALIDATION: 'off',
+    EXPORT_STALL_TIMEOUT_MS: '1500',
+    EXPORT_MAX_COLUMNS: '30000',
+  });
   admin = `Bearer ${await t.tokenFor('admin')}`;
   // Several form types, so a scan writes some of them to temporary files; enough data that an
   // export is still running when its client goes away.

@@ -364,7 +364,9 @@ export interface paths {
          *     **Idempotency**: (`client_id`, `transmission_id`) is remembered with the body hash and the
          *     response for at least 24 h. Same pair and body → the stored response with
          *     `Idempotent-Replayed: true` and no new versions; same pair, different body → 409
-         *     `transmission_conflict`.
+         *     `transmission_conflict`. The transmission id is the body's `transmission_id` or the
+         *     `Idempotency-Key` header (one of the two is required, else 400; both → they must be the
+         *     same UUID, else 400), compared ignoring case.
          *
          *     **Conflicts**: a record whose `base_version` differs from the stored version conflicts.
          *     Policy `last-write-wins` (default): the incoming record wins, the server's previous copy
@@ -649,12 +651,19 @@ export interface paths {
         /**
          * Export observations as Parquet files in a ZIP
          * @description Streamed ZIP (`observations_export.zip`) with one `<form_type>.parquet` per form type
-         *     (`/ \ : * ? " < > |` replaced by `_`, made unique on collision). Columns:
+         *     (`/ \ : * ? " < > |`, control characters and DEL replaced by `_`; names that then collide,
+         *     ignoring case, made unique with a `_2`, `_3` … suffix). Columns:
          *     `observation_id, form_type, form_version, created_at, updated_at, synced_at, deleted,
          *     version, geolocation` (JSON text), then `data_<key>` for every top-level key of `data`,
          *     sorted. All-number keys → DOUBLE (INT64 when all integers), all-boolean → BOOLEAN,
          *     all-string → UTF8; anything mixed or nested → UTF8 JSON text. Deleted records are
          *     excluded unless `include_deleted=true`.
+         *
+         *     A form type has at most `EXPORT_MAX_COLUMNS` (default 2000) `data_<key>` columns: the
+         *     first keys in sort order. When its records have more keys, its file ends with one more
+         *     column, `other_data` (UTF8): each record's remaining members as a JSON object (null when
+         *     it has none), so no value is lost and one record with a million keys cannot exhaust the
+         *     server. CSV files have the same layout.
          */
         get: operations["getParquetExport"];
         put?: never;
@@ -1014,9 +1023,12 @@ export interface components {
         SyncPushRequest: {
             /**
              * Format: uuid
-             * @description Idempotency key of this batch; re-send the same id when retrying.
+             * @description Idempotency key of this batch; re-send the same id when retrying. Required unless the
+             *     `Idempotency-Key` header carries it instead; when both are sent they must be the same
+             *     UUID (ignoring case), else 400. Compared ignoring case: the same UUID in another case is
+             *     the same transmission.
              */
-            transmission_id: string;
+            transmission_id?: string;
             /** @description Unique identifier of the client. */
             client_id: string;
             /**
@@ -1444,9 +1456,17 @@ export interface components {
         ContentDigest: string;
         /** @description Hex sha256 of the file bytes; verified (mismatch → 400). */
         XContentSHA256: string;
-        /** @description Alias of `transmission_id` as the idempotency key; when both are sent they must be equal (else 400). */
+        /**
+         * @description Alias of the body's `transmission_id` (a UUID) as the idempotency key: a push carries one
+         *     or the other (neither → 400). When both are sent they must be the same UUID (compared
+         *     ignoring case, else 400). Transmission ids are compared ignoring case everywhere: the same
+         *     UUID in upper or lower case is the same transmission.
+         */
         IdempotencyKey: string;
-        /** @description Only these form types (repeatable). */
+        /**
+         * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+         *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+         */
         ExportFormType: string[];
         /** @description Only records with `version` greater than this. */
         ExportSinceVersion: number;
@@ -2100,7 +2120,13 @@ export interface operations {
                 limit?: number;
                 /** @description Filter by one form type; merged with `schema_types` from the body. */
                 schemaType?: string;
-                /** @description Opaque cursor from a previous `next_page_token`; alternative to `since`. */
+                /**
+                 * @description Opaque cursor from a previous `next_page_token`; alternative to `since`. It continues
+                 *     only the filter it was issued for: the same form types (`schema_types` merged with
+                 *     `schemaType`, in any order) must be sent with it, else 400 `invalid_page_token` (a
+                 *     cursor of one filter would skip the other filter's records). A malformed token → 400
+                 *     `invalid_page_token` too.
+                 */
                 page_token?: string;
             };
             header?: {
@@ -2146,7 +2172,12 @@ export interface operations {
                  * @example 1.0.0
                  */
                 "x-api-version"?: components["parameters"]["ApiVersion"];
-                /** @description Alias of `transmission_id` as the idempotency key; when both are sent they must be equal (else 400). */
+                /**
+                 * @description Alias of the body's `transmission_id` (a UUID) as the idempotency key: a push carries one
+                 *     or the other (neither → 400). When both are sent they must be the same UUID (compared
+                 *     ignoring case, else 400). Transmission ids are compared ignoring case everywhere: the same
+                 *     UUID in upper or lower case is the same transmission.
+                 */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -2781,7 +2812,10 @@ export interface operations {
     getParquetExport: {
         parameters: {
             query?: {
-                /** @description Only these form types (repeatable). */
+                /**
+                 * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+                 *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+                 */
                 form_type?: components["parameters"]["ExportFormType"];
                 /** @description Only records with `version` greater than this. */
                 since_version?: components["parameters"]["ExportSinceVersion"];
@@ -2822,7 +2856,10 @@ export interface operations {
     getCsvExport: {
         parameters: {
             query?: {
-                /** @description Only these form types (repeatable). */
+                /**
+                 * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
+                 *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
+                 */
                 form_type?: components["parameters"]["ExportFormType"];
                 /** @description Only records with `version` greater than this. */
                 since_version?: components["parameters"]["ExportSinceVersion"];

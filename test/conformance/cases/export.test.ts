@@ -1,10 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { databaseFactory } from '@synk/test-support/postgres';
+import { adminToken as serverAdminToken, startServerProcess } from '@synk/test-support/server-process';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import unzipper from 'unzipper';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { send, userWithRole } from '../src/http.ts';
 import { push } from '../src/sync.ts';
@@ -356,3 +359,224 @@ describe('many form types (written a few per scan, the others via temporary file
     }
   });
 });
+
+describe('form_type in the query', () => {
+  it('form_type is read as sent (allowReserved): a raw + is a plus, percent-escapes are decoded', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const res = await push(target, writer.token, [
+      { observation_id: 'plus-1', form_type: 'x+y', data: { a: 1 } },
+      { observation_id: 'space-1', form_type: 'x y', data: { a: 2 } },
+    ]);
+    expect(res.body.success_count).toBe(2);
+    // fetch, not send(): the query must reach the server byte for byte (a client that builds the
+    // query from decoded values would re-encode the +).
+    const raw = async (query: string) => {
+      const response = await fetch(target.url(exportPath('csv', query)), {
+        headers: { authorization: `Bearer ${reader.token}` },
+      });
+      expect(response.status).toBe(200);
+      return [...(await unzip(response)).keys()];
+    };
+    expect(await raw('?form_type=x+y')).toEqual(['x+y.csv']);
+    expect(await raw('?form_type=x%2By')).toEqual(['x+y.csv']);
+    expect(await raw('?form_type=x%20y')).toEqual(['x y.csv']);
+    expect(await raw('?form_type=x+y&form_type=x%20y')).toEqual(['x y.csv', 'x+y.csv']);
+    expect(await raw('?since_version=0&form_type=x+y&include_deleted=true')).toEqual(['x+y.csv']);
+    expect([...(await unzip(await fetchExport('parquet', '?form_type=x%2By'))).keys()]).toEqual([
+      'x+y.parquet',
+    ]);
+  });
+});
+
+describe('ZIP entry names', () => {
+  it('have no control characters, and form types that map to one name still get an entry each', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const formTypes = ['ctl\r\n', 'x\u0001y', 'x\u001fy', 'x_y', 'del\u007f', 'c1\u0085\u009f'];
+    const res = await push(
+      target,
+      writer.token,
+      formTypes.map((formType, i) => ({ observation_id: `ctl-${i}`, form_type: formType, data: { i } })),
+    );
+    expect(res.body.success_count).toBe(formTypes.length);
+    const query = `?${formTypes.map((t) => `form_type=${encodeURIComponent(t)}`).join('&')}`;
+    for (const format of ['parquet', 'csv']) {
+      const files = await unzip(await fetchExport(format, query));
+      expect([...files.keys()].sort()).toEqual(
+        ['c1__', 'ctl__', 'del_', 'x_y', 'x_y_2', 'x_y_3'].map((name) => `${name}.${format}`),
+      );
+      // Each entry holds the records of one form type, and every form type is in one of them.
+      const found = new Map<string, string>();
+      for (const [name, bytes] of files) {
+        const formTypesIn =
+          format === 'parquet'
+            ? (await readParquet(bytes)).rows.map((r) => r.form_type as string)
+            : [...bytes.toString('utf8').matchAll(/\r\nctl-(\d+),/g)].map((m) => formTypes[Number(m[1])]);
+        expect(formTypesIn).toHaveLength(1);
+        found.set(formTypesIn[0]!, name);
+      }
+      expect([...found.keys()].sort()).toEqual([...formTypes].sort());
+    }
+  });
+});
+
+describe('a form with more data keys than EXPORT_MAX_COLUMNS', () => {
+  /** `k00000` … : zero-padded, so the keys sort as they are numbered. */
+  const key = (i: number) => `k${String(i).padStart(5, '0')}`;
+  /** Key i's value: an integer, a string, a boolean or a nested object, by i % 4. */
+  const valueAt = (i: number) => [i, `s${i}`, i % 8 === 2, { n: i }][i % 4];
+  const KEYS = 50_000;
+  const MAX_COLUMNS = 2000; // the default
+  const wide = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [key(i), valueAt(i)]));
+  const narrow = { a: 'first', [key(2)]: false, [key(KEYS - 1)]: 'last', zzz: null };
+
+  /** A Parquet or CSV cell of value `v`, as hyparquet gives it back. */
+  const parquetCell = (v: unknown) =>
+    typeof v === 'number' ? BigInt(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : v;
+
+  it('is exported in bounded memory: the first keys in sort order get a column each, the rest of each record goes into other_data, every value read back', async () => {
+    // A server process of its own, as production starts it, so its memory can be watched.
+    const pgUrl = inject('pgUrl');
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-wide-'));
+    const password = 'wide-admin-password';
+    const server = await startServerProcess({
+      NODE_ENV: 'production',
+      DATA_DIR: dataDir,
+      ADMIN_PASSWORD: password,
+      ...(pgUrl ? { DB_CONNECTION: await databaseFactory(pgUrl)('synk_wide') } : {}),
+    });
+    try {
+      const token = await serverAdminToken(server.url, password);
+      const pushed = await fetch(`${server.url}/sync/push`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          transmission_id: randomUUID(),
+          client_id: 'wide',
+          records: [
+            { observation_id: 'wide-1', form_type: 'wide', data: wide },
+            { observation_id: 'wide-2', form_type: 'wide', data: narrow },
+          ],
+        }),
+      });
+      expect((await pushed.json()).success_count).toBe(2);
+
+      const exportOf = async (format: string) => {
+        const idle = rssOf(server.pid);
+        let peak = idle;
+        const sampler = setInterval(() => {
+          peak = Math.max(peak, rssOf(server.pid));
+        }, 10);
+        try {
+          const res = await fetch(`${server.url}/dataexport/${format}`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          expect(res.status).toBe(200);
+          const files = await unzip(res);
+          return { files, added: Math.max(peak, rssOf(server.pid)) - idle };
+        } finally {
+          clearInterval(sampler);
+        }
+      };
+
+      const sortedKeys = [...new Set([...Object.keys(wide), ...Object.keys(narrow)])].sort();
+      const columnKeys = sortedKeys.slice(0, MAX_COLUMNS);
+      const named = new Set(columnKeys);
+      const rest = (data: Record<string, unknown>) => {
+        const other = Object.fromEntries(Object.entries(data).filter(([k]) => !named.has(k)));
+        return Object.keys(other).length > 0 ? other : null;
+      };
+
+      const parquet = await exportOf('parquet');
+      // One column per key took ~3 GB and 20 s for 200,000 keys; bounded, it takes a few MB.
+      expect(parquet.added).toBeLessThan(150 * 2 ** 20);
+      const bytes = parquet.files.get('wide.parquet')!;
+      const { columns, rows } = await readParquet(bytes);
+      expect(await readWithDuckdb(bytes)).toEqual(rows);
+      expect(columns.map((c) => c.name)).toEqual([
+        ...BASE_COLUMN_NAMES,
+        ...columnKeys.map((k) => `data_${k}`),
+        'other_data',
+      ]);
+      expect(columns.at(-1)!.type).toBe('BYTE_ARRAY');
+      for (const [i, data] of [wide, narrow].entries()) {
+        const row = rows[i]!;
+        expect(row.observation_id).toBe(`wide-${i + 1}`);
+        for (const k of columnKeys)
+          expect(row[`data_${k}`]).toEqual(
+            data[k] === undefined || data[k] === null ? null : parquetCell(data[k]),
+          );
+        const other = row.other_data as string | null;
+        expect(other === null ? null : JSON.parse(other)).toEqual(rest(data));
+      }
+
+      const csv = await exportOf('csv');
+      expect(csv.added).toBeLessThan(150 * 2 ** 20);
+      const [header, ...lines] = parseCsv(csv.files.get('wide.csv')!.toString('utf8'));
+      expect(header).toEqual([...BASE_COLUMN_NAMES, ...columnKeys.map((k) => `data_${k}`), 'other_data']);
+      for (const [i, data] of [wide, narrow].entries()) {
+        const cells = lines[i]!;
+        expect(cells[0]).toBe(`wide-${i + 1}`);
+        columnKeys.forEach((k, c) => {
+          const v = data[k];
+          const expected =
+            v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+          expect(cells[BASE_COLUMN_NAMES.length + c]).toBe(expected);
+        });
+        const other = cells.at(-1)!;
+        expect(other === '' ? null : JSON.parse(other)).toEqual(rest(data));
+      }
+    } finally {
+      await server.kill();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+const BASE_COLUMN_NAMES = [
+  'observation_id',
+  'form_type',
+  'form_version',
+  'created_at',
+  'updated_at',
+  'synced_at',
+  'deleted',
+  'version',
+  'geolocation',
+];
+
+/** Resident memory of a process (Linux, from /proc). */
+const rssOf = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+/** RFC 4180 CSV: rows of fields (quoted fields may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let field = '';
+    if (text[i] === '"') {
+      for (i++; ; ) {
+        const quote = text.indexOf('"', i);
+        field += text.slice(i, quote);
+        i = quote + 1;
+        if (text[i] !== '"') break;
+        field += '"';
+        i++;
+      }
+    } else {
+      const end = text.slice(i).search(/[,\r]/);
+      const stop = end < 0 ? text.length : i + end;
+      field = text.slice(i, stop);
+      i = stop;
+    }
+    row.push(field);
+    if (text[i] === ',') i++;
+    else {
+      rows.push(row);
+      row = [];
+      i += 2; // \r\n
+    }
+  }
+  return rows;
+}

@@ -409,6 +409,56 @@ describe('idempotency', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('an Idempotency-Key header alone (no transmission_id) identifies the transmission, in any case', async () => {
+    const key = randomUUID();
+    const body = { client_id: 'header-only', records: [record(), record()] };
+    const send = (k: string, b: unknown = body) =>
+      call(target, 'POST', '/sync/push', { token: writer.token, headers: { 'idempotency-key': k }, body: b });
+    const first = await send(key.toUpperCase());
+    expect(first.status).toBe(200);
+    expect(first.body.success_count).toBe(2);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    for (const k of [key.toUpperCase(), key]) {
+      const again = await send(k);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body).toEqual(first.body);
+    }
+    const other = await send(key, { ...body, records: [record()] });
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('transmission_conflict');
+  });
+
+  it('transmission_id and Idempotency-Key equal but for the case of the UUID are one transmission id', async () => {
+    const transmissionId = randomUUID();
+    const upper = await push(target, writer.token, [record()], {
+      transmissionId: transmissionId.toUpperCase(),
+      headers: { 'idempotency-key': transmissionId },
+    });
+    expect(upper.status).toBe(200);
+    // The same id in lower case is the same transmission: another body under it is a conflict.
+    const lower = await push(target, writer.token, [record()], { transmissionId });
+    expect(lower.status).toBe(409);
+    expect(lower.body.code).toBe('transmission_conflict');
+  });
+
+  it('neither transmission_id nor Idempotency-Key → 400 problem+json', async () => {
+    const res = await call(target, 'POST', '/sync/push', {
+      token: writer.token,
+      body: { client_id: 'c', records: [record()] },
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.body.code).toBe('validation_failed');
+    const malformed = await call(target, 'POST', '/sync/push', {
+      token: writer.token,
+      headers: { 'idempotency-key': 'not-a-uuid' },
+      body: { client_id: 'c', records: [record()] },
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.code).toBe('validation_failed');
+  });
+
   it('concurrent retries of one transmission commit it once', async () => {
     const transmissionId = randomUUID();
     const records = [record(), record(), record()];
@@ -572,6 +622,79 @@ describe('POST /sync/pull', () => {
     const res = await pull(target, reader.token, {}, `?page_token=${encodeURIComponent(token)}`);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('invalid_page_token');
+  });
+
+  it('a page_token continues only the filter it was issued for: another filter → 400, never a skipped record', async () => {
+    const a = `tok-a-${randomUUID()}`;
+    const b = `tok-b-${randomUUID()}`;
+    const start = (await pull(target, reader.token)).body.current_version as number;
+    // Versions start+1 … start+6, alternating a, b.
+    await push(
+      target,
+      writer.token,
+      Array.from({ length: 6 }, (_, i) => record({ form_type: i % 2 === 0 ? a : b })),
+    );
+    const first = await pull(
+      target,
+      reader.token,
+      { since: { version: start }, schema_types: [a] },
+      '?limit=2',
+    );
+    expect(first.body.records.map((r: { version: number }) => r.version)).toEqual([start + 1, start + 3]);
+    expect(first.body.has_more).toBe(true);
+    const token = encodeURIComponent(first.body.next_page_token);
+
+    // Continuing type a's loop with type b's filter would skip b's record at start+2.
+    for (const [label, body, query] of [
+      ['schema_types [b]', { schema_types: [b] }, ''],
+      ['schema_types [a, b]', { schema_types: [a, b] }, ''],
+      ['no filter', {}, ''],
+      ['schemaType b', {}, `&schemaType=${b}`],
+    ] as const) {
+      const res = await pull(target, reader.token, body, `?limit=2&page_token=${token}${query}`);
+      expect(res.status, label).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('invalid_page_token');
+    }
+
+    // The same filter, however it is written (order, duplicates, schemaType merged in), continues.
+    for (const [body, query] of [
+      [{ schema_types: [a] }, ''],
+      [{ schema_types: [a, a] }, ''],
+      [{}, `&schemaType=${a}`],
+      [{ schema_types: [a] }, `&schemaType=${a}`],
+    ] as const) {
+      const res = await pull(target, reader.token, body, `?limit=2&page_token=${token}${query}`);
+      expect(res.status).toBe(200);
+      expect(res.body.records.map((r: { version: number }) => r.version)).toEqual([start + 5]);
+    }
+
+    // And a token of an unfiltered loop is refused with a filter.
+    const unfiltered = await pull(target, reader.token, { since: { version: start } }, '?limit=1');
+    const filtered = await pull(
+      target,
+      reader.token,
+      { schema_types: [b] },
+      `?page_token=${encodeURIComponent(unfiltered.body.next_page_token)}`,
+    );
+    expect(filtered.status).toBe(400);
+    expect(filtered.body.code).toBe('invalid_page_token');
+    const types = [a, b].sort();
+    const both = await pull(
+      target,
+      reader.token,
+      { since: { version: start }, schema_types: types },
+      '?limit=1',
+    );
+    const reordered = await pull(
+      target,
+      reader.token,
+      { schema_types: [...types].reverse() },
+      `?limit=10&page_token=${encodeURIComponent(both.body.next_page_token)}`,
+    );
+    expect(reordered.body.records.map((r: { version: number }) => r.version)).toEqual(
+      [2, 3, 4, 5, 6].map((n) => start + n),
+    );
   });
 
   it('accepts a schema_types list of 40,000 names (more than SQLite binds as separate variables)', async () => {

@@ -1,18 +1,29 @@
-import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { releaseWrittenBuffers } from './memory.ts';
+import {
+  CompactWriter,
+  CompressionCodec,
+  PhysicalType,
+  writeColumnChunk,
+  writeColumnMetaData,
+  writeFileMetaData,
+  writePageHeader,
+  writeRowGroup,
+} from './parquet-thrift.ts';
 import { endStream, writeChunk } from './streams.ts';
 
 /**
- * The thin adapter over @dsnp/parquetjs (and the native `snappy` codec): the rest of the server
- * never imports them.
+ * The Parquet writer of exports, over the native `snappy` codec: the rest of the server never
+ * imports it.
  *
  * Our columns are all flat primitives (required or optional, never repeated or nested), so rows
  * need no Dremel shredding: values arrive column by column, each column's pages are encoded here
  * (definition levels 0/1, PLAIN values, DataPageV2, Snappy) as soon as the rows arrive, and each
- * row group's column chunks and the file's footer are written as parquetjs's envelope writer
- * lays them out, with parquetjs's Thrift definitions of the format. Its per-row `appendRow` path
- * spent most of an export's time and memory on shredding and statistics.
+ * row group's column chunks and the file's footer are written as @dsnp/parquetjs's envelope
+ * writer lays them out, their Thrift metadata encoded by parquet-thrift.ts. parquetjs's per-row
+ * `appendRow` path spent most of an export's time and memory on shredding and statistics, and
+ * its Thrift classes and serialiser most of the time and memory of a file with many columns.
  */
 
 export type ParquetColumnType = 'UTF8' | 'DOUBLE' | 'INT64' | 'BOOLEAN';
@@ -42,35 +53,25 @@ export interface ParquetStream {
 /** Readable by every Parquet reader (hyparquet included, without extra codecs). */
 const COMPRESSION: 'SNAPPY' | 'UNCOMPRESSED' = 'SNAPPY';
 
-type Parquetjs = Awaited<ReturnType<typeof loadParquetjs>>;
-let parquetjs: Promise<Parquetjs> | undefined;
+let snappyCodec: Promise<(input: Uint8Array) => Buffer> | undefined;
 
-// Loaded on first export only, and only parquetjs's Thrift definitions of the format and its
-// Thrift serialiser: its writer and schema modules load the `bson` package, which allocates a
-// 17 MB buffer when it loads (~8 MB of it resident), for BSON columns an export never has.
-async function loadParquetjs() {
-  const [thrift, util] = await Promise.all([
-    import('@dsnp/parquetjs/dist/gen-nodejs/parquet_types.js'),
-    import('@dsnp/parquetjs/dist/lib/util.js'),
-  ]);
-  // parquetjs's own Int64 (node-int64), resolved from where it resolves it.
-  const fromParquetjs = createRequire(createRequire(import.meta.url).resolve('@dsnp/parquetjs'));
-  const Int64 = fromParquetjs('node-int64') as new (n: number) => never;
-  // Native Snappy (raw format, what Parquet's SNAPPY codec is): ~10× parquetjs's snappyjs, which
-  // took ~15% of an export's time. `copyOutputData` despite its doc: an external buffer per page
-  // costs far more than the copy (measured 0.3–1.3 GB/s without it, 4.4 GB/s with it).
+// Native Snappy (raw format, what Parquet's SNAPPY codec is), loaded on first export: ~10×
+// parquetjs's snappyjs, which took ~15% of an export's time. `copyOutputData` despite its doc: an
+// external buffer per page costs far more than the copy (measured 0.3–1.3 GB/s without it, 4.4 GB/s
+// with it).
+async function loadSnappy() {
   const { compressSync } = await import('snappy');
-  return {
-    thrift: thrift.default,
-    serializeThrift: util.serializeThrift,
-    snappy: (input: Uint8Array) => compressSync(input, { copyOutputData: true }),
-    Int64,
-  };
+  return (input: Uint8Array) => compressSync(input, { copyOutputData: true });
 }
 
 const MAGIC = Buffer.from('PAR1');
-/** Each column's Parquet physical type, and the logical (converted) type of strings. */
-const PHYSICAL_TYPE = { UTF8: 'BYTE_ARRAY', DOUBLE: 'DOUBLE', INT64: 'INT64', BOOLEAN: 'BOOLEAN' } as const;
+/** Each column's Parquet physical type. */
+const PHYSICAL_TYPE = {
+  UTF8: PhysicalType.BYTE_ARRAY,
+  DOUBLE: PhysicalType.DOUBLE,
+  INT64: PhysicalType.INT64,
+  BOOLEAN: PhysicalType.BOOLEAN,
+} as const;
 
 /** When a row group is written out (rows, or encoded bytes), and how big a page's values get. */
 export interface ParquetLimits {
@@ -82,11 +83,15 @@ export interface ParquetLimits {
 
 const DEFAULT_LIMITS: ParquetLimits = { rowGroupRows: 100_000, rowGroupBytes: 4 << 20, pageBytes: 256 << 10 };
 
+/** Columns whose chunks a row group's flush writes between turns of the event loop. */
+const COLUMNS_PER_TURN = 1000;
+
 /**
  * Writes Parquet into `output`. Memory: each column's page being filled (its values already
- * encoded, at most about `pageBytes`) and the encoded pages of the row group being filled (at most
- * about `rowGroupBytes`), never the rows themselves: `append` copies the values out at once.
- * A writer of many columns, or one of several at once, wants smaller pages.
+ * encoded, at most about `pageBytes`), the encoded pages of the row group being filled (at most
+ * about `rowGroupBytes`) and the footer's metadata of each column chunk written (~50 bytes each),
+ * never the rows themselves: `append` copies the values out at once. A writer of many columns,
+ * or one of several at once, wants smaller pages.
  */
 export async function openParquetStream(
   columns: ParquetColumn[],
@@ -94,16 +99,23 @@ export async function openParquetStream(
   limits: Partial<ParquetLimits> = {},
 ): Promise<ParquetStream> {
   const { rowGroupRows, rowGroupBytes, pageBytes } = { ...DEFAULT_LIMITS, ...limits };
-  parquetjs ??= loadParquetjs();
-  const { thrift, serializeThrift, snappy, Int64 } = await parquetjs;
+  snappyCodec ??= loadSnappy();
+  const snappy = await snappyCodec;
+  const codec = CompressionCodec[COMPRESSION];
   /** Where the next byte lands in the file (offsets in the metadata are absolute). */
   let fileOffset = 0;
   const write = (bytes: Buffer) => {
     fileOffset += bytes.length;
     return writeChunk(output, bytes);
   };
-  const rowGroups: InstanceType<Parquetjs['thrift']['RowGroup']>[] = [];
+  /** The footer's RowGroups, encoded as each is written. */
+  const rowGroups = new CompactWriter();
+  let rowGroupCount = 0;
   let fileRows = 0;
+  /** Scratch space for the metadata being encoded. */
+  const header = new CompactWriter();
+  const metadata = new CompactWriter();
+  const columnChunks = new CompactWriter();
   await write(MAGIC);
 
   /**
@@ -119,6 +131,8 @@ export async function openParquetStream(
     uncompressedSize: 0,
   }));
   let groupRows = 0;
+  /** The row group's encoded pages, kept up to date (each column's page being filled is bounded by `pageBytes`). */
+  let groupBytes = 0;
 
   /** Ends the column's page being filled: a DataPageV2 (definition levels, then PLAIN values) appended to its chunk. */
   function endPage(chunk: (typeof chunks)[number]) {
@@ -127,78 +141,71 @@ export async function openParquetStream(
     const levels = chunk.column.optional ? page.definitionLevels() : EMPTY;
     const plain = page.plain();
     const body = COMPRESSION === 'SNAPPY' ? snappy(plain) : plain;
-    const header = serializeThrift(
-      new thrift.PageHeader({
-        type: thrift.PageType.DATA_PAGE_V2,
-        uncompressed_page_size: levels.length + plain.length,
-        compressed_page_size: levels.length + body.length,
-        data_page_header_v2: new thrift.DataPageHeaderV2({
-          num_values: page.rows,
-          num_nulls: page.rows - page.present,
-          num_rows: page.rows,
-          encoding: thrift.Encoding.PLAIN,
-          definition_levels_byte_length: levels.length,
-          repetition_levels_byte_length: 0,
-          is_compressed: COMPRESSION !== 'UNCOMPRESSED',
-        }),
-      }),
-    );
-    chunk.pages.append(header);
+    header.clear();
+    writePageHeader(header, {
+      uncompressedSize: levels.length + plain.length,
+      compressedSize: levels.length + body.length,
+      rows: page.rows,
+      nulls: page.rows - page.present,
+      definitionLevelsLength: levels.length,
+      compressed: COMPRESSION !== 'UNCOMPRESSED',
+    });
+    const before = chunk.pages.length;
+    chunk.pages.append(header.view());
     chunk.pages.append(levels);
     chunk.pages.append(body);
+    groupBytes += chunk.pages.length - before;
     chunk.uncompressedSize += header.length + levels.length + plain.length;
     page.clear();
   }
 
   /**
-   * Writes the row group as one section: each column chunk's pages, then its ColumnMetaData
-   * (where parquetjs puts it). The section is a copy, so the column buffers are free again at once.
+   * Writes the row group: each column chunk's pages, then its ColumnMetaData (where parquetjs puts
+   * it), a section at a time; the column buffers are free again at once. Many columns are taken a
+   * thousand at a time, a turn of the event loop each.
    */
   async function flush() {
     if (groupRows === 0) return;
-    const columnChunks = [];
-    const parts: Buffer[] = [];
-    let offset = fileOffset;
-    for (const chunk of chunks) {
-      endPage(chunk);
-      const { column, pages, uncompressedSize } = chunk;
-      const metadata = new thrift.ColumnMetaData({
-        type: thrift.Type[PHYSICAL_TYPE[column.type]],
-        encodings: [thrift.Encoding.RLE, thrift.Encoding.PLAIN],
-        path_in_schema: [column.name],
-        codec: thrift.CompressionCodec[COMPRESSION],
-        num_values: new Int64(groupRows),
-        total_uncompressed_size: new Int64(uncompressedSize),
-        total_compressed_size: new Int64(pages.length),
-        data_page_offset: new Int64(offset),
-      });
-      parts.push(pages.view());
-      offset += pages.length;
-      columnChunks.push(new thrift.ColumnChunk({ file_offset: new Int64(offset), meta_data: metadata }));
-      const encoded = serializeThrift(metadata);
-      parts.push(encoded);
-      offset += encoded.length;
+    columnChunks.clear();
+    const groupStart = fileOffset;
+    for (let from = 0; from < chunks.length; from += COLUMNS_PER_TURN) {
+      if (from > 0) await nextTurn();
+      const parts: Buffer[] = [];
+      let offset = fileOffset;
+      const section = chunks.slice(from, from + COLUMNS_PER_TURN);
+      for (const chunk of section) {
+        endPage(chunk);
+        const { column, pages, uncompressedSize } = chunk;
+        metadata.clear();
+        writeColumnMetaData(metadata, {
+          type: PHYSICAL_TYPE[column.type],
+          name: column.name,
+          codec,
+          values: groupRows,
+          uncompressedSize,
+          compressedSize: pages.length,
+          dataPageOffset: offset,
+        });
+        parts.push(pages.view());
+        offset += pages.length;
+        writeColumnChunk(columnChunks, offset, metadata.view());
+        parts.push(metadata.bytes());
+        offset += metadata.length;
+      }
+      const bytes = Buffer.concat(parts);
+      for (const chunk of section) {
+        chunk.pages.clear();
+        chunk.uncompressedSize = 0;
+      }
+      await write(bytes);
+      releaseWrittenBuffers(bytes.length);
     }
-    const section = Buffer.concat(parts);
-    for (const chunk of chunks) {
-      chunk.pages.clear();
-      chunk.uncompressedSize = 0;
-    }
-    rowGroups.push(
-      new thrift.RowGroup({
-        columns: columnChunks,
-        total_byte_size: new Int64(section.length),
-        num_rows: new Int64(groupRows),
-      }),
-    );
+    writeRowGroup(rowGroups, chunks.length, columnChunks.view(), fileOffset - groupStart, groupRows);
+    rowGroupCount += 1;
     fileRows += groupRows;
     groupRows = 0;
-    await write(section);
-    releaseWrittenBuffers(section.length);
+    groupBytes = 0;
   }
-
-  /** The row group's encoded pages (each column's page being filled is bounded by `pageBytes`). */
-  const groupBytes = () => chunks.reduce((sum, chunk) => sum + chunk.pages.length, 0);
 
   return {
     async append(values, rowCount) {
@@ -214,36 +221,28 @@ export async function openParquetStream(
         }
         groupRows += to - from;
         from = to;
-        if (groupRows >= rowGroupRows || groupBytes() >= rowGroupBytes) await flush();
+        if (groupRows >= rowGroupRows || groupBytes >= rowGroupBytes) await flush();
       }
     },
     async close() {
       await flush();
       // The footer: FileMetaData as parquetjs writes it, its length, and the magic again.
-      const metadata = serializeThrift(
-        new thrift.FileMetaData({
-          version: 1,
-          created_by: '@dsnp/parquetjs',
-          num_rows: new Int64(fileRows),
-          row_groups: rowGroups,
-          key_value_metadata: [],
-          schema: [
-            new thrift.SchemaElement({ name: 'root', num_children: columns.length }),
-            ...columns.map(
-              (column) =>
-                new thrift.SchemaElement({
-                  name: column.name,
-                  type: thrift.Type[PHYSICAL_TYPE[column.type]],
-                  repetition_type: thrift.FieldRepetitionType[column.optional ? 'OPTIONAL' : 'REQUIRED'],
-                  ...(column.type === 'UTF8' ? { converted_type: thrift.ConvertedType.UTF8 } : {}),
-                }),
-            ),
-          ],
-        }),
+      const footer = new CompactWriter();
+      writeFileMetaData(
+        footer,
+        columns.map((column) => ({
+          name: column.name,
+          type: PHYSICAL_TYPE[column.type],
+          optional: column.optional,
+          utf8: column.type === 'UTF8',
+        })),
+        fileRows,
+        rowGroupCount,
+        rowGroups.view(),
       );
       const length = Buffer.alloc(4);
-      length.writeUInt32LE(metadata.length);
-      await write(Buffer.concat([metadata, length, MAGIC]));
+      length.writeUInt32LE(footer.length);
+      await write(Buffer.concat([footer.view(), length, MAGIC]));
       await endStream(output);
     },
   };

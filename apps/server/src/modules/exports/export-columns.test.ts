@@ -2,7 +2,7 @@ import { parseJson } from '@synk/json';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExportRow } from '../sync/sync.store.ts';
-import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout } from './export-columns.ts';
+import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
 /** Keys and strings with escapes, quotes, backslashes, unicode and JSON-looking text. */
 const text = fc.oneof(
@@ -104,5 +104,133 @@ describe('ExportLayout.fill', () => {
     // Duplicate keys: the last one wins, as in JSON.parse.
     layout.fill(cells, 0, row('{"a":1,"a":2,"b":"x","b":null}'));
     expect(cells.slice(BASE_COLUMNS.length).map((c) => c[0])).toEqual([2, undefined]);
+  });
+});
+
+describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
+  it('gives the first keys in sort order a column each, typed as without the limit, whatever order they come in', () => {
+    fc.assert(
+      fc.property(
+        fc.array(data, { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 1, max: 5 }),
+        (records, max) => {
+          const bounded = new DataProfile(max);
+          const unbounded = new DataProfile();
+          for (const r of records) {
+            bounded.addJson(JSON.stringify(r));
+            unbounded.add(r);
+          }
+          const all = unbounded.columns();
+          expect(bounded.columns()).toEqual(all.slice(0, max));
+          expect(bounded.overflows).toBe(all.length > max);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('keeps at most twice the limit in keys however many a record has', () => {
+    const profile = new DataProfile(10);
+    const data: Record<string, number> = {};
+    for (let k = 100_000; k > 0; k--) data[`k${k}`] = k;
+    profile.addJson(JSON.stringify(data));
+    const kept = profile.columns().map((c) => c.key);
+    expect(kept).toEqual(Object.keys(data).sort().slice(0, 10));
+    expect(profile.overflows).toBe(true);
+  });
+
+  it('puts every other member of a record into other_data as a JSON object, values as they were', () => {
+    fc.assert(
+      fc.property(
+        fc.array(data, { minLength: 1, maxLength: 4 }),
+        data,
+        fc.integer({ min: 1, max: 4 }),
+        fc.boolean(),
+        (profiledRecords, record, max, spaced) => {
+          const profile = new DataProfile(max);
+          for (const r of [...profiledRecords, record]) profile.add(r);
+          const layout = new ExportLayout(profile.columns(), profile.overflows);
+          const cells = layout.newCells(1);
+          layout.fill(cells, 0, row(JSON.stringify(record, null, spaced ? 2 : undefined)));
+          const columns = profile.columns();
+          const dataCells = cells
+            .slice(BASE_COLUMNS.length, BASE_COLUMNS.length + columns.length)
+            .map((c) => c[0]);
+          const expected = expectedCells(record, profile);
+          columns.forEach(({ json }, c) => {
+            if (json && dataCells[c] !== undefined)
+              expect(parseJson(dataCells[c] as string)).toEqual(parseJson(expected[c] as string));
+            else expect(dataCells[c]).toEqual(expected[c]);
+          });
+          const stored = parseJson(JSON.stringify(record)) as Record<string, unknown>;
+          const named = new Set(columns.map((c) => c.key));
+          const rest = Object.fromEntries(Object.entries(stored).filter(([key]) => !named.has(key)));
+          if (!profile.overflows) {
+            expect(cells).toHaveLength(BASE_COLUMNS.length + columns.length);
+            return;
+          }
+          const other = cells.at(-1)![0];
+          if (Object.keys(rest).length === 0) expect(other).toBeUndefined();
+          else expect(parseJson(other as string)).toEqual(rest);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('other_data holds the members as written, in runs: read as JSON, the rest of the record', () => {
+    const profile = new DataProfile(1);
+    profile.add({ a: 1, b: 2, c: 3 });
+    const layout = new ExportLayout(profile.columns(), profile.overflows);
+    expect(layout.columns.map((c) => c.name).slice(BASE_COLUMNS.length)).toEqual(['data_a', 'other_data']);
+    const cells = layout.newCells(1);
+    const other = (text: string) => {
+      layout.fill(cells, 0, row(text));
+      return [cells[BASE_COLUMNS.length]![0], cells[BASE_COLUMNS.length + 1]![0]];
+    };
+    // Canonical text (what the server stores): the members past the columns are one slice of it.
+    expect(other('{"a":1,"b":2,"c":{"d":[1,2]}}')).toEqual([1, '{"b":2,"c":{"d":[1,2]}}']);
+    expect(other('{"a":1}')).toEqual([1, undefined]);
+    expect(other('{ "b" : 2 , "a" : 3 ,\n"c" : "x" }')).toEqual([3, '{"b" : 2,"c" : "x"}']);
+    // A repeated key: JSON readers take its last value, as the record's reader did.
+    const [a, rest] = other('{"a":1,"c":[1, 2],"b":2,"c":null,"a":5}');
+    expect(a).toBe(5);
+    expect(parseJson(rest as string)).toEqual({ c: null, b: 2 });
+  });
+});
+
+describe('exportFileNames', () => {
+  it('replaces / \\ : * ? " < > |, C0 and C1 controls and DEL with _', () => {
+    const names = exportFileNames(
+      [
+        'a/b\\c:d*e?f"g<h>i|j',
+        'nul\u0000x',
+        'ctl\r\n',
+        'tab\tend',
+        'del\u007f',
+        'c1\u0080\u0085\u009f',
+        'ok é 😀 ¡',
+      ],
+      'parquet',
+    );
+    expect([...names.values()]).toEqual([
+      'a_b_c_d_e_f_g_h_i_j.parquet',
+      'nul_x.parquet',
+      'ctl__.parquet',
+      'tab_end.parquet',
+      'del_.parquet',
+      'c1___.parquet',
+      'ok é 😀 ¡.parquet',
+    ]);
+  });
+
+  it('gives form types that map to the same safe name (in any case) distinct names', () => {
+    const formTypes = ['a\u0000b', 'a\u0001b', 'a/b', 'a_b', 'A_B', 'a_b_2', 'a\u001fb'];
+    const names = exportFileNames(formTypes, 'csv');
+    expect(new Set([...names.values()].map((n) => n.toLowerCase())).size).toBe(formTypes.length);
+    expect([...names.keys()]).toEqual(formTypes);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: none may be left
+    const safe = /^[^\u0000-\u001f\u007f-\u009f/\\:*?"<>|]+\.csv$/;
+    for (const name of names.values()) expect(name).toMatch(safe);
   });
 });

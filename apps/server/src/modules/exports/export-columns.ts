@@ -24,20 +24,56 @@ export interface DataColumn {
 }
 
 /**
+ * The last column of a form type with more `data` keys than a file may have columns for: the keys
+ * left without a column of their own, as one JSON object per record (absent when it has none). Its
+ * name cannot be a data column's (they all start `data_`) nor a base column's.
+ */
+export const OVERFLOW_COLUMN: ParquetColumn = { name: 'other_data', type: 'UTF8', optional: true };
+
+/**
  * Learns, from every record of one form type, the type of each top-level `data` key: all numbers
  * → DOUBLE (INT64 when all are integers), all booleans → BOOLEAN, all strings → UTF8, anything
  * mixed, nested or only ever null → UTF8 holding JSON text.
+ *
+ * At most `maxColumns` keys get a column: the first ones in sort order (the spec's column order,
+ * cut short); the others go into OVERFLOW_COLUMN. Memory stays bounded however many keys the
+ * records hold (one record can carry a million): at most twice that many keys are kept, and past
+ * that the ones sorting last are dropped, as is any later key sorting after the last one kept.
  */
 export class DataProfile {
   readonly #kinds = new Map<string, ValueKind>();
+  readonly #maxColumns: number;
+  readonly #keys: KeyCache;
+  /** Set once keys were dropped: keys sorting after it never get a column. */
+  #lastKept: string | undefined;
 
-  readonly #keys = new KeyCache();
+  constructor(maxColumns = Number.POSITIVE_INFINITY) {
+    this.#maxColumns = maxColumns;
+    this.#keys = new KeyCache(2 * maxColumns);
+  }
 
   readonly #note = (key: string, kind: ValueKind): void => {
     const seen = this.#kinds.get(key);
-    if (seen === undefined || seen === 'null') this.#kinds.set(key, kind);
+    if (seen === undefined) {
+      if (this.#lastKept !== undefined && key > this.#lastKept) return;
+      this.#kinds.set(key, kind);
+      if (this.#kinds.size > 2 * this.#maxColumns) this.#keepFirst(this.#maxColumns);
+    } else if (seen === 'null') this.#kinds.set(key, kind);
     else if (kind !== 'null' && kind !== seen) this.#kinds.set(key, merge(seen, kind));
   };
+
+  /** Drops all but the first `n` keys in sort order. */
+  #keepFirst(n: number): void {
+    const sorted = [...this.#kinds.keys()].sort();
+    for (const key of sorted.slice(n)) this.#kinds.delete(key);
+    this.#lastKept = sorted[n - 1];
+  }
+
+  /** True when some keys have no column of their own: the layout then ends with OVERFLOW_COLUMN. */
+  get overflows(): boolean {
+    if (this.#kinds.size > this.#maxColumns) this.#keepFirst(this.#maxColumns);
+    return this.#lastKept !== undefined;
+  }
 
   add(data: Record<string, unknown>): void {
     for (const key in data) this.#note(key, kindOf(data[key]));
@@ -49,7 +85,9 @@ export class DataProfile {
       this.add(parseJson(text) as Record<string, unknown>);
   }
 
+  /** The data columns, sorted by key (at most `maxColumns`). */
   columns(): DataColumn[] {
+    if (this.#kinds.size > this.#maxColumns) this.#keepFirst(this.#maxColumns);
     return [...this.#kinds.keys()].sort().map((key) => {
       const kind = this.#kinds.get(key)!;
       return {
@@ -79,18 +117,23 @@ function typeFor(kind: ValueKind): ParquetColumnType {
 }
 
 /**
- * A form type's export layout: the base columns, then one per profiled data key. Converts records
- * a page at a time, column by column (what Parquet stores; CSV reads it row by row).
+ * A form type's export layout: the base columns, then one per profiled data key, then (when
+ * `overflow`) OVERFLOW_COLUMN for the keys without one. Converts records a page at a time, column
+ * by column (what Parquet stores; CSV reads it row by row).
  */
 export class ExportLayout {
   readonly columns: ParquetColumn[];
   readonly #data: DataColumn[];
   readonly #index: Map<string, number>;
+  /** OVERFLOW_COLUMN's index, or -1 when keys without a column are left out. */
+  readonly #overflow: number;
 
-  constructor(data: DataColumn[]) {
+  constructor(data: DataColumn[], overflow = false) {
     this.#data = data;
-    this.columns = [...BASE_COLUMNS, ...data.map((c) => c.column)];
+    this.columns = [...BASE_COLUMNS, ...data.map((c) => c.column), ...(overflow ? [OVERFLOW_COLUMN] : [])];
     this.#index = new Map(data.map((c, i) => [c.key, BASE_COLUMNS.length + i]));
+    this.#overflow = overflow ? this.columns.length - 1 : -1;
+    this.#keys = new KeyCache(2 * Math.max(data.length, BASE_COLUMNS.length));
   }
 
   /** Cells for up to `rows` records: `cells[c][i]` holds column c's value for record i. */
@@ -111,33 +154,78 @@ export class ExportLayout {
     this.#cells = cells;
     this.#row = i;
     this.#text = row[3];
-    if (!scanTopLevelMembers(row[3], this.#put, this.#keys)) this.#fillParsed(cells, i, row[3]);
+    this.#rest.length = 0;
+    if (scanTopLevelMembers(row[3], this.#put, this.#keys)) {
+      if (this.#rest.length > 0) cells[this.#overflow]![i] = this.#restJson();
+    } else this.#fillParsed(cells, i, row[3]);
+    this.#rest.length = 0;
   }
 
-  readonly #keys = new KeyCache();
+  readonly #keys: KeyCache;
   #cells: unknown[][] = [];
   #row = 0;
   #text = '';
+  /**
+   * Where the record's members without a column are in its text, for OVERFLOW_COLUMN: runs of
+   * members, `[from, to]` pairs. Stored data is canonical JSON (keys sorted), so the members past
+   * the last column usually make one run, sliced out as they are: a record with a million keys
+   * costs a copy of its text, not a million strings.
+   */
+  readonly #rest: number[] = [];
 
-  readonly #put = (key: string, kind: ValueKind, start: number, end: number): void => {
+  readonly #put = (key: string, kind: ValueKind, start: number, end: number, member: number): void => {
     const c = this.#index.get(key);
-    if (c === undefined) return;
+    if (c === undefined) {
+      if (this.#overflow >= 0) {
+        const rest = this.#rest;
+        if (rest.length > 0 && onlyCommaBetween(this.#text, rest[rest.length - 1]!, member))
+          rest[rest.length - 1] = end;
+        else rest.push(member, end);
+      }
+      return;
+    }
     this.#cells[c]![this.#row] =
       kind === 'null'
         ? undefined
         : cellFromText(this.#data[c - BASE_COLUMNS.length]!, kind, this.#text, start, end);
   };
 
+  /** OVERFLOW_COLUMN's cell: the runs of members without a column, as one JSON object. */
+  #restJson(): string {
+    let json = '{';
+    for (let r = 0; r < this.#rest.length; r += 2)
+      json += (r > 0 ? ',' : '') + this.#text.slice(this.#rest[r], this.#rest[r + 1]);
+    return `${json}}`;
+  }
+
   #fillParsed(cells: unknown[][], i: number, text: string): void {
     const data = parseJson(text) as Record<string, unknown>;
+    let rest = '';
     for (const key in data) {
       const c = this.#index.get(key);
       const value = data[key];
-      if (c === undefined || value === null) continue;
+      if (c === undefined) {
+        if (this.#overflow >= 0)
+          rest += `${rest === '' ? '{' : ','}${JSON.stringify(key)}:${JSON.stringify(value)}`;
+        continue;
+      }
+      if (value === null) continue;
       const { json, column } = this.#data[c - BASE_COLUMNS.length]!;
       cells[c]![i] = json ? JSON.stringify(value) : cellFromValue(value, column.type);
     }
+    if (rest !== '') cells[this.#overflow]![i] = `${rest}}`;
   }
+}
+
+/** Whether `text` holds only one comma and JSON whitespace from `from` to `to`. */
+function onlyCommaBetween(text: string, from: number, to: number): boolean {
+  let commas = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2c) commas++;
+    else if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return commas === 1;
 }
 
 /** The cell of a value written as `text.slice(start, end)` (not null), as `cellFromValue` gives it. */
@@ -182,9 +270,17 @@ export function cellFromValue(value: unknown, type: ParquetColumnType): unknown 
   }
 }
 
-const UNSAFE_FILE_CHARACTERS = /[/\\:*?"<>|]/g;
+/**
+ * Characters no file name should hold: those Windows refuses and `/`, and the C0 and C1 controls
+ * and DEL, which unzip tools cut names at (NUL) or write into names as line breaks and escapes.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE_FILE_CHARACTERS = /[/\\:*?"<>|\u0000-\u001f\u007f-\u009f]/g;
 
-/** `<form_type>.<ext>` with `/ \ : * ? " < > |` replaced by `_`, made unique on collision. */
+/**
+ * `<form_type>.<ext>` with `/ \ : * ? " < > |` and control characters replaced by `_`, made unique
+ * (ignoring case, as Windows and macOS file systems compare names) by a `_2`, `_3` … suffix.
+ */
 export function exportFileNames(formTypes: string[], extension: string): Map<string, string> {
   const used = new Set<string>();
   const names = new Map<string, string>();

@@ -16,13 +16,7 @@ import type {
   ExportRow,
   RecordExportSource,
 } from '../sync/sync.store.ts';
-import {
-  BASE_COLUMNS,
-  type DataColumn,
-  DataProfile,
-  ExportLayout,
-  exportFileNames,
-} from './export-columns.ts';
+import { type DataColumn, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
 
 /**
  * Records per read. Small reads keep what a read allocates short-lived (its values are encoded
@@ -47,6 +41,13 @@ const MIN_ROWS_PER_READ = 16;
 
 /** Encoded bytes a scan's Parquet files hold in row groups being filled, together. */
 const ROW_GROUP_BYTES_PER_SCAN = 4 << 20;
+/**
+ * But at least this much per column in a file's row groups: the footer keeps ~50 bytes of
+ * metadata per column per row group until the file ends, so a wide form's row groups cut at the
+ * scan's share would make the footer (held in memory) a tenth of the file or more; at 2 KiB per
+ * column it stays ~2.5%. Only forms of hundreds of columns get larger row groups.
+ */
+const ROW_GROUP_BYTES_PER_COLUMN = 2 << 10;
 /**
  * Bytes a scan's Parquet files hold in the pages being filled (one per column), together: pages
  * are smaller when there are many columns (forms often have hundreds of fields), within bounds.
@@ -92,6 +93,18 @@ export interface ExportLimits {
    * and snapshot for ever, and a few of them would shut every other user out of exports.
    */
   stallMs: number;
+  /**
+   * Data columns a form type's file has at most: the first keys in sort order get one each, the
+   * rest of each record's keys go into one JSON column (`other_data`). Each column costs memory
+   * and time while its file is written, and one record can carry a million keys.
+   */
+  maxColumns: number;
+}
+
+/** A form type's data columns, and whether its other keys go into the overflow column. */
+interface FormColumns {
+  data: DataColumn[];
+  overflow: boolean;
 }
 
 /**
@@ -133,13 +146,13 @@ export class ExportsService {
   }
 
   /** Every selected form type (sorted) with its data columns, from one scan of the records. */
-  async #profile(reader: ExportReader, filter: ExportFilter): Promise<Map<string, DataColumn[]>> {
+  async #profile(reader: ExportReader, filter: ExportFilter): Promise<Map<string, FormColumns>> {
     const profiles = new Map<string, DataProfile>();
     let after = 0;
     const learn = ([version, formType, data]: ExportDataRow) => {
       let profile = profiles.get(formType);
       if (!profile) {
-        profile = new DataProfile();
+        profile = new DataProfile(this.#limits.maxColumns);
         profiles.set(formType, profile);
       }
       profile.addJson(data);
@@ -151,7 +164,10 @@ export class ExportsService {
       if ((await reader.visitExportData(filter, after, PAGE, learn)) < PAGE) break;
     }
     return new Map(
-      [...profiles.keys()].sort().map((formType) => [formType, profiles.get(formType)!.columns()]),
+      [...profiles.keys()].sort().map((formType) => {
+        const profile = profiles.get(formType)!;
+        return [formType, { data: profile.columns(), overflow: profile.overflows }];
+      }),
     );
   }
 
@@ -184,22 +200,25 @@ export class ExportsService {
   async #scan(
     reader: ExportReader,
     formTypes: string[],
-    profile: Map<string, DataColumn[]>,
+    profile: Map<string, FormColumns>,
     filter: ExportFilter,
     entry: (formType: string) => Writable,
     open: OpenTable,
   ): Promise<void> {
-    const columns = formTypes.reduce(
-      (n, formType) => n + profile.get(formType)!.length + BASE_COLUMNS.length,
-      0,
+    const layouts = new Map(
+      formTypes.map((formType) => {
+        const { data, overflow } = profile.get(formType)!;
+        return [formType, new ExportLayout(data, overflow)];
+      }),
     );
+    const columns = [...layouts.values()].reduce((n, layout) => n + layout.columns.length, 0);
     const rowsPerRead = Math.max(MIN_ROWS_PER_READ, Math.min(PAGE, Math.floor(CELLS_PER_SCAN / columns)));
     const dir = formTypes.length > 1 ? await this.#newTempDir() : undefined;
     const files: Writable[] = [];
     try {
       const tables = new Map<string, Table>();
       for (const [i, formType] of formTypes.entries()) {
-        const layout = new ExportLayout(profile.get(formType)!);
+        const layout = layouts.get(formType)!;
         const file = i === 0 ? undefined : path.join(dir!, String(i));
         const output = file === undefined ? entry(formType) : createWriteStream(file);
         if (file !== undefined) {
@@ -268,7 +287,10 @@ export class ExportsService {
   #parquet(filter: ExportFilter, output: Writable): Promise<void> {
     return this.#zipPerFormType(filter, output, 'parquet', (out, columns, typesInScan) =>
       openParquetStream(columns, out, {
-        rowGroupBytes: Math.floor(ROW_GROUP_BYTES_PER_SCAN / typesInScan),
+        rowGroupBytes: Math.max(
+          Math.floor(ROW_GROUP_BYTES_PER_SCAN / typesInScan),
+          columns.length * ROW_GROUP_BYTES_PER_COLUMN,
+        ),
         pageBytes: Math.min(
           PAGE_BYTES.max,
           Math.max(PAGE_BYTES.min, Math.floor(PAGE_BYTES_PER_SCAN / (columns.length * typesInScan))),

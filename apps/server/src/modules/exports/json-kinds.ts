@@ -19,8 +19,9 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 
 /**
- * Calls `visit(key, kind, start, end)` for each top-level member of the JSON object `text`, where
- * `text.slice(start, end)` is the member's value as written, reading the text without building
+ * Calls `visit(key, kind, start, end, member)` for each top-level member of the JSON object `text`,
+ * where `text.slice(start, end)` is the member's value as written (and `text.slice(member, end)`
+ * the whole member, its key's opening quote to its value's end), reading the text without building
  * the object: learning an export's columns needs each value's kind, not the value, and writing
  * its cells needs only the top-level values (JSON.parse would allocate every string and nested
  * object of every record). Gives the kinds JSON.parse then `kindOf` would. Returns false,
@@ -34,7 +35,7 @@ const CLOSE_BRACKET = 0x5d;
  */
 export function scanTopLevelMembers(
   text: string,
-  visit: (key: string, kind: ValueKind, start: number, end: number) => void,
+  visit: (key: string, kind: ValueKind, start: number, end: number, member: number) => void,
   keys: KeyCache = new KeyCache(),
 ): boolean {
   let i = skipSpace(text, 0);
@@ -42,6 +43,7 @@ export function scanTopLevelMembers(
   i = skipSpace(text, i + 1);
   if (text.charCodeAt(i) === CLOSE_BRACE) return true;
   for (let position = 0; ; position++) {
+    const member = i;
     if (text.charCodeAt(i) !== QUOTE) return false;
     const keyEnd = stringEnd(text, i);
     if (keyEnd < 0) return false;
@@ -82,7 +84,7 @@ export function scanTopLevelMembers(
       }
     }
     if (end < 0) return false;
-    visit(key, kind, i, end);
+    visit(key, kind, i, end, member);
     i = skipSpace(text, end);
     const next = text.charCodeAt(i);
     if (next === CLOSE_BRACE) return true;
@@ -91,10 +93,18 @@ export function scanTopLevelMembers(
   }
 }
 
-/** The keys last seen at each member position, as written (between the quotes) and as read. */
+/**
+ * The keys last seen at each member position, as written (between the quotes) and as read: for
+ * the first `positions` members only, so one record with a million keys does not keep them all.
+ */
 export class KeyCache {
   readonly #written: string[] = [];
   readonly #keys: string[] = [];
+  readonly #positions: number;
+
+  constructor(positions = Number.POSITIVE_INFINITY) {
+    this.#positions = positions;
+  }
 
   /** The key whose quoted text is `text.slice(start, end)`, seen at member `position`. */
   at(position: number, text: string, start: number, end: number): string {
@@ -103,8 +113,10 @@ export class KeyCache {
       return this.#keys[position]!;
     const raw = text.slice(start + 1, end - 1);
     const key = raw.includes('\\') ? (JSON.parse(text.slice(start, end)) as string) : raw;
-    this.#written[position] = raw;
-    this.#keys[position] = key;
+    if (position < this.#positions) {
+      this.#written[position] = raw;
+      this.#keys[position] = key;
+    }
     return key;
   }
 }

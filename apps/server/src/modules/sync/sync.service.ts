@@ -3,7 +3,7 @@ import { parseJson } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import type { Principal } from '../auth/auth.service.ts';
-import { decodePageToken, encodePageToken } from './page-token.ts';
+import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
 import {
   type ConflictLog,
@@ -48,6 +48,33 @@ function toPushObservation(r: IncomingRecord): Record<string, unknown> {
   return Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== null && k !== 'dataJson'));
 }
 
+/** A UUID as one string per UUID: lower case, without a `urn:uuid:` prefix (both valid as `format: uuid`). */
+function canonicalUuid(id: string): string {
+  return id.toLowerCase().replace(/^urn:uuid:/, '');
+}
+
+/**
+ * The push's transmission id: the body's `transmission_id` or its alias, the Idempotency-Key
+ * header (spec §4.2), as a canonical UUID, so the same id sent in another case is the same
+ * transmission (clients differ: iOS writes UUIDs in upper case, JavaScript and Java in lower).
+ */
+function transmissionIdOf(fromBody: string | undefined, fromHeader: string | undefined): string {
+  const body = fromBody === undefined ? undefined : canonicalUuid(fromBody);
+  const header = fromHeader === undefined ? undefined : canonicalUuid(fromHeader);
+  if (body !== undefined && header !== undefined && body !== header) {
+    throw Invalid('The Idempotency-Key header must equal transmission_id when both are sent', [
+      { path: '/header/idempotency-key', message: 'does not match transmission_id' },
+    ]);
+  }
+  const id = body ?? header;
+  if (id === undefined) {
+    throw Invalid('A push needs a transmission_id (or an Idempotency-Key header carrying it)', [
+      { path: '/body/transmission_id', message: 'is required unless the Idempotency-Key header is sent' },
+    ]);
+  }
+  return id;
+}
+
 export interface SyncServiceDeps {
   store: SyncStore;
   config: Config;
@@ -89,11 +116,7 @@ export class SyncService {
     bodyHash: string | Promise<string>,
   ): Promise<{ response: PushResponse; replayed: boolean }> {
     const { config, store } = this.#deps;
-    if (idempotencyKey !== undefined && idempotencyKey !== body.transmission_id) {
-      throw Invalid('The Idempotency-Key header must equal transmission_id when both are sent', [
-        { path: '/header/idempotency-key', message: 'does not match transmission_id' },
-      ]);
-    }
+    const transmissionId = transmissionIdOf(body.transmission_id, idempotencyKey);
     if (body.records.length > config.limits.syncMaxRecords) {
       throw PayloadTooLarge(
         `A push may carry at most ${config.limits.syncMaxRecords} records (got ${body.records.length})`,
@@ -122,7 +145,7 @@ export class SyncService {
     const nowIso = now.toISOString();
     const outcome = await store.push<PushResponse>({
       clientId: body.client_id,
-      transmissionId: body.transmission_id,
+      transmissionId,
       bodyHash: await bodyHash,
       nowMs: now.getTime(),
       expiresAtMs: now.getTime() + config.sync.idempotencyTtlSeconds * 1000,
@@ -146,7 +169,7 @@ export class SyncService {
               server_version: stored.version,
               client_id: body.client_id,
               username: principal.username,
-              transmission_id: body.transmission_id,
+              transmission_id: transmissionId,
               detected_at: nowIso,
               incoming: record,
               server: stored,
@@ -207,7 +230,7 @@ export class SyncService {
     this.#purgeNowAndThen(now.getTime());
     if (outcome.kind === 'mismatch') {
       throw Conflict(
-        `transmission_id ${body.transmission_id} was already used by this client for a different request`,
+        `transmission_id ${transmissionId} was already used by this client for a different request`,
         'transmission_conflict',
       );
     }
@@ -222,6 +245,7 @@ export class SyncService {
     const types = [
       ...new Set([...(body.schema_types ?? []), ...(params.schemaType ? [params.schemaType] : [])]),
     ].sort();
+    const filter = pageFilterDigest(types);
     let after = body.since?.version ?? body.after_change_id ?? 0;
     if (params.page_token !== undefined) {
       const cursor = decodePageToken(params.page_token);
@@ -230,7 +254,19 @@ export class SyncService {
           errors: [{ path: '/query/page_token', message: 'is malformed' }],
         });
       }
-      after = cursor;
+      if (cursor.filter !== filter) {
+        throw new HttpProblem(
+          400,
+          'invalid_page_token',
+          'page_token was issued for another filter: send the schema_types/schemaType it was issued with, or continue with since.version = change_cutoff',
+          {
+            errors: [
+              { path: '/query/page_token', message: 'was issued for another schema_types/schemaType filter' },
+            ],
+          },
+        );
+      }
+      after = cursor.version;
     }
     const page = await this.#deps.store.pull({
       afterVersion: after,
@@ -240,7 +276,7 @@ export class SyncService {
     const changeCutoff =
       page.hasMore && page.lastVersion !== undefined ? page.lastVersion : page.currentVersion;
     let tail = `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
-    if (page.hasMore) tail += `,"next_page_token":"${encodePageToken(changeCutoff)}"`;
+    if (page.hasMore) tail += `,"next_page_token":"${encodePageToken({ version: changeCutoff, filter })}"`;
     tail += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
     return [
       Buffer.from(`{"current_version":${page.currentVersion},"records":[`),
