@@ -354,11 +354,28 @@ describe('limits and request validation', () => {
     ['a transmission_id that is not a UUID', { transmission_id: 'abc', client_id: 'c', records: [] }],
     ['missing client_id', { transmission_id: randomUUID(), records: [] }],
     ['empty client_id', { transmission_id: randomUUID(), client_id: '', records: [] }],
+    ['a NUL in client_id', { transmission_id: randomUUID(), client_id: 'c\u0000', records: [record()] }],
+    [
+      'an unpaired surrogate in client_id',
+      { transmission_id: randomUUID(), client_id: 'c\ud800', records: [record()] },
+    ],
     ['missing records', { transmission_id: randomUUID(), client_id: 'c' }],
     ['records as an object', { transmission_id: randomUUID(), client_id: 'c', records: {} }],
     ['records as null', { transmission_id: randomUUID(), client_id: 'c', records: null }],
   ])('400 for %s', async (_label, body) => {
     const res = await call(target, 'POST', '/sync/push', { token: writer.token, body });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+  });
+
+  it.each([
+    ['a NUL', 'c\u0000'],
+    ['an unpaired surrogate', '\udc00c'],
+  ])('400 for %s in a pull client_id', async (_label, clientId) => {
+    const res = await call(target, 'POST', '/sync/pull', {
+      token: reader.token,
+      body: { client_id: clientId },
+    });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('validation_failed');
   });
