@@ -156,6 +156,14 @@ describe('exports running at once', () => {
       started.push(first.req, second.req);
       expect([first.status, second.status]).toEqual([200, 200]);
       expect(await statusOfAnother()).toBe(503);
+      // A HEAD runs no export: it takes no slot, and gets the headers a GET would.
+      const head = await fetch(`http://127.0.0.1:${port}/dataexport/parquet?form_type=noise`, {
+        method: 'HEAD',
+        headers: { authorization: admin },
+      });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toBe('application/zip');
+      expect(head.headers.get('content-disposition')).toBe('attachment; filename="observations_export.zip"');
       await pause(300); // stalled, not finishing unread
       expect(await statusOfAnother()).toBe(503);
 

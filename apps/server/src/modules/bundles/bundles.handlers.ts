@@ -115,6 +115,11 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       );
       res.status(200).type('application/zip');
       res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
+      // A HEAD gets a GET's headers without the archive being built (its body would be thrown away).
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
       await bundles.writeZip(manifest, res);
     },
     async getAppBundleChanges(req, res) {

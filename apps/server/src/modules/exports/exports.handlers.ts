@@ -49,6 +49,11 @@ export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'g
         `attachment; filename="observations_export${format === 'csv' ? '_csv' : ''}.zip"`,
       );
       res.setHeader('Cache-Control', 'no-store');
+      // A HEAD gets a GET's headers without the export itself (the body would be thrown away).
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
       try {
         await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
       } catch (err) {
