@@ -224,6 +224,26 @@ describe('exportFileNames', () => {
     ]);
   });
 
+  it('changes Windows device names and trailing dots or spaces, and cuts long names at a character', () => {
+    const long = 'ж'.repeat(255); // 510 bytes in UTF-8
+    const names = exportFileNames(
+      ['CON', 'nul.x', 'Com1', 'console', 'lpt9.', 'end. ', long, `${long}!`],
+      'csv',
+    );
+    expect([...names.values()].slice(0, 6)).toEqual([
+      'CON_.csv',
+      'nul_.x.csv',
+      'Com1_.csv',
+      'console.csv',
+      'lpt9__.csv',
+      'end__.csv',
+    ]);
+    const [cut, cutToo] = [names.get(long)!, names.get(`${long}!`)!];
+    expect(cut).toBe(`${'ж'.repeat(100)}.csv`);
+    expect(cutToo).toBe(`${'ж'.repeat(100)}_2.csv`);
+    expect(Buffer.byteLength(cutToo)).toBeLessThanOrEqual(255);
+  });
+
   it('gives form types that map to the same safe name (in any case) distinct names', () => {
     const formTypes = ['a\u0000b', 'a\u0001b', 'a/b', 'a_b', 'A_B', 'a_b_2', 'a\u001fb'];
     const names = exportFileNames(formTypes, 'csv');

@@ -277,15 +277,41 @@ export function cellFromValue(value: unknown, type: ParquetColumnType): unknown 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE_FILE_CHARACTERS = /[/\\:*?"<>|\u0000-\u001f\u007f-\u009f]/g;
 
+/** Windows device names, which it refuses as a file name's part before its first dot (`NUL.csv`). */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?=\.|$)/i;
+/** Bytes of a name's part before its suffix and extension: file systems stop at 255 bytes. */
+const MAX_BASE_BYTES = 200;
+
+/** `formType` as the part of a file name before its extension, on any common file system. */
+function fileBase(formType: string): string {
+  let base = formType
+    .replace(UNSAFE_FILE_CHARACTERS, '_')
+    .replace(WINDOWS_DEVICE, '$1_')
+    .replace(/[. ]+$/, (end) => '_'.repeat(end.length)); // Windows drops trailing dots and spaces
+  if (Buffer.byteLength(base) > MAX_BASE_BYTES) {
+    // Cut at a character, never inside one (a 255-character form type in a multibyte script).
+    let bytes = 0;
+    let end = 0;
+    for (const char of base) {
+      bytes += Buffer.byteLength(char);
+      if (bytes > MAX_BASE_BYTES) break;
+      end += char.length;
+    }
+    base = base.slice(0, end);
+  }
+  return base;
+}
+
 /**
- * `<form_type>.<ext>` with `/ \ : * ? " < > |` and control characters replaced by `_`, made unique
- * (ignoring case, as Windows and macOS file systems compare names) by a `_2`, `_3` … suffix.
+ * `<form_type>.<ext>` with `/ \ : * ? " < > |` and control characters replaced by `_`, Windows
+ * device names (`CON`, `NUL` …) and trailing dots or spaces changed, cut to 200 bytes, and made
+ * unique (ignoring case, as Windows and macOS file systems compare names) by a `_2`, `_3` … suffix.
  */
 export function exportFileNames(formTypes: string[], extension: string): Map<string, string> {
   const used = new Set<string>();
   const names = new Map<string, string>();
   for (const formType of formTypes) {
-    const base = formType.replace(UNSAFE_FILE_CHARACTERS, '_');
+    const base = fileBase(formType);
     let name = `${base}.${extension}`;
     for (let n = 2; used.has(name.toLowerCase()); n++) name = `${base}_${n}.${extension}`;
     used.add(name.toLowerCase());
