@@ -176,6 +176,19 @@ describe('validation: every problem at once, nothing left behind', () => {
     ['a backslash', [{ name: 'app\\evil.js', data: 'x' }], /backslash/],
     ['a symlink', [{ name: 'app/link', data: '/etc/passwd', mode: 0o120777 }], /symbolic link/],
     ['a duplicate name', [{ name: 'app/index.html', data: 'again' }], /more than once/],
+    [
+      'names differing only in case',
+      [{ name: 'app/Index.HTML', data: 'again' }],
+      /"path":"app\/Index.HTML","message":"differs from app\/index.html only in case/,
+    ],
+    [
+      'names differing only in Unicode normalization',
+      [
+        { name: 'app/caf\u00e9.txt', data: 'composed' },
+        { name: 'app/cafe\u0301.txt', data: 'decomposed' },
+      ],
+      /differs from app\/café.txt only in case or Unicode normalization/,
+    ],
     ['a stray top-level file', [{ name: 'README.md', data: 'x' }], /top level/],
     [
       'an unexpected file in a form folder',

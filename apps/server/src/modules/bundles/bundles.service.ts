@@ -243,6 +243,9 @@ export class BundlesService implements FormSchemas {
 
     const errors: ProblemItem[] = [];
     const seen = new Set<string>();
+    /** Names as case- and normalization-insensitive file systems (macOS, iOS, Windows) compare them. */
+    const folded = new Map<string, string>();
+    const fold = (name: string) => name.replace(/\/$/, '').normalize('NFC').toLowerCase();
     const files: ZipEntry[] = [];
     // Folder entries too: the layout allows no folder where it allows no file (`other/`).
     const names: string[] = [];
@@ -253,6 +256,12 @@ export class BundlesService implements FormSchemas {
         errors.push({ path: e.name, message: 'symbolic links are not allowed', code: 'unsafe_entry' });
       else if (seen.has(e.name.replace(/\/$/, '')))
         errors.push({ path: e.name, message: 'appears more than once', code: 'duplicate_entry' });
+      else if (folded.has(fold(e.name)))
+        errors.push({
+          path: e.name,
+          message: `differs from ${folded.get(fold(e.name))} only in case or Unicode normalization (one file on macOS, iOS and Windows)`,
+          code: 'duplicate_entry',
+        });
       else if (e.isDirectory) names.push(e.name);
       else if (e.name.endsWith('/'))
         errors.push({ path: e.name, message: 'is named as a folder but holds data', code: 'unsafe_entry' });
@@ -261,6 +270,7 @@ export class BundlesService implements FormSchemas {
         names.push(e.name);
       }
       seen.add(e.name.replace(/\/$/, ''));
+      if (!folded.has(fold(e.name))) folded.set(fold(e.name), e.name);
     }
     const clashing = entriesInsideFiles(names, new Set(files.map((f) => f.name)), errors);
     const layout = checkLayout(names, errors);
