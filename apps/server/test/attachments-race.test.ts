@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-support/postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { type RunningServer, startServer } from '../src/server.ts';
@@ -184,14 +185,10 @@ describe('a delete racing an upload of the same bytes loses nothing', () => {
   }, 120_000);
 
   describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
-    let postgres: TestPostgres;
-    beforeAll(async () => {
-      postgres = await startPostgres();
-    }, 120_000);
-    afterAll(() => postgres?.stop());
+    const postgres = usePostgres();
 
     it('between two servers sharing the database and DATA_DIR (uploads on one, deletes on the other)', async () => {
-      const env = { DATA_DIR: dataDir(), DB_CONNECTION: await postgres.createDatabase() };
+      const env = { DATA_DIR: dataDir(), DB_CONNECTION: await postgres.server.createDatabase() };
       const uploader = await start(env);
       const deleter = await start(env);
       await race(uploader, deleter);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-support/postgres';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
@@ -81,14 +82,10 @@ describe('an export reads one snapshot', () => {
   });
 
   describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
-    let postgres: TestPostgres;
-    beforeAll(async () => {
-      postgres = await startPostgres();
-    }, 120_000);
-    afterAll(() => postgres?.stop());
+    const postgres = usePostgres();
 
     it('changes made while it reads do not show, and nothing waits for it', async () => {
-      const url = await postgres.createDatabase();
+      const url = await postgres.server.createDatabase();
       const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
       await checkSnapshot(url, async () => new PostgresSyncStore(url));
     });

@@ -1,6 +1,7 @@
-import { postgresAvailable, startPostgres, type TestPostgres } from '@synk/test-support/postgres';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable, startPostgres } from '@synk/test-support/postgres';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { postgresqlMigrations } from '../src/db/migrations/index.ts';
 import { createLogger } from '../src/lib/logger.ts';
@@ -18,14 +19,10 @@ async function query<T>(url: string, sql: string): Promise<T[]> {
 }
 
 describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
-  let postgres: TestPostgres;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 120_000);
-  afterAll(() => postgres?.stop());
+  const postgres = usePostgres();
 
   it('is selected by a postgres:// DB_CONNECTION, migrated on start, and reported by /health and /version', async () => {
-    const url = await postgres.createDatabase();
+    const url = await postgres.server.createDatabase();
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), DB_CONNECTION: url });
     const server = await startServer(config, createLogger('silent'));
     try {
@@ -64,7 +61,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
   });
 
   it('with MIGRATE_ON_START=false, refuses to start on an outdated schema and changes nothing', async () => {
-    const url = await postgres.createDatabase();
+    const url = await postgres.server.createDatabase();
     const config = loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',

@@ -1,33 +1,11 @@
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApiError, createClient, NetworkError } from '@synk/sdk/node';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loopbackServer } from '@synk/test-support/hooks';
+import { describe, expect, it, vi } from 'vitest';
 import { uploadFile } from '../src/transfer.ts';
-
-/**
- * A node:http server on loopback for the tests of the describe block that calls it (started before
- * them, closed with its connections after them); `base` is its URL.
- */
-function loopbackServer(handler: http.RequestListener): { readonly base: string } {
-  const server = http.createServer(handler);
-  let base = '';
-  beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return {
-    get base() {
-      return base;
-    },
-  };
-}
 
 /** How many file descriptors of this process are open on `file` (Linux). */
 function descriptorsOpenOn(file: string): number {

@@ -6,35 +6,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loopbackServer } from '@synk/test-support/hooks';
+import { describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { NetworkError } from '../src/errors.ts';
 import { multipartBody } from '../src/files.ts';
 import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
 import { createTransport, isRetryable } from '../src/transport.ts';
-
-/**
- * A node:http server on loopback for the tests of the describe block that calls it (started before
- * them, closed with its connections after them); `base` is its URL.
- */
-function loopbackServer(handler: http.RequestListener): { readonly base: string } {
-  const server = http.createServer(handler);
-  let base = '';
-  beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return {
-    get base() {
-      return base;
-    },
-  };
-}
 
 /** A transport without retries or a session, to test its timeouts alone. */
 function plainTransport(timeoutMs: number) {
