@@ -983,7 +983,7 @@ export interface components {
             origin_client_id: string;
         };
         SyncPullRequest: {
-            /** @description Unique identifier of the client. */
+            /** @description Unique identifier of the client (well-formed Unicode without NUL characters, as it is stored as text). */
             client_id: string;
             /** @description Cursor; the last `change_cutoff` seen. Omit to pull everything. */
             since?: {
@@ -1029,7 +1029,7 @@ export interface components {
              *     the same transmission.
              */
             transmission_id?: string;
-            /** @description Unique identifier of the client. */
+            /** @description Unique identifier of the client (well-formed Unicode without NUL characters, as it is stored as text). */
             client_id: string;
             /**
              * @description Records shaped as `PushObservation`. Deliberately unconstrained here: each record is
