@@ -10,6 +10,7 @@ import { AppBundleState, AppBundleVersion } from '../modules/bundles/bundle.enti
 import { User } from '../modules/users/user.entity.ts';
 import { postgresqlMigrations, sqliteMigrations } from './migrations/index.ts';
 import { ServerMeta } from './server-meta.entity.ts';
+import { claimSqliteFile } from './sqlite-owner.ts';
 
 export const entities = [
   ServerMeta,
@@ -36,21 +37,44 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
   // Each driver is loaded only when used: an embedded server never loads the PostgreSQL client.
   if (database.kind === 'sqlite') {
     const { SqliteDriver } = await import('@mikro-orm/sqlite');
-    if (database.file !== ':memory:') mkdirSync(path.dirname(database.file), { recursive: true });
-    const orm = await MikroORM.init({
-      ...common,
-      driver: SqliteDriver,
-      dbName: database.file,
-      migrations: { migrationsList: sqliteMigrations, snapshot: false, silent: true },
-    });
-    // WAL lets readers (pulls, health) proceed while a push transaction writes.
-    await orm.em.getConnection().execute('pragma journal_mode = wal');
-    // Every commit reaches the disk before it is answered: an acknowledged push survives a power
-    // cut (clients may then drop their copy). better-sqlite3 builds SQLite to open existing WAL
-    // databases with `synchronous = NORMAL`, which may lose the last commits then.
-    await orm.em.getConnection().execute('pragma synchronous = full');
-    await orm.migrator.up();
-    return orm;
+    let release = async () => {};
+    if (database.file !== ':memory:') {
+      mkdirSync(path.dirname(database.file), { recursive: true });
+      release = await claimSqliteFile(database.file);
+    }
+    try {
+      const orm = await MikroORM.init({
+        ...common,
+        driver: SqliteDriver,
+        dbName: database.file,
+        migrations: { migrationsList: sqliteMigrations, snapshot: false, silent: true },
+      });
+      // The claim on the file lasts as long as the ORM's connection.
+      const close = orm.close.bind(orm);
+      orm.close = async (...args: Parameters<MikroORM['close']>) => {
+        try {
+          await close(...args);
+        } finally {
+          await release();
+        }
+      };
+      try {
+        // WAL lets readers (pulls, health) proceed while a push transaction writes.
+        await orm.em.getConnection().execute('pragma journal_mode = wal');
+        // Every commit reaches the disk before it is answered: an acknowledged push survives a power
+        // cut (clients may then drop their copy). better-sqlite3 builds SQLite to open existing WAL
+        // databases with `synchronous = NORMAL`, which may lose the last commits then.
+        await orm.em.getConnection().execute('pragma synchronous = full');
+        await orm.migrator.up();
+      } catch (err) {
+        await orm.close();
+        throw err;
+      }
+      return orm;
+    } catch (err) {
+      await release();
+      throw err;
+    }
   }
 
   const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
