@@ -53,7 +53,7 @@ export async function createContext(
       config.database.kind === 'sqlite'
         ? await SqliteSyncStore.open(orm)
         : new (await import('./modules/sync/postgres.store.ts')).PostgresSyncStore(config.database.url);
-    const bundles = new BundlesService({ orm, config, clock });
+    const bundles = new BundlesService({ orm, config, clock, logger });
     const sync = new SyncService({ store, config, clock, forms: bundles });
     const blobs = new FileBlobStorage(path.join(config.dataDir, 'attachments'));
     await removeStaleUploads(blobs, config, logger);

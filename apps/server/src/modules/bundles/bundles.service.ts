@@ -17,6 +17,7 @@ import type { components } from '@synk/contract';
 import { parseJson } from '@synk/json';
 import type { ValidateFunction } from 'ajv';
 import mime from 'mime-types';
+import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
 import { Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
@@ -45,6 +46,8 @@ export interface BundlesServiceDeps {
   orm: MikroORM;
   config: Config;
   clock: () => Date;
+  /** Told when a stored form's schema no longer compiles (its records then go unchecked). */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export const formatVersion = (n: number) => String(n).padStart(4, '0');
@@ -463,7 +466,12 @@ export class BundlesService implements FormSchemas {
     for (const [name, form] of await this.#forms(active)) {
       try {
         forms.set(name, this.#schemas.compile(form.schema));
-      } catch {
+      } catch (err) {
+        // Checked when pushed, so only a version stored by an earlier server can get here.
+        this.#deps.logger?.warn(
+          { err, version: active, form: name },
+          'a form schema of the active app bundle does not compile: its records are stored unchecked',
+        );
         forms.set(name, null);
       }
     }
