@@ -148,25 +148,29 @@ export function createClient(options: ClientOptions) {
   async function refresh(staleToken?: string): Promise<string | undefined> {
     const current = (await readTokens())?.token;
     if (staleToken !== undefined && current !== undefined && current !== staleToken) return current;
-    refreshing ??= withLock(storage, 'auth', async () => {
-      try {
-        const tokens = await readTokens();
-        if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
-          return tokens.token;
-        if (tokens) {
-          const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
-          if (data) return (await storeTokens(data)).token;
-        }
-        if (options.credentials) {
-          const { data } = await raw.POST('/auth/login', { body: options.credentials });
-          if (data) return (await storeTokens(data)).token;
-        }
-        return undefined;
-      } finally {
-        refreshing = undefined;
+    if (refreshing) return refreshing;
+    const run = withLock(storage, 'auth', async () => {
+      const tokens = await readTokens();
+      if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
+        return tokens.token;
+      if (tokens) {
+        const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
+        if (data) return (await storeTokens(data)).token;
       }
+      if (options.credentials) {
+        const { data } = await raw.POST('/auth/login', { body: options.credentials });
+        if (data) return (await storeTokens(data)).token;
+      }
+      return undefined;
     });
-    return refreshing;
+    refreshing = run;
+    // Forgotten however it ends, also when the lock itself could not be taken (the critical
+    // section never ran): a failed refresh must not answer every later one.
+    const forget = () => {
+      if (refreshing === run) refreshing = undefined;
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   const transport = createTransport({

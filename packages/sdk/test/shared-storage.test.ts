@@ -99,6 +99,21 @@ describe('clients sharing one storage', () => {
   });
 });
 
+describe('a store whose lock fails', () => {
+  it('fails that refresh only: the next one takes the lock again', async () => {
+    let failures = 1;
+    const storage = new (class extends MemoryStorage {
+      async lock<T>(_name: string, critical: () => Promise<T>): Promise<T> {
+        if (failures-- > 0) throw new Error('lock unavailable');
+        return critical();
+      }
+    })();
+    const client = createClient({ baseUrl: 'http://127.0.0.1:9', storage });
+    await expect(client.auth.refresh()).rejects.toThrow('lock unavailable');
+    await expect(client.auth.refresh()).resolves.toBeUndefined(); // no session, no credentials
+  });
+});
+
 describe('file locks', () => {
   it('let one process at a time in', async () => {
     const dir = tempDir('lock-count');
