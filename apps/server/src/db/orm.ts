@@ -37,10 +37,10 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
   // Each driver is loaded only when used: an embedded server never loads the PostgreSQL client.
   if (database.kind === 'sqlite') {
     const { SqliteDriver } = await import('@mikro-orm/sqlite');
-    let release = async () => {};
+    let release = () => {};
     if (database.file !== ':memory:') {
       mkdirSync(path.dirname(database.file), { recursive: true });
-      release = await claimSqliteFile(database.file);
+      release = claimSqliteFile(database.file);
     }
     try {
       const orm = await MikroORM.init({
@@ -55,7 +55,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
         try {
           await close(...args);
         } finally {
-          await release();
+          release();
         }
       };
       try {
@@ -72,7 +72,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
       }
       return orm;
     } catch (err) {
-      await release();
+      release();
       throw err;
     }
   }

@@ -1,86 +1,51 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import path from 'node:path';
-
-/** How often the owner marks its claim as alive, and after how long without that it is abandoned. */
-export const OWNER_REFRESH_MS = 10_000;
-export const OWNER_STALE_MS = 60_000;
-
-interface Owner {
-  pid: number;
-  host: string;
-  token: string;
-}
+import Database from 'better-sqlite3';
 
 /** Another server process uses the SQLite database: this one must not start on it. */
 export class SqliteInUse extends Error {}
 
 /**
- * Claims the SQLite database `file` for this server process, for as long as it runs: a directory
- * `<file>.owner` (creating a directory is atomic), naming the process, touched every
- * OWNER_REFRESH_MS. Everything that keeps the data consistent beyond the database's own
- * transactions (the bundle, blob and login locks) lives in one process with SQLite, so a second
- * server on the same file would race the first (several processes need PostgreSQL). A claim is
- * abandoned when its process is gone (same host) or it has not been touched for OWNER_STALE_MS
- * (a crash on another host sharing the volume, or a process id reused after a crash): it is then
- * taken over. Returns the release.
+ * Claims the SQLite database `file` for this server process, for as long as it runs: an exclusive
+ * SQLite lock on a file of its own beside it (`<file>.owner.lock`, `locking_mode = EXCLUSIVE` and
+ * a write transaction kept open). Everything that keeps the data consistent beyond the database's
+ * own transactions (the bundle, blob and login locks) lives in one process with SQLite, so a
+ * second server on the same file would race the first (several processes need PostgreSQL).
+ *
+ * The lock is the operating system's (what SQLite itself locks with): it is released when the
+ * process ends however it ends, a crash or a kill included, so a restart never waits and no
+ * process id or clock is judged (a container's restarted server is process 1 again). Two
+ * connections of one process exclude each other too. Who holds it is written beside it
+ * (`<file>.owner`), only to name it. Returns the release.
  */
-export async function claimSqliteFile(file: string): Promise<() => Promise<void>> {
-  const claim = `${file}.owner`;
-  const owner: Owner = { pid: process.pid, host: hostname(), token: randomUUID() };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await mkdir(claim);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 3) throw err;
-    }
-    const holder = await readOwner(claim);
-    const touched = (await stat(claim).catch(() => undefined))?.mtimeMs;
-    if (touched === undefined) continue; // released meanwhile
-    const gone = holder?.host === hostname() && !processExists(holder.pid);
-    if (!gone && Date.now() - touched <= OWNER_STALE_MS) {
-      throw new SqliteInUse(
-        `The SQLite database ${file} is in use by another synk server (${holder ? `process ${holder.pid} on ${holder.host}` : 'starting'}). ` +
-          'Stop it first; several server processes need PostgreSQL (DB_CONNECTION=postgres://…).',
-      );
-    }
-    // Abandoned: moved aside (one taker wins the rename), then claimed again.
-    const aside = `${claim}.abandoned-${randomUUID()}`;
-    if (
-      await rename(claim, aside).then(
-        () => true,
-        () => false,
-      )
-    )
-      await rm(aside, { recursive: true, force: true });
+export function claimSqliteFile(file: string): () => void {
+  const lock = new Database(`${file}.owner.lock`, { timeout: 0 });
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('begin exclusive');
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    throw new SqliteInUse(
+      `The SQLite database ${file} is in use by another synk server (${holder(file)}). ` +
+        'Stop it first; several server processes need PostgreSQL (DB_CONNECTION=postgres://…).',
+    );
   }
-  await writeFile(path.join(claim, 'owner'), JSON.stringify(owner));
-  const refresh = setInterval(() => {
-    const now = new Date();
-    utimes(claim, now, now).catch(() => undefined);
-  }, OWNER_REFRESH_MS);
-  refresh.unref();
-  return async () => {
-    clearInterval(refresh);
-    if ((await readOwner(claim))?.token === owner.token) await rm(claim, { recursive: true, force: true });
+  writeFileSync(`${file}.owner`, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date() }));
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    rmSync(`${file}.owner`, { force: true });
+    lock.close();
   };
 }
 
-async function readOwner(claim: string): Promise<Owner | undefined> {
+function holder(file: string): string {
   try {
-    return JSON.parse(await readFile(path.join(claim, 'owner'), 'utf8')) as Owner;
+    const { pid, host } = JSON.parse(readFileSync(`${file}.owner`, 'utf8')) as { pid: number; host: string };
+    return `process ${pid} on ${host}`;
   } catch {
-    return undefined;
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return 'starting';
   }
 }
