@@ -46,6 +46,9 @@ const invalidRefresh = (detail = 'The refresh token is invalid, expired or revok
 
 /** How often logins and refreshes also delete what can no longer matter (see `purgeExpired`). */
 const PURGE_EVERY_MS = 10 * 60 * 1000;
+/** Rows a purge deletes per transaction. */
+const PURGE_BATCH = 500;
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 export class AuthService {
   readonly #deps: AuthServiceDeps;
@@ -302,23 +305,59 @@ export class AuthService {
     const { auth } = this.#deps.config;
     const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
     const windowStart = new Date(now.getTime() - auth.loginThrottleWindowSeconds * 1000);
-    const loginCounters = await withLock('logins', this.#em.fork(), this.#deps.config.database.kind, (em) =>
-      em.nativeDelete(LoginThrottle, { windowStartedAt: { $lte: windowStart } }),
-    );
-    return this.#em.fork().transactional(async (em) => {
-      const ended = await em.find(
-        AuthSession,
-        { $or: [{ expiresAt: { $lte: now } }, { revokedAt: { $lte: dayAgo } }] },
-        { fields: ['id'] },
-      );
-      let refreshTokens = await em.nativeDelete(RefreshToken, { expiresAt: { $lte: now } });
-      for (let i = 0; i < ended.length; i += 500) {
-        const ids = ended.slice(i, i + 500).map((session) => session.id);
-        refreshTokens += await em.nativeDelete(RefreshToken, { sessionId: { $in: ids } });
-        await em.nativeDelete(AuthSession, { id: { $in: ids } });
-      }
-      return { sessions: ended.length, refreshTokens, loginCounters };
-    });
+    const kind = this.#deps.config.database.kind;
+    const counts = { sessions: 0, refreshTokens: 0, loginCounters: 0 };
+    // In batches, each its own short transaction, with a turn of the event loop between them: a
+    // first purge after a long time may find hundreds of thousands of rows (on SQLite, one
+    // transaction over all of them held the event loop for seconds).
+    for (;;) {
+      const done = await withLock('logins', this.#em.fork(), kind, async (em) => {
+        const rows = await em.find(
+          LoginThrottle,
+          { windowStartedAt: { $lte: windowStart } },
+          { fields: ['key'], limit: PURGE_BATCH },
+        );
+        if (rows.length > 0) await em.nativeDelete(LoginThrottle, { key: { $in: rows.map((r) => r.key) } });
+        counts.loginCounters += rows.length;
+        return rows.length < PURGE_BATCH;
+      });
+      await nextTurn();
+      if (done) break;
+    }
+    for (;;) {
+      const done = await this.#em.fork().transactional(async (em) => {
+        const ended = await em.find(
+          AuthSession,
+          { $or: [{ expiresAt: { $lte: now } }, { revokedAt: { $lte: dayAgo } }] },
+          { fields: ['id'], limit: PURGE_BATCH },
+        );
+        const ids = ended.map((session) => session.id);
+        if (ids.length > 0) {
+          counts.refreshTokens += await em.nativeDelete(RefreshToken, { sessionId: { $in: ids } });
+          await em.nativeDelete(AuthSession, { id: { $in: ids } });
+        }
+        counts.sessions += ids.length;
+        return ids.length < PURGE_BATCH;
+      });
+      await nextTurn();
+      if (done) break;
+    }
+    for (;;) {
+      const done = await this.#em.fork().transactional(async (em) => {
+        const expired = await em.find(
+          RefreshToken,
+          { expiresAt: { $lte: now } },
+          { fields: ['tokenHash'], limit: PURGE_BATCH },
+        );
+        if (expired.length > 0)
+          await em.nativeDelete(RefreshToken, { tokenHash: { $in: expired.map((t) => t.tokenHash) } });
+        counts.refreshTokens += expired.length;
+        return expired.length < PURGE_BATCH;
+      });
+      await nextTurn();
+      if (done) break;
+    }
+    return counts;
   }
 
   #purgeNowAndThen(): void {
