@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -46,6 +46,7 @@ export async function withFileLock<T>(
   } finally {
     clearInterval(refresh);
     if ((await readOwner(lockPath))?.token === token) await rm(lockPath, { recursive: true, force: true });
+    heldHere.delete(token);
   }
 }
 
@@ -57,6 +58,9 @@ async function readOwner(lockPath: string): Promise<Owner | undefined> {
   }
 }
 
+/** The holdings of this process (an owner with this process's id and another token is a previous process's). */
+const heldHere = new Set<string>();
+
 /** Takes the lock; returns the token of this holding. */
 async function acquire(lockPath: string, options: FileLockOptions): Promise<string> {
   let pause = 2;
@@ -64,6 +68,7 @@ async function acquire(lockPath: string, options: FileLockOptions): Promise<stri
     try {
       await mkdir(lockPath);
       const owner: Owner = { pid: process.pid, host: hostname(), token: randomUUID() };
+      heldHere.add(owner.token);
       await writeFile(path.join(lockPath, 'owner'), JSON.stringify(owner));
       return owner.token;
     } catch (err) {
@@ -75,37 +80,54 @@ async function acquire(lockPath: string, options: FileLockOptions): Promise<stri
   }
 }
 
+interface LockState {
+  mtimeMs: number;
+  owner: Owner | undefined;
+}
+
+async function inspect(lockPath: string): Promise<LockState | undefined> {
+  const info = await stat(lockPath).catch(() => undefined);
+  return info && { mtimeMs: info.mtimeMs, owner: await readOwner(lockPath) };
+}
+
 /**
- * Moves an abandoned lock out of the way (then deletes it); true when the caller should try to
- * take the lock again. The lock is renamed aside first and checked to be the very directory judged
- * abandoned: when another waiter replaced it in between, the live lock is put back.
+ * Removes an abandoned lock; true when the caller should try to take the lock again. One waiter at
+ * a time does it, holding `<lock>.break` (created the same atomic way), and removes the lock only
+ * after reading it again under that: nobody else removes a lock meanwhile, and a new lock can only
+ * be created once this one is gone, so the lock it removes is the one it judged abandoned (same
+ * owner token, still abandoned). A breaker that crashed mid-way is removed after `staleMs`.
  */
 async function takeOverAbandoned(lockPath: string, options: FileLockOptions): Promise<boolean> {
-  const judged = await stat(lockPath).catch(() => undefined);
+  const judged = await inspect(lockPath);
   if (!judged) return true; // released meanwhile
-  if (!(await abandoned(lockPath, judged.mtimeMs, options))) return false;
-  const aside = `${lockPath}.abandoned-${randomUUID()}`;
+  if (!abandoned(judged, options)) return false;
+  const breaker = `${lockPath}.break`;
   try {
-    await rename(lockPath, aside);
-  } catch {
-    return true; // another waiter moved it first
+    await mkdir(breaker);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const since = (await stat(breaker).catch(() => undefined))?.mtimeMs;
+    if (since !== undefined && Date.now() - since > options.staleMs)
+      await rm(breaker, { recursive: true, force: true });
+    return false; // another waiter is removing it
   }
-  const moved = await stat(aside).catch(() => undefined);
-  if (moved && moved.ino !== judged.ino) {
-    // A lock taken after the judgement: give it back. (Only a third waiter creating the directory
-    // again within these microseconds, all three on one abandoned lock, could still get in too.)
-    await rename(aside, lockPath).catch(() => rm(aside, { recursive: true, force: true }));
-    return true;
+  try {
+    const again = await inspect(lockPath);
+    if (again && again.owner?.token === judged.owner?.token && abandoned(again, options))
+      await rm(lockPath, { recursive: true, force: true });
+  } finally {
+    await rm(breaker, { recursive: true, force: true });
   }
-  await rm(aside, { recursive: true, force: true });
   return true;
 }
 
-async function abandoned(lockPath: string, mtimeMs: number, options: FileLockOptions): Promise<boolean> {
+function abandoned({ mtimeMs, owner }: LockState, options: FileLockOptions): boolean {
   const age = Date.now() - mtimeMs;
-  const owner = await readOwner(lockPath);
   // No owner yet: just created (or its creator died right then, and it goes stale).
   if (owner?.host !== hostname()) return age > options.staleMs;
+  // This process's id with a token it does not hold: a process before it had the same id (a
+  // restarted container's process 1) and died holding the lock.
+  if (owner.pid === process.pid) return !heldHere.has(owner.token);
   return !processExists(owner.pid) || age > options.staleMs * 10;
 }
 

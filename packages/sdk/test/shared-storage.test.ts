@@ -135,6 +135,42 @@ describe('file locks', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
   });
 
+  it('take over at once a lock of a previous process with this process id (a restarted container is process 1 again)', async () => {
+    const lock = path.join(tempDir('lock-pid-reused'), 'held.lock');
+    mkdirSync(lock);
+    writeFileSync(
+      path.join(lock, 'owner'),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: 'before' }),
+    );
+    const started = Date.now();
+    await withFileLock(lock, async () => undefined, { staleMs: 60_000, refreshMs: 1_000 });
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('let one of several waiters take over an abandoned lock, never two at once', async () => {
+    for (let round = 0; round < 10; round++) {
+      const dir = tempDir('lock-takeover');
+      const lock = path.join(dir, 'held.lock');
+      mkdirSync(lock);
+      writeFileSync(
+        path.join(lock, 'owner'),
+        JSON.stringify({ pid: await deadPid(), host: hostname(), token: 'x' }),
+      );
+      let inside = 0;
+      let most = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, () =>
+          withFileLock(lock, async () => {
+            most = Math.max(most, ++inside);
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            inside--;
+          }),
+        ),
+      );
+      expect(most).toBe(1);
+    }
+  });
+
   it("wait for another host's lock until it has not been refreshed for staleMs", async () => {
     const lock = path.join(tempDir('lock-remote'), 'held.lock');
     mkdirSync(lock);
