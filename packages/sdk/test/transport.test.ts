@@ -13,16 +13,17 @@ import { NetworkError } from '../src/errors.ts';
 import { multipartBody } from '../src/files.ts';
 import { FileStorage } from '../src/node.ts';
 import { MemoryStorage, WebStorage } from '../src/storage.ts';
-import { createTransport, isRetryable } from '../src/transport.ts';
+import { createTransport, isRetryable, type TransportOptions } from '../src/transport.ts';
 
-/** A transport without retries or a session, to test its timeouts alone. */
-function plainTransport(timeoutMs: number) {
+/** A transport without a session (and without retries unless `options` give some): its timeouts and retries alone. */
+function plainTransport(timeoutMs: number, options: Partial<TransportOptions> = {}) {
   return createTransport({
     fetch: (r) => fetch(r),
     retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 },
     timeoutMs,
     accessToken: async () => undefined,
     refresh: async () => undefined,
+    ...options,
   });
 }
 
@@ -105,12 +106,8 @@ describe('transport against a real HTTP server', () => {
     script.push(503);
     seen.length = 0;
     const controller = new AbortController();
-    const stuck = createTransport({
-      fetch: (r) => fetch(r),
+    const stuck = plainTransport(5000, {
       retry: { retries: 3, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs: 5000,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
       sleep: () => new Promise(() => {}), // a wait that would never end by itself
     });
     const pending = stuck(new Request(`${server.base}/health`, { signal: controller.signal }));
@@ -292,13 +289,7 @@ describe('a streamed upload that must be retried', () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'synk-upload-')), 'big.bin');
     const size = 8 * 1024 * 1024;
     writeFileSync(file, Buffer.alloc(size, 1));
-    const transport = createTransport({
-      fetch: (r) => fetch(r),
-      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs: 5000,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
-    });
+    const transport = plainTransport(5000, { retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 } });
     let opened = 0;
     const upload = () => {
       opened += 1;
@@ -328,13 +319,7 @@ describe('a streamed upload that must be retried', () => {
   it('given a streamed Request, the transport sends it again whole from the copy it keeps', async () => {
     const bytes = new Uint8Array(1024 * 1024).fill(3);
     const multipart = multipartBody(bytes, { field: 'file', filename: 'one.bin', contentType: 'x/y' });
-    const transport = createTransport({
-      fetch: (r) => fetch(r),
-      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs: 5000,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
-    });
+    const transport = plainTransport(5000, { retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 } });
     received.length = 0;
     const request = new Request(`${server.base}/attachments/one.bin`, {
       method: 'PUT',
@@ -421,13 +406,7 @@ describe('an upload whose attempt is over before all of it was sent', () => {
     return { build, bodies };
   }
   const transport = (retries: number) =>
-    createTransport({
-      fetch: (r) => fetch(r),
-      retry: { retries, baseDelayMs: 1, maxDelayMs: 5 },
-      timeoutMs: 5000,
-      accessToken: async () => undefined,
-      refresh: async () => undefined,
-    });
+    plainTransport(5000, { retry: { retries, baseDelayMs: 1, maxDelayMs: 5 } });
 
   it('ends the body of each, answered or retried, instead of leaving it open or reading it whole', async () => {
     script.push(503, 503);
