@@ -195,6 +195,9 @@ function rawRun() {
   );
   db.exec('create unique index observations_version_unique on observations (version)');
   db.exec('create index observations_form_type_version_index on observations (form_type, version)');
+  db.exec(
+    'create index observations_large_data_index on observations (version) where octet_length(data) > 16384',
+  );
   const insert = db.prepare('insert into observations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
   let version = 0;
   const writeBatch = db.transaction((records: ReturnType<typeof makeRecord>[]) => {

@@ -1,6 +1,14 @@
 import type { SqliteConnection } from '@mikro-orm/sqlite';
+import fc from 'fast-check';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  LARGE_DATA_BYTES,
+  lastVersionWithin,
+  PULL_PAGE_MAX_BYTES,
+  RECORD_ENVELOPE_BYTES,
+  smallRecordsFit,
+} from '../src/modules/sync/pull-bytes.ts';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { ascending, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
@@ -135,9 +143,11 @@ describe('pull pages read as one aggregate', () => {
     // A page whose aggregate came out of order is read again, ordered inside the aggregate.
     const db = await (t.ctx.orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
     const checked: string[] = [];
-    const distrustful = new SqlitePageReader(db, (versions) => {
-      checked.push(versions);
-      return false;
+    const distrustful = new SqlitePageReader(db, {
+      inOrder: (versions) => {
+        checked.push(versions);
+        return false;
+      },
     });
     for (const query of [
       { afterVersion: after, formTypes: null, limit: 4 },
@@ -155,6 +165,110 @@ describe('pull pages read as one aggregate', () => {
       `${after + 1},${after + 2},${after + 3},${after + 4}`,
       `${after + 1},${after + 3}`,
     ]);
+  });
+});
+
+describe('pull pages bounded in bytes', () => {
+  it('lastVersionWithin keeps records while the budget holds, and always the first', () => {
+    const e = RECORD_ENVELOPE_BYTES;
+    expect(lastVersionWithin([[4, 10_000]], 100)).toBe(4);
+    expect(
+      lastVersionWithin(
+        [
+          [4, 10],
+          [7, 10],
+          [9, 10],
+        ],
+        3 * (10 + e),
+      ),
+    ).toBe(9);
+    expect(
+      lastVersionWithin(
+        [
+          [4, 10],
+          [7, 10],
+          [9, 10],
+        ],
+        3 * (10 + e) - 1,
+      ),
+    ).toBe(7);
+    expect(
+      lastVersionWithin([
+        [4, 10],
+        [7, PULL_PAGE_MAX_BYTES],
+      ]),
+    ).toBe(4);
+    expect(smallRecordsFit(500)).toBe(true);
+    expect(smallRecordsFit(2, 2 * (LARGE_DATA_BYTES + e) - 1)).toBe(false);
+  });
+
+  /**
+   * Random record sizes around the large-record threshold, limits, budgets and filters: looping on
+   * the pages returns each matching record once and in order; a page of several records keeps to
+   * the budget; a page is cut before its limit only where the next record would break the budget
+   * or, when the page was read without measuring, where a large record begins.
+   */
+  it('loops over every record once, within the budget, cut short only at the budget or a large record', async () => {
+    const db = await (t.ctx.orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
+    const insert = db.prepare(
+      "insert into observations (observation_id, form_type, data, synced_at, deleted, version, hash, last_modified_by, origin_client_id) values (?, ?, ?, '2026-01-01T00:00:00Z', 0, ?, 'h', 'u', 'c')",
+    );
+    const setCounter = db.prepare('update sync_counter set value = ? where id = 1');
+    const sizes = [10, 900, LARGE_DATA_BYTES - 1, LARGE_DATA_BYTES, LARGE_DATA_BYTES + 1, 40_000, 90_000];
+    let run = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ size: fc.constantFrom(...sizes), type: fc.constantFrom('a', 'b') }), {
+          maxLength: 40,
+        }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.constantFrom(3_000, 20_000, 60_000, 150_000, PULL_PAGE_MAX_BYTES),
+        fc.boolean(),
+        (records, limit, maxBytes, filtered) => {
+          run += 1;
+          const base = (db.prepare('select value from sync_counter').pluck().get() as number) + 10;
+          const rows = records.map((r, i) => ({
+            id: `bytes-${run}-${i}`,
+            ...r,
+            version: base + 2 * i, // gaps, as updates leave
+            data: `{"s":"${'x'.repeat(r.size - 8)}"}`,
+          }));
+          db.transaction(() => {
+            for (const r of rows) insert.run(r.id, r.type, r.data, r.version);
+            setCounter.run(base + 2 * rows.length);
+          })();
+          const matching = rows.filter((r) => !filtered || r.type === 'a');
+          const reader = new SqlitePageReader(db, { maxBytes });
+          const seen: string[] = [];
+          let cursor = base - 1;
+          for (let more = true; more; ) {
+            const page = reader.read({ afterVersion: cursor, formTypes: filtered ? ['a'] : null, limit });
+            const ids = (JSON.parse(`[${page.recordsJson.toString()}]`) as { observation_id: string }[]).map(
+              (r) => r.observation_id,
+            );
+            expect(ids.length).toBe(page.count);
+            expect(page.count).toBeLessThanOrEqual(limit);
+            const inPage = matching.slice(seen.length, seen.length + ids.length);
+            expect(ids).toEqual(inPage.map((r) => r.id));
+            const used = inPage.reduce((n, r) => n + r.size + RECORD_ENVELOPE_BYTES, 0);
+            if (ids.length > 1) expect(used).toBeLessThanOrEqual(maxBytes);
+            seen.push(...ids);
+            const next = matching[seen.length];
+            expect(page.hasMore).toBe(next !== undefined);
+            if (next && ids.length < limit) {
+              const overBudget = used + next.size + RECORD_ENVELOPE_BYTES > maxBytes;
+              const atLarge = next.size > LARGE_DATA_BYTES && smallRecordsFit(limit, maxBytes);
+              expect(overBudget || atLarge).toBe(true);
+            }
+            if (page.hasMore) expect(page.count).toBeGreaterThan(0);
+            cursor = page.lastVersion ?? cursor;
+            more = page.hasMore;
+          }
+          expect(seen).toEqual(matching.map((r) => r.id));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
 

@@ -328,6 +328,11 @@ export interface paths {
          *     optionally filtered by `schema_types` merged with `schemaType`. The page and
          *     `current_version` come from one consistent snapshot.
          *
+         *     A page is also bounded in bytes: it stops before the record that would take its records'
+         *     `data` (counting each record as its data's bytes plus 1 KiB) past 16 MiB, and holds at
+         *     least one record however large. A page may therefore hold fewer than `limit` records while
+         *     `has_more` is true; clients must loop on `has_more`, never on a short page.
+         *
          *     Pagination loop:
          *     1. Send `since.version` (omit for everything).
          *     2. Apply the returned `records`.

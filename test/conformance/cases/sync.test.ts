@@ -722,6 +722,55 @@ describe('POST /sync/pull', () => {
     expect(res.body.records.every((r: { form_type: string }) => r.form_type === 'household')).toBe(true);
   });
 
+  it('bounds a page to about 16 MiB: ~1 MB records come a few pages apart, each once and in order', async () => {
+    const start = (await pull(target, reader.token)).body.current_version as number;
+    const small = () => record({ form_type: 'large-data' });
+    const large = (i: number) =>
+      record({ form_type: 'large-data', data: { i, text: 'x'.repeat(1_000_000 + i) } });
+    const batches = [
+      [small(), small(), small(), ...Array.from({ length: 10 }, (_, i) => large(i))],
+      [small(), small(), small(), ...Array.from({ length: 10 }, (_, i) => large(10 + i))],
+      [small(), small(), small()],
+    ];
+    for (const batch of batches) expect((await push(target, writer.token, batch)).status).toBe(200);
+    const pushed = batches.flat();
+    const MiB = 1024 * 1024;
+    const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+    for (const schema_types of [undefined, ['large-data']]) {
+      const pages: { ids: string[]; dataBytes: number; pageBytes: number; hasMore: boolean }[] = [];
+      let cursor = start;
+      for (let more = true; more; ) {
+        const res = await pull(
+          target,
+          reader.token,
+          { since: { version: cursor }, schema_types },
+          '?limit=500',
+        );
+        expect(res.status).toBe(200);
+        const records = res.body.records as { observation_id: string; data: unknown }[];
+        pages.push({
+          ids: records.map((r) => r.observation_id),
+          // The server's estimate: each record's data plus 1 KiB for the rest.
+          dataBytes: records.reduce((n, r) => n + bytes(r.data) + 1024, 0),
+          pageBytes: bytes(res.body),
+          hasMore: res.body.has_more,
+        });
+        expect(records.length).toBeGreaterThan(0);
+        cursor = res.body.change_cutoff;
+        more = res.body.has_more;
+      }
+      expect(pages.flatMap((p) => p.ids)).toEqual(pushed.map((r) => r.observation_id));
+      for (const page of pages) {
+        if (page.ids.length > 1) expect(page.dataBytes).toBeLessThanOrEqual(16 * MiB);
+        expect(page.pageBytes).toBeLessThan(17 * MiB);
+      }
+      // Cut by bytes, not one large record a page: a page holds 15 of them.
+      expect(Math.max(...pages.map((p) => p.ids.length))).toBeGreaterThanOrEqual(15);
+      expect(pages.map((p) => p.hasMore)).toEqual([...Array(pages.length - 1).fill(true), false]);
+    }
+  });
+
   it('records is [] (never null) past the end', async () => {
     const res = await pull(target, reader.token, { since: { version: 10_000_000 } });
     expect(res.status).toBe(200);

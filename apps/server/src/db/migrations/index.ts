@@ -12,6 +12,14 @@ import { Migration20261124010000Auth as SqliteAuth } from './sqlite/Migration202
 import { Migration20261124020000Sync as SqliteSync } from './sqlite/Migration20261124020000Sync.ts';
 import { Migration20261124030000Attachments as SqliteAttachments } from './sqlite/Migration20261124030000Attachments.ts';
 import { Migration20261124040000Bundles as SqliteBundles } from './sqlite/Migration20261124040000Bundles.ts';
+import { Migration20261124050000PullPageBytes as SqlitePullPageBytes } from './sqlite/Migration20261124050000PullPageBytes.ts';
 
-export const sqliteMigrations = [SqliteInit, SqliteAuth, SqliteSync, SqliteAttachments, SqliteBundles];
+export const sqliteMigrations = [
+  SqliteInit,
+  SqliteAuth,
+  SqliteSync,
+  SqliteAttachments,
+  SqliteBundles,
+  SqlitePullPageBytes,
+];
 export const postgresqlMigrations = [PgInit, PgAuth, PgSync, PgAttachments, PgBundles];

@@ -1,6 +1,7 @@
 import { parseJson } from '@synk/json';
 import pg from 'pg';
 import { PostgresExportReader } from './postgres-export.ts';
+import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './pull-bytes.ts';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
@@ -132,15 +133,20 @@ export class PostgresSyncStore implements SyncStore {
 
   async pull(query: PullQuery): Promise<PullPage> {
     const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
+    const columns = RECORD_COLUMNS.join(', ');
+    // The next limit + 1 records, kept while their running size is within the byte budget (at
+    // least one; pull-bytes.ts), each row with the number of candidates: fewer rows than candidates
+    // means more follow. octet_length reads a stored value's size without fetching it.
     const { counter, rows } = await this.#snapshot(async (client) => ({
       counter: await client.query<{ value: string }>('select value from sync_counter where id = 1'),
-      rows: await client.query<Row>(
-        `select ${RECORD_COLUMNS.join(', ')} from observations where version > $1${filter ? ' and form_type = any($3::text[])' : ''} order by version limit $2`,
-        filter ? [query.afterVersion, query.limit + 1, filter] : [query.afterVersion, query.limit + 1],
+      rows: await client.query<Row & { candidates: string }>(
+        `select ${columns}, candidates from (select ${columns}, row_number() over w as n, sum(octet_length(data) + ${RECORD_ENVELOPE_BYTES}) over w as running, count(*) over () as candidates from (select ${columns} from observations where version > $1${filter ? ' and form_type = any($4::text[])' : ''} order by version limit $2) candidate window w as (order by version)) sized where n = 1 or running <= $3 order by version`,
+        [query.afterVersion, query.limit + 1, PULL_PAGE_MAX_BYTES, ...(filter ? [filter] : [])],
       ),
     }));
-    const hasMore = rows.rows.length > query.limit;
-    const page = (hasMore ? rows.rows.slice(0, query.limit) : rows.rows).map(toRecord);
+    const kept = rows.rows.slice(0, query.limit);
+    const hasMore = kept.length > 0 && Number(kept[0]!.candidates) > kept.length;
+    const page = kept.map(({ candidates: _, ...row }) => toRecord(row));
     const json = new Utf8Builder(page.reduce((n, r) => n + r.data.length + 400, 0));
     page.forEach((record, i) => {
       if (i > 0) json.add(',');

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { LARGE_DATA_BYTES, lastVersionWithin, PULL_PAGE_MAX_BYTES, smallRecordsFit } from './pull-bytes.ts';
 import type { PullPage, PullQuery } from './sync.store.ts';
 
 /** `,"column":"value"`, or nothing (NULL, which concat skips) when the column is null. */
@@ -15,11 +16,20 @@ const RECORD_JSON = `concat('{"observation_id":', json_quote(observation_id), ',
 type PageAggregate = [count: number, versions: string | null, json: Buffer | null];
 
 interface PageStatements {
+  /** Parameters: after version, before version (exclusive), [form types], limit. */
   page: Database.Statement;
   /** The same page with the order stated inside the aggregate (see #statementsFor). */
   sortedPage: Database.Statement;
   more: Database.Statement;
+  /** [version, data bytes] of the records a page could hold. */
+  sizes: Database.Statement;
+  /** The version of the next large record (see pull-bytes.ts). */
+  nextLarge: Database.Statement;
 }
+
+/** No upper bound on a page's versions. */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+const EMPTY: PageAggregate = [0, null, null];
 
 /** Whether comma-separated non-negative integers (as SQLite writes versions) are strictly ascending. */
 export function ascending(versions: string): boolean {
@@ -53,11 +63,22 @@ export class SqlitePageReader {
   readonly #statements = new Map<boolean, PageStatements>();
 
   readonly #inOrder: (versions: string) => boolean;
+  readonly #maxBytes: number;
 
-  /** `inOrder` checks a page's aggregated versions (tests replace it to take the fallback path). */
-  constructor(db: Database.Database, inOrder: (versions: string) => boolean = ascending) {
+  /**
+   * `inOrder` checks a page's aggregated versions (tests replace it to take the fallback path);
+   * `maxBytes` bounds a page (see pull-bytes.ts; tests make it small).
+   */
+  constructor(
+    db: Database.Database,
+    {
+      inOrder = ascending,
+      maxBytes = PULL_PAGE_MAX_BYTES,
+    }: { inOrder?: (versions: string) => boolean; maxBytes?: number } = {},
+  ) {
     this.#db = db;
     this.#inOrder = inOrder;
+    this.#maxBytes = maxBytes;
     this.#counter = db.prepare('select value from sync_counter where id = 1');
   }
 
@@ -66,11 +87,26 @@ export class SqlitePageReader {
     const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
     const statements = this.#statementsFor(filter !== null);
     const params = filter ? [query.afterVersion, JSON.stringify(filter)] : [query.afterVersion];
+    const readPage = (before: number): PageAggregate => {
+      const bounded = [query.afterVersion, before, ...params.slice(1), query.limit];
+      const page = statements.page.get(...bounded) as PageAggregate;
+      return page[0] > 0 && !this.#inOrder(page[1]!)
+        ? (statements.sortedPage.get(...bounded) as PageAggregate)
+        : page;
+    };
     const read = this.#db.transaction((): PullPage => {
       const currentVersion = (this.#counter.get() as { value: number }).value;
-      let [count, versions, json] = statements.page.get(...params, query.limit) as PageAggregate;
-      if (count > 0 && !this.#inOrder(versions!)) {
-        [count, versions, json] = statements.sortedPage.get(...params, query.limit) as PageAggregate;
+      // The records before the next large one fit in the byte budget: they are read at once. A page
+      // that would reach a large one is measured first and cut to the budget. (With a budget too
+      // small for `limit` records of any size, every record counts as large.)
+      const large = smallRecordsFit(query.limit, this.#maxBytes)
+        ? (statements.nextLarge.get(...params) as number | undefined)
+        : query.afterVersion + 1;
+      let [count, versions, json] = large === query.afterVersion + 1 ? EMPTY : readPage(large ?? UNBOUNDED);
+      if (count === 0 && large !== undefined) {
+        const sizes = statements.sizes.all(...params, query.limit) as [number, number][];
+        if (sizes.length > 0)
+          [count, versions, json] = readPage(lastVersionWithin(sizes, this.#maxBytes) + 1);
       }
       const lastVersion = count > 0 ? Number(versions!.slice(versions!.lastIndexOf(',') + 1)) : undefined;
       const hasMore = lastVersion !== undefined && statements.more.get(lastVersion, ...params.slice(1)) === 1;
@@ -94,7 +130,7 @@ export class SqlitePageReader {
       const page = (order: string) =>
         this.#db
           .prepare(
-            `select count(*), group_concat(version, ','${order}), cast(group_concat(record, ','${order}) as blob) from (select version, ${RECORD_JSON} as record from observations where version > ?${typeFilter} order by version limit ?)`,
+            `select count(*), group_concat(version, ','${order}), cast(group_concat(record, ','${order}) as blob) from (select version, ${RECORD_JSON} as record from observations where version > ? and version < ?${typeFilter} order by version limit ?)`,
           )
           .raw();
       statements = {
@@ -102,6 +138,18 @@ export class SqlitePageReader {
         sortedPage: page(' order by version'),
         more: this.#db
           .prepare(`select exists(select 1 from observations where version > ?${typeFilter})`)
+          .pluck(),
+        sizes: this.#db
+          .prepare(
+            `select version, octet_length(data) from observations where version > ?${typeFilter} order by version limit ?`,
+          )
+          .raw(),
+        // The same condition as the partial index observations_large_data_index, which answers it
+        // (its types are checked on the large records it lists, not looked up in the type index).
+        nextLarge: this.#db
+          .prepare(
+            `select version from observations where octet_length(data) > ${LARGE_DATA_BYTES} and version > ?${byType ? ` and +${FORM_TYPE_IN_LIST}` : ''} order by version limit 1`,
+          )
           .pluck(),
       };
       this.#statements.set(byType, statements);
