@@ -76,6 +76,93 @@ async function checkSnapshot(
   }
 }
 
+/**
+ * 20 records of ~1 MB: each read of an export stops at about 16 MiB of data (PostgreSQL before the
+ * record that would pass it, SQLite after the one that reaches it), and reads in a loop until one
+ * visits nothing return every record once, in order.
+ */
+async function checkReadBytes(
+  dbConnection: string,
+  openStore: (ctx: Awaited<ReturnType<typeof createContext>>) => Promise<SyncStore>,
+) {
+  const ctx = await createContext(
+    loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: dbConnection, ADMIN_PASSWORD, SYNC_VALIDATION: 'off' }),
+    createLogger('silent'),
+  );
+  const store = await openStore(ctx);
+  try {
+    const app = createApp(ctx);
+    const token = (await ctx.services.auth.login(ctx.config.adminUsername, ADMIN_PASSWORD, '127.0.0.1'))
+      .token;
+    const ids = Array.from({ length: 20 }, (_, i) => `big-${String(i).padStart(2, '0')}`);
+    for (const half of [ids.slice(0, 10), ids.slice(10)]) {
+      const res = await request(app)
+        .post('/sync/push')
+        .set('authorization', `Bearer ${token}`)
+        .send({
+          transmission_id: randomUUID(),
+          client_id: 'bytes',
+          records: half.map((id) => ({
+            observation_id: id,
+            form_type: 'big',
+            data: { text: 'x'.repeat(1_000_000) },
+          })),
+        });
+      expect(res.status).toBe(200);
+      expect(res.body.success_count).toBe(10);
+    }
+    const reader = await store.openExportReader();
+    try {
+      // Each pass reads in a loop, recording each read's count and every record's version.
+      type Read = (after: number, visit: (version: number) => void) => Promise<number>;
+      const rowIds: string[] = [];
+      const passes: Read[] = [
+        (after, visit) => reader.visitExportData(ALL, after, 500, ([version]) => visit(version)),
+        (after, visit) =>
+          reader.visitExportRows(['big'], ALL, after, 500, (row) => {
+            rowIds.push(row[0]);
+            visit(row[8]);
+          }),
+      ];
+      for (const read of passes) {
+        const counts: number[] = [];
+        const versions: number[] = [];
+        for (;;) {
+          const count = await read(versions.at(-1) ?? 0, (version) => versions.push(version));
+          if (count === 0) break;
+          counts.push(count);
+        }
+        expect(versions).toHaveLength(20);
+        expect(versions.every((v, i) => i === 0 || v > versions[i - 1]!)).toBe(true);
+        // ~1 MB each: 16 or 17 records reach 16 MiB, so the first read stops there.
+        expect(counts[0]).toBeGreaterThanOrEqual(15);
+        expect(counts[0]).toBeLessThanOrEqual(17);
+      }
+      expect(rowIds).toEqual(ids);
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    if (store !== undefined && !(store instanceof SqliteSyncStore)) await store.close();
+    await closeContext(ctx);
+  }
+}
+
+describe('an export read is bounded in bytes', () => {
+  it('on SQLite', async () => {
+    await checkReadBytes(path.join(tempDir(), 'bytes.db'), (ctx) => SqliteSyncStore.open(ctx.orm));
+  });
+
+  describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
+    const postgres = usePostgres();
+    it('too', async () => {
+      const url = await postgres.server.createDatabase();
+      const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
+      await checkReadBytes(url, async () => new PostgresSyncStore(url));
+    });
+  });
+});
+
 describe('an export reads one snapshot', () => {
   it('on a SQLite file: changes made while it reads do not show, and nothing waits for it', async () => {
     await checkSnapshot(path.join(tempDir(), 'snapshot.db'), (ctx) => SqliteSyncStore.open(ctx.orm));

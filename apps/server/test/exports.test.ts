@@ -248,3 +248,37 @@ async function onlyEntry(zip: Buffer): Promise<string> {
   expect(directory.files).toHaveLength(1);
   return (await directory.files[0]!.buffer()).toString('utf8');
 }
+
+describe('records of ~1 MB', () => {
+  it('are all exported whole, though each read holds only ~16 MiB of them', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `large-${i}`);
+    for (const half of [ids.slice(0, 10), ids.slice(10)]) {
+      const res = await request(t.app)
+        .post('/sync/push')
+        .set('authorization', admin)
+        .send({
+          transmission_id: randomUUID(),
+          client_id: 'exports-test',
+          records: half.map((id, i) => ({
+            observation_id: id,
+            form_type: 'large',
+            data: { i, text: 'y'.repeat(1_000_000) },
+          })),
+        });
+      expect(res.status).toBe(200);
+    }
+    const csv = await request(t.app)
+      .get('/dataexport/csv?form_type=large')
+      .set('authorization', admin)
+      .buffer(true)
+      .parse((response, done) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+    expect(csv.status).toBe(200);
+    const lines = (await onlyEntry(csv.body as Buffer)).trimEnd().split('\r\n').slice(1);
+    expect(lines.map((line) => line.split(',')[0])).toEqual(ids);
+    expect(lines.every((line) => line.endsWith(`,${'y'.repeat(1_000_000)}`))).toBe(true);
+  });
+});

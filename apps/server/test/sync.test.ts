@@ -8,7 +8,7 @@ import {
   PULL_PAGE_MAX_BYTES,
   RECORD_ENVELOPE_BYTES,
   smallRecordsFit,
-} from '../src/modules/sync/pull-bytes.ts';
+} from '../src/modules/sync/page-bytes.ts';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { ascending, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';

@@ -161,7 +161,7 @@ export class ExportsService {
     for (;;) {
       // Each page is a turn of the event loop of its own: other requests are served during an export.
       await nextTurn();
-      if ((await reader.visitExportData(filter, after, PAGE, learn)) < PAGE) break;
+      if ((await reader.visitExportData(filter, after, PAGE, learn)) === 0) break;
     }
     return new Map(
       [...profiles.keys()].sort().map((formType) => {
@@ -251,7 +251,7 @@ export class ExportsService {
           await table.writer.append(table.cells, table.rows);
           table.rows = 0;
         }
-        if (read < rowsPerRead) break;
+        if (read === 0) break;
       }
       for (const table of tables.values()) await table.writer.close();
       for (const table of tables.values()) {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { EXPORT_READ_MAX_BYTES } from './page-bytes.ts';
 import {
   EXPORT_COLUMNS,
   type ExportDataRow,
@@ -28,7 +29,7 @@ export class PostgresExportReader implements ExportReader {
   ): Promise<number> {
     const { where, values } = exportWhere(filter, afterVersion);
     return this.#visit(
-      `select version::float8, form_type, data from observations where ${where} order by version limit $${values.length + 1}`,
+      boundedRead('version::float8, form_type, data', where, values.length),
       [...values, limit],
       visit,
     );
@@ -42,11 +43,7 @@ export class PostgresExportReader implements ExportReader {
     visit: (row: ExportRow) => void,
   ): Promise<number> {
     const { where, values } = exportWhere({ ...filter, formTypes }, afterVersion);
-    return this.#visit(
-      `select ${EXPORT_SELECT} from observations where ${where} order by version limit $${values.length + 1}`,
-      [...values, limit],
-      visit,
-    );
+    return this.#visit(boundedRead(EXPORT_SELECT, where, values.length), [...values, limit], visit);
   }
 
   async #visit<Row extends unknown[]>(
@@ -70,6 +67,14 @@ export class PostgresExportReader implements ExportReader {
     this.#client.release();
   }
 }
+
+/**
+ * Up to `limit` records (the parameter after the condition's) in version order, kept while the
+ * running size of their data is within EXPORT_READ_MAX_BYTES (at least one). octet_length reads a
+ * stored value's size without fetching it, so the records cut off are never fetched.
+ */
+const boundedRead = (select: string, where: string, conditionValues: number) =>
+  `select ${select} from (select candidate.*, row_number() over w as n, sum(octet_length(data)) over w as running from (select * from observations where ${where} order by version limit $${conditionValues + 1}) candidate window w as (order by version)) sized where n = 1 or running <= ${EXPORT_READ_MAX_BYTES} order by version`;
 
 /** The records an export reads after `afterVersion`: one condition for both passes. */
 function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; values: unknown[] } {

@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import pg from 'pg';
+import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './page-bytes.ts';
 import { PostgresExportReader } from './postgres-export.ts';
-import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './pull-bytes.ts';
 import {
   type AttachmentPutOutcome,
   type AttachmentRow,
@@ -135,7 +135,7 @@ export class PostgresSyncStore implements SyncStore {
     const filter = query.formTypes && query.formTypes.length > 0 ? query.formTypes : null;
     const columns = RECORD_COLUMNS.join(', ');
     // The next limit + 1 records, kept while their running size is within the byte budget (at
-    // least one; pull-bytes.ts), each row with the number of candidates: fewer rows than candidates
+    // least one; page-bytes.ts), each row with the number of candidates: fewer rows than candidates
     // means more follow. octet_length reads a stored value's size without fetching it.
     const { counter, rows } = await this.#snapshot(async (client) => ({
       counter: await client.query<{ value: string }>('select value from sync_counter where id = 1'),

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { EXPORT_READ_MAX_BYTES } from './page-bytes.ts';
 import { FORM_TYPE_IN_LIST } from './sqlite-page.ts';
 import {
   EXPORT_COLUMNS,
@@ -49,7 +50,7 @@ export class SqliteExportReader implements ExportReader {
     const statement = this.#statement(
       `select version, form_type, data from observations where ${where} order by version limit ?`,
     );
-    return visitRows(statement, [...params, limit], visit);
+    return visitRows(statement, [...params, limit], 2, visit);
   }
 
   async visitExportRows(
@@ -64,7 +65,7 @@ export class SqliteExportReader implements ExportReader {
     const statement = this.#statement(
       `select ${EXPORT_COLUMNS} from observations where ${where} order by version limit ?`,
     );
-    return visitRows(statement, [...params, limit], visit);
+    return visitRows(statement, [...params, limit], 3, visit);
   }
 
   async close(): Promise<void> {
@@ -72,12 +73,24 @@ export class SqliteExportReader implements ExportReader {
   }
 }
 
-/** Visits each row as it is read, synchronously to the end: nothing else can use the connection meanwhile. */
-function visitRows<Row>(statement: Database.Statement, params: unknown[], visit: (row: Row) => void): number {
+/**
+ * Visits each row as it is read, synchronously to the end (nothing else can use the connection
+ * meanwhile), or until the data visited (column `dataColumn`) reach EXPORT_READ_MAX_BYTES.
+ */
+function visitRows<Row extends unknown[]>(
+  statement: Database.Statement,
+  params: unknown[],
+  dataColumn: number,
+  visit: (row: Row) => void,
+): number {
   let count = 0;
+  let bytes = 0;
   for (const row of statement.iterate(...params) as Iterable<Row>) {
     visit(row);
     count++;
+    // Characters, for bytes: what the read holds in memory, near enough.
+    bytes += (row[dataColumn] as string).length;
+    if (bytes >= EXPORT_READ_MAX_BYTES) break; // ends the statement: the next read goes on from here
   }
   return count;
 }

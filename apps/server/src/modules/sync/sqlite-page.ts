@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { LARGE_DATA_BYTES, lastVersionWithin, PULL_PAGE_MAX_BYTES, smallRecordsFit } from './pull-bytes.ts';
+import { LARGE_DATA_BYTES, lastVersionWithin, PULL_PAGE_MAX_BYTES, smallRecordsFit } from './page-bytes.ts';
 import type { PullPage, PullQuery } from './sync.store.ts';
 
 /** `,"column":"value"`, or nothing (NULL, which concat skips) when the column is null. */
@@ -23,7 +23,7 @@ interface PageStatements {
   more: Database.Statement;
   /** [version, data bytes] of the records a page could hold. */
   sizes: Database.Statement;
-  /** The version of the next large record (see pull-bytes.ts). */
+  /** The version of the next large record (see page-bytes.ts). */
   nextLarge: Database.Statement;
 }
 
@@ -67,7 +67,7 @@ export class SqlitePageReader {
 
   /**
    * `inOrder` checks a page's aggregated versions (tests replace it to take the fallback path);
-   * `maxBytes` bounds a page (see pull-bytes.ts; tests make it small).
+   * `maxBytes` bounds a page (see page-bytes.ts; tests make it small).
    */
   constructor(
     db: Database.Database,

@@ -166,9 +166,9 @@ export type ExportDataRow = [version: number, formType: string, data: string];
 /**
  * Reads records for exports, a page at a time in version order: first every selected record's
  * form type and data (to learn the form types and their columns), then the records of a few form
- * types at a time. Each call visits up to `limit` records with a version above `afterVersion`,
- * calling `visit` synchronously for each as it is read (no page of rows is held), and returns how
- * many it visited. Every page of one reader sees the records as they were when it was opened, so
+ * types at a time. Each call visits up to `limit` records with a version above `afterVersion`
+ * (fewer when their data reach EXPORT_READ_MAX_BYTES), calling `visit` synchronously for each as it
+ * is read, and returns how many it visited: 0 only when there are no more. Every page of one reader sees the records as they were when it was opened, so
  * the columns learnt first fit the records written later.
  */
 export interface ExportReader {

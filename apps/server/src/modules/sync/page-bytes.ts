@@ -38,3 +38,10 @@ export function lastVersionWithin(
 /** Whether a page of `limit` records, none larger than LARGE_DATA_BYTES, fits in `maxBytes`. */
 export const smallRecordsFit = (limit: number, maxBytes = PULL_PAGE_MAX_BYTES) =>
   limit * (LARGE_DATA_BYTES + RECORD_ENVELOPE_BYTES) <= maxBytes;
+
+/**
+ * An export read ends at its record limit or once the data of the records it visited reach this:
+ * a read's values are held (as cells) until they are encoded, so 500 records of a few MiB each
+ * must not be read at once.
+ */
+export const EXPORT_READ_MAX_BYTES = 16 * 1024 * 1024;
