@@ -24,7 +24,7 @@ export interface paths {
         options?: never;
         /**
          * Health check without a body
-         * @description Same checks and status codes as `GET /health`, no body.
+         * @description Same checks, status codes and headers (`Content-Type`, `Content-Length`) as `GET /health`, no body.
          */
         head: operations["headHealth"];
         patch?: never;
@@ -1566,25 +1566,29 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The service is healthy. */
+            /** @description The service is healthy (the media type GET would send; no body). */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "x-api-version-used": components["headers"]["XApiVersionUsed"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
             };
             400: components["responses"]["BadRequest"];
             406: components["responses"]["NotAcceptable"];
-            /** @description A check failed. */
+            /** @description A check failed (the media type GET would send; no body). */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "x-api-version-used": components["headers"]["XApiVersionUsed"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
             };
             default: components["responses"]["Problem"];
         };

@@ -18,10 +18,15 @@ describe('GET /health', () => {
     expect(new Date(body.timestamp).toString()).not.toBe('Invalid Date');
   });
 
-  it('answers HEAD with no body', async () => {
+  it('answers HEAD with GET’s status and headers, and no body', async () => {
     const res = await send(target, '/health', { method: 'HEAD' });
+    const get = await send(target, '/health');
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('');
+    expect(res.headers.get('content-type')).toBe(get.headers.get('content-type'));
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    // The same body but for its timestamp, whose length does not change.
+    expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(await get.text())));
   });
 
   it('is public: a garbage token does not matter', async () => {

@@ -11,18 +11,14 @@ export function healthHandlers(ctx: AppContext): { getHealth: Handler; headHealt
       minFreeBytes: ctx.config.limits.healthMinFreeBytes,
     });
 
-  return {
-    async getHealth(_req, res) {
-      const report = await probe();
-      res.setHeader('Cache-Control', 'no-store');
-      const body = { ...report, timestamp: ctx.clock().toISOString(), version: ctx.build.version };
-      if (report.status === 'ok') sendJson(res, 'getHealth', 200, body);
-      else sendJson(res, 'getHealth', 503, body);
-    },
-    async headHealth(_req, res) {
-      const report = await probe();
-      res.setHeader('Cache-Control', 'no-store');
-      res.status(report.status === 'ok' ? 200 : 503).end();
-    },
+  const getHealth: Handler = async (_req, res) => {
+    const report = await probe();
+    res.setHeader('Cache-Control', 'no-store');
+    const body = { ...report, timestamp: ctx.clock().toISOString(), version: ctx.build.version };
+    if (report.status === 'ok') sendJson(res, 'getHealth', 200, body);
+    else sendJson(res, 'getHealth', 503, body);
   };
+  // HEAD answers with GET's status and headers (Content-Type, Content-Length; RFC 9110 §9.3.2):
+  // Node sends no body in reply to HEAD.
+  return { getHealth, headHealth: getHealth };
 }
