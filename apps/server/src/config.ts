@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { USERNAME_PATTERN, USERNAME_RULE } from './lib/username.ts';
 
 /**
  * The only reader of the environment. Every setting is parsed, range-checked and frozen here, and a
@@ -94,7 +95,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
 
   const dataDir = path.resolve(cwd, read.string('DATA_DIR', './data'));
   const database = parseDatabase(read, dataDir, cwd);
-  const jwtSecret = read.optionalString('JWT_SECRET');
+  const jwtSecret = read.optionalSecret('JWT_SECRET');
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET: must be at least 32 bytes long (unset it to use a generated secret)');
   }
@@ -115,7 +116,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     appBundlePath: path.resolve(cwd, read.string('APP_BUNDLE_PATH', path.join(dataDir, 'app-bundles'))),
     maxVersionsKept: read.int('MAX_VERSIONS_KEPT', 5, 1, 10_000),
     adminUsername: read.username('ADMIN_USERNAME', 'admin'),
-    adminPassword: read.optionalString('ADMIN_PASSWORD'),
+    adminPassword: read.optionalSecret('ADMIN_PASSWORD'),
     publicUrl: read.url('PUBLIC_URL'),
     corsOrigins: read.list('CORS_ORIGINS'),
     validateResponses: read.bool('VALIDATE_RESPONSES', nodeEnv !== 'production'),
@@ -198,6 +199,12 @@ class EnvReader {
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   }
 
+  /** A secret, exactly as given (spaces at its ends are part of it); blank means unset. */
+  optionalSecret(name: string): string | undefined {
+    const value = this.#env[name];
+    return value === undefined || value.trim() === '' ? undefined : value;
+  }
+
   string(name: string, fallback: string): string {
     return this.optionalString(name) ?? fallback;
   }
@@ -249,8 +256,8 @@ class EnvReader {
 
   username(name: string, fallback: string): string {
     const value = this.string(name, fallback);
-    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(value)) {
-      this.problem(name, 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -');
+    if (!USERNAME_PATTERN.test(value)) {
+      this.problem(name, USERNAME_RULE);
       return fallback;
     }
     return value;

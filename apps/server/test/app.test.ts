@@ -1,6 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -286,6 +287,32 @@ describe('request ids', () => {
       .get('/health')
       .set('x-request-id', 'has spaces <and> "quotes"'.padEnd(200, 'x'));
     expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('logs every request, successful ones too, at info with its id (spec §0.7)', async () => {
+    const lines: {
+      msg: string;
+      level: number;
+      req?: { id: string; url: string };
+      res?: { statusCode: number };
+    }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const ctx = await createContext(loadConfig({ DB_CONNECTION: ':memory:', DATA_DIR: tempDir() }), logger);
+    try {
+      const app = createApp(ctx);
+      const ok = await request(app).get('/health').set('x-request-id', 'logged-200');
+      const missing = await request(app).get('/nope').set('x-request-id', 'logged-404');
+      expect([ok.status, missing.status]).toEqual([200, 404]);
+      for (const [id, status] of [
+        ['logged-200', 200],
+        ['logged-404', 404],
+      ] as const) {
+        const line = lines.find((l) => l.req?.id === id);
+        expect(line).toMatchObject({ msg: 'request completed', level: 30, res: { statusCode: status } });
+      }
+    } finally {
+      await ctx.orm.close();
+    }
   });
 
   it('gives every request a fresh id', async () => {

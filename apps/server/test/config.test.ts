@@ -110,6 +110,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }, '/srv').jwtSecret).toHaveLength(32);
     expect(loadConfig({ PORT: '  ', JWT_SECRET: '' }, '/srv').port).toBe(8080);
   });
+
+  it('keeps secrets exactly as given (spaces at the ends are part of a password)', () => {
+    const config = loadConfig(
+      { ADMIN_PASSWORD: '  spaced pass  ', JWT_SECRET: ` ${'s'.repeat(32)} ` },
+      '/srv',
+    );
+    expect(config.adminPassword).toBe('  spaced pass  ');
+    expect(config.jwtSecret).toBe(` ${'s'.repeat(32)} `);
+    expect(loadConfig({ ADMIN_PASSWORD: '   ' }, '/srv').adminPassword).toBeUndefined();
+  });
 });
 
 describe('environmentWithDotEnv', () => {

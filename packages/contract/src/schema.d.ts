@@ -705,7 +705,7 @@ export interface components {
     schemas: {
         /**
          * @description RFC 9457 problem details. `code` is a stable snake_case string for programs:
-         *     `validation_failed`, `malformed_json`, `invalid_api_version`, `unauthorized`,
+         *     `validation_failed`, `malformed_json`, `malformed_body`, `invalid_api_version`, `unauthorized`,
          *     `invalid_credentials`, `forbidden`, `invalid_current_password`, `not_found`,
          *     `method_not_allowed`, `unsupported_api_version`, `conflict`, `transmission_conflict`,
          *     `last_admin`, `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
@@ -1295,7 +1295,7 @@ export interface components {
         };
         /**
          * @description Invalid input: `validation_failed` (with `errors[]`), `malformed_json`,
-         *     `invalid_api_version`.
+         *     `malformed_body` (a `Content-Encoding` that does not decode), `invalid_api_version`.
          */
         BadRequest: {
             headers: {

@@ -1,6 +1,7 @@
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
-import { send } from '../src/http.ts';
+import { adminToken, send } from '../src/http.ts';
 import { expectProblem } from '../src/problem.ts';
 
 const target = useTarget();
@@ -38,6 +39,81 @@ describe('problem+json', () => {
     for (const body of ['{', '{"username":', 'nul', '{"a":1}}', '\u0000']) {
       await expectProblem(await postJson('/auth/login', body), 400, 'malformed_json');
     }
+  });
+
+  it('400 malformed_body for a body whose Content-Encoding does not decode (it was a 500)', async () => {
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const res = await send(target, '/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body: '{"username":"a","password":"bbbbbbbb"}',
+      });
+      await expectProblem(res, 400, 'malformed_body');
+    }
+    const gzipped = await send(target, '/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync('{"username":"nobody","password":"bbbbbbbb"}'),
+    });
+    await expectProblem(gzipped, 401, 'invalid_credentials');
+  });
+
+  it('a username no user can have (NUL) is an unknown user or 404, not a 500', async () => {
+    await expectProblem(
+      await postJson('/auth/login', '{"username":"a\\u0000b","password":"password9"}'),
+      401,
+      'invalid_credentials',
+    );
+    const admin = await adminToken(target);
+    for (const [method, path, body] of [
+      ['DELETE', '/users/alice%00', undefined],
+      ['PATCH', '/users/alice%00', '{"role":"admin"}'],
+      ['POST', '/users/reset-password', '{"username":"a\\u0000b","newPassword":"password9"}'],
+    ] as const) {
+      const res = await send(target, path, {
+        method,
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        ...(body ? { body } : {}),
+      });
+      await expectProblem(res, 404, 'not_found');
+    }
+  });
+
+  it('version cursors past 2^53 - 1 are 400, on every database (PostgreSQL gave 500)', async () => {
+    const token = await adminToken(target);
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    for (const body of [
+      '{"client_id":"x","since":{"version":1e20}}',
+      '{"client_id":"x","since":{"version":9223372036854775807}}',
+      '{"client_id":"x","after_change_id":1e19}',
+    ]) {
+      await expectProblem(
+        await send(target, '/sync/pull', { method: 'POST', headers: auth, body }),
+        400,
+        'validation_failed',
+      );
+    }
+    await expectProblem(
+      await send(target, '/attachments/manifest', {
+        method: 'POST',
+        headers: auth,
+        body: '{"client_id":"x","since_version":1e20}',
+      }),
+      400,
+      'validation_failed',
+    );
+    for (const path of [
+      '/dataexport/csv?since_version=100000000000000000000',
+      '/sync/conflicts?after=100000000000000000000',
+    ]) {
+      await expectProblem(await send(target, path, { headers: auth }), 400, 'validation_failed');
+    }
+    const edge = await send(target, '/sync/pull', {
+      method: 'POST',
+      headers: auth,
+      body: '{"client_id":"x","since":{"version":9007199254740991}}',
+    });
+    expect(edge.status).toBe(200);
   });
 
   it('400 validation_failed for an empty or wrong-typed body, listing the fields', async () => {

@@ -82,6 +82,19 @@ function isBodyParserError(err: unknown): err is BodyParserError {
   );
 }
 
+/** An http-errors style error of the client's making (`expose`: its message is safe to show). */
+function isClientHttpError(err: unknown): err is { status: number; expose: true; code?: unknown } {
+  if (typeof err !== 'object' || err === null) return false;
+  const { status, expose } = err as { status?: unknown; expose?: unknown };
+  return (
+    expose === true &&
+    typeof status === 'number' &&
+    status >= 400 &&
+    status < 500 &&
+    !Array.isArray((err as ValidatorError).errors)
+  );
+}
+
 function isValidatorError(err: unknown): err is ValidatorError {
   return (
     typeof err === 'object' &&
@@ -94,6 +107,15 @@ function isValidatorError(err: unknown): err is ValidatorError {
 /** Maps anything thrown while handling a request onto an HttpProblem; unknown errors become a bare 500. */
 export function toProblem(err: unknown): HttpProblem {
   if (err instanceof HttpProblem) return err;
+  if (
+    isClientHttpError(err) &&
+    typeof err.code === 'string' &&
+    typeof (err as { errno?: unknown }).errno === 'number'
+  ) {
+    // body-parser passes on a body that does not decompress (gzip, deflate, br) as zlib's error
+    // (`errno`, and a code such as Z_DATA_ERROR or ERR__ERROR_FORMAT_PADDING_1), marked 400.
+    return new HttpProblem(400, 'malformed_body', `The request body could not be decompressed (${err.code})`);
+  }
   if (isBodyParserError(err)) {
     switch (err.type) {
       case 'entity.parse.failed':
@@ -118,6 +140,13 @@ export function toProblem(err: unknown): HttpProblem {
           );
         }
     }
+  }
+  if (isClientHttpError(err)) {
+    return new HttpProblem(
+      err.status,
+      CODE_BY_STATUS[err.status] ?? 'bad_request',
+      'The request body could not be read',
+    );
   }
   if (isValidatorError(err) && err.status >= 400 && err.status < 500) {
     const status = err.status;

@@ -19,8 +19,9 @@ declare module 'node:http' {
 /**
  * Logs one line per request with its id, echoing the client's `X-Request-Id` when it is sane: the
  * lines pino-http writes (`request completed` / `request errored`, with `req`, `res`,
- * `responseTime`), without its per-request costs. The request's child logger is only built when
- * something is logged, and a 2xx line only when debug is enabled.
+ * `responseTime`), without its per-request costs: every request's line at info (spec §0.7: its id
+ * in the response and in the log line), a failed one's at error; at `LOG_LEVEL=warn` or above only
+ * failures are logged, and the request's child logger is only built when something is.
  */
 export function requestLogging(logger: Logger): RequestHandler {
   return (req, res, next) => {
@@ -42,11 +43,11 @@ export function requestLogging(logger: Logger): RequestHandler {
       res.off('error', done);
       const status = res.statusCode;
       const failure = err ?? (status >= 500 ? new Error(`failed with status code ${status}`) : undefined);
-      const level = failure ? 'error' : status >= 400 ? 'info' : 'debug';
+      const level = failure ? 'error' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       const fields = { res: { statusCode: status }, responseTime: Date.now() - start };
       if (failure) requestLogger().error({ ...fields, err: failure }, 'request errored');
-      else requestLogger()[level](fields, res.writableEnded ? 'request completed' : 'request aborted');
+      else requestLogger().info(fields, res.writableEnded ? 'request completed' : 'request aborted');
     };
     res.on('close', done);
     res.on('finish', done);

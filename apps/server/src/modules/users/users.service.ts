@@ -6,10 +6,9 @@ import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
+import { USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
 import type { AuthService, Principal } from '../auth/auth.service.ts';
 import { ROLES, type Role, User, type UserEntity } from './user.entity.ts';
-
-export const USERNAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
 
 export type UserView = components['schemas']['UserListItem'];
 
@@ -42,9 +41,7 @@ export class UsersService {
 
   async create(username: string, password: string, role: string): Promise<UserView> {
     if (!USERNAME_PATTERN.test(username)) {
-      throw Invalid('Invalid username', [
-        { path: '/body/username', message: 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -' },
-      ]);
+      throw Invalid('Invalid username', [{ path: '/body/username', message: USERNAME_RULE }]);
     }
     if (!(ROLES as readonly string[]).includes(role)) {
       throw Invalid('Invalid role', [{ path: '/body/role', message: `must be one of ${ROLES.join(', ')}` }]);
@@ -183,7 +180,8 @@ export class UsersService {
   }
 
   async #find(em: EntityManager, username: string): Promise<UserEntity> {
-    const user = await em.findOne(User, { username });
+    // A name no user can have is not looked up (a NUL in it cut SQLite's statement short: 500).
+    const user = USERNAME_PATTERN.test(username) ? await em.findOne(User, { username }) : null;
     if (!user) throw NotFound(`No user named ${username}`);
     return user;
   }
