@@ -11,13 +11,34 @@ export interface GlobalOptions {
 
 export class CliError extends Error {}
 
+export const VERSION = '0.1.0';
+
+/**
+ * `synk`'s own version is `-V`/`--cli-version` anywhere, and `--version` only before a command
+ * (see `asksForVersion`): commander matches a program's options after the command as well, so a
+ * program-level `--version` would take `app-bundle download --version 0001` for itself.
+ */
 export const program = new Command('synk')
   .description('Administer a synk (Synkronus 1.0.3 compatible) sync server')
-  .version('0.1.0')
+  .version(VERSION, '-V, --cli-version', 'print the version of synk (so does --version before any command)')
   .addOption(new Option('--server <url>', 'server URL (overrides the profile)').env('SYNK_SERVER'))
   .option('--profile <name>', 'configuration profile to use')
   .option('--json', 'print machine-readable JSON')
   .showHelpAfterError();
+
+/** The program's options that take a value: what may stand between `synk` and a leading `--version`. */
+const VALUE_OPTIONS = new Set(['--server', '--profile']);
+
+/** Whether `args` (after `node synk`) ask for synk's version: `--version` before any command. */
+export function asksForVersion(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--version') return true;
+    if (VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith('-') || arg === '--') return false;
+  }
+  return false;
+}
 
 export function globals(): GlobalOptions {
   return program.opts<GlobalOptions>();

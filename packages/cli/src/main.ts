@@ -1,5 +1,5 @@
 import { ApiError, NetworkError } from '@synk/sdk/node';
-import { CliError, globals, program } from './cli.ts';
+import { asksForVersion, CliError, globals, program, VERSION } from './cli.ts';
 import { registerAppBundle } from './commands/app-bundle.ts';
 import { registerAttachments } from './commands/attachments.ts';
 import { registerCompletion } from './commands/completion.ts';
@@ -33,6 +33,10 @@ function describe(err: unknown): string {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  if (asksForVersion(argv.slice(2))) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {

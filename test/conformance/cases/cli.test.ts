@@ -149,6 +149,20 @@ describe('synk CLI', () => {
     expect(diff.stdout).toMatch(/household\s+schema\s+\+roof:string/);
     await json('app-bundle', 'download', '--output', path.join(work, 'active.zip'));
     expect(readFileSync(path.join(work, 'active.zip')).subarray(0, 2).toString()).toBe('PK');
+    // The command's --version is the bundle's, not a request for synk's own version.
+    const older = await json(
+      'app-bundle',
+      'download',
+      '--version',
+      '0001',
+      '--output',
+      path.join(work, 'v1-copy.zip'),
+    );
+    expect(older).toEqual({ file: path.join(work, 'v1-copy.zip'), bytes: expect.any(Number) });
+    expect(readFileSync(path.join(work, 'v1-copy.zip'))).not.toEqual(
+      readFileSync(path.join(work, 'active.zip')),
+    );
+    expect((await synk('--version')).stdout).toBe('0.1.0\n');
     await json(
       'app-bundle',
       'download',
