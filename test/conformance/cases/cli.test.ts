@@ -1,6 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +12,7 @@ import { FileStorage } from '@synk/sdk/node';
 import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { startRecordingProxy } from '../src/recording-proxy.ts';
 
@@ -43,6 +46,68 @@ const json = async (...args: string[]) => {
   expect(res.code, res.stderr).toBe(0);
   return JSON.parse(res.stdout);
 };
+
+/**
+ * What a proxy in front of the server does with a request: forwards it (undefined), answers it
+ * itself with an HTML error page (`{ status }`, as a gateway does), or forwards it and cuts the
+ * answer's body halfway (`cut`: the connection is destroyed; `stall`: no more bytes come).
+ */
+type Interception = undefined | 'cut' | 'stall' | { status: number };
+
+async function startInterceptingProxy(
+  target: string,
+  intercept: (req: { method: string; url: string }) => Interception,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const server = createServer((req, res) => {
+    const how = intercept({ method: req.method!, url: req.url! });
+    if (typeof how === 'object') {
+      req.resume();
+      res
+        .writeHead(how.status, { 'content-type': 'text/html' })
+        .end(`<html><body><h1>${how.status} Bad Gateway</h1></body></html>`);
+      return;
+    }
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        if (!how) {
+          answer.pipe(res);
+          return;
+        }
+        const half = Number(answer.headers['content-length']) / 2;
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (sent >= half) return;
+          res.write(chunk);
+          sent += chunk.length;
+          if (sent < half) return;
+          if (how === 'cut') res.socket?.destroy();
+          else answer.pause();
+        });
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
 
 beforeAll(async () => {
   server = await startServerProcess({
@@ -280,6 +345,13 @@ describe('synk CLI', () => {
     expect((await synk('attachments', 'exists', 'nope.jpg')).code).not.toBe(0);
     await json('attachments', 'download', 'photo.jpg', '--output', path.join(work, 'copy.jpg'));
     expect(readFileSync(path.join(work, 'copy.jpg'), 'utf8')).toBe('not really a jpeg');
+    // `-` is standard output, with nothing else on it (not a file named "-").
+    expect(await synk('attachments', 'download', 'photo.jpg', '-o', '-')).toEqual({
+      code: 0,
+      stdout: 'not really a jpeg',
+      stderr: '',
+    });
+    expect(existsSync(path.join(work, '-'))).toBe(false);
     // A refused download says why, in the server's words.
     const missing = await synk('attachments', 'download', 'nope.jpg', '--output', path.join(work, 'nope'));
     expect(missing.code).not.toBe(0);
@@ -289,6 +361,58 @@ describe('synk CLI', () => {
         (o: { attachment_id: string }) => o.attachment_id,
       ),
     ).toContain('photo.jpg');
+  });
+
+  it('writes a download whole or not at all: one cut, interrupted or killed leaves the old file and no temporary file', async () => {
+    const bytes = randomBytes(4 * 1024 * 1024);
+    writeFileSync(path.join(work, 'big-upload.bin'), bytes);
+    await json('attachments', 'upload', path.join(work, 'big-upload.bin'), '--id', 'big.bin');
+    const dir = mkdtempSync(path.join(work, 'downloads-'));
+    const target = path.join(dir, 'big.bin');
+    writeFileSync(target, 'the old file');
+    let how: Interception;
+    const proxy = await startInterceptingProxy(server.url, (req) =>
+      req.url === '/attachments/big.bin' ? how : undefined,
+    );
+    try {
+      const at = ['--server', proxy.url];
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const download = [...at, 'attachments', 'download', 'big.bin', '-o', target];
+      how = 'cut';
+      const cut = await synk(...download);
+      expect(readFileSync(target, 'utf8')).toBe('the old file');
+      expect(readdirSync(dir)).toEqual(['big.bin']);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toMatch(/^Error: download of big\.bin interrupted: \S/);
+
+      how = 'stall';
+      for (const [signal, code] of [
+        ['SIGINT', 130],
+        ['SIGTERM', 143],
+      ] as const) {
+        const child = spawn(process.execPath, [BIN, ...download], {
+          cwd: work,
+          env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+          stdio: 'ignore',
+        });
+        const exited = once(child, 'exit');
+        await vi.waitFor(() => expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toHaveLength(1), {
+          timeout: 10_000,
+          interval: 20,
+        });
+        child.kill(signal);
+        expect((await exited)[0], signal).toBe(code);
+        expect(readFileSync(target, 'utf8')).toBe('the old file');
+        expect(readdirSync(dir)).toEqual(['big.bin']);
+      }
+
+      how = undefined;
+      expect(await json(...download)).toEqual({ file: target, bytes: bytes.length });
+      expect(readFileSync(target).equals(bytes)).toBe(true);
+      expect(readdirSync(dir)).toEqual(['big.bin']);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('uploads an attachment with its sha256 in X-Content-SHA256 (the server refuses bytes that do not match it)', async () => {

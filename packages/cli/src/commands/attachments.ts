@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
-import { fileSha256, saveResponse, uploadFile } from '../transfer.ts';
+import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
@@ -25,7 +25,7 @@ export function registerAttachments(program: Command): void {
     });
   attachments
     .command('download <id>')
-    .option('-o, --output <file>', 'where to write it')
+    .option('-o, --output <file>', 'where to write it (- for standard output; default: the id)')
     .action(async (id: string, options: { output?: string }) => {
       const { client } = await context();
       const res = await client.api.GET('/attachments/{attachment_id}', {
@@ -34,7 +34,7 @@ export function registerAttachments(program: Command): void {
       });
       const target = options.output ?? id;
       const bytes = await saveResponse(res, target);
-      output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
+      if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   attachments.command('exists <id>').action(async (id: string) => {
     const { client } = await context();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { context, output } from '../cli.ts';
-import { saveResponse } from '../transfer.ts';
+import { STDOUT, saveResponse } from '../transfer.ts';
 
 /**
  * An export sends nothing while the server learns the columns from a first pass over the records
@@ -14,7 +14,7 @@ export function registerExports(program: Command): void {
     exporter
       .command(format)
       .description(`a ZIP of ${format} files, one per form type`)
-      .argument('<out>', 'the ZIP to write')
+      .argument('<out>', 'the ZIP to write (- for standard output)')
       .option('--form-type <type...>', 'only these form types')
       .option('--since <version>', 'only records with a newer version')
       .option('--include-deleted', 'include deleted records')
@@ -30,8 +30,8 @@ export function registerExports(program: Command): void {
             format === 'parquet'
               ? await client.api.GET('/dataexport/parquet', { params: { query }, parseAs: 'stream' })
               : await client.api.GET('/dataexport/csv', { params: { query }, parseAs: 'stream' });
-          const bytes = await saveResponse(res, out);
-          output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
+          const bytes = await saveResponse(res, out, 'export');
+          if (out !== STDOUT) output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
         },
       );
   }
