@@ -22,6 +22,18 @@ export interface Tokens {
   expiresAt: number;
 }
 
+/** How `auth.logout()` went on the server; the local session is deleted either way. */
+export interface LogoutResult {
+  /**
+   * The server ended the session (a 2xx answer) or no longer knew it (401: expired or revoked
+   * already); also true when no session was stored, so nothing was sent. False for any other answer
+   * (e.g. a 502 from a proxy): the session's refresh token may still be valid there until it expires.
+   */
+  confirmed: boolean;
+  /** The HTTP status the server answered the logout with; absent when nothing was sent. */
+  status?: number;
+}
+
 export interface ClientOptions {
   baseUrl: string;
   /** Where the session (tokens), the client id and, unless `stateStorage` is given, the sync state persist (default: in memory). */
@@ -207,10 +219,20 @@ export function createClient(options: ClientOptions) {
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       return storeTokens(data);
     },
-    async logout(): Promise<void> {
+    /**
+     * Ends the session on the server (revoking its refresh token) and deletes it here, whatever the
+     * server answered; the result tells whether the server confirmed it (see `LogoutResult`). A
+     * server that cannot be reached throws `NetworkError` and the session is kept.
+     */
+    async logout(): Promise<LogoutResult> {
       const tokens = await readTokens();
-      if (tokens) await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+      let result: LogoutResult = { confirmed: true };
+      if (tokens) {
+        const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+        result = { confirmed: response.ok || response.status === 401, status: response.status };
+      }
       await storage.delete(KEYS.tokens);
+      return result;
     },
     refresh,
     tokens: readTokens,
