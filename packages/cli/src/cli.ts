@@ -102,6 +102,13 @@ export function output(value: unknown, human?: string | (() => string)): void {
   else process.stdout.write(`${typeof human === 'function' ? human() : human}\n`);
 }
 
+/** A warning on stderr (as `{"warning": …}` with --json): what the command did not do as asked. */
+export function warn(message: string): void {
+  process.stderr.write(
+    globals().json ? `${JSON.stringify({ warning: message })}\n` : `Warning: ${message}\n`,
+  );
+}
+
 /** Unwraps an openapi-fetch result, turning problem details into a readable error. */
 export function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.data !== undefined) return result.data;

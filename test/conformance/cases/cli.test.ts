@@ -415,6 +415,31 @@ describe('synk CLI', () => {
     }
   });
 
+  it('logs out here but warns and exits 1 when the server does not confirm the logout', async () => {
+    const proxy = await startInterceptingProxy(server.url, (req) =>
+      req.url === '/auth/logout' ? { status: 502 } : undefined,
+    );
+    try {
+      const at = ['--server', proxy.url];
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const res = await synk(...at, 'logout');
+      expect(res.stdout).toBe('Logged out here (the session is deleted locally)\n');
+      expect(res.stderr).toMatch(
+        /^Warning: the server did not confirm the logout \(HTTP 502\).+may still be valid/,
+      );
+      expect(res.code).toBe(1);
+      expect((await json(...at, 'status')).user).toBeNull();
+
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const quiet = await synk('--json', ...at, 'logout');
+      expect(quiet.code).toBe(1);
+      expect(JSON.parse(quiet.stdout)).toEqual({ loggedOut: true, confirmed: false, status: 502 });
+      expect(JSON.parse(quiet.stderr).warning).toMatch(/did not confirm/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('uploads an attachment with its sha256 in X-Content-SHA256 (the server refuses bytes that do not match it)', async () => {
     const proxy = await startRecordingProxy(server.url);
     try {
@@ -649,7 +674,7 @@ describe('synk CLI', () => {
   });
 
   it('logs out', async () => {
-    expect((await json('logout')).loggedOut).toBe(true);
+    expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
     expect((await json('status')).user).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import type { components } from '@synk/sdk/node';
 import { type Command, Option } from 'commander';
-import { CliError, context, ok, output } from '../cli.ts';
+import { CliError, context, ok, output, warn } from '../cli.ts';
 
 type Role = components['schemas']['Role'];
 
@@ -44,8 +44,17 @@ export function registerSession(program: Command): void {
     .description('end this profile’s session on this server')
     .action(async () => {
       const { client } = await context();
-      await client.auth.logout();
-      output({ loggedOut: true }, 'Logged out');
+      const { confirmed, status } = await client.auth.logout();
+      if (confirmed) {
+        output({ loggedOut: true, confirmed }, 'Logged out');
+        return;
+      }
+      // The session is gone here either way; the server may still honour its refresh token.
+      output({ loggedOut: true, confirmed, status }, 'Logged out here (the session is deleted locally)');
+      warn(
+        `the server did not confirm the logout (HTTP ${status}): the session's refresh token may still be valid there until it expires`,
+      );
+      process.exitCode = 1;
     });
   program
     .command('status')
