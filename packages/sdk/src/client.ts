@@ -15,6 +15,11 @@ export type PushObservation = Schemas['PushObservation'];
 export type RecordInput = Omit<PushObservation, 'deleted'> & { deleted?: boolean };
 export type PullPage = Schemas['SyncPullResponse'];
 export type PushResponse = Schemas['SyncPushResponse'];
+/**
+ * A warning the server gave about a record it took: `CONFLICT` (last-write-wins replaced a newer
+ * copy; see `server_version`), `SCHEMA_VALIDATION` (with path-level `errors`), `UNKNOWN_FORM_TYPE`.
+ */
+export type PushWarning = Schemas['SyncWarning'];
 
 export interface Tokens {
   token: string;
@@ -88,6 +93,8 @@ export interface SyncReport {
   pushed: number;
   failed: number;
   conflicts: Conflict[];
+  /** Every warning of the push, in the server's words, conflicts included (see `PushWarning`). */
+  warnings: PushWarning[];
 }
 
 const KEYS = {
@@ -342,7 +349,7 @@ export function createClient(options: ClientOptions) {
    * response never duplicates or loses a record.
    */
   type PushOptions = { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal };
-  type PushResult = { pushed: number; failed: number; conflicts: Conflict[] };
+  type PushResult = { pushed: number; failed: number; conflicts: Conflict[]; warnings: PushWarning[] };
   /** The push running now: pushes on one client run one after the other, never side by side. */
   let pushing: Promise<unknown> = Promise.resolve();
   function pushQueued(push: PushOptions = {}): Promise<PushResult> {
@@ -355,6 +362,7 @@ export function createClient(options: ClientOptions) {
     let pushed = 0;
     let failed = 0;
     const conflicts: Conflict[] = [];
+    const warnings: PushWarning[] = [];
     const newId = () => globalThis.crypto.randomUUID();
     for (;;) {
       const batch = await outbox.nextBatch(batchLimit, newId);
@@ -377,6 +385,7 @@ export function createClient(options: ClientOptions) {
           ...(f.server_record ? { serverRecord: f.server_record } : {}),
         }));
         for (const warning of data.warnings) {
+          warnings.push(warning);
           if (warning.code !== 'CONFLICT') continue;
           const conflict = {
             id: warning.id,
@@ -421,7 +430,7 @@ export function createClient(options: ClientOptions) {
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
     }
     await queueSizes();
-    return { pushed, failed, conflicts };
+    return { pushed, failed, conflicts, warnings };
   }
 
   /** Pulls (applying each page before the cursor moves), then pushes the outbox. */

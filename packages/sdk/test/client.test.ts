@@ -48,3 +48,60 @@ describe('auth.logout reports whether the server ended the session', () => {
     expect(received).toEqual([]);
   });
 });
+
+describe('push reports every warning of the server', () => {
+  /** Each push is answered with a warning of each kind about its first record. */
+  const server = loopbackServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const { records } = JSON.parse(body) as { records: { observation_id: string }[] };
+    const id = records[0]!.observation_id;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        current_version: 9,
+        success_count: records.length,
+        failed_records: [],
+        warnings: [
+          {
+            id,
+            code: 'SCHEMA_VALIDATION',
+            message: 'does not match the schema',
+            errors: [{ path: '/data/n', message: 'must be >= 0' }],
+          },
+          { id, code: 'UNKNOWN_FORM_TYPE', message: 'no such form' },
+          { id, code: 'CONFLICT', message: 'replaced a newer copy', server_version: 4 },
+        ],
+        server_time: new Date().toISOString(),
+      }),
+    );
+  });
+
+  it('in `warnings`, across batches, keeping `conflicts` and onConflict as they were', async () => {
+    const client = createClient({ baseUrl: server.base, tokens: session, batchSize: 2 });
+    await client.records.saveMany(
+      ['a', 'b', 'c'].map((id) => ({ observation_id: id, form_type: 'f', data: { n: -1 } })),
+    );
+    const seen: string[] = [];
+    const result = await client.push({ onConflict: (c) => seen.push(c.id) });
+    expect(result.pushed).toBe(3);
+    expect(result.warnings.map((w) => `${w.id} ${w.code}`)).toEqual([
+      'a SCHEMA_VALIDATION',
+      'a UNKNOWN_FORM_TYPE',
+      'a CONFLICT',
+      'c SCHEMA_VALIDATION',
+      'c UNKNOWN_FORM_TYPE',
+      'c CONFLICT',
+    ]);
+    expect(result.warnings[0]).toEqual({
+      id: 'a',
+      code: 'SCHEMA_VALIDATION',
+      message: 'does not match the schema',
+      errors: [{ path: '/data/n', message: 'must be >= 0' }],
+    });
+    expect(result.conflicts).toEqual([
+      { id: 'a', message: 'replaced a newer copy', serverVersion: 4 },
+      { id: 'c', message: 'replaced a newer copy', serverVersion: 4 },
+    ]);
+    expect(seen).toEqual(['a', 'c']);
+  });
+});
