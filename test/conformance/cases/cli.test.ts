@@ -643,6 +643,38 @@ describe('synk CLI', () => {
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
   });
 
+  it('reports the warnings of a push: the count, the first few, all of them with --json', async () => {
+    const input = path.join(work, 'warned.json');
+    writeFileSync(
+      input,
+      JSON.stringify([
+        { observation_id: 'w0', form_type: 'household', data: { core_household_id: 'w0', members: 1 } },
+        { observation_id: 'w1', form_type: 'household', data: { core_household_id: 'w1', members: -1 } },
+        ...Array.from({ length: 6 }, (_, i) => ({
+          observation_id: `w${i + 2}`,
+          form_type: 'no-such-form',
+          data: {},
+        })),
+      ]),
+    );
+    const res = await synk('--json', 'sync', 'push', input);
+    expect(res.code, res.stderr).toBe(0);
+    const result = JSON.parse(res.stdout);
+    expect(result.success_count).toBe(8);
+    expect(result.warnings.map((w: { index: number; code: string }) => `#${w.index} ${w.code}`)).toEqual([
+      '#1 SCHEMA_VALIDATION',
+      ...Array.from({ length: 6 }, (_, i) => `#${i + 2} UNKNOWN_FORM_TYPE`),
+    ]);
+    expect(result.warnings[0].errors.map((e: { path: string }) => e.path)).toContain('/data/members');
+    const human = await synk('sync', 'push', input);
+    expect(human.code).toBe(0);
+    const lines = human.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('Pushed 8 records, 7 warnings');
+    expect(lines[1]).toMatch(/^ {2}! #1 w1: SCHEMA_VALIDATION: .+\/data\/members must be >= 0/);
+    expect(lines.slice(2, 6).every((l) => /^ {2}! #\d w\d: UNKNOWN_FORM_TYPE: /.test(l))).toBe(true);
+    expect(lines.slice(6)).toEqual(['  … 2 more warnings (--json lists all)']);
+  });
+
   it('sends a session only to the server it came from, whatever --server, SYNK_SERVER or the profile point at', async () => {
     // Another URL for the same server: a session from the profile's URL would be accepted there,
     // so only the proxy's record shows whether one was sent.
