@@ -675,6 +675,29 @@ describe('synk CLI', () => {
     expect(lines.slice(6)).toEqual(['  … 2 more warnings (--json lists all)']);
   });
 
+  it('reports records of a push merged into a later copy with the same observation_id, so the counts add up', async () => {
+    const copy = (id: string, members: number) => ({
+      observation_id: id,
+      form_type: 'household',
+      data: { core_household_id: id, members },
+    });
+    const input = path.join(work, 'duplicates.json');
+    writeFileSync(input, JSON.stringify([copy('d1', 1), copy('d2', 1), copy('d1', 2), copy('d1', 3)]));
+    const result = await json('sync', 'push', input);
+    expect(result).toMatchObject({ success_count: 2, failed_records: [], warnings: [] });
+    expect(result.merged_duplicates).toEqual([
+      { index: 0, observation_id: 'd1' },
+      { index: 2, observation_id: 'd1' },
+    ]);
+    expect((await synk('sync', 'push', input)).stdout).toBe(
+      'Pushed 2 records; merged 2 duplicate ids (the last copy of each is pushed)\n',
+    );
+    const out = path.join(work, 'duplicates-pulled.json');
+    await json('sync', 'pull', out, '--schema-types', 'household');
+    const pulled = JSON.parse(readFileSync(out, 'utf8')) as { observation_id: string; data: unknown }[];
+    expect(pulled.find((r) => r.observation_id === 'd1')?.data).toEqual(copy('d1', 3).data);
+  });
+
   it('sends a session only to the server it came from, whatever --server, SYNK_SERVER or the profile point at', async () => {
     // Another URL for the same server: a session from the profile's URL would be accepted there,
     // so only the proxy's record shows whether one was sent.

@@ -66,6 +66,8 @@ export function registerRecords(program: Command): void {
       const failed: FailedRecord[] = [];
       const queued: RecordInput[] = [];
       const indexOf = new Map<string, number>();
+      /** Copies followed by a later one with the same id: the outbox keeps the last copy of an id. */
+      const merged: { index: number; observation_id: string }[] = [];
       for (const [index, record] of list.entries()) {
         const id = (record as { observation_id?: unknown } | null)?.observation_id;
         // The outbox keys records by observation_id: one without a string id cannot be queued.
@@ -73,6 +75,8 @@ export function registerRecords(program: Command): void {
           failed.push({ index, code: 'invalid_record', error: 'observation_id must be a string' });
           continue;
         }
+        const earlier = indexOf.get(id);
+        if (earlier !== undefined) merged.push({ index: earlier, observation_id: id });
         indexOf.set(id, index);
         queued.push(record as RecordInput);
       }
@@ -96,9 +100,10 @@ export function registerRecords(program: Command): void {
         });
       }
       failed.sort((a, b) => a.index - b.index);
-      output({ success_count: success, failed_records: failed, warnings }, () =>
+      merged.sort((a, b) => a.index - b.index);
+      output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
         [
-          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}`,
+          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
           ...failed.slice(0, LISTED_FAILURES).map(failureLine),
           ...(failed.length > LISTED_FAILURES
             ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
