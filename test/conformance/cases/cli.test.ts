@@ -342,7 +342,35 @@ describe('synk CLI', () => {
     writeFileSync(photo, Buffer.from('not really a jpeg'));
     expect((await json('attachments', 'upload', photo)).id).toBe('photo.jpg');
     expect((await json('attachments', 'exists', 'photo.jpg')).exists).toBe(true);
-    expect((await synk('attachments', 'exists', 'nope.jpg')).code).not.toBe(0);
+    expect(await synk('attachments', 'exists', 'nope.jpg')).toEqual({
+      code: 1,
+      stdout: 'nope.jpg does not exist\n',
+      stderr: '',
+    });
+    // Only a 404 is a no: without a session it is an authentication error (exit 3) …
+    const anonymous = await synk(
+      '--profile',
+      'anonymous',
+      '--server',
+      server.url,
+      'attachments',
+      'exists',
+      'photo.jpg',
+    );
+    expect(anonymous).toMatchObject({ code: 3, stdout: '' });
+    expect(anonymous.stderr).toMatch(/^Error 401/);
+    // … and a gateway's 503 an error too.
+    const gateway = await startInterceptingProxy(server.url, (req) =>
+      req.method === 'HEAD' ? { status: 503 } : undefined,
+    );
+    try {
+      await json('--server', gateway.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const unavailable = await synk('--server', gateway.url, 'attachments', 'exists', 'photo.jpg');
+      expect(unavailable).toMatchObject({ code: 1, stdout: '' });
+      expect(unavailable.stderr).toMatch(/^Error 503/);
+    } finally {
+      await gateway.close();
+    }
     await json('attachments', 'download', 'photo.jpg', '--output', path.join(work, 'copy.jpg'));
     expect(readFileSync(path.join(work, 'copy.jpg'), 'utf8')).toBe('not really a jpeg');
     // `-` is standard output, with nothing else on it (not a file named "-").

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { components } from '@synk/sdk/node';
+import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
 import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
@@ -41,7 +41,10 @@ export function registerAttachments(program: Command): void {
     const res = await client.api.HEAD('/attachments/{attachment_id}', {
       params: { path: { attachment_id: id } },
     });
-    const exists = res.response.status === 200;
+    // Only a 404 says it does not exist: any other answer (401, 403, 5xx) is an error, not a no.
+    const { status } = res.response;
+    if (status !== 200 && status !== 404) throw new ApiError(status, undefined);
+    const exists = status === 200;
     output({ id, exists }, exists ? `${id} exists` : `${id} does not exist`);
     if (!exists) process.exitCode = 1;
   });
