@@ -2,6 +2,7 @@ import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { legacyProfileStateDir, readConfig, serverStateDir } from './config.ts';
+import { CliError } from './errors.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -9,7 +10,7 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-export class CliError extends Error {}
+export { CliError } from './errors.ts';
 
 export const VERSION = '0.1.0';
 

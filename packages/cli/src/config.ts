@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { CliError } from './errors.ts';
 
 /** `synk` keeps profiles (server URL, username) in `<config dir>/synk/config.json`, tokens beside it. */
 export interface Profile {
@@ -24,12 +25,38 @@ export function configDir(): string {
 
 const file = () => path.join(configDir(), 'config.json');
 
+/**
+ * The configuration; none yet (no file) is an empty one. A file that cannot be read or is not a
+ * configuration is an error, never taken for an empty one: the next write would erase its profiles.
+ */
 export async function readConfig(): Promise<CliConfig> {
+  const where = file();
+  let text: string;
   try {
-    return JSON.parse(await readFile(file(), 'utf8')) as CliConfig;
-  } catch {
-    return { current: 'default', profiles: {} };
+    text = await readFile(where, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { current: 'default', profiles: {} };
+    throw new CliError(`cannot read ${where}: ${(err as Error).message}`);
   }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`${where} is not valid JSON (${(err as Error).message}); fix or remove it`);
+  }
+  const { current, profiles } = (config ?? {}) as Partial<CliConfig>;
+  const profileList = Object.values(profiles ?? {}) as unknown[];
+  if (
+    typeof current !== 'string' ||
+    typeof profiles !== 'object' ||
+    profiles === null ||
+    Array.isArray(profiles) ||
+    profileList.some((p) => typeof p !== 'object' || p === null || typeof (p as Profile).server !== 'string')
+  )
+    throw new CliError(
+      `${where} is not a synk configuration ({"current": …, "profiles": {name: {"server": …}}}); fix or remove it`,
+    );
+  return { current, profiles };
 }
 
 export async function writeConfig(config: CliConfig): Promise<void> {
