@@ -15,11 +15,26 @@ export interface CliConfig {
   profiles: Record<string, Profile>;
 }
 
+/**
+ * `SYNK_CONFIG_DIR` (made absolute; an empty one is refused), else `$XDG_CONFIG_HOME/synk`, else
+ * `~/.config/synk` (`%APPDATA%\synk` on Windows). As the XDG Base Directory spec asks, an empty or
+ * relative `XDG_CONFIG_HOME` is ignored: it would put the configuration and its sessions in
+ * whatever directory a command happens to run in.
+ */
 export function configDir(): string {
-  if (process.env.SYNK_CONFIG_DIR) return process.env.SYNK_CONFIG_DIR;
+  const own = process.env.SYNK_CONFIG_DIR;
+  if (own !== undefined) {
+    if (own.trim() === '')
+      throw new CliError('SYNK_CONFIG_DIR is set but empty: unset it or name a directory');
+    return path.resolve(own);
+  }
+  const xdg = process.env.XDG_CONFIG_HOME;
   const base =
-    process.env.XDG_CONFIG_HOME ??
-    (process.platform === 'win32' ? (process.env.APPDATA ?? homedir()) : path.join(homedir(), '.config'));
+    xdg && path.isAbsolute(xdg)
+      ? xdg
+      : process.platform === 'win32'
+        ? (process.env.APPDATA ?? homedir())
+        : path.join(homedir(), '.config');
   return path.join(base, 'synk');
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { synk, workDir } from './run-cli.ts';
@@ -40,5 +40,38 @@ describe('a configuration file that cannot be used', () => {
       code: 0,
       stdout: 'No profiles yet: synk config init --server <url>\n',
     });
+  });
+});
+
+describe('where the configuration lives', () => {
+  const init = ['--server', 'http://127.0.0.1:1', 'config', 'init'];
+
+  it.each([
+    ['an empty', ''],
+    ['a relative', 'rel'],
+  ])('%s XDG_CONFIG_HOME is ignored (~/.config/synk, not the working directory)', async (_, xdg) => {
+    const cwd = workDir();
+    const home = path.join(cwd, 'home');
+    const res = await synk(cwd, init, { HOME: home, XDG_CONFIG_HOME: xdg });
+    expect(res.code, res.stderr).toBe(0);
+    expect(existsSync(path.join(home, '.config', 'synk', 'config.json'))).toBe(true);
+    expect(existsSync(path.join(cwd, 'synk'))).toBe(false);
+    expect(existsSync(path.join(cwd, 'rel'))).toBe(false);
+  });
+
+  it('an absolute XDG_CONFIG_HOME is used', async () => {
+    const cwd = workDir();
+    const xdg = path.join(cwd, 'xdg');
+    expect((await synk(cwd, init, { HOME: path.join(cwd, 'home'), XDG_CONFIG_HOME: xdg })).code).toBe(0);
+    expect(existsSync(path.join(xdg, 'synk', 'config.json'))).toBe(true);
+  });
+
+  it('an empty SYNK_CONFIG_DIR is refused rather than taken for unset', async () => {
+    const cwd = workDir();
+    const home = path.join(cwd, 'home');
+    const res = await synk(cwd, init, { HOME: home, SYNK_CONFIG_DIR: '' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/SYNK_CONFIG_DIR is set but empty/);
+    expect(existsSync(home)).toBe(false);
   });
 });
