@@ -75,3 +75,31 @@ describe('where the configuration lives', () => {
     expect(existsSync(home)).toBe(false);
   });
 });
+
+describe('config init and config set server', () => {
+  const config = (cwd: string) => JSON.parse(readFileSync(path.join(cwd, 'config', 'config.json'), 'utf8'));
+
+  it('update an existing profile, keeping what is not given again', async () => {
+    const cwd = workDir();
+    await synk(cwd, ['--server', 'http://127.0.0.1:1', 'config', 'init', '--username', 'alice']);
+    const res = await synk(cwd, ['--server', 'http://127.0.0.1:2', 'config', 'init']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(config(cwd).profiles.default).toEqual({ server: 'http://127.0.0.1:2', username: 'alice' });
+  });
+
+  it('refuse a server URL the commands could not use, and save nothing', async () => {
+    const cwd = workDir();
+    await synk(cwd, ['--server', 'http://127.0.0.1:1', 'config', 'init', '--username', 'alice']);
+    const before = config(cwd);
+    for (const args of [
+      ['--server', 'not a url', 'config', 'init'],
+      ['--profile', 'other', '--server', 'ftp://example.org', 'config', 'init'],
+      ['config', 'set', 'server', 'not a url'],
+    ]) {
+      const res = await synk(cwd, args);
+      expect(res.code, args.join(' ')).toBe(1);
+      expect(res.stderr).toMatch(/^Error: Not an http\(s\) server URL: /);
+    }
+    expect(config(cwd)).toEqual(before);
+  });
+});
