@@ -173,7 +173,13 @@ describe('synk CLI', () => {
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/Error 401 \(invalid_credentials\)/);
     expect((await json('login', '--password', 'cli-admin-password')).username).toBe('admin');
-    expect(await json('status')).toMatchObject({ health: 'ok', user: 'admin', role: 'admin' });
+    expect(await json('status')).toMatchObject({
+      health: 'ok',
+      user: 'admin',
+      role: 'admin',
+      session: 'active',
+      expiresAt: expect.stringMatching(/^\d{4}-/),
+    });
     expect((await json('version')).database.type).toBe('sqlite');
     expect((await json('health')).status).toBe('ok');
   });
@@ -665,8 +671,15 @@ describe('synk CLI', () => {
         )
       ).message,
     ).toMatch(/changed/);
-    // The session ended with the password change; log in with the new one.
+    // The session ended with the password change; status says so (the token alone does not); log
+    // in with the new one.
     expect((await synk('users', 'list')).code).toBe(3);
+    const ended = await synk('--json', 'status');
+    expect(ended.code).toBe(3);
+    expect(JSON.parse(ended.stdout)).toMatchObject({ health: 'ok', user: 'admin', session: 'expired' });
+    expect((await synk('status')).stdout).toMatch(
+      /; the session of admin has expired or was revoked: log in again\n$/,
+    );
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
   });

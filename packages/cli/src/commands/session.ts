@@ -9,14 +9,19 @@ type Role = components['schemas']['Role'];
  * Who a session is for, read from its access token's claims: the API has no "who am I" operation
  * and the SDK keeps only the tokens. Read, not verified (only the server can verify it).
  */
-function sessionUser(token: string): { username: string; role: Role } | undefined {
+function sessionUser(token: string): { username: string; role: Role; exp?: number } | undefined {
   try {
     const claims = parseJson(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
       username?: unknown;
       role?: unknown;
+      exp?: unknown;
     };
     if (typeof claims.username !== 'string' || typeof claims.role !== 'string') return undefined;
-    return { username: claims.username, role: claims.role as Role };
+    return {
+      username: claims.username,
+      role: claims.role as Role,
+      ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -62,7 +67,20 @@ export function registerSession(program: Command): void {
     .action(async () => {
       const { client, baseUrl } = await context();
       const health = ok(await client.api.GET('/health'));
-      const tokens = await client.auth.tokens();
+      let tokens = await client.auth.tokens();
+      // The token says who the session is for, not whether the server still takes it: one cheap
+      // authenticated read (any role may) asks. An expired access token is refreshed on the way,
+      // as for any command; a 401 after that means the session itself has expired or was revoked.
+      let session: 'active' | 'expired' | null = null;
+      if (tokens) {
+        const check = await client.api.GET('/app-bundle/versions');
+        if (check.response.status === 401) session = 'expired';
+        else {
+          ok(check);
+          session = 'active';
+          tokens = await client.auth.tokens();
+        }
+      }
       const user = tokens && sessionUser(tokens.token);
       const status = {
         server: baseUrl,
@@ -70,11 +88,19 @@ export function registerSession(program: Command): void {
         version: health.version,
         user: user?.username ?? null,
         role: user?.role ?? null,
+        session,
+        ...(session === 'active' && user?.exp !== undefined
+          ? { expiresAt: new Date(user.exp * 1000).toISOString() }
+          : {}),
       };
-      output(
-        status,
-        `${baseUrl}: ${health.status} (server ${health.version}); ${user ? `logged in as ${user.username} (${user.role})` : 'not logged in'}`,
-      );
+      const who =
+        session === 'active'
+          ? `logged in as ${user ? `${user.username} (${user.role})` : 'an unknown user'}`
+          : session === 'expired'
+            ? `the session${user ? ` of ${user.username}` : ''} has expired or was revoked: log in again`
+            : 'not logged in';
+      output(status, `${baseUrl}: ${health.status} (server ${health.version}); ${who}`);
+      if (session === 'expired') process.exitCode = 3;
     });
   program
     .command('health')
