@@ -113,7 +113,17 @@ export function warn(message: string): void {
 /** Unwraps an openapi-fetch result, turning problem details into a readable error. */
 export function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.data !== undefined) return result.data;
-  throw new ApiError(result.response.status, result.error as Problem | undefined);
+  throw new ApiError(result.response.status, problemOf(result.error));
+}
+
+/**
+ * The problem details of a refused request, when the answer had any: a proxy's HTML page (which
+ * openapi-fetch hands over as a string) has none.
+ */
+export function problemOf(error: unknown): Problem | undefined {
+  return typeof error === 'object' && error !== null && !Array.isArray(error)
+    ? (error as Problem)
+    : undefined;
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {

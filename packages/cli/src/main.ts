@@ -20,15 +20,38 @@ registerExports(program);
 registerAttachments(program);
 registerCompletion(program);
 
+type Cause = Error & { code?: unknown; errors?: unknown[] };
+
+/**
+ * What failed and why: the request (method and URL) and the system's reason, which fetch hides
+ * under "fetch failed" (its cause, e.g. `connect ECONNREFUSED 127.0.0.1:8080`; an AggregateError
+ * when several addresses were tried).
+ */
+function networkFailure(err: NetworkError): string {
+  const chain: Cause[] = [];
+  for (let c = err.cause as Cause | undefined; c && chain.length < 8; c = c.cause as Cause | undefined) {
+    chain.push(c);
+    if (Array.isArray(c.errors) && c.errors[0] instanceof Error) chain.push(c.errors[0] as Cause);
+  }
+  const code = chain.map((c) => c.code).find((c): c is string => typeof c === 'string');
+  const deepest = chain.toReversed().find((c) => c.message && c.message !== 'fetch failed');
+  const reason = deepest?.message ?? code;
+  const what = err.message.replace(/: fetch failed$/, '');
+  if (!reason || what.endsWith(reason)) return what;
+  return `${what}: ${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`;
+}
+
 function describe(err: unknown): string {
   if (err instanceof ApiError) {
     const p = err.problem;
     const details = p?.errors?.map((e) => `  - ${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n');
     return `Error ${err.status}${p?.code ? ` (${p.code})` : ''}: ${p?.detail ?? err.message}${details ? `\n${details}` : ''}`;
   }
-  if (err instanceof NetworkError)
-    return `Cannot reach the server: ${(err.cause as Error)?.message ?? err.message}`;
+  if (err instanceof NetworkError) return `Cannot reach the server: ${networkFailure(err)}`;
   if (err instanceof CliError) return `Error: ${err.message}`;
+  // Every JSON file the CLI reads itself is named in its own errors: this is a server's answer.
+  if (err instanceof SyntaxError)
+    return `Error: the server's answer is not JSON (is it a synk server?): ${err.message}`;
   return `Error: ${(err as Error)?.message ?? String(err)}`;
 }
 

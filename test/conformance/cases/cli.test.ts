@@ -257,6 +257,10 @@ describe('synk CLI', () => {
     const shown = await json('forms', 'show', 'household');
     expect(shown.coreFields).toEqual(['core_household_id', 'head_name']);
     expect(shown.schema.properties.roof).toEqual({ type: 'string' });
+    // A form the bundle does not have: the server's problem details, not a bare "HTTP 404".
+    const missing = await synk('forms', 'show', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^Error 404 \(not_found\): .*forms\/nope\/schema\.json/);
 
     const good = path.join(work, 'bundle-good');
     mkdirSync(path.join(good, 'app'), { recursive: true });

@@ -59,10 +59,22 @@ export function registerRecords(program: Command): void {
     .command('push <file>')
     .description('push the records of a JSON file (an array, or {records: [...]})')
     .action(async (file: string) => {
+      let parsed: unknown;
+      try {
+        parsed = parseJson(await readFile(file, 'utf8'));
+      } catch (err) {
+        throw new CliError(
+          `${file}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
+        );
+      }
+      const list = Array.isArray(parsed)
+        ? parsed
+        : typeof parsed === 'object' && parsed !== null
+          ? (parsed as { records?: unknown }).records
+          : undefined;
+      if (!Array.isArray(list))
+        throw new CliError(`${file} holds no array of records (an array, or {"records": [...]})`);
       const { client } = await context();
-      const parsed = parseJson(await readFile(file, 'utf8')) as unknown;
-      const list = Array.isArray(parsed) ? parsed : (parsed as { records?: unknown[] }).records;
-      if (!Array.isArray(list)) throw new CliError(`${file} holds no array of records`);
       const failed: FailedRecord[] = [];
       const queued: RecordInput[] = [];
       const indexOf = new Map<string, number>();

@@ -106,10 +106,21 @@ export function registerSession(program: Command): void {
     .command('health')
     .description('server health')
     .action(async () => {
-      const { client } = await context();
-      const res = await client.api.GET('/health');
-      // A failing check answers 503 with the same health document, which openapi-fetch puts in `error`.
+      const { client, baseUrl } = await context();
+      const notSynk = (status: number, type: string | null) =>
+        new CliError(
+          `${baseUrl} did not answer GET /health as a synk server does (HTTP ${status}${type ? `, ${type}` : ''})`,
+        );
+      const res = await client.api.GET('/health').catch((err: unknown) => {
+        // openapi-fetch could not parse a 2xx answer as JSON (an HTML page, say).
+        if (err instanceof SyntaxError) throw notSynk(200, null);
+        throw err;
+      });
+      // A failing check answers 503 with the same health document, which openapi-fetch puts in `error`;
+      // anything else (a proxy's or another server's page) is not a health document.
       const health = res.data ?? res.error;
+      if (typeof (health as { status?: unknown } | undefined)?.status !== 'string')
+        throw notSynk(res.response.status, res.response.headers.get('content-type'));
       output(health, () => JSON.stringify(health, null, 2));
       if (res.response.status !== 200) process.exitCode = 1;
     });
