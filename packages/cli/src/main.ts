@@ -10,6 +10,13 @@ import { registerRecords } from './commands/records.ts';
 import { registerSession } from './commands/session.ts';
 import { registerUsers } from './commands/users.ts';
 
+// A reader that stops reading (`synk … | head -1`) is not an error of synk's: end quietly, with
+// the exit code the command has set so far, rather than with an unhandled EPIPE stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit();
+  throw err;
+});
+
 registerConfig(program);
 registerSession(program);
 registerUsers(program);
