@@ -345,6 +345,10 @@ describe('synk CLI', () => {
 
     await json('export', 'parquet', path.join(work, 'export.zip'));
     await json('export', 'csv', path.join(work, 'export-csv.zip'), '--form-type', 'household');
+    // Before the file too (a variadic option took it for a form type), repeated or comma-separated.
+    const only = path.join(work, 'export-only.zip');
+    await json('export', 'csv', '--form-type', 'household', '--form-type', 'nope,other', only);
+    expect(readFileSync(only).subarray(0, 2).toString()).toBe('PK');
     expect(readFileSync(path.join(work, 'export.zip')).subarray(0, 2).toString()).toBe('PK');
     expect(existsSync(path.join(work, 'export-csv.zip'))).toBe(true);
 

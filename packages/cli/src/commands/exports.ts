@@ -8,6 +8,14 @@ import { STDOUT, saveResponse } from '../transfer.ts';
  */
 const EXPORT_TIMEOUT_MS = 30 * 60_000;
 
+/**
+ * Collects `--form-type` values: repeated, or comma-separated. Not a variadic option, which would
+ * also take the `<out>` after it for a form type.
+ */
+function formTypes(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').filter(Boolean)];
+}
+
 export function registerExports(program: Command): void {
   const exporter = program.command('export').description('export observations');
   for (const format of ['parquet', 'csv'] as const) {
@@ -15,14 +23,18 @@ export function registerExports(program: Command): void {
       .command(format)
       .description(`a ZIP of ${format} files, one per form type`)
       .argument('<out>', 'the ZIP to write (- for standard output)')
-      .option('--form-type <type...>', 'only these form types')
+      .option(
+        '--form-type <type>',
+        'only this form type (repeat it, or separate types with commas, for several)',
+        formTypes,
+      )
       .option('--since <version>', 'only records with a newer version')
       .option('--include-deleted', 'include deleted records')
       .action(
         async (out: string, options: { formType?: string[]; since?: string; includeDeleted?: boolean }) => {
           const { client } = await context({ timeoutMs: EXPORT_TIMEOUT_MS });
           const query = {
-            ...(options.formType ? { form_type: options.formType } : {}),
+            ...(options.formType?.length ? { form_type: options.formType } : {}),
             ...(options.since ? { since_version: Number(options.since) } : {}),
             ...(options.includeDeleted ? { include_deleted: true } : {}),
           };
