@@ -2,6 +2,7 @@ import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { legacyProfileStateDir, readConfig, serverStateDir } from './config.ts';
+import { CliError } from './errors.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -9,15 +10,36 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-export class CliError extends Error {}
+export { CliError } from './errors.ts';
 
+export const VERSION = '0.1.0';
+
+/**
+ * `synk`'s own version is `-V`/`--cli-version` anywhere, and `--version` only before a command
+ * (see `asksForVersion`): commander matches a program's options after the command as well, so a
+ * program-level `--version` would take `app-bundle download --version 0001` for itself.
+ */
 export const program = new Command('synk')
   .description('Administer a synk (Synkronus 1.0.3 compatible) sync server')
-  .version('0.1.0')
+  .version(VERSION, '-V, --cli-version', 'print the version of synk (so does --version before any command)')
   .addOption(new Option('--server <url>', 'server URL (overrides the profile)').env('SYNK_SERVER'))
   .option('--profile <name>', 'configuration profile to use')
   .option('--json', 'print machine-readable JSON')
   .showHelpAfterError();
+
+/** The program's options that take a value: what may stand between `synk` and a leading `--version`. */
+const VALUE_OPTIONS = new Set(['--server', '--profile']);
+
+/** Whether `args` (after `node synk`) ask for synk's version: `--version` before any command. */
+export function asksForVersion(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--version') return true;
+    if (VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith('-') || arg === '--') return false;
+  }
+  return false;
+}
 
 export function globals(): GlobalOptions {
   return program.opts<GlobalOptions>();
@@ -81,10 +103,27 @@ export function output(value: unknown, human?: string | (() => string)): void {
   else process.stdout.write(`${typeof human === 'function' ? human() : human}\n`);
 }
 
+/** A warning on stderr (as `{"warning": …}` with --json): what the command did not do as asked. */
+export function warn(message: string): void {
+  process.stderr.write(
+    globals().json ? `${JSON.stringify({ warning: message })}\n` : `Warning: ${message}\n`,
+  );
+}
+
 /** Unwraps an openapi-fetch result, turning problem details into a readable error. */
 export function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.data !== undefined) return result.data;
-  throw new ApiError(result.response.status, result.error as Problem | undefined);
+  throw new ApiError(result.response.status, problemOf(result.error));
+}
+
+/**
+ * The problem details of a refused request, when the answer had any: a proxy's HTML page (which
+ * openapi-fetch hands over as a string) has none.
+ */
+export function problemOf(error: unknown): Problem | undefined {
+  return typeof error === 'object' && error !== null && !Array.isArray(error)
+    ? (error as Problem)
+    : undefined;
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { CliError } from './errors.ts';
 
 /** `synk` keeps profiles (server URL, username) in `<config dir>/synk/config.json`, tokens beside it. */
 export interface Profile {
@@ -14,22 +15,63 @@ export interface CliConfig {
   profiles: Record<string, Profile>;
 }
 
+/**
+ * `SYNK_CONFIG_DIR` (made absolute; an empty one is refused), else `$XDG_CONFIG_HOME/synk`, else
+ * `~/.config/synk` (`%APPDATA%\synk` on Windows). As the XDG Base Directory spec asks, an empty or
+ * relative `XDG_CONFIG_HOME` is ignored: it would put the configuration and its sessions in
+ * whatever directory a command happens to run in.
+ */
 export function configDir(): string {
-  if (process.env.SYNK_CONFIG_DIR) return process.env.SYNK_CONFIG_DIR;
+  const own = process.env.SYNK_CONFIG_DIR;
+  if (own !== undefined) {
+    if (own.trim() === '')
+      throw new CliError('SYNK_CONFIG_DIR is set but empty: unset it or name a directory');
+    return path.resolve(own);
+  }
+  const xdg = process.env.XDG_CONFIG_HOME;
   const base =
-    process.env.XDG_CONFIG_HOME ??
-    (process.platform === 'win32' ? (process.env.APPDATA ?? homedir()) : path.join(homedir(), '.config'));
+    xdg && path.isAbsolute(xdg)
+      ? xdg
+      : process.platform === 'win32'
+        ? (process.env.APPDATA ?? homedir())
+        : path.join(homedir(), '.config');
   return path.join(base, 'synk');
 }
 
 const file = () => path.join(configDir(), 'config.json');
 
+/**
+ * The configuration; none yet (no file) is an empty one. A file that cannot be read or is not a
+ * configuration is an error, never taken for an empty one: the next write would erase its profiles.
+ */
 export async function readConfig(): Promise<CliConfig> {
+  const where = file();
+  let text: string;
   try {
-    return JSON.parse(await readFile(file(), 'utf8')) as CliConfig;
-  } catch {
-    return { current: 'default', profiles: {} };
+    text = await readFile(where, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { current: 'default', profiles: {} };
+    throw new CliError(`cannot read ${where}: ${(err as Error).message}`);
   }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`${where} is not valid JSON (${(err as Error).message}); fix or remove it`);
+  }
+  const { current, profiles } = (config ?? {}) as Partial<CliConfig>;
+  const profileList = Object.values(profiles ?? {}) as unknown[];
+  if (
+    typeof current !== 'string' ||
+    typeof profiles !== 'object' ||
+    profiles === null ||
+    Array.isArray(profiles) ||
+    profileList.some((p) => typeof p !== 'object' || p === null || typeof (p as Profile).server !== 'string')
+  )
+    throw new CliError(
+      `${where} is not a synk configuration ({"current": …, "profiles": {name: {"server": …}}}); fix or remove it`,
+    );
+  return { current, profiles };
 }
 
 export async function writeConfig(config: CliConfig): Promise<void> {

@@ -1,40 +1,147 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, unlinkSync } from 'node:fs';
+import { type FileHandle, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { ApiError, multipartBody, type Problem, type SyncClient } from '@synk/sdk/node';
-import { progressBar } from './cli.ts';
+import { CliError, progressBar } from './cli.ts';
+
+/** Where `-o -` (or an export's `-`) writes: standard output instead of a file. */
+export const STDOUT = '-';
+
+/** The body's length as sent, when the server gave it and fetch hands the bytes over as they came. */
+function expectedLength(response: Response): number | undefined {
+  const encoding = response.headers.get('content-encoding');
+  if (encoding && encoding !== 'identity') return undefined; // fetch decodes: the length is the encoded one
+  const length = response.headers.get('content-length');
+  return length !== null && /^\d+$/.test(length) ? Number(length) : undefined;
+}
 
 /**
- * Streams a download (an openapi-fetch result read as a stream) to a file, with a progress bar on
- * an interactive terminal. A refusal keeps the server's problem details: openapi-fetch has already
- * read them into `error`, so the body cannot be read again.
+ * Streams a download (an openapi-fetch result read as a stream) to a file, or to standard output
+ * for `-`, with a progress bar on an interactive terminal. A refusal keeps the server's problem
+ * details: openapi-fetch has already read them into `error`, so the body cannot be read again.
+ *
+ * A file is written whole or not at all: the bytes go to `.<name>.<random>.part` beside it, are
+ * checked against the Content-Length, flushed to disk and renamed over the target, so an existing
+ * file is only ever replaced by a complete download. The temporary file is removed when the
+ * download fails, and on SIGINT or SIGTERM (after which the process exits 130 or 143).
+ * `operation` names what failed in the error ("download", "export").
  */
 export async function saveResponse(
   { response, error }: { response: Response; error?: unknown },
   file: string,
+  operation = 'download',
 ): Promise<number> {
   if (!response.ok || !response.body) {
     const problem = (error ?? (await response.json().catch(() => undefined))) as Problem | undefined;
     throw new ApiError(response.status, problem);
   }
-  const total = Number(response.headers.get('content-length') ?? 0);
-  const bar = progressBar(path.basename(file), total);
+  const toStdout = file === STDOUT;
+  const name = toStdout ? 'standard output' : path.basename(file);
+  const expected = expectedLength(response);
+  const bar = progressBar(name, expected ?? 0);
   let bytes = 0;
-  const counting = Readable.fromWeb(response.body as NodeReadableStream).on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (!total) bar?.setTotal(bytes);
-    bar?.update(bytes);
-  });
+  const body = Readable.fromWeb(response.body as NodeReadableStream);
+  const interrupted = (err: unknown) =>
+    new CliError(`${operation} of ${name} interrupted: ${(err as Error)?.message ?? String(err)}`);
+  const failed = (err: unknown) =>
+    new CliError(`${operation} of ${name} failed: ${(err as Error)?.message ?? String(err)}`);
+
+  /** Hands every chunk of the body to `write`, telling a failed read from a failed write. */
+  async function copy(write: (chunk: Buffer) => Promise<void>): Promise<void> {
+    const chunks = body[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        throw interrupted(err);
+      }
+      if (next.done) break;
+      try {
+        await write(next.value);
+      } catch (err) {
+        body.destroy();
+        throw failed(err);
+      }
+      bytes += next.value.length;
+      if (expected === undefined) bar?.setTotal(bytes);
+      bar?.update(bytes);
+    }
+    if (expected !== undefined && bytes !== expected)
+      throw interrupted(new Error(`got ${bytes} of ${expected} bytes`));
+  }
+
+  if (toStdout) {
+    try {
+      await copy(async (chunk) => {
+        if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+      });
+    } finally {
+      bar?.stop();
+    }
+    return bytes;
+  }
+
+  const temp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${randomBytes(6).toString('hex')}.part`,
+  );
+  const removeTemp = () => {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created, or gone already
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    bar?.stop();
+    removeTemp();
+    process.stderr.write(`${operation} of ${name} interrupted (${signal}); ${file} left as it was\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let handle: FileHandle | undefined;
   try {
-    await pipeline(counting, createWriteStream(file));
+    try {
+      handle = await open(temp, 'wx');
+      // A file replaced keeps its permissions.
+      const mode = await stat(file).then(
+        (info) => info.mode & 0o7777,
+        () => undefined,
+      );
+      if (mode !== undefined) await handle.chmod(mode);
+    } catch (err) {
+      body.destroy();
+      throw failed(err);
+    }
+    const out = handle;
+    await copy(async (chunk) => {
+      await out.write(chunk);
+    });
+    try {
+      await out.sync();
+      await out.close();
+      handle = undefined;
+      await rename(temp, file);
+    } catch (err) {
+      throw failed(err);
+    }
+    return bytes;
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    removeTemp();
+    throw err;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     bar?.stop();
   }
-  return bytes;
 }
 
 /** The sha256 (hex) of a file, read as a stream. */

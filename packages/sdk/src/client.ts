@@ -15,11 +15,28 @@ export type PushObservation = Schemas['PushObservation'];
 export type RecordInput = Omit<PushObservation, 'deleted'> & { deleted?: boolean };
 export type PullPage = Schemas['SyncPullResponse'];
 export type PushResponse = Schemas['SyncPushResponse'];
+/**
+ * A warning the server gave about a record it took: `CONFLICT` (last-write-wins replaced a newer
+ * copy; see `server_version`), `SCHEMA_VALIDATION` (with path-level `errors`), `UNKNOWN_FORM_TYPE`.
+ */
+export type PushWarning = Schemas['SyncWarning'];
 
 export interface Tokens {
   token: string;
   refreshToken: string;
   expiresAt: number;
+}
+
+/** How `auth.logout()` went on the server; the local session is deleted either way. */
+export interface LogoutResult {
+  /**
+   * The server ended the session (a 2xx answer) or no longer knew it (401: expired or revoked
+   * already); also true when no session was stored, so nothing was sent. False for any other answer
+   * (e.g. a 502 from a proxy): the session's refresh token may still be valid there until it expires.
+   */
+  confirmed: boolean;
+  /** The HTTP status the server answered the logout with; absent when nothing was sent. */
+  status?: number;
 }
 
 export interface ClientOptions {
@@ -76,6 +93,8 @@ export interface SyncReport {
   pushed: number;
   failed: number;
   conflicts: Conflict[];
+  /** Every warning of the push, in the server's words, conflicts included (see `PushWarning`). */
+  warnings: PushWarning[];
 }
 
 const KEYS = {
@@ -207,10 +226,20 @@ export function createClient(options: ClientOptions) {
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
       return storeTokens(data);
     },
-    async logout(): Promise<void> {
+    /**
+     * Ends the session on the server (revoking its refresh token) and deletes it here, whatever the
+     * server answered; the result tells whether the server confirmed it (see `LogoutResult`). A
+     * server that cannot be reached throws `NetworkError` and the session is kept.
+     */
+    async logout(): Promise<LogoutResult> {
       const tokens = await readTokens();
-      if (tokens) await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+      let result: LogoutResult = { confirmed: true };
+      if (tokens) {
+        const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+        result = { confirmed: response.ok || response.status === 401, status: response.status };
+      }
       await storage.delete(KEYS.tokens);
+      return result;
     },
     refresh,
     tokens: readTokens,
@@ -320,7 +349,7 @@ export function createClient(options: ClientOptions) {
    * response never duplicates or loses a record.
    */
   type PushOptions = { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal };
-  type PushResult = { pushed: number; failed: number; conflicts: Conflict[] };
+  type PushResult = { pushed: number; failed: number; conflicts: Conflict[]; warnings: PushWarning[] };
   /** The push running now: pushes on one client run one after the other, never side by side. */
   let pushing: Promise<unknown> = Promise.resolve();
   function pushQueued(push: PushOptions = {}): Promise<PushResult> {
@@ -333,6 +362,7 @@ export function createClient(options: ClientOptions) {
     let pushed = 0;
     let failed = 0;
     const conflicts: Conflict[] = [];
+    const warnings: PushWarning[] = [];
     const newId = () => globalThis.crypto.randomUUID();
     for (;;) {
       const batch = await outbox.nextBatch(batchLimit, newId);
@@ -355,6 +385,7 @@ export function createClient(options: ClientOptions) {
           ...(f.server_record ? { serverRecord: f.server_record } : {}),
         }));
         for (const warning of data.warnings) {
+          warnings.push(warning);
           if (warning.code !== 'CONFLICT') continue;
           const conflict = {
             id: warning.id,
@@ -399,7 +430,7 @@ export function createClient(options: ClientOptions) {
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
     }
     await queueSizes();
-    return { pushed, failed, conflicts };
+    return { pushed, failed, conflicts, warnings };
   }
 
   /** Pulls (applying each page before the cursor moves), then pushes the outbox. */

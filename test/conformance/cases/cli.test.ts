@@ -1,6 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +12,7 @@ import { FileStorage } from '@synk/sdk/node';
 import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { startRecordingProxy } from '../src/recording-proxy.ts';
 
@@ -43,6 +46,68 @@ const json = async (...args: string[]) => {
   expect(res.code, res.stderr).toBe(0);
   return JSON.parse(res.stdout);
 };
+
+/**
+ * What a proxy in front of the server does with a request: forwards it (undefined), answers it
+ * itself with an HTML error page (`{ status }`, as a gateway does), or forwards it and cuts the
+ * answer's body halfway (`cut`: the connection is destroyed; `stall`: no more bytes come).
+ */
+type Interception = undefined | 'cut' | 'stall' | { status: number };
+
+async function startInterceptingProxy(
+  target: string,
+  intercept: (req: { method: string; url: string }) => Interception,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const server = createServer((req, res) => {
+    const how = intercept({ method: req.method!, url: req.url! });
+    if (typeof how === 'object') {
+      req.resume();
+      res
+        .writeHead(how.status, { 'content-type': 'text/html' })
+        .end(`<html><body><h1>${how.status} Bad Gateway</h1></body></html>`);
+      return;
+    }
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        if (!how) {
+          answer.pipe(res);
+          return;
+        }
+        const half = Number(answer.headers['content-length']) / 2;
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (sent >= half) return;
+          res.write(chunk);
+          sent += chunk.length;
+          if (sent < half) return;
+          if (how === 'cut') res.socket?.destroy();
+          else answer.pause();
+        });
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
 
 beforeAll(async () => {
   server = await startServerProcess({
@@ -108,7 +173,13 @@ describe('synk CLI', () => {
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/Error 401 \(invalid_credentials\)/);
     expect((await json('login', '--password', 'cli-admin-password')).username).toBe('admin');
-    expect(await json('status')).toMatchObject({ health: 'ok', user: 'admin', role: 'admin' });
+    expect(await json('status')).toMatchObject({
+      health: 'ok',
+      user: 'admin',
+      role: 'admin',
+      session: 'active',
+      expiresAt: expect.stringMatching(/^\d{4}-/),
+    });
     expect((await json('version')).database.type).toBe('sqlite');
     expect((await json('health')).status).toBe('ok');
   });
@@ -149,6 +220,20 @@ describe('synk CLI', () => {
     expect(diff.stdout).toMatch(/household\s+schema\s+\+roof:string/);
     await json('app-bundle', 'download', '--output', path.join(work, 'active.zip'));
     expect(readFileSync(path.join(work, 'active.zip')).subarray(0, 2).toString()).toBe('PK');
+    // The command's --version is the bundle's, not a request for synk's own version.
+    const older = await json(
+      'app-bundle',
+      'download',
+      '--version',
+      '0001',
+      '--output',
+      path.join(work, 'v1-copy.zip'),
+    );
+    expect(older).toEqual({ file: path.join(work, 'v1-copy.zip'), bytes: expect.any(Number) });
+    expect(readFileSync(path.join(work, 'v1-copy.zip'))).not.toEqual(
+      readFileSync(path.join(work, 'active.zip')),
+    );
+    expect((await synk('--version')).stdout).toBe('0.1.0\n');
     await json(
       'app-bundle',
       'download',
@@ -172,6 +257,10 @@ describe('synk CLI', () => {
     const shown = await json('forms', 'show', 'household');
     expect(shown.coreFields).toEqual(['core_household_id', 'head_name']);
     expect(shown.schema.properties.roof).toEqual({ type: 'string' });
+    // A form the bundle does not have: the server's problem details, not a bare "HTTP 404".
+    const missing = await synk('forms', 'show', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^Error 404 \(not_found\): .*forms\/nope\/schema\.json/);
 
     const good = path.join(work, 'bundle-good');
     mkdirSync(path.join(good, 'app'), { recursive: true });
@@ -256,6 +345,10 @@ describe('synk CLI', () => {
 
     await json('export', 'parquet', path.join(work, 'export.zip'));
     await json('export', 'csv', path.join(work, 'export-csv.zip'), '--form-type', 'household');
+    // Before the file too (a variadic option took it for a form type), repeated or comma-separated.
+    const only = path.join(work, 'export-only.zip');
+    await json('export', 'csv', '--form-type', 'household', '--form-type', 'nope,other', only);
+    expect(readFileSync(only).subarray(0, 2).toString()).toBe('PK');
     expect(readFileSync(path.join(work, 'export.zip')).subarray(0, 2).toString()).toBe('PK');
     expect(existsSync(path.join(work, 'export-csv.zip'))).toBe(true);
 
@@ -263,9 +356,44 @@ describe('synk CLI', () => {
     writeFileSync(photo, Buffer.from('not really a jpeg'));
     expect((await json('attachments', 'upload', photo)).id).toBe('photo.jpg');
     expect((await json('attachments', 'exists', 'photo.jpg')).exists).toBe(true);
-    expect((await synk('attachments', 'exists', 'nope.jpg')).code).not.toBe(0);
+    expect(await synk('attachments', 'exists', 'nope.jpg')).toEqual({
+      code: 1,
+      stdout: 'nope.jpg does not exist\n',
+      stderr: '',
+    });
+    // Only a 404 is a no: without a session it is an authentication error (exit 3) …
+    const anonymous = await synk(
+      '--profile',
+      'anonymous',
+      '--server',
+      server.url,
+      'attachments',
+      'exists',
+      'photo.jpg',
+    );
+    expect(anonymous).toMatchObject({ code: 3, stdout: '' });
+    expect(anonymous.stderr).toMatch(/^Error 401/);
+    // … and a gateway's 503 an error too.
+    const gateway = await startInterceptingProxy(server.url, (req) =>
+      req.method === 'HEAD' ? { status: 503 } : undefined,
+    );
+    try {
+      await json('--server', gateway.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const unavailable = await synk('--server', gateway.url, 'attachments', 'exists', 'photo.jpg');
+      expect(unavailable).toMatchObject({ code: 1, stdout: '' });
+      expect(unavailable.stderr).toMatch(/^Error 503/);
+    } finally {
+      await gateway.close();
+    }
     await json('attachments', 'download', 'photo.jpg', '--output', path.join(work, 'copy.jpg'));
     expect(readFileSync(path.join(work, 'copy.jpg'), 'utf8')).toBe('not really a jpeg');
+    // `-` is standard output, with nothing else on it (not a file named "-").
+    expect(await synk('attachments', 'download', 'photo.jpg', '-o', '-')).toEqual({
+      code: 0,
+      stdout: 'not really a jpeg',
+      stderr: '',
+    });
+    expect(existsSync(path.join(work, '-'))).toBe(false);
     // A refused download says why, in the server's words.
     const missing = await synk('attachments', 'download', 'nope.jpg', '--output', path.join(work, 'nope'));
     expect(missing.code).not.toBe(0);
@@ -275,6 +403,83 @@ describe('synk CLI', () => {
         (o: { attachment_id: string }) => o.attachment_id,
       ),
     ).toContain('photo.jpg');
+  });
+
+  it('writes a download whole or not at all: one cut, interrupted or killed leaves the old file and no temporary file', async () => {
+    const bytes = randomBytes(4 * 1024 * 1024);
+    writeFileSync(path.join(work, 'big-upload.bin'), bytes);
+    await json('attachments', 'upload', path.join(work, 'big-upload.bin'), '--id', 'big.bin');
+    const dir = mkdtempSync(path.join(work, 'downloads-'));
+    const target = path.join(dir, 'big.bin');
+    writeFileSync(target, 'the old file');
+    let how: Interception;
+    const proxy = await startInterceptingProxy(server.url, (req) =>
+      req.url === '/attachments/big.bin' ? how : undefined,
+    );
+    try {
+      const at = ['--server', proxy.url];
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const download = [...at, 'attachments', 'download', 'big.bin', '-o', target];
+      how = 'cut';
+      const cut = await synk(...download);
+      expect(readFileSync(target, 'utf8')).toBe('the old file');
+      expect(readdirSync(dir)).toEqual(['big.bin']);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toMatch(/^Error: download of big\.bin interrupted: \S/);
+
+      how = 'stall';
+      for (const [signal, code] of [
+        ['SIGINT', 130],
+        ['SIGTERM', 143],
+      ] as const) {
+        const child = spawn(process.execPath, [BIN, ...download], {
+          cwd: work,
+          env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+          stdio: 'ignore',
+        });
+        const exited = once(child, 'exit');
+        await vi.waitFor(() => expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toHaveLength(1), {
+          timeout: 10_000,
+          interval: 20,
+        });
+        child.kill(signal);
+        expect((await exited)[0], signal).toBe(code);
+        expect(readFileSync(target, 'utf8')).toBe('the old file');
+        expect(readdirSync(dir)).toEqual(['big.bin']);
+      }
+
+      how = undefined;
+      expect(await json(...download)).toEqual({ file: target, bytes: bytes.length });
+      expect(readFileSync(target).equals(bytes)).toBe(true);
+      expect(readdirSync(dir)).toEqual(['big.bin']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('logs out here but warns and exits 1 when the server does not confirm the logout', async () => {
+    const proxy = await startInterceptingProxy(server.url, (req) =>
+      req.url === '/auth/logout' ? { status: 502 } : undefined,
+    );
+    try {
+      const at = ['--server', proxy.url];
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const res = await synk(...at, 'logout');
+      expect(res.stdout).toBe('Logged out here (the session is deleted locally)\n');
+      expect(res.stderr).toMatch(
+        /^Warning: the server did not confirm the logout \(HTTP 502\).+may still be valid/,
+      );
+      expect(res.code).toBe(1);
+      expect((await json(...at, 'status')).user).toBeNull();
+
+      await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
+      const quiet = await synk('--json', ...at, 'logout');
+      expect(quiet.code).toBe(1);
+      expect(JSON.parse(quiet.stdout)).toEqual({ loggedOut: true, confirmed: false, status: 502 });
+      expect(JSON.parse(quiet.stderr).warning).toMatch(/did not confirm/);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('uploads an attachment with its sha256 in X-Content-SHA256 (the server refuses bytes that do not match it)', async () => {
@@ -474,10 +679,72 @@ describe('synk CLI', () => {
         )
       ).message,
     ).toMatch(/changed/);
-    // The session ended with the password change; log in with the new one.
+    // The session ended with the password change; status says so (the token alone does not); log
+    // in with the new one.
     expect((await synk('users', 'list')).code).toBe(3);
+    const ended = await synk('--json', 'status');
+    expect(ended.code).toBe(3);
+    expect(JSON.parse(ended.stdout)).toMatchObject({ health: 'ok', user: 'admin', session: 'expired' });
+    expect((await synk('status')).stdout).toMatch(
+      /; the session of admin has expired or was revoked: log in again\n$/,
+    );
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
+  });
+
+  it('reports the warnings of a push: the count, the first few, all of them with --json', async () => {
+    const input = path.join(work, 'warned.json');
+    writeFileSync(
+      input,
+      JSON.stringify([
+        { observation_id: 'w0', form_type: 'household', data: { core_household_id: 'w0', members: 1 } },
+        { observation_id: 'w1', form_type: 'household', data: { core_household_id: 'w1', members: -1 } },
+        ...Array.from({ length: 6 }, (_, i) => ({
+          observation_id: `w${i + 2}`,
+          form_type: 'no-such-form',
+          data: {},
+        })),
+      ]),
+    );
+    const res = await synk('--json', 'sync', 'push', input);
+    expect(res.code, res.stderr).toBe(0);
+    const result = JSON.parse(res.stdout);
+    expect(result.success_count).toBe(8);
+    expect(result.warnings.map((w: { index: number; code: string }) => `#${w.index} ${w.code}`)).toEqual([
+      '#1 SCHEMA_VALIDATION',
+      ...Array.from({ length: 6 }, (_, i) => `#${i + 2} UNKNOWN_FORM_TYPE`),
+    ]);
+    expect(result.warnings[0].errors.map((e: { path: string }) => e.path)).toContain('/data/members');
+    const human = await synk('sync', 'push', input);
+    expect(human.code).toBe(0);
+    const lines = human.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('Pushed 8 records, 7 warnings');
+    expect(lines[1]).toMatch(/^ {2}! #1 w1: SCHEMA_VALIDATION: .+\/data\/members must be >= 0/);
+    expect(lines.slice(2, 6).every((l) => /^ {2}! #\d w\d: UNKNOWN_FORM_TYPE: /.test(l))).toBe(true);
+    expect(lines.slice(6)).toEqual(['  … 2 more warnings (--json lists all)']);
+  });
+
+  it('reports records of a push merged into a later copy with the same observation_id, so the counts add up', async () => {
+    const copy = (id: string, members: number) => ({
+      observation_id: id,
+      form_type: 'household',
+      data: { core_household_id: id, members },
+    });
+    const input = path.join(work, 'duplicates.json');
+    writeFileSync(input, JSON.stringify([copy('d1', 1), copy('d2', 1), copy('d1', 2), copy('d1', 3)]));
+    const result = await json('sync', 'push', input);
+    expect(result).toMatchObject({ success_count: 2, failed_records: [], warnings: [] });
+    expect(result.merged_duplicates).toEqual([
+      { index: 0, observation_id: 'd1' },
+      { index: 2, observation_id: 'd1' },
+    ]);
+    expect((await synk('sync', 'push', input)).stdout).toBe(
+      'Pushed 2 records; merged 2 duplicate ids (the last copy of each is pushed)\n',
+    );
+    const out = path.join(work, 'duplicates-pulled.json');
+    await json('sync', 'pull', out, '--schema-types', 'household');
+    const pulled = JSON.parse(readFileSync(out, 'utf8')) as { observation_id: string; data: unknown }[];
+    expect(pulled.find((r) => r.observation_id === 'd1')?.data).toEqual(copy('d1', 3).data);
   });
 
   it('sends a session only to the server it came from, whatever --server, SYNK_SERVER or the profile point at', async () => {
@@ -511,7 +778,7 @@ describe('synk CLI', () => {
   });
 
   it('logs out', async () => {
-    expect((await json('logout')).loggedOut).toBe(true);
+    expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
     expect((await json('status')).user).toBeNull();
   });
 });

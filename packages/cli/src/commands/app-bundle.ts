@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
-import { saveResponse, uploadFile } from '../transfer.ts';
+import { STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAppBundle(program: Command): void {
   const bundle = program.command('app-bundle').description('app bundles: forms and the field app');
@@ -65,7 +65,7 @@ export function registerAppBundle(program: Command): void {
     .command('download')
     .option('--version <version>', 'a version other than the active one')
     .option('--file <path>', 'one file of the bundle instead of the whole ZIP')
-    .option('-o, --output <file>', 'where to write it')
+    .option('-o, --output <file>', 'where to write it (- for standard output)')
     .action(async (options: { version?: string; file?: string; output?: string }) => {
       const { client } = await context();
       const res = options.file
@@ -81,7 +81,7 @@ export function registerAppBundle(program: Command): void {
         options.output ??
         (options.file ? path.basename(options.file) : `app-bundle-${options.version ?? 'active'}.zip`);
       const bytes = await saveResponse(res, target);
-      output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
+      if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   bundle
     .command('diff <a> <b>')

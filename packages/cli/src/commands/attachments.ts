@@ -1,8 +1,8 @@
 import path from 'node:path';
-import type { components } from '@synk/sdk/node';
+import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
-import { fileSha256, saveResponse, uploadFile } from '../transfer.ts';
+import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
@@ -25,7 +25,7 @@ export function registerAttachments(program: Command): void {
     });
   attachments
     .command('download <id>')
-    .option('-o, --output <file>', 'where to write it')
+    .option('-o, --output <file>', 'where to write it (- for standard output; default: the id)')
     .action(async (id: string, options: { output?: string }) => {
       const { client } = await context();
       const res = await client.api.GET('/attachments/{attachment_id}', {
@@ -34,14 +34,17 @@ export function registerAttachments(program: Command): void {
       });
       const target = options.output ?? id;
       const bytes = await saveResponse(res, target);
-      output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
+      if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   attachments.command('exists <id>').action(async (id: string) => {
     const { client } = await context();
     const res = await client.api.HEAD('/attachments/{attachment_id}', {
       params: { path: { attachment_id: id } },
     });
-    const exists = res.response.status === 200;
+    // Only a 404 says it does not exist: any other answer (401, 403, 5xx) is an error, not a no.
+    const { status } = res.response;
+    if (status !== 200 && status !== 404) throw new ApiError(status, undefined);
+    const exists = status === 200;
     output({ id, exists }, exists ? `${id} exists` : `${id} does not exist`);
     if (!exists) process.exitCode = 1;
   });

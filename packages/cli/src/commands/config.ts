@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliError, globals, output } from '../cli.ts';
+import { CliError, globals, output, serverBaseUrl } from '../cli.ts';
 import { type CliConfig, readConfig, writeConfig } from '../config.ts';
 
 export function registerConfig(program: Command): void {
@@ -11,9 +11,15 @@ export function registerConfig(program: Command): void {
     .action(async (options: { username?: string }) => {
       const server = globals().server;
       if (!server) throw new CliError('config init needs --server <url>');
+      serverBaseUrl(server); // refuses what the commands could not connect to, before it is saved
       const config = await readConfig();
       const name = globals().profile ?? config.current ?? 'default';
-      config.profiles[name] = { server, ...(options.username ? { username: options.username } : {}) };
+      // An existing profile keeps what is not given again (its username).
+      config.profiles[name] = {
+        ...config.profiles[name],
+        server,
+        ...(options.username ? { username: options.username } : {}),
+      };
       config.current = name;
       await writeConfig(config);
       output({ profile: name, ...config.profiles[name] }, `Profile "${name}" now points at ${server}`);
@@ -40,6 +46,7 @@ export function registerConfig(program: Command): void {
     .action(async (key: string, value: string) => {
       if (key !== 'server' && key !== 'username')
         throw new CliError('Only "server" and "username" can be set');
+      if (key === 'server') serverBaseUrl(value);
       const config: CliConfig = await readConfig();
       const name = globals().profile ?? config.current;
       config.profiles[name] = { ...(config.profiles[name] ?? { server: '' }), [key]: value };

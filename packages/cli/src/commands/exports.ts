@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { context, output } from '../cli.ts';
-import { saveResponse } from '../transfer.ts';
+import { STDOUT, saveResponse } from '../transfer.ts';
 
 /**
  * An export sends nothing while the server learns the columns from a first pass over the records
@@ -8,21 +8,33 @@ import { saveResponse } from '../transfer.ts';
  */
 const EXPORT_TIMEOUT_MS = 30 * 60_000;
 
+/**
+ * Collects `--form-type` values: repeated, or comma-separated. Not a variadic option, which would
+ * also take the `<out>` after it for a form type.
+ */
+function formTypes(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').filter(Boolean)];
+}
+
 export function registerExports(program: Command): void {
   const exporter = program.command('export').description('export observations');
   for (const format of ['parquet', 'csv'] as const) {
     exporter
       .command(format)
       .description(`a ZIP of ${format} files, one per form type`)
-      .argument('<out>', 'the ZIP to write')
-      .option('--form-type <type...>', 'only these form types')
+      .argument('<out>', 'the ZIP to write (- for standard output)')
+      .option(
+        '--form-type <type>',
+        'only this form type (repeat it, or separate types with commas, for several)',
+        formTypes,
+      )
       .option('--since <version>', 'only records with a newer version')
       .option('--include-deleted', 'include deleted records')
       .action(
         async (out: string, options: { formType?: string[]; since?: string; includeDeleted?: boolean }) => {
           const { client } = await context({ timeoutMs: EXPORT_TIMEOUT_MS });
           const query = {
-            ...(options.formType ? { form_type: options.formType } : {}),
+            ...(options.formType?.length ? { form_type: options.formType } : {}),
             ...(options.since ? { since_version: Number(options.since) } : {}),
             ...(options.includeDeleted ? { include_deleted: true } : {}),
           };
@@ -30,8 +42,8 @@ export function registerExports(program: Command): void {
             format === 'parquet'
               ? await client.api.GET('/dataexport/parquet', { params: { query }, parseAs: 'stream' })
               : await client.api.GET('/dataexport/csv', { params: { query }, parseAs: 'stream' });
-          const bytes = await saveResponse(res, out);
-          output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
+          const bytes = await saveResponse(res, out, 'export');
+          if (out !== STDOUT) output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
         },
       );
   }

@@ -14,7 +14,7 @@ import {
 import { parseJson } from '@synk/json';
 import { ApiError, type SyncClient } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, table } from '../cli.ts';
+import { context, ok, output, problemOf, table } from '../cli.ts';
 
 async function activeForms(client: SyncClient): Promise<string[]> {
   const manifest = ok(await client.api.GET('/app-bundle/manifest'));
@@ -28,7 +28,7 @@ async function bundleJson(client: SyncClient, file: string): Promise<unknown> {
     params: { path: { path: file } },
     parseAs: 'text',
   });
-  if (!res.response.ok) throw new ApiError(res.response.status, undefined);
+  if (!res.response.ok) throw new ApiError(res.response.status, problemOf(res.error));
   return parseJson(res.data as unknown as string);
 }
 

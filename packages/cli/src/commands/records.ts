@@ -1,13 +1,17 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseJson } from '@synk/json';
-import type { components, RecordInput } from '@synk/sdk/node';
+import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output } from '../cli.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
 const LISTED_FAILURES = 20;
+const LISTED_WARNINGS = 5;
 const LISTED_FIELD_ERRORS = 3;
+
+/** A warning of the server about a record it took, with the record's place in the file. */
+type Warning = PushWarning & { index?: number };
 
 /**
  * The server's message, then the field errors it does not quote already (an `invalid_record`
@@ -15,14 +19,23 @@ const LISTED_FIELD_ERRORS = 3;
  * version; its copy of the record is only in the --json output.
  */
 function failureLine(f: FailedRecord): string {
-  const unquoted = (f.errors ?? [])
-    .filter((e) => !f.error.includes(e.message))
+  return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fieldErrors(f.error, f.errors)}`;
+}
+
+/** The field errors `message` does not quote already, the first few, in parentheses. */
+function fieldErrors(message: string, errors: FailedRecord['errors']): string {
+  const unquoted = (errors ?? [])
+    .filter((e) => !message.includes(e.message))
     .map((e) => (e.path ? `${e.path} ${e.message}` : e.message));
   const fields = [
     ...unquoted.slice(0, LISTED_FIELD_ERRORS),
     ...(unquoted.length > LISTED_FIELD_ERRORS ? ['…'] : []),
   ];
-  return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fields.length ? ` (${fields.join('; ')})` : ''}`;
+  return fields.length ? ` (${fields.join('; ')})` : '';
+}
+
+function warningLine(w: Warning): string {
+  return `  ! ${w.index !== undefined ? `#${w.index} ` : ''}${w.id}: ${w.code}: ${w.message}${fieldErrors(w.message, w.errors)}`;
 }
 
 export function registerRecords(program: Command): void {
@@ -46,13 +59,27 @@ export function registerRecords(program: Command): void {
     .command('push <file>')
     .description('push the records of a JSON file (an array, or {records: [...]})')
     .action(async (file: string) => {
+      let parsed: unknown;
+      try {
+        parsed = parseJson(await readFile(file, 'utf8'));
+      } catch (err) {
+        throw new CliError(
+          `${file}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
+        );
+      }
+      const list = Array.isArray(parsed)
+        ? parsed
+        : typeof parsed === 'object' && parsed !== null
+          ? (parsed as { records?: unknown }).records
+          : undefined;
+      if (!Array.isArray(list))
+        throw new CliError(`${file} holds no array of records (an array, or {"records": [...]})`);
       const { client } = await context();
-      const parsed = parseJson(await readFile(file, 'utf8')) as unknown;
-      const list = Array.isArray(parsed) ? parsed : (parsed as { records?: unknown[] }).records;
-      if (!Array.isArray(list)) throw new CliError(`${file} holds no array of records`);
       const failed: FailedRecord[] = [];
       const queued: RecordInput[] = [];
       const indexOf = new Map<string, number>();
+      /** Copies followed by a later one with the same id: the outbox keeps the last copy of an id. */
+      const merged: { index: number; observation_id: string }[] = [];
       for (const [index, record] of list.entries()) {
         const id = (record as { observation_id?: unknown } | null)?.observation_id;
         // The outbox keys records by observation_id: one without a string id cannot be queued.
@@ -60,11 +87,17 @@ export function registerRecords(program: Command): void {
           failed.push({ index, code: 'invalid_record', error: 'observation_id must be a string' });
           continue;
         }
+        const earlier = indexOf.get(id);
+        if (earlier !== undefined) merged.push({ index: earlier, observation_id: id });
         indexOf.set(id, index);
         queued.push(record as RecordInput);
       }
       await client.records.saveMany(queued);
-      const success = (await client.push()).pushed;
+      const result = await client.push();
+      const success = result.pushed;
+      const warnings: Warning[] = result.warnings.map((w) =>
+        indexOf.has(w.id) ? { index: indexOf.get(w.id)!, ...w } : w,
+      );
       // The outbox is this command's own (see context()): every dead letter in it is from this push.
       for (const dead of await client.records.deadLetters()) {
         const id = dead.record.observation_id;
@@ -79,12 +112,17 @@ export function registerRecords(program: Command): void {
         });
       }
       failed.sort((a, b) => a.index - b.index);
-      output({ success_count: success, failed_records: failed }, () =>
+      merged.sort((a, b) => a.index - b.index);
+      output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
         [
-          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}`,
+          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
           ...failed.slice(0, LISTED_FAILURES).map(failureLine),
           ...(failed.length > LISTED_FAILURES
-            ? [`  … ${failed.length - LISTED_FAILURES} more (--json lists all)`]
+            ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
+            : []),
+          ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
+          ...(warnings.length > LISTED_WARNINGS
+            ? [`  … ${warnings.length - LISTED_WARNINGS} more warnings (--json lists all)`]
             : []),
         ].join('\n'),
       );

@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import type { components } from '@synk/sdk/node';
 import { type Command, Option } from 'commander';
-import { CliError, context, ok, output } from '../cli.ts';
+import { CliError, context, ok, output, warn } from '../cli.ts';
 
 type Role = components['schemas']['Role'];
 
@@ -9,14 +9,19 @@ type Role = components['schemas']['Role'];
  * Who a session is for, read from its access token's claims: the API has no "who am I" operation
  * and the SDK keeps only the tokens. Read, not verified (only the server can verify it).
  */
-function sessionUser(token: string): { username: string; role: Role } | undefined {
+function sessionUser(token: string): { username: string; role: Role; exp?: number } | undefined {
   try {
     const claims = parseJson(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
       username?: unknown;
       role?: unknown;
+      exp?: unknown;
     };
     if (typeof claims.username !== 'string' || typeof claims.role !== 'string') return undefined;
-    return { username: claims.username, role: claims.role as Role };
+    return {
+      username: claims.username,
+      role: claims.role as Role,
+      ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -44,8 +49,17 @@ export function registerSession(program: Command): void {
     .description('end this profile’s session on this server')
     .action(async () => {
       const { client } = await context();
-      await client.auth.logout();
-      output({ loggedOut: true }, 'Logged out');
+      const { confirmed, status } = await client.auth.logout();
+      if (confirmed) {
+        output({ loggedOut: true, confirmed }, 'Logged out');
+        return;
+      }
+      // The session is gone here either way; the server may still honour its refresh token.
+      output({ loggedOut: true, confirmed, status }, 'Logged out here (the session is deleted locally)');
+      warn(
+        `the server did not confirm the logout (HTTP ${status}): the session's refresh token may still be valid there until it expires`,
+      );
+      process.exitCode = 1;
     });
   program
     .command('status')
@@ -53,7 +67,20 @@ export function registerSession(program: Command): void {
     .action(async () => {
       const { client, baseUrl } = await context();
       const health = ok(await client.api.GET('/health'));
-      const tokens = await client.auth.tokens();
+      let tokens = await client.auth.tokens();
+      // The token says who the session is for, not whether the server still takes it: one cheap
+      // authenticated read (any role may) asks. An expired access token is refreshed on the way,
+      // as for any command; a 401 after that means the session itself has expired or was revoked.
+      let session: 'active' | 'expired' | null = null;
+      if (tokens) {
+        const check = await client.api.GET('/app-bundle/versions');
+        if (check.response.status === 401) session = 'expired';
+        else {
+          ok(check);
+          session = 'active';
+          tokens = await client.auth.tokens();
+        }
+      }
       const user = tokens && sessionUser(tokens.token);
       const status = {
         server: baseUrl,
@@ -61,20 +88,39 @@ export function registerSession(program: Command): void {
         version: health.version,
         user: user?.username ?? null,
         role: user?.role ?? null,
+        session,
+        ...(session === 'active' && user?.exp !== undefined
+          ? { expiresAt: new Date(user.exp * 1000).toISOString() }
+          : {}),
       };
-      output(
-        status,
-        `${baseUrl}: ${health.status} (server ${health.version}); ${user ? `logged in as ${user.username} (${user.role})` : 'not logged in'}`,
-      );
+      const who =
+        session === 'active'
+          ? `logged in as ${user ? `${user.username} (${user.role})` : 'an unknown user'}`
+          : session === 'expired'
+            ? `the session${user ? ` of ${user.username}` : ''} has expired or was revoked: log in again`
+            : 'not logged in';
+      output(status, `${baseUrl}: ${health.status} (server ${health.version}); ${who}`);
+      if (session === 'expired') process.exitCode = 3;
     });
   program
     .command('health')
     .description('server health')
     .action(async () => {
-      const { client } = await context();
-      const res = await client.api.GET('/health');
-      // A failing check answers 503 with the same health document, which openapi-fetch puts in `error`.
+      const { client, baseUrl } = await context();
+      const notSynk = (status: number, type: string | null) =>
+        new CliError(
+          `${baseUrl} did not answer GET /health as a synk server does (HTTP ${status}${type ? `, ${type}` : ''})`,
+        );
+      const res = await client.api.GET('/health').catch((err: unknown) => {
+        // openapi-fetch could not parse a 2xx answer as JSON (an HTML page, say).
+        if (err instanceof SyntaxError) throw notSynk(200, null);
+        throw err;
+      });
+      // A failing check answers 503 with the same health document, which openapi-fetch puts in `error`;
+      // anything else (a proxy's or another server's page) is not a health document.
       const health = res.data ?? res.error;
+      if (typeof (health as { status?: unknown } | undefined)?.status !== 'string')
+        throw notSynk(res.response.status, res.response.headers.get('content-type'));
       output(health, () => JSON.stringify(health, null, 2));
       if (res.response.status !== 200) process.exitCode = 1;
     });

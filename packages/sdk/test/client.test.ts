@@ -1,0 +1,107 @@
+import { loopbackServer } from '@synk/test-support/hooks';
+import { describe, expect, it } from 'vitest';
+import { createClient } from '../src/client.ts';
+
+const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
+
+describe('auth.logout reports whether the server ended the session', () => {
+  /** The status each logout is answered with, in turn; what each logout sent. */
+  const statuses: number[] = [];
+  const received: unknown[] = [];
+  const server = loopbackServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    if (req.url === '/auth/refresh') {
+      // The session is unknown here too (a 401 to the logout is first answered by a refresh).
+      res.writeHead(401, { 'content-type': 'application/problem+json' }).end('{"status":401}');
+      return;
+    }
+    received.push({ url: req.url, body: JSON.parse(body || 'null') });
+    const status = statuses.shift() ?? 200;
+    if (status === 502)
+      res.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>');
+    else
+      res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(JSON.stringify(status === 200 ? { message: 'Logged out successfully' } : { status }));
+  });
+  const client = () => createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+
+  it.each([
+    [200, true],
+    [401, true],
+    [502, false],
+    [500, false],
+    [403, false],
+  ])('answered %i: confirmed %s, and the session is deleted here either way', async (status, confirmed) => {
+    statuses.push(status);
+    received.length = 0;
+    const c = client();
+    expect(await c.auth.logout()).toEqual({ confirmed, status });
+    expect(received).toEqual([{ url: '/auth/logout', body: { refreshToken: 'refresh' } }]);
+    expect(await c.auth.tokens()).toBeUndefined();
+  });
+
+  it('without a session sends nothing and has nothing left to end', async () => {
+    received.length = 0;
+    expect(await createClient({ baseUrl: server.base }).auth.logout()).toEqual({ confirmed: true });
+    expect(received).toEqual([]);
+  });
+});
+
+describe('push reports every warning of the server', () => {
+  /** Each push is answered with a warning of each kind about its first record. */
+  const server = loopbackServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const { records } = JSON.parse(body) as { records: { observation_id: string }[] };
+    const id = records[0]!.observation_id;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        current_version: 9,
+        success_count: records.length,
+        failed_records: [],
+        warnings: [
+          {
+            id,
+            code: 'SCHEMA_VALIDATION',
+            message: 'does not match the schema',
+            errors: [{ path: '/data/n', message: 'must be >= 0' }],
+          },
+          { id, code: 'UNKNOWN_FORM_TYPE', message: 'no such form' },
+          { id, code: 'CONFLICT', message: 'replaced a newer copy', server_version: 4 },
+        ],
+        server_time: new Date().toISOString(),
+      }),
+    );
+  });
+
+  it('in `warnings`, across batches, keeping `conflicts` and onConflict as they were', async () => {
+    const client = createClient({ baseUrl: server.base, tokens: session, batchSize: 2 });
+    await client.records.saveMany(
+      ['a', 'b', 'c'].map((id) => ({ observation_id: id, form_type: 'f', data: { n: -1 } })),
+    );
+    const seen: string[] = [];
+    const result = await client.push({ onConflict: (c) => seen.push(c.id) });
+    expect(result.pushed).toBe(3);
+    expect(result.warnings.map((w) => `${w.id} ${w.code}`)).toEqual([
+      'a SCHEMA_VALIDATION',
+      'a UNKNOWN_FORM_TYPE',
+      'a CONFLICT',
+      'c SCHEMA_VALIDATION',
+      'c UNKNOWN_FORM_TYPE',
+      'c CONFLICT',
+    ]);
+    expect(result.warnings[0]).toEqual({
+      id: 'a',
+      code: 'SCHEMA_VALIDATION',
+      message: 'does not match the schema',
+      errors: [{ path: '/data/n', message: 'must be >= 0' }],
+    });
+    expect(result.conflicts).toEqual([
+      { id: 'a', message: 'replaced a newer copy', serverVersion: 4 },
+      { id: 'c', message: 'replaced a newer copy', serverVersion: 4 },
+    ]);
+    expect(seen).toEqual(['a', 'c']);
+  });
+});
