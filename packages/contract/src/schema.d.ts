@@ -209,7 +209,14 @@ export interface paths {
          */
         get: operations["listUsers"];
         put?: never;
-        post?: never;
+        /**
+         * Create a user (admin), the Go CLI's path
+         * @description The path the Synkronus Go CLI sends `user create` to; identical to `POST /users/create`.
+         *     Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, compared case-sensitively.
+         *     Passwords must meet the policy (default 8–1024 characters). Bad role, missing field or
+         *     policy violation → 400; username taken → 409.
+         */
+        post: operations["createUserAlias"];
         delete?: never;
         options?: never;
         head?: never;
@@ -488,8 +495,9 @@ export interface paths {
         };
         /**
          * Changes between two app bundle versions
-         * @description `current` defaults to the latest version and `target` to the version before `current`.
-         *     Field diffs cover top-level `properties` of each form schema; a type change lists the
+         * @description `current` defaults to the latest version and `target` to the version before `current`
+         *     (`current` itself when there is none: no changes, as 1.0.3 answers). 404 when no version
+         *     has been pushed, or for a named version that does not exist. Field diffs cover top-level `properties` of each form schema; a type change lists the
          *     field as removed (old type) and added (new type). Malformed version → 400; unknown → 404.
          */
         get: operations["getAppBundleChanges"];
@@ -513,7 +521,8 @@ export interface paths {
          * @description `files` sorted by path; `hash` covers the files' paths, hashes and sizes and is stable
          *     across restarts. `ETag: "<hash>"`; `If-None-Match` (including `*`, lists and weak tags)
          *     → 304. `?preview=true` (extension) describes the latest version instead of the active one.
-         *     404 when there is no bundle yet.
+         *     With no bundle active (or, for a preview, none pushed): an empty manifest (`files: []`,
+         *     `version: ""`, a fixed `generatedAt` and the hash of no files), as Synkronus 1.0.3 answers.
          */
         get: operations["getAppBundleManifest"];
         put?: never;
@@ -708,7 +717,8 @@ export interface components {
          *     `validation_failed`, `malformed_json`, `malformed_body`, `invalid_api_version`, `unauthorized`,
          *     `invalid_credentials`, `forbidden`, `invalid_current_password`, `not_found`,
          *     `method_not_allowed`, `unsupported_api_version`, `conflict`, `transmission_conflict`,
-         *     `last_admin`, `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
+         *     `last_admin`, `user_exists`, `invalid_bundle`, `invalid_refresh_token`,
+         *     `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
          *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`,
          *     `export_busy`.
          *     Bodies never contain stack traces or SQL.
@@ -1903,6 +1913,45 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             406: components["responses"]["NotAcceptable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createUserAlias: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Optional API version (MAJOR.MINOR.PATCH) the client was built against.
+                 * @example 1.0.0
+                 */
+                "x-api-version"?: components["parameters"]["ApiVersion"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description User created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "x-api-version-used": components["headers"]["XApiVersionUsed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            406: components["responses"]["NotAcceptable"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
             default: components["responses"]["Problem"];
         };
     };

@@ -37,6 +37,14 @@ async function expectRejected(zip: Buffer, status: number, pattern?: RegExp) {
 
 describe('push → switch → manifest → download', () => {
   it('pushes version 0001 (not active until asked), then activates, and serves its files', async () => {
+    // Before any bundle is active the manifest is an empty one, as 1.0.3 answers (apps poll it).
+    const none = await get('/app-bundle/manifest');
+    expect(none.status).toBe(200);
+    const empty = await none.json();
+    expect(empty).toMatchObject({ files: [], version: '' });
+    expect(none.headers.get('etag')).toBe(`"${empty.hash}"`);
+    expect((await get('/app-bundle/manifest', { 'if-none-match': `"${empty.hash}"` })).status).toBe(304);
+    expect((await get('/app-bundle/download/app/index.html')).status).toBe(404);
     const res = await pushBundle(target, admin, zipOf({ household: { schema: householdSchema() } }));
     expect(res.status).toBe(200);
     const body = await res.json();
@@ -48,7 +56,19 @@ describe('push → switch → manifest → download', () => {
 
     const versions = await call(target, 'GET', '/app-bundle/versions', { token: reader.token });
     expect(versions.body).toEqual({ versions: ['0001'] });
-    expect((await get('/app-bundle/manifest')).status).toBe(404);
+    expect(await (await get('/app-bundle/manifest')).json()).toEqual(empty);
+    // One version only: compared with itself, no changes (1.0.3 answers so; this was a 404).
+    const changes = await call(target, 'GET', '/app-bundle/changes', { token: reader.token });
+    expect(changes.status).toBe(200);
+    expect(changes.body).toEqual({
+      compare_version_a: '0001',
+      compare_version_b: '0001',
+      form_changes: false,
+      ui_changes: false,
+      new_forms: [],
+      removed_forms: [],
+      modified_forms: [],
+    });
 
     const switched = await call(target, 'POST', '/app-bundle/switch/0001', { token: admin });
     expect(switched.body).toEqual({ message: 'Switched to app bundle version 0001' });

@@ -18,6 +18,29 @@ describe('POST /users/create', () => {
     expect(session.token).toEqual(expect.any(String));
   });
 
+  it('is also POST /users, where the Synkronus Go CLI sends it (that was a 405)', async () => {
+    const username = uniqueName('gocli');
+    const token = await adminToken(target);
+    const res = await call(target, 'POST', '/users', {
+      token,
+      body: { username, password: 'pa$$word', role: 'read-only' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ username, role: 'read-only', createdAt: expect.any(String) });
+    expect((await login(target, username, 'pa$$word')).token).toEqual(expect.any(String));
+    const again = await call(target, 'POST', '/users', {
+      token,
+      body: { username, password: 'pa$$word', role: 'admin' },
+    });
+    expect(again.status).toBe(409);
+    const reader = await userWithRole(target, 'read-only');
+    const refused = await call(target, 'POST', '/users', {
+      token: reader.token,
+      body: { username: uniqueName('x'), password: 'pa$$word', role: 'admin' },
+    });
+    expect(refused.status).toBe(403);
+  });
+
   it('409 for a duplicate username; usernames differing only in case are different users', async () => {
     const username = uniqueName('Dup');
     expect((await create({ username, password: 'password-1', role: 'read-only' })).status).toBe(201);

@@ -82,6 +82,14 @@ function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: Pro
   return clashing;
 }
 
+/** The manifest when no version is active: no files, a fixed time and the hash of no files. */
+const EMPTY_MANIFEST: BundleManifest = Object.freeze({
+  files: [],
+  version: '',
+  generatedAt: '1970-01-01T00:00:00.000Z',
+  hash: createHash('sha256').digest('hex'),
+});
+
 export class BundlesService implements FormSchemas {
   readonly #deps: BundlesServiceDeps;
   readonly #root: string;
@@ -121,12 +129,14 @@ export class BundlesService implements FormSchemas {
     return (await this.versions()).versions[0] ?? null;
   }
 
-  /** The manifest of the active version, or of the latest with `preview`. */
+  /**
+   * The manifest of the active version, or of the latest with `preview`. With none, an empty
+   * manifest (no files, version ""), as Synkronus 1.0.3 answers a server without a bundle: apps
+   * poll it before an administrator has activated one, and take anything but 200/304 as an error.
+   */
   async manifest(preview: boolean): Promise<BundleManifest> {
     const version = preview ? await this.#latest() : await this.active();
-    if (!version)
-      throw NotFound(preview ? 'No app bundle has been pushed yet' : 'No app bundle is active yet');
-    return this.#manifestOf(version);
+    return version ? this.#manifestOf(version) : EMPTY_MANIFEST;
   }
 
   async #manifestOf(version: string): Promise<BundleManifest> {
@@ -142,6 +152,8 @@ export class BundlesService implements FormSchemas {
   ): Promise<{ file: string; entry: Schemas['AppBundleFile']; version: string }> {
     checkBundlePath(filePath);
     const manifest = await this.manifest(preview);
+    if (manifest === EMPTY_MANIFEST)
+      throw NotFound(preview ? 'No app bundle has been pushed yet' : 'No app bundle is active yet');
     const entry = manifest.files.find((f) => f.path === filePath);
     if (!entry) throw NotFound(`No file ${filePath} in app bundle version ${manifest.version}`);
     return {
@@ -185,9 +197,9 @@ export class BundlesService implements FormSchemas {
     const a = current ?? versions[0];
     if (!a || !versions.includes(a))
       throw NotFound(current ? `No app bundle version ${current}` : 'No app bundle has been pushed yet');
-    const b = target ?? versions[versions.indexOf(a) + 1];
-    if (!b || !versions.includes(b))
-      throw NotFound(target ? `No app bundle version ${target}` : `No version before ${a} to compare with`);
+    // With no version before `a` to compare with, `a` with itself: no changes (as 1.0.3 answers).
+    const b = target ?? versions[versions.indexOf(a) + 1] ?? a;
+    if (!versions.includes(b)) throw NotFound(`No app bundle version ${target}`);
     return diffBundles(
       { version: a, forms: await this.#forms(a) },
       { version: b, forms: await this.#forms(b) },

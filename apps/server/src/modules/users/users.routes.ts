@@ -6,6 +6,8 @@ export function usersRoutes(ctx: AppContext): Route[] {
   const h = usersHandlers(ctx);
   return [
     { operationId: 'createUser', method: 'post', path: '/users/create', handler: h.createUser },
+    // The Synkronus Go CLI creates users with POST /users (its server took both paths).
+    { operationId: 'createUserAlias', method: 'post', path: '/users', handler: h.createUser },
     { operationId: 'listUsers', method: 'get', path: '/users', handler: h.listUsers },
     { operationId: 'deleteUser', method: 'delete', path: '/users/{username}', handler: h.deleteUser },
     { operationId: 'updateUser', method: 'patch', path: '/users/{username}', handler: h.updateUser },
