@@ -14,16 +14,16 @@ import { ADMIN_PASSWORD, tempDir } from './helpers.ts';
 
 const ALL: ExportFilter = { formTypes: null, sinceVersion: 0, includeDeleted: false };
 
-async function dataSeen(reader: ExportReader): Promise<[string, string][]> {
-  const seen: [string, string][] = [];
-  await reader.visitExportData(ALL, 0, 100, ([, , data]) => seen.push(['data', data]));
-  await reader.visitExportRows(['snap'], ALL, 0, 100, (row) => seen.push([row[0], row[3]]));
-  return seen;
-}
+type OpenStore = (ctx: Awaited<ReturnType<typeof createContext>>) => Promise<SyncStore>;
 
-async function checkSnapshot(
+/**
+ * A server context on `dbConnection` with its store, and `push` (as the bootstrap admin, every
+ * record accepted); the context and store are closed after `body`.
+ */
+async function withStore(
   dbConnection: string,
-  openStore: (ctx: Awaited<ReturnType<typeof createContext>>) => Promise<SyncStore>,
+  openStore: OpenStore,
+  body: (store: SyncStore, push: (records: unknown[]) => Promise<void>) => Promise<void>,
 ) {
   const ctx = await createContext(
     loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: dbConnection, ADMIN_PASSWORD, SYNC_VALIDATION: 'off' }),
@@ -38,10 +38,26 @@ async function checkSnapshot(
       const res = await request(app)
         .post('/sync/push')
         .set('authorization', `Bearer ${token}`)
-        .send({ transmission_id: randomUUID(), client_id: 'snapshot', records });
+        .send({ transmission_id: randomUUID(), client_id: 'export-reader', records });
       expect(res.status).toBe(200);
       expect(res.body.failed_records).toEqual([]);
     };
+    await body(store, push);
+  } finally {
+    if (!(store instanceof SqliteSyncStore)) await store.close();
+    await closeContext(ctx);
+  }
+}
+
+async function dataSeen(reader: ExportReader): Promise<[string, string][]> {
+  const seen: [string, string][] = [];
+  await reader.visitExportData(ALL, 0, 100, ([, , data]) => seen.push(['data', data]));
+  await reader.visitExportRows(['snap'], ALL, 0, 100, (row) => seen.push([row[0], row[3]]));
+  return seen;
+}
+
+function checkSnapshot(dbConnection: string, openStore: OpenStore) {
+  return withStore(dbConnection, openStore, async (store, push) => {
     await push([{ observation_id: 'a', form_type: 'snap', data: { x: 1 } }]);
     const reader = await store.openExportReader();
     try {
@@ -70,10 +86,7 @@ async function checkSnapshot(
     } finally {
       await next.close();
     }
-  } finally {
-    if (store !== undefined && !(store instanceof SqliteSyncStore)) await store.close();
-    await closeContext(ctx);
-  }
+  });
 }
 
 /**
@@ -81,35 +94,13 @@ async function checkSnapshot(
  * record that would pass it, SQLite after the one that reaches it), and reads in a loop until one
  * visits nothing return every record once, in order.
  */
-async function checkReadBytes(
-  dbConnection: string,
-  openStore: (ctx: Awaited<ReturnType<typeof createContext>>) => Promise<SyncStore>,
-) {
-  const ctx = await createContext(
-    loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: dbConnection, ADMIN_PASSWORD, SYNC_VALIDATION: 'off' }),
-    createLogger('silent'),
-  );
-  const store = await openStore(ctx);
-  try {
-    const app = createApp(ctx);
-    const token = (await ctx.services.auth.login(ctx.config.adminUsername, ADMIN_PASSWORD, '127.0.0.1'))
-      .token;
+function checkReadBytes(dbConnection: string, openStore: OpenStore) {
+  return withStore(dbConnection, openStore, async (store, push) => {
     const ids = Array.from({ length: 20 }, (_, i) => `big-${String(i).padStart(2, '0')}`);
     for (const half of [ids.slice(0, 10), ids.slice(10)]) {
-      const res = await request(app)
-        .post('/sync/push')
-        .set('authorization', `Bearer ${token}`)
-        .send({
-          transmission_id: randomUUID(),
-          client_id: 'bytes',
-          records: half.map((id) => ({
-            observation_id: id,
-            form_type: 'big',
-            data: { text: 'x'.repeat(1_000_000) },
-          })),
-        });
-      expect(res.status).toBe(200);
-      expect(res.body.success_count).toBe(10);
+      await push(
+        half.map((id) => ({ observation_id: id, form_type: 'big', data: { text: 'x'.repeat(1_000_000) } })),
+      );
     }
     const reader = await store.openExportReader();
     try {
@@ -142,10 +133,7 @@ async function checkReadBytes(
     } finally {
       await reader.close();
     }
-  } finally {
-    if (store !== undefined && !(store instanceof SqliteSyncStore)) await store.close();
-    await closeContext(ctx);
-  }
+  });
 }
 
 describe('an export read is bounded in bytes', () => {

@@ -213,15 +213,7 @@ describe('a form with tens of thousands of columns', () => {
       .set('authorization', admin)
       .send({ transmission_id: randomUUID(), client_id: 'exports-test', records });
     expect(res.status).toBe(200);
-    const csv = await request(t.app)
-      .get('/dataexport/csv?form_type=wide')
-      .set('authorization', admin)
-      .buffer(true)
-      .parse((response, done) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => done(null, Buffer.concat(chunks)));
-      });
+    const csv = await getBytes('/dataexport/csv?form_type=wide');
     expect(csv.status).toBe(200);
     const text = await onlyEntry(csv.body as Buffer);
     const [header, ...lines] = text.trimEnd().split('\r\n');
@@ -240,6 +232,19 @@ describe('a form with tens of thousands of columns', () => {
     }
   });
 });
+
+/** A GET as the admin, its body as bytes (a ZIP). */
+function getBytes(path: string) {
+  return request(t.app)
+    .get(path)
+    .set('authorization', admin)
+    .buffer(true)
+    .parse((response, done) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+}
 
 /** The text of a ZIP's only entry. */
 async function onlyEntry(zip: Buffer): Promise<string> {
@@ -267,15 +272,7 @@ describe('records of ~1 MB', () => {
         });
       expect(res.status).toBe(200);
     }
-    const csv = await request(t.app)
-      .get('/dataexport/csv?form_type=large')
-      .set('authorization', admin)
-      .buffer(true)
-      .parse((response, done) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => done(null, Buffer.concat(chunks)));
-      });
+    const csv = await getBytes('/dataexport/csv?form_type=large');
     expect(csv.status).toBe(200);
     const lines = (await onlyEntry(csv.body as Buffer)).trimEnd().split('\r\n').slice(1);
     expect(lines.map((line) => line.split(',')[0])).toEqual(ids);

@@ -2,8 +2,6 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +12,7 @@ import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
-import { startRecordingProxy } from '../src/recording-proxy.ts';
+import { type Interception, startRecordingProxy } from '../src/recording-proxy.ts';
 
 /** The real `synk` binary against a real server process. */
 const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
@@ -46,68 +44,6 @@ const json = async (...args: string[]) => {
   expect(res.code, res.stderr).toBe(0);
   return JSON.parse(res.stdout);
 };
-
-/**
- * What a proxy in front of the server does with a request: forwards it (undefined), answers it
- * itself with an HTML error page (`{ status }`, as a gateway does), or forwards it and cuts the
- * answer's body halfway (`cut`: the connection is destroyed; `stall`: no more bytes come).
- */
-type Interception = undefined | 'cut' | 'stall' | { status: number };
-
-async function startInterceptingProxy(
-  target: string,
-  intercept: (req: { method: string; url: string }) => Interception,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const upstream = new URL(target);
-  const server = createServer((req, res) => {
-    const how = intercept({ method: req.method!, url: req.url! });
-    if (typeof how === 'object') {
-      req.resume();
-      res
-        .writeHead(how.status, { 'content-type': 'text/html' })
-        .end(`<html><body><h1>${how.status} Bad Gateway</h1></body></html>`);
-      return;
-    }
-    const forward = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode!, answer.headers);
-        if (!how) {
-          answer.pipe(res);
-          return;
-        }
-        const half = Number(answer.headers['content-length']) / 2;
-        let sent = 0;
-        answer.on('data', (chunk: Buffer) => {
-          if (sent >= half) return;
-          res.write(chunk);
-          sent += chunk.length;
-          if (sent < half) return;
-          if (how === 'cut') res.socket?.destroy();
-          else answer.pause();
-        });
-      },
-    );
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
 
 beforeAll(async () => {
   server = await startServerProcess({
@@ -374,9 +310,9 @@ describe('synk CLI', () => {
     expect(anonymous).toMatchObject({ code: 3, stdout: '' });
     expect(anonymous.stderr).toMatch(/^Error 401/);
     // … and a gateway's 503 an error too.
-    const gateway = await startInterceptingProxy(server.url, (req) =>
-      req.method === 'HEAD' ? { status: 503 } : undefined,
-    );
+    const gateway = await startRecordingProxy(server.url, {
+      intercept: (req) => (req.method === 'HEAD' ? { status: 503 } : undefined),
+    });
     try {
       await json('--server', gateway.url, 'login', '-u', 'admin', '--password', 'cli-admin-password');
       const unavailable = await synk('--server', gateway.url, 'attachments', 'exists', 'photo.jpg');
@@ -413,9 +349,9 @@ describe('synk CLI', () => {
     const target = path.join(dir, 'big.bin');
     writeFileSync(target, 'the old file');
     let how: Interception;
-    const proxy = await startInterceptingProxy(server.url, (req) =>
-      req.url === '/attachments/big.bin' ? how : undefined,
-    );
+    const proxy = await startRecordingProxy(server.url, {
+      intercept: (req) => (req.url === '/attachments/big.bin' ? how : undefined),
+    });
     try {
       const at = ['--server', proxy.url];
       await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
@@ -458,9 +394,9 @@ describe('synk CLI', () => {
   });
 
   it('logs out here but warns and exits 1 when the server does not confirm the logout', async () => {
-    const proxy = await startInterceptingProxy(server.url, (req) =>
-      req.url === '/auth/logout' ? { status: 502 } : undefined,
-    );
+    const proxy = await startRecordingProxy(server.url, {
+      intercept: (req) => (req.url === '/auth/logout' ? { status: 502 } : undefined),
+    });
     try {
       const at = ['--server', proxy.url];
       await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');

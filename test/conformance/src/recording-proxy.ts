@@ -17,20 +17,43 @@ export interface RecordingProxy {
 }
 
 /**
+ * What a proxy does with a request instead of forwarding it as it is: answer it itself with an
+ * HTML error page of `status` (a gateway that is not the server), or forward it and `cut` the
+ * connection, or `stall` the answer, halfway through the body.
+ */
+export type Interception = undefined | 'cut' | 'stall' | { status: number };
+
+export interface ProxyOptions {
+  /** Holds chosen requests back before forwarding them (a slow network). */
+  delayMs?: (request: RecordedRequest) => number;
+  intercept?: (request: RecordedRequest) => Interception;
+}
+
+/**
  * An HTTP proxy in front of a real server that records the requests it forwards: shows what a
  * client sends to a server (which headers, which credentials) while the real server answers.
  * `delayMs` holds chosen requests back before forwarding them (a slow network), so that clients
- * acting at once are sure to overlap.
+ * acting at once are sure to overlap; `intercept` answers, cuts or stalls chosen ones.
  */
 export async function startRecordingProxy(
   target: string,
-  delayMs: (request: RecordedRequest) => number = () => 0,
+  options: ProxyOptions | ((request: RecordedRequest) => number) = {},
 ): Promise<RecordingProxy> {
+  const { delayMs = () => 0, intercept = () => undefined } =
+    typeof options === 'function' ? { delayMs: options } : options;
   const upstream = new URL(target);
   const requests: RecordedRequest[] = [];
   const server = createServer(async (req, res) => {
     const recorded = { method: req.method!, url: req.url!, headers: req.headers };
     requests.push(recorded);
+    const how = intercept(recorded);
+    if (typeof how === 'object') {
+      req.resume();
+      res
+        .writeHead(how.status, { 'content-type': 'text/html' })
+        .end(`<html><body><h1>${how.status} Bad Gateway</h1></body></html>`);
+      return;
+    }
     const delay = delayMs(recorded);
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const forward = request(
@@ -43,7 +66,20 @@ export async function startRecordingProxy(
       },
       (answer) => {
         res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
+        if (!how) {
+          answer.pipe(res);
+          return;
+        }
+        const half = Number(answer.headers['content-length']) / 2;
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (sent >= half) return;
+          res.write(chunk);
+          sent += chunk.length;
+          if (sent < half) return;
+          if (how === 'cut') res.socket?.destroy();
+          else answer.pause();
+        });
       },
     );
     forward.on('error', () => res.destroy());
