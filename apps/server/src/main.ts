@@ -3,6 +3,11 @@ import { createLogger } from './lib/logger.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 async function main(): Promise<void> {
+  // Everything the server creates (the data directory, the database and its WAL, secrets,
+  // attachments, exports' temporary files) is its own: 0700 directories, 0600 files. Under the
+  // usual umask of 022 the database (password and refresh-token hashes, every record) was
+  // readable by every local user.
+  process.umask(0o077);
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(environmentWithDotEnv(process.env, process.cwd()));

@@ -42,7 +42,7 @@ export async function createContext(
   logger: Logger,
   clock: () => Date = () => new Date(),
 ): Promise<AppContext> {
-  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const orm = await openDatabase(config.database, logger);
   try {
     const secret = await loadSigningSecret(config.jwtSecret, config.dataDir);

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type ServerProcess, ServerStartError, startServerProcess } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
@@ -30,7 +30,7 @@ describe('main.ts', () => {
   });
 
   it('starts on a SQLite file in WAL mode under DATA_DIR, serves /health, and stops cleanly on SIGTERM', async () => {
-    const dataDir = tempDir();
+    const dataDir = path.join(tempDir(), 'data'); // created by the server
     const server = await start({ DATA_DIR: dataDir });
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
@@ -46,6 +46,12 @@ describe('main.ts', () => {
 
     const file = path.join(dataDir, 'synkronus.db');
     expect(existsSync(file)).toBe(true);
+    // The server's files are its own (they were 0644 in a 0755 directory: password hashes for all).
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+    for (const name of readdirSync(dataDir)) {
+      const entry = path.join(dataDir, name);
+      expect([name, statSync(entry).mode & 0o077]).toEqual([name, 0]);
+    }
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const migrations = db.prepare('select name from mikro_orm_migrations').all() as { name: string }[];

@@ -42,20 +42,40 @@ describe('problem+json', () => {
   });
 
   it('400 malformed_body for a body whose Content-Encoding does not decode (it was a 500)', async () => {
-    for (const encoding of ['gzip', 'deflate', 'br']) {
-      const res = await send(target, '/auth/login', {
+    const token = await adminToken(target);
+    const pull = (encoding: string, body: BodyInit) =>
+      send(target, '/sync/pull', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
-        body: '{"username":"a","password":"bbbbbbbb"}',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-encoding': encoding,
+        },
+        body,
       });
-      await expectProblem(res, 400, 'malformed_body');
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      await expectProblem(await pull(encoding, '{"client_id":"x"}'), 400, 'malformed_body');
     }
-    const gzipped = await send(target, '/auth/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
-      body: gzipSync('{"username":"nobody","password":"bbbbbbbb"}'),
-    });
-    await expectProblem(gzipped, 401, 'invalid_credentials');
+    expect((await pull('gzip', gzipSync('{"client_id":"x"}'))).status).toBe(200);
+  });
+
+  it('small bodies for everything but push and pull: no decompression (415), at most 64 KiB (413)', async () => {
+    // A 14 KB gzip body of nested arrays inflating to 14 MB held the event loop ~3 s on /auth/login.
+    const bomb = gzipSync(`{"username":"zz","password":"yyyyyyyy","x":${'['.repeat(1e6)}${']'.repeat(1e6)}}`);
+    const login = (headers: Record<string, string>, body: BodyInit) =>
+      send(target, '/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+    await expectProblem(await login({ 'content-encoding': 'gzip' }, bomb), 415, 'unsupported_media_type');
+    const padded = `{"username":"nobody","password":"bbbbbbbb","pad":"${'x'.repeat(64 * 1024)}"}`;
+    await expectProblem(await login({}, padded), 413, 'payload_too_large');
+    await expectProblem(
+      await login({}, '{"username":"nobody","password":"bbbbbbbb"}'),
+      401,
+      'invalid_credentials',
+    );
   });
 
   it('a username no user can have (NUL) is an unknown user or 404, not a 500', async () => {
