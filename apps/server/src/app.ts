@@ -81,10 +81,11 @@ export function createApp(ctx: AppContext): Express {
   app.use(foldBundleDownloadPath);
   app.use(resolveOperations(ctx.spec));
   app.use(authenticate(ctx.services.auth));
-  app.use(jsonBody(ctx.config.limits.jsonBodyBytes));
+  const routes = allRoutes(ctx);
+  const largeBodies = new Set(routes.filter((r) => r.largeBody).map((r) => r.operationId));
+  app.use(jsonBody(ctx.config.limits.jsonBodyBytes, largeBodies));
   app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx), pushAppBundle: bundleUpload(ctx) }));
   app.use(openApiValidator(ctx.config.validateResponses));
-  const routes = allRoutes(ctx);
   const withoutOrm = new Set(routes.filter((r) => r.ormContext === false).map((r) => r.operationId));
   app.use(ormRequestContext(ctx.orm, withoutOrm));
 

@@ -169,6 +169,34 @@ describe('purging what no request can use any more', () => {
       await count('login_throttle'),
     ]).toEqual([0, 0, 0]);
   });
+
+  it('purges in batches until nothing ended is left (2,401 sessions and 2,402 counters: five batches each)', async () => {
+    const auth = t.ctx.services.auth;
+    await auth.login('admin', ADMIN_PASSWORD, '10.0.0.9');
+    await expect(auth.login('admin', 'wrong-password', '10.0.0.9')).rejects.toThrow();
+    // Copies of those rows, as a long-running server would accumulate them.
+    const connection = t.ctx.orm.em.fork().getConnection();
+    const copies = 'with recursive n(i) as (select 1 union all select i + 1 from n where i < 1200)';
+    await connection.execute(
+      `${copies} insert into auth_sessions (id, user_id, created_at, expires_at, revoked_at, revoked_reason) select s.id || '-' || n.i, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason from auth_sessions s, n`,
+    );
+    await connection.execute(
+      `${copies} insert into login_throttle (key, failures, window_started_at) select t.key || '-' || n.i, t.failures, t.window_started_at from login_throttle t, n`,
+    );
+    expect([await count('auth_sessions'), await count('login_throttle')]).toEqual([1201, 2402]);
+    await connection.execute(
+      `${copies} insert into auth_sessions (id, user_id, created_at, expires_at, revoked_at, revoked_reason) select s.id || '-b' || n.i, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason from auth_sessions s, n where length(s.id) = 36`,
+    );
+    expect(await count('auth_sessions')).toBe(2401);
+    clock.advance(4 * DAY);
+    const purged = await auth.purgeExpired();
+    expect(purged).toMatchObject({ sessions: 2401, loginCounters: 2402 });
+    expect([
+      await count('auth_sessions'),
+      await count('refresh_tokens'),
+      await count('login_throttle'),
+    ]).toEqual([0, 0, 0]);
+  });
 });
 
 describe('TtlCache', () => {

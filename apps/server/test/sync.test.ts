@@ -10,7 +10,7 @@ import {
   smallRecordsFit,
 } from '../src/modules/sync/page-bytes.ts';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
-import { ascending, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
+import { ascending, nextLargeSql, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
 import { createTestApp, manualClock, type TestApp } from './helpers.ts';
@@ -200,6 +200,18 @@ describe('pull pages bounded in bytes', () => {
     ).toBe(4);
     expect(smallRecordsFit(500)).toBe(true);
     expect(smallRecordsFit(2, 2 * (LARGE_DATA_BYTES + e) - 1)).toBe(false);
+  });
+
+  it('finds the next large record through its partial index (the migration and LARGE_DATA_BYTES agree)', async () => {
+    const db = await (t.ctx.orm.em.getConnection() as unknown as SqliteConnection).getNativeClient();
+    for (const byType of [false, true]) {
+      const plan = db
+        .prepare(`explain query plan ${nextLargeSql(byType)}`)
+        .all(...(byType ? [0, '["a"]'] : [0])) as { detail: string }[];
+      expect(plan.map((step) => step.detail).join('; ')).toMatch(
+        /SEARCH observations USING INDEX observations_large_data_index \(version>\?\)/,
+      );
+    }
   });
 
   /**

@@ -128,15 +128,7 @@ describe('GET /dataexport/parquet', () => {
       expect(await readWithDuckdb(bytes)).toEqual(hyparquetRows);
     }
     expect(columns.map((c) => c.name)).toEqual([
-      'observation_id',
-      'form_type',
-      'form_version',
-      'created_at',
-      'updated_at',
-      'synced_at',
-      'deleted',
-      'version',
-      'geolocation',
+      ...BASE_COLUMN_NAMES,
       'data_big',
       'data_count',
       'data_dotted.key',

@@ -6,24 +6,23 @@ import type { ResolvedOperation } from './operations.ts';
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /**
- * Operations whose JSON bodies may be large (MAX_JSON_BODY_BYTES, and sent compressed): record
- * pushes, and pulls naming many form types. Every other body is small (a login, a user, a
- * manifest request), so it is read up to SMALL_BODY_BYTES and not decompressed: a 14 KB gzip body
- * inflating to 14 MB of nested arrays held the event loop ~3 s per request on the anonymous
- * /auth/login and /auth/refresh, and 40 of them held open took 600 MB.
+ * Every JSON body but those of the operations whose routes say `largeBody` (record pushes, and
+ * pulls naming many form types) is small (a login, a user, a manifest request): read up to this
+ * and not decompressed. A 14 KB gzip body inflating to 14 MB of nested arrays held the event loop
+ * ~3 s per request on the anonymous /auth/login and /auth/refresh, and 40 of them held open took
+ * 600 MB.
  */
-const LARGE_BODIES = new Set(['syncPush', 'syncPull']);
-export const SMALL_BODY_BYTES = 64 * 1024;
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * JSON request bodies, parsed with `parseJson` instead of body-parser's `JSON.parse`: V8 can decode
  * an escaped object key wrongly (nodejs/node#63785), and a record's `data` may use any text as a
  * key. Otherwise as `express.json()`: the same limits, charsets and errors (read by body-parser),
- * an empty body is `{}`, and only an object or an array is accepted at the top level; only
- * LARGE_BODIES operations take large or compressed bodies. The raw
+ * an empty body is `{}`, and only an object or an array is accepted at the top level; only the
+ * operations in `largeBodies` take large or compressed bodies (up to `limitBytes`). The raw
  * bytes are kept on `req.rawBody` for fingerprinting (push idempotency).
  */
-export function jsonBody(limitBytes: number): RequestHandler[] {
+export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): RequestHandler[] {
   const options = (limit: number, inflate: boolean) =>
     express.text({
       type: JSON_TYPES,
@@ -39,7 +38,7 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
   return [
     (req, res, next) => {
       const operation = (res.locals.operation as ResolvedOperation | undefined)?.operationId;
-      return (operation !== undefined && LARGE_BODIES.has(operation) ? large : small)(req, res, next);
+      return (operation !== undefined && largeBodies.has(operation) ? large : small)(req, res, next);
     },
     (req, _res, next) => {
       if (typeof req.body !== 'string' || !req.is(JSON_TYPES)) return next();

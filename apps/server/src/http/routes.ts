@@ -15,6 +15,11 @@ export interface Route {
   handler: Handler;
   /** `false`: the handler never uses the ORM (the sync store has its own connection), so no EntityManager is forked for it. */
   ormContext?: false;
+  /**
+   * `true`: the operation takes JSON bodies up to MAX_JSON_BODY_BYTES, compressed or not; every
+   * other JSON body is small and read as sent (see json-body.ts).
+   */
+  largeBody?: true;
 }
 
 /** `/users/{username}` → `/users/:username` (Express 5 / path-to-regexp 8 syntax). */

@@ -312,8 +312,8 @@ export class AuthService {
     // In batches, each its own short transaction, with a turn of the event loop between them: a
     // first purge after a long time may find hundreds of thousands of rows (on SQLite, one
     // transaction over all of them held the event loop for seconds).
-    for (;;) {
-      const done = await withLock('logins', this.#em.fork(), kind, async (em) => {
+    await inBatches(() =>
+      withLock('logins', this.#em.fork(), kind, async (em) => {
         const rows = await em.find(
           LoginThrottle,
           { windowStartedAt: { $lte: windowStart } },
@@ -321,13 +321,11 @@ export class AuthService {
         );
         if (rows.length > 0) await em.nativeDelete(LoginThrottle, { key: { $in: rows.map((r) => r.key) } });
         counts.loginCounters += rows.length;
-        return rows.length < PURGE_BATCH;
-      });
-      await nextTurn();
-      if (done) break;
-    }
-    for (;;) {
-      const done = await this.#em.fork().transactional(async (em) => {
+        return rows.length;
+      }),
+    );
+    await inBatches(() =>
+      this.#em.fork().transactional(async (em) => {
         const ended = await em.find(
           AuthSession,
           { $or: [{ expiresAt: { $lte: now } }, { revokedAt: { $lte: dayAgo } }] },
@@ -339,13 +337,11 @@ export class AuthService {
           await em.nativeDelete(AuthSession, { id: { $in: ids } });
         }
         counts.sessions += ids.length;
-        return ids.length < PURGE_BATCH;
-      });
-      await nextTurn();
-      if (done) break;
-    }
-    for (;;) {
-      const done = await this.#em.fork().transactional(async (em) => {
+        return ids.length;
+      }),
+    );
+    await inBatches(() =>
+      this.#em.fork().transactional(async (em) => {
         const expired = await em.find(
           RefreshToken,
           { expiresAt: { $lte: now } },
@@ -354,11 +350,9 @@ export class AuthService {
         if (expired.length > 0)
           await em.nativeDelete(RefreshToken, { tokenHash: { $in: expired.map((t) => t.tokenHash) } });
         counts.refreshTokens += expired.length;
-        return expired.length < PURGE_BATCH;
-      });
-      await nextTurn();
-      if (done) break;
-    }
+        return expired.length;
+      }),
+    );
     return counts;
   }
 
@@ -390,6 +384,18 @@ const nextGeneration = () => raw('token_generation + 1') as unknown as number;
 interface ThrottleKeys {
   user: string;
   address: string;
+}
+
+/**
+ * Runs `batch` (one short transaction deleting up to PURGE_BATCH rows, returning how many it
+ * found) until a batch finds fewer, with a turn of the event loop after each.
+ */
+async function inBatches(batch: () => Promise<number>): Promise<void> {
+  for (;;) {
+    const found = await batch();
+    await nextTurn();
+    if (found < PURGE_BATCH) return;
+  }
 }
 
 function throttleKeys(username: string, address: string): ThrottleKeys {

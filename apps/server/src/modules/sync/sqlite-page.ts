@@ -56,6 +56,14 @@ export function ascending(versions: string): boolean {
  */
 export const FORM_TYPE_IN_LIST = 'form_type in (select value from json_each(?))';
 
+/**
+ * The version of the next record over LARGE_DATA_BYTES: the same condition as the partial index
+ * observations_large_data_index, which answers it (a list of types is checked on the large
+ * records it lists, not looked up in the type index).
+ */
+export const nextLargeSql = (byType: boolean) =>
+  `select version from observations where octet_length(data) > ${LARGE_DATA_BYTES} and version > ?${byType ? ` and +${FORM_TYPE_IN_LIST}` : ''} order by version limit 1`;
+
 /** Reads pull pages: each page, whether more follow, and the change counter from one read transaction (one snapshot). */
 export class SqlitePageReader {
   readonly #db: Database.Database;
@@ -144,13 +152,7 @@ export class SqlitePageReader {
             `select version, octet_length(data) from observations where version > ?${typeFilter} order by version limit ?`,
           )
           .raw(),
-        // The same condition as the partial index observations_large_data_index, which answers it
-        // (its types are checked on the large records it lists, not looked up in the type index).
-        nextLarge: this.#db
-          .prepare(
-            `select version from observations where octet_length(data) > ${LARGE_DATA_BYTES} and version > ?${byType ? ` and +${FORM_TYPE_IN_LIST}` : ''} order by version limit 1`,
-          )
-          .pluck(),
+        nextLarge: this.#db.prepare(nextLargeSql(byType)).pluck(),
       };
       this.#statements.set(byType, statements);
     }

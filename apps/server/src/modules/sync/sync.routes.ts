@@ -6,8 +6,22 @@ export function syncRoutes(ctx: AppContext): Route[] {
   const h = syncHandlers(ctx);
   // Served by the sync store on its own connection: no ORM context needed.
   return [
-    { operationId: 'syncPull', method: 'post', path: '/sync/pull', handler: h.syncPull, ormContext: false },
-    { operationId: 'syncPush', method: 'post', path: '/sync/push', handler: h.syncPush, ormContext: false },
+    {
+      operationId: 'syncPull',
+      method: 'post',
+      path: '/sync/pull',
+      handler: h.syncPull,
+      ormContext: false,
+      largeBody: true,
+    },
+    {
+      operationId: 'syncPush',
+      method: 'post',
+      path: '/sync/push',
+      handler: h.syncPush,
+      ormContext: false,
+      largeBody: true,
+    },
     {
       operationId: 'listConflicts',
       method: 'get',
