@@ -3,8 +3,9 @@
  * streamed over HTTP from a server in its own process. Prints records/s and the server's peak RSS
  * (goals: ≥ 100k rec/s, ≤ 200 MB) and how much of it the export added over the idle server, with
  * the rate of reading the same rows straight from SQLite (better-sqlite3, parsing `data`) as the
- * baseline ratio.
- * Usage: node export.ts [records=1000000]
+ * baseline ratio. With a second argument the records are spread over that many form types in turn
+ * (an export reads each type's records on their own once types are many and sparse).
+ * Usage: node export.ts [records=1000000] [form types=3]
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +17,11 @@ import { rssOf, sampler } from './rss.ts';
 import { benchEnv, benchToken, spawnServer } from './spawn-server.ts';
 
 const TOTAL = Number(process.argv[2] ?? 1_000_000);
-const FORMS = ['household', 'person', 'visit'];
+const FORM_COUNT = Number(process.argv[3] ?? 3);
+const FORMS =
+  FORM_COUNT === 3
+    ? ['household', 'person', 'visit']
+    : Array.from({ length: FORM_COUNT }, (_, k) => `form-${k}`);
 const env = (dataDir: string) => benchEnv(dataDir);
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-bench-export-'));
@@ -39,7 +44,7 @@ const seed = db.transaction((from: number, to: number) => {
     });
     insert.run(
       `rec-${i}`,
-      FORMS[i % 3],
+      FORMS[i % FORM_COUNT],
       '1.0',
       data,
       '2026-01-02T03:04:05Z',
@@ -87,7 +92,7 @@ if (status !== 200 || baseRows !== TOTAL) throw new Error(`export failed: ${stat
 const rate = (TOTAL / ms) * 1000;
 const baseRate = (TOTAL / baseMs) * 1000;
 process.stdout.write(
-  `parquet export: ${TOTAL.toLocaleString('en')} records, 3 form types, ${(bytes / 1024 / 1024).toFixed(0)} MiB ZIP in ${(ms / 1000).toFixed(1)} s\n` +
+  `parquet export: ${TOTAL.toLocaleString('en')} records, ${FORM_COUNT.toLocaleString('en')} form types, ${(bytes / 1024 / 1024).toFixed(0)} MiB ZIP in ${(ms / 1000).toFixed(1)} s\n` +
     `  ${Math.round(rate).toLocaleString('en')} rec/s (goal ≥ 100,000; ${(rate / baseRate).toFixed(2)}× of reading and parsing the rows straight from SQLite at ${Math.round(baseRate).toLocaleString('en')} rec/s)\n` +
     `  server peak RSS ${(peak / 1024 / 1024).toFixed(0)} MB (goal ≤ 200 MB; idle ${(idle / 1024 / 1024).toFixed(0)} MB, so the export added ${((peak - idle) / 1024 / 1024).toFixed(0)} MB)\n`,
 );

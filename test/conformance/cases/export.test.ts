@@ -308,17 +308,20 @@ describe('filters on their edges', () => {
   });
 });
 
-describe('many form types (written a few per scan, the others via temporary files)', () => {
+describe('many form types (large ones a few per scan, small ones each on its own)', () => {
   it('puts every record once in its own file, in version order, with its values', async () => {
     const writer = await userWithRole(target, 'read-write');
-    const TYPES = 9;
-    const formType = (t: number) => `many-${t}`;
-    // Interleaved, as records of different forms arrive: record i is of type i % TYPES. Each type
-    // has its own key too, so a record written into another type's file would show.
-    const records = Array.from({ length: 40 * TYPES }, (_, i) => ({
+    const TYPES = 13;
+    const formType = (t: number) => `many-${String(t).padStart(2, '0')}`;
+    // Interleaved, as records of different forms arrive: types 0–4 hold 66 records each (over a
+    // sixth of the 360: scans shared by four, the others via temporary files), types 5–12 three
+    // or four each (each read on its own). Each type has its own key too, so a record written
+    // into another type's file would show.
+    const typeOf = (i: number) => (i % 12 < 11 ? i % 5 : 5 + (Math.floor(i / 12) % 8));
+    const records = Array.from({ length: 360 }, (_, i) => ({
       observation_id: `many-${i}`,
-      form_type: formType(i % TYPES),
-      data: { i, [`only_${i % TYPES}`]: `t${i % TYPES}`, text: 'x'.repeat(i % 50) },
+      form_type: formType(typeOf(i)),
+      data: { i, [`only_${typeOf(i)}`]: `t${typeOf(i)}`, text: 'x'.repeat(i % 50) },
     }));
     for (let i = 0; i < records.length; i += 120) {
       const res = await push(target, writer.token, records.slice(i, i + 120));
@@ -327,7 +330,9 @@ describe('many form types (written a few per scan, the others via temporary file
     const query = `?${Array.from({ length: TYPES }, (_, t) => `form_type=${formType(t)}`).join('&')}`;
     const parquet = await unzip(await fetchExport('parquet', query));
     const csv = await unzip(await fetchExport('csv', query));
-    expect([...parquet.keys()]).toEqual(Array.from({ length: TYPES }, (_, t) => `${formType(t)}.parquet`));
+    expect([...parquet.keys()].sort()).toEqual(
+      Array.from({ length: TYPES }, (_, t) => `${formType(t)}.parquet`),
+    );
     for (let t = 0; t < TYPES; t++) {
       const expected = records.filter((r) => r.form_type === formType(t));
       const { columns, rows } = await readParquet(parquet.get(`${formType(t)}.parquet`)!);

@@ -31,6 +31,13 @@ const PAGE = 500;
  * the types are taken a few at a time: memory stays bounded however many types there are.
  */
 const TYPES_PER_SCAN = 4;
+/**
+ * A shared scan reads every record of the export to write its types; a form type read on its own
+ * (through the form-type index) reads only its records, each a little dearer. So a type holding
+ * less than this share of the records is read on its own: with thousands of small types, shared
+ * scans made an export's cost grow with types × records (50,000 records in 10,000 types: 78 s).
+ */
+const SHARED_SCAN_MIN_SHARE = 1 / 6;
 
 /**
  * Cells (one per column per record read) a scan holds: fewer records per read when the scan's
@@ -101,10 +108,11 @@ export interface ExportLimits {
   maxColumns: number;
 }
 
-/** A form type's data columns, and whether its other keys go into the overflow column. */
+/** A form type's data columns, whether its other keys go into the overflow column, its records. */
 interface FormColumns {
   data: DataColumn[];
   overflow: boolean;
+  records: number;
 }
 
 /**
@@ -147,15 +155,16 @@ export class ExportsService {
 
   /** Every selected form type (sorted) with its data columns, from one scan of the records. */
   async #profile(reader: ExportReader, filter: ExportFilter): Promise<Map<string, FormColumns>> {
-    const profiles = new Map<string, DataProfile>();
+    const profiles = new Map<string, { data: DataProfile; records: number }>();
     let after = 0;
     const learn = ([version, formType, data]: ExportDataRow) => {
       let profile = profiles.get(formType);
       if (!profile) {
-        profile = new DataProfile(this.#limits.maxColumns);
+        profile = { data: new DataProfile(this.#limits.maxColumns), records: 0 };
         profiles.set(formType, profile);
       }
-      profile.addJson(data);
+      profile.data.addJson(data);
+      profile.records += 1;
       after = version;
     };
     for (;;) {
@@ -165,8 +174,8 @@ export class ExportsService {
     }
     return new Map(
       [...profiles.keys()].sort().map((formType) => {
-        const profile = profiles.get(formType)!;
-        return [formType, { data: profile.columns(), overflow: profile.overflows }];
+        const { data, records } = profiles.get(formType)!;
+        return [formType, { data: data.columns(), overflow: data.overflows, records }];
       }),
     );
   }
@@ -186,8 +195,8 @@ export class ExportsService {
       // Parquet pages are compressed already: the ZIP stores them as they are.
       const entry = (formType: string) =>
         zip.entry(names.get(formType)!, { compress: extension !== 'parquet' });
-      for (let i = 0; i < formTypes.length; i += TYPES_PER_SCAN) {
-        const scanTypes = formTypes.slice(i, i + TYPES_PER_SCAN);
+      const counted = formTypes.map((formType) => [formType, profile.get(formType)!.records] as const);
+      for (const scanTypes of planScans(counted)) {
         await this.#scan(reader, scanTypes, profile, filter, entry, open);
       }
     } finally {
@@ -313,6 +322,30 @@ export class ExportsService {
       };
     });
   }
+}
+
+/**
+ * The form types (sorted, with their record counts) in the groups each scan writes: types holding
+ * a large share of the records TYPES_PER_SCAN at a time, in order; each of the others on its own,
+ * where it comes in that order.
+ */
+export function planScans(formTypes: readonly (readonly [string, number])[]): string[][] {
+  const total = formTypes.reduce((sum, [, records]) => sum + records, 0);
+  const scans: string[][] = [];
+  let shared: string[] = [];
+  for (const [formType, records] of formTypes) {
+    if (records < total * SHARED_SCAN_MIN_SHARE) {
+      scans.push([formType]);
+      continue;
+    }
+    shared.push(formType);
+    if (shared.length === TYPES_PER_SCAN) {
+      scans.push(shared);
+      shared = [];
+    }
+  }
+  if (shared.length > 0) scans.push(shared);
+  return scans;
 }
 
 /**

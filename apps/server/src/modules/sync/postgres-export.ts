@@ -81,7 +81,11 @@ function exportWhere(filter: ExportFilter, afterVersion: number): { where: strin
   const values: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
   let where = 'version > $1';
   if (!filter.includeDeleted) where += ' and not deleted';
-  if (filter.formTypes) {
+  if (filter.formTypes?.length === 1) {
+    // Plainly equal, so the (form_type, version) index is certain to serve it in version order.
+    values.push(filter.formTypes[0]);
+    where += ` and form_type = $${values.length}`;
+  } else if (filter.formTypes) {
     values.push(filter.formTypes);
     where += ` and form_type = any($${values.length}::text[])`;
   }

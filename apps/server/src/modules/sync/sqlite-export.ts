@@ -13,8 +13,10 @@ import {
  * A list of form types for export pages, kept off the (form_type, version) index (`+`): read
  * through it, a list of types comes back out of version order, and SQLite would then sort every
  * remaining matching record to return each page. Read in version order, the others are filtered out.
+ * One form type is read through that index: its records come in version order, and no others.
  */
 const EXPORT_FORM_TYPE_IN_LIST = `+${FORM_TYPE_IN_LIST}`;
+const EXPORT_ONE_FORM_TYPE = 'form_type = ?';
 
 /** An export's reads on one connection (its own, in a read transaction, or the shared one). */
 export class SqliteExportReader implements ExportReader {
@@ -61,11 +63,8 @@ export class SqliteExportReader implements ExportReader {
     visit: (row: ExportRow) => void,
   ): Promise<number> {
     await this.#ready();
-    const { where, params } = exportWhere({ ...filter, formTypes }, afterVersion);
-    const statement = this.#statement(
-      `select ${EXPORT_COLUMNS} from observations where ${where} order by version limit ?`,
-    );
-    return visitRows(statement, [...params, limit], 3, visit);
+    const { sql, params } = exportRowsQuery(formTypes, filter, afterVersion, limit);
+    return visitRows(this.#statement(sql), params, 3, visit);
   }
 
   async close(): Promise<void> {
@@ -95,12 +94,29 @@ function visitRows<Row extends unknown[]>(
   return count;
 }
 
+/** The query of `visitExportRows` (exported for a test of its plan). */
+export function exportRowsQuery(
+  formTypes: readonly string[],
+  filter: ExportFilter,
+  afterVersion: number,
+  limit: number,
+): { sql: string; params: unknown[] } {
+  const { where, params } = exportWhere({ ...filter, formTypes }, afterVersion);
+  return {
+    sql: `select ${EXPORT_COLUMNS} from observations where ${where} order by version limit ?`,
+    params: [...params, limit],
+  };
+}
+
 /** The records an export reads after `afterVersion`: one condition for both passes. */
 function exportWhere(filter: ExportFilter, afterVersion: number): { where: string; params: unknown[] } {
   const clauses = ['version > ?'];
   const params: unknown[] = [Math.max(afterVersion, filter.sinceVersion)];
   if (!filter.includeDeleted) clauses.push('deleted = 0');
-  if (filter.formTypes) {
+  if (filter.formTypes?.length === 1) {
+    clauses.push(EXPORT_ONE_FORM_TYPE);
+    params.push(filter.formTypes[0]);
+  } else if (filter.formTypes) {
     clauses.push(EXPORT_FORM_TYPE_IN_LIST);
     params.push(JSON.stringify(filter.formTypes));
   }
