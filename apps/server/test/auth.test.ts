@@ -221,3 +221,23 @@ describe('TtlCache', () => {
     expect(cache.get('a')).toBeUndefined();
   });
 });
+
+describe('the login throttle', () => {
+  it('counts an IPv6 client’s failures against its /64, so moving within it does not reset them', async () => {
+    const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '3' });
+    try {
+      const status = (username: string, address: string) =>
+        t.ctx.services.auth.login(username, 'wrong-password', address).then(
+          () => 200,
+          (err: { status: number }) => err.status,
+        );
+      for (let i = 1; i <= 3; i++) expect(await status(`nobody-${i}`, `2001:db8:0:1::${i}`)).toBe(401);
+      expect(await status('nobody-4', '2001:db8:0:1:ffff::99')).toBe(429);
+      // Another /64, and IPv4 clients, have counters of their own.
+      expect(await status('nobody-5', '2001:db8:0:2::1')).toBe(401);
+      expect(await status('nobody-6', '::ffff:192.0.2.1')).toBe(401);
+    } finally {
+      await t.close();
+    }
+  });
+});

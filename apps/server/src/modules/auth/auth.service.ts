@@ -17,6 +17,7 @@ import { USERNAME_PATTERN } from '../../lib/username.ts';
 import { type Role, User, type UserEntity } from '../users/user.entity.ts';
 import { TtlCache } from './revocation-cache.ts';
 import { AuthSession, LoginThrottle, RefreshToken } from './session.entity.ts';
+import { throttleAddress } from './throttle-address.ts';
 
 /** Who is calling, established from a verified, unrevoked access token. */
 export interface Principal {
@@ -402,6 +403,6 @@ function throttleKeys(username: string, address: string): ThrottleKeys {
   // Hashed so that any username (any length, any text) makes a fixed-size key.
   return {
     user: `user:${createHash('sha256').update(username).digest('hex')}`,
-    address: `addr:${address.slice(0, 64)}`,
+    address: `addr:${throttleAddress(address)}`,
   };
 }
