@@ -1,6 +1,6 @@
 import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { legacyProfileStateDir, readConfig, serverStateDir } from './config.ts';
 import { CliError } from './errors.ts';
 
@@ -138,6 +138,12 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map((r) => line(columns.map((c) => String(r[c] ?? '')))),
   ].join('\n');
+}
+
+/** A `--since <version>` value: a change counter, so a whole number ≥ 0 (commander's parser). */
+export function versionArgument(value: string): number {
+  if (!/^\d{1,15}$/.test(value)) throw new InvalidArgumentError('must be a whole number ≥ 0, a version');
+  return Number(value);
 }
 
 /** A progress bar on stderr, only on an interactive terminal and never with --json. */

@@ -22,13 +22,9 @@ function expectedLength(response: Response): number | undefined {
 
 /**
  * Streams a download (an openapi-fetch result read as a stream) to a file, or to standard output
- * for `-`, with a progress bar on an interactive terminal. A refusal keeps the server's problem
+ * for `-`, with a progress bar on an interactive terminal, written whole or not at all (see
+ * `writeWhole`), and checked against the Content-Length. A refusal keeps the server's problem
  * details: openapi-fetch has already read them into `error`, so the body cannot be read again.
- *
- * A file is written whole or not at all: the bytes go to `.<name>.<random>.part` beside it, are
- * checked against the Content-Length, flushed to disk and renamed over the target, so an existing
- * file is only ever replaced by a complete download. The temporary file is removed when the
- * download fails, and on SIGINT or SIGTERM (after which the process exits 130 or 143).
  * `operation` names what failed in the error ("download", "export").
  */
 export async function saveResponse(
@@ -40,51 +36,70 @@ export async function saveResponse(
     const problem = (error ?? (await response.json().catch(() => undefined))) as Problem | undefined;
     throw new ApiError(response.status, problem);
   }
-  const toStdout = file === STDOUT;
-  const name = toStdout ? 'standard output' : path.basename(file);
+  const name = destinationName(file);
   const expected = expectedLength(response);
   const bar = progressBar(name, expected ?? 0);
   let bytes = 0;
   const body = Readable.fromWeb(response.body as NodeReadableStream);
   const interrupted = (err: unknown) =>
     new CliError(`${operation} of ${name} interrupted: ${(err as Error)?.message ?? String(err)}`);
+  try {
+    await writeWhole(
+      file,
+      operation,
+      async (write) => {
+        const chunks = body[Symbol.asyncIterator]();
+        for (;;) {
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await chunks.next();
+          } catch (err) {
+            throw interrupted(err);
+          }
+          if (next.done) break;
+          await write(next.value);
+          bytes += next.value.length;
+          if (expected === undefined) bar?.setTotal(bytes);
+          bar?.update(bytes);
+        }
+        if (expected !== undefined && bytes !== expected)
+          throw interrupted(new Error(`got ${bytes} of ${expected} bytes`));
+      },
+      () => bar?.stop(),
+    );
+  } catch (err) {
+    body.destroy();
+    throw err;
+  } finally {
+    bar?.stop();
+  }
+  return bytes;
+}
+
+const destinationName = (file: string) => (file === STDOUT ? 'standard output' : path.basename(file));
+
+/**
+ * Writes a file whole or not at all, from what `fill` hands to `write`; or standard output for `-`.
+ * The bytes go to `.<name>.<random>.part` beside the file, are flushed to disk and renamed over
+ * it, so an existing file is only ever replaced by a complete one (keeping its permissions). The
+ * temporary file is removed when anything fails, and on SIGINT or SIGTERM (after which the process
+ * exits 130 or 143, `beforeExit` run first). A failed write is a CliError naming `operation`;
+ * `fill`'s own errors pass.
+ */
+export async function writeWhole(
+  file: string,
+  operation: string,
+  fill: (write: (chunk: Buffer) => Promise<void>) => Promise<void>,
+  beforeExit: () => void = () => {},
+): Promise<void> {
+  const name = destinationName(file);
   const failed = (err: unknown) =>
     new CliError(`${operation} of ${name} failed: ${(err as Error)?.message ?? String(err)}`);
-
-  /** Hands every chunk of the body to `write`, telling a failed read from a failed write. */
-  async function copy(write: (chunk: Buffer) => Promise<void>): Promise<void> {
-    const chunks = body[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<Buffer>;
-      try {
-        next = await chunks.next();
-      } catch (err) {
-        throw interrupted(err);
-      }
-      if (next.done) break;
-      try {
-        await write(next.value);
-      } catch (err) {
-        body.destroy();
-        throw failed(err);
-      }
-      bytes += next.value.length;
-      if (expected === undefined) bar?.setTotal(bytes);
-      bar?.update(bytes);
-    }
-    if (expected !== undefined && bytes !== expected)
-      throw interrupted(new Error(`got ${bytes} of ${expected} bytes`));
-  }
-
-  if (toStdout) {
-    try {
-      await copy(async (chunk) => {
-        if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
-      });
-    } finally {
-      bar?.stop();
-    }
-    return bytes;
+  if (file === STDOUT) {
+    await fill(async (chunk) => {
+      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    });
+    return;
   }
 
   const temp = path.join(
@@ -99,7 +114,7 @@ export async function saveResponse(
     }
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    bar?.stop();
+    beforeExit();
     removeTemp();
     process.stderr.write(`${operation} of ${name} interrupted (${signal}); ${file} left as it was\n`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
@@ -117,12 +132,15 @@ export async function saveResponse(
       );
       if (mode !== undefined) await handle.chmod(mode);
     } catch (err) {
-      body.destroy();
       throw failed(err);
     }
     const out = handle;
-    await copy(async (chunk) => {
-      await out.write(chunk);
+    await fill(async (chunk) => {
+      try {
+        await out.write(chunk);
+      } catch (err) {
+        throw failed(err);
+      }
     });
     try {
       await out.sync();
@@ -132,7 +150,6 @@ export async function saveResponse(
     } catch (err) {
       throw failed(err);
     }
-    return bytes;
   } catch (err) {
     await handle?.close().catch(() => undefined);
     removeTemp();
@@ -140,7 +157,6 @@ export async function saveResponse(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    bar?.stop();
   }
 }
 

@@ -278,6 +278,24 @@ describe('synk CLI', () => {
     expect(
       JSON.parse(readFileSync(out, 'utf8')).map((r: { observation_id: string }) => r.observation_id),
     ).toEqual(['c1', 'c2']);
+    // `-` is standard output (it wrote a file named "-"), with nothing else on it.
+    const piped = await synk('--json', 'sync', 'pull', '-', '--schema-types', 'household');
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(JSON.parse(piped.stdout).map((r: { observation_id: string }) => r.observation_id)).toEqual([
+      'c1',
+      'c2',
+    ]);
+    expect(existsSync(path.join(work, '-'))).toBe(false);
+    expect(readdirSync(work).filter((f) => f.endsWith('.part'))).toEqual([]);
+    // A version is a whole number (`abc` was sent as null).
+    for (const bad of [
+      ['sync', 'pull', out, '--since', 'abc'],
+      ['export', 'csv', out, '--since', '-1'],
+    ]) {
+      const refused = await synk(...bad);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/--since.*whole number/);
+    }
 
     await json('export', 'parquet', path.join(work, 'export.zip'));
     await json('export', 'csv', path.join(work, 'export-csv.zip'), '--form-type', 'household');

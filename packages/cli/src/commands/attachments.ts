@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, table } from '../cli.ts';
+import { context, ok, output, table, versionArgument } from '../cli.ts';
 import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
@@ -50,12 +50,12 @@ export function registerAttachments(program: Command): void {
   });
   attachments
     .command('manifest')
-    .option('--since <version>', 'changes after this version', '0')
-    .action(async (options: { since: string }) => {
+    .option('--since <version>', 'changes after this version', versionArgument, 0)
+    .action(async (options: { since: number }) => {
       const { client } = await context();
       const manifest = ok(
         await client.api.POST('/attachments/manifest', {
-          body: { client_id: await client.clientId(), since_version: Number(options.since) },
+          body: { client_id: await client.clientId(), since_version: options.since },
         }),
       );
       output(manifest, () => table(manifest.operations, ['operation', 'attachment_id', 'size', 'version']));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { context, output } from '../cli.ts';
+import { context, output, versionArgument } from '../cli.ts';
 import { STDOUT, saveResponse } from '../transfer.ts';
 
 /**
@@ -28,14 +28,14 @@ export function registerExports(program: Command): void {
         'only this form type (repeat it, or separate types with commas, for several)',
         formTypes,
       )
-      .option('--since <version>', 'only records with a newer version')
+      .option('--since <version>', 'only records with a newer version', versionArgument)
       .option('--include-deleted', 'include deleted records')
       .action(
-        async (out: string, options: { formType?: string[]; since?: string; includeDeleted?: boolean }) => {
+        async (out: string, options: { formType?: string[]; since?: number; includeDeleted?: boolean }) => {
           const { client } = await context({ timeoutMs: EXPORT_TIMEOUT_MS });
           const query = {
             ...(options.formType?.length ? { form_type: options.formType } : {}),
-            ...(options.since ? { since_version: Number(options.since) } : {}),
+            ...(options.since !== undefined ? { since_version: options.since } : {}),
             ...(options.includeDeleted ? { include_deleted: true } : {}),
           };
           const res =

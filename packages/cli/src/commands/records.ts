@@ -1,8 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { CliError, context, output } from '../cli.ts';
+import { CliError, context, output, versionArgument } from '../cli.ts';
+import { STDOUT, writeWhole } from '../transfer.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
@@ -42,18 +43,20 @@ export function registerRecords(program: Command): void {
   const sync = program.command('sync').description('records');
   sync
     .command('pull <out>')
-    .description('pull every record (all pages) into a JSON file')
+    .description('pull every record (all pages) into a JSON file (- for standard output)')
     .option('--schema-types <types>', 'comma-separated form types')
-    .option('--since <version>', 'only changes after this version', '0')
-    .action(async (out: string, options: { schemaTypes?: string; since: string }) => {
+    .option('--since <version>', 'only changes after this version', versionArgument, 0)
+    .action(async (out: string, options: { schemaTypes?: string; since: number }) => {
       const { client } = await context();
       const schemaTypes = options.schemaTypes?.split(',').filter(Boolean) ?? [];
       const records = await client.pullAll({
-        since: Number(options.since),
+        since: options.since,
         ...(schemaTypes.length ? { schemaTypes } : {}),
       });
-      await writeFile(out, `${JSON.stringify(records, null, 2)}\n`);
-      output({ file: out, records: records.length }, `Wrote ${records.length} records to ${out}`);
+      // Written whole or not at all: an interrupted pull leaves an earlier file as it was.
+      await writeWhole(out, 'pull', (write) => write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)));
+      if (out !== STDOUT)
+        output({ file: out, records: records.length }, `Wrote ${records.length} records to ${out}`);
     });
   sync
     .command('push <file>')
