@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import request from 'supertest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from './helpers.ts';
+
+/**
+ * Random, malformed and hostile input on every kind of route: a client's mistake is a 4xx, never
+ * a 500 (spec §0.5). fast-check prints the input that failed, the assertion the server's answer.
+ */
+let t: TestApp;
+let token: string;
+beforeAll(async () => {
+  t = await createTestApp({ SYNC_VALIDATION: 'warn' });
+  token = await t.tokenFor('admin');
+});
+afterAll(() => t.close());
+
+const RUNS = 400;
+
+/** Mostly text (plain, binary, with NULs, near-valid), then any JSON value. */
+const weird = fc.oneof(
+  { arbitrary: fc.string({ unit: 'binary', maxLength: 300 }), weight: 3 },
+  {
+    arbitrary: fc.constantFrom(
+      '',
+      '\u0000',
+      'a\u0000b',
+      'admin',
+      'read-only',
+      '../../etc/passwd',
+      "'; drop table users; --",
+      '2026-02-30T00:00:00Z',
+      '9999-12-31T23:59:60Z',
+      'x'.repeat(5000),
+    ),
+    weight: 3,
+  },
+  { arbitrary: fc.constantFrom(null, 1e308, -0, -1, 2 ** 53, 0.5, true, [], {}), weight: 2 },
+  { arbitrary: fc.anything(), weight: 2 },
+);
+
+const record = fc.record(
+  {
+    observation_id: weird,
+    form_type: weird,
+    form_version: weird,
+    data: fc.oneof(fc.object(), weird),
+    created_at: weird,
+    updated_at: weird,
+    deleted: weird,
+    geolocation: fc.oneof(
+      fc.record({ latitude: weird, longitude: weird, accuracy: weird, altitude: weird }),
+      weird,
+    ),
+    base_version: weird,
+    version: weird,
+    hash: weird,
+  },
+  { requiredKeys: [] },
+);
+
+it('push never 500s', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(record, { maxLength: 5 }),
+      fc.oneof(fc.constant(undefined), weird),
+      async (records, clientId) => {
+        const res = await request(t.app)
+          .post('/sync/push')
+          .set('authorization', `Bearer ${token}`)
+          .send({ transmission_id: randomUUID(), client_id: clientId ?? 'fuzz', records });
+        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+}, 300_000);
+
+it('pull never 500s', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record(
+        {
+          client_id: weird,
+          since: fc.oneof(fc.record({ version: weird, id: weird }), weird),
+          schema_types: weird,
+          after_change_id: weird,
+        },
+        { requiredKeys: [] },
+      ),
+      fc.oneof(
+        fc.constant(''),
+        fc.string(),
+        fc.constant('?limit=0'),
+        fc.constant('?page_token=%00'),
+        fc.webQueryParameters(),
+      ),
+      async (body, query) => {
+        const res = await request(t.app)
+          .post(`/sync/pull${query.startsWith('?') || query === '' ? query : `?${query}`}`)
+          .set('authorization', `Bearer ${token}`)
+          .send(body);
+        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+}, 300_000);
+
+const posts = [
+  '/auth/login',
+  '/auth/refresh',
+  '/auth/logout',
+  '/users/create',
+  '/users',
+  '/users/reset-password',
+  '/users/change-password',
+  '/attachments/manifest',
+  '/app-bundle/switch/0001',
+];
+it('JSON posts never 500', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...posts),
+      fc.record(
+        {
+          username: weird,
+          password: weird,
+          role: weird,
+          refreshToken: weird,
+          newPassword: weird,
+          currentPassword: weird,
+          oldPassword: weird,
+          client_id: weird,
+          since_version: weird,
+        },
+        { requiredKeys: [] },
+      ),
+      fc.boolean(),
+      async (p, body, auth) => {
+        let r = request(t.app).post(p);
+        if (auth) r = r.set('authorization', `Bearer ${token}`);
+        const res = await r.send(body);
+        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+}, 300_000);
+
+const gets = [
+  '/users/',
+  '/app-bundle/changes',
+  '/app-bundle/manifest',
+  '/app-bundle/download/',
+  '/app-bundle/download-zip',
+  '/app-bundle/versions',
+  '/dataexport/csv',
+  '/attachments/',
+  '/sync/conflicts',
+  '/health',
+  '/version',
+  '/api/versions',
+];
+it('GETs with odd paths and queries never 500', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...gets),
+      fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('a\u0000b', '..', '%2e%2e', 'admin')),
+      fc.webQueryParameters(),
+      fc.constantFrom('GET', 'HEAD', 'DELETE', 'PATCH'),
+      async (p, tail, q, method) => {
+        // Header values cannot carry control characters: the client itself refuses them.
+        const header = tail.replace(/[^\x20-\x7e]/g, '');
+        const url = `${p}${p.endsWith('/') ? encodeURIComponent(tail) : ''}${q ? `?${q}` : ''}`;
+        const res = await request(t.app)
+          [method.toLowerCase() as 'get'](url)
+          .set('authorization', `Bearer ${token}`)
+          .set('if-none-match', header)
+          .set('range', `bytes=${header}`);
+        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+}, 300_000);
