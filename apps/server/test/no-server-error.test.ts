@@ -1,22 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
 import fc from 'fast-check';
 import request from 'supertest';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './helpers.ts';
 
 /**
  * Random, malformed and hostile input on every kind of route: a client's mistake is a 4xx, never
  * a 500 (spec §0.5). fast-check prints the input that failed, the assertion the server's answer.
  */
-let t: TestApp;
-let token: string;
-beforeAll(async () => {
-  t = await createTestApp({ SYNC_VALIDATION: 'warn' });
-  token = await t.tokenFor('admin');
-});
-afterAll(() => t.close());
-
 const RUNS = 400;
+
+/** Text for paths and query values: plain, with NULs, traversal. */
+const text = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom('a\u0000b', '\u0000', '..', '%2e%2e', 'admin', '0001'),
+);
 
 /** Mostly text (plain, binary, with NULs, near-valid), then any JSON value. */
 const weird = fc.oneof(
@@ -60,54 +60,6 @@ const record = fc.record(
   { requiredKeys: [] },
 );
 
-it('push never 500s', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.array(record, { maxLength: 5 }),
-      fc.oneof(fc.constant(undefined), weird),
-      async (records, clientId) => {
-        const res = await request(t.app)
-          .post('/sync/push')
-          .set('authorization', `Bearer ${token}`)
-          .send({ transmission_id: randomUUID(), client_id: clientId ?? 'fuzz', records });
-        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
-      },
-    ),
-    { numRuns: RUNS },
-  );
-}, 300_000);
-
-it('pull never 500s', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.record(
-        {
-          client_id: weird,
-          since: fc.oneof(fc.record({ version: weird, id: weird }), weird),
-          schema_types: weird,
-          after_change_id: weird,
-        },
-        { requiredKeys: [] },
-      ),
-      fc.oneof(
-        fc.constant(''),
-        fc.string(),
-        fc.constant('?limit=0'),
-        fc.constant('?page_token=%00'),
-        fc.webQueryParameters(),
-      ),
-      async (body, query) => {
-        const res = await request(t.app)
-          .post(`/sync/pull${query.startsWith('?') || query === '' ? query : `?${query}`}`)
-          .set('authorization', `Bearer ${token}`)
-          .send(body);
-        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
-      },
-    ),
-    { numRuns: RUNS },
-  );
-}, 300_000);
-
 const posts = [
   '/auth/login',
   '/auth/refresh',
@@ -119,35 +71,6 @@ const posts = [
   '/attachments/manifest',
   '/app-bundle/switch/0001',
 ];
-it('JSON posts never 500', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.constantFrom(...posts),
-      fc.record(
-        {
-          username: weird,
-          password: weird,
-          role: weird,
-          refreshToken: weird,
-          newPassword: weird,
-          currentPassword: weird,
-          oldPassword: weird,
-          client_id: weird,
-          since_version: weird,
-        },
-        { requiredKeys: [] },
-      ),
-      fc.boolean(),
-      async (p, body, auth) => {
-        let r = request(t.app).post(p);
-        if (auth) r = r.set('authorization', `Bearer ${token}`);
-        const res = await r.send(body);
-        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
-      },
-    ),
-    { numRuns: RUNS },
-  );
-}, 300_000);
 
 const gets = [
   '/users/',
@@ -163,25 +86,143 @@ const gets = [
   '/version',
   '/api/versions',
 ];
-it('GETs with odd paths and queries never 500', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.constantFrom(...gets),
-      fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('a\u0000b', '..', '%2e%2e', 'admin')),
-      fc.webQueryParameters(),
-      fc.constantFrom('GET', 'HEAD', 'DELETE', 'PATCH'),
-      async (p, tail, q, method) => {
-        // Header values cannot carry control characters: the client itself refuses them.
-        const header = tail.replace(/[^\x20-\x7e]/g, '');
-        const url = `${p}${p.endsWith('/') ? encodeURIComponent(tail) : ''}${q ? `?${q}` : ''}`;
-        const res = await request(t.app)
-          [method.toLowerCase() as 'get'](url)
-          .set('authorization', `Bearer ${token}`)
-          .set('if-none-match', header)
-          .set('range', `bytes=${header}`);
-        expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
-      },
-    ),
-    { numRuns: RUNS },
-  );
-}, 300_000);
+
+/** The same checks against a server on the database `connection` gives. */
+function neverServerErrors(connection: () => Promise<string>) {
+  let t: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    t = await createTestApp({ SYNC_VALIDATION: 'warn', DB_CONNECTION: await connection() });
+    token = await t.tokenFor('admin');
+  });
+  afterAll(() => t?.close());
+
+  it('push never 500s', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(record, { maxLength: 5 }),
+        fc.oneof(fc.constant(undefined), weird),
+        async (records, clientId) => {
+          const res = await request(t.app)
+            .post('/sync/push')
+            .set('authorization', `Bearer ${token}`)
+            .send({ transmission_id: randomUUID(), client_id: clientId ?? 'fuzz', records });
+          expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+
+  it('pull never 500s', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record(
+          {
+            client_id: weird,
+            since: fc.oneof(fc.record({ version: weird, id: weird }), weird),
+            schema_types: fc.oneof(weird, fc.array(weird, { maxLength: 3 })),
+            after_change_id: weird,
+          },
+          { requiredKeys: [] },
+        ),
+        fc.oneof(
+          fc.constant(''),
+          fc.string(),
+          text.map((value) => `schemaType=${encodeURIComponent(value)}`),
+          fc.constant('?limit=0'),
+          fc.constant('?page_token=%00'),
+          fc.webQueryParameters(),
+        ),
+        async (body, query) => {
+          const res = await request(t.app)
+            .post(`/sync/pull${query.startsWith('?') || query === '' ? query : `?${query}`}`)
+            .set('authorization', `Bearer ${token}`)
+            .send(body);
+          expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+
+  it('JSON posts never 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...posts),
+        fc.record(
+          {
+            username: weird,
+            password: weird,
+            role: weird,
+            refreshToken: weird,
+            newPassword: weird,
+            currentPassword: weird,
+            oldPassword: weird,
+            client_id: weird,
+            since_version: weird,
+          },
+          { requiredKeys: [] },
+        ),
+        fc.boolean(),
+        async (p, body, auth) => {
+          let r = request(t.app).post(p);
+          if (auth) r = r.set('authorization', `Bearer ${token}`);
+          const res = await r.send(body);
+          expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+
+  it('GETs with odd paths and queries never 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...gets),
+        text,
+        fc.oneof(
+          fc.webQueryParameters(),
+          fc
+            .tuple(
+              fc.constantFrom(
+                'form_type',
+                'since_version',
+                'include_deleted',
+                'current',
+                'target',
+                'version',
+                'preview',
+                'limit',
+                'after',
+              ),
+              text,
+            )
+            .map(([name, value]) => `${name}=${encodeURIComponent(value)}`),
+        ),
+        fc.constantFrom('GET', 'HEAD', 'DELETE', 'PATCH'),
+        async (p, tail, q, method) => {
+          // Header values cannot carry control characters: the client itself refuses them.
+          const header = tail.replace(/[^\x20-\x7e]/g, '');
+          const url = `${p}${p.endsWith('/') ? encodeURIComponent(tail) : ''}${q ? `?${q}` : ''}`;
+          const res = await request(t.app)
+            [method.toLowerCase() as 'get'](url)
+            .set('authorization', `Bearer ${token}`)
+            .set('if-none-match', header)
+            .set('range', `bytes=${header}`);
+          expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+}
+
+describe('on SQLite', () => {
+  neverServerErrors(async () => ':memory:');
+});
+
+describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
+  const postgres = usePostgres();
+  neverServerErrors(() => postgres.server.createDatabase());
+});

@@ -305,6 +305,9 @@ describe('filters on their edges', () => {
     expect([...(await unzip(await fetchExport('parquet', '?since_version=999999999'))).keys()]).toEqual([]);
     for (const bad of ['abc', '1.5'])
       expect((await fetchExport('parquet', `?since_version=${bad}`)).status).toBe(400);
+    // No form type can hold a NUL (it was a 500 on PostgreSQL).
+    for (const format of ['parquet', 'csv'])
+      expect((await fetchExport(format, '?form_type=a%00b')).status).toBe(400);
   });
 });
 

@@ -563,6 +563,13 @@ describe('POST /sync/pull', () => {
     expect(res.status).toBe(400);
   });
 
+  it('a form type filter holding a NUL → 400, as no form type can (it was a 500 on PostgreSQL)', async () => {
+    const inBody = await pull(target, reader.token, { schema_types: ['a\u0000b'] });
+    expect([inBody.status, inBody.body.code]).toEqual([400, 'validation_failed']);
+    const inQuery = await pull(target, reader.token, {}, `?schemaType=${encodeURIComponent('a\u0000b')}`);
+    expect([inQuery.status, inQuery.body.code]).toEqual([400, 'validation_failed']);
+  });
+
   it('pages in ascending version order with has_more, change_cutoff and next_page_token', async () => {
     const start = (await pull(target, reader.token)).body.current_version;
     await push(
