@@ -137,9 +137,9 @@ export function attachmentHelpers(
       progress(0);
       const response = await authedFetch(request);
       if (!streamsRequestBodies) progress(total);
-      const body = (await response.json()) as Schemas['UploadAttachmentResponse'] | Problem;
-      if (!response.ok) throw new ApiError(response.status, body as Problem);
-      return body as Schemas['UploadAttachmentResponse'];
+      // A refusal need not be JSON: a proxy's 413 or 502 is an HTML page.
+      if (!response.ok) throw await refusal(response);
+      return (await response.json()) as Schemas['UploadAttachmentResponse'];
     },
 
     /**

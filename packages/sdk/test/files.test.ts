@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { loopbackServer } from '@synk/test-support/hooks';
+import { describe, expect, it } from 'vitest';
+import { createClient } from '../src/client.ts';
+import { ApiError } from '../src/errors.ts';
+
+const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * A server that answers as a hostile or broken one (or a proxy in front of a good one) would: the
+ * manifests name what `manifest` holds, and every download is answered with `download`.
+ */
+const answers = {
+  bundlePaths: [] as string[],
+  attachmentIds: [] as string[],
+  download: '',
+};
+const server = loopbackServer(async (req, res) => {
+  for await (const _ of req);
+  const json = (body: unknown) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  if (req.method === 'PUT') {
+    // A reverse proxy's own refusal (nginx's client_max_body_size), an HTML page.
+    res
+      .writeHead(413, { 'content-type': 'text/html' })
+      .end('<html><body><h1>413 Request Entity Too Large</h1></body></html>');
+  } else if (req.url === '/app-bundle/manifest') {
+    json({
+      version: '0001',
+      hash: 'h',
+      generatedAt: new Date().toISOString(),
+      files: answers.bundlePaths.map((path) => ({
+        path,
+        size: 4,
+        hash: sha256('good'),
+        mimeType: 'text/plain',
+        modTime: new Date().toISOString(),
+      })),
+    });
+  } else if (req.url === '/attachments/manifest') {
+    json({
+      current_version: 2,
+      operations: answers.attachmentIds.map((id, i) => ({
+        operation: i === 0 ? 'delete' : 'download',
+        attachment_id: id,
+        version: i + 1,
+        hash: sha256('good'),
+      })),
+      total_download_size: 0,
+      operation_count: { download: answers.attachmentIds.length - 1, delete: 1 },
+    });
+  } else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answers.download);
+});
+const client = () => createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+
+describe('attachments.upload', () => {
+  it('rejects with an ApiError of the status when the refusal is not JSON (a proxy’s HTML page)', async () => {
+    const error = await client()
+      .attachments.upload('a.bin', new Uint8Array([1, 2, 3]))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 413, problem: undefined });
+  });
+});
