@@ -11,6 +11,17 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * The body of a download, once its sha256 is the one the manifest gave: a body cut short or altered
+ * on the way (a proxy, a flaky network), or a file replaced on the server since the manifest was
+ * read, must not be written as if it were the file of that hash.
+ */
+async function verifiedBytes(res: Response, hash: string, what: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if ((await sha256Hex(bytes)) !== hash) throw new Error(`${what} arrived corrupted`);
+  return bytes;
+}
+
 const UPLOAD_CHUNK = 64 * 1024;
 
 /**
@@ -171,9 +182,9 @@ export function attachmentHelpers(
           }),
         );
         if (!res.ok) throw await refusal(res);
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        if (op.hash && (await sha256Hex(bytes)) !== op.hash)
-          throw new Error(`attachment ${op.attachment_id} arrived corrupted`);
+        const bytes = op.hash
+          ? await verifiedBytes(res, op.hash, `attachment ${op.attachment_id}`)
+          : new Uint8Array(await res.arrayBuffer());
         await local.write(op.attachment_id, bytes, {
           ...(op.content_type ? { contentType: op.content_type } : {}),
           ...(op.hash ? { hash: op.hash } : {}),
@@ -200,7 +211,10 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
       return { manifest, changed: true };
     },
 
-    /** Downloads the files whose hash differs from the local copy; returns their paths. */
+    /**
+     * Downloads the files whose hash differs from the local copy, each written only once its bytes
+     * have the manifest's hash; returns their paths.
+     */
     async syncTo(local: LocalFiles): Promise<string[]> {
       const { manifest } = await this.manifest();
       const fetched: string[] = [];
@@ -212,7 +226,7 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
           ),
         );
         if (!res.ok) throw await refusal(res);
-        await local.write(file.path, new Uint8Array(await res.arrayBuffer()), {
+        await local.write(file.path, await verifiedBytes(res, file.hash, `app bundle file ${file.path}`), {
           contentType: file.mimeType,
           hash: file.hash,
         });

@@ -3,9 +3,25 @@ import { loopbackServer } from '@synk/test-support/hooks';
 import { describe, expect, it } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { ApiError } from '../src/errors.ts';
+import type { LocalFiles } from '../src/files.ts';
 
 const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Local files that only record what they were asked to do. */
+function recordingFiles(): LocalFiles & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    hashOf: async () => undefined,
+    write: async (name, bytes) => {
+      calls.push(`write ${name} ${Buffer.from(bytes).toString()}`);
+    },
+    remove: async (name) => {
+      calls.push(`remove ${name}`);
+    },
+  };
+}
 
 /**
  * A server that answers as a hostile or broken one (or a proxy in front of a good one) would: the
@@ -61,5 +77,20 @@ describe('attachments.upload', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ status: 413, problem: undefined });
+  });
+});
+
+describe('bundles.syncTo', () => {
+  it('writes a file only when its bytes have the hash of the manifest', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    const local = recordingFiles();
+    answers.download = 'goo'; // cut short on the way
+    await expect(client().bundles.syncTo(local)).rejects.toThrow(
+      'app bundle file app/index.html arrived corrupted',
+    );
+    expect(local.calls).toEqual([]);
+    answers.download = 'good';
+    expect(await client().bundles.syncTo(local)).toEqual(['app/index.html']);
+    expect(local.calls).toEqual(['write app/index.html good']);
   });
 });
