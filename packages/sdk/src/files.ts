@@ -1,6 +1,7 @@
 import { ApiError, type Problem } from './errors.ts';
 import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
+import { checkAttachmentId, checkBundlePath } from './local-names.ts';
 import { type RequestSource, streamsRequestBodies } from './transport.ts';
 
 type Schemas = components['schemas'];
@@ -78,6 +79,11 @@ export function multipartBody(
   };
 }
 
+/**
+ * The device's copy of the files: attachments by id, app bundle files by relative path. The names
+ * come from the server's manifests and are checked first (see local-names.ts): none escapes the
+ * directory an app keeps them in.
+ */
 export interface LocalFiles {
   /** sha256 (hex) of the local copy, or undefined when there is none. */
   hashOf(id: string): Promise<string | undefined>;
@@ -167,6 +173,7 @@ export function attachmentHelpers(
         ...(options.signal ? { signal: options.signal } : {}),
       });
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      for (const op of data.operations) checkAttachmentId(op.attachment_id);
       const downloaded: string[] = [];
       const removed: string[] = [];
       for (const op of data.operations) {
@@ -217,6 +224,7 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
      */
     async syncTo(local: LocalFiles): Promise<string[]> {
       const { manifest } = await this.manifest();
+      for (const file of manifest.files) checkBundlePath(file.path);
       const fetched: string[] = [];
       for (const file of manifest.files) {
         if ((await local.hashOf(file.path)) === file.hash) continue;

@@ -93,4 +93,45 @@ describe('bundles.syncTo', () => {
     expect(await client().bundles.syncTo(local)).toEqual(['app/index.html']);
     expect(local.calls).toEqual(['write app/index.html good']);
   });
+
+  it.each([
+    ['../../.bashrc'],
+    ['app/../../x'],
+    ['/etc/hosts'],
+    ['app\\..\\..\\x'],
+    ['C:/x'],
+    ['app//x'],
+    ['app/'],
+  ])('refuses a manifest naming %s before writing anything', async (unsafe) => {
+    answers.bundlePaths = ['app/index.html', unsafe];
+    answers.download = 'good';
+    const local = recordingFiles();
+    await expect(client().bundles.syncTo(local)).rejects.toThrow('not a safe relative path');
+    expect(local.calls).toEqual([]);
+  });
+});
+
+describe('attachments.syncTo', () => {
+  it.each([['../../.bashrc'], ['..'], ['a/b'], ['a\\b'], ['']])(
+    'refuses a manifest naming the attachment %j before removing or writing anything',
+    async (unsafe) => {
+      answers.attachmentIds = ['old.jpg', 'new.jpg', unsafe];
+      answers.download = 'good';
+      const local = recordingFiles();
+      await expect(client().attachments.syncTo(local)).rejects.toThrow('not a safe file name');
+      expect(local.calls).toEqual([]);
+    },
+  );
+
+  it('applies a manifest of safe names', async () => {
+    answers.attachmentIds = ['old.jpg', 'new.jpg'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    expect(await client().attachments.syncTo(local)).toEqual({
+      downloaded: ['new.jpg'],
+      removed: ['old.jpg'],
+      version: 2,
+    });
+    expect(local.calls).toEqual(['remove old.jpg', 'write new.jpg good']);
+  });
 });
