@@ -2,6 +2,7 @@ import { ApiError, type Problem } from './errors.ts';
 import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
 import { checkAttachmentId, checkBundlePath } from './local-names.ts';
+import type { SyncStorage } from './storage.ts';
 import { type RequestSource, streamsRequestBodies } from './transport.ts';
 
 type Schemas = components['schemas'];
@@ -203,8 +204,18 @@ export function attachmentHelpers(
   };
 }
 
-/** App bundle helpers: the manifest with ETag caching, and downloading only changed files. */
-export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) => Promise<Response>) {
+/** Where the paths of the bundle last synced to the device are kept (in the client's sync state). */
+const SYNCED_BUNDLE_FILES = 'bundle:files';
+
+/**
+ * App bundle helpers: the manifest with ETag caching, downloading only changed files, and removing
+ * the files a new bundle no longer has.
+ */
+export function bundleHelpers(
+  baseUrl: string,
+  authedFetch: (request: Request) => Promise<Response>,
+  state: SyncStorage,
+) {
   let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
   return {
     /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
@@ -220,7 +231,8 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
 
     /**
      * Downloads the files whose hash differs from the local copy, each written only once its bytes
-     * have the manifest's hash; returns their paths.
+     * have the manifest's hash, then removes the files of the bundle synced before that this one no
+     * longer has; returns the paths downloaded.
      */
     async syncTo(local: LocalFiles): Promise<string[]> {
       const { manifest } = await this.manifest();
@@ -240,6 +252,13 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
         });
         fetched.push(file.path);
       }
+      // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
+      // files this sync wrote go, never others the app keeps in the same place; a crash before the
+      // list is stored has them removed again, which finds them gone.
+      const current = new Set(manifest.files.map((file) => file.path));
+      for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
+        if (!current.has(path)) await local.remove(path);
+      await state.set(SYNCED_BUNDLE_FILES, [...current]);
       return fetched;
     },
   };

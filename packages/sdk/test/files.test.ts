@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { ApiError } from '../src/errors.ts';
 import type { LocalFiles } from '../src/files.ts';
+import { MemoryStorage } from '../src/storage.ts';
 
 const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -68,7 +69,13 @@ const server = loopbackServer(async (req, res) => {
     });
   } else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answers.download);
 });
-const client = () => createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+const client = (storage?: MemoryStorage) =>
+  createClient({
+    baseUrl: server.base,
+    tokens: session,
+    retry: { retries: 0 },
+    ...(storage ? { storage } : {}),
+  });
 
 describe('attachments.upload', () => {
   it('rejects with an ApiError of the status when the refusal is not JSON (a proxy’s HTML page)', async () => {
@@ -92,6 +99,22 @@ describe('bundles.syncTo', () => {
     answers.download = 'good';
     expect(await client().bundles.syncTo(local)).toEqual(['app/index.html']);
     expect(local.calls).toEqual(['write app/index.html good']);
+  });
+
+  it('removes the files of the bundle synced before that the new one no longer has, also after a restart', async () => {
+    answers.download = 'good';
+    const storage = new MemoryStorage();
+    const local = recordingFiles();
+    answers.bundlePaths = ['app/index.html', 'forms/retired/schema.json'];
+    await client(storage).bundles.syncTo(local);
+    answers.bundlePaths = ['app/index.html', 'forms/new/schema.json'];
+    local.calls.length = 0;
+    expect(await client(storage).bundles.syncTo(local)).toEqual(['app/index.html', 'forms/new/schema.json']);
+    expect(local.calls).toEqual([
+      'write app/index.html good',
+      'write forms/new/schema.json good',
+      'remove forms/retired/schema.json',
+    ]);
   });
 
   it.each([
