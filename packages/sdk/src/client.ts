@@ -474,7 +474,7 @@ export function createClient(options: ClientOptions) {
     clientId,
     events,
   );
-  const bundles = bundleHelpers(options.baseUrl.replace(/\/+$/, ''), transport);
+  const bundles = bundleHelpers(options.baseUrl.replace(/\/+$/, ''), transport, stateStorage);
 
   return {
     api,

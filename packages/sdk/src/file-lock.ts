@@ -65,18 +65,37 @@ const heldHere = new Set<string>();
 async function acquire(lockPath: string, options: FileLockOptions): Promise<string> {
   let pause = 2;
   for (;;) {
-    try {
-      await mkdir(lockPath);
-      const owner: Owner = { pid: process.pid, host: hostname(), token: randomUUID() };
-      heldHere.add(owner.token);
-      await writeFile(path.join(lockPath, 'owner'), JSON.stringify(owner));
-      return owner.token;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (await created(lockPath)) return own(lockPath);
     if (await takeOverAbandoned(lockPath, options)) continue;
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 2, 50);
+  }
+}
+
+/** Creates the directory `dir`; false when it exists already. */
+async function created(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  }
+}
+
+/** Names this process as the owner of the lock it just created; returns the token of this holding. */
+async function own(lockPath: string): Promise<string> {
+  const owner: Owner = { pid: process.pid, host: hostname(), token: randomUUID() };
+  heldHere.add(owner.token);
+  try {
+    await writeFile(path.join(lockPath, 'owner'), JSON.stringify(owner));
+    return owner.token;
+  } catch (err) {
+    // Not left behind without an owner (a full disk): every waiter, here or in another process,
+    // would take it for one being created and wait `staleMs` before taking it over.
+    heldHere.delete(owner.token);
+    await rm(lockPath, { recursive: true, force: true });
+    throw err;
   }
 }
 
@@ -102,10 +121,7 @@ async function takeOverAbandoned(lockPath: string, options: FileLockOptions): Pr
   if (!judged) return true; // released meanwhile
   if (!abandoned(judged, options)) return false;
   const breaker = `${lockPath}.break`;
-  try {
-    await mkdir(breaker);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  if (!(await created(breaker))) {
     const since = (await stat(breaker).catch(() => undefined))?.mtimeMs;
     if (since !== undefined && Date.now() - since > options.staleMs)
       await rm(breaker, { recursive: true, force: true });

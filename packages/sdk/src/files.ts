@@ -1,6 +1,8 @@
 import { ApiError, type Problem } from './errors.ts';
 import type { Emitter } from './events.ts';
 import type { components } from './generated/schema.ts';
+import { checkAttachmentId, checkBundlePath } from './local-names.ts';
+import type { SyncStorage } from './storage.ts';
 import { type RequestSource, streamsRequestBodies } from './transport.ts';
 
 type Schemas = components['schemas'];
@@ -9,6 +11,17 @@ type Api = ReturnType<typeof import('openapi-fetch').default<import('./generated
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The body of a download, once its sha256 is the one the manifest gave: a body cut short or altered
+ * on the way (a proxy, a flaky network), or a file replaced on the server since the manifest was
+ * read, must not be written as if it were the file of that hash.
+ */
+async function verifiedBytes(res: Response, hash: string, what: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if ((await sha256Hex(bytes)) !== hash) throw new Error(`${what} arrived corrupted`);
+  return bytes;
 }
 
 const UPLOAD_CHUNK = 64 * 1024;
@@ -67,6 +80,11 @@ export function multipartBody(
   };
 }
 
+/**
+ * The device's copy of the files: attachments by id, app bundle files by relative path. The names
+ * come from the server's manifests and are checked first (see local-names.ts): none escapes the
+ * directory an app keeps them in.
+ */
 export interface LocalFiles {
   /** sha256 (hex) of the local copy, or undefined when there is none. */
   hashOf(id: string): Promise<string | undefined>;
@@ -137,9 +155,9 @@ export function attachmentHelpers(
       progress(0);
       const response = await authedFetch(request);
       if (!streamsRequestBodies) progress(total);
-      const body = (await response.json()) as Schemas['UploadAttachmentResponse'] | Problem;
-      if (!response.ok) throw new ApiError(response.status, body as Problem);
-      return body as Schemas['UploadAttachmentResponse'];
+      // A refusal need not be JSON: a proxy's 413 or 502 is an HTML page.
+      if (!response.ok) throw await refusal(response);
+      return (await response.json()) as Schemas['UploadAttachmentResponse'];
     },
 
     /**
@@ -156,6 +174,7 @@ export function attachmentHelpers(
         ...(options.signal ? { signal: options.signal } : {}),
       });
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      for (const op of data.operations) checkAttachmentId(op.attachment_id);
       const downloaded: string[] = [];
       const removed: string[] = [];
       for (const op of data.operations) {
@@ -171,9 +190,9 @@ export function attachmentHelpers(
           }),
         );
         if (!res.ok) throw await refusal(res);
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        if (op.hash && (await sha256Hex(bytes)) !== op.hash)
-          throw new Error(`attachment ${op.attachment_id} arrived corrupted`);
+        const bytes = op.hash
+          ? await verifiedBytes(res, op.hash, `attachment ${op.attachment_id}`)
+          : new Uint8Array(await res.arrayBuffer());
         await local.write(op.attachment_id, bytes, {
           ...(op.content_type ? { contentType: op.content_type } : {}),
           ...(op.hash ? { hash: op.hash } : {}),
@@ -185,8 +204,18 @@ export function attachmentHelpers(
   };
 }
 
-/** App bundle helpers: the manifest with ETag caching, and downloading only changed files. */
-export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) => Promise<Response>) {
+/** Where the paths of the bundle last synced to the device are kept (in the client's sync state). */
+const SYNCED_BUNDLE_FILES = 'bundle:files';
+
+/**
+ * App bundle helpers: the manifest with ETag caching, downloading only changed files, and removing
+ * the files a new bundle no longer has.
+ */
+export function bundleHelpers(
+  baseUrl: string,
+  authedFetch: (request: Request) => Promise<Response>,
+  state: SyncStorage,
+) {
   let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
   return {
     /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
@@ -200,9 +229,14 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
       return { manifest, changed: true };
     },
 
-    /** Downloads the files whose hash differs from the local copy; returns their paths. */
+    /**
+     * Downloads the files whose hash differs from the local copy, each written only once its bytes
+     * have the manifest's hash, then removes the files of the bundle synced before that this one no
+     * longer has; returns the paths downloaded.
+     */
     async syncTo(local: LocalFiles): Promise<string[]> {
       const { manifest } = await this.manifest();
+      for (const file of manifest.files) checkBundlePath(file.path);
       const fetched: string[] = [];
       for (const file of manifest.files) {
         if ((await local.hashOf(file.path)) === file.hash) continue;
@@ -212,12 +246,19 @@ export function bundleHelpers(baseUrl: string, authedFetch: (request: Request) =
           ),
         );
         if (!res.ok) throw await refusal(res);
-        await local.write(file.path, new Uint8Array(await res.arrayBuffer()), {
+        await local.write(file.path, await verifiedBytes(res, file.hash, `app bundle file ${file.path}`), {
           contentType: file.mimeType,
           hash: file.hash,
         });
         fetched.push(file.path);
       }
+      // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
+      // files this sync wrote go, never others the app keeps in the same place; a crash before the
+      // list is stored has them removed again, which finds them gone.
+      const current = new Set(manifest.files.map((file) => file.path));
+      for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
+        if (!current.has(path)) await local.remove(path);
+      await state.set(SYNCED_BUNDLE_FILES, [...current]);
       return fetched;
     },
   };

@@ -49,14 +49,21 @@ export class FileStorage implements SyncStorage {
   async set(key: string, value: unknown): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
     const temp = path.join(this.#dir, `.${randomUUID()}.tmp`);
-    const handle = await open(temp, 'w', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(value));
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(temp, 'w', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(value));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, this.#file(key));
+    } catch (err) {
+      // A write that failed (a full disk) must not leave its part behind: nothing would ever delete
+      // it, and it holds the very space the next writes need.
+      await rm(temp, { force: true });
+      throw err;
     }
-    await rename(temp, this.#file(key));
     await this.#syncDirectory();
   }
 

@@ -164,24 +164,36 @@ export class Outbox {
     for (const record of latest.values()) await this.#storage.set(KEYS.record(record.observation_id), record);
   }
 
-  /** The batch in flight, if any, else the next `size` queued records as a new batch (stored first). */
+  /**
+   * The batch in flight, if any, else the next `size` queued records as a new batch (stored first;
+   * fewer records when the store cannot hold a copy of that many).
+   */
   nextBatch(size: number, transmissionId: () => string): Promise<Inflight | undefined> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
       if (inflight) return inflight;
-      for (;;) {
+      for (let take = size; ; ) {
         const ids = await this.#ids();
-        const taken = ids.slice(0, size);
+        const taken = ids.slice(0, take);
         if (taken.length === 0) return undefined;
         const records = await readRecords(this.#storage, taken); // ids without a record (a crash mid-save) drop out
-        if (records.length > 0) {
-          const batch = { transmission_id: transmissionId(), records };
-          await this.#storage.set(KEYS.inflight, batch);
+        if (records.length === 0) {
           await this.#storage.set(KEYS.ids, ids.slice(taken.length));
-          for (const id of taken) await this.#storage.delete(KEYS.record(id));
-          return batch;
+          continue;
+        }
+        const batch = { transmission_id: transmissionId(), records };
+        try {
+          await this.#storage.set(KEYS.inflight, batch);
+        } catch (err) {
+          // A full store (localStorage holds a few MiB) cannot take a copy of the batch beside its
+          // queued records, and only a push frees space: a smaller batch, down to one record.
+          if (taken.length === 1) throw err;
+          take = Math.ceil(taken.length / 2);
+          continue;
         }
         await this.#storage.set(KEYS.ids, ids.slice(taken.length));
+        for (const id of taken) await this.#storage.delete(KEYS.record(id));
+        return batch;
       }
     });
   }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createClient, type PushObservation } from '../src/client.ts';
 import { FileStorage } from '../src/node.ts';
 import { Outbox } from '../src/outbox.ts';
-import { MemoryStorage, type SyncStorage } from '../src/storage.ts';
+import { MemoryStorage, type SyncStorage, WebStorage } from '../src/storage.ts';
 
 // No request is made by saving and reading the outbox; the address is never contacted.
 const offline = (storage: SyncStorage) => createClient({ baseUrl: 'http://127.0.0.1:9', storage });
@@ -30,6 +30,26 @@ async function refuse(outbox: Outbox, records: PushObservation[], transmissionId
   await outbox.saveMany(records);
   const batch = await outbox.nextBatch(records.length, () => transmissionId);
   await outbox.finishBatch(transmissionId, batch!.records.map(refusal));
+}
+
+/** `localStorage` as browsers keep it: a quota on the total length of its keys and values. */
+function quotaStorage(quota: number): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> {
+  const values = new Map<string, string>();
+  let used = 0;
+  const size = (key: string) => (values.has(key) ? key.length + values.get(key)!.length : 0);
+  return {
+    getItem: (key) => values.get(key) ?? null,
+    setItem(key, value) {
+      const grown = used - size(key) + key.length + value.length;
+      if (grown > quota) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+      used = grown;
+      values.set(key, value);
+    },
+    removeItem(key) {
+      used -= size(key);
+      values.delete(key);
+    },
+  };
 }
 
 /** Dies once, as the process would, on the first delete of `key` (after `dying` is set). */
@@ -355,6 +375,25 @@ describe('the outbox', () => {
       expect(await earlier.get(key)).toBeUndefined();
     // Nothing is left to move into a later client's state.
     expect(await new Outbox(new MemoryStorage(), earlier).sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+
+  it('takes a smaller batch when the store has no room for a copy of a whole one, instead of never pushing again', async () => {
+    // 150 records of ~1 KB in a store of 200 KB: saving them works, a copy of all of them in flight does not.
+    const outbox = new Outbox(new WebStorage(quotaStorage(200_000)));
+    const records = Array.from({ length: 150 }, (_, i) => ({
+      ...record(`r${i}`),
+      data: { text: 'x'.repeat(1000) },
+    }));
+    for (const r of records) await outbox.save(r);
+    const sent: string[] = [];
+    for (let n = 0; ; n++) {
+      const batch = await outbox.nextBatch(500, () => `t${n}`);
+      if (!batch) break;
+      expect(batch.records.length).toBeLessThan(150);
+      sent.push(...batch.records.map((r) => r.observation_id));
+      await outbox.finishBatch(batch.transmission_id);
+    }
+    expect(sent).toEqual(records.map((r) => r.observation_id));
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

@@ -126,6 +126,68 @@ describe('transport against a real HTTP server', () => {
   });
 });
 
+describe('Retry-After', () => {
+  /** The headers of the next answer (a 503), then 200s. */
+  let next: Record<string, string> | undefined;
+  let requests = 0;
+  const server = loopbackServer((_req, res) => {
+    requests++;
+    const headers = next;
+    next = undefined;
+    if (headers) res.writeHead(503, { ...headers, 'content-type': 'application/json' }).end('{}');
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  /** What the transport waited before each retry, in ms, and the answer it gave. */
+  async function waits(headers: Record<string, string>) {
+    next = headers;
+    requests = 0;
+    const slept: number[] = [];
+    const transport = plainTransport(5000, {
+      retry: { retries: 1, baseDelayMs: 1000, maxDelayMs: 10_000 },
+      sleep: async (ms) => {
+        slept.push(ms);
+      },
+    });
+    const { status } = await transport(new Request(`${server.base}/health`));
+    return { slept, status, requests };
+  }
+  /** Now on a server whose clock is `skewMs` off this device's, to the second as HTTP-dates are. */
+  const serverNow = (skewMs: number) => Math.floor((Date.now() + skewMs) / 1000) * 1000;
+  const httpDate = (ms: number) => new Date(ms).toUTCString();
+
+  it.each([
+    ['an hour ahead of', 3_600_000],
+    ['an hour behind', -3_600_000],
+  ])('an HTTP-date is a wait on the server’s clock, one %s the device’s', async (_, skew) => {
+    const now = serverNow(skew);
+    expect(await waits({ date: httpDate(now), 'retry-after': httpDate(now + 2000) })).toEqual({
+      slept: [2000],
+      status: 200,
+      requests: 2,
+    });
+  });
+
+  it('delay-seconds is a wait in seconds', async () => {
+    expect((await waits({ 'retry-after': '3' })).slept).toEqual([3000]);
+  });
+
+  it.each([['5, 5'], ['-5'], ['soon']])(
+    '%j is no wait the server asked for: the usual backoff applies',
+    async (value) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      try {
+        expect((await waits({ 'retry-after': value })).slept).toEqual([500]);
+      } finally {
+        vi.restoreAllMocks();
+      }
+    },
+  );
+
+  it('a wait too long to count in seconds is too long to sleep on: the answer is returned', async () => {
+    expect(await waits({ 'retry-after': '9'.repeat(400) })).toEqual({ slept: [], status: 503, requests: 1 });
+  });
+});
+
 describe('a response body that stalls after the headers', () => {
   const timeoutMs = 300;
   const chunk = Buffer.alloc(16 * 1024, 7);

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import { loopbackServer } from '@synk/test-support/hooks';
+import { describe, expect, it } from 'vitest';
+import { createClient } from '../src/client.ts';
+import { ApiError } from '../src/errors.ts';
+import type { LocalFiles } from '../src/files.ts';
+import { MemoryStorage } from '../src/storage.ts';
+
+const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Local files that only record what they were asked to do. */
+function recordingFiles(): LocalFiles & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    hashOf: async () => undefined,
+    write: async (name, bytes) => {
+      calls.push(`write ${name} ${Buffer.from(bytes).toString()}`);
+    },
+    remove: async (name) => {
+      calls.push(`remove ${name}`);
+    },
+  };
+}
+
+/**
+ * A server that answers as a hostile or broken one (or a proxy in front of a good one) would: the
+ * manifests name what `manifest` holds, and every download is answered with `download`.
+ */
+const answers = {
+  bundlePaths: [] as string[],
+  attachmentIds: [] as string[],
+  download: '',
+};
+const server = loopbackServer(async (req, res) => {
+  for await (const _ of req);
+  const json = (body: unknown) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  if (req.method === 'PUT') {
+    // A reverse proxy's own refusal (nginx's client_max_body_size), an HTML page.
+    res
+      .writeHead(413, { 'content-type': 'text/html' })
+      .end('<html><body><h1>413 Request Entity Too Large</h1></body></html>');
+  } else if (req.url === '/app-bundle/manifest') {
+    json({
+      version: '0001',
+      hash: 'h',
+      generatedAt: new Date().toISOString(),
+      files: answers.bundlePaths.map((path) => ({
+        path,
+        size: 4,
+        hash: sha256('good'),
+        mimeType: 'text/plain',
+        modTime: new Date().toISOString(),
+      })),
+    });
+  } else if (req.url === '/attachments/manifest') {
+    json({
+      current_version: 2,
+      operations: answers.attachmentIds.map((id, i) => ({
+        operation: i === 0 ? 'delete' : 'download',
+        attachment_id: id,
+        version: i + 1,
+        hash: sha256('good'),
+      })),
+      total_download_size: 0,
+      operation_count: { download: answers.attachmentIds.length - 1, delete: 1 },
+    });
+  } else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answers.download);
+});
+const client = (storage?: MemoryStorage) =>
+  createClient({
+    baseUrl: server.base,
+    tokens: session,
+    retry: { retries: 0 },
+    ...(storage ? { storage } : {}),
+  });
+
+describe('attachments.upload', () => {
+  it('rejects with an ApiError of the status when the refusal is not JSON (a proxy’s HTML page)', async () => {
+    const error = await client()
+      .attachments.upload('a.bin', new Uint8Array([1, 2, 3]))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 413, problem: undefined });
+  });
+});
+
+describe('bundles.syncTo', () => {
+  it('writes a file only when its bytes have the hash of the manifest', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    const local = recordingFiles();
+    answers.download = 'goo'; // cut short on the way
+    await expect(client().bundles.syncTo(local)).rejects.toThrow(
+      'app bundle file app/index.html arrived corrupted',
+    );
+    expect(local.calls).toEqual([]);
+    answers.download = 'good';
+    expect(await client().bundles.syncTo(local)).toEqual(['app/index.html']);
+    expect(local.calls).toEqual(['write app/index.html good']);
+  });
+
+  it('removes the files of the bundle synced before that the new one no longer has, also after a restart', async () => {
+    answers.download = 'good';
+    const storage = new MemoryStorage();
+    const local = recordingFiles();
+    answers.bundlePaths = ['app/index.html', 'forms/retired/schema.json'];
+    await client(storage).bundles.syncTo(local);
+    answers.bundlePaths = ['app/index.html', 'forms/new/schema.json'];
+    local.calls.length = 0;
+    expect(await client(storage).bundles.syncTo(local)).toEqual(['app/index.html', 'forms/new/schema.json']);
+    expect(local.calls).toEqual([
+      'write app/index.html good',
+      'write forms/new/schema.json good',
+      'remove forms/retired/schema.json',
+    ]);
+  });
+
+  it.each([
+    ['../../.bashrc'],
+    ['app/../../x'],
+    ['/etc/hosts'],
+    ['app\\..\\..\\x'],
+    ['C:/x'],
+    ['app//x'],
+    ['app/'],
+  ])('refuses a manifest naming %s before writing anything', async (unsafe) => {
+    answers.bundlePaths = ['app/index.html', unsafe];
+    answers.download = 'good';
+    const local = recordingFiles();
+    await expect(client().bundles.syncTo(local)).rejects.toThrow('not a safe relative path');
+    expect(local.calls).toEqual([]);
+  });
+});
+
+describe('attachments.syncTo', () => {
+  it.each([['../../.bashrc'], ['..'], ['a/b'], ['a\\b'], ['']])(
+    'refuses a manifest naming the attachment %j before removing or writing anything',
+    async (unsafe) => {
+      answers.attachmentIds = ['old.jpg', 'new.jpg', unsafe];
+      answers.download = 'good';
+      const local = recordingFiles();
+      await expect(client().attachments.syncTo(local)).rejects.toThrow('not a safe file name');
+      expect(local.calls).toEqual([]);
+    },
+  );
+
+  it('applies a manifest of safe names', async () => {
+    answers.attachmentIds = ['old.jpg', 'new.jpg'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    expect(await client().attachments.syncTo(local)).toEqual({
+      downloaded: ['new.jpg'],
+      removed: ['old.jpg'],
+      version: 2,
+    });
+    expect(local.calls).toEqual(['remove old.jpg', 'write new.jpg good']);
+  });
+});
