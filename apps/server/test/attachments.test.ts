@@ -18,11 +18,11 @@ const blobPath = (bytes: string) => {
   return path.join(t.dataDir, 'attachments', hash.slice(0, 2), hash);
 };
 
-async function upload(id: string, bytes: string) {
+async function upload(id: string, bytes: string, contentType?: string) {
   return request(t.app)
     .put(`/attachments/${id}`)
     .set('authorization', `Bearer ${await t.tokenFor('read-write')}`)
-    .attach('file', Buffer.from(bytes), 'x.bin');
+    .attach('file', Buffer.from(bytes), { filename: 'x.bin', ...(contentType ? { contentType } : {}) });
 }
 
 describe('attachments storage', () => {
@@ -33,6 +33,35 @@ describe('attachments storage', () => {
       .set('authorization', `Bearer ${await t.tokenFor('read-only')}`)
       .send({ client_id: 'c', since_version: 0 });
     expect(res.body.operations[0].download_url).toBe('https://sync.example.org/base/attachments/public.jpg');
+  });
+
+  it('serves uploads as sandboxed documents, never sniffed, and active types (HTML, SVG, XML, scripts) as downloads', async () => {
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const cases: [id: string, declared: string | undefined, disposition: 'inline' | 'attachment'][] = [
+      ['page.html', 'text/html', 'attachment'],
+      ['page.bin', 'text/html', 'attachment'], // the declared type wins over the extension
+      ['drawing.svg', undefined, 'attachment'],
+      ['drawing.png', 'image/svg+xml', 'attachment'],
+      ['page.xhtml', 'application/xhtml+xml', 'attachment'],
+      ['data.xml', 'text/xml', 'attachment'],
+      ['code.js', 'text/javascript', 'attachment'],
+      ['photo.jpg', undefined, 'inline'],
+      ['clip.mp4', undefined, 'inline'],
+      ['notes.txt', 'text/plain', 'inline'],
+      ['scan.pdf', undefined, 'inline'],
+    ];
+    for (const [id, declared, disposition] of cases) {
+      expect((await upload(id, `<svg onload="alert(1)"> ${id}`, declared)).status, id).toBe(200);
+      for (const method of ['get', 'head'] as const) {
+        const res = await request(t.app)[method](`/attachments/${id}`).set('authorization', reader);
+        expect(res.status, `${method} ${id}`).toBe(200);
+        expect(res.headers['content-security-policy'], `${method} ${id}`).toBe("default-src 'none'; sandbox");
+        expect(res.headers['x-content-type-options'], `${method} ${id}`).toBe('nosniff');
+        expect(res.headers['content-disposition'], `${method} ${id}`).toBe(
+          `${disposition}; filename="${id}"`,
+        );
+      }
+    }
   });
 
   it('stores identical bytes once, and removes them only when no live attachment uses them', async () => {

@@ -458,7 +458,10 @@ export interface paths {
          * Download an attachment
          * @description Streams the file with its stored `Content-Type`, `Content-Length`, `ETag: "<sha256>"` and
          *     a safe quoted `Content-Disposition`. `If-None-Match` → 304; a single `Range` → 206;
-         *     an unsatisfiable range → 416.
+         *     an unsatisfiable range → 416. The content is the uploader's, so it is served with
+         *     `Content-Security-Policy: default-src 'none'; sandbox` and `X-Content-Type-Options: nosniff`,
+         *     and as `Content-Disposition: attachment` unless its type is passive (image, audio or video
+         *     other than SVG and XML types, `text/plain`, `application/pdf`), which are `inline`.
          */
         get: operations["downloadAttachment"];
         /**

@@ -146,6 +146,24 @@ describe('upload → manifest → download', () => {
     expect((await download(id)).headers.get('content-type')).toMatch(/^text\/plain/);
   });
 
+  it('an uploaded HTML page or SVG is a sandboxed, unsniffed download, not a page on the server’s origin', async () => {
+    for (const [ext, type] of [
+      ['html', 'text/html'],
+      ['svg', 'image/svg+xml'],
+    ]) {
+      const id = newId(ext);
+      await upload(id, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'), { type });
+      for (const method of ['GET', 'HEAD']) {
+        const res = await send(target, `/attachments/${id}`, { method, headers: auth(reader.token) });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')?.split(';')[0]).toBe(type);
+        expect(res.headers.get('content-disposition')).toBe(`attachment; filename="${id}"`);
+        expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+        expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      }
+    }
+  });
+
   it('uses PUBLIC_URL-free absolute URLs built from the request origin', async () => {
     const manifest = await call(target, 'POST', '/attachments/manifest', {
       token: reader.token,

@@ -5,6 +5,7 @@ import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
+import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
 
@@ -47,13 +48,22 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
 /** The headers that describe the attachment's content, not an error answered instead of it. */
 const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range', 'Content-Length'];
 
+/**
+ * Types a browser shows without running anything: passive media, plain text and PDF. Anything
+ * else (text/html, image/svg+xml and every other XML, scripts, unknown types) is a download.
+ */
+const INLINE_TYPES = /^(?:(?:image|audio|video)\/[\w.-]+|text\/plain|application\/pdf)$/;
+
 function setEntityHeaders(res: Response, row: AttachmentRow): void {
   res.setHeader('ETag', `"${row.hash}"`);
+  // The type the client declared, whatever it is: the untrusted-content headers make it harmless.
   res.setHeader('Content-Type', row.content_type);
+  setUntrustedContentHeaders(res);
   res.setHeader('Accept-Ranges', 'bytes');
-  res.setHeader('Content-Disposition', `inline; filename="${row.attachment_id}"`);
+  // The id is of [A-Za-z0-9._-] only (checked on every request), so quoting it is enough.
+  const disposition = INLINE_TYPES.test(row.content_type) ? 'inline' : 'attachment';
+  res.setHeader('Content-Disposition', `${disposition}; filename="${row.attachment_id}"`);
   res.setHeader('Cache-Control', 'private, no-cache');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
 }
 
 type AttachmentOperation =
@@ -88,7 +98,6 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         const ranges =
           req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
         if (ranges === -1) {
-          res.setHeader('Content-Range', `bytes */${row.size}`);
           throw new HttpProblem(
             416,
             'range_not_satisfiable',

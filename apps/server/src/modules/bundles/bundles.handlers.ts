@@ -9,6 +9,7 @@ import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import { StreamTooLarge, streamToFile } from '../../lib/files.ts';
+import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 
 const DOWNLOAD_PREFIX = '/app-bundle/download/';
 
@@ -115,6 +116,9 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       );
       res.status(200).type('application/zip');
       res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
+      // An archive to save, never a document. (The bundle's own files go without these headers:
+      // apps load them as their pages and scripts.)
+      setUntrustedContentHeaders(res);
       // A HEAD gets a GET's headers without the archive being built (its body would be thrown away).
       if (req.method === 'HEAD') {
         res.end();
