@@ -64,6 +64,61 @@ describe('attachments storage', () => {
     }
   });
 
+  it('Range as RFC 9110 reads it: a suffix longer than the file is all of it, the unit in any case, empty list elements', async () => {
+    const bytes = '0123456789';
+    expect((await upload('ranged.txt', bytes)).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const get = (range: string) =>
+      request(t.app).get('/attachments/ranged.txt').set('authorization', reader).set('range', range);
+    for (const [range, start, end] of [
+      ['bytes=-50', 0, 9],
+      ['bytes=-10', 0, 9],
+      ['bytes=-3', 7, 9],
+      ['BYTES=2-4', 2, 4],
+      ['bytes=2-4,', 2, 4],
+      ['bytes= 2-4 , ', 2, 4],
+      ['bytes=2-4, 50-60', 2, 4], // the only satisfiable one
+      ['bytes=8-99999999999999999999', 8, 9],
+    ] as const) {
+      const res = await get(range);
+      expect(res.status, range).toBe(206);
+      expect(res.headers['content-range'], range).toBe(`bytes ${start}-${end}/10`);
+      expect(res.text, range).toBe(bytes.slice(start, end + 1));
+    }
+    for (const range of ['bytes=-0', 'bytes=10-', 'bytes=50-60,70-', 'bytes=5-2']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(416);
+      expect(res.headers['content-range'], range).toBe('bytes */10');
+      expect(res.body.code, range).toBe('range_not_satisfiable');
+    }
+    for (const range of ['bytes=0-1,3-4', 'items=0-1', 'bytes=', 'bytes=--1', 'bytes=a-b', 'bytes 0-1']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(200);
+      expect(res.text, range).toBe(bytes);
+    }
+  });
+
+  it('a conditional HEAD answers 304 like GET (RFC 9110 §13.1.2)', async () => {
+    expect((await upload('conditional-head.bin', 'conditional head')).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const etag = (await request(t.app).head('/attachments/conditional-head.bin').set('authorization', reader))
+      .headers.etag as string;
+    for (const value of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const res = await request(t.app)
+        .head('/attachments/conditional-head.bin')
+        .set('authorization', reader)
+        .set('if-none-match', value);
+      expect(res.status, value).toBe(304);
+      expect(res.headers.etag).toBe(etag);
+    }
+    const other = await request(t.app)
+      .head('/attachments/conditional-head.bin')
+      .set('authorization', reader)
+      .set('if-none-match', '"other"');
+    expect(other.status).toBe(200);
+    expect(other.headers['content-length']).toBe('16');
+  });
+
   it('stores identical bytes once, and removes them only when no live attachment uses them', async () => {
     await upload('one.bin', 'shared bytes');
     await upload('two.bin', 'shared bytes');

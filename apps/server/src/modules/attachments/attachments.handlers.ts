@@ -8,6 +8,7 @@ import type { StagedBlob } from '../../lib/blob-storage.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
+import { requestedRanges } from './byte-range.ts';
 
 interface Received {
   blob: StagedBlob;
@@ -95,9 +96,12 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         const etag = `"${row.hash}"`;
         setEntityHeaders(res, row);
         if (answerIfNotModified(req, res, etag)) return;
+        const header = req.header('range');
         const ranges =
-          req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
-        if (ranges === -1) {
+          header && ifRangeHolds(req.header('if-range'), etag)
+            ? requestedRanges(header, row.size)
+            : undefined;
+        if (ranges === 'unsatisfiable') {
           throw new HttpProblem(
             416,
             'range_not_satisfiable',
@@ -107,9 +111,8 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
             },
           );
         }
-        // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
-        const range =
-          Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
+        // One range is served as 206; several get the whole entity, as RFC 9110 allows.
+        const range = ranges?.length === 1 ? ranges[0] : undefined;
         if (range) {
           res.status(206);
           res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
@@ -141,6 +144,8 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     async checkAttachmentExists(req, res) {
       const row = await attachments.head(String(req.params.attachment_id));
       setEntityHeaders(res, row);
+      // A HEAD is a GET without the body, conditions included (RFC 9110 §13.1.2).
+      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
       res.setHeader('Content-Length', String(row.size));
       res.status(200).end();
     },
