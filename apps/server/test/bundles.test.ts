@@ -1,12 +1,14 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
 import { buildZip } from '@synk/test-support/zip';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
-import { closeContext, createContext } from '../src/server.ts';
+import { closeContext, createContext, startServer } from '../src/server.ts';
 import { ADMIN_PASSWORD, createTestApp, tempDir } from './helpers.ts';
 
 const validZip = (marker: string) =>
@@ -195,4 +197,70 @@ describe('versions stored before a rule existed', () => {
     ]);
     await t.close();
   });
+});
+
+describe.skipIf(!postgresAvailable())('concurrent activating pushes (PostgreSQL)', () => {
+  const postgres = usePostgres();
+
+  it('never both activate a form with different core fields: the second is checked against the first', async () => {
+    const dataDir = tempDir();
+    const server = await startServer(
+      loadConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ADMIN_PASSWORD,
+        LOG_LEVEL: 'error',
+        DATA_DIR: dataDir,
+        DB_CONNECTION: await postgres.server.createDatabase(),
+        MAX_VERSIONS_KEPT: '1000',
+      }),
+      createLogger('silent'),
+    );
+    try {
+      const url = `http://127.0.0.1:${server.port}`;
+      const { token } = (await (
+        await fetch(`${url}/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+        })
+      ).json()) as { token: string };
+      const push = async (zip: Buffer) => {
+        const form = new FormData();
+        form.append('bundle', new Blob([zip]), 'b.zip');
+        const res = await fetch(`${url}/app-bundle/push?activate=true`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: form,
+        });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      const withCoreField = (name: string) =>
+        buildZip([
+          { name: 'app/index.html', data: name },
+          {
+            name: 'forms/x/schema.json',
+            data: JSON.stringify({ type: 'object', properties: { [name]: { type: 'string' } } }),
+          },
+          { name: 'forms/x/ui.json', data: '{}' },
+        ]);
+      const withoutForm = buildZip([{ name: 'app/index.html', data: 'no forms' }]);
+      const outcomes: string[] = [];
+      for (let round = 0; round < 20; round++) {
+        expect(await push(withoutForm)).toBe(200);
+        // Both are checked against the active version (no form x), where any core field may be new.
+        const statuses = await Promise.all([
+          push(withCoreField(`core_a${round}`)),
+          push(withCoreField(`core_b${round}`)),
+        ]);
+        outcomes.push(statuses.sort().join(' '));
+      }
+      // One is activated; the other then adds a core field to a form of the active version.
+      expect(outcomes).toEqual(Array(20).fill('200 400'));
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
