@@ -119,6 +119,40 @@ describe('attachments storage', () => {
     expect(other.headers['content-length']).toBe('16');
   });
 
+  it('Content-Digest without its = padding is verified (RFC 8941 §4.2.7); with X-Content-SHA256 both must agree', async () => {
+    const bytes = 'digest me';
+    const digest = createHash('sha256').update(bytes).digest();
+    const other = createHash('sha256').update('something else').digest();
+    const put = (id: string, headers: Record<string, string>) =>
+      t
+        .tokenFor('read-write')
+        .then((token) =>
+          request(t.app)
+            .put(`/attachments/${id}`)
+            .set('authorization', `Bearer ${token}`)
+            .set(headers)
+            .attach('file', Buffer.from(bytes), 'x.bin'),
+        );
+    const unpadded = digest.toString('base64').replace(/=+$/, '');
+    expect((await put('unpadded.bin', { 'content-digest': `sha-256=:${unpadded}:` })).status).toBe(200);
+    const wrongUnpadded = other.toString('base64').replace(/=+$/, '');
+    const wrong = await put('unpadded-wrong.bin', { 'content-digest': `sha-256=:${wrongUnpadded}:` });
+    expect(wrong.body.code).toBe('digest_mismatch');
+
+    const both = (contentDigest: Buffer) => ({
+      'x-content-sha256': digest.toString('hex'),
+      'content-digest': `sha-256=:${contentDigest.toString('base64')}:`,
+    });
+    expect((await put('both-agree.bin', both(digest))).status).toBe(200);
+    const disagree = await put('both-disagree.bin', both(other));
+    expect(disagree.status).toBe(400);
+    expect(disagree.body.code).toBe('digest_mismatch');
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    expect(
+      (await request(t.app).head('/attachments/both-disagree.bin').set('authorization', reader)).status,
+    ).toBe(404);
+  });
+
   it('stores identical bytes once, and removes them only when no live attachment uses them', async () => {
     await upload('one.bin', 'shared bytes');
     await upload('two.bin', 'shared bytes');
