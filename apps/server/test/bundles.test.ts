@@ -1,4 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
@@ -90,6 +94,61 @@ describe('app bundles (server side)', () => {
     expect(after.body).toEqual(before.body);
     expect(after.body.version).toBe('0001');
     await closeContext(second);
+  });
+});
+
+describe('a version pruned while it is downloaded as a ZIP', () => {
+  it('cuts that download and nothing else (the server process used to die of an unhandled rejection)', async () => {
+    const t = await createTestApp({ MAX_VERSIONS_KEPT: '1' });
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const server = t.app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const big = (n: number) => ({
+        name: `app/big-${n}.bin`,
+        data: randomBytes(2 * 1024 * 1024),
+        store: true,
+      });
+      const old = await request(t.app)
+        .post('/app-bundle/push?activate=true')
+        .set('authorization', admin)
+        .attach(
+          'bundle',
+          buildZip([{ name: 'app/index.html', data: 'old' }, big(1), big(2), big(3)]),
+          'b.zip',
+        );
+      expect(old.status).toBe(200);
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+        http
+          .get(
+            `http://127.0.0.1:${(server.address() as AddressInfo).port}/app-bundle/download-zip?version=0001`,
+            { headers: { authorization: admin } },
+            resolve,
+          )
+          .on('error', reject),
+      );
+      expect(res.statusCode).toBe(200);
+      // The archive waits, its first files read, while the client does not read on.
+      res.pause();
+      // Activating another version prunes 0001 (MAX_VERSIONS_KEPT=1) under the paused download.
+      const next = await request(t.app)
+        .post('/app-bundle/push?activate=true')
+        .set('authorization', admin)
+        .attach('bundle', validZip('new'), 'b.zip');
+      expect(next.status).toBe(200);
+      expect(readdirSync(path.join(t.ctx.config.appBundlePath, 'versions'))).toEqual(['0002']);
+      const ended = new Promise<string>((resolve) => {
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('cut'));
+        res.on('aborted', () => resolve('cut'));
+      });
+      res.resume();
+      expect(await ended).toBe('cut');
+      expect((await request(t.app).get('/health')).status).toBe(200);
+    } finally {
+      server.close();
+      await t.close();
+    }
   });
 });
 

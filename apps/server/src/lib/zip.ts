@@ -204,8 +204,9 @@ export async function writeZip(
   const done = pipeline(archive, output);
   for (const f of files)
     archive.file(f.file, { name: f.name, ...(f.modifiedAt ? { date: f.modifiedAt } : {}) });
-  await archive.finalize();
-  await done;
+  // A file that cannot be read (its version was pruned while it streamed) fails both: awaited one
+  // after the other, the second rejection would be unhandled and end the process.
+  await Promise.all([archive.finalize(), done]);
 }
 
 /** A ZIP written as it is produced: each entry is a stream, added one after the other. */
