@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -97,28 +97,23 @@ describe('app bundles (server side)', () => {
   });
 });
 
-describe('a version pruned while it is downloaded as a ZIP', () => {
-  it('cuts that download and nothing else (the server process used to die of an unhandled rejection)', async () => {
-    const t = await createTestApp({ MAX_VERSIONS_KEPT: '1' });
+describe('GET /app-bundle/download-zip cut short', () => {
+  const big = (n: number) => ({ name: `app/big-${n}.bin`, data: randomBytes(2 * 1024 * 1024), store: true });
+  const bigZip = buildZip([{ name: 'app/index.html', data: 'old' }, big(1), big(2), big(3)]);
+
+  /** A test app listening on loopback, with a large version 0001 active. */
+  async function serving(env: Record<string, string> = {}) {
+    const t = await createTestApp(env);
     const admin = `Bearer ${await t.tokenFor('admin')}`;
     const server = t.app.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    try {
-      const big = (n: number) => ({
-        name: `app/big-${n}.bin`,
-        data: randomBytes(2 * 1024 * 1024),
-        store: true,
-      });
-      const old = await request(t.app)
-        .post('/app-bundle/push?activate=true')
-        .set('authorization', admin)
-        .attach(
-          'bundle',
-          buildZip([{ name: 'app/index.html', data: 'old' }, big(1), big(2), big(3)]),
-          'b.zip',
-        );
-      expect(old.status).toBe(200);
-      const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+    const pushed = await request(t.app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', admin)
+      .attach('bundle', bigZip, 'b.zip');
+    expect(pushed.status).toBe(200);
+    const download = () =>
+      new Promise<http.IncomingMessage>((resolve, reject) =>
         http
           .get(
             `http://127.0.0.1:${(server.address() as AddressInfo).port}/app-bundle/download-zip?version=0001`,
@@ -127,6 +122,51 @@ describe('a version pruned while it is downloaded as a ZIP', () => {
           )
           .on('error', reject),
       );
+    return {
+      t,
+      admin,
+      download,
+      async close() {
+        server.close();
+        await t.close();
+      },
+    };
+  }
+
+  /** Files under `dir` this process holds open (Linux). */
+  const openFilesUnder = (dir: string) =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+
+  it.skipIf(process.platform !== 'linux')(
+    'by the client: the file being read is closed (it stayed open, and the process died of an unhandled rejection)',
+    async () => {
+      const s = await serving();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const res = await s.download();
+          expect(res.statusCode).toBe(200);
+          await once(res, 'data');
+          res.destroy();
+        }
+        await expect.poll(() => openFilesUnder(s.t.ctx.config.appBundlePath), { timeout: 5000 }).toEqual([]);
+        expect((await request(s.t.app).get('/health')).status).toBe(200);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
+  it('by a prune of its version: that download is cut and nothing else (the process died of an unhandled rejection)', async () => {
+    const s = await serving({ MAX_VERSIONS_KEPT: '1' });
+    const { t, admin } = s;
+    try {
+      const res = await s.download();
       expect(res.statusCode).toBe(200);
       // The archive waits, its first files read, while the client does not read on.
       res.pause();
@@ -146,8 +186,7 @@ describe('a version pruned while it is downloaded as a ZIP', () => {
       expect(await ended).toBe('cut');
       expect((await request(t.app).get('/health')).status).toBe(200);
     } finally {
-      server.close();
-      await t.close();
+      await s.close();
     }
   });
 });
