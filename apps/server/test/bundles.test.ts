@@ -191,6 +191,58 @@ describe('GET /app-bundle/download-zip cut short', () => {
   });
 });
 
+describe('core fields defined through $ref', () => {
+  it('changing the definition a core field refers to → 400, and changes reports core_changed', async () => {
+    const t = await createTestApp();
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const withIdType = (type: string, marker: string) =>
+      buildZip([
+        { name: 'app/index.html', data: marker },
+        {
+          name: 'forms/f/schema.json',
+          data: JSON.stringify({
+            type: 'object',
+            properties: { core_id: { $ref: '#/definitions/id' } },
+            definitions: { id: { type } },
+          }),
+        },
+        { name: 'forms/f/ui.json', data: '{}' },
+      ]);
+    const push = (zip: Buffer, query = '') =>
+      request(t.app)
+        .post(`/app-bundle/push${query}`)
+        .set('authorization', admin)
+        .attach('bundle', zip, 'b.zip');
+    expect((await push(withIdType('string', 'a'), '?activate=true')).status).toBe(200);
+    const retyped = await push(withIdType('integer', 'b'));
+    expect(retyped.status).toBe(400);
+    expect(retyped.body.errors).toEqual([
+      {
+        path: 'forms/f/schema.json',
+        message: 'core field "core_id" may not change its definition',
+        code: 'core_field_changed',
+      },
+    ]);
+    expect((await push(withIdType('string', 'c'))).status).toBe(200);
+
+    // Version 0002 stored by a server before this rule: the diff still tells the core field changed.
+    writeFileSync(
+      path.join(t.ctx.config.appBundlePath, 'versions', '0002', 'forms', 'f', 'schema.json'),
+      JSON.stringify({
+        type: 'object',
+        properties: { core_id: { $ref: '#/definitions/id' } },
+        definitions: { id: { type: 'integer' } },
+      }),
+    );
+    const diff = await request(t.app)
+      .get('/app-bundle/changes?current=0002&target=0001')
+      .set('authorization', admin);
+    expect(diff.status).toBe(200);
+    expect(diff.body.modified_forms).toMatchObject([{ form: 'f', schema_changed: true, core_changed: true }]);
+    await t.close();
+  });
+});
+
 describe('record validation against the active bundle', () => {
   it('SYNC_VALIDATION=warn accepts the record and reports SCHEMA_VALIDATION; off checks nothing', async () => {
     for (const mode of ['warn', 'off'] as const) {
