@@ -97,6 +97,45 @@ describe('app bundles (server side)', () => {
   });
 });
 
+describe('GET /app-bundle/download/{path} with Range', () => {
+  it('as RFC 9110 reads it, like attachments: a suffix longer than the file is all of it; only a strong If-Range', async () => {
+    const t = await createTestApp();
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const pushed = await request(t.app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', admin)
+      .attach('bundle', buildZip([{ name: 'app/index.html', data: '0123456789' }]), 'b.zip');
+    expect(pushed.status).toBe(200);
+    const etag = `"${pushed.body.manifest.files[0].hash}"`;
+    const get = (headers: Record<string, string>, method: 'get' | 'head' = 'get') =>
+      request(t.app)[method]('/app-bundle/download/app/index.html').set('authorization', admin).set(headers);
+    for (const [range, start, end] of [
+      ['bytes=-5000', 0, 9],
+      ['bytes=2-4', 2, 4],
+      ['BYTES=7-', 7, 9],
+    ] as const) {
+      const res = await get({ range });
+      expect(res.status, range).toBe(206);
+      expect(res.headers['content-range'], range).toBe(`bytes ${start}-${end}/10`);
+      expect(res.headers['content-length'], range).toBe(String(end - start + 1));
+      expect(res.text, range).toBe('0123456789'.slice(start, end + 1));
+    }
+    const unsatisfiable = await get({ range: 'bytes=10-' });
+    expect(unsatisfiable.status).toBe(416);
+    expect(unsatisfiable.headers['content-range']).toBe('bytes */10');
+    expect(unsatisfiable.body.code).toBe('range_not_satisfiable');
+    for (const ifRange of [etag, `W/${etag}`]) {
+      const res = await get({ range: 'bytes=2-4', 'if-range': ifRange });
+      expect(res.status, ifRange).toBe(ifRange === etag ? 206 : 200);
+    }
+    const head = await get({ range: 'bytes=2-4' }, 'head');
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('10');
+    expect(head.headers['accept-ranges']).toBe('bytes');
+    await t.close();
+  });
+});
+
 describe('GET /app-bundle/download-zip cut short', () => {
   const big = (n: number) => ({ name: `app/big-${n}.bin`, data: randomBytes(2 * 1024 * 1024), store: true });
   const bigZip = buildZip([{ name: 'app/index.html', data: 'old' }, big(1), big(2), big(3)]);

@@ -5,10 +5,10 @@ import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
+import { rangeToServe } from '../../lib/byte-range.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
-import { requestedRanges } from './byte-range.ts';
 
 interface Received {
   blob: StagedBlob;
@@ -96,12 +96,12 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         const etag = `"${row.hash}"`;
         setEntityHeaders(res, row);
         if (answerIfNotModified(req, res, etag)) return;
-        const header = req.header('range');
-        const ranges =
-          header && ifRangeHolds(req.header('if-range'), etag)
-            ? requestedRanges(header, row.size)
-            : undefined;
-        if (ranges === 'unsatisfiable') {
+        const range = rangeToServe(
+          { range: req.header('range'), ifRange: req.header('if-range') },
+          etag,
+          row.size,
+        );
+        if (range === 'unsatisfiable') {
           throw new HttpProblem(
             416,
             'range_not_satisfiable',
@@ -111,8 +111,6 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
             },
           );
         }
-        // One range is served as 206; several get the whole entity, as RFC 9110 allows.
-        const range = ranges?.length === 1 ? ranges[0] : undefined;
         if (range) {
           res.status(206);
           res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
@@ -158,15 +156,6 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
       sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
     },
   };
-}
-
-/**
- * `If-Range` (RFC 9110 §13.1.5): the range applies only when the validator names the current
- * representation by its strong entity tag. A weak tag never matches, and neither can a date, since
- * no `Last-Modified` is sent: then the whole representation is the answer.
- */
-function ifRangeHolds(header: string | undefined, etag: string): boolean {
-  return header === undefined || header.trim() === etag;
 }
 
 /** A host name or IPv4 address, or a bracketed IPv6 address, and an optional port. */

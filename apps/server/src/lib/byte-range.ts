@@ -12,7 +12,7 @@ export interface ByteRange {
  * The unit is case-insensitive and empty list elements are allowed, as the RFC's list syntax says;
  * a range whose last position is before its first is skipped (the RFC lets a server reject it).
  */
-export function requestedRanges(header: string, size: number): ByteRange[] | 'unsatisfiable' | undefined {
+function requestedRanges(header: string, size: number): ByteRange[] | 'unsatisfiable' | undefined {
   const set = /^bytes=(.*)$/i.exec(header.trim());
   if (!set) return undefined;
   const ranges: ByteRange[] = [];
@@ -34,4 +34,30 @@ export function requestedRanges(header: string, size: number): ByteRange[] | 'un
   }
   if (specs === 0) return undefined;
   return ranges.length > 0 ? ranges : 'unsatisfiable';
+}
+
+/**
+ * `If-Range` (RFC 9110 §13.1.5): the range applies only when the validator names the current
+ * representation by its strong entity tag. A weak tag never matches, and neither can a date, since
+ * no `Last-Modified` is sent: then the whole representation is the answer.
+ */
+function ifRangeHolds(header: string | undefined, etag: string): boolean {
+  return header === undefined || header.trim() === etag;
+}
+
+/**
+ * The one range of a GET to answer with 206, for a `size`-byte representation whose strong entity
+ * tag is `etag`: `undefined` for the whole representation (no `Range`, an `If-Range` naming another
+ * one, a header to ignore, or several ranges, which RFC 9110 lets a server answer so);
+ * `unsatisfiable` for a 416.
+ */
+export function rangeToServe(
+  headers: { range?: string | undefined; ifRange?: string | undefined },
+  etag: string,
+  size: number,
+): ByteRange | 'unsatisfiable' | undefined {
+  if (headers.range === undefined || !ifRangeHolds(headers.ifRange, etag)) return undefined;
+  const ranges = requestedRanges(headers.range, size);
+  if (ranges === 'unsatisfiable') return ranges;
+  return ranges?.length === 1 ? ranges[0] : undefined;
 }
