@@ -18,11 +18,11 @@ const blobPath = (bytes: string) => {
   return path.join(t.dataDir, 'attachments', hash.slice(0, 2), hash);
 };
 
-async function upload(id: string, bytes: string) {
+async function upload(id: string, bytes: string, contentType?: string) {
   return request(t.app)
     .put(`/attachments/${id}`)
     .set('authorization', `Bearer ${await t.tokenFor('read-write')}`)
-    .attach('file', Buffer.from(bytes), 'x.bin');
+    .attach('file', Buffer.from(bytes), { filename: 'x.bin', ...(contentType ? { contentType } : {}) });
 }
 
 describe('attachments storage', () => {
@@ -33,6 +33,124 @@ describe('attachments storage', () => {
       .set('authorization', `Bearer ${await t.tokenFor('read-only')}`)
       .send({ client_id: 'c', since_version: 0 });
     expect(res.body.operations[0].download_url).toBe('https://sync.example.org/base/attachments/public.jpg');
+  });
+
+  it('serves uploads as sandboxed documents, never sniffed, and active types (HTML, SVG, XML, scripts) as downloads', async () => {
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const cases: [id: string, declared: string | undefined, disposition: 'inline' | 'attachment'][] = [
+      ['page.html', 'text/html', 'attachment'],
+      ['page.bin', 'text/html', 'attachment'], // the declared type wins over the extension
+      ['drawing.svg', undefined, 'attachment'],
+      ['drawing.png', 'image/svg+xml', 'attachment'],
+      ['page.xhtml', 'application/xhtml+xml', 'attachment'],
+      ['data.xml', 'text/xml', 'attachment'],
+      ['code.js', 'text/javascript', 'attachment'],
+      ['photo.jpg', undefined, 'inline'],
+      ['clip.mp4', undefined, 'inline'],
+      ['notes.txt', 'text/plain', 'inline'],
+      ['scan.pdf', undefined, 'inline'],
+    ];
+    for (const [id, declared, disposition] of cases) {
+      expect((await upload(id, `<svg onload="alert(1)"> ${id}`, declared)).status, id).toBe(200);
+      for (const method of ['get', 'head'] as const) {
+        const res = await request(t.app)[method](`/attachments/${id}`).set('authorization', reader);
+        expect(res.status, `${method} ${id}`).toBe(200);
+        expect(res.headers['content-security-policy'], `${method} ${id}`).toBe("default-src 'none'; sandbox");
+        expect(res.headers['x-content-type-options'], `${method} ${id}`).toBe('nosniff');
+        expect(res.headers['content-disposition'], `${method} ${id}`).toBe(
+          `${disposition}; filename="${id}"`,
+        );
+      }
+    }
+  });
+
+  it('Range as RFC 9110 reads it: a suffix longer than the file is all of it, the unit in any case, empty list elements', async () => {
+    const bytes = '0123456789';
+    expect((await upload('ranged.txt', bytes)).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const get = (range: string) =>
+      request(t.app).get('/attachments/ranged.txt').set('authorization', reader).set('range', range);
+    for (const [range, start, end] of [
+      ['bytes=-50', 0, 9],
+      ['bytes=-10', 0, 9],
+      ['bytes=-3', 7, 9],
+      ['BYTES=2-4', 2, 4],
+      ['bytes=2-4,', 2, 4],
+      ['bytes= 2-4 , ', 2, 4],
+      ['bytes=2-4, 50-60', 2, 4], // the only satisfiable one
+      ['bytes=8-99999999999999999999', 8, 9],
+    ] as const) {
+      const res = await get(range);
+      expect(res.status, range).toBe(206);
+      expect(res.headers['content-range'], range).toBe(`bytes ${start}-${end}/10`);
+      expect(res.text, range).toBe(bytes.slice(start, end + 1));
+    }
+    for (const range of ['bytes=-0', 'bytes=10-', 'bytes=50-60,70-', 'bytes=5-2']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(416);
+      expect(res.headers['content-range'], range).toBe('bytes */10');
+      expect(res.body.code, range).toBe('range_not_satisfiable');
+    }
+    for (const range of ['bytes=0-1,3-4', 'items=0-1', 'bytes=', 'bytes=--1', 'bytes=a-b', 'bytes 0-1']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(200);
+      expect(res.text, range).toBe(bytes);
+    }
+  });
+
+  it('a conditional HEAD answers 304 like GET (RFC 9110 §13.1.2)', async () => {
+    expect((await upload('conditional-head.bin', 'conditional head')).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const etag = (await request(t.app).head('/attachments/conditional-head.bin').set('authorization', reader))
+      .headers.etag as string;
+    for (const value of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const res = await request(t.app)
+        .head('/attachments/conditional-head.bin')
+        .set('authorization', reader)
+        .set('if-none-match', value);
+      expect(res.status, value).toBe(304);
+      expect(res.headers.etag).toBe(etag);
+    }
+    const other = await request(t.app)
+      .head('/attachments/conditional-head.bin')
+      .set('authorization', reader)
+      .set('if-none-match', '"other"');
+    expect(other.status).toBe(200);
+    expect(other.headers['content-length']).toBe('16');
+  });
+
+  it('Content-Digest without its = padding is verified (RFC 8941 §4.2.7); with X-Content-SHA256 both must agree', async () => {
+    const bytes = 'digest me';
+    const digest = createHash('sha256').update(bytes).digest();
+    const other = createHash('sha256').update('something else').digest();
+    const put = (id: string, headers: Record<string, string>) =>
+      t
+        .tokenFor('read-write')
+        .then((token) =>
+          request(t.app)
+            .put(`/attachments/${id}`)
+            .set('authorization', `Bearer ${token}`)
+            .set(headers)
+            .attach('file', Buffer.from(bytes), 'x.bin'),
+        );
+    const unpadded = digest.toString('base64').replace(/=+$/, '');
+    expect((await put('unpadded.bin', { 'content-digest': `sha-256=:${unpadded}:` })).status).toBe(200);
+    const wrongUnpadded = other.toString('base64').replace(/=+$/, '');
+    const wrong = await put('unpadded-wrong.bin', { 'content-digest': `sha-256=:${wrongUnpadded}:` });
+    expect(wrong.body.code).toBe('digest_mismatch');
+
+    const both = (contentDigest: Buffer) => ({
+      'x-content-sha256': digest.toString('hex'),
+      'content-digest': `sha-256=:${contentDigest.toString('base64')}:`,
+    });
+    expect((await put('both-agree.bin', both(digest))).status).toBe(200);
+    const disagree = await put('both-disagree.bin', both(other));
+    expect(disagree.status).toBe(400);
+    expect(disagree.body.code).toBe('digest_mismatch');
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    expect(
+      (await request(t.app).head('/attachments/both-disagree.bin').set('authorization', reader)).status,
+    ).toBe(404);
   });
 
   it('stores identical bytes once, and removes them only when no live attachment uses them', async () => {

@@ -1,12 +1,18 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
 import { buildZip } from '@synk/test-support/zip';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
-import { closeContext, createContext } from '../src/server.ts';
+import { closeContext, createContext, startServer } from '../src/server.ts';
 import { ADMIN_PASSWORD, createTestApp, tempDir } from './helpers.ts';
 
 const validZip = (marker: string) =>
@@ -88,6 +94,191 @@ describe('app bundles (server side)', () => {
     expect(after.body).toEqual(before.body);
     expect(after.body.version).toBe('0001');
     await closeContext(second);
+  });
+});
+
+describe('GET /app-bundle/download/{path} with Range', () => {
+  it('as RFC 9110 reads it, like attachments: a suffix longer than the file is all of it; only a strong If-Range', async () => {
+    const t = await createTestApp();
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const pushed = await request(t.app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', admin)
+      .attach('bundle', buildZip([{ name: 'app/index.html', data: '0123456789' }]), 'b.zip');
+    expect(pushed.status).toBe(200);
+    const etag = `"${pushed.body.manifest.files[0].hash}"`;
+    const get = (headers: Record<string, string>, method: 'get' | 'head' = 'get') =>
+      request(t.app)[method]('/app-bundle/download/app/index.html').set('authorization', admin).set(headers);
+    for (const [range, start, end] of [
+      ['bytes=-5000', 0, 9],
+      ['bytes=2-4', 2, 4],
+      ['BYTES=7-', 7, 9],
+    ] as const) {
+      const res = await get({ range });
+      expect(res.status, range).toBe(206);
+      expect(res.headers['content-range'], range).toBe(`bytes ${start}-${end}/10`);
+      expect(res.headers['content-length'], range).toBe(String(end - start + 1));
+      expect(res.text, range).toBe('0123456789'.slice(start, end + 1));
+    }
+    const unsatisfiable = await get({ range: 'bytes=10-' });
+    expect(unsatisfiable.status).toBe(416);
+    expect(unsatisfiable.headers['content-range']).toBe('bytes */10');
+    expect(unsatisfiable.body.code).toBe('range_not_satisfiable');
+    for (const ifRange of [etag, `W/${etag}`]) {
+      const res = await get({ range: 'bytes=2-4', 'if-range': ifRange });
+      expect(res.status, ifRange).toBe(ifRange === etag ? 206 : 200);
+    }
+    const head = await get({ range: 'bytes=2-4' }, 'head');
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('10');
+    expect(head.headers['accept-ranges']).toBe('bytes');
+    await t.close();
+  });
+});
+
+describe('GET /app-bundle/download-zip cut short', () => {
+  const big = (n: number) => ({ name: `app/big-${n}.bin`, data: randomBytes(2 * 1024 * 1024), store: true });
+  const bigZip = buildZip([{ name: 'app/index.html', data: 'old' }, big(1), big(2), big(3)]);
+
+  /** A test app listening on loopback, with a large version 0001 active. */
+  async function serving(env: Record<string, string> = {}) {
+    const t = await createTestApp(env);
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const server = t.app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const pushed = await request(t.app)
+      .post('/app-bundle/push?activate=true')
+      .set('authorization', admin)
+      .attach('bundle', bigZip, 'b.zip');
+    expect(pushed.status).toBe(200);
+    const download = () =>
+      new Promise<http.IncomingMessage>((resolve, reject) =>
+        http
+          .get(
+            `http://127.0.0.1:${(server.address() as AddressInfo).port}/app-bundle/download-zip?version=0001`,
+            { headers: { authorization: admin } },
+            resolve,
+          )
+          .on('error', reject),
+      );
+    return {
+      t,
+      admin,
+      download,
+      async close() {
+        server.close();
+        await t.close();
+      },
+    };
+  }
+
+  /** Files under `dir` this process holds open (Linux). */
+  const openFilesUnder = (dir: string) =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+
+  it.skipIf(process.platform !== 'linux')(
+    'by the client: the file being read is closed (it stayed open, and the process died of an unhandled rejection)',
+    async () => {
+      const s = await serving();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const res = await s.download();
+          expect(res.statusCode).toBe(200);
+          await once(res, 'data');
+          res.destroy();
+        }
+        await expect.poll(() => openFilesUnder(s.t.ctx.config.appBundlePath), { timeout: 5000 }).toEqual([]);
+        expect((await request(s.t.app).get('/health')).status).toBe(200);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
+  it('by a prune of its version: that download is cut and nothing else (the process died of an unhandled rejection)', async () => {
+    const s = await serving({ MAX_VERSIONS_KEPT: '1' });
+    const { t, admin } = s;
+    try {
+      const res = await s.download();
+      expect(res.statusCode).toBe(200);
+      // The archive waits, its first files read, while the client does not read on.
+      res.pause();
+      // Activating another version prunes 0001 (MAX_VERSIONS_KEPT=1) under the paused download.
+      const next = await request(t.app)
+        .post('/app-bundle/push?activate=true')
+        .set('authorization', admin)
+        .attach('bundle', validZip('new'), 'b.zip');
+      expect(next.status).toBe(200);
+      expect(readdirSync(path.join(t.ctx.config.appBundlePath, 'versions'))).toEqual(['0002']);
+      const ended = new Promise<string>((resolve) => {
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('cut'));
+        res.on('aborted', () => resolve('cut'));
+      });
+      res.resume();
+      expect(await ended).toBe('cut');
+      expect((await request(t.app).get('/health')).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('core fields defined through $ref', () => {
+  it('changing the definition a core field refers to → 400, and changes reports core_changed', async () => {
+    const t = await createTestApp();
+    const admin = `Bearer ${await t.tokenFor('admin')}`;
+    const withIdType = (type: string, marker: string) =>
+      buildZip([
+        { name: 'app/index.html', data: marker },
+        {
+          name: 'forms/f/schema.json',
+          data: JSON.stringify({
+            type: 'object',
+            properties: { core_id: { $ref: '#/definitions/id' } },
+            definitions: { id: { type } },
+          }),
+        },
+        { name: 'forms/f/ui.json', data: '{}' },
+      ]);
+    const push = (zip: Buffer, query = '') =>
+      request(t.app)
+        .post(`/app-bundle/push${query}`)
+        .set('authorization', admin)
+        .attach('bundle', zip, 'b.zip');
+    expect((await push(withIdType('string', 'a'), '?activate=true')).status).toBe(200);
+    const retyped = await push(withIdType('integer', 'b'));
+    expect(retyped.status).toBe(400);
+    expect(retyped.body.errors).toEqual([
+      {
+        path: 'forms/f/schema.json',
+        message: 'core field "core_id" may not change its definition',
+        code: 'core_field_changed',
+      },
+    ]);
+    expect((await push(withIdType('string', 'c'))).status).toBe(200);
+
+    // Version 0002 stored by a server before this rule: the diff still tells the core field changed.
+    writeFileSync(
+      path.join(t.ctx.config.appBundlePath, 'versions', '0002', 'forms', 'f', 'schema.json'),
+      JSON.stringify({
+        type: 'object',
+        properties: { core_id: { $ref: '#/definitions/id' } },
+        definitions: { id: { type: 'integer' } },
+      }),
+    );
+    const diff = await request(t.app)
+      .get('/app-bundle/changes?current=0002&target=0001')
+      .set('authorization', admin);
+    expect(diff.status).toBe(200);
+    expect(diff.body.modified_forms).toMatchObject([{ form: 'f', schema_changed: true, core_changed: true }]);
+    await t.close();
   });
 });
 
@@ -195,4 +386,70 @@ describe('versions stored before a rule existed', () => {
     ]);
     await t.close();
   });
+});
+
+describe.skipIf(!postgresAvailable())('concurrent activating pushes (PostgreSQL)', () => {
+  const postgres = usePostgres();
+
+  it('never both activate a form with different core fields: the second is checked against the first', async () => {
+    const dataDir = tempDir();
+    const server = await startServer(
+      loadConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ADMIN_PASSWORD,
+        LOG_LEVEL: 'error',
+        DATA_DIR: dataDir,
+        DB_CONNECTION: await postgres.server.createDatabase(),
+        MAX_VERSIONS_KEPT: '1000',
+      }),
+      createLogger('silent'),
+    );
+    try {
+      const url = `http://127.0.0.1:${server.port}`;
+      const { token } = (await (
+        await fetch(`${url}/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+        })
+      ).json()) as { token: string };
+      const push = async (zip: Buffer) => {
+        const form = new FormData();
+        form.append('bundle', new Blob([zip]), 'b.zip');
+        const res = await fetch(`${url}/app-bundle/push?activate=true`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: form,
+        });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      const withCoreField = (name: string) =>
+        buildZip([
+          { name: 'app/index.html', data: name },
+          {
+            name: 'forms/x/schema.json',
+            data: JSON.stringify({ type: 'object', properties: { [name]: { type: 'string' } } }),
+          },
+          { name: 'forms/x/ui.json', data: '{}' },
+        ]);
+      const withoutForm = buildZip([{ name: 'app/index.html', data: 'no forms' }]);
+      const outcomes: string[] = [];
+      for (let round = 0; round < 20; round++) {
+        expect(await push(withoutForm)).toBe(200);
+        // Both are checked against the active version (no form x), where any core field may be new.
+        const statuses = await Promise.all([
+          push(withCoreField(`core_a${round}`)),
+          push(withCoreField(`core_b${round}`)),
+        ]);
+        outcomes.push(statuses.sort().join(' '));
+      }
+      // One is activated; the other then adds a core field to a form of the active version.
+      expect(outcomes).toEqual(Array(20).fill('200 400'));
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

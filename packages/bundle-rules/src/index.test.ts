@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkCoreFields,
   checkLayout,
   checkSchemaCompiles,
   createSchemaCompiler,
@@ -9,6 +10,7 @@ import {
   parseJsonObject,
   rendererReferences,
   SCHEMA_DRAFTS,
+  sameCoreFields,
   sameJson,
 } from './index.ts';
 
@@ -189,5 +191,45 @@ describe('sameJson', () => {
     expect(parseJsonObject('forms/f/schema.json', '{"a":1.7976931348623157e308}', [])).toEqual({
       a: Number.MAX_VALUE,
     });
+  });
+});
+
+describe('core fields', () => {
+  const schema = (target: unknown, extra: Record<string, unknown> = {}) => ({
+    type: 'object',
+    properties: { core_id: { $ref: '#/definitions/id' }, core_code: { $ref: '#/$defs/a~1b' }, note: {} },
+    definitions: { id: { $ref: '#/definitions/text' }, text: target },
+    $defs: { 'a/b': { type: 'string' } },
+    ...extra,
+  });
+  const problems = (before: Record<string, unknown>, after: Record<string, unknown>) => {
+    const errors: ProblemItem[] = [];
+    checkCoreFields('f', before, after, errors);
+    return errors.map((e) => e.message);
+  };
+
+  it('a core field changes when a definition its $ref leads to (through other $refs) changes', () => {
+    const before = schema({ type: 'string' });
+    const after = schema({ type: 'number' });
+    expect(problems(before, after)).toEqual(['core field "core_id" may not change its definition']);
+    expect(sameCoreFields(before, after)).toBe(false);
+  });
+
+  it('other definitions, and unresolvable or recursive references, change nothing by themselves', () => {
+    const before = schema({ type: 'string' }, { $defs: { 'a/b': { type: 'string' }, other: { type: 'x' } } });
+    const after = schema({ type: 'string' }, { $defs: { 'a/b': { type: 'string' }, other: { type: 'y' } } });
+    expect(problems(before, after)).toEqual([]);
+    expect(sameCoreFields(before, after)).toBe(true);
+    const recursive = (type: string) => ({
+      type: 'object',
+      properties: { core_tree: { $ref: '#/definitions/node' }, core_missing: { $ref: '#/nowhere' } },
+      definitions: {
+        node: { type: 'object', properties: { kind: { type }, child: { $ref: '#/definitions/node' } } },
+      },
+    });
+    expect(problems(recursive('string'), recursive('string'))).toEqual([]);
+    expect(problems(recursive('string'), recursive('number'))).toEqual([
+      'core field "core_tree" may not change its definition',
+    ]);
   });
 });

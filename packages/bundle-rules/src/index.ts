@@ -405,6 +405,50 @@ export function coreFields(schema: Record<string, unknown>): Map<string, unknown
   return core;
 }
 
+/** What a JSON pointer fragment (`#/definitions/a~1b`) names in `root`; `undefined` when nothing. */
+function resolveLocalRef(root: unknown, ref: string): unknown {
+  let value = root;
+  let pointer: string;
+  try {
+    pointer = decodeURIComponent(ref.slice(1));
+  } catch {
+    return undefined;
+  }
+  if (pointer === '') return root;
+  if (!pointer.startsWith('/')) return undefined; // a plain-name anchor, not a pointer
+  for (const token of pointer.slice(1).split('/')) {
+    const key = token.replaceAll('~1', '/').replaceAll('~0', '~');
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+/**
+ * A core field's meaning: its definition and everything its local `$ref`s (`#/…`, in its own
+ * schema) lead to, followed transitively, so a core field that refers to a definition changes when
+ * that definition does. Each reference is followed once (schemas may be recursive).
+ */
+function coreMeaning(definition: unknown, root: Record<string, unknown>): unknown {
+  const refs: Record<string, unknown> = {};
+  const pending: unknown[] = [definition];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, inner] of Object.entries(value)) {
+      if (key === '$ref' && typeof inner === 'string' && inner.startsWith('#')) {
+        if (Object.hasOwn(refs, inner)) continue;
+        const target = resolveLocalRef(root, inner);
+        refs[inner] = target ?? null;
+        pending.push(target);
+      } else {
+        pending.push(inner);
+      }
+    }
+  }
+  return { definition, refs };
+}
+
 /** Core fields of a form that exists in the active version may not be removed, changed or added. */
 export function checkCoreFields(
   form: string,
@@ -425,7 +469,7 @@ export function checkCoreFields(
           : `core field "${name}" may not be removed`,
         code: 'core_field_changed',
       });
-    } else if (!sameJson(definition, after.get(name))) {
+    } else if (!sameJson(coreMeaning(definition, previous), coreMeaning(after.get(name), next))) {
       errors.push({
         path,
         message: `core field "${name}" may not change its definition`,
@@ -442,4 +486,11 @@ export function checkCoreFields(
       });
     }
   }
+}
+
+/** Whether a form's core fields are the same, meaning the same, in two versions of its schema. */
+export function sameCoreFields(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  const problems: ProblemItem[] = [];
+  checkCoreFields('', previous, next, problems);
+  return problems.length === 0;
 }

@@ -458,7 +458,10 @@ export interface paths {
          * Download an attachment
          * @description Streams the file with its stored `Content-Type`, `Content-Length`, `ETag: "<sha256>"` and
          *     a safe quoted `Content-Disposition`. `If-None-Match` → 304; a single `Range` → 206;
-         *     an unsatisfiable range → 416.
+         *     an unsatisfiable range → 416. The content is the uploader's, so it is served with
+         *     `Content-Security-Policy: default-src 'none'; sandbox` and `X-Content-Type-Options: nosniff`,
+         *     and as `Content-Disposition: attachment` unless its type is passive (image, audio or video
+         *     other than SVG and XML types, `text/plain`, `application/pdf`), which are `inline`.
          */
         get: operations["downloadAttachment"];
         /**
@@ -480,7 +483,8 @@ export interface paths {
         options?: never;
         /**
          * Check whether an attachment exists
-         * @description 200 with the same headers as `GET` and no body; 404 when missing.
+         * @description 200 with the same headers as `GET` and no body; 304 when `If-None-Match` matches, as for
+         *     `GET`; 404 when missing.
          */
         head: operations["checkAttachmentExists"];
         patch?: never;
@@ -2526,6 +2530,8 @@ export interface operations {
                  * @example 1.0.0
                  */
                 "x-api-version"?: components["parameters"]["ApiVersion"];
+                /** @description ETag(s) the client already has; `*`, lists and weak tags are understood. A match → 304. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
             };
             path: {
                 /**
@@ -2547,6 +2553,16 @@ export interface operations {
                     "Content-Length": components["headers"]["ContentLength"];
                     "Content-Disposition": components["headers"]["ContentDisposition"];
                     "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (`If-None-Match` matched the ETag). */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "x-api-version-used": components["headers"]["XApiVersionUsed"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content?: never;

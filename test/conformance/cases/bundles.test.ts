@@ -165,6 +165,10 @@ describe('push → switch → manifest → download', () => {
     const res = await get('/app-bundle/download-zip');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/zip');
+    // Something to save, never a document a browser would render on the server's origin.
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="app-bundle-\d{4}\.zip"$/);
+    expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     const zip = Buffer.from(await res.arrayBuffer());
     const directory = await unzipper.Open.buffer(zip);
     const manifest = await (await get('/app-bundle/manifest')).json();

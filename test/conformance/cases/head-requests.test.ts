@@ -95,7 +95,11 @@ describe('HEAD answers like GET without a body', () => {
   });
 
   it('conditional HEAD → 304 like GET', async () => {
-    for (const path of ['/app-bundle/manifest', '/app-bundle/download/app/index.html']) {
+    for (const path of [
+      '/app-bundle/manifest',
+      '/app-bundle/download/app/index.html',
+      `/attachments/${attachmentId}`,
+    ]) {
       const etag = (await request('GET', path, reader)).headers.get('etag')!;
       const head = await request('HEAD', path, reader, { 'if-none-match': etag });
       expect(head.status, path).toBe(304);

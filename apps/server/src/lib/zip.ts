@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
@@ -194,24 +195,37 @@ export async function extractEntry(
   }
 }
 
-/** Streams the files (name in the ZIP → path on disk) as a ZIP into `output`. */
+/**
+ * Streams the files (name in the ZIP → path on disk) as a ZIP into `output`, one open file at a
+ * time. When the output fails (the client went away) the file being read is closed; when a file
+ * cannot be read (its version was pruned meanwhile) the output is cut, so the client sees a failed
+ * transfer rather than a short archive. Either way this rejects, and nothing is left open.
+ */
 export async function writeZip(
   files: { name: string; file: string; modifiedAt?: Date }[],
   output: Writable,
 ): Promise<void> {
-  const { ZipArchive } = await import('archiver');
-  const archive = new ZipArchive({ zlib: { level: 6 } });
-  const done = pipeline(archive, output);
-  for (const f of files)
-    archive.file(f.file, { name: f.name, ...(f.modifiedAt ? { date: f.modifiedAt } : {}) });
-  await archive.finalize();
-  await done;
+  const zip = await createZipStream(output);
+  try {
+    for (const f of files)
+      await pipeline(
+        createReadStream(f.file),
+        zip.entry(f.name, f.modifiedAt ? { modifiedAt: f.modifiedAt } : {}),
+      );
+    await zip.finalize();
+  } catch (err) {
+    output.destroy(err as Error);
+    throw err;
+  }
 }
 
 /** A ZIP written as it is produced: each entry is a stream, added one after the other. */
 export interface ZipStream {
-  /** A writable for the next entry's content; end it before starting another entry. `compress: false`: stored as is. */
-  entry(name: string, options?: { compress?: boolean }): Writable;
+  /**
+   * A writable for the next entry's content; end it before starting another entry. `compress:
+   * false`: stored as is. `modifiedAt`: the entry's time (else now).
+   */
+  entry(name: string, options?: { compress?: boolean; modifiedAt?: Date }): Writable;
   finalize(): Promise<void>;
 }
 
@@ -243,7 +257,11 @@ export async function createZipStream(output: Writable): Promise<ZipStream> {
       }
       open.add(content);
       content.once('close', () => open.delete(content));
-      archive.append(content, { name, store: options?.compress === false });
+      archive.append(content, {
+        name,
+        store: options?.compress === false,
+        ...(options?.modifiedAt ? { date: options.modifiedAt } : {}),
+      });
       return content;
     },
     async finalize() {

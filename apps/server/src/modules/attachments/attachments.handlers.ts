@@ -5,6 +5,8 @@ import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
+import { rangeToServe } from '../../lib/byte-range.ts';
+import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
 
@@ -47,13 +49,22 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
 /** The headers that describe the attachment's content, not an error answered instead of it. */
 const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range', 'Content-Length'];
 
+/**
+ * Types a browser shows without running anything: passive media, plain text and PDF. Anything
+ * else (text/html, image/svg+xml and every other XML, scripts, unknown types) is a download.
+ */
+const INLINE_TYPES = /^(?:(?:image|audio|video)\/[\w.-]+|text\/plain|application\/pdf)$/;
+
 function setEntityHeaders(res: Response, row: AttachmentRow): void {
   res.setHeader('ETag', `"${row.hash}"`);
+  // The type the client declared, whatever it is: the untrusted-content headers make it harmless.
   res.setHeader('Content-Type', row.content_type);
+  setUntrustedContentHeaders(res);
   res.setHeader('Accept-Ranges', 'bytes');
-  res.setHeader('Content-Disposition', `inline; filename="${row.attachment_id}"`);
+  // The id is of [A-Za-z0-9._-] only (checked on every request), so quoting it is enough.
+  const disposition = INLINE_TYPES.test(row.content_type) ? 'inline' : 'attachment';
+  res.setHeader('Content-Disposition', `${disposition}; filename="${row.attachment_id}"`);
   res.setHeader('Cache-Control', 'private, no-cache');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
 }
 
 type AttachmentOperation =
@@ -85,10 +96,12 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         const etag = `"${row.hash}"`;
         setEntityHeaders(res, row);
         if (answerIfNotModified(req, res, etag)) return;
-        const ranges =
-          req.header('range') && ifRangeHolds(req.header('if-range'), etag) ? req.range(row.size) : undefined;
-        if (ranges === -1) {
-          res.setHeader('Content-Range', `bytes */${row.size}`);
+        const range = rangeToServe(
+          { range: req.header('range'), ifRange: req.header('if-range') },
+          etag,
+          row.size,
+        );
+        if (range === 'unsatisfiable') {
           throw new HttpProblem(
             416,
             'range_not_satisfiable',
@@ -98,9 +111,6 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
             },
           );
         }
-        // One range is served as 206; several (or a malformed header) get the whole entity, as RFC 9110 allows.
-        const range =
-          Array.isArray(ranges) && ranges.type === 'bytes' && ranges.length === 1 ? ranges[0] : undefined;
         if (range) {
           res.status(206);
           res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
@@ -132,6 +142,8 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     async checkAttachmentExists(req, res) {
       const row = await attachments.head(String(req.params.attachment_id));
       setEntityHeaders(res, row);
+      // A HEAD is a GET without the body, conditions included (RFC 9110 §13.1.2).
+      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
       res.setHeader('Content-Length', String(row.size));
       res.status(200).end();
     },
@@ -144,15 +156,6 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
       sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
     },
   };
-}
-
-/**
- * `If-Range` (RFC 9110 §13.1.5): the range applies only when the validator names the current
- * representation by its strong entity tag. A weak tag never matches, and neither can a date, since
- * no `Last-Modified` is sent: then the whole representation is the answer.
- */
-function ifRangeHolds(header: string | undefined, etag: string): boolean {
-  return header === undefined || header.trim() === etag;
 }
 
 /** A host name or IPv4 address, or a bracketed IPv6 address, and an optional port. */

@@ -29,20 +29,29 @@ export function checkAttachmentId(id: string): void {
 }
 
 /**
- * The expected sha256 from `X-Content-SHA256: <hex>` (which wins when both are sent) or from
- * `Content-Digest` (RFC 9530); `undefined` when neither names a sha256, a 400 when one is malformed.
+ * The expected sha256 from `X-Content-SHA256: <hex>` and from `Content-Digest` (RFC 9530);
+ * `undefined` when neither names a sha256, a 400 when one is malformed. When both name one they
+ * must agree: the content cannot match two different digests, and each is to be verified.
  */
 export function expectedDigest(headers: {
   contentDigest?: string;
   contentSha256?: string;
 }): string | undefined {
+  let hex: string | undefined;
   if (headers.contentSha256 !== undefined) {
-    const hex = headers.contentSha256.trim().toLowerCase();
+    hex = headers.contentSha256.trim().toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(hex)) throw Invalid('X-Content-SHA256 must be 64 hex digits');
-    return hex;
   }
-  if (headers.contentDigest !== undefined) return sha256OfContentDigest(headers.contentDigest);
-  return undefined;
+  const fromContentDigest =
+    headers.contentDigest === undefined ? undefined : sha256OfContentDigest(headers.contentDigest);
+  if (hex !== undefined && fromContentDigest !== undefined && hex !== fromContentDigest) {
+    throw new HttpProblem(
+      400,
+      'digest_mismatch',
+      `X-Content-SHA256 declares ${hex} and Content-Digest ${fromContentDigest}: the content can match only one`,
+    );
+  }
+  return hex ?? fromContentDigest;
 }
 
 /** One dictionary member of `Content-Digest`: `algorithm=:<base64>:`, perhaps with parameters. */
@@ -52,13 +61,13 @@ const DIGEST_MEMBER = /^\s*([a-z*][a-z0-9_.*-]*)=:([A-Za-z0-9+/]*={0,2}):\s*(?:;
  * `Content-Digest` is a structured-field dictionary of `algorithm=:<base64>:` members. Its sha-256
  * as hex; `undefined` when it only names algorithms this server does not compute, which RFC 9530
  * (§2, §5) lets a recipient ignore. Anything that is not such a dictionary, or a sha-256 that is not
- * 32 bytes, is a 400.
+ * 32 bytes, is a 400. The `=` padding may be left out (RFC 8941 §4.2.7 asks parsers to accept that).
  */
 function sha256OfContentDigest(header: string): string | undefined {
   let sha256: string | undefined;
   for (const member of header.split(',')) {
     const match = DIGEST_MEMBER.exec(member);
-    if (!match || match[2]!.length % 4 !== 0)
+    if (!match || match[2]!.replace(/=+$/, '').length % 4 === 1)
       throw Invalid('Content-Digest must be a list of algorithm=:<base64>: digests, e.g. sha-256=:<base64>:');
     if (match[1]!.toLowerCase() !== 'sha-256') continue;
     const digest = Buffer.from(match[2]!, 'base64');

@@ -1,4 +1,4 @@
-import { coreFields, sameJson } from '@synk/bundle-rules';
+import { sameCoreFields, sameJson } from '@synk/bundle-rules';
 import type { components } from '@synk/contract';
 
 type ChangeLog = components['schemas']['ChangeLog'];
@@ -67,10 +67,7 @@ export function diffBundles(
       form,
       schema_changed: schemaChanged,
       ui_changed: uiChanged,
-      core_changed: !sameJson(
-        Object.fromEntries(coreFields(before.schema)),
-        Object.fromEntries(coreFields(after.schema)),
-      ),
+      core_changed: !sameCoreFields(before.schema, after.schema),
       added_fields: added.sort((a, b) => a.field.localeCompare(b.field)),
       removed_fields: removed.sort((a, b) => a.field.localeCompare(b.field)),
     });

@@ -8,7 +8,9 @@ import { answerIfNotModified } from '../../http/conditional.ts';
 import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
+import { rangeToServe } from '../../lib/byte-range.ts';
 import { StreamTooLarge, streamToFile } from '../../lib/files.ts';
+import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 
 const DOWNLOAD_PREFIX = '/app-bundle/download/';
 
@@ -99,13 +101,46 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       res.setHeader('Cache-Control', 'no-cache');
       res.setHeader('X-Content-Type-Options', 'nosniff');
       if (preview) res.setHeader('x-is-preview', 'true');
-      if (answerIfNotModified(req, res, `"${entry.hash}"`)) return;
+      const etag = `"${entry.hash}"`;
+      if (answerIfNotModified(req, res, etag)) return;
+      // Ranges are read here, as for attachments (send's own parsing answers 416 to a suffix
+      // longer than the file, which RFC 9110 makes the whole file); a HEAD has none.
+      const range =
+        req.method === 'GET'
+          ? rangeToServe({ range: req.header('range'), ifRange: req.header('if-range') }, etag, entry.size)
+          : undefined;
+      if (range === 'unsatisfiable') {
+        throw new HttpProblem(
+          416,
+          'range_not_satisfiable',
+          `The range is outside the ${entry.size}-byte file`,
+          {
+            headers: { 'Content-Range': `bytes */${entry.size}` },
+          },
+        );
+      }
       res.type(entry.mimeType);
+      res.setHeader('Accept-Ranges', 'bytes');
+      if (range) {
+        res.status(206);
+        res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${entry.size}`);
+      }
       await new Promise<void>((resolve, reject) => {
         res.sendFile(
           file,
-          { etag: false, lastModified: false, cacheControl: false, dotfiles: 'allow' },
-          (err) => (err && !res.headersSent ? reject(err) : resolve()),
+          {
+            etag: false,
+            lastModified: false,
+            cacheControl: false,
+            dotfiles: 'allow',
+            acceptRanges: false,
+            ...(range ? { start: range.start, end: range.end } : {}),
+          },
+          (err) => {
+            if (!err || res.headersSent) return resolve();
+            res.removeHeader('Content-Range'); // the answer is a problem, not the range
+            reject(err);
+          },
         );
       });
     },
@@ -115,6 +150,9 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       );
       res.status(200).type('application/zip');
       res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
+      // An archive to save, never a document. (The bundle's own files go without these headers:
+      // apps load them as their pages and scripts.)
+      setUntrustedContentHeaders(res);
       // A HEAD gets a GET's headers without the archive being built (its body would be thrown away).
       if (req.method === 'HEAD') {
         res.end();

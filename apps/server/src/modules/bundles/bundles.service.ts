@@ -20,7 +20,7 @@ import mime from 'mime-types';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
-import { Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
+import { type HttpProblem, Invalid, NotFound, PayloadTooLarge, type ProblemItem } from '../../http/errors.ts';
 import {
   BadEntry,
   EntryTooLarge,
@@ -80,6 +80,14 @@ function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: Pro
     }
   }
   return clashing;
+}
+
+function invalidBundle(errors: ProblemItem[]): HttpProblem {
+  return Invalid(
+    `The bundle has ${errors.length} problem${errors.length === 1 ? '' : 's'}`,
+    errors,
+    'invalid_bundle',
+  );
 }
 
 /** The manifest when no version is active: no files, a fixed time and the hash of no files. */
@@ -298,15 +306,10 @@ export class BundlesService implements FormSchemas {
         errors,
       );
       const forms = this.#checkForms(layout, extracted.json, errors);
-      await this.#checkCoreFields(forms, errors);
-      if (errors.length > 0) {
-        throw Invalid(
-          `The bundle has ${errors.length} problem${errors.length === 1 ? '' : 's'}`,
-          errors,
-          'invalid_bundle',
-        );
-      }
-      return await this.#publish(staging, extracted.files, activate, pushedBy);
+      const checkedAgainst = await this.active();
+      await this.#checkCoreFields(checkedAgainst, forms, errors);
+      if (errors.length > 0) throw invalidBundle(errors);
+      return await this.#publish(staging, extracted.files, { activate, pushedBy, forms, checkedAgainst });
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
@@ -374,8 +377,12 @@ export class BundlesService implements FormSchemas {
     return forms;
   }
 
-  async #checkCoreFields(forms: Map<string, Record<string, unknown>>, errors: ProblemItem[]): Promise<void> {
-    const active = await this.active();
+  /** Core fields of `forms` against those of the `active` version (no rule when none is active). */
+  async #checkCoreFields(
+    active: string | null,
+    forms: Map<string, Record<string, unknown>>,
+    errors: ProblemItem[],
+  ): Promise<void> {
     if (!active) return;
     const previous = await this.#forms(active);
     for (const [form, schema] of forms) {
@@ -387,11 +394,25 @@ export class BundlesService implements FormSchemas {
   async #publish(
     staging: string,
     files: Schemas['AppBundleFile'][],
-    activate: boolean,
-    pushedBy: string,
+    push: {
+      activate: boolean;
+      pushedBy: string;
+      forms: Map<string, Record<string, unknown>>;
+      /** The version active when the core fields were checked. */
+      checkedAgainst: string | null;
+    },
   ): Promise<BundleManifest> {
+    const { activate, pushedBy } = push;
     const now = this.#deps.clock();
     const manifest = await withLock('bundles', this.#em, this.#deps.config.database.kind, async (em) => {
+      // Another push may have activated a version since the check (concurrent pushes are checked
+      // outside the lock): the core fields must hold against the version active now.
+      const active = (await em.findOne(AppBundleState, { id: 1 }))?.activeVersion ?? null;
+      if (active !== push.checkedAgainst) {
+        const errors: ProblemItem[] = [];
+        await this.#checkCoreFields(active, push.forms, errors);
+        if (errors.length > 0) throw invalidBundle(errors);
+      }
       const rows = await em.find(AppBundleVersion, {}, { fields: ['version'] });
       const next = formatVersion(rows.reduce((max, r) => Math.max(max, Number(r.version)), 0) + 1);
       const hash = createHash('sha256');
