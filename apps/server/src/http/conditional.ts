@@ -1,4 +1,6 @@
 import type { Request, Response } from 'express';
+import { type ByteRange, rangeToServe } from '../lib/byte-range.ts';
+import { HttpProblem } from './errors.ts';
 
 /**
  * Sets the entity tag and answers 304 when the client already has this entity. Returns true when
@@ -23,4 +25,22 @@ export function ifNoneMatchHits(header: string | undefined, etag: string): boole
     .split(',')
     .map((tag) => tag.trim().replace(/^W\//, ''))
     .some((tag) => tag === bare);
+}
+
+/**
+ * The one range of a GET to answer with 206 (see `rangeToServe`), `undefined` for the whole
+ * `size`-byte entity; a 416 problem, its Content-Range naming the size, when none of it is in range.
+ * `what` names the entity in the problem's detail.
+ */
+export function rangeOrUnsatisfiable(
+  req: Request,
+  etag: string,
+  size: number,
+  what: string,
+): ByteRange | undefined {
+  const range = rangeToServe({ range: req.header('range'), ifRange: req.header('if-range') }, etag, size);
+  if (range !== 'unsatisfiable') return range;
+  throw new HttpProblem(416, 'range_not_satisfiable', `The range is outside the ${size}-byte ${what}`, {
+    headers: { 'Content-Range': `bytes */${size}` },
+  });
 }

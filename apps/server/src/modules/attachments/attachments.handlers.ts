@@ -1,11 +1,10 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { answerIfNotModified } from '../../http/conditional.ts';
+import { answerIfNotModified, rangeOrUnsatisfiable } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
-import { rangeToServe } from '../../lib/byte-range.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
@@ -96,21 +95,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         const etag = `"${row.hash}"`;
         setEntityHeaders(res, row);
         if (answerIfNotModified(req, res, etag)) return;
-        const range = rangeToServe(
-          { range: req.header('range'), ifRange: req.header('if-range') },
-          etag,
-          row.size,
-        );
-        if (range === 'unsatisfiable') {
-          throw new HttpProblem(
-            416,
-            'range_not_satisfiable',
-            `The range is outside the ${row.size}-byte attachment`,
-            {
-              headers: { 'Content-Range': `bytes */${row.size}` },
-            },
-          );
-        }
+        const range = rangeOrUnsatisfiable(req, etag, row.size, 'attachment');
         if (range) {
           res.status(206);
           res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);

@@ -4,11 +4,10 @@ import path from 'node:path';
 import type { RequestHandler } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
-import { answerIfNotModified } from '../../http/conditional.ts';
+import { answerIfNotModified, rangeOrUnsatisfiable } from '../../http/conditional.ts';
 import { HttpProblem, PayloadTooLarge } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
-import { rangeToServe } from '../../lib/byte-range.ts';
 import { StreamTooLarge, streamToFile } from '../../lib/files.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 
@@ -105,20 +104,7 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       if (answerIfNotModified(req, res, etag)) return;
       // Ranges are read here, as for attachments (send's own parsing answers 416 to a suffix
       // longer than the file, which RFC 9110 makes the whole file); a HEAD has none.
-      const range =
-        req.method === 'GET'
-          ? rangeToServe({ range: req.header('range'), ifRange: req.header('if-range') }, etag, entry.size)
-          : undefined;
-      if (range === 'unsatisfiable') {
-        throw new HttpProblem(
-          416,
-          'range_not_satisfiable',
-          `The range is outside the ${entry.size}-byte file`,
-          {
-            headers: { 'Content-Range': `bytes */${entry.size}` },
-          },
-        );
-      }
+      const range = req.method === 'GET' ? rangeOrUnsatisfiable(req, etag, entry.size, 'file') : undefined;
       res.type(entry.mimeType);
       res.setHeader('Accept-Ranges', 'bytes');
       if (range) {
