@@ -11,9 +11,29 @@ export interface SyncEvents {
 
 type Listener<T> = (event: T) => void;
 
+/**
+ * Reports a listener's error the way a browser reports one thrown by an event listener: later, on
+ * its own (an uncaught error: `window.onerror`, Node's 'uncaughtException'), never into the SDK
+ * call that emitted the event.
+ */
+const reportLater = (err: unknown) =>
+  queueMicrotask(() => {
+    throw err;
+  });
+
 /** A minimal typed event emitter (works the same in Node, browsers and React Native). */
 export class Emitter {
   readonly #listeners = new Map<keyof SyncEvents, Set<Listener<never>>>();
+  readonly #report: (err: unknown) => void;
+
+  /**
+   * A listener that throws must not break the SDK call that emitted the event (a `save()` would
+   * reject after the record was stored, a sync would stop halfway) nor keep the other listeners
+   * from hearing it: its error goes to `report`.
+   */
+  constructor(report: (err: unknown) => void = reportLater) {
+    this.#report = report;
+  }
 
   on<K extends keyof SyncEvents>(name: K, listener: Listener<SyncEvents[K]>): () => void {
     const set = this.#listeners.get(name) ?? new Set();
@@ -23,6 +43,12 @@ export class Emitter {
   }
 
   emit<K extends keyof SyncEvents>(name: K, event: SyncEvents[K]): void {
-    for (const listener of this.#listeners.get(name) ?? []) (listener as Listener<SyncEvents[K]>)(event);
+    for (const listener of this.#listeners.get(name) ?? []) {
+      try {
+        (listener as Listener<SyncEvents[K]>)(event);
+      } catch (err) {
+        this.#report(err);
+      }
+    }
   }
 }
