@@ -921,6 +921,11 @@ export interface components {
         MessageResponse: {
             message: string;
         };
+        /**
+         * @description A form type to filter by. Never a NUL or a lone surrogate: push refuses them in a form type,
+         *     so no record could match, and PostgreSQL text cannot hold a NUL (400 `validation_failed`).
+         */
+        FormTypeFilter: string;
         Geolocation: {
             latitude: number;
             longitude: number;
@@ -1012,7 +1017,7 @@ export interface components {
                 id?: string;
             } | null;
             /** @description Only these form types. */
-            schema_types?: string[] | null;
+            schema_types?: components["schemas"]["FormTypeFilter"][] | null;
             /**
              * Format: int64
              * @description Alias of `since.version` (1.0.3 schema variant).
@@ -1486,7 +1491,7 @@ export interface components {
          * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
          *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
          */
-        ExportFormType: string[];
+        ExportFormType: components["schemas"]["FormTypeFilter"][];
         /** @description Only records with `version` greater than this. */
         ExportSinceVersion: number;
         /** @description Include tombstones (deleted records). */
@@ -2181,7 +2186,7 @@ export interface operations {
                 /** @description Maximum number of records to return (outside 1–500 → 400). */
                 limit?: number;
                 /** @description Filter by one form type; merged with `schema_types` from the body. */
-                schemaType?: string;
+                schemaType?: components["schemas"]["FormTypeFilter"];
                 /**
                  * @description Opaque cursor from a previous `next_page_token`; alternative to `since`. It continues
                  *     only the filter it was issued for: the same form types (`schema_types` merged with
