@@ -136,9 +136,10 @@ function checkReadBytes(dbConnection: string, openStore: OpenStore) {
   });
 }
 
-describe('an export read is bounded in bytes', () => {
-  it('on SQLite', async () => {
-    await checkReadBytes(path.join(tempDir(), 'bytes.db'), (ctx) => SqliteSyncStore.open(ctx.orm));
+/** `check` on a SQLite file, and on PostgreSQL where it is available. */
+function onSqliteAndPostgres(check: (dbConnection: string, openStore: OpenStore) => Promise<void>) {
+  it('on a SQLite file', async () => {
+    await check(path.join(tempDir(), 'export.db'), (ctx) => SqliteSyncStore.open(ctx.orm));
   });
 
   describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
@@ -146,23 +147,15 @@ describe('an export read is bounded in bytes', () => {
     it('too', async () => {
       const url = await postgres.server.createDatabase();
       const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
-      await checkReadBytes(url, async () => new PostgresSyncStore(url));
+      await check(url, async () => new PostgresSyncStore(url));
     });
   });
+}
+
+describe('an export read is bounded in bytes', () => {
+  onSqliteAndPostgres(checkReadBytes);
 });
 
-describe('an export reads one snapshot', () => {
-  it('on a SQLite file: changes made while it reads do not show, and nothing waits for it', async () => {
-    await checkSnapshot(path.join(tempDir(), 'snapshot.db'), (ctx) => SqliteSyncStore.open(ctx.orm));
-  });
-
-  describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
-    const postgres = usePostgres();
-
-    it('changes made while it reads do not show, and nothing waits for it', async () => {
-      const url = await postgres.server.createDatabase();
-      const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
-      await checkSnapshot(url, async () => new PostgresSyncStore(url));
-    });
-  });
+describe('an export reads one snapshot: changes made while it reads do not show, and nothing waits for it', () => {
+  onSqliteAndPostgres(checkSnapshot);
 });
