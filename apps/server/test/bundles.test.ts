@@ -25,14 +25,23 @@ const validZip = (marker: string) =>
     { name: 'forms/f/ui.json', data: '{}' },
   ]);
 
+/** POST /app-bundle/push of `zip` (as b.zip), activated when asked. */
+const pushBundle = (
+  app: Parameters<typeof request>[0],
+  authorization: string,
+  zip: Buffer,
+  options: { activate?: boolean } = {},
+) =>
+  request(app)
+    .post(`/app-bundle/push${options.activate ? '?activate=true' : ''}`)
+    .set('authorization', authorization)
+    .attach('bundle', zip, 'b.zip');
+
 describe('app bundles (server side)', () => {
   it('413 for a ZIP over BUNDLE_MAX_ZIP_BYTES, leaving no temporary file', async () => {
     const t = await createTestApp({ BUNDLE_MAX_ZIP_BYTES: '2048' });
     const big = buildZip([{ name: 'app/index.html', data: Buffer.alloc(10_000, 7), store: true }]);
-    const res = await request(t.app)
-      .post('/app-bundle/push')
-      .set('authorization', `Bearer ${await t.tokenFor('admin')}`)
-      .attach('bundle', big, 'b.zip');
+    const res = await pushBundle(t.app, `Bearer ${await t.tokenFor('admin')}`, big);
     expect(res.status).toBe(413);
     expect(res.body.code).toBe('payload_too_large');
     expect(readdirSync(path.join(t.ctx.config.appBundlePath, '.tmp'))).toEqual([]);
@@ -43,12 +52,7 @@ describe('app bundles (server side)', () => {
     const t = await createTestApp({ MAX_VERSIONS_KEPT: '50' });
     const token = `Bearer ${await t.tokenFor('admin')}`;
     const results = await Promise.all(
-      Array.from({ length: 5 }, (_, i) =>
-        request(t.app)
-          .post('/app-bundle/push')
-          .set('authorization', token)
-          .attach('bundle', validZip(`v${i}`), 'b.zip'),
-      ),
+      Array.from({ length: 5 }, (_, i) => pushBundle(t.app, token, validZip(`v${i}`))),
     );
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     expect(results.map((r) => r.body.manifest.version).sort()).toEqual([
@@ -74,14 +78,8 @@ describe('app bundles (server side)', () => {
     const first = await createContext(loadConfig(env), createLogger('silent'));
     const app = createApp(first);
     const { token } = await first.services.auth.login('admin', ADMIN_PASSWORD, '127.0.0.1');
-    await request(app)
-      .post('/app-bundle/push?activate=true')
-      .set('authorization', `Bearer ${token}`)
-      .attach('bundle', validZip('a'), 'b.zip');
-    await request(app)
-      .post('/app-bundle/push')
-      .set('authorization', `Bearer ${token}`)
-      .attach('bundle', validZip('b'), 'b.zip');
+    await pushBundle(app, `Bearer ${token}`, validZip('a'), { activate: true });
+    await pushBundle(app, `Bearer ${token}`, validZip('b'));
     const before = await request(app).get('/app-bundle/manifest').set('authorization', `Bearer ${token}`);
     await closeContext(first);
 
@@ -101,10 +99,12 @@ describe('GET /app-bundle/download/{path} with Range', () => {
   it('as RFC 9110 reads it, like attachments: a suffix longer than the file is all of it; only a strong If-Range', async () => {
     const t = await createTestApp();
     const admin = `Bearer ${await t.tokenFor('admin')}`;
-    const pushed = await request(t.app)
-      .post('/app-bundle/push?activate=true')
-      .set('authorization', admin)
-      .attach('bundle', buildZip([{ name: 'app/index.html', data: '0123456789' }]), 'b.zip');
+    const pushed = await pushBundle(
+      t.app,
+      admin,
+      buildZip([{ name: 'app/index.html', data: '0123456789' }]),
+      { activate: true },
+    );
     expect(pushed.status).toBe(200);
     const etag = `"${pushed.body.manifest.files[0].hash}"`;
     const get = (headers: Record<string, string>, method: 'get' | 'head' = 'get') =>
@@ -146,10 +146,7 @@ describe('GET /app-bundle/download-zip cut short', () => {
     const admin = `Bearer ${await t.tokenFor('admin')}`;
     const server = t.app.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const pushed = await request(t.app)
-      .post('/app-bundle/push?activate=true')
-      .set('authorization', admin)
-      .attach('bundle', bigZip, 'b.zip');
+    const pushed = await pushBundle(t.app, admin, bigZip, { activate: true });
     expect(pushed.status).toBe(200);
     const download = () =>
       new Promise<http.IncomingMessage>((resolve, reject) =>
@@ -210,10 +207,7 @@ describe('GET /app-bundle/download-zip cut short', () => {
       // The archive waits, its first files read, while the client does not read on.
       res.pause();
       // Activating another version prunes 0001 (MAX_VERSIONS_KEPT=1) under the paused download.
-      const next = await request(t.app)
-        .post('/app-bundle/push?activate=true')
-        .set('authorization', admin)
-        .attach('bundle', validZip('new'), 'b.zip');
+      const next = await pushBundle(t.app, admin, validZip('new'), { activate: true });
       expect(next.status).toBe(200);
       expect(readdirSync(path.join(t.ctx.config.appBundlePath, 'versions'))).toEqual(['0002']);
       const ended = new Promise<string>((resolve) => {
@@ -295,10 +289,7 @@ describe('record validation against the active bundle', () => {
         },
         { name: 'forms/f/ui.json', data: '{}' },
       ]);
-      await request(t.app)
-        .post('/app-bundle/push?activate=true')
-        .set('authorization', admin)
-        .attach('bundle', zip, 'b.zip');
+      await pushBundle(t.app, admin, zip, { activate: true });
       const res = await request(t.app)
         .post('/sync/push')
         .set('authorization', admin)
@@ -330,20 +321,14 @@ describe('versions stored before a rule existed', () => {
   it('a stored schema canonical JSON cannot write (1e400, pushed when such numbers were taken) does not break later pushes or the diff', async () => {
     const t = await createTestApp();
     const admin = `Bearer ${await t.tokenFor('admin')}`;
-    const pushed = await request(t.app)
-      .post('/app-bundle/push?activate=true')
-      .set('authorization', admin)
-      .attach('bundle', validZip('a'), 'b.zip');
+    const pushed = await pushBundle(t.app, admin, validZip('a'), { activate: true });
     expect(pushed.status).toBe(200);
     // What an older server kept: a core field whose definition holds 1e400.
     writeFileSync(
       path.join(t.ctx.config.appBundlePath, 'versions', '0001', 'forms', 'f', 'schema.json'),
       '{"type":"object","properties":{"core_id":{"type":"string","maxLength":1e400}}}',
     );
-    const next = await request(t.app)
-      .post('/app-bundle/push')
-      .set('authorization', admin)
-      .attach('bundle', validZip('b'), 'b.zip');
+    const next = await pushBundle(t.app, admin, validZip('b'));
     expect(next.status, JSON.stringify(next.body)).toBe(400);
     expect(next.body.errors).toEqual([
       {
@@ -365,10 +350,7 @@ describe('versions stored before a rule existed', () => {
       path.join(t.ctx.config.appBundlePath, 'versions', '0001', 'forms', 'f', 'schema.json'),
       '{"type":"object","properties":{"core_id":{"type":"string"},"n":{"maximum":1e400}}}',
     );
-    const third = await request(t.app)
-      .post('/app-bundle/push')
-      .set('authorization', admin)
-      .attach('bundle', same, 'b.zip');
+    const third = await pushBundle(t.app, admin, same);
     expect(third.status, JSON.stringify(third.body)).toBe(200);
     const diff = await request(t.app)
       .get(`/app-bundle/changes?current=${third.body.manifest.version}&target=0001`)
