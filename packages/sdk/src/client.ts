@@ -232,13 +232,17 @@ export function createClient(options: ClientOptions) {
      * server that cannot be reached throws `NetworkError` and the session is kept.
      */
     async logout(): Promise<LogoutResult> {
-      const tokens = await readTokens();
+      // Both steps wait for a refresh on the wire (here or in another client of the storage: it
+      // holds the `auth` lock): its answer, stored after the deletion, would leave a session here
+      // after logout, and the token it brings is the one to end. The request itself is sent
+      // without the lock: a 401 to it is answered by a refresh.
+      const tokens = await withLock(storage, 'auth', readTokens);
       let result: LogoutResult = { confirmed: true };
       if (tokens) {
         const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
         result = { confirmed: response.ok || response.status === 401, status: response.status };
       }
-      await storage.delete(KEYS.tokens);
+      await withLock(storage, 'auth', () => storage.delete(KEYS.tokens));
       return result;
     },
     refresh,

@@ -1,5 +1,5 @@
 import { loopbackServer } from '@synk/test-support/hooks';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
 
 const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
@@ -46,6 +46,42 @@ describe('auth.logout reports whether the server ended the session', () => {
     received.length = 0;
     expect(await createClient({ baseUrl: server.base }).auth.logout()).toEqual({ confirmed: true });
     expect(received).toEqual([]);
+  });
+});
+
+describe('auth.logout during a refresh', () => {
+  /** Refreshes are answered only when released, so a logout can start while one is on the wire. */
+  let releaseRefresh: (() => void) | undefined;
+  const logouts: unknown[] = [];
+  const server = loopbackServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    if (req.url === '/auth/refresh') {
+      await new Promise<void>((resolve) => {
+        releaseRefresh = resolve;
+      });
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ token: 'access-2', refreshToken: 'refresh-2', expiresAt: 4_000_000_000 }));
+      return;
+    }
+    logouts.push(JSON.parse(body));
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"message":"Logged out successfully"}');
+  });
+
+  it('waits for it, ends the rotated session and leaves no session behind', async () => {
+    const c = createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+    const refreshed = c.auth.refresh();
+    await vi.waitUntil(() => releaseRefresh !== undefined, { timeout: 5000 });
+    const loggedOut = c.auth.logout();
+    // Let the logout go as far as it would on its own before the refresh is answered.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    releaseRefresh?.();
+    await refreshed;
+    expect(await loggedOut).toEqual({ confirmed: true, status: 200 });
+    // The token the refresh just received is the live one: ending the spent one would leave it live.
+    expect(logouts).toEqual([{ refreshToken: 'refresh-2' }]);
+    expect(await c.auth.tokens()).toBeUndefined();
   });
 });
 
