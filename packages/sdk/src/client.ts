@@ -369,10 +369,14 @@ export function createClient(options: ClientOptions) {
     const warnings: PushWarning[] = [];
     const newId = () => globalThis.crypto.randomUUID();
     for (;;) {
-      const batch = await outbox.nextBatch(batchLimit, newId);
+      const batch = await outbox.nextBatch(batchLimit, newId, await clientId());
       if (!batch) break;
       const { data, error, response } = await api.POST('/sync/push', {
-        body: { transmission_id: batch.transmission_id, client_id: await clientId(), records: batch.records },
+        body: {
+          transmission_id: batch.transmission_id,
+          client_id: batch.client_id ?? (await clientId()),
+          records: batch.records,
+        },
         ...(push.signal ? { signal: push.signal } : {}),
       });
       const problem = error as Problem | undefined;

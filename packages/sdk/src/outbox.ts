@@ -32,6 +32,12 @@ const matching = (ids: readonly string[] | undefined) => {
 /** A push batch, stored with its transmission id before the first send. */
 export interface Inflight {
   transmission_id: string;
+  /**
+   * The client id it is sent as. The server knows a transmission by (client_id, transmission_id),
+   * so a re-send under another client id (one not kept across a restart) would be applied again,
+   * over whatever other devices changed meanwhile. Absent in batches stored by earlier versions.
+   */
+  client_id?: string;
   records: PushObservation[];
 }
 
@@ -165,10 +171,10 @@ export class Outbox {
   }
 
   /**
-   * The batch in flight, if any, else the next `size` queued records as a new batch (stored first;
-   * fewer records when the store cannot hold a copy of that many).
+   * The batch in flight, if any, else the next `size` queued records as a new batch to be sent as
+   * `clientId` (stored first; fewer records when the store cannot hold a copy of that many).
    */
-  nextBatch(size: number, transmissionId: () => string): Promise<Inflight | undefined> {
+  nextBatch(size: number, transmissionId: () => string, clientId?: string): Promise<Inflight | undefined> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
       if (inflight) return inflight;
@@ -181,7 +187,11 @@ export class Outbox {
           await this.#storage.set(KEYS.ids, ids.slice(taken.length));
           continue;
         }
-        const batch = { transmission_id: transmissionId(), records };
+        const batch: Inflight = {
+          transmission_id: transmissionId(),
+          ...(clientId !== undefined ? { client_id: clientId } : {}),
+          records,
+        };
         try {
           await this.#storage.set(KEYS.inflight, batch);
         } catch (err) {
@@ -221,6 +231,7 @@ export class Outbox {
       // again, nothing committed) and splits it again without queueing anything twice.
       await this.#storage.set(KEYS.ids, [...back, ...ids]);
       await this.#storage.set(KEYS.inflight, {
+        ...inflight,
         transmission_id: transmissionId(),
         records: inflight.records.slice(0, half),
       });

@@ -247,6 +247,29 @@ describe('the outbox', () => {
     expect(await outbox.sizes()).toEqual({ pending: 0, deadLetters: 0 });
   });
 
+  it('keeps the client id a batch was first sent as, also for the half kept in flight by a split', async () => {
+    const storage = new MemoryStorage();
+    await new Outbox(storage).saveMany([record('a'), record('b'), record('c')]);
+    await new Outbox(storage).nextBatch(2, () => 'tx-1', 'device-1');
+    // After a restart under another client id, the batch in flight is still device-1's.
+    const restarted = new Outbox(storage);
+    expect(await restarted.nextBatch(2, () => 'tx-2', 'device-2')).toMatchObject({
+      transmission_id: 'tx-1',
+      client_id: 'device-1',
+    });
+    await restarted.splitBatch('tx-1', () => 'tx-3');
+    expect(await restarted.nextBatch(2, () => 'tx-4', 'device-2')).toEqual({
+      transmission_id: 'tx-3',
+      client_id: 'device-1',
+      records: [record('a')],
+    });
+    await restarted.finishBatch('tx-3');
+    expect(await restarted.nextBatch(2, () => 'tx-5', 'device-2')).toMatchObject({
+      transmission_id: 'tx-5',
+      client_id: 'device-2',
+    });
+  });
+
   it('splits a batch refused as too large: half stays in flight under a new id, the rest is queued first, a newer save wins', async () => {
     const storage = new MemoryStorage();
     const outbox = new Outbox(storage);

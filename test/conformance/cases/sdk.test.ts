@@ -206,6 +206,45 @@ describe('SDK against the real server', () => {
     expect(after).toBe(before + 5);
   });
 
+  it('re-sends a batch after a restart as the client that first sent it, even when its client id was not kept', async () => {
+    // The sync state is kept (the app's database) but the session storage is memory, so the next
+    // process gets another client id; a transmission is (client_id, transmission_id).
+    const state = new MemoryStorage();
+    const net = instrumentedFetch();
+    const first = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      stateStorage: state,
+      fetch: net.fetch,
+      retry: { retries: 0 },
+    });
+    await first.auth.login();
+    const id = `resent-${Date.now()}`;
+    await first.records.save(record(id, { by: 'this device' }));
+    net.loseResponses(1); // the server commits, the process dies before hearing it
+    await expect(first.push()).rejects.toBeInstanceOf(NetworkError);
+
+    // Meanwhile another device changes the record.
+    const other = (await login(target, writer.username, writer.password)).token;
+    const changed = await call(target, 'POST', '/sync/push', {
+      token: other,
+      body: {
+        transmission_id: crypto.randomUUID(),
+        client_id: 'other-device',
+        records: [record(id, { by: 'other' })],
+      },
+    });
+    expect(changed.body.failed_records).toEqual([]);
+
+    const second = createClient({ baseUrl: target.baseUrl, credentials: writer, stateStorage: state });
+    expect(await second.push()).toMatchObject({ pushed: 1, failed: 0, conflicts: [] });
+    // The re-sent batch was answered as the replay it is, not applied again over the newer change.
+    const [kept] = (await second.pullAll({ since: changed.body.current_version - 1 })).filter(
+      (r) => r.observation_id === id,
+    );
+    expect(kept).toMatchObject({ data: { by: 'other' }, origin_client_id: 'other-device' });
+  });
+
   it('pullPages moves the stored cursor only after a page is applied', async () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await client.auth.login();
