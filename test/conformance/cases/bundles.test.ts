@@ -600,4 +600,15 @@ describe('record validation against the active bundle (SYNC_VALIDATION=reject)',
       expect.objectContaining({ id: 'unknown-1', code: 'UNKNOWN_FORM_TYPE' }),
     ]);
   });
+
+  it('deletes whatever the data of the tombstone, and of forms the bundle no longer has', async () => {
+    const writer = await userWithRole(target, 'read-write');
+    const res = await push(target, writer.token, [
+      { observation_id: 'ok-1', form_type: 'household', data: {}, deleted: true },
+      { observation_id: 'unknown-1', form_type: 'no-such-form', data: {}, deleted: true },
+    ]);
+    expect(res.status).toBe(200);
+    // A schema's required fields would keep a record undeletable, and a removed form's forever.
+    expect(res.body).toMatchObject({ success_count: 2, failed_records: [], warnings: [] });
+  });
 });

@@ -317,7 +317,9 @@ export class SyncService {
         return;
       }
       const { record } = result;
-      if (mode !== 'off') {
+      // A tombstone's data is not checked: a schema's required fields would make a record that
+      // never met them undeletable, and a form the bundle dropped would keep its records forever.
+      if (mode !== 'off' && !record.deleted) {
         const check = this.#forms.check(record.form_type, record.data);
         if (check.status === 'unknown-form') {
           warnings.push({
