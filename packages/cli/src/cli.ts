@@ -10,7 +10,10 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-export { CliError } from './errors.ts';
+export { CliError, UsageError } from './errors.ts';
+
+/** The exit code of a command called wrongly: an unknown command or option, a missing or bad argument. */
+export const USAGE_EXIT = 2;
 
 export const VERSION = '0.1.0';
 
@@ -25,7 +28,10 @@ export const program = new Command('synk')
   .addOption(new Option('--server <url>', 'server URL (overrides the profile)').env('SYNK_SERVER'))
   .option('--profile <name>', 'configuration profile to use')
   .option('--json', 'print machine-readable JSON')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors reach run() (which gives them their own exit code) instead of exiting at once;
+  // every command made from the program after this inherits it.
+  .exitOverride();
 
 /** The program's options that take a value: what may stand between `synk` and a leading `--version`. */
 const VALUE_OPTIONS = new Set(['--server', '--profile']);
