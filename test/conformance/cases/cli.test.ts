@@ -411,6 +411,30 @@ describe('synk CLI', () => {
     }
   });
 
+  it('writes a download, an export or a pull asked to go to a directory into it, under its own name', async () => {
+    writeFileSync(path.join(work, 'in-a-folder.txt'), 'kept in a folder');
+    await json('attachments', 'upload', path.join(work, 'in-a-folder.txt'));
+    const dir = mkdtempSync(path.join(work, 'into dir ü-'));
+    const written = [
+      await json('attachments', 'download', 'in-a-folder.txt', '-o', dir),
+      await json('app-bundle', 'download', '--output', dir),
+      await json('app-bundle', 'download', '--file', 'app/index.html', '-o', `${dir}/`),
+      await json('export', 'csv', dir),
+      await json('sync', 'pull', `${dir}/`),
+    ].map((res: { file: string }) => res.file);
+    expect(written).toEqual(
+      [
+        'in-a-folder.txt',
+        'app-bundle-active.zip',
+        'index.html',
+        'observations_export_csv.zip',
+        'records.json',
+      ].map((name) => path.join(dir, name)),
+    );
+    expect(readFileSync(path.join(dir, 'in-a-folder.txt'), 'utf8')).toBe('kept in a folder');
+    expect(readdirSync(dir).sort()).toEqual(written.map((f) => path.basename(f)).sort());
+  });
+
   it('logs out here but warns and exits 1 when the server does not confirm the logout', async () => {
     const proxy = await startRecordingProxy(server.url, {
       intercept: (req) => (req.url === '/auth/logout' ? { status: 502 } : undefined),

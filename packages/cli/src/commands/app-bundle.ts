@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table } from '../cli.ts';
-import { STDOUT, saveResponse, uploadFile } from '../transfer.ts';
+import { destinationPath, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAppBundle(program: Command): void {
   const bundle = program.command('app-bundle').description('app bundles: forms and the field app');
@@ -65,7 +65,10 @@ export function registerAppBundle(program: Command): void {
     .command('download')
     .option('--version <version>', 'a version other than the active one')
     .option('--file <path>', 'one file of the bundle instead of the whole ZIP')
-    .option('-o, --output <file>', 'where to write it (- for standard output)')
+    .option(
+      '-o, --output <file>',
+      'where to write it: a file, a directory (the default name inside it) or - for standard output (default: app-bundle-<version>.zip, or the file’s name)',
+    )
     .action(async (options: { version?: string; file?: string; output?: string }) => {
       const { client } = await context();
       const res = options.file
@@ -77,9 +80,10 @@ export function registerAppBundle(program: Command): void {
             params: { query: options.version ? { version: options.version } : {} },
             parseAs: 'stream',
           });
-      const target =
-        options.output ??
-        (options.file ? path.basename(options.file) : `app-bundle-${options.version ?? 'active'}.zip`);
+      const name = options.file
+        ? path.basename(options.file)
+        : `app-bundle-${options.version ?? 'active'}.zip`;
+      const target = await destinationPath(options.output ?? name, name);
       const bytes = await saveResponse(res, target);
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table, versionArgument } from '../cli.ts';
-import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
+import { destinationPath, fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
@@ -25,14 +25,17 @@ export function registerAttachments(program: Command): void {
     });
   attachments
     .command('download <id>')
-    .option('-o, --output <file>', 'where to write it (- for standard output; default: the id)')
+    .option(
+      '-o, --output <file>',
+      'where to write it: a file, a directory (the id inside it) or - for standard output (default: the id)',
+    )
     .action(async (id: string, options: { output?: string }) => {
       const { client } = await context();
       const res = await client.api.GET('/attachments/{attachment_id}', {
         params: { path: { attachment_id: id } },
         parseAs: 'stream',
       });
-      const target = options.output ?? id;
+      const target = await destinationPath(options.output ?? id, id);
       const bytes = await saveResponse(res, target);
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });

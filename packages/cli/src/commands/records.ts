@@ -3,7 +3,7 @@ import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output, versionArgument } from '../cli.ts';
-import { STDOUT, writeWhole } from '../transfer.ts';
+import { destinationPath, STDOUT, writeWhole } from '../transfer.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
@@ -43,7 +43,9 @@ export function registerRecords(program: Command): void {
   const sync = program.command('sync').description('records');
   sync
     .command('pull <out>')
-    .description('pull every record (all pages) into a JSON file (- for standard output)')
+    .description(
+      'pull every record (all pages) into a JSON file (records.json inside a directory; - for standard output)',
+    )
     .option('--schema-types <types>', 'comma-separated form types')
     .option('--since <version>', 'only changes after this version', versionArgument, 0)
     .action(async (out: string, options: { schemaTypes?: string; since: number }) => {
@@ -53,10 +55,13 @@ export function registerRecords(program: Command): void {
         since: options.since,
         ...(schemaTypes.length ? { schemaTypes } : {}),
       });
+      const target = await destinationPath(out, 'records.json');
       // Written whole or not at all: an interrupted pull leaves an earlier file as it was.
-      await writeWhole(out, 'pull', (write) => write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)));
-      if (out !== STDOUT)
-        output({ file: out, records: records.length }, `Wrote ${records.length} records to ${out}`);
+      await writeWhole(target, 'pull', (write) =>
+        write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)),
+      );
+      if (target !== STDOUT)
+        output({ file: target, records: records.length }, `Wrote ${records.length} records to ${target}`);
     });
   sync
     .command('push <file>')
