@@ -755,6 +755,25 @@ describe('synk CLI', () => {
     }
   });
 
+  it('takes the Go CLI’s app-bundle upload --version, and warns that the server numbered the bundle itself', async () => {
+    const zip = path.join(work, 'numbered.zip');
+    writeFileSync(zip, zipOf({ household: { schema: householdSchema() } }));
+    const { versions } = await json('app-bundle', 'versions');
+    const next = String(Number(versions[0]) + 1).padStart(4, '0');
+    const res = await synk('--json', 'app-bundle', 'upload', zip, '--version', '1.2.3');
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).manifest.version).toBe(next);
+    expect(JSON.parse(res.stderr)).toEqual({
+      warning: `the server numbers versions itself: this bundle is version ${next}, not 1.2.3`,
+    });
+    // The version it was going to get: nothing to warn about.
+    const expected = String(Number(next) + 1).padStart(4, '0');
+    expect(await synk('app-bundle', 'upload', zip, '--version', expected)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+  });
+
   it('logs out', async () => {
     expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
     expect((await json('status')).user).toBeNull();

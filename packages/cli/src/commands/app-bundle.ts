@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, table } from '../cli.ts';
+import { context, ok, output, table, warn } from '../cli.ts';
 import { destinationPath, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAppBundle(program: Command): void {
@@ -9,7 +9,11 @@ export function registerAppBundle(program: Command): void {
   bundle
     .command('upload <zip>')
     .option('--activate', 'make it the active version right away')
-    .action(async (zip: string, options: { activate?: boolean }) => {
+    .option(
+      '--version <version>',
+      'the version you expect (the Go CLI’s option): the server numbers versions itself (0001, 0002, …) and a warning says when it gave another',
+    )
+    .action(async (zip: string, options: { activate?: boolean; version?: string }) => {
       const { client, baseUrl } = await context();
       const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
       const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, 'POST', url, {
@@ -22,6 +26,13 @@ export function registerAppBundle(program: Command): void {
         result,
         `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,
       );
+      // Scripts written for the Go CLI (and its documentation) pass a version of their own; the
+      // API has no way to ask for one. Refusing them would stop those scripts for nothing, and
+      // saying nothing would let them go on to switch to a version that does not exist.
+      if (options.version !== undefined && options.version !== result.manifest.version)
+        warn(
+          `the server numbers versions itself: this bundle is version ${result.manifest.version}, not ${options.version}`,
+        );
     });
   bundle.command('versions').action(async () => {
     const { client } = await context();
