@@ -29,6 +29,8 @@ export const program = new Command('synk')
   .option('--profile <name>', 'configuration profile to use')
   .option('--json', 'print machine-readable JSON')
   .showHelpAfterError()
+  // Every command's --help lists --server, --profile and --json too: they work after any command.
+  .configureHelp({ showGlobalOptions: true })
   // Usage errors reach run() (which gives them their own exit code) instead of exiting at once;
   // every command made from the program after this inherits it.
   .exitOverride();

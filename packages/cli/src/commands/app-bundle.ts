@@ -8,6 +8,7 @@ export function registerAppBundle(program: Command): void {
   const bundle = program.command('app-bundle').description('app bundles: forms and the field app');
   bundle
     .command('upload <zip>')
+    .description('push a new app bundle version (a ZIP); it becomes active only with --activate (admin)')
     .option('--activate', 'make it the active version right away')
     .option(
       '--version <version>',
@@ -34,30 +35,40 @@ export function registerAppBundle(program: Command): void {
           `the server numbers versions itself: this bundle is version ${result.manifest.version}, not ${options.version}`,
         );
     });
-  bundle.command('versions').action(async () => {
-    const { client } = await context();
-    const versions = ok(await client.api.GET('/app-bundle/versions'));
-    output(
-      versions,
-      () =>
-        versions.versions.map((v) => `${v === versions.current ? '*' : ' '} ${v}`).join('\n') ||
-        'No versions yet',
-    );
-  });
-  bundle.command('current').action(async () => {
-    const { client } = await context();
-    const versions = ok(await client.api.GET('/app-bundle/versions'));
-    output({ current: versions.current ?? null }, versions.current ?? 'No active version');
-  });
-  bundle.command('switch <version>').action(async (version: string) => {
-    const { client } = await context();
-    output(
-      ok(await client.api.POST('/app-bundle/switch/{version}', { params: { path: { version } } })),
-      `Switched to app bundle version ${version}`,
-    );
-  });
+  bundle
+    .command('versions')
+    .description('list the versions, newest first; * marks the active one')
+    .action(async () => {
+      const { client } = await context();
+      const versions = ok(await client.api.GET('/app-bundle/versions'));
+      output(
+        versions,
+        () =>
+          versions.versions.map((v) => `${v === versions.current ? '*' : ' '} ${v}`).join('\n') ||
+          'No versions yet',
+      );
+    });
+  bundle
+    .command('current')
+    .description('print the active version')
+    .action(async () => {
+      const { client } = await context();
+      const versions = ok(await client.api.GET('/app-bundle/versions'));
+      output({ current: versions.current ?? null }, versions.current ?? 'No active version');
+    });
+  bundle
+    .command('switch <version>')
+    .description('make a version (e.g. 0002) the active one (admin)')
+    .action(async (version: string) => {
+      const { client } = await context();
+      output(
+        ok(await client.api.POST('/app-bundle/switch/{version}', { params: { path: { version } } })),
+        `Switched to app bundle version ${version}`,
+      );
+    });
   bundle
     .command('manifest')
+    .description('list the files of the active version, with its hash')
     .option('--preview', 'the latest version instead of the active one')
     .action(async (options: { preview?: boolean }) => {
       const { client } = await context();
@@ -74,6 +85,7 @@ export function registerAppBundle(program: Command): void {
     });
   bundle
     .command('download')
+    .description('download the active version (or --version) as a ZIP, or one --file of it')
     .option('--version <version>', 'a version other than the active one')
     .option('--file <path>', 'one file of the bundle instead of the whole ZIP')
     .option(

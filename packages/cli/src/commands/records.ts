@@ -40,7 +40,7 @@ function warningLine(w: Warning): string {
 }
 
 export function registerRecords(program: Command): void {
-  const sync = program.command('sync').description('records');
+  const sync = program.command('sync').description('records: pull them into a file, push them from one');
   sync
     .command('pull <out>')
     .description(
