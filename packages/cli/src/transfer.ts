@@ -11,6 +11,8 @@ import { CliError, progressBar } from './cli.ts';
 
 /** Where `-o -` (or an export's `-`) writes: standard output instead of a file. */
 export const STDOUT = '-';
+/** The file `-` read from: standard input. */
+export const STDIN = '-';
 
 /** The body's length as sent, when the server gave it and fetch hands the bytes over as they came. */
 function expectedLength(response: Response): number | undefined {

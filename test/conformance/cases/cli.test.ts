@@ -774,6 +774,32 @@ describe('synk CLI', () => {
     });
   });
 
+  it('pushes the records of standard input for -, so a pull can be piped into a push', async () => {
+    const child = spawn(process.execPath, [BIN, '--json', 'sync', 'push', '-'], {
+      cwd: work,
+      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.stdin.end(
+      JSON.stringify({
+        records: [{ observation_id: 'from-stdin', form_type: 'household', data: { members: 1 } }],
+      }),
+    );
+    const [code] = await once(child, 'exit');
+    expect(code, stderr).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ success_count: 1, failed_records: [] });
+    expect(existsSync(path.join(work, '-'))).toBe(false);
+    const pulled = await json('sync', 'pull', '-', '--schema-types', 'household');
+    expect(pulled.map((r: { observation_id: string }) => r.observation_id)).toContain('from-stdin');
+  });
+
   it('logs out', async () => {
     expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
     expect((await json('status')).user).toBeNull();

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
 import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output, versionArgument } from '../cli.ts';
-import { destinationPath, STDOUT, writeWhole } from '../transfer.ts';
+import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
@@ -65,14 +66,17 @@ export function registerRecords(program: Command): void {
     });
   sync
     .command('push <file>')
-    .description('push the records of a JSON file (an array, or {records: [...]})')
+    .description(
+      'push the records of a JSON file (an array, or {records: [...]}; - for standard input, as sync pull - writes them)',
+    )
     .action(async (file: string) => {
+      const name = file === STDIN ? 'standard input' : file;
       let parsed: unknown;
       try {
-        parsed = parseJson(await readFile(file, 'utf8'));
+        parsed = parseJson(file === STDIN ? await text(process.stdin) : await readFile(file, 'utf8'));
       } catch (err) {
         throw new CliError(
-          `${file}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
+          `${name}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
         );
       }
       const list = Array.isArray(parsed)
@@ -81,7 +85,7 @@ export function registerRecords(program: Command): void {
           ? (parsed as { records?: unknown }).records
           : undefined;
       if (!Array.isArray(list))
-        throw new CliError(`${file} holds no array of records (an array, or {"records": [...]})`);
+        throw new CliError(`${name} holds no array of records (an array, or {"records": [...]})`);
       const { client } = await context();
       const failed: FailedRecord[] = [];
       const queued: RecordInput[] = [];
