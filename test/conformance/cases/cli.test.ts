@@ -668,6 +668,14 @@ describe('synk CLI', () => {
     );
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
+    // Both passwords may come from the environment instead of the command line (visible to ps).
+    const fromEnv = await synkWith(
+      { SYNK_PASSWORD: 'cli-admin-password-2', SYNK_NEW_PASSWORD: 'cli-admin-password-3' },
+      'users',
+      'change-password',
+    );
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect((await json('login', '--password', 'cli-admin-password-3')).username).toBe('admin');
   });
 
   it('reports the warnings of a push: the count, the first few, all of them with --json', async () => {

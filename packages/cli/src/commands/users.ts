@@ -60,8 +60,14 @@ export function registerUsers(program: Command): void {
   users
     .command('change-password')
     .description('change your own password (any role)')
-    .requiredOption('--current <password>', 'your current password')
-    .requiredOption('--new <password>', 'the new password')
+    // From the environment too, as login's and the other commands' passwords: a command line is
+    // visible to every user of the machine (ps) and kept in the shell's history.
+    .addOption(
+      new Option('--current <password>', 'your current password').env('SYNK_PASSWORD').makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--new <password>', 'the new password').env('SYNK_NEW_PASSWORD').makeOptionMandatory(),
+    )
     .action(async (options: { current: string; new: string }) => {
       const { client } = await context();
       output(
