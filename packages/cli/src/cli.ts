@@ -1,8 +1,9 @@
-import { ApiError, createClient, FileStorage, MemoryStorage, type Problem } from '@synk/sdk/node';
+import { ApiError, createClient, MemoryStorage, type Problem } from '@synk/sdk/node';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { legacyProfileStateDir, readConfig, serverStateDir } from './config.ts';
 import { CliError } from './errors.ts';
+import { SessionStorage } from './session-storage.ts';
 
 export interface GlobalOptions {
   server?: string;
@@ -10,7 +11,10 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-export { CliError } from './errors.ts';
+export { CliError, UsageError } from './errors.ts';
+
+/** The exit code of a command called wrongly: an unknown command or option, a missing or bad argument. */
+export const USAGE_EXIT = 2;
 
 export const VERSION = '0.1.0';
 
@@ -25,7 +29,12 @@ export const program = new Command('synk')
   .addOption(new Option('--server <url>', 'server URL (overrides the profile)').env('SYNK_SERVER'))
   .option('--profile <name>', 'configuration profile to use')
   .option('--json', 'print machine-readable JSON')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Every command's --help lists --server, --profile and --json too: they work after any command.
+  .configureHelp({ showGlobalOptions: true })
+  // Usage errors reach run() (which gives them their own exit code) instead of exiting at once;
+  // every command made from the program after this inherits it.
+  .exitOverride();
 
 /** The program's options that take a value: what may stand between `synk` and a leading `--version`. */
 const VALUE_OPTIONS = new Set(['--server', '--profile']);
@@ -56,14 +65,13 @@ export function serverBaseUrl(server: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-/** `timeoutMs`: how long a request may wait for the server's next bytes (the SDK's default is 30 s). */
 /**
  * Moves a session kept by a version without per-server sessions (one per profile) to the profile's
  * own server, where those versions sent it unless told otherwise, so an upgrade does not log anyone
  * out or leave a live refresh token behind on disk. The key names are that version's, fixed.
  */
-async function adoptLegacySession(profileName: string, storage: FileStorage): Promise<void> {
-  const legacy = new FileStorage(legacyProfileStateDir(profileName));
+async function adoptLegacySession(profileName: string, storage: SessionStorage): Promise<void> {
+  const legacy = new SessionStorage(legacyProfileStateDir(profileName));
   for (const key of ['auth:tokens', 'client:id']) {
     const value = await legacy.get(key);
     if (value === undefined) continue;
@@ -72,6 +80,7 @@ async function adoptLegacySession(profileName: string, storage: FileStorage): Pr
   }
 }
 
+/** `timeoutMs`: how long a request may wait for the server's next bytes (the SDK's default is 30 s). */
 export async function context(options: { timeoutMs?: number } = {}) {
   const config = await readConfig();
   const profileName = globals().profile ?? config.current;
@@ -80,7 +89,7 @@ export async function context(options: { timeoutMs?: number } = {}) {
   if (!server)
     throw new CliError(`No server configured: run "synk config init --server <url>" or pass --server`);
   const baseUrl = serverBaseUrl(server);
-  const storage = new FileStorage(serverStateDir(profileName, baseUrl));
+  const storage = new SessionStorage(serverStateDir(profileName, baseUrl));
   if (profile?.server !== undefined && serverBaseUrl(profile.server) === baseUrl)
     await adoptLegacySession(profileName, storage);
   const client = createClient({

@@ -1,5 +1,6 @@
 import { ApiError, NetworkError } from '@synk/sdk/node';
-import { asksForVersion, CliError, globals, program, VERSION } from './cli.ts';
+import { CommanderError } from 'commander';
+import { asksForVersion, CliError, globals, program, USAGE_EXIT, UsageError, VERSION } from './cli.ts';
 import { registerAppBundle } from './commands/app-bundle.ts';
 import { registerAttachments } from './commands/attachments.ts';
 import { registerCompletion } from './commands/completion.ts';
@@ -70,12 +71,18 @@ export async function run(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    // Commander has printed its message (and the help) already; --help and the like end with 0.
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : USAGE_EXIT;
+      return;
+    }
     if (globals().json)
       process.stderr.write(
         `${JSON.stringify({ error: describe(err), problem: err instanceof ApiError ? err.problem : undefined })}\n`,
       );
     else process.stderr.write(`${describe(err)}\n`);
-    process.exitCode = err instanceof ApiError && err.status === 401 ? 3 : 1;
+    process.exitCode =
+      err instanceof UsageError ? USAGE_EXIT : err instanceof ApiError && err.status === 401 ? 3 : 1;
   }
 }
 

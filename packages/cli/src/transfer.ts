@@ -11,6 +11,8 @@ import { CliError, progressBar } from './cli.ts';
 
 /** Where `-o -` (or an export's `-`) writes: standard output instead of a file. */
 export const STDOUT = '-';
+/** The file `-` read from: standard input. */
+export const STDIN = '-';
 
 /** The body's length as sent, when the server gave it and fetch hands the bytes over as they came. */
 function expectedLength(response: Response): number | undefined {
@@ -74,6 +76,23 @@ export async function saveResponse(
     bar?.stop();
   }
   return bytes;
+}
+
+/**
+ * Where a download whose own name is `name` goes when asked to go to `target`: into `target` under
+ * `name` when `target` is a directory (one that exists, or any path ending in a separator), as `cp`
+ * does; else `target` itself. A download renamed over a directory would fail only once complete.
+ */
+export async function destinationPath(target: string, name: string): Promise<string> {
+  if (target === STDOUT) return target;
+  const isDirectory =
+    target.endsWith('/') ||
+    target.endsWith(path.sep) ||
+    (await stat(target).then(
+      (info) => info.isDirectory(),
+      () => false,
+    ));
+  return isDirectory ? path.join(target, name) : target;
 }
 
 const destinationName = (file: string) => (file === STDOUT ? 'standard output' : path.basename(file));

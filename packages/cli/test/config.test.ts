@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { serverStateDir } from '../src/config.ts';
 import { synk, workDir } from './run-cli.ts';
 
 describe('a configuration file that cannot be used', () => {
@@ -101,5 +102,26 @@ describe('config init and config set server', () => {
       expect(res.stderr).toMatch(/^Error: Not an http\(s\) server URL: /);
     }
     expect(config(cwd)).toEqual(before);
+  });
+});
+
+describe('a damaged session file', () => {
+  it('is named as the local file it is, not taken for a server that does not answer JSON', async () => {
+    const cwd = workDir();
+    const server = 'http://127.0.0.1:1';
+    const previous = process.env.SYNK_CONFIG_DIR;
+    process.env.SYNK_CONFIG_DIR = path.join(cwd, 'config');
+    const dir = serverStateDir('default', server);
+    if (previous === undefined) delete process.env.SYNK_CONFIG_DIR;
+    else process.env.SYNK_CONFIG_DIR = previous;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'auth%3Atokens.json'), '{"token": "cut off');
+    for (const command of [['users', 'list'], ['logout']]) {
+      const res = await synk(cwd, ['--server', server, ...command]);
+      expect(res.code, command.join(' ')).toBe(1);
+      expect(res.stderr).not.toMatch(/server's answer/);
+      expect(res.stderr).toMatch(`the session kept in ${dir} is damaged`);
+      expect(res.stderr).toMatch(/log in again/);
+    }
   });
 });

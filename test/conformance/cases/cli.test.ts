@@ -411,6 +411,30 @@ describe('synk CLI', () => {
     }
   });
 
+  it('writes a download, an export or a pull asked to go to a directory into it, under its own name', async () => {
+    writeFileSync(path.join(work, 'in-a-folder.txt'), 'kept in a folder');
+    await json('attachments', 'upload', path.join(work, 'in-a-folder.txt'));
+    const dir = mkdtempSync(path.join(work, 'into dir ü-'));
+    const written = [
+      await json('attachments', 'download', 'in-a-folder.txt', '-o', dir),
+      await json('app-bundle', 'download', '--output', dir),
+      await json('app-bundle', 'download', '--file', 'app/index.html', '-o', `${dir}/`),
+      await json('export', 'csv', dir),
+      await json('sync', 'pull', `${dir}/`),
+    ].map((res: { file: string }) => res.file);
+    expect(written).toEqual(
+      [
+        'in-a-folder.txt',
+        'app-bundle-active.zip',
+        'index.html',
+        'observations_export_csv.zip',
+        'records.json',
+      ].map((name) => path.join(dir, name)),
+    );
+    expect(readFileSync(path.join(dir, 'in-a-folder.txt'), 'utf8')).toBe('kept in a folder');
+    expect(readdirSync(dir).sort()).toEqual(written.map((f) => path.basename(f)).sort());
+  });
+
   it('logs out here but warns and exits 1 when the server does not confirm the logout', async () => {
     const proxy = await startRecordingProxy(server.url, {
       intercept: (req) => (req.url === '/auth/logout' ? { status: 502 } : undefined),
@@ -644,6 +668,14 @@ describe('synk CLI', () => {
     );
     expect((await json('login', '--password', 'cli-admin-password-2')).username).toBe('admin');
     expect((await json('sync', 'pull', path.join(work, 'since.json'), '--since', '1')).records).toBe(1);
+    // Both passwords may come from the environment instead of the command line (visible to ps).
+    const fromEnv = await synkWith(
+      { SYNK_PASSWORD: 'cli-admin-password-2', SYNK_NEW_PASSWORD: 'cli-admin-password-3' },
+      'users',
+      'change-password',
+    );
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect((await json('login', '--password', 'cli-admin-password-3')).username).toBe('admin');
   });
 
   it('reports the warnings of a push: the count, the first few, all of them with --json', async () => {
@@ -729,6 +761,51 @@ describe('synk CLI', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('takes the Go CLI’s app-bundle upload --version, and warns that the server numbered the bundle itself', async () => {
+    const zip = path.join(work, 'numbered.zip');
+    writeFileSync(zip, zipOf({ household: { schema: householdSchema() } }));
+    const { versions } = await json('app-bundle', 'versions');
+    const next = String(Number(versions[0]) + 1).padStart(4, '0');
+    const res = await synk('--json', 'app-bundle', 'upload', zip, '--version', '1.2.3');
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).manifest.version).toBe(next);
+    expect(JSON.parse(res.stderr)).toEqual({
+      warning: `the server numbers versions itself: this bundle is version ${next}, not 1.2.3`,
+    });
+    // The version it was going to get: nothing to warn about.
+    const expected = String(Number(next) + 1).padStart(4, '0');
+    expect(await synk('app-bundle', 'upload', zip, '--version', expected)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+  });
+
+  it('pushes the records of standard input for -, so a pull can be piped into a push', async () => {
+    const child = spawn(process.execPath, [BIN, '--json', 'sync', 'push', '-'], {
+      cwd: work,
+      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.stdin.end(
+      JSON.stringify({
+        records: [{ observation_id: 'from-stdin', form_type: 'household', data: { members: 1 } }],
+      }),
+    );
+    const [code] = await once(child, 'exit');
+    expect(code, stderr).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ success_count: 1, failed_records: [] });
+    expect(existsSync(path.join(work, '-'))).toBe(false);
+    const pulled = await json('sync', 'pull', '-', '--schema-types', 'household');
+    expect(pulled.map((r: { observation_id: string }) => r.observation_id)).toContain('from-stdin');
   });
 
   it('logs out', async () => {

@@ -1,15 +1,20 @@
 import path from 'node:path';
 import type { components } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, table } from '../cli.ts';
-import { STDOUT, saveResponse, uploadFile } from '../transfer.ts';
+import { context, ok, output, table, warn } from '../cli.ts';
+import { destinationPath, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAppBundle(program: Command): void {
   const bundle = program.command('app-bundle').description('app bundles: forms and the field app');
   bundle
     .command('upload <zip>')
+    .description('push a new app bundle version (a ZIP); it becomes active only with --activate (admin)')
     .option('--activate', 'make it the active version right away')
-    .action(async (zip: string, options: { activate?: boolean }) => {
+    .option(
+      '--version <version>',
+      'the version you expect (the Go CLI’s option): the server numbers versions itself (0001, 0002, …) and a warning says when it gave another',
+    )
+    .action(async (zip: string, options: { activate?: boolean; version?: string }) => {
       const { client, baseUrl } = await context();
       const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
       const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, 'POST', url, {
@@ -22,31 +27,48 @@ export function registerAppBundle(program: Command): void {
         result,
         `${result.message}: version ${result.manifest.version} (${result.manifest.files.length} files)${options.activate ? ', active' : ''}`,
       );
+      // Scripts written for the Go CLI (and its documentation) pass a version of their own; the
+      // API has no way to ask for one. Refusing them would stop those scripts for nothing, and
+      // saying nothing would let them go on to switch to a version that does not exist.
+      if (options.version !== undefined && options.version !== result.manifest.version)
+        warn(
+          `the server numbers versions itself: this bundle is version ${result.manifest.version}, not ${options.version}`,
+        );
     });
-  bundle.command('versions').action(async () => {
-    const { client } = await context();
-    const versions = ok(await client.api.GET('/app-bundle/versions'));
-    output(
-      versions,
-      () =>
-        versions.versions.map((v) => `${v === versions.current ? '*' : ' '} ${v}`).join('\n') ||
-        'No versions yet',
-    );
-  });
-  bundle.command('current').action(async () => {
-    const { client } = await context();
-    const versions = ok(await client.api.GET('/app-bundle/versions'));
-    output({ current: versions.current ?? null }, versions.current ?? 'No active version');
-  });
-  bundle.command('switch <version>').action(async (version: string) => {
-    const { client } = await context();
-    output(
-      ok(await client.api.POST('/app-bundle/switch/{version}', { params: { path: { version } } })),
-      `Switched to app bundle version ${version}`,
-    );
-  });
+  bundle
+    .command('versions')
+    .description('list the versions, newest first; * marks the active one')
+    .action(async () => {
+      const { client } = await context();
+      const versions = ok(await client.api.GET('/app-bundle/versions'));
+      output(
+        versions,
+        () =>
+          versions.versions.map((v) => `${v === versions.current ? '*' : ' '} ${v}`).join('\n') ||
+          'No versions yet',
+      );
+    });
+  bundle
+    .command('current')
+    .description('print the active version')
+    .action(async () => {
+      const { client } = await context();
+      const versions = ok(await client.api.GET('/app-bundle/versions'));
+      output({ current: versions.current ?? null }, versions.current ?? 'No active version');
+    });
+  bundle
+    .command('switch <version>')
+    .description('make a version (e.g. 0002) the active one (admin)')
+    .action(async (version: string) => {
+      const { client } = await context();
+      output(
+        ok(await client.api.POST('/app-bundle/switch/{version}', { params: { path: { version } } })),
+        `Switched to app bundle version ${version}`,
+      );
+    });
   bundle
     .command('manifest')
+    .description('list the files of the active version, with its hash')
     .option('--preview', 'the latest version instead of the active one')
     .action(async (options: { preview?: boolean }) => {
       const { client } = await context();
@@ -63,9 +85,13 @@ export function registerAppBundle(program: Command): void {
     });
   bundle
     .command('download')
+    .description('download the active version (or --version) as a ZIP, or one --file of it')
     .option('--version <version>', 'a version other than the active one')
     .option('--file <path>', 'one file of the bundle instead of the whole ZIP')
-    .option('-o, --output <file>', 'where to write it (- for standard output)')
+    .option(
+      '-o, --output <file>',
+      'where to write it: a file, a directory (the default name inside it) or - for standard output (default: app-bundle-<version>.zip, or the file’s name)',
+    )
     .action(async (options: { version?: string; file?: string; output?: string }) => {
       const { client } = await context();
       const res = options.file
@@ -77,9 +103,10 @@ export function registerAppBundle(program: Command): void {
             params: { query: options.version ? { version: options.version } : {} },
             parseAs: 'stream',
           });
-      const target =
-        options.output ??
-        (options.file ? path.basename(options.file) : `app-bundle-${options.version ?? 'active'}.zip`);
+      const name = options.file
+        ? path.basename(options.file)
+        : `app-bundle-${options.version ?? 'active'}.zip`;
+      const target = await destinationPath(options.output ?? name, name);
       const bytes = await saveResponse(res, target);
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });

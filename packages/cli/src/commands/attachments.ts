@@ -2,12 +2,13 @@ import path from 'node:path';
 import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { context, ok, output, table, versionArgument } from '../cli.ts';
-import { fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
+import { destinationPath, fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
   const attachments = program.command('attachments').description('attachments (photos, files)');
   attachments
     .command('upload <file>')
+    .description('upload a file as an attachment (read-write)')
     .option('--id <id>', 'attachment id (default: the file name)')
     .action(async (file: string, options: { id?: string }) => {
       const { client, baseUrl } = await context();
@@ -25,31 +26,39 @@ export function registerAttachments(program: Command): void {
     });
   attachments
     .command('download <id>')
-    .option('-o, --output <file>', 'where to write it (- for standard output; default: the id)')
+    .description('download an attachment')
+    .option(
+      '-o, --output <file>',
+      'where to write it: a file, a directory (the id inside it) or - for standard output (default: the id)',
+    )
     .action(async (id: string, options: { output?: string }) => {
       const { client } = await context();
       const res = await client.api.GET('/attachments/{attachment_id}', {
         params: { path: { attachment_id: id } },
         parseAs: 'stream',
       });
-      const target = options.output ?? id;
+      const target = await destinationPath(options.output ?? id, id);
       const bytes = await saveResponse(res, target);
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
-  attachments.command('exists <id>').action(async (id: string) => {
-    const { client } = await context();
-    const res = await client.api.HEAD('/attachments/{attachment_id}', {
-      params: { path: { attachment_id: id } },
+  attachments
+    .command('exists <id>')
+    .description('whether an attachment exists: exit 0 if so, 1 if not')
+    .action(async (id: string) => {
+      const { client } = await context();
+      const res = await client.api.HEAD('/attachments/{attachment_id}', {
+        params: { path: { attachment_id: id } },
+      });
+      // Only a 404 says it does not exist: any other answer (401, 403, 5xx) is an error, not a no.
+      const { status } = res.response;
+      if (status !== 200 && status !== 404) throw new ApiError(status, undefined);
+      const exists = status === 200;
+      output({ id, exists }, exists ? `${id} exists` : `${id} does not exist`);
+      if (!exists) process.exitCode = 1;
     });
-    // Only a 404 says it does not exist: any other answer (401, 403, 5xx) is an error, not a no.
-    const { status } = res.response;
-    if (status !== 200 && status !== 404) throw new ApiError(status, undefined);
-    const exists = status === 200;
-    output({ id, exists }, exists ? `${id} exists` : `${id} does not exist`);
-    if (!exists) process.exitCode = 1;
-  });
   attachments
     .command('manifest')
+    .description('the attachment operations (download, delete) after a version')
     .option('--since <version>', 'changes after this version', versionArgument, 0)
     .action(async (options: { since: number }) => {
       const { client } = await context();

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliError, globals, output, serverBaseUrl } from '../cli.ts';
+import { CliError, globals, output, serverBaseUrl, UsageError } from '../cli.ts';
 import { type CliConfig, readConfig, writeConfig } from '../config.ts';
 
 export function registerConfig(program: Command): void {
@@ -10,7 +10,7 @@ export function registerConfig(program: Command): void {
     .option('--username <name>', 'default username for login')
     .action(async (options: { username?: string }) => {
       const server = globals().server;
-      if (!server) throw new CliError('config init needs --server <url>');
+      if (!server) throw new UsageError('config init needs --server <url>');
       serverBaseUrl(server); // refuses what the commands could not connect to, before it is saved
       const config = await readConfig();
       const name = globals().profile ?? config.current ?? 'default';
@@ -45,7 +45,7 @@ export function registerConfig(program: Command): void {
     .description('set server or username of the current profile')
     .action(async (key: string, value: string) => {
       if (key !== 'server' && key !== 'username')
-        throw new CliError('Only "server" and "username" can be set');
+        throw new UsageError('Only "server" and "username" can be set');
       if (key === 'server') serverBaseUrl(value);
       const config: CliConfig = await readConfig();
       const name = globals().profile ?? config.current;

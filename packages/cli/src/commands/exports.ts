@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { context, output, versionArgument } from '../cli.ts';
-import { STDOUT, saveResponse } from '../transfer.ts';
+import { destinationPath, STDOUT, saveResponse } from '../transfer.ts';
 
 /**
  * An export sends nothing while the server learns the columns from a first pass over the records
  * (about 5 s per million on a small machine), so the wait for its first bytes is long.
  */
 const EXPORT_TIMEOUT_MS = 30 * 60_000;
+
+/** The name the server gives each export (Content-Disposition), for an export written into a directory. */
+const exportName = { parquet: 'observations_export.zip', csv: 'observations_export_csv.zip' } as const;
 
 /**
  * Collects `--form-type` values: repeated, or comma-separated. Not a variadic option, which would
@@ -22,7 +25,10 @@ export function registerExports(program: Command): void {
     exporter
       .command(format)
       .description(`a ZIP of ${format} files, one per form type`)
-      .argument('<out>', 'the ZIP to write (- for standard output)')
+      .argument(
+        '<out>',
+        `the ZIP to write: a file, a directory (${exportName[format]} inside it) or - for standard output`,
+      )
       .option(
         '--form-type <type>',
         'only this form type (repeat it, or separate types with commas, for several)',
@@ -42,8 +48,9 @@ export function registerExports(program: Command): void {
             format === 'parquet'
               ? await client.api.GET('/dataexport/parquet', { params: { query }, parseAs: 'stream' })
               : await client.api.GET('/dataexport/csv', { params: { query }, parseAs: 'stream' });
-          const bytes = await saveResponse(res, out, 'export');
-          if (out !== STDOUT) output({ file: out, bytes }, `Wrote ${out} (${bytes} bytes)`);
+          const target = await destinationPath(out, exportName[format]);
+          const bytes = await saveResponse(res, target, 'export');
+          if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
         },
       );
   }

@@ -35,26 +35,32 @@ async function bundleJson(client: SyncClient, file: string): Promise<unknown> {
 export function registerForms(program: Command): void {
   const forms = program.command('forms').description('the forms of the active app bundle');
 
-  forms.command('list').action(async () => {
-    const { client } = await context();
-    const names = await activeForms(client);
-    output(names, () => names.join('\n') || 'The active bundle has no forms');
-  });
-  forms.command('show <form>').action(async (form: string) => {
-    const { client } = await context();
-    const schema = (await bundleJson(client, `forms/${form}/schema.json`)) as Record<string, unknown>;
-    const ui = await bundleJson(client, `forms/${form}/ui.json`);
-    const core = [...coreFields(schema).keys()];
-    output({ form, schema, ui, coreFields: core }, () => {
-      const properties = (schema.properties ?? {}) as Record<string, { type?: unknown }>;
-      const rows = Object.entries(properties).map(([field, def]) => ({
-        field,
-        type: String(def?.type ?? ''),
-        core: core.includes(field) ? 'core' : '',
-      }));
-      return `${form}\n${table(rows, ['field', 'type', 'core'])}`;
+  forms
+    .command('list')
+    .description('list the forms of the active app bundle')
+    .action(async () => {
+      const { client } = await context();
+      const names = await activeForms(client);
+      output(names, () => names.join('\n') || 'The active bundle has no forms');
     });
-  });
+  forms
+    .command('show <form>')
+    .description('show a form’s fields (type, core) and, with --json, its schema and ui')
+    .action(async (form: string) => {
+      const { client } = await context();
+      const schema = (await bundleJson(client, `forms/${form}/schema.json`)) as Record<string, unknown>;
+      const ui = await bundleJson(client, `forms/${form}/ui.json`);
+      const core = [...coreFields(schema).keys()];
+      output({ form, schema, ui, coreFields: core }, () => {
+        const properties = (schema.properties ?? {}) as Record<string, { type?: unknown }>;
+        const rows = Object.entries(properties).map(([field, def]) => ({
+          field,
+          type: String(def?.type ?? ''),
+          core: core.includes(field) ? 'core' : '',
+        }));
+        return `${form}\n${table(rows, ['field', 'type', 'core'])}`;
+      });
+    });
   forms
     .command('validate <path>')
     .description(

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
 import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output, versionArgument } from '../cli.ts';
-import { STDOUT, writeWhole } from '../transfer.ts';
+import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 
@@ -40,10 +41,12 @@ function warningLine(w: Warning): string {
 }
 
 export function registerRecords(program: Command): void {
-  const sync = program.command('sync').description('records');
+  const sync = program.command('sync').description('records: pull them into a file, push them from one');
   sync
     .command('pull <out>')
-    .description('pull every record (all pages) into a JSON file (- for standard output)')
+    .description(
+      'pull every record (all pages) into a JSON file (records.json inside a directory; - for standard output)',
+    )
     .option('--schema-types <types>', 'comma-separated form types')
     .option('--since <version>', 'only changes after this version', versionArgument, 0)
     .action(async (out: string, options: { schemaTypes?: string; since: number }) => {
@@ -53,21 +56,27 @@ export function registerRecords(program: Command): void {
         since: options.since,
         ...(schemaTypes.length ? { schemaTypes } : {}),
       });
+      const target = await destinationPath(out, 'records.json');
       // Written whole or not at all: an interrupted pull leaves an earlier file as it was.
-      await writeWhole(out, 'pull', (write) => write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)));
-      if (out !== STDOUT)
-        output({ file: out, records: records.length }, `Wrote ${records.length} records to ${out}`);
+      await writeWhole(target, 'pull', (write) =>
+        write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)),
+      );
+      if (target !== STDOUT)
+        output({ file: target, records: records.length }, `Wrote ${records.length} records to ${target}`);
     });
   sync
     .command('push <file>')
-    .description('push the records of a JSON file (an array, or {records: [...]})')
+    .description(
+      'push the records of a JSON file (an array, or {records: [...]}; - for standard input, as sync pull - writes them)',
+    )
     .action(async (file: string) => {
+      const name = file === STDIN ? 'standard input' : file;
       let parsed: unknown;
       try {
-        parsed = parseJson(await readFile(file, 'utf8'));
+        parsed = parseJson(file === STDIN ? await text(process.stdin) : await readFile(file, 'utf8'));
       } catch (err) {
         throw new CliError(
-          `${file}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
+          `${name}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
         );
       }
       const list = Array.isArray(parsed)
@@ -76,7 +85,7 @@ export function registerRecords(program: Command): void {
           ? (parsed as { records?: unknown }).records
           : undefined;
       if (!Array.isArray(list))
-        throw new CliError(`${file} holds no array of records (an array, or {"records": [...]})`);
+        throw new CliError(`${name} holds no array of records (an array, or {"records": [...]})`);
       const { client } = await context();
       const failed: FailedRecord[] = [];
       const queued: RecordInput[] = [];

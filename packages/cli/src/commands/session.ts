@@ -1,7 +1,7 @@
 import { parseJson } from '@synk/json';
 import type { components } from '@synk/sdk/node';
 import { type Command, Option } from 'commander';
-import { CliError, context, ok, output, warn } from '../cli.ts';
+import { CliError, context, ok, output, UsageError, warn } from '../cli.ts';
 
 type Role = components['schemas']['Role'];
 
@@ -36,8 +36,11 @@ export function registerSession(program: Command): void {
     .action(async (options: { username?: string; password?: string }) => {
       const { client, profile } = await context();
       const username = options.username ?? profile?.username;
-      if (!username || !options.password)
-        throw new CliError('login needs --username and --password (or SYNK_PASSWORD)');
+      if (!username)
+        throw new UsageError(
+          'login needs --username (or a profile with one: synk config init --username <name>)',
+        );
+      if (!options.password) throw new UsageError('login needs --password (or SYNK_PASSWORD)');
       const tokens = await client.auth.login(username, options.password);
       output(
         { username, expiresAt: tokens.expiresAt },
