@@ -4,6 +4,7 @@ import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output, versionArgument } from '../cli.ts';
+import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
@@ -52,17 +53,17 @@ export function registerRecords(program: Command): void {
     .action(async (out: string, options: { schemaTypes?: string; since: number }) => {
       const { client } = await context();
       const schemaTypes = options.schemaTypes?.split(',').filter(Boolean) ?? [];
-      const records = await client.pullAll({
+      const pages = client.pullPages({
         since: options.since,
         ...(schemaTypes.length ? { schemaTypes } : {}),
       });
       const target = await destinationPath(out, 'records.json');
       // Written whole or not at all: an interrupted pull leaves an earlier file as it was.
-      await writeWhole(target, 'pull', (write) =>
-        write(Buffer.from(`${JSON.stringify(records, null, 2)}\n`)),
-      );
-      if (target !== STDOUT)
-        output({ file: target, records: records.length }, `Wrote ${records.length} records to ${target}`);
+      let count = 0;
+      await writeWhole(target, 'pull', async (write) => {
+        count = await writeRecordsJson(pages, write);
+      });
+      if (target !== STDOUT) output({ file: target, records: count }, `Wrote ${count} records to ${target}`);
     });
   sync
     .command('push <file>')
