@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { CliError } from './errors.ts';
@@ -76,9 +76,16 @@ export async function readConfig(): Promise<CliConfig> {
 
 export async function writeConfig(config: CliConfig): Promise<void> {
   await mkdir(configDir(), { recursive: true });
-  const temp = `${file()}.tmp`;
-  await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  await rename(temp, file());
+  // A name of its own, created here: a file left by an earlier write (or another synk writing at
+  // the same time) would keep its own mode, and the configuration with it.
+  const temp = `${file()}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await rename(temp, file());
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { serverStateDir } from '../src/config.ts';
@@ -123,5 +123,17 @@ describe('a damaged session file', () => {
       expect(res.stderr).toMatch(`the session kept in ${dir} is damaged`);
       expect(res.stderr).toMatch(/log in again/);
     }
+  });
+});
+
+describe('writing the configuration', () => {
+  it('gives it mode 0600 whatever a write cut short left behind', async () => {
+    const cwd = workDir();
+    const dir = path.join(cwd, 'config');
+    mkdirSync(dir);
+    // A temporary file of an earlier write, created by a looser umask and never renamed.
+    writeFileSync(path.join(dir, 'config.json.tmp'), 'left over', { mode: 0o644 });
+    expect((await synk(cwd, ['--server', 'http://127.0.0.1:1', 'config', 'init'])).code).toBe(0);
+    expect(statSync(path.join(dir, 'config.json')).mode & 0o777).toBe(0o600);
   });
 });
