@@ -1,5 +1,8 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { usePostgres } from '@synk/test-support/hooks';
+import { postgresAvailable } from '@synk/test-support/postgres';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -239,5 +242,59 @@ describe('the login throttle', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+/**
+ * Logins whose user is deleted, or whose password is reset, while their password is being checked
+ * (argon2 takes ~20 ms): nothing may come of them that outlives the change.
+ */
+async function checkLoginsRacingChanges(env: Record<string, string>): Promise<void> {
+  const t = await createTestApp(env);
+  const { auth, users } = t.ctx.services;
+  const outcome = <T>(promise: Promise<T>) =>
+    promise.then(
+      (value) => ({ status: 200, value }),
+      (err: { status?: number }) => ({ status: err.status ?? 500, value: undefined }),
+    );
+  try {
+    for (let round = 0; round < 10; round++) {
+      const username = `leaving-${round}`;
+      await users.create(username, 'password-of-user', 'read-write');
+      const login = outcome(auth.login(username, 'password-of-user', `10.0.1.${round}`));
+      await delay(round % 3);
+      await users.delete(username);
+      // 401, or (had it finished first) a session the deletion ended. It was a 500 (a session
+      // inserted for a user no longer there).
+      const { status, value } = await login;
+      expect(status === 401 || status === 200).toBe(true);
+      if (value) expect((await outcome(auth.refresh(value.refreshToken))).status).toBe(401);
+    }
+    await users.create('resetting', 'old-password-1', 'read-write');
+    for (let round = 0; round < 20; round++) {
+      await users.resetPassword('resetting', 'old-password-1');
+      const login = outcome(auth.login('resetting', 'old-password-1', `10.0.2.${round}`));
+      await delay(round % 5);
+      await users.resetPassword('resetting', `new-password-${round}`);
+      // The reset ends every session, including one the old password was still opening (it
+      // survived the reset in about a quarter of the rounds).
+      const { value } = await login;
+      if (value) expect((await outcome(auth.refresh(value.refreshToken))).status).toBe(401);
+    }
+  } finally {
+    await t.close();
+  }
+}
+
+describe('a login racing a change to its user', () => {
+  it('on SQLite', async () => {
+    await checkLoginsRacingChanges({});
+  }, 30_000);
+
+  describe.skipIf(!postgresAvailable())('on PostgreSQL', () => {
+    const postgres = usePostgres();
+    it('too', async () => {
+      await checkLoginsRacingChanges({ DB_CONNECTION: await postgres.server.createDatabase() });
+    }, 60_000);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type EntityManager, type MikroORM, raw } from '@mikro-orm/core';
+import { type EntityManager, LockMode, type MikroORM, raw } from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
 import { withLock } from '../../db/locks.ts';
@@ -88,9 +88,22 @@ export class AuthService {
       // The same work for an unknown user as for a known one: a real argon2 verification.
       return user ? verifyPassword(user.passwordHash, password) : verifyAgainstDummy(password);
     });
-    const known: UserEntity | null = user;
-    if (!known || !ok) throw invalidCredentials();
-    return this.#em.fork().transactional((em) => this.#openSession(em, known));
+    const checked = user as UserEntity | null; // set in the callback, which TypeScript cannot see
+    if (!checked || !ok) throw invalidCredentials();
+    return this.#em.fork().transactional(async (em) => {
+      // The user as they are now, held until the session exists: a password change or deletion
+      // committed while the password was being checked (~20 ms) left a session that survived it
+      // (the old password still logged in), or a foreign-key failure (500).
+      const current = await em.findOne(
+        User,
+        { id: checked.id },
+        {
+          lockMode: this.#deps.config.database.kind === 'postgresql' ? LockMode.PESSIMISTIC_READ : undefined,
+        },
+      );
+      if (!current || current.passwordHash !== checked.passwordHash) throw invalidCredentials();
+      return this.#openSession(em, current);
+    });
   }
 
   /**
