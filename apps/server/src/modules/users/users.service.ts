@@ -1,5 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type EntityManager, type MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
+import {
+  type EntityManager,
+  LockMode,
+  type MikroORM,
+  UniqueConstraintViolationException,
+} from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
@@ -27,6 +32,8 @@ const view = (user: UserEntity): UserView => ({
 });
 
 const lastAdmin = (detail: string) => Conflict(detail, 'last_admin');
+const invalidCurrentPassword = () =>
+  new HttpProblem(403, 'invalid_current_password', 'The current password is wrong');
 
 export class UsersService {
   readonly #deps: UsersServiceDeps;
@@ -135,14 +142,22 @@ export class UsersService {
     const verified = await this.#deps.auth.throttledCheck(principal.username, address, () =>
       verifyPassword(current.passwordHash, currentPassword),
     );
-    if (!verified) {
-      throw new HttpProblem(403, 'invalid_current_password', 'The current password is wrong');
-    }
+    if (!verified) throw invalidCurrentPassword();
     this.#checkPolicy('/body/newPassword', newPassword);
     const passwordHash = await hashPassword(newPassword);
     await this.#em.fork().transactional(async (em) => {
-      const user = await em.findOne(User, { id: principal.userId });
+      // Only over the password just verified, held until replaced: a reset (or another change)
+      // committed during the ~40 ms of checking and hashing was overwritten by this change, so an
+      // administrator's reset of a stolen account lost to the thief's change in flight.
+      const user = await em.findOne(
+        User,
+        { id: principal.userId },
+        {
+          lockMode: this.#deps.config.database.kind === 'postgresql' ? LockMode.PESSIMISTIC_WRITE : undefined,
+        },
+      );
       if (!user) throw NotFound('No such user');
+      if (user.passwordHash !== current.passwordHash) throw invalidCurrentPassword();
       await this.#setPassword(em, user, passwordHash, 'password_changed');
     });
     this.#deps.auth.forgetUser(principal.userId);
