@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type EntityManager, LockMode, type MikroORM, raw } from '@mikro-orm/core';
+import { type EntityManager, type MikroORM, raw } from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
-import { withLock } from '../../db/locks.ts';
+import { rowLock, withLock } from '../../db/locks.ts';
 import { HttpProblem, Unauthorized } from '../../http/errors.ts';
 import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
 import {
@@ -97,9 +97,7 @@ export class AuthService {
       const current = await em.findOne(
         User,
         { id: checked.id },
-        {
-          lockMode: this.#deps.config.database.kind === 'postgresql' ? LockMode.PESSIMISTIC_READ : undefined,
-        },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'share') },
       );
       if (!current || current.passwordHash !== checked.passwordHash) throw invalidCredentials();
       return this.#openSession(em, current);
@@ -126,7 +124,14 @@ export class AuthService {
     const outcome = await this.#em.fork().transactional(async (em) => {
       const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(presented) });
       if (!row) return { error: invalidRefresh() };
-      const session = await em.findOne(AuthSession, { id: row.sessionId });
+      // The session first, locked: a deletion of its user locks it too before its refresh tokens (on
+      // delete cascade), so claiming the token first and inserting the next one (which waits for
+      // the session) deadlocked with it on PostgreSQL (500 for the deletion).
+      const session = await em.findOne(
+        AuthSession,
+        { id: row.sessionId },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'update') },
+      );
       if (!session || session.revokedAt || session.expiresAt <= now || row.expiresAt <= now) {
         return { error: invalidRefresh() };
       }

@@ -1,14 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  type EntityManager,
-  LockMode,
-  type MikroORM,
-  UniqueConstraintViolationException,
-} from '@mikro-orm/core';
+import { type EntityManager, type MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { withLock } from '../../db/locks.ts';
+import { rowLock, withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
 import { USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
@@ -152,9 +147,7 @@ export class UsersService {
       const user = await em.findOne(
         User,
         { id: principal.userId },
-        {
-          lockMode: this.#deps.config.database.kind === 'postgresql' ? LockMode.PESSIMISTIC_WRITE : undefined,
-        },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'update') },
       );
       if (!user) throw NotFound('No such user');
       if (user.passwordHash !== current.passwordHash) throw invalidCurrentPassword();
