@@ -3,6 +3,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
+import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -81,6 +82,26 @@ describe('admin bootstrap', () => {
     const again = await createContext(loadConfig(env), capture);
     expect(lines).toHaveLength(1);
     await again.orm.close();
+  });
+});
+
+describe('admin bootstrap at LOG_LEVEL=error', () => {
+  it('still shows the generated password, the only way to log in', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
+    const dataDir = tempDir();
+    const env = { DATA_DIR: dataDir, DB_CONNECTION: path.join(dataDir, 'db.sqlite'), LOG_LEVEL: 'error' };
+    const ctx = await createContext(loadConfig(env), logger);
+    try {
+      const shown = lines.map((line) => JSON.parse(line) as { generatedPassword?: string });
+      const password = shown.find((entry) => entry.generatedPassword)?.generatedPassword;
+      expect(password).toEqual(expect.any(String));
+      expect((await ctx.services.auth.login('admin', password!, '127.0.0.1')).token).toEqual(
+        expect.any(String),
+      );
+    } finally {
+      await ctx.orm.close();
+    }
   });
 });
 

@@ -180,7 +180,10 @@ export class UsersService {
         `created the first administrator "${adminUsername}" with the password from ADMIN_PASSWORD`,
       );
     } else {
-      logger.warn(
+      // Shown at any LOG_LEVEL: at `error` the warning was dropped, and with it the only copy of
+      // the password (nobody could ever log in as the administrator).
+      const announce = logger.isLevelEnabled('warn') ? logger : logger.child({}, { level: 'warn' });
+      announce.warn(
         { username: adminUsername, generatedPassword: password },
         `created the first administrator "${adminUsername}" with the generated password ${password} (shown only this once; change it with POST /users/change-password)`,
       );
