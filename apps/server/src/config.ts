@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { USERNAME_PATTERN, USERNAME_RULE } from './lib/username.ts';
@@ -281,10 +282,13 @@ class EnvReader {
     if (raw === undefined || raw === 'false') return false;
     if (raw === 'true') return true;
     if (/^\d+$/.test(raw)) return Number(raw);
-    if (!/^[0-9A-Fa-f:.,/\s a-z]+$/.test(raw)) {
+    // Checked entry by entry as Express will read them: a value it cannot (`yes`, `10.0.0.0/99`)
+    // passed here and stopped the server later with `TypeError: invalid IP address: yes`.
+    const entries = raw.split(',').map((entry) => entry.trim());
+    if (!entries.every(isTrustedProxyEntry)) {
       this.problem(
         name,
-        `must be true, false, a hop count or a list of addresses (got ${JSON.stringify(raw)})`,
+        `must be true, false, a hop count or a comma-separated list of addresses, address/prefix ranges, loopback, linklocal or uniquelocal (got ${JSON.stringify(raw)})`,
       );
       return false;
     }
@@ -308,6 +312,21 @@ class EnvReader {
     }
     return items;
   }
+}
+
+/** One entry of an Express `trust proxy` list: a named range, an address, address/prefix or IPv4 address/netmask. */
+function isTrustedProxyEntry(entry: string): boolean {
+  if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
+  const [address = '', range, ...rest] = entry.split('/');
+  const kind = isIP(address);
+  if (kind === 0 || rest.length > 0) return false;
+  if (range === undefined) return true;
+  if (/^\d+$/.test(range)) return Number(range) >= 1 && Number(range) <= (kind === 4 ? 32 : 128);
+  if (kind !== 4 || isIP(range) !== 4) return false;
+  // A netmask: ones then zeros, not all zeros.
+  const mask = range.split('.').reduce((bits, octet) => bits * 256 + Number(octet), 0);
+  const hostBits = 2 ** 32 - 1 - mask;
+  return mask > 0 && (hostBits & (hostBits + 1)) === 0;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -215,6 +215,45 @@ describe('problem+json for every error', () => {
     expectProblem(await request(t.app).post('/users/create').send({}), 401, 'unauthorized');
   });
 
+  it('takes a path parameter spelled like a literal segment as the parameter (a user named create, an attachment named manifest)', async () => {
+    // The validator matched /users/create and /attachments/manifest first and answered 405.
+    const admin = { authorization: `Bearer ${await t.tokenFor('admin')}` };
+    for (const username of ['create', 'change-password', 'reset-password']) {
+      const created = await request(t.app)
+        .post('/users/create')
+        .set(admin)
+        .send({ username, password: 'password-of-user', role: 'read-only' });
+      expect(created.status).toBe(201);
+      const refused = await request(t.app).patch(`/users/${username}`).set(admin).send({ role: 'owner' });
+      expectProblem(refused, 400, 'validation_failed');
+      expect(refused.body.instance).toBe(`/users/${username}`);
+      const patched = await request(t.app)
+        .patch(`/users/${username}`)
+        .set(admin)
+        .send({ role: 'read-write' });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({ username, role: 'read-write' });
+      expect((await request(t.app).delete(`/users/${username}`).set(admin)).status).toBe(200);
+    }
+    const writer = { authorization: `Bearer ${await t.tokenFor('read-write')}` };
+    const put = await request(t.app)
+      .put('/attachments/manifest')
+      .set(writer)
+      .attach('file', Buffer.from('named manifest'), 'manifest.txt');
+    expect(put.status).toBe(200);
+    const got = await request(t.app).get('/attachments/manifest').set(writer);
+    expect(got.status).toBe(200);
+    expect(got.text).toBe('named manifest');
+    const manifest = await request(t.app)
+      .post('/attachments/manifest')
+      .set(writer)
+      .send({ client_id: 'c', since_version: 0 });
+    expect(manifest.status).toBe(200);
+    expect(manifest.body.operations.map((o: { attachment_id: string }) => o.attachment_id)).toContain(
+      'manifest',
+    );
+  });
+
   it('400 malformed_json for a broken JSON body', async () => {
     const res = await request(t.app)
       .post('/auth/login')

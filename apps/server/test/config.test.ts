@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import express from 'express';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, environmentWithDotEnv, loadConfig } from '../src/config.ts';
 import { tempDir } from './helpers.ts';
@@ -95,10 +96,28 @@ describe('loadConfig', () => {
     ['ADMIN_USERNAME', 'bad name!'],
     ['CORS_ORIGINS', 'javascript:alert(1)'],
     ['SYNC_MAX_RECORDS', '1e3'],
+    // Express could not read these either: the server stopped later, without naming the variable.
+    ['TRUST_PROXY', 'yes'],
+    ['TRUST_PROXY', '10.0.0.0/99'],
+    ['TRUST_PROXY', 'loopback, proxy.internal'],
+    ['TRUST_PROXY', '10.0.0.0/255.0.255.0'],
   ])('rejects %s=%j with a message naming the variable', (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it.each([
+    ['true', true],
+    ['2', 2],
+    ['loopback', 'loopback'],
+    ['10.0.0.0/8, 192.168.1.1', '10.0.0.0/8, 192.168.1.1'],
+    ['loopback,fd00::/8,::1', 'loopback,fd00::/8,::1'],
+    ['172.16.0.0/255.240.0.0', '172.16.0.0/255.240.0.0'],
+  ])('takes TRUST_PROXY=%j as Express reads it', (raw, expected) => {
+    const { trustProxy } = loadConfig({ TRUST_PROXY: raw }, '/srv');
+    expect(trustProxy).toEqual(expected);
+    expect(() => express().set('trust proxy', trustProxy)).not.toThrow();
   });
 
   it('reports every bad variable at once', () => {

@@ -1,4 +1,4 @@
-import type { EntityManager } from '@mikro-orm/core';
+import { type EntityManager, LockMode } from '@mikro-orm/core';
 import type { DatabaseConfig } from '../config.ts';
 
 /** Arbitrary constants naming PostgreSQL advisory locks. */
@@ -26,4 +26,14 @@ export async function withLock<T>(
     }
     return work(tem);
   });
+}
+
+/**
+ * A row lock (`for share` / `for update`) for a read on PostgreSQL, where transactions of other
+ * requests and processes run alongside; none on SQLite, whose transactions already run one at a
+ * time (and which has no such clause).
+ */
+export function rowLock(kind: DatabaseConfig['kind'], mode: 'share' | 'update'): LockMode | undefined {
+  if (kind !== 'postgresql') return undefined;
+  return mode === 'share' ? LockMode.PESSIMISTIC_READ : LockMode.PESSIMISTIC_WRITE;
 }

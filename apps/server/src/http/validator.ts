@@ -51,18 +51,48 @@ const headAsGet: RequestHandler = (req, res, next) => {
   next();
 };
 
-function restoreHead(req: Request, res: Response): void {
+/**
+ * The validator also takes the first contract path that matches a request's path, whatever its
+ * method: `DELETE /users/create` (a user named `create`) or `PUT /attachments/manifest` (an
+ * attachment named `manifest`) met the literal `/users/create` or `/attachments/manifest` first and
+ * were answered 405, though they are for `/users/{username}` and `/attachments/{attachment_id}`
+ * (operations.ts resolves them so). While it runs, each path parameter's value starts with a
+ * percent-escape of its first character, which no literal path matches and the validator decodes.
+ */
+const parametersAsParameters: RequestHandler = (req, res, next) => {
+  const operation = res.locals.operation as ResolvedOperation | undefined;
+  if (!operation?.path.includes('{')) return next();
+  const queryAt = req.originalUrl.indexOf('?');
+  const pathname = queryAt === -1 ? req.originalUrl : req.originalUrl.slice(0, queryAt);
+  const segments = pathname.split('/');
+  const template = operation.path.split('/');
+  if (segments.length !== template.length) return next();
+  const escaped = segments.map((segment, i) =>
+    template[i]?.startsWith('{') && /^[A-Za-z0-9._~-]/.test(segment)
+      ? `%${segment.charCodeAt(0).toString(16).toUpperCase()}${segment.slice(1)}`
+      : segment,
+  );
+  res.locals.validatedUrl = req.originalUrl;
+  req.originalUrl = escaped.join('/') + (queryAt === -1 ? '' : req.originalUrl.slice(queryAt));
+  next();
+};
+
+function restoreRequest(req: Request, res: Response): void {
   if (res.locals.headAsGet) {
     req.method = 'HEAD';
     res.locals.headAsGet = false;
   }
+  if (typeof res.locals.validatedUrl === 'string') {
+    req.originalUrl = res.locals.validatedUrl;
+    res.locals.validatedUrl = undefined;
+  }
 }
-const restoreHeadAfterValidation: RequestHandler = (req, res, next) => {
-  restoreHead(req, res);
+const restoreAfterValidation: RequestHandler = (req, res, next) => {
+  restoreRequest(req, res);
   next();
 };
-const restoreHeadOnError: ErrorRequestHandler = (err, req, res, next) => {
-  restoreHead(req, res);
+const restoreOnError: ErrorRequestHandler = (err, req, res, next) => {
+  restoreRequest(req, res);
   next(err);
 };
 
@@ -80,5 +110,5 @@ export function openApiValidator(validateResponses: boolean): (RequestHandler | 
     // Multipart bodies are streamed by their own handlers (attachments, bundles), never buffered by multer.
     fileUploader: false,
   }) as RequestHandler[];
-  return [headAsGet, ...validator, restoreHeadAfterValidation, restoreHeadOnError];
+  return [headAsGet, parametersAsParameters, ...validator, restoreAfterValidation, restoreOnError];
 }

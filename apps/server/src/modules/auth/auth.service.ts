@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { type EntityManager, type MikroORM, raw } from '@mikro-orm/core';
 import type { components } from '@synk/contract';
 import type { Config } from '../../config.ts';
-import { withLock } from '../../db/locks.ts';
+import { rowLock, withLock } from '../../db/locks.ts';
 import { HttpProblem, Unauthorized } from '../../http/errors.ts';
 import { verifyAgainstDummy, verifyPassword } from '../../lib/password.ts';
 import {
@@ -88,9 +88,20 @@ export class AuthService {
       // The same work for an unknown user as for a known one: a real argon2 verification.
       return user ? verifyPassword(user.passwordHash, password) : verifyAgainstDummy(password);
     });
-    const known: UserEntity | null = user;
-    if (!known || !ok) throw invalidCredentials();
-    return this.#em.fork().transactional((em) => this.#openSession(em, known));
+    const checked = user as UserEntity | null; // set in the callback, which TypeScript cannot see
+    if (!checked || !ok) throw invalidCredentials();
+    return this.#em.fork().transactional(async (em) => {
+      // The user as they are now, held until the session exists: a password change or deletion
+      // committed while the password was being checked (~20 ms) left a session that survived it
+      // (the old password still logged in), or a foreign-key failure (500).
+      const current = await em.findOne(
+        User,
+        { id: checked.id },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'share') },
+      );
+      if (!current || current.passwordHash !== checked.passwordHash) throw invalidCredentials();
+      return this.#openSession(em, current);
+    });
   }
 
   /**
@@ -113,7 +124,14 @@ export class AuthService {
     const outcome = await this.#em.fork().transactional(async (em) => {
       const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(presented) });
       if (!row) return { error: invalidRefresh() };
-      const session = await em.findOne(AuthSession, { id: row.sessionId });
+      // The session first, locked: a deletion of its user locks it too before its refresh tokens (on
+      // delete cascade), so claiming the token first and inserting the next one (which waits for
+      // the session) deadlocked with it on PostgreSQL (500 for the deletion).
+      const session = await em.findOne(
+        AuthSession,
+        { id: row.sessionId },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'update') },
+      );
       if (!session || session.revokedAt || session.expiresAt <= now || row.expiresAt <= now) {
         return { error: invalidRefresh() };
       }

@@ -3,7 +3,7 @@ import { type EntityManager, type MikroORM, UniqueConstraintViolationException }
 import type { components } from '@synk/contract';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { withLock } from '../../db/locks.ts';
+import { rowLock, withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
 import { USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
@@ -27,6 +27,8 @@ const view = (user: UserEntity): UserView => ({
 });
 
 const lastAdmin = (detail: string) => Conflict(detail, 'last_admin');
+const invalidCurrentPassword = () =>
+  new HttpProblem(403, 'invalid_current_password', 'The current password is wrong');
 
 export class UsersService {
   readonly #deps: UsersServiceDeps;
@@ -135,14 +137,20 @@ export class UsersService {
     const verified = await this.#deps.auth.throttledCheck(principal.username, address, () =>
       verifyPassword(current.passwordHash, currentPassword),
     );
-    if (!verified) {
-      throw new HttpProblem(403, 'invalid_current_password', 'The current password is wrong');
-    }
+    if (!verified) throw invalidCurrentPassword();
     this.#checkPolicy('/body/newPassword', newPassword);
     const passwordHash = await hashPassword(newPassword);
     await this.#em.fork().transactional(async (em) => {
-      const user = await em.findOne(User, { id: principal.userId });
+      // Only over the password just verified, held until replaced: a reset (or another change)
+      // committed during the ~40 ms of checking and hashing was overwritten by this change, so an
+      // administrator's reset of a stolen account lost to the thief's change in flight.
+      const user = await em.findOne(
+        User,
+        { id: principal.userId },
+        { lockMode: rowLock(this.#deps.config.database.kind, 'update') },
+      );
       if (!user) throw NotFound('No such user');
+      if (user.passwordHash !== current.passwordHash) throw invalidCurrentPassword();
       await this.#setPassword(em, user, passwordHash, 'password_changed');
     });
     this.#deps.auth.forgetUser(principal.userId);
@@ -172,7 +180,10 @@ export class UsersService {
         `created the first administrator "${adminUsername}" with the password from ADMIN_PASSWORD`,
       );
     } else {
-      logger.warn(
+      // Shown at any LOG_LEVEL: at `error` the warning was dropped, and with it the only copy of
+      // the password (nobody could ever log in as the administrator).
+      const announce = logger.isLevelEnabled('warn') ? logger : logger.child({}, { level: 'warn' });
+      announce.warn(
         { username: adminUsername, generatedPassword: password },
         `created the first administrator "${adminUsername}" with the generated password ${password} (shown only this once; change it with POST /users/change-password)`,
       );
