@@ -55,6 +55,8 @@ export interface Config {
   readonly auth: {
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
+    /** The longest a session lives however often it is refreshed (each refresh extends it by the refresh token lifetime). */
+    readonly sessionMaxLifetimeSeconds: number;
     readonly passwordMinLength: number;
     readonly passwordMaxLength: number;
     /** How long a process may trust its cached view of a user's or session's revocation state. */
@@ -150,6 +152,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     auth: {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
+      sessionMaxLifetimeSeconds: read.duration('SESSION_MAX_LIFETIME', 365 * 24 * 3600),
       passwordMinLength,
       passwordMaxLength,
       revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),

@@ -138,6 +138,40 @@ describe('revocation cache', () => {
   });
 });
 
+describe('session lifetime', () => {
+  let t: TestApp;
+  const clock = manualClock();
+  const DAY = 24 * 3600 * 1000;
+  beforeAll(async () => {
+    t = await createTestApp({ REFRESH_TOKEN_TTL: '2d', SESSION_MAX_LIFETIME: '5d' }, clock.now);
+  });
+  afterAll(() => t.close());
+
+  it('is extended by each refresh, up to SESSION_MAX_LIFETIME', async () => {
+    const auth = t.ctx.services.auth;
+    let pair = await auth.login('admin', ADMIN_PASSWORD, '10.1.0.1');
+    // Refreshed every 1.5 days: each refresh gives the session another two days...
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1.5 * DAY);
+      pair = await auth.refresh(pair.refreshToken);
+      expect((await auth.authenticate(pair.token)).username).toBe('admin');
+    }
+    // ...but never more than five days from the login (4.5 days in, it ends at 5, not 6.5).
+    clock.advance(0.5 * DAY + 60_000);
+    await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
+    await expect(auth.authenticate(pair.token)).rejects.toThrow(/session has ended/);
+  });
+
+  it('ends when it is not refreshed within the refresh token lifetime', async () => {
+    const auth = t.ctx.services.auth;
+    let pair = await auth.login('admin', ADMIN_PASSWORD, '10.1.0.2');
+    clock.advance(1.9 * DAY);
+    pair = await auth.refresh(pair.refreshToken);
+    clock.advance(2 * DAY + 60_000);
+    await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
+  });
+});
+
 describe('purging what no request can use any more', () => {
   let t: TestApp;
   const clock = manualClock();

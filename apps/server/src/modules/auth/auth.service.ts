@@ -153,6 +153,10 @@ export class AuthService {
       }
       const user = await em.findOne(User, { id: session.userId });
       if (!user) return { error: invalidRefresh() };
+      // A session in use lives on: each refresh extends it by the refresh token lifetime, up to
+      // the session's maximum lifetime (a fixed end made daily users log in again every month,
+      // possibly while offline in the field).
+      session.expiresAt = this.#sessionEnd(session.createdAt, now);
       return { pair: await this.#issue(em, user, session.id, session.expiresAt) };
     });
     if (outcome.revoked) this.#sessions.delete(outcome.revoked);
@@ -234,7 +238,7 @@ export class AuthService {
   async #openSession(em: EntityManager, user: UserEntity): Promise<TokenPair> {
     const now = this.#now;
     const sessionId = randomUUID();
-    const expiresAt = new Date(now.getTime() + this.#deps.config.auth.refreshTokenTtlSeconds * 1000);
+    const expiresAt = this.#sessionEnd(now, now);
     em.create(AuthSession, {
       id: sessionId,
       userId: user.id,
@@ -245,6 +249,17 @@ export class AuthService {
     });
     await em.flush();
     return this.#issue(em, user, sessionId, expiresAt);
+  }
+
+  /** When a session opened at `createdAt` ends if it is not refreshed again after `now`. */
+  #sessionEnd(createdAt: Date, now: Date): Date {
+    const { refreshTokenTtlSeconds, sessionMaxLifetimeSeconds } = this.#deps.config.auth;
+    return new Date(
+      Math.min(
+        now.getTime() + refreshTokenTtlSeconds * 1000,
+        createdAt.getTime() + sessionMaxLifetimeSeconds * 1000,
+      ),
+    );
   }
 
   async #issue(
