@@ -152,8 +152,11 @@ describe('synk CLI', () => {
     expect((await json('app-bundle', 'switch', '0002')).message).toBe('Switched to app bundle version 0002');
     expect((await json('app-bundle', 'current')).current).toBe('0002');
     expect((await json('app-bundle', 'manifest')).version).toBe('0002');
-    const diff = await synk('app-bundle', 'diff', '0002', '0001');
+    // Old then new, as the seed's `diff 1.2.2 1.2.3` and git diff read: the field 0002 added is +.
+    const diff = await synk('app-bundle', 'diff', '0001', '0002');
     expect(diff.stdout).toMatch(/household\s+schema\s+\+roof:string/);
+    const back = await synk('app-bundle', 'diff', '0002', '0001');
+    expect(back.stdout).toMatch(/household\s+schema\s+-roof:string/);
     await json('app-bundle', 'download', '--output', path.join(work, 'active.zip'));
     expect(readFileSync(path.join(work, 'active.zip')).subarray(0, 2).toString()).toBe('PK');
     // The command's --version is the bundle's, not a request for synk's own version.

@@ -111,12 +111,13 @@ export function registerAppBundle(program: Command): void {
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   bundle
-    .command('diff <a> <b>')
-    .description('what changed from version b to version a')
-    .action(async (a: string, b: string) => {
+    .command('diff <from> <to>')
+    .description('what changed from one version to a later one (diff 0001 0002), as git diff reads')
+    .action(async (from: string, to: string) => {
       const { client } = await context();
+      // The server's `changes` describes `current` relative to `target`.
       const changes = ok(
-        await client.api.GET('/app-bundle/changes', { params: { query: { current: a, target: b } } }),
+        await client.api.GET('/app-bundle/changes', { params: { query: { current: to, target: from } } }),
       );
       output(changes, () => {
         const rows = [
@@ -133,7 +134,7 @@ export function registerAppBundle(program: Command): void {
             ].join(' '),
           })),
         ];
-        return rows.length ? table(rows, ['form', 'change', 'fields']) : `No changes between ${b} and ${a}`;
+        return rows.length ? table(rows, ['form', 'change', 'fields']) : `No changes from ${from} to ${to}`;
       });
     });
 }
