@@ -141,6 +141,29 @@ describe('synk CLI', () => {
     expect((await json('users', 'delete', 'field-1')).message).toBe('User deleted successfully');
   });
 
+  it('says once that a read-only user may not push, and lists each record only with --json', async () => {
+    await json('users', 'create', 'viewer-1', '--role', 'read-only', '--password', 'viewer-password-1');
+    const as = ['--profile', 'viewer', '--server', server.url];
+    await json(...as, 'login', '-u', 'viewer-1', '--password', 'viewer-password-1');
+    const input = path.join(work, 'viewer.json');
+    const records = Array.from({ length: 30 }, (_, i) => ({
+      observation_id: `v${i}`,
+      form_type: 'household',
+      data: { members: i },
+    }));
+    writeFileSync(input, JSON.stringify(records));
+    const human = await synk(...as, 'sync', 'push', input);
+    expect(human.code).toBe(1);
+    const lines = human.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe('Pushed 0 records, 30 failed');
+    expect(lines[1]).toMatch(/^ {2}the server refused the push: .*role/i);
+    const listed = await synk('--json', ...as, 'sync', 'push', input);
+    expect(listed.code).toBe(1);
+    expect(JSON.parse(listed.stdout).failed_records).toHaveLength(30);
+    expect((await json('users', 'delete', 'viewer-1')).message).toBe('User deleted successfully');
+  });
+
   it('runs the app-bundle workflow: upload, versions, switch, manifest, download, diff; rejects a bad bundle', async () => {
     const v1 = path.join(work, 'v1.zip');
     const v2 = path.join(work, 'v2.zip');

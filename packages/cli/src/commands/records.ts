@@ -25,6 +25,14 @@ function failureLine(f: FailedRecord): string {
   return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fieldErrors(f.error, f.errors)}`;
 }
 
+/**
+ * Every record failed for the same reason that is not about any record (a read-only user's push
+ * is refused as a whole, each batch with 403): one line says so instead of one per record.
+ */
+function refusedWhole(failed: FailedRecord[]): boolean {
+  return failed.length > 0 && failed.every((f) => f.code === 'forbidden' && f.error === failed[0]!.error);
+}
+
 /** The field errors `message` does not quote already, the first few, in parentheses. */
 function fieldErrors(message: string, errors: FailedRecord['errors']): string {
   const unquoted = (errors ?? [])
@@ -129,8 +137,10 @@ export function registerRecords(program: Command): void {
       output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
         [
           `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
-          ...failed.slice(0, LISTED_FAILURES).map(failureLine),
-          ...(failed.length > LISTED_FAILURES
+          ...(refusedWhole(failed)
+            ? [`  the server refused the push: ${failed[0]!.error}`]
+            : failed.slice(0, LISTED_FAILURES).map(failureLine)),
+          ...(failed.length > LISTED_FAILURES && !refusedWhole(failed)
             ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
             : []),
           ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
