@@ -217,17 +217,19 @@ export function bundleHelpers(
   state: SyncStorage,
 ) {
   let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
+  /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
+  async function manifest(): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
+    const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
+    const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
+    if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
+    if (!res.ok) throw await refusal(res);
+    const fresh = (await res.json()) as Schemas['AppBundleManifest'];
+    cached = { etag: res.headers.get('etag') ?? `"${fresh.hash}"`, manifest: fresh };
+    return { manifest: fresh, changed: true };
+  }
+  // Plain functions, not methods reading `this`: an app passes them around on their own.
   return {
-    /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
-    async manifest(): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
-      const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
-      const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
-      if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
-      if (!res.ok) throw await refusal(res);
-      const manifest = (await res.json()) as Schemas['AppBundleManifest'];
-      cached = { etag: res.headers.get('etag') ?? `"${manifest.hash}"`, manifest };
-      return { manifest, changed: true };
-    },
+    manifest,
 
     /**
      * Downloads the files whose hash differs from the local copy, each written only once its bytes
@@ -235,10 +237,10 @@ export function bundleHelpers(
      * longer has; returns the paths downloaded.
      */
     async syncTo(local: LocalFiles): Promise<string[]> {
-      const { manifest } = await this.manifest();
-      for (const file of manifest.files) checkBundlePath(file.path);
+      const { manifest: active } = await manifest();
+      for (const file of active.files) checkBundlePath(file.path);
       const fetched: string[] = [];
-      for (const file of manifest.files) {
+      for (const file of active.files) {
         if ((await local.hashOf(file.path)) === file.hash) continue;
         const res = await authedFetch(
           new Request(
@@ -255,7 +257,7 @@ export function bundleHelpers(
       // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
       // files this sync wrote go, never others the app keeps in the same place; a crash before the
       // list is stored has them removed again, which finds them gone.
-      const current = new Set(manifest.files.map((file) => file.path));
+      const current = new Set(active.files.map((file) => file.path));
       for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
         if (!current.has(path)) await local.remove(path);
       await state.set(SYNCED_BUNDLE_FILES, [...current]);

@@ -117,6 +117,15 @@ describe('bundles.syncTo', () => {
     ]);
   });
 
+  it('works as a function of its own, passed around without its object (a callback, a destructured helper)', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    const { syncTo } = client().bundles;
+    expect(await syncTo(local)).toEqual(['app/index.html']);
+    expect(local.calls).toEqual(['write app/index.html good']);
+  });
+
   it.each([
     ['../../.bashrc'],
     ['app/../../x'],
