@@ -218,9 +218,16 @@ export function bundleHelpers(
 ) {
   let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
   /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
-  async function manifest(): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
+  async function manifest(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
     const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
-    const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
+    const res = await authedFetch(
+      new Request(`${baseUrl}/app-bundle/manifest`, {
+        headers,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+    );
     if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
     if (!res.ok) throw await refusal(res);
     const fresh = (await res.json()) as Schemas['AppBundleManifest'];
@@ -234,10 +241,11 @@ export function bundleHelpers(
     /**
      * Downloads the files whose hash differs from the local copy, each written only once its bytes
      * have the manifest's hash, then removes the files of the bundle synced before that this one no
-     * longer has; returns the paths downloaded.
+     * longer has; returns the paths downloaded. `signal` cancels it, also mid-download; the files
+     * written by then stay, and the next sync downloads only the rest.
      */
-    async syncTo(local: LocalFiles): Promise<string[]> {
-      const { manifest: active } = await manifest();
+    async syncTo(local: LocalFiles, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+      const { manifest: active } = await manifest(options);
       for (const file of active.files) checkBundlePath(file.path);
       const fetched: string[] = [];
       for (const file of active.files) {
@@ -245,6 +253,7 @@ export function bundleHelpers(
         const res = await authedFetch(
           new Request(
             `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
+            options.signal ? { signal: options.signal } : {},
           ),
         );
         if (!res.ok) throw await refusal(res);

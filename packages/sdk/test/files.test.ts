@@ -126,6 +126,18 @@ describe('bundles.syncTo', () => {
     expect(local.calls).toEqual(['write app/index.html good']);
   });
 
+  it('can be cancelled with an AbortSignal, as every other request', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    const c = client();
+    const controller = new AbortController();
+    controller.abort();
+    await expect(c.bundles.syncTo(local, { signal: controller.signal })).rejects.toThrow(/abort/i);
+    await expect(c.bundles.manifest({ signal: controller.signal })).rejects.toThrow(/abort/i);
+    expect(local.calls).toEqual([]);
+  });
+
   it.each([
     ['../../.bashrc'],
     ['app/../../x'],
