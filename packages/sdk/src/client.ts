@@ -224,7 +224,10 @@ export function createClient(options: ClientOptions) {
         throw new Error('login needs a username and a password');
       const { data, error, response } = await api.POST('/auth/login', { body: { username, password } });
       if (!data) throw new ApiError(response.status, error as Problem | undefined);
-      return storeTokens(data);
+      // Stored once no refresh is on the wire (here or in another client of the storage: it holds
+      // the `auth` lock): the earlier session it brings, stored after this one, would replace it,
+      // and every later request would go as whoever was logged in before (a shared device).
+      return withLock(storage, 'auth', () => storeTokens(data));
     },
     /**
      * Ends the session on the server (revoking its refresh token) and deletes it here, whatever the

@@ -13,6 +13,9 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** The body of a download did not have the manifest's hash. */
+class CorruptDownload extends Error {}
+
 /**
  * The body of a download, once its sha256 is the one the manifest gave: a body cut short or altered
  * on the way (a proxy, a flaky network), or a file replaced on the server since the manifest was
@@ -20,7 +23,7 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
  */
 async function verifiedBytes(res: Response, hash: string, what: string): Promise<Uint8Array> {
   const bytes = new Uint8Array(await res.arrayBuffer());
-  if ((await sha256Hex(bytes)) !== hash) throw new Error(`${what} arrived corrupted`);
+  if ((await sha256Hex(bytes)) !== hash) throw new CorruptDownload(`${what} arrived corrupted`);
   return bytes;
 }
 
@@ -90,6 +93,24 @@ export interface LocalFiles {
   hashOf(id: string): Promise<string | undefined>;
   write(id: string, bytes: Uint8Array, meta: { contentType?: string; hash?: string }): Promise<void>;
   remove(id: string): Promise<void>;
+}
+
+/** An attachment `attachments.syncTo` could not download, and why (an `ApiError`, or a body that did not have its hash). */
+export interface FailedDownload {
+  id: string;
+  error: unknown;
+}
+
+/** Answers that say nothing of the next download: the session, the rate or the server's state. */
+const NOT_ONE_FILE = new Set([401, 403, 408, 429, 502, 503, 504]);
+
+/**
+ * Was this download's failure about its own file (gone, damaged on the server, altered on the
+ * way), rather than one every download would meet (a network down, a cancellation, the session)?
+ */
+function ofThisFileOnly(error: unknown): boolean {
+  if (error instanceof ApiError) return !NOT_ONE_FILE.has(error.status);
+  return error instanceof CorruptDownload;
 }
 
 /** The error for a refused request, with the server's problem details; reading them releases the connection. */
@@ -162,13 +183,19 @@ export function attachmentHelpers(
 
     /**
      * Applies the manifest since `sinceVersion` to local files: downloads attachments whose local
-     * copy is missing or differs (hash), removes deleted ones. Returns the version to ask from next time.
+     * copy is missing or differs (hash), removes deleted ones. Returns the version to ask from next
+     * time. An attachment the server answers for but cannot give (gone since the manifest, a damaged
+     * copy on its disk, bytes that do not have its hash) is listed in `failed` and the others go on
+     * (one such file would otherwise stop every sync at the same place, and no later attachment
+     * would ever arrive); the version returned is then the one before it, so that the next sync asks
+     * for it again (the ones after it that arrived are skipped by their hash). A failure that would
+     * befall every download (no network, the session, an overloaded server) is thrown.
      */
     async syncTo(
       local: LocalFiles,
       sinceVersion = 0,
       options: { signal?: AbortSignal } = {},
-    ): Promise<{ downloaded: string[]; removed: string[]; version: number }> {
+    ): Promise<{ downloaded: string[]; removed: string[]; failed: FailedDownload[]; version: number }> {
       const { data, error, response } = await api.POST('/attachments/manifest', {
         body: { client_id: await clientId(), since_version: sinceVersion },
         ...(options.signal ? { signal: options.signal } : {}),
@@ -177,6 +204,8 @@ export function attachmentHelpers(
       for (const op of data.operations) checkAttachmentId(op.attachment_id);
       const downloaded: string[] = [];
       const removed: string[] = [];
+      const failed: FailedDownload[] = [];
+      let firstFailed: number | undefined;
       for (const op of data.operations) {
         if (op.operation === 'delete') {
           await local.remove(op.attachment_id);
@@ -184,22 +213,31 @@ export function attachmentHelpers(
           continue;
         }
         if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
-        const res = await authedFetch(
-          new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
-            ...(options.signal ? { signal: options.signal } : {}),
-          }),
-        );
-        if (!res.ok) throw await refusal(res);
-        const bytes = op.hash
-          ? await verifiedBytes(res, op.hash, `attachment ${op.attachment_id}`)
-          : new Uint8Array(await res.arrayBuffer());
+        let bytes: Uint8Array;
+        try {
+          const res = await authedFetch(
+            new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
+              ...(options.signal ? { signal: options.signal } : {}),
+            }),
+          );
+          if (!res.ok) throw await refusal(res);
+          bytes = op.hash
+            ? await verifiedBytes(res, op.hash, `attachment ${op.attachment_id}`)
+            : new Uint8Array(await res.arrayBuffer());
+        } catch (error) {
+          if (!ofThisFileOnly(error)) throw error;
+          failed.push({ id: op.attachment_id, error });
+          firstFailed ??= op.version;
+          continue;
+        }
         await local.write(op.attachment_id, bytes, {
           ...(op.content_type ? { contentType: op.content_type } : {}),
           ...(op.hash ? { hash: op.hash } : {}),
         });
         downloaded.push(op.attachment_id);
       }
-      return { downloaded, removed, version: data.current_version };
+      const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
+      return { downloaded, removed, failed, version };
     },
   };
 }
@@ -217,32 +255,43 @@ export function bundleHelpers(
   state: SyncStorage,
 ) {
   let cached: { etag: string; manifest: Schemas['AppBundleManifest'] } | undefined;
+  /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
+  async function manifest(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
+    const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
+    const res = await authedFetch(
+      new Request(`${baseUrl}/app-bundle/manifest`, {
+        headers,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+    );
+    if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
+    if (!res.ok) throw await refusal(res);
+    const fresh = (await res.json()) as Schemas['AppBundleManifest'];
+    cached = { etag: res.headers.get('etag') ?? `"${fresh.hash}"`, manifest: fresh };
+    return { manifest: fresh, changed: true };
+  }
+  // Plain functions, not methods reading `this`: an app passes them around on their own.
   return {
-    /** The active manifest; a 304 answer reuses the cached one (no body transferred). */
-    async manifest(): Promise<{ manifest: Schemas['AppBundleManifest']; changed: boolean }> {
-      const headers: Record<string, string> = cached ? { 'if-none-match': cached.etag } : {};
-      const res = await authedFetch(new Request(`${baseUrl}/app-bundle/manifest`, { headers }));
-      if (res.status === 304 && cached) return { manifest: cached.manifest, changed: false };
-      if (!res.ok) throw await refusal(res);
-      const manifest = (await res.json()) as Schemas['AppBundleManifest'];
-      cached = { etag: res.headers.get('etag') ?? `"${manifest.hash}"`, manifest };
-      return { manifest, changed: true };
-    },
+    manifest,
 
     /**
      * Downloads the files whose hash differs from the local copy, each written only once its bytes
      * have the manifest's hash, then removes the files of the bundle synced before that this one no
-     * longer has; returns the paths downloaded.
+     * longer has; returns the paths downloaded. `signal` cancels it, also mid-download; the files
+     * written by then stay, and the next sync downloads only the rest.
      */
-    async syncTo(local: LocalFiles): Promise<string[]> {
-      const { manifest } = await this.manifest();
-      for (const file of manifest.files) checkBundlePath(file.path);
+    async syncTo(local: LocalFiles, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+      const { manifest: active } = await manifest(options);
+      for (const file of active.files) checkBundlePath(file.path);
       const fetched: string[] = [];
-      for (const file of manifest.files) {
+      for (const file of active.files) {
         if ((await local.hashOf(file.path)) === file.hash) continue;
         const res = await authedFetch(
           new Request(
             `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
+            options.signal ? { signal: options.signal } : {},
           ),
         );
         if (!res.ok) throw await refusal(res);
@@ -255,7 +304,7 @@ export function bundleHelpers(
       // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
       // files this sync wrote go, never others the app keeps in the same place; a crash before the
       // list is stored has them removed again, which finds them gone.
-      const current = new Set(manifest.files.map((file) => file.path));
+      const current = new Set(active.files.map((file) => file.path));
       for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
         if (!current.has(path)) await local.remove(path);
       await state.set(SYNCED_BUNDLE_FILES, [...current]);

@@ -16,7 +16,7 @@ export {
 } from './client.ts';
 export { ApiError, NetworkError, type Problem } from './errors.ts';
 export type { SyncEvents } from './events.ts';
-export { type LocalFiles, multipartBody } from './files.ts';
+export { type FailedDownload, type LocalFiles, multipartBody } from './files.ts';
 export type { components, operations, paths } from './generated/schema.ts';
 export { IndexedDBStorage } from './indexeddb.ts';
 export type { DeadLetter } from './outbox.ts';

@@ -85,6 +85,37 @@ describe('auth.logout during a refresh', () => {
   });
 });
 
+describe('auth.login during a refresh', () => {
+  /** Refreshes are answered only when released, so a login can be answered while one is on the wire. */
+  let releaseRefresh: (() => void) | undefined;
+  const server = loopbackServer(async (req, res) => {
+    for await (const _ of req);
+    const json = (value: unknown) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+    if (req.url === '/auth/refresh') {
+      await new Promise<void>((resolve) => {
+        releaseRefresh = resolve;
+      });
+      json({ token: 'user-1-access-2', refreshToken: 'user-1-refresh-2', expiresAt: 4_000_000_000 });
+    } else json({ token: 'user-2-access', refreshToken: 'user-2-refresh', expiresAt: 4_000_000_000 });
+  });
+
+  it('keeps the session it logged in to, not the one the refresh brings afterwards', async () => {
+    // A shared device: user 1's session is refreshed by a background sync while user 2 logs in.
+    const c = createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+    const refreshed = c.auth.refresh();
+    await vi.waitUntil(() => releaseRefresh !== undefined, { timeout: 5000 });
+    const loggedIn = c.auth.login('user-2', 'secret');
+    // Let the login go as far as it would on its own before the refresh is answered.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    releaseRefresh?.();
+    await refreshed;
+    expect((await loggedIn).token).toBe('user-2-access');
+    // Every later request would otherwise be sent as user 1.
+    expect((await c.auth.tokens())?.token).toBe('user-2-access');
+  });
+});
+
 describe('push reports every warning of the server', () => {
   /** Each push is answered with a warning of each kind about its first record. */
   const server = loopbackServer(async (req, res) => {

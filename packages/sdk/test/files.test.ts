@@ -32,6 +32,8 @@ const answers = {
   bundlePaths: [] as string[],
   attachmentIds: [] as string[],
   download: '',
+  /** Downloads answered with a server fault (a blob damaged on the server's disk), by URL. */
+  damaged: [] as string[],
 };
 const server = loopbackServer(async (req, res) => {
   for await (const _ of req);
@@ -67,7 +69,11 @@ const server = loopbackServer(async (req, res) => {
       total_download_size: 0,
       operation_count: { download: answers.attachmentIds.length - 1, delete: 1 },
     });
-  } else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answers.download);
+  } else if (answers.damaged.includes(req.url ?? ''))
+    res
+      .writeHead(500, { 'content-type': 'application/problem+json' })
+      .end(JSON.stringify({ status: 500, code: 'blob_damaged', detail: 'The stored content is damaged' }));
+  else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answers.download);
 });
 const client = (storage?: MemoryStorage) =>
   createClient({
@@ -117,6 +123,27 @@ describe('bundles.syncTo', () => {
     ]);
   });
 
+  it('works as a function of its own, passed around without its object (a callback, a destructured helper)', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    const { syncTo } = client().bundles;
+    expect(await syncTo(local)).toEqual(['app/index.html']);
+    expect(local.calls).toEqual(['write app/index.html good']);
+  });
+
+  it('can be cancelled with an AbortSignal, as every other request', async () => {
+    answers.bundlePaths = ['app/index.html'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    const c = client();
+    const controller = new AbortController();
+    controller.abort();
+    await expect(c.bundles.syncTo(local, { signal: controller.signal })).rejects.toThrow(/abort/i);
+    await expect(c.bundles.manifest({ signal: controller.signal })).rejects.toThrow(/abort/i);
+    expect(local.calls).toEqual([]);
+  });
+
   it.each([
     ['../../.bashrc'],
     ['app/../../x'],
@@ -146,6 +173,23 @@ describe('attachments.syncTo', () => {
     },
   );
 
+  it('goes on past an attachment the server cannot give, and returns a version that has it asked for again', async () => {
+    answers.attachmentIds = ['old.jpg', 'broken.jpg', 'new.jpg'];
+    answers.damaged = ['/attachments/broken.jpg'];
+    answers.download = 'good';
+    const local = recordingFiles();
+    try {
+      const result = await client().attachments.syncTo(local);
+      // Every attachment after it would otherwise never arrive: each sync stopped at the same one.
+      expect(result).toMatchObject({ downloaded: ['new.jpg'], removed: ['old.jpg'], version: 1 });
+      expect(result.failed).toEqual([{ id: 'broken.jpg', error: expect.any(ApiError) }]);
+      expect(result.failed[0]?.error).toMatchObject({ status: 500 });
+      expect(local.calls).toEqual(['remove old.jpg', 'write new.jpg good']);
+    } finally {
+      answers.damaged = [];
+    }
+  });
+
   it('applies a manifest of safe names', async () => {
     answers.attachmentIds = ['old.jpg', 'new.jpg'];
     answers.download = 'good';
@@ -153,6 +197,7 @@ describe('attachments.syncTo', () => {
     expect(await client().attachments.syncTo(local)).toEqual({
       downloaded: ['new.jpg'],
       removed: ['old.jpg'],
+      failed: [],
       version: 2,
     });
     expect(local.calls).toEqual(['remove old.jpg', 'write new.jpg good']);
