@@ -121,6 +121,23 @@ describe('attachments storage', () => {
     }
   });
 
+  it('a suffix range of an empty file is the empty file (RFC 9110 §14.1.1: satisfiable), any other range 416', async () => {
+    expect((await upload('empty-ranged.txt', '')).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const get = (range: string) =>
+      request(t.app).get('/attachments/empty-ranged.txt').set('authorization', reader).set('range', range);
+    for (const range of ['bytes=-1', 'bytes=-500', 'bytes=0-5,-10']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(200);
+      expect(res.headers['content-length'], range).toBe('0');
+    }
+    for (const range of ['bytes=0-', 'bytes=-0', 'bytes=0-0']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(416);
+      expect(res.headers['content-range'], range).toBe('bytes */0');
+    }
+  });
+
   it('a conditional HEAD answers 304 like GET (RFC 9110 §13.1.2)', async () => {
     expect((await upload('conditional-head.bin', 'conditional head')).status).toBe(200);
     const reader = `Bearer ${await t.tokenFor('read-only')}`;
