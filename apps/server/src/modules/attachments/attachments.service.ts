@@ -263,11 +263,17 @@ export class AttachmentsService {
  */
 const UNINFORMATIVE_TYPES = new Set(['application/octet-stream', 'text/plain']);
 
+/** The type the id's (or else the file name's) extension names, when it names one other than the generic one. */
+function typeOfExtension(id: string, filename: string): string | undefined {
+  return [mime.lookup(id), mime.lookup(filename)].find(
+    (type): type is string => type !== false && type !== 'application/octet-stream',
+  );
+}
+
 /** The part's own type when it says something; otherwise guessed from the id's (or file name's) extension. */
 function contentTypeFor(id: string, filename: string, declared: string): string {
   const type = declared.toLowerCase();
-  const guessed = mime.lookup(id) || mime.lookup(filename);
-  if (UNINFORMATIVE_TYPES.has(type)) return guessed || type;
+  if (UNINFORMATIVE_TYPES.has(type)) return typeOfExtension(id, filename) ?? type;
   if (/^[\w.+-]+\/[\w.+-]+$/.test(type)) return type;
-  return guessed || 'application/octet-stream';
+  return typeOfExtension(id, filename) ?? 'application/octet-stream';
 }
