@@ -64,6 +64,29 @@ describe('attachments storage', () => {
     }
   });
 
+  it('a part sent without a Content-Type gets the type of its extension, not the multipart default text/plain', async () => {
+    // As Python's requests and other raw multipart writers send a file: no Content-Type on the part.
+    const bareUpload = async (id: string, filename: string) =>
+      request(t.app)
+        .put(`/attachments/${id}`)
+        .set('authorization', `Bearer ${await t.tokenFor('read-write')}`)
+        .set('content-type', 'multipart/form-data; boundary=b0und')
+        .send(
+          `--b0und\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\n\r\n${id}\r\n--b0und--\r\n`,
+        );
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const cases: [id: string, filename: string, type: string][] = [
+      ['bare-photo.jpg', 'photo.jpg', 'image/jpeg'],
+      ['bare-scan', 'scan.pdf', 'application/pdf'],
+      ['bare-note', 'note', 'text/plain'],
+    ];
+    for (const [id, filename, type] of cases) {
+      expect((await bareUpload(id, filename)).status, id).toBe(200);
+      const res = await request(t.app).head(`/attachments/${id}`).set('authorization', reader);
+      expect(res.headers['content-type'], id).toBe(type);
+    }
+  });
+
   it('Range as RFC 9110 reads it: a suffix longer than the file is all of it, the unit in any case, empty list elements', async () => {
     const bytes = '0123456789';
     expect((await upload('ranged.txt', bytes)).status).toBe(200);
@@ -95,6 +118,23 @@ describe('attachments storage', () => {
       const res = await get(range);
       expect(res.status, range).toBe(200);
       expect(res.text, range).toBe(bytes);
+    }
+  });
+
+  it('a suffix range of an empty file is the empty file (RFC 9110 §14.1.1: satisfiable), any other range 416', async () => {
+    expect((await upload('empty-ranged.txt', '')).status).toBe(200);
+    const reader = `Bearer ${await t.tokenFor('read-only')}`;
+    const get = (range: string) =>
+      request(t.app).get('/attachments/empty-ranged.txt').set('authorization', reader).set('range', range);
+    for (const range of ['bytes=-1', 'bytes=-500', 'bytes=0-5,-10']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(200);
+      expect(res.headers['content-length'], range).toBe('0');
+    }
+    for (const range of ['bytes=0-', 'bytes=-0', 'bytes=0-0']) {
+      const res = await get(range);
+      expect(res.status, range).toBe(416);
+      expect(res.headers['content-range'], range).toBe('bytes */0');
     }
   });
 

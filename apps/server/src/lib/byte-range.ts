@@ -11,12 +11,15 @@ export interface ByteRange {
  * `undefined` when the header is to be ignored: another unit, or not a byte-range set at all.
  * The unit is case-insensitive and empty list elements are allowed, as the RFC's list syntax says;
  * a range whose last position is before its first is skipped (the RFC lets a server reject it).
+ * Of an empty representation a suffix range is satisfiable (§14.1.1) but no 206 can carry zero
+ * bytes: then, when nothing else is asked for, the header is ignored and the empty whole is the answer.
  */
 function requestedRanges(header: string, size: number): ByteRange[] | 'unsatisfiable' | undefined {
   const set = /^bytes=(.*)$/i.exec(header.trim());
   if (!set) return undefined;
   const ranges: ByteRange[] = [];
   let specs = 0;
+  let emptySuffix = false;
   for (const element of set[1]!.split(',')) {
     const spec = element.trim();
     if (spec === '') continue;
@@ -26,13 +29,14 @@ function requestedRanges(header: string, size: number): ByteRange[] | 'unsatisfi
     if (positions[1] === '') {
       const suffix = Number(positions[2]);
       if (suffix > 0 && size > 0) ranges.push({ start: Math.max(0, size - suffix), end: size - 1 });
+      else if (suffix > 0) emptySuffix = true;
       continue;
     }
     const first = Number(positions[1]);
     const last = positions[2] === '' ? Number.POSITIVE_INFINITY : Number(positions[2]);
     if (first <= last && first < size) ranges.push({ start: first, end: Math.min(last, size - 1) });
   }
-  if (specs === 0) return undefined;
+  if (specs === 0 || (ranges.length === 0 && emptySuffix)) return undefined;
   return ranges.length > 0 ? ranges : 'unsatisfiable';
 }
 

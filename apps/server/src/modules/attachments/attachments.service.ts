@@ -256,9 +256,24 @@ export class AttachmentsService {
   }
 }
 
+/**
+ * Types that say nothing about the content: the generic one many clients send, and text/plain, which
+ * the multipart parser reports for a part without a Content-Type (RFC 7578 §4.4's default), so that
+ * a photo.jpg sent without one is not taken for text.
+ */
+const UNINFORMATIVE_TYPES = new Set(['application/octet-stream', 'text/plain']);
+
+/** The type the id's (or else the file name's) extension names, when it names one other than the generic one. */
+function typeOfExtension(id: string, filename: string): string | undefined {
+  return [mime.lookup(id), mime.lookup(filename)].find(
+    (type): type is string => type !== false && type !== 'application/octet-stream',
+  );
+}
+
 /** The part's own type when it says something; otherwise guessed from the id's (or file name's) extension. */
 function contentTypeFor(id: string, filename: string, declared: string): string {
-  if (declared && declared !== 'application/octet-stream' && /^[\w.+-]+\/[\w.+-]+$/.test(declared))
-    return declared.toLowerCase();
-  return mime.lookup(id) || mime.lookup(filename) || 'application/octet-stream';
+  const type = declared.toLowerCase();
+  if (UNINFORMATIVE_TYPES.has(type)) return typeOfExtension(id, filename) ?? type;
+  if (/^[\w.+-]+\/[\w.+-]+$/.test(type)) return type;
+  return typeOfExtension(id, filename) ?? 'application/octet-stream';
 }
