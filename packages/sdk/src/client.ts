@@ -223,7 +223,7 @@ export function createClient(options: ClientOptions) {
       if (username === undefined || password === undefined)
         throw new Error('login needs a username and a password');
       const { data, error, response } = await api.POST('/auth/login', { body: { username, password } });
-      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      if (!data) throw ApiError.of(response, error as Problem | undefined);
       // Stored once no refresh is on the wire (here or in another client of the storage: it holds
       // the `auth` lock): the earlier session it brings, stored after this one, would replace it,
       // and every later request would go as whoever was logged in before (a shared device).
@@ -288,7 +288,7 @@ export function createClient(options: ClientOptions) {
         },
         ...(pull.signal ? { signal: pull.signal } : {}),
       });
-      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      if (!data) throw ApiError.of(response, error as Problem | undefined);
       yield data;
       cursor = data.change_cutoff;
       if (!oneOff) await stateStorage.set(cursorKey, cursor);
@@ -432,7 +432,7 @@ export function createClient(options: ClientOptions) {
           at,
         }));
       } else {
-        throw new ApiError(response.status, problem);
+        throw ApiError.of(response, problem);
       }
       failed += refused.length;
       await outbox.finishBatch(batch.transmission_id, refused);

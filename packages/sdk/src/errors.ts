@@ -16,10 +16,47 @@ export class NetworkError extends Error {
 export class ApiError extends Error {
   readonly status: number;
   readonly problem: Problem | undefined;
-  constructor(status: number, problem: Problem | undefined) {
+  /**
+   * How long the server asked to be left alone (its `Retry-After`, e.g. on 429 or 503), in ms, when
+   * it said: the transport waits on its own only up to `retry.maxDelayMs`, a longer wait is the app's.
+   */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, problem: Problem | undefined, retryAfterMs?: number) {
     super(problem?.detail ?? `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
     this.problem = problem;
+    this.retryAfterMs = retryAfterMs;
   }
+
+  /** The error for an answer: its status, the problem details given, and its `Retry-After`. */
+  static of(response: Response, problem: Problem | undefined): ApiError {
+    return new ApiError(response.status, problem, retryAfterMs(response));
+  }
+}
+
+/**
+ * The wait a response asks for (Retry-After), in ms: delay-seconds, or an HTTP-date measured against
+ * the response's own Date, i.e. on the server's clock (a device's clock may be off by minutes or
+ * hours, which would turn "in 2 s" into no wait at all, or into an hour); undefined when absent or
+ * unreadable.
+ */
+export function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000; // Infinity for absurdly many digits: too long
+  const at = httpDate(value);
+  if (at === undefined) return undefined;
+  return Math.max(0, at - (httpDate(response.headers.get('date')) ?? Date.now()));
+}
+
+/**
+ * An HTTP-date (IMF-fixdate, or RFC 850's and asctime's obsolete forms), as ms since the epoch. Each
+ * has a time of day; without one, Date.parse takes nearly any text for a date ("5, 5", two
+ * Retry-After headers joined, is a day in 2001, already past: no wait at all).
+ */
+function httpDate(value: string | null): number | undefined {
+  if (!value || !/\d\d:\d\d:\d\d/.test(value)) return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : at;
 }

@@ -115,7 +115,7 @@ function ofThisFileOnly(error: unknown): boolean {
 
 /** The error for a refused request, with the server's problem details; reading them releases the connection. */
 async function refusal(res: Response): Promise<ApiError> {
-  return new ApiError(res.status, (await res.json().catch(() => undefined)) as Problem | undefined);
+  return ApiError.of(res, (await res.json().catch(() => undefined)) as Problem | undefined);
 }
 
 /** Attachment helpers: hash-checked uploads and manifest-driven downloads of what is missing. */
@@ -200,7 +200,7 @@ export function attachmentHelpers(
         body: { client_id: await clientId(), since_version: sinceVersion },
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      if (!data) throw new ApiError(response.status, error as Problem | undefined);
+      if (!data) throw ApiError.of(response, error as Problem | undefined);
       for (const op of data.operations) checkAttachmentId(op.attachment_id);
       const downloaded: string[] = [];
       const removed: string[] = [];

@@ -1,5 +1,5 @@
 import { parseJson } from '@synk/json';
-import { NetworkError } from './errors.ts';
+import { NetworkError, retryAfterMs } from './errors.ts';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4). */
@@ -321,32 +321,6 @@ function isByteStream(stream: ReadableStream): boolean {
   } catch {
     return false; // a stream without byte reading support refuses the reader
   }
-}
-
-/**
- * The wait a response asks for (Retry-After), in ms: delay-seconds, or an HTTP-date measured against
- * the response's own Date, i.e. on the server's clock (a device's clock may be off by minutes or
- * hours, which would turn "in 2 s" into no wait at all, or into an hour); undefined when absent or
- * unreadable.
- */
-function retryAfterMs(response: Response): number | undefined {
-  const value = response.headers.get('retry-after')?.trim();
-  if (!value) return undefined;
-  if (/^\d+$/.test(value)) return Number(value) * 1000; // Infinity for absurdly many digits: too long
-  const at = httpDate(value);
-  if (at === undefined) return undefined;
-  return Math.max(0, at - (httpDate(response.headers.get('date')) ?? Date.now()));
-}
-
-/**
- * An HTTP-date (IMF-fixdate, or RFC 850's and asctime's obsolete forms), as ms since the epoch. Each
- * has a time of day; without one, Date.parse takes nearly any text for a date ("5, 5", two
- * Retry-After headers joined, is a day in 2001, already past: no wait at all).
- */
-function httpDate(value: string | null): number | undefined {
-  if (!value || !/\d\d:\d\d:\d\d/.test(value)) return undefined;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : at;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { loopbackServer } from '@synk/test-support/hooks';
 import { describe, expect, it, vi } from 'vitest';
 import { createClient } from '../src/client.ts';
+import { ApiError } from '../src/errors.ts';
 
 const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
 
@@ -170,5 +171,24 @@ describe('push reports every warning of the server', () => {
       { id: 'c', message: 'replaced a newer copy', serverVersion: 4 },
     ]);
     expect(seen).toEqual(['a', 'c']);
+  });
+});
+
+describe('an answer asking for a longer wait than the client makes on its own', () => {
+  const server = loopbackServer((_req, res) => {
+    res
+      .writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '120' })
+      .end('{"status":429,"code":"too_many_requests","detail":"Slow down"}');
+  });
+
+  it('is thrown with the wait the server asked for, so the app can schedule the next sync', async () => {
+    const c = createClient({
+      baseUrl: server.base,
+      tokens: session,
+      retry: { retries: 3, baseDelayMs: 1, maxDelayMs: 50 },
+    });
+    const error = await c.pullAll().catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 429, retryAfterMs: 120_000, message: 'Slow down' });
   });
 });
