@@ -242,6 +242,12 @@ export function attachmentHelpers(
   };
 }
 
+/**
+ * The most of a bundle's changed files `bundles.syncTo` holds in memory to write them together
+ * (app bundles are forms and a web app, typically a few MB).
+ */
+const STAGED_BUNDLE_BYTES = 64 * 1024 * 1024;
+
 /** Where the paths of the bundle last synced to the device are kept (in the client's sync state). */
 const SYNCED_BUNDLE_FILES = 'bundle:files';
 
@@ -277,17 +283,24 @@ export function bundleHelpers(
     manifest,
 
     /**
-     * Downloads the files whose hash differs from the local copy, each written only once its bytes
-     * have the manifest's hash, then removes the files of the bundle synced before that this one no
-     * longer has; returns the paths downloaded. `signal` cancels it, also mid-download; the files
-     * written by then stay, and the next sync downloads only the rest.
+     * Downloads the files whose hash differs from the local copy, each checked against the
+     * manifest's hash, and writes them once all have arrived (up to `STAGED_BUNDLE_BYTES` of them;
+     * a larger change is written as it arrives); then removes the files of the bundle synced before
+     * that this one no longer has. Returns the paths downloaded. `signal` cancels it, also
+     * mid-download; the next sync downloads only what was not written.
      */
     async syncTo(local: LocalFiles, options: { signal?: AbortSignal } = {}): Promise<string[]> {
       const { manifest: active } = await manifest(options);
       for (const file of active.files) checkBundlePath(file.path);
-      const fetched: string[] = [];
-      for (const file of active.files) {
-        if ((await local.hashOf(file.path)) === file.hash) continue;
+      const changed: (typeof active.files)[number][] = [];
+      for (const file of active.files) if ((await local.hashOf(file.path)) !== file.hash) changed.push(file);
+      // Held until every changed file is here: a network lost midway left a new form's schema.json
+      // beside the old ui.json, a mix the app then ran (offline, maybe for days).
+      const hold = changed.reduce((sum, file) => sum + file.size, 0) <= STAGED_BUNDLE_BYTES;
+      const arrived: { file: (typeof changed)[number]; bytes: Uint8Array }[] = [];
+      const write = (file: (typeof changed)[number], bytes: Uint8Array) =>
+        local.write(file.path, bytes, { contentType: file.mimeType, hash: file.hash });
+      for (const file of changed) {
         const res = await authedFetch(
           new Request(
             `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
@@ -295,12 +308,12 @@ export function bundleHelpers(
           ),
         );
         if (!res.ok) throw await refusal(res);
-        await local.write(file.path, await verifiedBytes(res, file.hash, `app bundle file ${file.path}`), {
-          contentType: file.mimeType,
-          hash: file.hash,
-        });
-        fetched.push(file.path);
+        const bytes = await verifiedBytes(res, file.hash, `app bundle file ${file.path}`);
+        if (hold) arrived.push({ file, bytes });
+        else await write(file, bytes);
       }
+      for (const { file, bytes } of arrived) await write(file, bytes);
+      const fetched = changed.map((file) => file.path);
       // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
       // files this sync wrote go, never others the app keeps in the same place; a crash before the
       // list is stored has them removed again, which finds them gone.

@@ -123,6 +123,21 @@ describe('bundles.syncTo', () => {
     ]);
   });
 
+  it('writes nothing of a new bundle until all its changed files have arrived', async () => {
+    answers.bundlePaths = ['forms/a/schema.json', 'forms/a/ui.json'];
+    answers.download = 'good';
+    answers.damaged = ['/app-bundle/download/forms/a/ui.json'];
+    const local = recordingFiles();
+    try {
+      await expect(client().bundles.syncTo(local)).rejects.toThrow('The stored content is damaged');
+      expect(local.calls).toEqual([]);
+    } finally {
+      answers.damaged = [];
+    }
+    expect(await client().bundles.syncTo(local)).toEqual(['forms/a/schema.json', 'forms/a/ui.json']);
+    expect(local.calls).toEqual(['write forms/a/schema.json good', 'write forms/a/ui.json good']);
+  });
+
   it('works as a function of its own, passed around without its object (a callback, a destructured helper)', async () => {
     answers.bundlePaths = ['app/index.html'];
     answers.download = 'good';
