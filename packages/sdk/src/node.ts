@@ -1,9 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJson } from '@synk/json';
 import { FILE_LOCK_DEFAULTS, type FileLockOptions, withFileLock } from './file-lock.ts';
 import type { SyncStorage } from './storage.ts';
+
+/** A temporary file untouched this long was left by a write that died (a crash, a killed app). */
+const ABANDONED_TEMP_MS = 60 * 60 * 1000;
+const TEMP_NAME = /^\.[0-9a-f-]{36}\.tmp$/;
 
 /** Errors of platforms that cannot open or fsync a directory (Windows, some file systems). */
 const NO_DIRECTORY_SYNC = new Set(['EISDIR', 'EPERM', 'EINVAL', 'ENOTSUP']);
@@ -18,6 +22,8 @@ const NO_DIRECTORY_SYNC = new Set(['EISDIR', 'EPERM', 'EINVAL', 'ENOTSUP']);
 export class FileStorage implements SyncStorage {
   readonly #dir: string;
   readonly #lockOptions: FileLockOptions;
+  /** Whether this instance has looked for temporary files of writes that died. */
+  #swept = false;
 
   constructor(dir: string, lockOptions: FileLockOptions = FILE_LOCK_DEFAULTS) {
     this.#dir = dir;
@@ -48,6 +54,10 @@ export class FileStorage implements SyncStorage {
 
   async set(key: string, value: unknown): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
+    if (!this.#swept) {
+      this.#swept = true;
+      await this.#removeAbandonedTemps();
+    }
     const temp = path.join(this.#dir, `.${randomUUID()}.tmp`);
     try {
       const handle = await open(temp, 'w', 0o600);
@@ -65,6 +75,21 @@ export class FileStorage implements SyncStorage {
       throw err;
     }
     await this.#syncDirectory();
+  }
+
+  /**
+   * Deletes the temporary files of writes that died before their rename (a crash mid-write, e.g.
+   * of an outbox batch of megabytes): nothing else ever would. Only old ones: another process
+   * sharing the directory may be writing its own right now.
+   */
+  async #removeAbandonedTemps(): Promise<void> {
+    const now = Date.now();
+    for (const name of await readdir(this.#dir).catch(() => [])) {
+      if (!TEMP_NAME.test(name)) continue;
+      const file = path.join(this.#dir, name);
+      const info = await stat(file).catch(() => undefined);
+      if (info && now - info.mtimeMs > ABANDONED_TEMP_MS) await rm(file, { force: true });
+    }
   }
 
   async #syncDirectory(): Promise<void> {
