@@ -195,3 +195,58 @@ describe.skipIf(!postgresAvailable())('PostgreSQL connections dropped by the ser
     }
   }, 60_000);
 });
+
+describe.skipIf(!postgresAvailable())('PostgreSQL down', () => {
+  it('is a 503 database_unavailable with Retry-After, not an unexpected error', async () => {
+    const postgres = await startPostgres();
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: tempDir(),
+      DB_CONNECTION: await postgres.createDatabase(),
+      ADMIN_PASSWORD: 'admin-password-1',
+    });
+    const server = await startServer(config, createLogger('silent'));
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const login = await fetch(`${base}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
+      });
+      const { token } = (await login.json()) as { token: string };
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+      const requests: [string, string, unknown?][] = [
+        ['POST', '/sync/pull', { client_id: 'c1' }],
+        ['POST', '/sync/push', { client_id: 'c1', transmission_id: randomUUID(), records: [] }],
+        ['GET', '/dataexport/parquet'],
+        ['GET', '/users'],
+        ['GET', '/version'],
+      ];
+      // Connections in both pools (the ORM's and the sync store's), idle when the database goes.
+      for (const [method, path, body] of requests) {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status, path).toBe(200);
+        await res.arrayBuffer();
+      }
+      await postgres.stop();
+      for (const [method, path, body] of requests) {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status, path).toBe(503);
+        expect(res.headers.get('retry-after'), path).toMatch(/^\d+$/);
+        expect(await res.json(), path).toMatchObject({ status: 503, code: 'database_unavailable' });
+      }
+    } finally {
+      await server.close().catch(() => undefined);
+      await postgres.stop().catch(() => undefined);
+    }
+  }, 60_000);
+});
