@@ -1,3 +1,5 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable, startPostgres } from '@synk/test-support/postgres';
 import pg from 'pg';
@@ -101,6 +103,150 @@ describe.skipIf(!postgresAvailable())('PostgreSQL: several processes starting at
       expect(Number(admins[0]!.n)).toBe(1);
     } finally {
       await postgres.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!postgresAvailable())('PostgreSQL connections dropped by the server', () => {
+  const postgres = usePostgres();
+
+  /** Ends every other session of the database, as a PostgreSQL restart or failover does. */
+  async function dropConnections(url: string): Promise<void> {
+    await query(
+      url,
+      'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+    );
+  }
+
+  /** Runs `body`, failing if the process would have died of an uncaught exception meanwhile. */
+  async function withoutUncaught(body: () => Promise<void>): Promise<void> {
+    const uncaught: unknown[] = [];
+    const listener = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', listener);
+    try {
+      await body();
+      // The dropped connections' errors arrive as the sockets close.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      process.off('uncaughtException', listener);
+    }
+    expect(uncaught).toEqual([]);
+  }
+
+  it('neither kill the server (idle or checked out, as by an export) nor keep it from serving after', async () => {
+    const url = await postgres.server.createDatabase();
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: tempDir(),
+      DB_CONNECTION: url,
+      ADMIN_PASSWORD: 'admin-password-1',
+    });
+    const server = await startServer(config, createLogger('silent'));
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const login = await fetch(`${base}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
+      });
+      const { token } = (await login.json()) as { token: string };
+      const pull = () =>
+        fetch(`${base}/sync/pull`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ client_id: 'c1' }),
+        });
+      expect((await pull()).status).toBe(200); // leaves an idle connection in the sync pool
+
+      await withoutUncaught(() => dropConnections(url));
+      expect((await pull()).status).toBe(200);
+
+      // A connection checked out between queries: an export holds one for as long as it runs,
+      // here waiting on a client that reads nothing.
+      for (let batch = 0; batch < 4; batch++) {
+        const records = Array.from({ length: 10 }, (_, i) => ({
+          observation_id: `big-${batch}-${i}`,
+          form_type: 'big',
+          data: { text: randomBytes(300_000).toString('hex') },
+        }));
+        const pushed = await fetch(`${base}/sync/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ transmission_id: randomUUID(), client_id: 'c1', records }),
+        });
+        expect(((await pushed.json()) as { success_count: number }).success_count).toBe(10);
+      }
+      const stalled = http.get(`${base}/dataexport/parquet`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const response = await new Promise<http.IncomingMessage>((resolve) => stalled.on('response', resolve));
+      response.pause();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await withoutUncaught(() => dropConnections(url));
+      stalled.destroy();
+      expect((await pull()).status).toBe(200);
+      const again = await fetch(`${base}/dataexport/csv`, { headers: { authorization: `Bearer ${token}` } });
+      expect(again.status).toBe(200);
+      expect((await again.arrayBuffer()).byteLength).toBeGreaterThan(10_000_000); // 24 MB of hex, deflated
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!postgresAvailable())('PostgreSQL down', () => {
+  it('is a 503 database_unavailable with Retry-After, not an unexpected error', async () => {
+    const postgres = await startPostgres();
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: tempDir(),
+      DB_CONNECTION: await postgres.createDatabase(),
+      ADMIN_PASSWORD: 'admin-password-1',
+    });
+    const server = await startServer(config, createLogger('silent'));
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const login = await fetch(`${base}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
+      });
+      const { token } = (await login.json()) as { token: string };
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+      const requests: [string, string, unknown?][] = [
+        ['POST', '/sync/pull', { client_id: 'c1' }],
+        ['POST', '/sync/push', { client_id: 'c1', transmission_id: randomUUID(), records: [] }],
+        ['GET', '/dataexport/parquet'],
+        ['GET', '/users'],
+        ['GET', '/version'],
+      ];
+      // Connections in both pools (the ORM's and the sync store's), idle when the database goes.
+      for (const [method, path, body] of requests) {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status, path).toBe(200);
+        await res.arrayBuffer();
+      }
+      await postgres.stop();
+      for (const [method, path, body] of requests) {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status, path).toBe(503);
+        expect(res.headers.get('retry-after'), path).toMatch(/^\d+$/);
+        expect(await res.json(), path).toMatchObject({ status: 503, code: 'database_unavailable' });
+      }
+    } finally {
+      await server.close().catch(() => undefined);
+      await postgres.stop().catch(() => undefined);
     }
   }, 60_000);
 });

@@ -724,7 +724,7 @@ export interface components {
          *     `last_admin`, `user_exists`, `invalid_bundle`, `invalid_refresh_token`,
          *     `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
          *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`,
-         *     `export_busy`.
+         *     `export_busy`, `database_unavailable`.
          *     Bodies never contain stack traces or SQL.
          */
         Problem: {
@@ -1299,7 +1299,8 @@ export interface components {
         /**
          * @description Any other error, as problem+json (e.g. 405 `method_not_allowed` with `Allow`,
          *     406 `unsupported_api_version`, 500 `internal_error`, 501 `not_implemented`,
-         *     503 `service_unavailable`).
+         *     503 `service_unavailable`, or `database_unavailable` with `Retry-After` while the
+         *     database cannot be reached).
          */
         Problem: {
             headers: {

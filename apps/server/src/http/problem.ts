@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request, Response } from 'express';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 import { HttpProblem, type ProblemItem } from './errors.ts';
 
 /** Stable `code` per status for errors that do not carry their own. */
@@ -159,6 +160,11 @@ export function toProblem(err: unknown): HttpProblem {
     return new HttpProblem(status, CODE_BY_STATUS[status] ?? 'bad_request', detail, {
       errors,
       headers: err.headers ?? {},
+    });
+  }
+  if (isDatabaseUnavailable(err)) {
+    return new HttpProblem(503, 'database_unavailable', 'The database is unavailable; try again shortly', {
+      headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
     });
   }
   return new HttpProblem(500, 'internal_error', 'An unexpected error occurred');

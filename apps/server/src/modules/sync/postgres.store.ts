@@ -60,8 +60,15 @@ const UPSERT = `insert into observations (${RECORD_COLUMNS.join(', ')})
 export class PostgresSyncStore implements SyncStore {
   readonly #pool: pg.Pool;
 
-  constructor(url: string) {
+  constructor(url: string, onConnectionError: (err: Error) => void = () => {}) {
     this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+    // A connection PostgreSQL drops (a restart, a failover, pg_terminate_backend, the network) makes
+    // its client emit 'error': the pool's when it is idle, the client's own while checked out (a
+    // push between statements, an export between pages). Unheard, either killed the process. The
+    // query in flight, if any, fails by itself; the pool replaces the connection on the next use.
+    this.#pool.on('connect', (client) => client.on('error', onConnectionError));
+    // An idle client's error reaches the pool too, once its own listener (above) has reported it.
+    this.#pool.on('error', () => {});
   }
 
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
