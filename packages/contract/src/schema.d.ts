@@ -1009,12 +1009,15 @@ export interface components {
         SyncPullRequest: {
             /** @description Unique identifier of the client (well-formed Unicode without NUL characters, as it is stored as text). */
             client_id: string;
-            /** @description Cursor; the last `change_cutoff` seen. Omit to pull everything. */
+            /**
+             * @description Cursor; the last `change_cutoff` seen. Omit to pull everything. A `null` member counts
+             *     as absent, as 1.0.3 read it (`version: null` is 0).
+             */
             since?: {
                 /** Format: int64 */
-                version?: number;
+                version?: number | null;
                 /** @description Accepted for 1.0.3 compatibility. */
-                id?: string;
+                id?: string | null;
             } | null;
             /** @description Only these form types. */
             schema_types?: components["schemas"]["FormTypeFilter"][] | null;

@@ -778,6 +778,29 @@ describe('POST /sync/pull', () => {
     }
   });
 
+  it('a cursor with null members (a 1.0.3 client leaving id or version unset) is accepted as if they were absent', async () => {
+    const start = (await pull(target, reader.token)).body.current_version as number;
+    const newer = record();
+    expect((await push(target, writer.token, [newer])).status).toBe(200);
+
+    // 1.0.3 decoded the cursor leniently (Go's encoding/json), so `id: null` was the same as no id.
+    const withNullId = await pull(target, reader.token, { since: { version: start, id: null } });
+    expect(withNullId.status).toBe(200);
+    expect(withNullId.body.records.map((r: { observation_id: string }) => r.observation_id)).toEqual([
+      newer.observation_id,
+    ]);
+
+    const withNullVersion = await pull(
+      target,
+      reader.token,
+      { since: { version: null, id: null } },
+      '?limit=1',
+    );
+    expect(withNullVersion.status).toBe(200);
+    const fromStart = await pull(target, reader.token, {}, '?limit=1');
+    expect(withNullVersion.body.records).toEqual(fromStart.body.records);
+  });
+
   it('records is [] (never null) past the end', async () => {
     const res = await pull(target, reader.token, { since: { version: 10_000_000 } });
     expect(res.status).toBe(200);
