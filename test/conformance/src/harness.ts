@@ -28,10 +28,11 @@ export async function startTarget(
   const external = process.env.TEST_BASE_URL;
   if (external) {
     const baseUrl = external.replace(/\/+$/, '');
-    const admin = {
-      username: process.env.TEST_ADMIN_USERNAME ?? 'admin',
-      password: process.env.TEST_ADMIN_PASSWORD ?? '',
-    };
+    const password = process.env.TEST_ADMIN_PASSWORD;
+    // Said at once, rather than as every case's failed login (400 for an empty password).
+    if (!password)
+      throw new Error('TEST_BASE_URL needs TEST_ADMIN_PASSWORD: the password of that server’s administrator');
+    const admin = { username: process.env.TEST_ADMIN_USERNAME ?? 'admin', password };
     return { baseUrl, admin, owned: false, url: (p) => `${baseUrl}${p}`, close: async () => {} };
   }
   const admin = { username: 'admin', password: 'conformance-admin-password' };
