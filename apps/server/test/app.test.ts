@@ -277,6 +277,24 @@ describe('problem+json for every error', () => {
     expect(JSON.stringify(res.body.errors)).toMatch(/password/);
   });
 
+  it('a request with no body and no content type: 400 naming what is missing, not 415; fine where the body is optional', async () => {
+    const login = await request(t.app).post('/auth/login');
+    expectProblem(login, 400, 'validation_failed');
+    expect(JSON.stringify(login.body.errors)).toMatch(/username/);
+    const token = await t.tokenFor('read-write');
+    const pull = await request(t.app).post('/sync/pull').set('authorization', `Bearer ${token}`);
+    expectProblem(pull, 400, 'validation_failed');
+    expect(JSON.stringify(pull.body.errors)).toMatch(/client_id/);
+    const upload = await request(t.app).put('/attachments/a.jpg').set('authorization', `Bearer ${token}`);
+    expectProblem(upload, 400, 'validation_failed');
+    expect(upload.body.detail).toMatch(/multipart\/form-data/);
+    // The logout's body is optional: without one it ends all of the caller's sessions.
+    await t.ctx.services.users.create('bodyless-user', 'password-of-user', 'read-only');
+    const own = (await t.ctx.services.auth.login('bodyless-user', 'password-of-user', '127.0.0.1')).token;
+    const logout = await request(t.app).post('/auth/logout').set('authorization', `Bearer ${own}`);
+    expect(logout.status).toBe(200);
+  });
+
   it('415 for a wrong content type', async () => {
     const res = await request(t.app)
       .post('/auth/login')

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { parseJson } from '@synk/json';
 import express, { type RequestHandler } from 'express';
 import { HttpProblem } from './errors.ts';
@@ -13,6 +14,34 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * 600 MB.
  */
 const SMALL_BODY_BYTES = 64 * 1024;
+
+/** Whether the request carries a body at all (RFC 9112 §6.3: a Transfer-Encoding, or a Content-Length above 0). */
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  return (
+    headers['transfer-encoding'] !== undefined ||
+    (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+  );
+}
+
+/**
+ * A request with no body at all and no Content-Type (`curl -X POST`, a client that sends nothing
+ * where the body is optional) was a 415 "unsupported media type undefined". Where the operation
+ * takes JSON it is read as an empty JSON body, so it gets the 400 naming the missing fields, or
+ * passes where nothing is required (a logout); elsewhere it is a 400 naming the body expected.
+ */
+const bodylessRequest: RequestHandler = (req, res, next) => {
+  const types = (res.locals.operation as ResolvedOperation | undefined)?.bodyTypes ?? [];
+  if (types.length === 0 || req.headers['content-type'] !== undefined || hasBody(req.headers)) return next();
+  if (types.includes('application/json')) {
+    req.headers['content-type'] = 'application/json';
+    return next();
+  }
+  next(
+    new HttpProblem(400, 'validation_failed', `The request has no body; it takes ${types.join(' or ')}`, {
+      errors: [{ path: '/body', message: 'required' }],
+    }),
+  );
+};
 
 /**
  * JSON request bodies, parsed with `parseJson` instead of body-parser's `JSON.parse`: V8 can decode
@@ -36,6 +65,7 @@ export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): 
   const large = options(limitBytes, true);
   const small = options(Math.min(limitBytes, SMALL_BODY_BYTES), false);
   return [
+    bodylessRequest,
     (req, res, next) => {
       const operation = (res.locals.operation as ResolvedOperation | undefined)?.operationId;
       return (operation !== undefined && largeBodies.has(operation) ? large : small)(req, res, next);

@@ -12,6 +12,8 @@ export interface ResolvedOperation {
   path: string;
   /** `undefined` for public operations. */
   minRole: Role | undefined;
+  /** The media types its request body may have; empty when it takes none. */
+  bodyTypes: readonly string[];
 }
 
 interface CompiledPath {
@@ -47,6 +49,7 @@ export function resolveOperations(doc: OpenApiDocument): RequestHandler {
       method,
       path,
       minRole: minRoleOf(doc, operation),
+      bodyTypes: Object.keys(operation.requestBody?.content ?? {}),
     });
     compiled.set(path, entry);
   }
