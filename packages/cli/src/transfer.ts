@@ -151,6 +151,10 @@ export async function writeWhole(
       );
       if (mode !== undefined) await handle.chmod(mode);
     } catch (err) {
+      // Named as the user wrote it, not as the temporary file's ENOENT (`… .records.json.<hex>.part`).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw failed(new Error(`there is no directory ${path.dirname(file)}`));
       throw failed(err);
     }
     const out = handle;

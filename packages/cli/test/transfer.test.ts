@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ApiError, createClient, NetworkError } from '@synk/sdk/node';
 import { loopbackServer } from '@synk/test-support/hooks';
 import { describe, expect, it, vi } from 'vitest';
-import { uploadFile } from '../src/transfer.ts';
+import { destinationPath, uploadFile, writeWhole } from '../src/transfer.ts';
 
 /** How many file descriptors of this process are open on `file` (Linux). */
 function descriptorsOpenOn(file: string): number {
@@ -122,5 +122,18 @@ describe('uploadFile refused by something other than the API', () => {
     const error = await uploadFile(client, 'POST', url, part(file)).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(ApiError);
     expect((error as ApiError).status).toBe(413);
+  });
+});
+
+describe('writeWhole into a directory that does not exist', () => {
+  it('names the directory, not its temporary file, and writes nothing', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'synk-cli-write-'));
+    const target = await destinationPath(path.join(root, 'newdir') + path.sep, 'records.json');
+    const attempt = writeWhole(target, 'pull', async (write) => write(Buffer.from('[]')));
+    await expect(attempt).rejects.toThrow(
+      `pull of records.json failed: there is no directory ${path.join(root, 'newdir')}`,
+    );
+    await expect(attempt).rejects.not.toThrow(/\.part/);
+    expect(readdirSync(root)).toEqual([]);
   });
 });
