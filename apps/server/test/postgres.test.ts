@@ -20,6 +20,26 @@ async function query<T>(url: string, sql: string): Promise<T[]> {
   }
 }
 
+/** A server on the database at `url`, with its administrator logged in. */
+async function serverWithAdmin(url: string) {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: tempDir(),
+    DB_CONNECTION: url,
+    ADMIN_PASSWORD: 'admin-password-1',
+  });
+  const server = await startServer(config, createLogger('silent'));
+  const base = `http://127.0.0.1:${server.port}`;
+  const login = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
+  });
+  const { token } = (await login.json()) as { token: string };
+  return { server, base, token };
+}
+
 describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
   const postgres = usePostgres();
 
@@ -135,22 +155,8 @@ describe.skipIf(!postgresAvailable())('PostgreSQL connections dropped by the ser
 
   it('neither kill the server (idle or checked out, as by an export) nor keep it from serving after', async () => {
     const url = await postgres.server.createDatabase();
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: tempDir(),
-      DB_CONNECTION: url,
-      ADMIN_PASSWORD: 'admin-password-1',
-    });
-    const server = await startServer(config, createLogger('silent'));
-    const base = `http://127.0.0.1:${server.port}`;
+    const { server, base, token } = await serverWithAdmin(url);
     try {
-      const login = await fetch(`${base}/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
-      });
-      const { token } = (await login.json()) as { token: string };
       const pull = () =>
         fetch(`${base}/sync/pull`, {
           method: 'POST',
@@ -199,22 +205,8 @@ describe.skipIf(!postgresAvailable())('PostgreSQL connections dropped by the ser
 describe.skipIf(!postgresAvailable())('PostgreSQL down', () => {
   it('is a 503 database_unavailable with Retry-After, not an unexpected error', async () => {
     const postgres = await startPostgres();
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: tempDir(),
-      DB_CONNECTION: await postgres.createDatabase(),
-      ADMIN_PASSWORD: 'admin-password-1',
-    });
-    const server = await startServer(config, createLogger('silent'));
-    const base = `http://127.0.0.1:${server.port}`;
+    const { server, base, token } = await serverWithAdmin(await postgres.createDatabase());
     try {
-      const login = await fetch(`${base}/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
-      });
-      const { token } = (await login.json()) as { token: string };
       const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
       const requests: [string, string, unknown?][] = [
         ['POST', '/sync/pull', { client_id: 'c1' }],
