@@ -215,23 +215,22 @@ describe.skipIf(!postgresAvailable())('PostgreSQL down', () => {
         ['GET', '/users'],
         ['GET', '/version'],
       ];
-      // Connections in both pools (the ORM's and the sync store's), idle when the database goes.
-      for (const [method, path, body] of requests) {
-        const res = await fetch(`${base}${path}`, {
+      const send = ([method, path, body]: (typeof requests)[number]) =>
+        fetch(`${base}${path}`, {
           method,
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
         });
-        expect(res.status, path).toBe(200);
+      // Connections in both pools (the ORM's and the sync store's), idle when the database goes.
+      for (const request of requests) {
+        const res = await send(request);
+        expect(res.status, request[1]).toBe(200);
         await res.arrayBuffer();
       }
       await postgres.stop();
-      for (const [method, path, body] of requests) {
-        const res = await fetch(`${base}${path}`, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
+      for (const request of requests) {
+        const res = await send(request);
+        const path = request[1];
         expect(res.status, path).toBe(503);
         expect(res.headers.get('retry-after'), path).toMatch(/^\d+$/);
         expect(await res.json(), path).toMatchObject({ status: 503, code: 'database_unavailable' });

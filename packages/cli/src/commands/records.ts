@@ -134,13 +134,14 @@ export function registerRecords(program: Command): void {
       }
       failed.sort((a, b) => a.index - b.index);
       merged.sort((a, b) => a.index - b.index);
+      const whole = refusedWhole(failed);
       output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
         [
           `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
-          ...(refusedWhole(failed)
+          ...(whole
             ? [`  the server refused the push: ${failed[0]!.error}`]
             : failed.slice(0, LISTED_FAILURES).map(failureLine)),
-          ...(failed.length > LISTED_FAILURES && !refusedWhole(failed)
+          ...(failed.length > LISTED_FAILURES && !whole
             ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
             : []),
           ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
