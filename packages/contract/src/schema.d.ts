@@ -145,6 +145,12 @@ export interface paths {
          * @description The refresh token is rotated on every use: the response carries a new one and the old one
          *     stops working. Reusing an already-rotated token revokes that whole session family.
          *     An access token is never accepted here. Missing → 400; invalid, expired or revoked → 401.
+         *
+         *     Extension: a refresh sent with an `Idempotency-Key` can be retried when its answer was lost
+         *     (a dropped connection, a timeout). The same refresh token with the same key answers with the
+         *     same new refresh token (and a fresh access token) for as long as that new token has not been
+         *     used and its session lives; it is the same exchange, not a reuse. The same token with another
+         *     key, or without one, is a reuse and revokes the session as above.
          */
         post: operations["refreshToken"];
         delete?: never;
@@ -1492,6 +1498,11 @@ export interface components {
          */
         IdempotencyKey: string;
         /**
+         * @description A UUID the client chose for this exchange, sent again unchanged when it retries it. A
+         *     retry with the same refresh token and key answers with the same new refresh token.
+         */
+        RefreshIdempotencyKey: string;
+        /**
          * @description Only these form types (repeatable). Read as sent: percent-escapes are decoded, and a `+` is
          *     a plus sign, not a space (`form_type=x+y` selects `x+y`; send a space as `%20`).
          */
@@ -1787,6 +1798,11 @@ export interface operations {
                  * @example 1.0.0
                  */
                 "x-api-version"?: components["parameters"]["ApiVersion"];
+                /**
+                 * @description A UUID the client chose for this exchange, sent again unchanged when it retries it. A
+                 *     retry with the same refresh token and key answers with the same new refresh token.
+                 */
+                "Idempotency-Key"?: components["parameters"]["RefreshIdempotencyKey"];
             };
             path?: never;
             cookie?: never;

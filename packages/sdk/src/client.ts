@@ -99,6 +99,8 @@ export interface SyncReport {
 
 const KEYS = {
   tokens: 'auth:tokens',
+  /** The refresh in progress: the token being exchanged and the exchange's Idempotency-Key. */
+  refreshExchange: 'auth:refresh-exchange',
   clientId: 'client:id',
   cursor: (types: string[]) => `cursor:${types.length ? [...types].sort().join(',') : '*'}`,
 } as const;
@@ -153,8 +155,23 @@ export function createClient(options: ClientOptions) {
 
   async function storeTokens(tokens: Tokens): Promise<Tokens> {
     await storage.set(KEYS.tokens, tokens);
+    await storage.delete(KEYS.refreshExchange); // whatever exchange was pending is answered or moot
     events.emit('auth:refreshed', { expiresAt: tokens.expiresAt });
     return tokens;
+  }
+
+  /**
+   * The Idempotency-Key of the exchange of `refreshToken`, stored before it is first sent. A
+   * refresh whose answer was lost (a dropped connection, the app killed) is sent again with the
+   * same key, and the server answers it as the same exchange; without it the spent token would be
+   * taken for a stolen one and the whole session revoked.
+   */
+  async function exchangeKey(refreshToken: string): Promise<string> {
+    const pending = await storage.get<{ refreshToken: string; key: string }>(KEYS.refreshExchange);
+    if (pending?.refreshToken === refreshToken) return pending.key;
+    const key = globalThis.crypto.randomUUID();
+    await storage.set(KEYS.refreshExchange, { refreshToken, key });
+    return key;
   }
 
   /**
@@ -173,7 +190,10 @@ export function createClient(options: ClientOptions) {
       if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
         return tokens.token;
       if (tokens) {
-        const { data } = await raw.POST('/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
+        const { data } = await raw.POST('/auth/refresh', {
+          body: { refreshToken: tokens.refreshToken },
+          params: { header: { 'Idempotency-Key': await exchangeKey(tokens.refreshToken) } },
+        });
         if (data) return (await storeTokens(data)).token;
       }
       if (options.credentials) {
@@ -245,7 +265,10 @@ export function createClient(options: ClientOptions) {
         const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
         result = { confirmed: response.ok || response.status === 401, status: response.status };
       }
-      await withLock(storage, 'auth', () => storage.delete(KEYS.tokens));
+      await withLock(storage, 'auth', async () => {
+        await storage.delete(KEYS.tokens);
+        await storage.delete(KEYS.refreshExchange);
+      });
       return result;
     },
     refresh,

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -203,6 +203,65 @@ describe('refresh rotation', () => {
       ),
     );
     expect(results.filter((r) => r.status === 200).length).toBe(1);
+  });
+});
+
+describe('a refresh retried with its Idempotency-Key (its answer was lost)', () => {
+  const refresh = (refreshToken: string, key?: string) =>
+    call(target, 'POST', '/auth/refresh', {
+      body: { refreshToken },
+      headers: key === undefined ? {} : { 'idempotency-key': key },
+    });
+
+  it('answers with the same new refresh token until that one is used; then it is reuse', async () => {
+    const first = await login(target, target.admin.username, target.admin.password);
+    const key = randomUUID();
+    const lost = await refresh(first.refreshToken, key);
+    expect(lost.status).toBe(200);
+    // The client never saw `lost`: it sends the same request again (the key in another case, too).
+    const again = await refresh(first.refreshToken, key.toUpperCase());
+    expect(again.status).toBe(200);
+    expect(again.body.refreshToken).toBe(lost.body.refreshToken);
+    expect(again.body.refreshToken).not.toBe(first.refreshToken);
+    expect((await whoAmI(again.body.token)).status).toBe(200);
+    expect((await whoAmI(lost.body.token)).status).toBe(200);
+    // The session goes on from there as usual...
+    const next = await refresh(again.body.refreshToken);
+    expect(next.status).toBe(200);
+    // ...and once the successor was used, the same retry is a reuse: the session ends.
+    const late = await refresh(first.refreshToken, key);
+    expect(late.status).toBe(401);
+    expect(late.body.code).toBe('invalid_refresh_token');
+    expect((await refresh(next.body.refreshToken)).status).toBe(401);
+    expect((await whoAmI(next.body.token)).status).toBe(401);
+  });
+
+  it('a used token with another key, or with none, is reuse and revokes the session', async () => {
+    for (const otherKey of [randomUUID(), undefined]) {
+      const first = await login(target, target.admin.username, target.admin.password);
+      const rotated = await refresh(first.refreshToken, randomUUID());
+      expect(rotated.status).toBe(200);
+      const stolen = await refresh(first.refreshToken, otherKey);
+      expect(stolen.status).toBe(401);
+      expect((await refresh(rotated.body.refreshToken)).status).toBe(401);
+      expect((await whoAmI(rotated.body.token)).status).toBe(401);
+    }
+  });
+
+  it('concurrent sends of the same exchange all get the same new refresh token', async () => {
+    const pair = await login(target, target.admin.username, target.admin.password);
+    const key = randomUUID();
+    const results = await Promise.all([1, 2, 3].map(() => refresh(pair.refreshToken, key)));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(new Set(results.map((r) => r.body.refreshToken)).size).toBe(1);
+    expect((await refresh(results[0]!.body.refreshToken)).status).toBe(200);
+  });
+
+  it('a key that is not a UUID is a 400', async () => {
+    const pair = await login(target, target.admin.username, target.admin.password);
+    const res = await refresh(pair.refreshToken, 'not-a-uuid');
+    expect(res.status).toBe(400);
+    expect((await refresh(pair.refreshToken)).status).toBe(200);
   });
 });
 

@@ -139,6 +139,30 @@ describe('SDK against the real server', () => {
     expect(again.status).toBe(200);
   });
 
+  it('a refresh whose answer was lost is sent again as the same exchange: the session lives on, also after a restart', async () => {
+    const net = instrumentedFetch();
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-lost-refresh-'));
+    const tokens = await login(target, writer.username, writer.password);
+    await new FileStorage(dir).set('auth:tokens', tokens);
+    // No credentials: a session the server revoked could not be replaced by a new login.
+    const first = createClient({ baseUrl: target.baseUrl, storage: new FileStorage(dir), fetch: net.fetch });
+    net.loseResponses(1); // the server rotates the token; the answer never arrives
+    await expect(first.auth.refresh()).rejects.toThrow(NetworkError);
+    // The app is restarted and tries again with what it has stored: the spent refresh token.
+    const second = createClient({ baseUrl: target.baseUrl, storage: new FileStorage(dir), fetch: net.fetch });
+    const access = await second.auth.refresh();
+    expect(access).toEqual(expect.any(String));
+    expect(net.count('/auth/refresh')).toBe(2);
+    const pulled = await second.api.POST('/sync/pull', { body: { client_id: 'lost-refresh' } });
+    expect(pulled.response.status).toBe(200);
+    // The next refresh starts a new exchange and works too: nothing was revoked on the way.
+    expect(await second.auth.refresh()).toEqual(expect.any(String));
+    const stored = await new FileStorage(dir).get<{ refreshToken: string }>('auth:tokens');
+    expect(
+      (await call(target, 'POST', '/auth/refresh', { body: { refreshToken: stored!.refreshToken } })).status,
+    ).toBe(200);
+  });
+
   it('retries through a flaky network without pushing anything twice', async () => {
     const net = instrumentedFetch();
     const client = createClient({

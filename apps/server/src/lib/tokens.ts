@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { sha256Hex } from './canonical-json.ts';
 
@@ -119,6 +119,24 @@ export class AccessTokenVerifier {
  */
 export function newRefreshToken(): { token: string; hash: string } {
   const token = `rt_${randomBytes(32).toString('base64url')}`;
+  return { token, hash: hashRefreshToken(token) };
+}
+
+/**
+ * The token a refresh exchanges `presented` for when the client named the exchange with a key: the
+ * same presented token and key always give the same successor, so a retried exchange (its answer
+ * was lost) can be answered again without keeping any token in clear. Without the server's secret
+ * the successor cannot be derived from what the client sent.
+ */
+export function keyedSuccessorToken(
+  presented: string,
+  exchangeKey: string,
+  secret: Uint8Array,
+): { token: string; hash: string } {
+  const mac = createHmac('sha256', secret)
+    .update(`synk refresh rotation\0${presented}\0${exchangeKey}`)
+    .digest('base64url');
+  const token = `rt_${mac}`;
   return { token, hash: hashRefreshToken(token) };
 }
 

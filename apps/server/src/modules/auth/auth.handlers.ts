@@ -14,7 +14,9 @@ export function authHandlers({
     },
     async refreshToken(req, res) {
       const { refreshToken } = req.body as { refreshToken: string };
-      const pair = await auth.refresh(refreshToken);
+      // A UUID (the contract says so), compared as one string per UUID whatever its case.
+      const key = req.header('idempotency-key')?.toLowerCase();
+      const pair = await auth.refresh(refreshToken, key);
       res.setHeader('Cache-Control', 'no-store');
       sendJson(res, 'refreshToken', 200, pair);
     },

@@ -9,6 +9,7 @@ import {
   AccessTokenVerifier,
   hashRefreshToken,
   InvalidToken,
+  keyedSuccessorToken,
   newRefreshToken,
   signAccessToken,
   type VerifiedAccessToken,
@@ -117,8 +118,12 @@ export class AuthService {
     return ok;
   }
 
-  /** Exchanges a refresh token for a new pair; the presented token can never be used again. */
-  async refresh(presented: string): Promise<TokenPair> {
+  /**
+   * Exchanges a refresh token for a new pair; the presented token can never be used again. With an
+   * `exchangeKey` (the request's Idempotency-Key) the exchange can be answered again: the same
+   * token and key give the same successor while it is unused (see `#answerAgain`).
+   */
+  async refresh(presented: string, exchangeKey?: string): Promise<TokenPair> {
     this.#purgeNowAndThen();
     const now = this.#now;
     const outcome = await this.#em.fork().transactional(async (em) => {
@@ -140,6 +145,11 @@ export class AuthService {
         ? 0
         : await em.nativeUpdate(RefreshToken, { tokenHash: row.tokenHash, usedAt: null }, { usedAt: now });
       if (claimed === 0) {
+        const again =
+          exchangeKey === undefined
+            ? undefined
+            : await this.#answerAgain(em, presented, exchangeKey, session);
+        if (again) return { pair: again };
         // A rotated token came back: it may have been stolen. End the whole family.
         await em.nativeUpdate(
           AuthSession,
@@ -157,11 +167,36 @@ export class AuthService {
       // the session's maximum lifetime (a fixed end made daily users log in again every month,
       // possibly while offline in the field).
       session.expiresAt = this.#sessionEnd(session.createdAt, now);
-      return { pair: await this.#issue(em, user, session.id, session.expiresAt) };
+      const successor =
+        exchangeKey === undefined
+          ? newRefreshToken()
+          : keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+      return { pair: await this.#issue(em, user, session.id, session.expiresAt, successor) };
     });
     if (outcome.revoked) this.#sessions.delete(outcome.revoked);
     if (outcome.error) throw outcome.error;
     return outcome.pair!;
+  }
+
+  /**
+   * The answer to an exchange made before with the same token and key, whose answer the client
+   * never got (a dropped connection, a timeout): its successor again, with a fresh access token, as
+   * long as nobody has used that successor (then this is reuse after all). Someone holding only an
+   * old token cannot get here: without the key the successor is not found.
+   */
+  async #answerAgain(
+    em: EntityManager,
+    presented: string,
+    exchangeKey: string,
+    session: { id: string; userId: string },
+  ): Promise<TokenPair | undefined> {
+    const successor = keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+    const row = await em.findOne(RefreshToken, { tokenHash: successor.hash });
+    if (!row || row.sessionId !== session.id || row.usedAt) return undefined;
+    const user = await em.findOne(User, { id: session.userId });
+    if (!user) return undefined;
+    const access = await this.#signAccess(user, session.id);
+    return { token: access.token, refreshToken: successor.token, expiresAt: access.expiresAt };
   }
 
   /** Revokes the session of the given refresh token, or all of the caller's sessions. */
@@ -267,9 +302,9 @@ export class AuthService {
     user: UserEntity,
     sessionId: string,
     sessionExpiresAt: Date,
+    refresh: { token: string; hash: string } = newRefreshToken(),
   ): Promise<TokenPair> {
     const now = this.#now;
-    const refresh = newRefreshToken();
     em.create(RefreshToken, {
       tokenHash: refresh.hash,
       sessionId,
@@ -278,13 +313,17 @@ export class AuthService {
       usedAt: null,
     });
     await em.flush();
-    const access = await signAccessToken(
+    const access = await this.#signAccess(user, sessionId);
+    return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
+  }
+
+  #signAccess(user: UserEntity, sessionId: string): Promise<{ token: string; expiresAt: number }> {
+    return signAccessToken(
       { sub: user.id, username: user.username, role: user.role, sid: sessionId, gen: user.tokenGeneration },
       this.#deps.secret,
-      now,
+      this.#now,
       this.#deps.config.auth.accessTokenTtlSeconds,
     );
-    return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
   }
 
   /**
