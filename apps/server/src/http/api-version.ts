@@ -21,13 +21,18 @@ export const CURRENT_API_VERSION = API_VERSIONS.at(-1)!.version;
 
 type Triple = [number, number, number];
 
+/**
+ * Any digits are well-formed, as the contract's pattern says: a part too long for a number reads
+ * as a huge one (`Infinity` beyond ~309 digits), which still compares as larger than every version.
+ */
 function parse(version: string): Triple | undefined {
-  const match = /^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$/.exec(version);
+  const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(version);
   return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined;
 }
 
 function compare(a: Triple, b: Triple): number {
-  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return 0;
 }
 
 /** Returns the version to serve, or a problem for a malformed or unsupported request. */
@@ -50,7 +55,7 @@ export function negotiateApiVersion(requested: string | undefined): string | Htt
     return new HttpProblem(
       406,
       'unsupported_api_version',
-      `API version ${requested} is not supported; supported majors: ${majors}`,
+      `API version ${requested.slice(0, 64)} is not supported; supported majors: ${majors}`,
       {
         extensions: { supported_versions: API_VERSIONS.map((v) => v.version) },
       },
