@@ -15,7 +15,7 @@ export type ConflictPolicy = 'last-write-wins' | 'reject';
 
 export type DatabaseConfig =
   | { kind: 'sqlite'; file: string }
-  | { kind: 'postgresql'; url: string; migrateOnStart: boolean };
+  | { kind: 'postgresql'; url: string; connectTimeoutMs: number; migrateOnStart: boolean };
 
 export interface Config {
   readonly port: number;
@@ -176,7 +176,8 @@ function parseDatabase(read: EnvReader, dataDir: string, cwd: string): DatabaseC
     if (!URL.canParse(raw) || new URL(raw).hostname === '') {
       read.problem('DB_CONNECTION', 'is not a valid postgres://user:password@host:port/database URL');
     }
-    return { kind: 'postgresql', url: raw, migrateOnStart };
+    const connectTimeoutMs = read.duration('DB_CONNECT_TIMEOUT', 10) * 1000;
+    return { kind: 'postgresql', url: raw, connectTimeoutMs, migrateOnStart };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     read.problem('DB_CONNECTION', 'must be a postgres:// URL or a SQLite file path');

@@ -52,9 +52,8 @@ export async function createContext(
     const store =
       config.database.kind === 'sqlite'
         ? await SqliteSyncStore.open(orm)
-        : new (await import('./modules/sync/postgres.store.ts')).PostgresSyncStore(
-            config.database.url,
-            (err) => logger.warn({ err }, 'PostgreSQL connection lost'),
+        : new (await import('./modules/sync/postgres.store.ts')).PostgresSyncStore(config.database, (err) =>
+            logger.warn({ err }, 'PostgreSQL connection lost'),
           );
     const bundles = new BundlesService({ orm, config, clock, logger });
     const sync = new SyncService({ store, config, clock, forms: bundles });

@@ -40,12 +40,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ DB_CONNECTION: 'postgres://u:p@localhost:5432/synk' }, '/srv').database).toEqual({
       kind: 'postgresql',
       url: 'postgres://u:p@localhost:5432/synk',
+      connectTimeoutMs: 10_000,
       migrateOnStart: true,
     });
     expect(
-      loadConfig({ DB_CONNECTION: 'postgresql://localhost/x', MIGRATE_ON_START: 'false' }, '/srv').database,
+      loadConfig(
+        { DB_CONNECTION: 'postgresql://localhost/x', MIGRATE_ON_START: 'false', DB_CONNECT_TIMEOUT: '3s' },
+        '/srv',
+      ).database,
     ).toMatchObject({
       kind: 'postgresql',
+      connectTimeoutMs: 3000,
       migrateOnStart: false,
     });
     expect(loadConfig({ DB_CONNECTION: 'db/app.sqlite' }, '/srv').database).toEqual({

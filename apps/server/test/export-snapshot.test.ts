@@ -147,7 +147,7 @@ function onSqliteAndPostgres(check: (dbConnection: string, openStore: OpenStore)
     it('too', async () => {
       const url = await postgres.server.createDatabase();
       const { PostgresSyncStore } = await import('../src/modules/sync/postgres.store.ts');
-      await check(url, async () => new PostgresSyncStore(url));
+      await check(url, async () => new PostgresSyncStore({ url, connectTimeoutMs: 10_000 }));
     });
   });
 }

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable, startPostgres } from '@synk/test-support/postgres';
 import pg from 'pg';
@@ -21,13 +22,14 @@ async function query<T>(url: string, sql: string): Promise<T[]> {
 }
 
 /** A server on the database at `url`, with its administrator logged in. */
-async function serverWithAdmin(url: string) {
+async function serverWithAdmin(url: string, env: Record<string, string> = {}) {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
     DATA_DIR: tempDir(),
     DB_CONNECTION: url,
     ADMIN_PASSWORD: 'admin-password-1',
+    ...env,
   });
   const server = await startServer(config, createLogger('silent'));
   const base = `http://127.0.0.1:${server.port}`;
@@ -238,6 +240,79 @@ describe.skipIf(!postgresAvailable())('PostgreSQL down', () => {
     } finally {
       await server.close().catch(() => undefined);
       await postgres.stop().catch(() => undefined);
+    }
+  }, 60_000);
+});
+
+/**
+ * A TCP relay to PostgreSQL that can start swallowing connections: accepted, then never answered,
+ * as from a database host that froze or a failover address that leads nowhere.
+ */
+async function relayTo(url: string) {
+  const target = new URL(url);
+  const sockets = new Set<net.Socket>();
+  let swallowing = false;
+  const relay = net.createServer((inbound) => {
+    sockets.add(inbound);
+    inbound.on('close', () => sockets.delete(inbound));
+    inbound.on('error', () => undefined);
+    if (swallowing) return; // read, never answered
+    const outbound = net.connect(Number(target.port), target.hostname);
+    sockets.add(outbound);
+    outbound.on('error', () => inbound.destroy());
+    inbound.on('error', () => outbound.destroy());
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const relayed = new URL(url);
+  relayed.hostname = '127.0.0.1';
+  relayed.port = String((relay.address() as net.AddressInfo).port);
+  return {
+    url: relayed.toString(),
+    /** From now on every connection hangs; the open ones are cut, so the pools must connect anew. */
+    swallow() {
+      swallowing = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    close() {
+      for (const socket of sockets) socket.destroy();
+      relay.close();
+    },
+  };
+}
+
+describe.skipIf(!postgresAvailable())('PostgreSQL not answering connections', () => {
+  const postgres = usePostgres();
+
+  it('is a 503 after DB_CONNECT_TIMEOUT, not a request that hangs', async () => {
+    const relay = await relayTo(await postgres.server.createDatabase());
+    const { server, base, token } = await serverWithAdmin(relay.url, {
+      DB_CONNECT_TIMEOUT: '1s',
+      REVOCATION_CACHE_MS: '0',
+    });
+    try {
+      const pull = () =>
+        fetch(`${base}/sync/pull`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ client_id: 'c1' }),
+          signal: AbortSignal.timeout(20_000),
+        });
+      expect((await pull()).status).toBe(200);
+      relay.swallow();
+      for (const res of [
+        await pull(),
+        await fetch(`${base}/users`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(20_000),
+        }),
+      ]) {
+        expect(res.status).toBe(503);
+        expect(await res.json()).toMatchObject({ code: 'database_unavailable' });
+      }
+    } finally {
+      relay.close();
+      await server.close().catch(() => undefined);
     }
   }, 60_000);
 });

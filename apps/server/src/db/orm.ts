@@ -9,6 +9,7 @@ import { AuthSession, LoginThrottle, RefreshToken } from '../modules/auth/sessio
 import { AppBundleState, AppBundleVersion } from '../modules/bundles/bundle.entity.ts';
 import { User } from '../modules/users/user.entity.ts';
 import { postgresqlMigrations, sqliteMigrations } from './migrations/index.ts';
+import { type PostgresTarget, pgConnectionOptions } from './pg-connection.ts';
 import { ServerMeta } from './server-meta.entity.ts';
 import { claimSqliteFile } from './sqlite-owner.ts';
 
@@ -82,10 +83,11 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     ...common,
     driver: PostgreSqlDriver,
     clientUrl: database.url,
+    driverOptions: pgConnectionOptions(database),
     migrations: { migrationsList: postgresqlMigrations, snapshot: false, silent: true },
   });
   if (database.migrateOnStart) {
-    await withMigrationLock(database.url, () => orm.migrator.up());
+    await withMigrationLock(database, () => orm.migrator.up());
   } else {
     const pending = await orm.migrator.getPending();
     if (pending.length > 0) {
@@ -103,9 +105,9 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
  * advisory lock, held on a connection of its own, lets exactly one of them migrate at a time (the
  * others then find nothing pending).
  */
-async function withMigrationLock<T>(url: string, work: () => Promise<T>): Promise<T> {
+async function withMigrationLock<T>(database: PostgresTarget, work: () => Promise<T>): Promise<T> {
   const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionOptions(database));
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);

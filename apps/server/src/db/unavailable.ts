@@ -24,9 +24,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** node-postgres's messages for a query on a connection that closed (no code of their own). */
+/**
+ * node-postgres's messages for a query on a connection that closed, and for a connection attempt
+ * that ran out of time (`connectionTimeoutMillis`), in the client and in the pool (no codes of their own).
+ */
 const PG_CONNECTION_ENDED =
-  /^(Connection terminated( unexpectedly)?|Client has encountered a connection error and is not queryable)$/;
+  /^(Connection terminated( unexpectedly| due to connection timeout)?|Client has encountered a connection error and is not queryable|timeout exceeded when trying to connect)$/;
 
 /** Seconds a client is asked to wait before retrying while the database is unavailable. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;

@@ -1,5 +1,6 @@
 import { parseJson } from '@synk/json';
 import pg from 'pg';
+import { type PostgresTarget, pgConnectionOptions } from '../../db/pg-connection.ts';
 import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './page-bytes.ts';
 import { PostgresExportReader } from './postgres-export.ts';
 import {
@@ -60,8 +61,8 @@ const UPSERT = `insert into observations (${RECORD_COLUMNS.join(', ')})
 export class PostgresSyncStore implements SyncStore {
   readonly #pool: pg.Pool;
 
-  constructor(url: string, onConnectionError: (err: Error) => void = () => {}) {
-    this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+  constructor(database: PostgresTarget, onConnectionError: (err: Error) => void = () => {}) {
+    this.#pool = new pg.Pool({ ...pgConnectionOptions(database), max: 10 });
     // A connection PostgreSQL drops (a restart, a failover, pg_terminate_backend, the network) makes
     // its client emit 'error': the pool's when it is idle, the client's own while checked out (a
     // push between statements, an export between pages). Unheard, either killed the process. The
