@@ -128,11 +128,11 @@ describe('DirectoryFiles', () => {
   it('keeps bundle files under their relative paths, and refuses a name outside its directory', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synk-directory-files-'));
     const local = new DirectoryFiles(dir);
-    await local.write('forms/a/schema.json', Buffer.from('{}'), {});
+    await local.write('forms/a/schema.json', Buffer.from('{}'));
     expect(readFileSync(path.join(dir, 'forms', 'a', 'schema.json'), 'utf8')).toBe('{}');
     expect(readdirSync(path.join(dir, 'forms', 'a'))).toEqual(['schema.json']);
     await local.remove('forms/a/schema.json');
     expect(await local.hashOf('forms/a/schema.json')).toBeUndefined();
-    await expect(local.write('../outside', Buffer.from('x'), {})).rejects.toThrow('names no file inside');
+    await expect(local.write('../outside', Buffer.from('x'))).rejects.toThrow('names no file inside');
   });
 });

@@ -36,9 +36,10 @@ function streamingFiles(): LocalFiles & { calls: string[] } {
     writeStream: async (name, body) => {
       const hash = createHash('sha256');
       let text = '';
-      for await (const chunk of body) {
-        hash.update(chunk);
-        text += Buffer.from(chunk).toString();
+      const reader = body.getReader();
+      for (let next = await reader.read(); !next.done; next = await reader.read()) {
+        hash.update(next.value);
+        text += Buffer.from(next.value).toString();
       }
       calls.push(`stream ${name} ${text}`);
       return hash.digest('hex');
