@@ -92,7 +92,54 @@ export interface LocalFiles {
   /** sha256 (hex) of the local copy, or undefined when there is none. */
   hashOf(id: string): Promise<string | undefined>;
   write(id: string, bytes: Uint8Array, meta: { contentType?: string; hash?: string }): Promise<void>;
+  /**
+   * Optional: takes a download as it arrives, so that a file of any size (an attachment may be
+   * 100 MiB) costs a chunk of memory rather than the whole file; resolves with the sha256 (hex) of
+   * the bytes it read. When `meta.hash` is given and they do not have it, nothing of them may be kept
+   * and the local copy stays as it was (the SDK reports the download as corrupted); a stream that
+   * fails (a network lost, a cancellation) must leave the local copy too, and reject. On any
+   * failure of its own it cancels the stream, which releases the connection. `DirectoryFiles`
+   * (`@synk/sdk/node`) implements it.
+   *
+   * Without it, each download is read whole and handed to `write`, which is what a store of whole
+   * values (IndexedDB, a Map in memory) would do with a stream anyway: it holds an IndexedDB value
+   * or a Blob only once it has all of it. A browser app keeping large files can implement it on the
+   * Origin Private File System (`createWritable()` takes a stream). React Native's fetch gives no
+   * response stream, so there every download goes to `write`.
+   */
+  writeStream?(
+    id: string,
+    body: ReadableStream<Uint8Array>,
+    meta: { contentType?: string; hash?: string },
+  ): Promise<string>;
   remove(id: string): Promise<void>;
+}
+
+/**
+ * Puts the body of a download into local files, written only if its sha256 is `meta.hash` (when
+ * given): streamed where the storage takes a stream and the platform gives one, else read whole.
+ */
+async function saveDownload(
+  local: LocalFiles,
+  name: string,
+  res: Response,
+  meta: { contentType?: string; hash?: string },
+  what: string,
+): Promise<void> {
+  if (local.writeStream && res.body) {
+    const body = res.body;
+    const received = await local.writeStream(name, body, meta).catch(async (error: unknown) => {
+      // An implementation that failed before reading it all may have left the connection open.
+      await body.cancel().catch(() => {});
+      throw error;
+    });
+    if (meta.hash && received !== meta.hash) throw new CorruptDownload(`${what} arrived corrupted`);
+    return;
+  }
+  const bytes = meta.hash
+    ? await verifiedBytes(res, meta.hash, what)
+    : new Uint8Array(await res.arrayBuffer());
+  await local.write(name, bytes, meta);
 }
 
 /** An attachment `attachments.syncTo` could not download, and why (an `ApiError`, or a body that did not have its hash). */
@@ -213,7 +260,6 @@ export function attachmentHelpers(
           continue;
         }
         if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
-        let bytes: Uint8Array;
         try {
           const res = await authedFetch(
             new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
@@ -221,19 +267,23 @@ export function attachmentHelpers(
             }),
           );
           if (!res.ok) throw await refusal(res);
-          bytes = op.hash
-            ? await verifiedBytes(res, op.hash, `attachment ${op.attachment_id}`)
-            : new Uint8Array(await res.arrayBuffer());
+          // A failure to write (a full disk) is not of this file only: it is thrown.
+          await saveDownload(
+            local,
+            op.attachment_id,
+            res,
+            {
+              ...(op.content_type ? { contentType: op.content_type } : {}),
+              ...(op.hash ? { hash: op.hash } : {}),
+            },
+            `attachment ${op.attachment_id}`,
+          );
         } catch (error) {
           if (!ofThisFileOnly(error)) throw error;
           failed.push({ id: op.attachment_id, error });
           firstFailed ??= op.version;
           continue;
         }
-        await local.write(op.attachment_id, bytes, {
-          ...(op.content_type ? { contentType: op.content_type } : {}),
-          ...(op.hash ? { hash: op.hash } : {}),
-        });
         downloaded.push(op.attachment_id);
       }
       const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
@@ -298,8 +348,6 @@ export function bundleHelpers(
       // beside the old ui.json, a mix the app then ran (offline, maybe for days).
       const hold = changed.reduce((sum, file) => sum + file.size, 0) <= STAGED_BUNDLE_BYTES;
       const arrived: { file: (typeof changed)[number]; bytes: Uint8Array }[] = [];
-      const write = (file: (typeof changed)[number], bytes: Uint8Array) =>
-        local.write(file.path, bytes, { contentType: file.mimeType, hash: file.hash });
       for (const file of changed) {
         const res = await authedFetch(
           new Request(
@@ -308,11 +356,14 @@ export function bundleHelpers(
           ),
         );
         if (!res.ok) throw await refusal(res);
-        const bytes = await verifiedBytes(res, file.hash, `app bundle file ${file.path}`);
-        if (hold) arrived.push({ file, bytes });
-        else await write(file, bytes);
+        const what = `app bundle file ${file.path}`;
+        const meta = { contentType: file.mimeType, hash: file.hash };
+        // Not held, a file goes straight to the device, streamed where it can be (it may be large).
+        if (hold) arrived.push({ file, bytes: await verifiedBytes(res, file.hash, what) });
+        else await saveDownload(local, file.path, res, meta, what);
       }
-      for (const { file, bytes } of arrived) await write(file, bytes);
+      for (const { file, bytes } of arrived)
+        await local.write(file.path, bytes, { contentType: file.mimeType, hash: file.hash });
       const fetched = changed.map((file) => file.path);
       // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
       // files this sync wrote go, never others the app keeps in the same place; a crash before the

@@ -10,7 +10,8 @@ const STORE = 'kv';
  * on disk before `records.save()`/`sync()` moves on, and survives a reload or a crash of the tab.
  * Unlike `localStorage` it is not capped at a few MiB and does not block the page while writing.
  * Every tab and worker of the origin opens the same database, so clients are coordinated across
- * them with Web Locks.
+ * them with Web Locks. Attachments an app keeps in IndexedDB through its own `LocalFiles` arrive
+ * whole (see `LocalFiles.writeStream` for why a stream would not save memory there).
  */
 export class IndexedDBStorage implements SyncStorage {
   readonly #db: Promise<IDBDatabase>;

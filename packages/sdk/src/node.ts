@@ -1,16 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJson } from '@synk/json';
+import { removeAbandonedTemps, syncDirectory } from './durable-files.ts';
 import { FILE_LOCK_DEFAULTS, type FileLockOptions, withFileLock } from './file-lock.ts';
 import type { SyncStorage } from './storage.ts';
 
-/** A temporary file untouched this long was left by a write that died (a crash, a killed app). */
-const ABANDONED_TEMP_MS = 60 * 60 * 1000;
 const TEMP_NAME = /^\.[0-9a-f-]{36}\.tmp$/;
-
-/** Errors of platforms that cannot open or fsync a directory (Windows, some file systems). */
-const NO_DIRECTORY_SYNC = new Set(['EISDIR', 'EPERM', 'EINVAL', 'ENOTSUP']);
 
 /**
  * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
@@ -56,7 +52,7 @@ export class FileStorage implements SyncStorage {
     await mkdir(this.#dir, { recursive: true });
     if (!this.#swept) {
       this.#swept = true;
-      await this.#removeAbandonedTemps();
+      await removeAbandonedTemps(this.#dir, TEMP_NAME);
     }
     const temp = path.join(this.#dir, `.${randomUUID()}.tmp`);
     try {
@@ -74,35 +70,7 @@ export class FileStorage implements SyncStorage {
       await rm(temp, { force: true });
       throw err;
     }
-    await this.#syncDirectory();
-  }
-
-  /**
-   * Deletes the temporary files of writes that died before their rename (a crash mid-write, e.g.
-   * of an outbox batch of megabytes): nothing else ever would. Only old ones: another process
-   * sharing the directory may be writing its own right now.
-   */
-  async #removeAbandonedTemps(): Promise<void> {
-    const now = Date.now();
-    for (const name of await readdir(this.#dir).catch(() => [])) {
-      if (!TEMP_NAME.test(name)) continue;
-      const file = path.join(this.#dir, name);
-      const info = await stat(file).catch(() => undefined);
-      if (info && now - info.mtimeMs > ABANDONED_TEMP_MS) await rm(file, { force: true });
-    }
-  }
-
-  async #syncDirectory(): Promise<void> {
-    try {
-      const dir = await open(this.#dir, 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    } catch (err) {
-      if (!NO_DIRECTORY_SYNC.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    }
+    await syncDirectory(this.#dir);
   }
 
   async delete(key: string): Promise<void> {
@@ -116,4 +84,5 @@ export class FileStorage implements SyncStorage {
   }
 }
 
+export { DirectoryFiles } from './directory-files.ts';
 export * from './index.ts';

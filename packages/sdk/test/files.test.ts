@@ -24,12 +24,40 @@ function recordingFiles(): LocalFiles & { calls: string[] } {
   };
 }
 
+/** Local files that take downloads as streams, and record whether one ever came whole instead. */
+function streamingFiles(): LocalFiles & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    hashOf: async () => undefined,
+    write: async (name, bytes) => {
+      calls.push(`whole ${name} ${Buffer.from(bytes).toString()}`);
+    },
+    writeStream: async (name, body) => {
+      const hash = createHash('sha256');
+      let text = '';
+      const reader = body.getReader();
+      for (let next = await reader.read(); !next.done; next = await reader.read()) {
+        hash.update(next.value);
+        text += Buffer.from(next.value).toString();
+      }
+      calls.push(`stream ${name} ${text}`);
+      return hash.digest('hex');
+    },
+    remove: async (name) => {
+      calls.push(`remove ${name}`);
+    },
+  };
+}
+
 /**
  * A server that answers as a hostile or broken one (or a proxy in front of a good one) would: the
  * manifests name what `manifest` holds, and every download is answered with `download`.
  */
 const answers = {
   bundlePaths: [] as string[],
+  /** The size the bundle manifest gives each file (whatever `download` is). */
+  bundleFileSize: 4,
   attachmentIds: [] as string[],
   download: '',
   /** Downloads answered with a server fault (a blob damaged on the server's disk), by URL. */
@@ -51,7 +79,7 @@ const server = loopbackServer(async (req, res) => {
       generatedAt: new Date().toISOString(),
       files: answers.bundlePaths.map((path) => ({
         path,
-        size: 4,
+        size: answers.bundleFileSize,
         hash: sha256('good'),
         mimeType: 'text/plain',
         modTime: new Date().toISOString(),
@@ -147,6 +175,25 @@ describe('bundles.syncTo', () => {
     expect(local.calls).toEqual(['write app/index.html good']);
   });
 
+  it('holds a change it can hold and writes it whole, and streams one too large to hold', async () => {
+    answers.bundlePaths = ['forms/a/schema.json', 'forms/a/ui.json'];
+    answers.download = 'good';
+    const held = streamingFiles();
+    expect(await client().bundles.syncTo(held)).toEqual(['forms/a/schema.json', 'forms/a/ui.json']);
+    expect(held.calls).toEqual(['whole forms/a/schema.json good', 'whole forms/a/ui.json good']);
+
+    answers.bundlePaths = ['app/index.html', 'app/video.mp4'];
+    answers.bundleFileSize = 40 * 1024 * 1024;
+    const streamed = streamingFiles();
+    try {
+      expect(await client().bundles.syncTo(streamed)).toEqual(['app/index.html', 'app/video.mp4']);
+    } finally {
+      answers.bundleFileSize = 4;
+    }
+    // Not held, a file read whole would cost its size in memory for nothing.
+    expect(streamed.calls).toEqual(['stream app/index.html good', 'stream app/video.mp4 good']);
+  });
+
   it('can be cancelled with an AbortSignal, as every other request', async () => {
     answers.bundlePaths = ['app/index.html'];
     answers.download = 'good';
@@ -203,6 +250,30 @@ describe('attachments.syncTo', () => {
     } finally {
       answers.damaged = [];
     }
+  });
+
+  it('hands each download to local files that take a stream, never whole', async () => {
+    answers.attachmentIds = ['old.jpg', 'new.jpg', 'other.jpg'];
+    answers.download = 'good';
+    const local = streamingFiles();
+    expect(await client().attachments.syncTo(local)).toEqual({
+      downloaded: ['new.jpg', 'other.jpg'],
+      removed: ['old.jpg'],
+      failed: [],
+      version: 2,
+    });
+    expect(local.calls).toEqual(['remove old.jpg', 'stream new.jpg good', 'stream other.jpg good']);
+  });
+
+  it('lists a streamed download whose bytes lack the manifest’s hash in failed, and goes on', async () => {
+    answers.attachmentIds = ['old.jpg', 'new.jpg'];
+    answers.download = 'goo'; // cut short on the way
+    const local = streamingFiles();
+    const result = await client().attachments.syncTo(local);
+    expect(result).toMatchObject({ downloaded: [], removed: ['old.jpg'], version: 1 });
+    expect(result.failed).toEqual([{ id: 'new.jpg', error: expect.any(Error) }]);
+    expect(String(result.failed[0]?.error)).toContain('attachment new.jpg arrived corrupted');
+    expect(local.calls).toEqual(['remove old.jpg', 'stream new.jpg goo']);
   });
 
   it('applies a manifest of safe names', async () => {

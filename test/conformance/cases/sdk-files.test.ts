@@ -1,5 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createClient, type LocalFiles } from '@synk/sdk';
+import { DirectoryFiles } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
@@ -49,6 +53,30 @@ describe('SDK attachment helpers', () => {
     const second = await b.attachments.syncTo(local, first.version);
     expect(second).toMatchObject({ downloaded: [], removed: ['photo.jpg'] });
     expect(local.files.has('photo.jpg')).toBe(false);
+  });
+
+  it('a 40 MiB attachment is streamed into a directory of local files, with its exact bytes', async () => {
+    const a = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await a.auth.login();
+    const survey = randomBytes(40 * 1024 * 1024);
+    await a.attachments.upload('survey.tif', survey, 'image/tiff');
+
+    const b = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await b.auth.login();
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-conformance-files-'));
+    const wholeWrites: string[] = [];
+    const local = new (class extends DirectoryFiles {
+      override async write(name: string, bytes: Uint8Array): Promise<void> {
+        wholeWrites.push(name);
+        await super.write(name, bytes);
+      }
+    })(dir);
+    const result = await b.attachments.syncTo(local, 0);
+    expect(result.downloaded).toContain('survey.tif');
+    expect(result.failed).toEqual([]);
+    expect(wholeWrites).toEqual([]);
+    expect(readFileSync(path.join(dir, 'survey.tif')).equals(survey)).toBe(true);
+    expect(readdirSync(dir).filter((name) => !result.downloaded.includes(name))).toEqual([]);
   });
 
   it('reports upload progress chunk by chunk, and the server stores the exact bytes', async () => {
