@@ -75,6 +75,8 @@ export function createApp(ctx: AppContext): Express {
       allowedHeaders: CORS_ALLOWED_HEADERS,
       exposedHeaders: CORS_EXPOSED_HEADERS,
       maxAge: 600,
+      // Preflights go on to the routes: one to a path the server does not have is a 404.
+      preflightContinue: true,
     }),
   );
   app.use(apiVersionNegotiation);

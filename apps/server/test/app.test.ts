@@ -406,6 +406,23 @@ describe('CORS', () => {
     expect(exposed).toEqual(expect.arrayContaining(['retry-after', 'content-range', 'etag']));
   });
 
+  it('OPTIONS: a route answers 204 with its methods in Allow; a path the server does not have is a 404 problem', async () => {
+    const pull = await request(t.app).options('/sync/pull');
+    expect(pull.status).toBe(204);
+    expect(pull.headers.allow).toBe('POST, OPTIONS');
+    const attachment = await request(t.app).options('/attachments/photo.jpg');
+    expect(attachment.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PUT']);
+    for (const preflight of [false, true]) {
+      let req = request(t.app).options('/no/such/route');
+      if (preflight)
+        req = req.set('origin', 'https://field.example').set('access-control-request-method', 'POST');
+      const res = await req;
+      expect(res.status).toBe(404);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('not_found');
+    }
+  });
+
   it('grants nothing to an origin that is not configured', async () => {
     const res = await request(t.app).get('/health').set('origin', 'https://evil.example');
     expect(res.headers['access-control-allow-origin']).toBeUndefined();

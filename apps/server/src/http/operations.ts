@@ -63,6 +63,13 @@ export function resolveOperations(doc: OpenApiDocument): RequestHandler {
       return;
     }
     const method = req.method.toLowerCase() as HttpMethod;
+    if (method === 'options') {
+      // A route's options (RFC 9110 §9.3.7), and a CORS preflight's answer: the CORS middleware
+      // before this one has set its headers and let it through, so an unknown path is a 404 here.
+      res.setHeader('Allow', `${allowedMethods(candidates)}, OPTIONS`);
+      res.status(204).end();
+      return;
+    }
     for (const candidate of candidates) {
       const operation =
         candidate.methods.get(method) ?? (method === 'head' ? candidate.methods.get('get') : undefined);
@@ -72,15 +79,20 @@ export function resolveOperations(doc: OpenApiDocument): RequestHandler {
         return;
       }
     }
-    const allowed = new Set(candidates.flatMap((c) => [...c.methods.keys()]));
-    if (allowed.has('get')) allowed.add('head');
-    const allow = [...allowed].map((m) => m.toUpperCase()).join(', ');
+    const allow = allowedMethods(candidates);
     next(
       new HttpProblem(405, 'method_not_allowed', `${req.method} is not allowed here; allowed: ${allow}`, {
         headers: { Allow: allow },
       }),
     );
   };
+}
+
+/** The methods of the paths a request's path matches, as an `Allow` header lists them. */
+function allowedMethods(candidates: CompiledPath[]): string {
+  const allowed = new Set(candidates.flatMap((c) => [...c.methods.keys()]));
+  if (allowed.has('get')) allowed.add('head');
+  return [...allowed].map((m) => m.toUpperCase()).join(', ');
 }
 
 function specificity(path: string): number {
