@@ -474,7 +474,9 @@ describe('synk CLI', () => {
         /^Warning: the server did not confirm the logout \(HTTP 502\).+may still be valid/,
       );
       expect(res.code).toBe(1);
-      expect((await json(...at, 'status')).user).toBeNull();
+      const status = await synk('--json', ...at, 'status');
+      expect(status.code).toBe(3);
+      expect(JSON.parse(status.stdout)).toMatchObject({ user: null, session: null });
 
       await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
       const quiet = await synk('--json', ...at, 'logout');
@@ -950,7 +952,14 @@ describe('synk CLI', () => {
 
   it('logs out', async () => {
     expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
-    expect((await json('status')).user).toBeNull();
-  });
+    // Without a session, status says so and exits 3, as any command that needs one would.
+    const status = await synk('--json', 'status');
+    expect(status.code).toBe(3);
+    expect(JSON.parse(status.stdout)).toMatchObject({ health: 'ok', user: null, role: null, session: null });
+    expect(await synk('status')).toEqual({
+      code: 3,
+      stdout: `${server.url}: ok (server ${JSON.parse(status.stdout).version}); not logged in\n`,
+      stderr: '',
+    });
   });
 });
