@@ -49,15 +49,13 @@ describe('conflictPages', () => {
     const rest = LOG.filter((c) => c.id > after);
     const page = rest.slice(0, limit);
     const hasMore = rest.length > limit;
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(
-        JSON.stringify({
-          conflicts: page,
-          has_more: hasMore,
-          ...(hasMore ? { next_after: page.at(-1)!.id } : {}),
-        }),
-      );
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        conflicts: page,
+        has_more: hasMore,
+        ...(hasMore ? { next_after: page.at(-1)!.id } : {}),
+      }),
+    );
   });
   const client = () => createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
 
