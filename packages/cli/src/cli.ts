@@ -155,6 +155,13 @@ export function versionArgument(value: string): number {
   return Number(value);
 }
 
+/** A `--limit <n>` value: how many entries to list at most, so a whole number ≥ 1. */
+export function countArgument(value: string): number {
+  if (!/^\d{1,15}$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('must be a whole number ≥ 1, how many to list');
+  return Number(value);
+}
+
 /** A progress bar on stderr, only on an interactive terminal and never with --json. */
 export function progressBar(label: string, total: number) {
   if (!process.stderr.isTTY || globals().json) return undefined;

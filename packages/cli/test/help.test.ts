@@ -28,5 +28,7 @@ describe('--help', () => {
     await visit([]);
     expect(seen).toContain('synk users set-role');
     expect(seen).toContain('synk app-bundle download');
+    expect(seen).toContain('synk sync conflicts');
+    expect(seen).toContain('synk attachments delete');
   }, 120_000);
 });

@@ -1,4 +1,5 @@
 import createFetchClient from 'openapi-fetch';
+import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
 import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
@@ -523,6 +524,8 @@ export function createClient(options: ClientOptions) {
     bundles,
     pullPages,
     pullAll,
+    /** Pages of the server's conflict log (admin), oldest first: `for await (const page of …)`. */
+    conflictPages: (conflicts: ConflictPageOptions = {}) => conflictPages(api, conflicts),
     records,
     push: pushQueued,
     sync,

@@ -14,6 +14,7 @@ export {
   type SyncReport,
   type Tokens,
 } from './client.ts';
+export type { ConflictEntry, ConflictPage, ConflictPageOptions } from './conflicts.ts';
 export { ApiError, NetworkError, type Problem } from './errors.ts';
 export type { SyncEvents } from './events.ts';
 export { type FailedDownload, type LocalFiles, multipartBody } from './files.ts';

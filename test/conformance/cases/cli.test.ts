@@ -474,7 +474,9 @@ describe('synk CLI', () => {
         /^Warning: the server did not confirm the logout \(HTTP 502\).+may still be valid/,
       );
       expect(res.code).toBe(1);
-      expect((await json(...at, 'status')).user).toBeNull();
+      const status = await synk('--json', ...at, 'status');
+      expect(status.code).toBe(3);
+      expect(JSON.parse(status.stdout)).toMatchObject({ user: null, session: null });
 
       await json(...at, 'login', '-u', 'admin', '--password', 'cli-admin-password');
       const quiet = await synk('--json', ...at, 'logout');
@@ -834,8 +836,130 @@ describe('synk CLI', () => {
     expect(pulled.map((r: { observation_id: string }) => r.observation_id)).toContain('from-stdin');
   });
 
+  it('lists the conflict log page by page: every entry, or --limit of them from --after, with both copies in --json', async () => {
+    // More conflicts than the server gives in one page (500), all from one push over records the
+    // devices had not seen (base_version 0 for records the server has).
+    const input = path.join(work, 'conflicting.json');
+    const ids = Array.from({ length: 501 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+    const records = (members: number, base?: number) =>
+      ids.map((observation_id) => ({
+        observation_id,
+        form_type: 'household',
+        data: { members },
+        ...(base !== undefined ? { base_version: base } : {}),
+      }));
+    writeFileSync(input, JSON.stringify(records(1)));
+    expect((await json('sync', 'push', input)).success_count).toBe(501);
+    writeFileSync(input, JSON.stringify(records(2, 0)));
+    const { warnings } = await json('sync', 'push', input);
+    expect(warnings.filter((w: { code: string }) => w.code === 'CONFLICT')).toHaveLength(501);
+
+    const all = (await json('sync', 'conflicts')).filter((c: { observation_id: string }) =>
+      ids.includes(c.observation_id),
+    );
+    expect(all.map((c: { observation_id: string }) => c.observation_id)).toEqual(ids);
+    expect(all[0]).toMatchObject({
+      form_type: 'household',
+      policy: 'last-write-wins',
+      base_version: 0,
+      username: 'admin',
+      incoming: { observation_id: 'k000', data: { members: 2 } },
+      server: { observation_id: 'k000', data: { members: 1 } },
+    });
+    expect(all[0].server_version).toBe(all[0].server.version);
+
+    // --after the first of them, --limit 2: the next two, and a line saying where the rest start.
+    const after = String(all[0].id);
+    expect(
+      (await json('sync', 'conflicts', '--after', after, '--limit', '2')).map((c: { id: number }) => c.id),
+    ).toEqual([all[1].id, all[2].id]);
+    const human = await synk('sync', 'conflicts', '--after', after, '--limit', '2');
+    expect(human.code, human.stderr).toBe(0);
+    const lines = human.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^id\s+observation_id\s+form_type\s+policy\s+base\/server\s+by\s+detected_at$/);
+    expect(lines.slice(2, 4)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${all[1].id}\\s+k001\\s+household\\s+last-write-wins\\s+0/${all[1].server_version}\\s+admin \\(`,
+        ),
+      ),
+      expect.stringMatching(new RegExp(`^${all[2].id}\\s+k002\\s`)),
+    ]);
+    expect(lines[4]).toBe(`… more after ${all[2].id}: synk sync conflicts --after ${all[2].id}`);
+    expect(lines).toHaveLength(5);
+    // After the last entry: nothing, said in words.
+    const last = String(all.at(-1).id);
+    expect(await synk('sync', 'conflicts', '--after', last)).toEqual({
+      code: 0,
+      stdout: `No conflicts after ${last}\n`,
+      stderr: '',
+    });
+
+    for (const [option, value] of [
+      ['--limit', '0'],
+      ['--after', '-1'],
+    ]) {
+      const refused = await synk('sync', 'conflicts', option!, value!);
+      expect(refused.code, `${option} ${value}`).toBe(2);
+      expect(refused.stderr).toMatch(new RegExp(`${option}.*whole number`));
+    }
+    // An administrator's view: another role is refused by the server (exit 1), not shown an empty log.
+    await json('users', 'create', 'writer-c', '--role', 'read-write', '--password', 'writer-password-c');
+    const as = ['--profile', 'writer-c', '--server', server.url];
+    await json(...as, 'login', '-u', 'writer-c', '--password', 'writer-password-c');
+    const forbidden = await synk(...as, 'sync', 'conflicts');
+    expect(forbidden).toMatchObject({ code: 1, stdout: '' });
+    expect(forbidden.stderr).toMatch(/^Error 403/);
+    await json('users', 'delete', 'writer-c');
+  });
+
+  it('deletes an attachment (admin): a delete operation in the manifest, 404 for one it does not have', async () => {
+    const file = path.join(work, 'to-delete.jpg');
+    writeFileSync(file, 'bytes to delete');
+    await json('attachments', 'upload', file);
+    const deleted = await json('attachments', 'delete', 'to-delete.jpg');
+    expect(deleted).toEqual({ status: 'success', id: 'to-delete.jpg', version: expect.any(Number) });
+    expect((await json('attachments', 'manifest')).operations).toContainEqual(
+      expect.objectContaining({
+        operation: 'delete',
+        attachment_id: 'to-delete.jpg',
+        version: deleted.version,
+      }),
+    );
+    expect(await synk('attachments', 'exists', 'to-delete.jpg')).toMatchObject({ code: 1 });
+
+    // Deleting it again: the server has no such attachment, and says so (exit 1; --json: the problem).
+    const again = await synk('--json', 'attachments', 'delete', 'to-delete.jpg');
+    expect(again).toMatchObject({ code: 1, stdout: '' });
+    expect(JSON.parse(again.stderr)).toMatchObject({ problem: { status: 404, code: 'not_found' } });
+    const human = await synk('attachments', 'delete', 'to-delete.jpg');
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^Error 404 \(not_found\)/);
+    expect((await synk('attachments', 'delete')).code).toBe(2);
+
+    // Not an administrator: refused (exit 1), and the attachment is still there.
+    writeFileSync(file, 'bytes to keep');
+    await json('attachments', 'upload', file, '--id', 'kept.jpg');
+    await json('users', 'create', 'writer-d', '--role', 'read-write', '--password', 'writer-password-d');
+    const as = ['--profile', 'writer-d', '--server', server.url];
+    await json(...as, 'login', '-u', 'writer-d', '--password', 'writer-password-d');
+    const forbidden = await synk(...as, 'attachments', 'delete', 'kept.jpg');
+    expect(forbidden).toMatchObject({ code: 1, stdout: '' });
+    expect(forbidden.stderr).toMatch(/^Error 403/);
+    expect((await json('attachments', 'exists', 'kept.jpg')).exists).toBe(true);
+    await json('users', 'delete', 'writer-d');
+  });
+
   it('logs out', async () => {
     expect(await json('logout')).toEqual({ loggedOut: true, confirmed: true });
-    expect((await json('status')).user).toBeNull();
+    // Without a session, status says so and exits 3, as any command that needs one would.
+    const status = await synk('--json', 'status');
+    expect(status.code).toBe(3);
+    expect(JSON.parse(status.stdout)).toMatchObject({ health: 'ok', user: null, role: null, session: null });
+    expect(await synk('status')).toEqual({
+      code: 3,
+      stdout: `${server.url}: ok (server ${JSON.parse(status.stdout).version}); not logged in\n`,
+      stderr: '',
+    });
   });
 });

@@ -284,6 +284,38 @@ describe('SDK against the real server', () => {
     expect(await client.pullAll({ schemaTypes: ['sdk'] })).toEqual([]);
   });
 
+  it('conflictPages pages through the conflict log from `after`, each entry once, in id order', async () => {
+    const device = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    const ids = ['conflict-page-0', 'conflict-page-1', 'conflict-page-2'];
+    for (const id of ids) await device.records.save(record(id));
+    await device.push();
+    // The same records again from a device that never saw them: each push is a logged conflict.
+    for (const id of ids) await device.records.save({ ...record(id, { again: true }), base_version: 0 });
+    expect((await device.push()).conflicts).toHaveLength(ids.length);
+
+    const admin = createClient({ baseUrl: target.baseUrl, credentials: target.admin });
+    const entries = [];
+    const sizes = [];
+    for await (const page of admin.conflictPages({ limit: 2 })) {
+      entries.push(...page.conflicts);
+      sizes.push(page.conflicts.length);
+    }
+    expect(sizes.slice(0, -1).every((size) => size === 2)).toBe(true);
+    const entryIds = entries.map((c) => c.id);
+    expect(entryIds).toEqual([...new Set(entryIds)].sort((a, b) => a - b));
+    const ours = entries.filter((c) => ids.includes(c.observation_id));
+    expect(ours.map((c) => c.observation_id)).toEqual(ids);
+    expect(ours[0]).toMatchObject({ base_version: 0, incoming: { data: { again: true } } });
+
+    // From `after` on: what follows that entry, and nothing before it.
+    const after = ours[0]!.id;
+    const rest = [];
+    for await (const page of admin.conflictPages({ after, limit: 2 })) rest.push(...page.conflicts);
+    expect(rest.map((c) => c.id)).toEqual(entryIds.filter((id) => id > after));
+    // Another role is refused with the server's problem, not handed an empty log.
+    await expect(device.conflictPages().next()).rejects.toMatchObject({ status: 403 });
+  });
+
   it('a pull from an explicit `since` is a one-off read: the stored cursor does not move', async () => {
     const storage = new MemoryStorage();
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer, storage });

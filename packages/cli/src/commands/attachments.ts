@@ -57,6 +57,16 @@ export function registerAttachments(program: Command): void {
       if (!exists) process.exitCode = 1;
     });
   attachments
+    .command('delete <id>')
+    .description('delete an attachment (admin): devices drop their copy on their next sync')
+    .action(async (id: string) => {
+      const { client } = await context();
+      const deleted = ok(
+        await client.api.DELETE('/attachments/{attachment_id}', { params: { path: { attachment_id: id } } }),
+      );
+      output(deleted, `Deleted ${deleted.id} (version ${deleted.version})`);
+    });
+  attachments
     .command('manifest')
     .description('the attachment operations (download, delete) after a version')
     .option('--since <version>', 'changes after this version', versionArgument, 0)

@@ -103,7 +103,9 @@ export function registerSession(program: Command): void {
             ? `the session${user ? ` of ${user.username}` : ''} has expired or was revoked: log in again`
             : 'not logged in';
       output(status, `${baseUrl}: ${health.status} (server ${health.version}); ${who}`);
-      if (session === 'expired') process.exitCode = 3;
+      // No session is as much "log in first" as an expired one: every command that needs one would
+      // exit 3 (a script can run `synk status || synk login`); the report itself is still printed.
+      if (session !== 'active') process.exitCode = 3;
     });
   program
     .command('health')
