@@ -155,6 +155,16 @@ export function versionArgument(value: string): number {
   return Number(value);
 }
 
+/**
+ * An attachment id as the server takes one (1–255 of `A-Z a-z 0-9 . _ -`, not `.` or `..`), checked
+ * before any request: in a URL, `..` would name another path (`/attachments/..` is `/`).
+ */
+export function attachmentIdArgument(value: string): string {
+  if (!/^[A-Za-z0-9._-]{1,255}$/.test(value) || value === '.' || value === '..')
+    throw new InvalidArgumentError('must be an attachment id: 1–255 of A-Z a-z 0-9 . _ - (not . or ..)');
+  return value;
+}
+
 /** A `--limit <n>` value: how many entries to list at most, so a whole number ≥ 1. */
 export function countArgument(value: string): number {
   if (!/^\d{1,15}$/.test(value) || Number(value) < 1)

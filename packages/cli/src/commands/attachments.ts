@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { ApiError, type components } from '@synk/sdk/node';
 import type { Command } from 'commander';
-import { context, ok, output, table, versionArgument } from '../cli.ts';
+import { attachmentIdArgument, context, ok, output, table, versionArgument } from '../cli.ts';
+import { UsageError } from '../errors.ts';
 import { destinationPath, fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
 export function registerAttachments(program: Command): void {
@@ -9,10 +10,10 @@ export function registerAttachments(program: Command): void {
   attachments
     .command('upload <file>')
     .description('upload a file as an attachment (read-write)')
-    .option('--id <id>', 'attachment id (default: the file name)')
+    .option('--id <id>', 'attachment id (default: the file name)', attachmentIdArgument)
     .action(async (file: string, options: { id?: string }) => {
+      const id = options.id ?? idFromFileName(file);
       const { client, baseUrl } = await context();
-      const id = options.id ?? path.basename(file);
       // The file is hashed in one pass and streamed in a second, so a file of any size uploads in
       // constant memory, and X-Content-SHA256 lets the server refuse bytes that arrive corrupted.
       const result = await uploadFile<components['schemas']['UploadAttachmentResponse']>(
@@ -25,7 +26,8 @@ export function registerAttachments(program: Command): void {
       output(result, `Uploaded ${result.id} (${result.size} bytes, sha256 ${result.hash})`);
     });
   attachments
-    .command('download <id>')
+    .command('download')
+    .argument('<id>', 'attachment id', attachmentIdArgument)
     .description('download an attachment')
     .option(
       '-o, --output <file>',
@@ -42,7 +44,8 @@ export function registerAttachments(program: Command): void {
       if (target !== STDOUT) output({ file: target, bytes }, `Wrote ${target} (${bytes} bytes)`);
     });
   attachments
-    .command('exists <id>')
+    .command('exists')
+    .argument('<id>', 'attachment id', attachmentIdArgument)
     .description('whether an attachment exists: exit 0 if so, 1 if not')
     .action(async (id: string) => {
       const { client } = await context();
@@ -57,7 +60,8 @@ export function registerAttachments(program: Command): void {
       if (!exists) process.exitCode = 1;
     });
   attachments
-    .command('delete <id>')
+    .command('delete')
+    .argument('<id>', 'attachment id', attachmentIdArgument)
     .description('delete an attachment (admin): devices drop their copy on their next sync')
     .action(async (id: string) => {
       const { client } = await context();
@@ -79,4 +83,16 @@ export function registerAttachments(program: Command): void {
       );
       output(manifest, () => table(manifest.operations, ['operation', 'attachment_id', 'size', 'version']));
     });
+}
+
+/** The id an upload gets by default: its file's name, when that is a valid attachment id. */
+function idFromFileName(file: string): string {
+  const name = path.basename(file);
+  try {
+    return attachmentIdArgument(name);
+  } catch {
+    throw new UsageError(
+      `the file name ${JSON.stringify(name)} is not a valid attachment id (1–255 of A-Z a-z 0-9 . _ -): choose one with --id`,
+    );
+  }
 }
