@@ -106,6 +106,7 @@ export class SyncService {
   #flushing: Promise<void> = Promise.resolve();
   #flushTimer: NodeJS.Timeout | undefined;
   #onFlushError: (err: unknown) => void = () => {};
+  #earlyFlush = false;
 
   constructor(deps: SyncServiceDeps) {
     this.#deps = deps;
@@ -295,7 +296,15 @@ export class SyncService {
     const now = this.#deps.clock();
     tail += `,"server_time":"${now.toISOString()}"}`;
     this.#pendingPulls.note(body.client_id, principal.username, now.getTime(), changeCutoff);
-    if (this.#pendingPulls.size >= PENDING_PULLS_FLUSH_AT) this.flushPulls().catch(this.#onFlushError);
+    if (this.#pendingPulls.size >= PENDING_PULLS_FLUSH_AT && !this.#earlyFlush) {
+      // One early flush at a time: while it waits for the database, more pulls must not queue more.
+      this.#earlyFlush = true;
+      this.flushPulls()
+        .catch(this.#onFlushError)
+        .finally(() => {
+          this.#earlyFlush = false;
+        });
+    }
     return [
       Buffer.from(`{"current_version":${page.currentVersion},"records":[`),
       page.recordsJson,
