@@ -51,6 +51,8 @@ export interface Config {
     readonly validation: ValidationMode;
     readonly conflictPolicy: ConflictPolicy;
     readonly idempotencyTtlSeconds: number;
+    /** How often each process writes the devices' pull status it holds in memory. */
+    readonly clientStatusFlushMs: number;
   };
   readonly auth: {
     readonly accessTokenTtlSeconds: number;
@@ -148,6 +150,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
         'last-write-wins',
       ),
       idempotencyTtlSeconds: read.duration('IDEMPOTENCY_TTL', 24 * 3600),
+      clientStatusFlushMs: read.int('SYNC_CLIENT_STATUS_FLUSH_MS', 5000, 100, 600_000),
     },
     auth: {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),

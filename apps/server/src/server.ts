@@ -57,6 +57,9 @@ export async function createContext(
           );
     const bundles = new BundlesService({ orm, config, clock, logger });
     const sync = new SyncService({ store, config, clock, forms: bundles });
+    sync.startFlushingPulls(config.sync.clientStatusFlushMs, (err) =>
+      logger.warn({ err }, 'could not write the devices’ pull status; kept for the next flush'),
+    );
     const blobs = new FileBlobStorage(path.join(config.dataDir, 'attachments'));
     await removeStaleUploads(blobs, config, logger);
     const attachments = new AttachmentsService({
@@ -85,7 +88,14 @@ export async function createContext(
           stallMs: config.limits.exportStallMs,
           maxColumns: config.limits.exportMaxColumns,
         }),
-        close: () => store.close(),
+        // Pulls held in memory are written before the store closes.
+        close: async () => {
+          try {
+            await sync.close();
+          } finally {
+            await store.close();
+          }
+        },
       },
     };
   } catch (err) {

@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       validation: 'warn',
       conflictPolicy: 'last-write-wins',
       idempotencyTtlSeconds: 86_400,
+      clientStatusFlushMs: 5000,
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);

@@ -60,11 +60,15 @@ describe('sync invariants under random interleavings', () => {
         async (s, ops) => {
           run += 1;
           const prefix = `run${run}-`;
-          const start = (await pull({ client_id: 'x' }, { limit: 1 })).current_version as number;
+          const start = (await pull(principal, { client_id: 'x' }, { limit: 1 })).current_version as number;
           const cursors = [start, start, start];
           const received: Pulled[][] = [[], [], []];
           const pullPage = async (p: number, limit: number) => {
-            const page = await pull({ client_id: `p${p}`, since: { version: cursors[p]! } }, { limit });
+            const page = await pull(
+              principal,
+              { client_id: `p${p}`, since: { version: cursors[p]! } },
+              { limit },
+            );
             received[p]!.push(
               ...(page.records as Pulled[]).filter((r) => r.observation_id.startsWith(prefix)),
             );
@@ -105,7 +109,11 @@ describe('sync invariants under random interleavings', () => {
 
           // Drain each puller, then compare with the server's state.
           for (let p = 0; p < 3; p++) while (await pullPage(p, 3));
-          const final = await pull({ client_id: 'check', since: { version: start } }, { limit: 500 });
+          const final = await pull(
+            principal,
+            { client_id: 'check', since: { version: start } },
+            { limit: 500 },
+          );
           const server = new Map<string, Pulled>();
           for (const r of final.records as Pulled[])
             if (r.observation_id.startsWith(prefix)) server.set(r.observation_id, r);

@@ -382,6 +382,7 @@ describe('the SQLite store and the ORM on one connection', () => {
     });
     const request = {
       clientId: 'nesting',
+      username: 'admin',
       transmissionId: crypto.randomUUID(),
       bodyHash: 'h',
       nowMs: Date.now(),
@@ -405,6 +406,7 @@ describe('the SQLite store and the ORM on one connection', () => {
           },
         ],
         conflicts: [],
+        accepted: 1,
         respond: (version: number) => ({ version }),
       }),
     };

@@ -425,6 +425,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync/clients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List devices with their sync status (admin)
+         * @description Extension. One entry per `client_id` that has pushed or pulled, in ascending `client_id`
+         *     order (by its UTF-8 bytes): who used it last, when it last pushed and pulled, and
+         *     `behind_by`, the number of changes since the `change_cutoff` of its latest pull (computed
+         *     from the same read as `current_version`). Page with `after = next_after` while `has_more`.
+         *
+         *     Pushes are recorded as they commit (an idempotent replay changes nothing). Pulls are held
+         *     in memory by the server process that served them and written every
+         *     `SYNC_CLIENT_STATUS_FLUSH_MS` (default 5 s) and on shutdown; this request writes its own
+         *     process's first, so with several server processes another one's pulls show up within
+         *     that interval.
+         */
+        get: operations["listSyncClients"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/attachments/manifest": {
         parameters: {
             query?: never;
@@ -1157,6 +1186,66 @@ export interface components {
              * @description Value for `after` to get the next page; present when `has_more` is true.
              */
             next_after?: number;
+        };
+        SyncClient: {
+            /** @description The device's `client_id` (paging cursor). */
+            client_id: string;
+            /** @description The user of its most recent push or pull. */
+            username: string;
+            /** Format: date-time */
+            first_seen_at: string;
+            /**
+             * Format: date-time
+             * @description Its most recent push or pull.
+             */
+            last_seen_at: string;
+            /**
+             * Format: date-time
+             * @description `null` when it never pushed.
+             */
+            last_push_at: string | null;
+            /**
+             * Format: date-time
+             * @description `null` when it never pulled.
+             */
+            last_pull_at: string | null;
+            /**
+             * Format: int64
+             * @description The highest version its pushes wrote; `null` when none wrote a change.
+             */
+            highest_pushed_version: number | null;
+            /**
+             * Format: int64
+             * @description The `change_cutoff` handed to its latest pull; `null` when it never pulled.
+             */
+            change_cutoff: number | null;
+            /**
+             * Format: int64
+             * @description `current_version − change_cutoff`: changes (its own pushes since included) that it has
+             *     not pulled yet; all of them when it never pulled.
+             */
+            behind_by: number;
+            /**
+             * Format: int64
+             * @description Pushes it made (idempotent replays not counted).
+             */
+            push_count: number;
+            /**
+             * Format: int64
+             * @description Records its pushes had accepted (the sum of their `success_count`).
+             */
+            records_accepted: number;
+        };
+        SyncClientList: {
+            clients: components["schemas"]["SyncClient"][];
+            has_more: boolean;
+            /** @description Value for `after` to get the next page; present when `has_more` is true. */
+            next_after?: string;
+            /**
+             * Format: int64
+             * @description The global change counter, read with the page.
+             */
+            current_version: number;
         };
         AttachmentManifestRequest: {
             /**
@@ -2327,6 +2416,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConflictList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            406: components["responses"]["NotAcceptable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listSyncClients: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of devices to return. */
+                limit?: number;
+                /** @description Return devices whose `client_id` sorts after this one (absent = from the start). */
+                after?: string;
+            };
+            header?: {
+                /**
+                 * @description Optional API version (MAJOR.MINOR.PATCH) the client was built against.
+                 * @example 1.0.0
+                 */
+                "x-api-version"?: components["parameters"]["ApiVersion"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of devices. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "x-api-version-used": components["headers"]["XApiVersionUsed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncClientList"];
                 };
             };
             400: components["responses"]["BadRequest"];

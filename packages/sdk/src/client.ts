@@ -7,6 +7,7 @@ import type { components, paths } from './generated/schema.ts';
 import { withLock } from './locks.ts';
 import { type DeadLetter, Outbox } from './outbox.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
+import { type SyncClientPagesOptions, syncClientPages } from './sync-clients.ts';
 import { createTransport, DEFAULT_RETRY, fetchHolding, guardBody, type RetryOptions } from './transport.ts';
 
 type Schemas = components['schemas'];
@@ -526,6 +527,8 @@ export function createClient(options: ClientOptions) {
     pullAll,
     /** Pages of the server's conflict log (admin), oldest first: `for await (const page of …)`. */
     conflictPages: (conflicts: ConflictPageOptions = {}) => conflictPages(api, conflicts),
+    /** Every device's sync status, page by page (admin; see `syncClientPages`). */
+    syncClientPages: (pages: SyncClientPagesOptions = {}) => syncClientPages(api, pages),
     records,
     push: pushQueued,
     sync,

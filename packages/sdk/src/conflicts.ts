@@ -1,7 +1,6 @@
-import { ApiError, type Problem } from './errors.ts';
+import type { Client } from 'openapi-fetch';
+import { cursorPages } from './cursor-pages.ts';
 import type { components, paths } from './generated/schema.ts';
-
-type Api = ReturnType<typeof import('openapi-fetch').default<paths>>;
 
 /** A page of the server's conflict log (admin): `conflicts`, `has_more` and `next_after`. */
 export type ConflictPage = components['schemas']['ConflictList'];
@@ -22,25 +21,14 @@ export interface ConflictPageOptions {
  * are no more. A read for administrators, so nothing is stored: the caller keeps the last page's
  * `next_after` if it wants to resume later.
  */
-export async function* conflictPages(
-  api: Api,
+export function conflictPages(
+  api: Client<paths>,
   options: ConflictPageOptions = {},
 ): AsyncGenerator<ConflictPage> {
-  let after = options.after ?? 0;
-  for (;;) {
-    const { data, error, response } = await api.GET('/sync/conflicts', {
+  return cursorPages('GET /sync/conflicts', options.after ?? 0, (after) =>
+    api.GET('/sync/conflicts', {
       params: { query: { after, ...(options.limit !== undefined ? { limit: options.limit } : {}) } },
       ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (!data) throw ApiError.of(response, error as Problem | undefined);
-    yield data;
-    if (!data.has_more) return;
-    const next = data.next_after ?? data.conflicts.at(-1)?.id;
-    // A cursor that does not move would read the same page forever.
-    if (next === undefined || next <= after)
-      throw new Error(
-        `GET /sync/conflicts said there are more entries after ${after} but not where they start`,
-      );
-    after = next;
-  }
+    }),
+  );
 }

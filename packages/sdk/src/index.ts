@@ -22,4 +22,5 @@ export type { components, operations, paths } from './generated/schema.ts';
 export { IndexedDBStorage } from './indexeddb.ts';
 export type { DeadLetter } from './outbox.ts';
 export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
+export type { SyncClientPage, SyncClientPagesOptions, SyncClientStatus } from './sync-clients.ts';
 export { DEFAULT_RETRY, isRetryable, type RequestSource, type RetryOptions } from './transport.ts';

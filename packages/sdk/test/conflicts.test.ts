@@ -102,7 +102,7 @@ describe('conflictPages', () => {
     try {
       const pages = client().conflictPages();
       expect((await pages.next()).value).toMatchObject({ has_more: true });
-      await expect(pages.next()).rejects.toThrow(/more entries after 0/);
+      await expect(pages.next()).rejects.toThrow(/more after 0 but not where it starts/);
       expect(queries).toHaveLength(1);
     } finally {
       lost = false;

@@ -62,14 +62,14 @@ export function resolveOperations(doc: OpenApiDocument): RequestHandler {
       next(NotFound('No such route'));
       return;
     }
-    const method = req.method.toLowerCase() as HttpMethod;
-    if (method === 'options') {
+    if (req.method === 'OPTIONS') {
       // A route's options (RFC 9110 §9.3.7), and a CORS preflight's answer: the CORS middleware
       // before this one has set its headers and let it through, so an unknown path is a 404 here.
       res.setHeader('Allow', `${allowedMethods(candidates)}, OPTIONS`);
       res.status(204).end();
       return;
     }
+    const method = req.method.toLowerCase() as HttpMethod;
     for (const candidate of candidates) {
       const operation =
         candidate.methods.get(method) ?? (method === 'head' ? candidate.methods.get('get') : undefined);

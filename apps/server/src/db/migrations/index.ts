@@ -7,12 +7,14 @@ import { Migration20261124010000Auth as PgAuth } from './postgresql/Migration202
 import { Migration20261124020000Sync as PgSync } from './postgresql/Migration20261124020000Sync.ts';
 import { Migration20261124030000Attachments as PgAttachments } from './postgresql/Migration20261124030000Attachments.ts';
 import { Migration20261124040000Bundles as PgBundles } from './postgresql/Migration20261124040000Bundles.ts';
+import { Migration20261124060000SyncClients as PgSyncClients } from './postgresql/Migration20261124060000SyncClients.ts';
 import { Migration20261124000000Init as SqliteInit } from './sqlite/Migration20261124000000Init.ts';
 import { Migration20261124010000Auth as SqliteAuth } from './sqlite/Migration20261124010000Auth.ts';
 import { Migration20261124020000Sync as SqliteSync } from './sqlite/Migration20261124020000Sync.ts';
 import { Migration20261124030000Attachments as SqliteAttachments } from './sqlite/Migration20261124030000Attachments.ts';
 import { Migration20261124040000Bundles as SqliteBundles } from './sqlite/Migration20261124040000Bundles.ts';
 import { Migration20261124050000PullPageBytes as SqlitePullPageBytes } from './sqlite/Migration20261124050000PullPageBytes.ts';
+import { Migration20261124060000SyncClients as SqliteSyncClients } from './sqlite/Migration20261124060000SyncClients.ts';
 
 export const sqliteMigrations = [
   SqliteInit,
@@ -21,5 +23,6 @@ export const sqliteMigrations = [
   SqliteAttachments,
   SqliteBundles,
   SqlitePullPageBytes,
+  SqliteSyncClients,
 ];
-export const postgresqlMigrations = [PgInit, PgAuth, PgSync, PgAttachments, PgBundles];
+export const postgresqlMigrations = [PgInit, PgAuth, PgSync, PgAttachments, PgBundles, PgSyncClients];

@@ -1,6 +1,14 @@
 import { parseJson } from '@synk/json';
 import pg from 'pg';
 import { type PostgresTarget, pgConnectionOptions } from '../../db/pg-connection.ts';
+import {
+  ACTIVITY_COLUMNS,
+  activityMergeSql,
+  activityValues,
+  type ClientActivity,
+  pushActivity,
+  type SyncClientRow,
+} from './client-activity.ts';
 import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './page-bytes.ts';
 import { PostgresExportReader } from './postgres-export.ts';
 import {
@@ -51,6 +59,34 @@ const COLUMN_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
 const UPSERT = `insert into observations (${RECORD_COLUMNS.join(', ')})
   select * from unnest(${RECORD_COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(', ')})
   on conflict (observation_id) do update set ${UPSERT_ASSIGNMENTS}`;
+
+const ACTIVITY_TYPES = ['text', 'text', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8'];
+
+/** Device status merges, any number in one statement (one array parameter per column). */
+const MERGE_ACTIVITY = `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')})
+  select * from unnest(${ACTIVITY_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')})
+  on conflict (client_id) do update set ${activityMergeSql('postgresql')}`;
+
+function mergeParameters(activities: readonly ClientActivity[]): unknown[][] {
+  const rows = activities.map(activityValues);
+  return ACTIVITY_COLUMNS.map((_, column) => rows.map((row) => row[column]));
+}
+
+/** int8 columns arrive as strings. */
+type SyncClientDbRow = Record<keyof SyncClientRow, string | null>;
+const nullableNumber = (value: string | null) => (value === null ? null : Number(value));
+const toSyncClient = (row: SyncClientDbRow): SyncClientRow => ({
+  client_id: row.client_id!,
+  username: row.username!,
+  first_seen_at: Number(row.first_seen_at),
+  last_seen_at: Number(row.last_seen_at),
+  last_push_at: nullableNumber(row.last_push_at),
+  last_pull_at: nullableNumber(row.last_pull_at),
+  highest_pushed_version: nullableNumber(row.highest_pushed_version),
+  change_cutoff: nullableNumber(row.change_cutoff),
+  push_count: Number(row.push_count),
+  records_accepted: Number(row.records_accepted),
+});
 
 /**
  * The sync hot path on PostgreSQL, on a pool of its own. A push first locks the counter row
@@ -123,6 +159,18 @@ export class PostgresSyncStore implements SyncStore {
           conflictValues(c),
         );
       }
+      await client.query(
+        MERGE_ACTIVITY,
+        mergeParameters([
+          pushActivity(
+            request.clientId,
+            request.username,
+            request.nowMs,
+            versions.at(-1) ?? null,
+            decision.accepted,
+          ),
+        ]),
+      );
       const response = decision.respond(current, versions);
       await client.query(
         'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)',
@@ -180,6 +228,24 @@ export class PostgresSyncStore implements SyncStore {
       base_version: Number(r.base_version),
       server_version: Number(r.server_version),
     })) as StoredConflict[];
+  }
+
+  async recordActivity(activity: readonly ClientActivity[]): Promise<void> {
+    await this.#pool.query(MERGE_ACTIVITY, mergeParameters(activity));
+  }
+
+  syncClients(
+    afterClientId: string,
+    limit: number,
+  ): Promise<{ currentVersion: number; clients: SyncClientRow[] }> {
+    return this.#snapshot(async (client) => {
+      const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
+      const rows = await client.query<SyncClientDbRow>(
+        'select * from sync_clients where client_id > $1 order by client_id limit $2',
+        [afterClientId, limit],
+      );
+      return { currentVersion: Number(counter.rows[0]!.value), clients: rows.rows.map(toSyncClient) };
+    });
   }
 
   async purgeTransmissions(nowMs: number): Promise<number> {

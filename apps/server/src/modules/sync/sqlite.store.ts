@@ -3,6 +3,14 @@ import type { SqliteConnection } from '@mikro-orm/sqlite';
 import { parseJson } from '@synk/json';
 import type Database from 'better-sqlite3';
 import DatabaseConstructor from 'better-sqlite3';
+import {
+  ACTIVITY_COLUMNS,
+  activityMergeSql,
+  activityValues,
+  type ClientActivity,
+  pushActivity,
+  type SyncClientRow,
+} from './client-activity.ts';
 import { SqliteExportReader } from './sqlite-export.ts';
 import { SqlitePageReader } from './sqlite-page.ts';
 import {
@@ -119,6 +127,17 @@ export class SqliteSyncStore implements SyncStore {
         }
       }
       for (const c of decision.conflicts) s.conflict.run(...conflictValues(c));
+      s.mergeActivity.run(
+        ...activityValues(
+          pushActivity(
+            request.clientId,
+            request.username,
+            request.nowMs,
+            versions.at(-1) ?? null,
+            decision.accepted,
+          ),
+        ),
+      );
       const response = decision.respond(current, versions);
       s.remember.run(
         request.clientId,
@@ -139,6 +158,29 @@ export class SqliteSyncStore implements SyncStore {
 
   async conflicts(afterId: number, limit: number): Promise<StoredConflict[]> {
     return this.#statements.conflicts.all(afterId, limit) as StoredConflict[];
+  }
+
+  async recordActivity(activity: readonly ClientActivity[]): Promise<void> {
+    const { mergeActivity } = this.#statements;
+    const run = this.#db.transaction(() => {
+      for (const a of activity) mergeActivity.run(...activityValues(a));
+    });
+    await this.#whenIdle(() => run.immediate());
+  }
+
+  async syncClients(
+    afterClientId: string,
+    limit: number,
+  ): Promise<{ currentVersion: number; clients: SyncClientRow[] }> {
+    const s = this.#statements;
+    return this.#whenIdle(() =>
+      this.#db
+        .transaction(() => ({
+          currentVersion: (s.counter.get() as { value: number }).value,
+          clients: s.syncClients.all(afterClientId, limit) as SyncClientRow[],
+        }))
+        .deferred(),
+    );
   }
 
   async purgeTransmissions(nowMs: number): Promise<number> {
@@ -282,6 +324,10 @@ function prepare(db: Database.Database) {
     purge: db.prepare('delete from sync_transmissions where expires_at <= ?'),
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
+    mergeActivity: db.prepare(
+      `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')}) values (${placeholders(ACTIVITY_COLUMNS.length)}) on conflict (client_id) do update set ${activityMergeSql('sqlite')}`,
+    ),
+    syncClients: db.prepare('select * from sync_clients where client_id > ? order by client_id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
     upsertAttachment: db.prepare(
       'insert into attachments (attachment_id, hash, size, content_type, deleted, version, created_at, updated_at) values (?, ?, ?, ?, 0, ?, ?, ?) on conflict (attachment_id) do update set hash = excluded.hash, size = excluded.size, content_type = excluded.content_type, deleted = 0, version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at',

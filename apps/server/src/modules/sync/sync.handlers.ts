@@ -5,7 +5,9 @@ import { type Handler, sendJson } from '../../http/routes.ts';
 import { sha256HexOffThread } from '../../lib/canonical-json.ts';
 import type { PullBody, PullParams, PushBody } from './sync.service.ts';
 
-export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 'listConflicts', Handler> {
+export function syncHandlers(
+  ctx: AppContext,
+): Record<'syncPush' | 'syncPull' | 'listConflicts' | 'listSyncClients', Handler> {
   const { sync } = ctx.services;
   return {
     async syncPush(req, res) {
@@ -22,7 +24,7 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
     async syncPull(req, res) {
       const query = req.query as { limit?: string | number; schemaType?: string; page_token?: string };
       const params: PullParams = { ...query, limit: Number(query.limit ?? 50) };
-      const pieces = await sync.pull(req.body as PullBody, params);
+      const pieces = await sync.pull(principalOf(res), req.body as PullBody, params);
       // Pages are sent as the bytes the store wrote (no parse/stringify of every record); when
       // responses are validated (tests, development) they go through res.json instead.
       if (ctx.config.validateResponses) {
@@ -40,6 +42,10 @@ export function syncHandlers(ctx: AppContext): Record<'syncPush' | 'syncPull' | 
     async listConflicts(req, res) {
       const { after = 0, limit = 50 } = req.query as { after?: number; limit?: number };
       sendJson(res, 'listConflicts', 200, await sync.conflicts(Number(after), Number(limit)));
+    },
+    async listSyncClients(req, res) {
+      const { after = '', limit = 50 } = req.query as { after?: string; limit?: number };
+      sendJson(res, 'listSyncClients', 200, await sync.clients(after, Number(limit)));
     },
   };
 }

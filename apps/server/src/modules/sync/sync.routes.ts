@@ -29,5 +29,12 @@ export function syncRoutes(ctx: AppContext): Route[] {
       handler: h.listConflicts,
       ormContext: false,
     },
+    {
+      operationId: 'listSyncClients',
+      method: 'get',
+      path: '/sync/clients',
+      handler: h.listSyncClients,
+      ormContext: false,
+    },
   ];
 }

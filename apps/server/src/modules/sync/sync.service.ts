@@ -3,7 +3,9 @@ import { parseJson } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import type { Principal } from '../auth/auth.service.ts';
+import type { SyncClientRow } from './client-activity.ts';
 import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
+import { PendingPulls } from './pending-pulls.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
 import {
   type ConflictLog,
@@ -33,6 +35,7 @@ export type PushResponse = Schemas['SyncPushResponse'];
 export type PullBody = Schemas['SyncPullRequest'];
 export type Observation = Schemas['Observation'];
 export type ConflictList = Schemas['ConflictList'];
+export type SyncClientList = Schemas['SyncClientList'];
 
 export type PushBody = Schemas['SyncPushRequest'];
 type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
@@ -89,10 +92,21 @@ interface Accepted {
 
 const PURGE_EVERY_MS = 10 * 60 * 1000;
 
+/** Pulls of this many devices waiting in memory are written at once, without waiting for the timer. */
+const PENDING_PULLS_FLUSH_AT = 1000;
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
 export class SyncService {
   readonly #deps: SyncServiceDeps;
   #forms: FormSchemas;
   #lastPurge = 0;
+  readonly #pendingPulls = new PendingPulls();
+  /** The flush running now, if any: flushes run one after another. */
+  #flushing: Promise<void> = Promise.resolve();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #onFlushError: (err: unknown) => void = () => {};
+  #earlyFlush = false;
 
   constructor(deps: SyncServiceDeps) {
     this.#deps = deps;
@@ -145,6 +159,7 @@ export class SyncService {
     const nowIso = now.toISOString();
     const outcome = await store.push<PushResponse>({
       clientId: body.client_id,
+      username: principal.username,
       transmissionId,
       bodyHash: await bodyHash,
       nowMs: now.getTime(),
@@ -210,6 +225,7 @@ export class SyncService {
         }
         return {
           writes,
+          accepted: accepted.length - decidedFailed.length,
           conflicts: conflicts.map((c) => ({
             ...c,
             incoming: toPushObservation(c.incoming) as unknown as IncomingRecord,
@@ -241,7 +257,7 @@ export class SyncService {
    * One page of changes after the cursor, and the cursor to continue from: the response's JSON as
    * UTF-8 pieces to send one after another (the records are spliced in as the store wrote them).
    */
-  async pull(body: PullBody, params: PullParams): Promise<Buffer[]> {
+  async pull(principal: Principal, body: PullBody, params: PullParams): Promise<Buffer[]> {
     const types = [
       ...new Set([...(body.schema_types ?? []), ...(params.schemaType ? [params.schemaType] : [])]),
     ].sort();
@@ -277,7 +293,18 @@ export class SyncService {
       page.hasMore && page.lastVersion !== undefined ? page.lastVersion : page.currentVersion;
     let tail = `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
     if (page.hasMore) tail += `,"next_page_token":"${encodePageToken({ version: changeCutoff, filter })}"`;
-    tail += `,"server_time":"${this.#deps.clock().toISOString()}"}`;
+    const now = this.#deps.clock();
+    tail += `,"server_time":"${now.toISOString()}"}`;
+    this.#pendingPulls.note(body.client_id, principal.username, now.getTime(), changeCutoff);
+    if (this.#pendingPulls.size >= PENDING_PULLS_FLUSH_AT && !this.#earlyFlush) {
+      // One early flush at a time: while it waits for the database, more pulls must not queue more.
+      this.#earlyFlush = true;
+      this.flushPulls()
+        .catch(this.#onFlushError)
+        .finally(() => {
+          this.#earlyFlush = false;
+        });
+    }
     return [
       Buffer.from(`{"current_version":${page.currentVersion},"records":[`),
       page.recordsJson,
@@ -298,6 +325,75 @@ export class SyncService {
       })),
       has_more: hasMore,
       ...(hasMore && page.length > 0 ? { next_after: page.at(-1)!.id } : {}),
+    };
+  }
+
+  /**
+   * A page of devices by client_id, each with how many changes it has not pulled. This process's
+   * pending pulls are written first; other processes' show up within their flush interval.
+   */
+  async clients(after: string, limit: number): Promise<SyncClientList> {
+    await this.flushPulls();
+    const { currentVersion, clients } = await this.#deps.store.syncClients(after, limit + 1);
+    const hasMore = clients.length > limit;
+    const page = hasMore ? clients.slice(0, limit) : clients;
+    return {
+      clients: page.map((c) => this.#clientStatus(c, currentVersion)),
+      has_more: hasMore,
+      ...(hasMore && page.length > 0 ? { next_after: page.at(-1)!.client_id } : {}),
+      current_version: currentVersion,
+    };
+  }
+
+  /**
+   * Writes the pulls noted so far into the devices' status. A failed write keeps them for the next
+   * flush (a later pull of the same device replaces its entry).
+   */
+  flushPulls(): Promise<void> {
+    const run = this.#flushing.then(async () => {
+      const pulls = this.#pendingPulls.take();
+      if (pulls.length === 0) return;
+      try {
+        await this.#deps.store.recordActivity(pulls);
+      } catch (err) {
+        this.#pendingPulls.putBack(pulls);
+        throw err;
+      }
+    });
+    // The next flush waits for this one, however it ends.
+    this.#flushing = run.catch(() => {});
+    return run;
+  }
+
+  /** Flushes pending pulls every `intervalMs` until `close`; `onError` hears of failed flushes. */
+  startFlushingPulls(intervalMs: number, onError: (err: unknown) => void): void {
+    this.#onFlushError = onError;
+    clearInterval(this.#flushTimer);
+    this.#flushTimer = setInterval(() => this.flushPulls().catch(onError), intervalMs);
+    this.#flushTimer.unref();
+  }
+
+  /** Stops the flush timer and writes what is pending (graceful shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.flushPulls();
+  }
+
+  #clientStatus(c: SyncClientRow, currentVersion: number): Schemas['SyncClient'] {
+    return {
+      client_id: c.client_id,
+      username: c.username,
+      first_seen_at: new Date(c.first_seen_at).toISOString(),
+      last_seen_at: new Date(c.last_seen_at).toISOString(),
+      last_push_at: isoOrNull(c.last_push_at),
+      last_pull_at: isoOrNull(c.last_pull_at),
+      highest_pushed_version: c.highest_pushed_version,
+      change_cutoff: c.change_cutoff,
+      // A device that never pulled has every change still to pull.
+      behind_by: Math.max(0, currentVersion - (c.change_cutoff ?? 0)),
+      push_count: c.push_count,
+      records_accepted: c.records_accepted,
     };
   }
 

@@ -1,3 +1,4 @@
+import type { ClientActivity, SyncClientRow } from './client-activity.ts';
 import type { IncomingRecord } from './records.ts';
 
 /** A record as the database holds it; `data` and `geolocation` are JSON text, passed through untouched. */
@@ -50,12 +51,16 @@ export interface ConflictLog {
 export interface PushDecision<Response> {
   writes: RecordWrite[];
   conflicts: ConflictLog[];
+  /** How many records the push took (written, or identical to the stored copy): the device status counts them. */
+  accepted: number;
   /** Builds the response once versions are allocated (`versions[i]` belongs to `writes[i]`). */
   respond(currentVersion: number, versions: number[]): Response;
 }
 
 export interface PushRequest<Response> {
   clientId: string;
+  /** Who pushed: the device status keeps the latest user of each device. */
+  username: string;
   transmissionId: string;
   /** Fingerprint of the whole request body, to tell a replay from a different request reusing the id. */
   bodyHash: string;
@@ -194,7 +199,9 @@ export interface RecordExportSource {
 }
 
 /**
- * Where records, the global change counter, remembered transmissions and the conflict log live.
+ * Where records, the global change counter, remembered transmissions, the conflict log and the
+ * devices' sync status live. A push merges its device's status in its own transaction; a replay
+ * changes nothing.
  *
  * The counter is one row, incremented inside the push transaction and locked until it commits, so
  * versions are handed out in commit order: once a pull has seen version N, every record with a
@@ -204,6 +211,13 @@ export interface SyncStore extends AttachmentIndex, RecordExportSource {
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
   pull(query: PullQuery): Promise<PullPage>;
   conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;
+  /** Merges devices' activity (pulls held in memory) into their status (see activityMergeSql), in the order given. */
+  recordActivity(activity: readonly ClientActivity[]): Promise<void>;
+  /** Devices with a client_id above `afterClientId` in client_id order, and the counter, from one read. */
+  syncClients(
+    afterClientId: string,
+    limit: number,
+  ): Promise<{ currentVersion: number; clients: SyncClientRow[] }>;
   purgeTransmissions(nowMs: number): Promise<number>;
   close(): Promise<void>;
 }
