@@ -1,31 +1,16 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSynk } from '../src/synk-cli.ts';
 
-/** `synk devices`: the real binary against a real server process. */
-const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
-const run = promisify(execFile);
+/** `synk devices`: the real binary against a real server process of its own (it counts every device). */
 const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-devices-'));
 let server: ServerProcess;
 
-async function synk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      cwd: work,
-      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: path.join(work, 'config') },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const synk = (...args: string[]) => runSynk(work, path.join(work, 'config'), {}, args);
 
 async function login(username: string, password: string): Promise<string> {
   const res = await fetch(`${server.url}/auth/login`, {

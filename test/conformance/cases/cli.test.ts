@@ -1,11 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { FileStorage } from '@synk/sdk/node';
 import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
@@ -13,29 +11,15 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { type Interception, startRecordingProxy } from '../src/recording-proxy.ts';
+import { runSynk, SYNK_BIN } from '../src/synk-cli.ts';
 
 /** The real `synk` binary against a real server process. */
-const BIN = fileURLToPath(new URL('../../../packages/cli/bin/synk.js', import.meta.url));
-const run = promisify(execFile);
+const BIN = SYNK_BIN;
 const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-'));
 const configDir = path.join(work, 'config');
 let server: ServerProcess;
 
-async function synkWith(
-  env: Record<string, string>,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      cwd: work,
-      env: { PATH: process.env.PATH ?? '', SYNK_CONFIG_DIR: configDir, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const synkWith = (env: Record<string, string>, ...args: string[]) => runSynk(work, configDir, env, args);
 
 const synk = (...args: string[]) => synkWith({}, ...args);
 
