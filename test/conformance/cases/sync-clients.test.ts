@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { components } from '@synk/contract';
 import { createClient } from '@synk/sdk';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -11,19 +12,8 @@ import { pull, push, record } from '../src/sync.ts';
  */
 const target = useTarget();
 
-interface Device {
-  client_id: string;
-  username: string;
-  first_seen_at: string;
-  last_seen_at: string;
-  last_push_at: string | null;
-  last_pull_at: string | null;
-  highest_pushed_version: number | null;
-  change_cutoff: number | null;
-  behind_by: number;
-  push_count: number;
-  records_accepted: number;
-}
+/** A device's status as the contract describes it. */
+type Device = components['schemas']['SyncClient'];
 
 let admin: string;
 let writer: { username: string; token: string };
