@@ -222,6 +222,10 @@ describe('a refresh retried with its Idempotency-Key (its answer was lost)', () 
     const again = await refresh(first.refreshToken, key.toUpperCase());
     expect(again.status).toBe(200);
     expect(again.body.refreshToken).toBe(lost.body.refreshToken);
+    // ...or in its URN form, which is the same UUID (format: uuid takes both).
+    const urn = await refresh(first.refreshToken, `urn:uuid:${key}`);
+    expect(urn.status).toBe(200);
+    expect(urn.body.refreshToken).toBe(lost.body.refreshToken);
     expect(again.body.refreshToken).not.toBe(first.refreshToken);
     expect((await whoAmI(again.body.token)).status).toBe(200);
     expect((await whoAmI(lost.body.token)).status).toBe(200);

@@ -14,9 +14,7 @@ export function authHandlers({
     },
     async refreshToken(req, res) {
       const { refreshToken } = req.body as { refreshToken: string };
-      // A UUID (the contract says so), compared as one string per UUID whatever its case.
-      const key = req.header('idempotency-key')?.toLowerCase();
-      const pair = await auth.refresh(refreshToken, key);
+      const pair = await auth.refresh(refreshToken, req.header('idempotency-key'));
       res.setHeader('Cache-Control', 'no-store');
       sendJson(res, 'refreshToken', 200, pair);
     },

@@ -15,6 +15,7 @@ import {
   type VerifiedAccessToken,
 } from '../../lib/tokens.ts';
 import { USERNAME_PATTERN } from '../../lib/username.ts';
+import { canonicalUuid } from '../../lib/uuid.ts';
 import { type Role, User, type UserEntity } from '../users/user.entity.ts';
 import { TtlCache } from './revocation-cache.ts';
 import { AuthSession, LoginThrottle, RefreshToken } from './session.entity.ts';
@@ -123,7 +124,9 @@ export class AuthService {
    * `exchangeKey` (the request's Idempotency-Key) the exchange can be answered again: the same
    * token and key give the same successor while it is unused (see `#answerAgain`).
    */
-  async refresh(presented: string, exchangeKey?: string): Promise<TokenPair> {
+  async refresh(presented: string, idempotencyKey?: string): Promise<TokenPair> {
+    // A UUID (the contract checks it), the same key whatever the case or form it is sent in.
+    const exchangeKey = idempotencyKey === undefined ? undefined : canonicalUuid(idempotencyKey);
     this.#purgeNowAndThen();
     const now = this.#now;
     const outcome = await this.#em.fork().transactional(async (em) => {

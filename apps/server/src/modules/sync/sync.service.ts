@@ -2,6 +2,7 @@ import type { components, operations } from '@synk/contract';
 import { parseJson } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
+import { canonicalUuid } from '../../lib/uuid.ts';
 import type { Principal } from '../auth/auth.service.ts';
 import type { SyncClientRow } from './client-activity.ts';
 import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
@@ -49,11 +50,6 @@ export function toObservation(r: StoredRecord): Observation {
 /** An incoming record as a PushObservation (nulls left out). */
 function toPushObservation(r: IncomingRecord): Record<string, unknown> {
   return Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== null && k !== 'dataJson'));
-}
-
-/** A UUID as one string per UUID: lower case, without a `urn:uuid:` prefix (both valid as `format: uuid`). */
-function canonicalUuid(id: string): string {
-  return id.toLowerCase().replace(/^urn:uuid:/, '');
 }
 
 /**
@@ -223,9 +219,11 @@ export class SyncService {
             origin_client_id: body.client_id,
           });
         }
+        // The response's success_count, and what the device status counts as accepted.
+        const succeeded = accepted.length - decidedFailed.length;
         return {
           writes,
-          accepted: accepted.length - decidedFailed.length,
+          accepted: succeeded,
           conflicts: conflicts.map((c) => ({
             ...c,
             incoming: toPushObservation(c.incoming) as unknown as IncomingRecord,
@@ -234,7 +232,7 @@ export class SyncService {
             const allFailed = [...failed, ...decidedFailed].sort((a, b) => a.index - b.index);
             return {
               current_version: currentVersion,
-              success_count: accepted.length - decidedFailed.length,
+              success_count: succeeded,
               failed_records: allFailed,
               warnings: [...warnings, ...decidedWarnings],
               server_time: nowIso,
