@@ -60,11 +60,23 @@ const UPSERT = `insert into observations (${RECORD_COLUMNS.join(', ')})
   select * from unnest(${RECORD_COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(', ')})
   on conflict (observation_id) do update set ${UPSERT_ASSIGNMENTS}`;
 
-const ACTIVITY_TYPES = ['text', 'text', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8'];
+/** Each device status column's type, for its array parameter (as COLUMN_TYPES for records). */
+const ACTIVITY_TYPES: Record<(typeof ACTIVITY_COLUMNS)[number], string> = {
+  client_id: 'text',
+  username: 'text',
+  first_seen_at: 'int8',
+  last_seen_at: 'int8',
+  last_push_at: 'int8',
+  last_pull_at: 'int8',
+  highest_pushed_version: 'int8',
+  change_cutoff: 'int8',
+  push_count: 'int8',
+  records_accepted: 'int8',
+};
 
 /** Device status merges, any number in one statement (one array parameter per column). */
 const MERGE_ACTIVITY = `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')})
-  select * from unnest(${ACTIVITY_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')})
+  select * from unnest(${ACTIVITY_COLUMNS.map((c, i) => `$${i + 1}::${ACTIVITY_TYPES[c]}[]`).join(', ')})
   on conflict (client_id) do update set ${activityMergeSql('postgresql')}`;
 
 function mergeParameters(activities: readonly ClientActivity[]): unknown[][] {
