@@ -16,19 +16,8 @@ export interface ClientActivity {
   records_accepted: number;
 }
 
-/** A device's status as stored (times in unix ms). */
-export interface SyncClientRow {
-  client_id: string;
-  username: string;
-  first_seen_at: number;
-  last_seen_at: number;
-  last_push_at: number | null;
-  last_pull_at: number | null;
-  highest_pushed_version: number | null;
-  change_cutoff: number | null;
-  push_count: number;
-  records_accepted: number;
-}
+/** A device's status as stored (times in unix ms): the activity's fields, with first and last seen. */
+export type SyncClientRow = Omit<ClientActivity, 'at'> & { first_seen_at: number; last_seen_at: number };
 
 export function pushActivity(
   clientId: string,
