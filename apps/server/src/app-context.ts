@@ -6,6 +6,7 @@ import type { AttachmentsService } from './modules/attachments/attachments.servi
 import type { AuthService } from './modules/auth/auth.service.ts';
 import type { BundlesService } from './modules/bundles/bundles.service.ts';
 import type { ExportsService } from './modules/exports/exports.service.ts';
+import type { ChangeEvents } from './modules/sync/change-events.ts';
 import type { SyncService } from './modules/sync/sync.service.ts';
 import type { UsersService } from './modules/users/users.service.ts';
 
@@ -24,6 +25,8 @@ export interface Services {
   attachments: AttachmentsService;
   bundles: BundlesService;
   exports: ExportsService;
+  /** The "changes available" streams of `GET /sync/events`. */
+  changes: ChangeEvents;
   /** Releases what the services hold (connection pools); the ORM is closed separately. */
   close(): Promise<void>;
 }

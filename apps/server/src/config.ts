@@ -53,6 +53,12 @@ export interface Config {
     readonly idempotencyTtlSeconds: number;
     /** How often each process writes the devices' pull status it holds in memory. */
     readonly clientStatusFlushMs: number;
+    /** `GET /sync/events`: the comment sent to keep idle streams open through proxies, and when tokens are checked again. */
+    readonly eventsHeartbeatMs: number;
+    /** `GET /sync/events`: how often a process with listeners reads the counter (other processes' writes). */
+    readonly eventsPollMs: number;
+    /** `GET /sync/events`: open streams per process; more are refused with 503. */
+    readonly eventsMaxStreams: number;
   };
   readonly auth: {
     readonly accessTokenTtlSeconds: number;
@@ -151,6 +157,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       ),
       idempotencyTtlSeconds: read.duration('IDEMPOTENCY_TTL', 24 * 3600),
       clientStatusFlushMs: read.int('SYNC_CLIENT_STATUS_FLUSH_MS', 5000, 100, 600_000),
+      eventsHeartbeatMs: read.int('SYNC_EVENTS_HEARTBEAT_MS', 25_000, 10, 3_600_000),
+      eventsPollMs: read.int('SYNC_EVENTS_POLL_MS', 1000, 10, 600_000),
+      eventsMaxStreams: read.int('SYNC_EVENTS_MAX_STREAMS', 1000, 0, 1_000_000),
     },
     auth: {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),

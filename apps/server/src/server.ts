@@ -20,6 +20,7 @@ import { AttachmentsService } from './modules/attachments/attachments.service.ts
 import { AuthService } from './modules/auth/auth.service.ts';
 import { BundlesService } from './modules/bundles/bundles.service.ts';
 import { ExportsService } from './modules/exports/exports.service.ts';
+import { ChangeEvents } from './modules/sync/change-events.ts';
 import { SqliteSyncStore } from './modules/sync/sqlite.store.ts';
 import { SyncService } from './modules/sync/sync.service.ts';
 import { UsersService } from './modules/users/users.service.ts';
@@ -56,7 +57,15 @@ export async function createContext(
             logger.warn({ err }, 'PostgreSQL connection lost'),
           );
     const bundles = new BundlesService({ orm, config, clock, logger });
-    const sync = new SyncService({ store, config, clock, forms: bundles });
+    const changes = new ChangeEvents({
+      readVersion: () => store.currentVersion(),
+      pollMs: config.sync.eventsPollMs,
+      heartbeatMs: config.sync.eventsHeartbeatMs,
+      maxStreams: config.sync.eventsMaxStreams,
+      clock,
+      onError: (err, what) => logger.warn({ err }, what),
+    });
+    const sync = new SyncService({ store, config, clock, forms: bundles, changes });
     sync.startFlushingPulls(config.sync.clientStatusFlushMs, (err) =>
       logger.warn({ err }, 'could not write the devices’ pull status; kept for the next flush'),
     );
@@ -68,6 +77,7 @@ export async function createContext(
       locks: new BlobLocks(orm, config.database.kind),
       maxBytes: config.limits.attachmentBytes,
       clock,
+      changes,
     });
     const build = resolveBuildInfo(config);
     return {
@@ -88,8 +98,10 @@ export async function createContext(
           stallMs: config.limits.exportStallMs,
           maxColumns: config.limits.exportMaxColumns,
         }),
+        changes,
         // Pulls held in memory are written before the store closes.
         close: async () => {
+          changes.close();
           try {
             await sync.close();
           } finally {
@@ -160,6 +172,8 @@ export async function startServer(
   const close = () => {
     closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Event streams never end by themselves: ended now, their connections close like idle ones.
+      context.services.changes.close();
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;

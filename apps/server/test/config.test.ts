@@ -29,6 +29,9 @@ describe('loadConfig', () => {
       conflictPolicy: 'last-write-wins',
       idempotencyTtlSeconds: 86_400,
       clientStatusFlushMs: 5000,
+      eventsHeartbeatMs: 25_000,
+      eventsPollMs: 1000,
+      eventsMaxStreams: 1000,
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
@@ -129,6 +132,17 @@ describe('loadConfig', () => {
   it('reports every bad variable at once', () => {
     const problems = problemsOf({ PORT: 'x', LOG_LEVEL: 'loud', JWT_SECRET: 'abc' });
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['JWT_SECRET', 'LOG_LEVEL', 'PORT']);
+  });
+
+  it('reads the change-event stream settings, naming a bad one', () => {
+    const config = loadConfig({
+      SYNC_EVENTS_HEARTBEAT_MS: '500',
+      SYNC_EVENTS_POLL_MS: '50',
+      SYNC_EVENTS_MAX_STREAMS: '0',
+    });
+    expect(config.sync).toMatchObject({ eventsHeartbeatMs: 500, eventsPollMs: 50, eventsMaxStreams: 0 });
+    for (const name of ['SYNC_EVENTS_HEARTBEAT_MS', 'SYNC_EVENTS_POLL_MS', 'SYNC_EVENTS_MAX_STREAMS'])
+      expect(() => loadConfig({ [name]: '-1' })).toThrow(name);
   });
 
   it('accepts a 32-byte JWT secret and treats blank values as unset', () => {

@@ -454,6 +454,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream "changes available" events (Server-Sent Events)
+         * @description Extension. A `text/event-stream` that tells a device when to pull instead of polling
+         *     `/sync/pull` on a timer. The first event, sent at once, is the global change counter;
+         *     then one whenever it advances (record pushes, attachment uploads and deletes), coalesced:
+         *     at most one event per ~250 ms, carrying the latest version. Each event is
+         *     `id: <version>`, `event: version`, `data: {"current_version":N}`; a device pulls when N is
+         *     above its cursor. Writes through another server process sharing the database arrive
+         *     within `SYNC_EVENTS_POLL_MS` (default 1 s).
+         *
+         *     A comment line (`: heartbeat`) every `SYNC_EVENTS_HEARTBEAT_MS` (default 25 s) keeps
+         *     proxies from closing an idle stream; the access token is checked again then, and the
+         *     stream ends when it expires or is revoked. The server ends a stream with
+         *     `event: end`, `data: {"reason": "token_expired" | "token_revoked" | "shutdown" | "unavailable"}`:
+         *     reconnect (after refreshing the token for the first two). `Last-Event-ID` is accepted;
+         *     the first event is always the current version, so compare it with yours. At most
+         *     `SYNC_EVENTS_MAX_STREAMS` (default 1000) streams per server process: beyond, 503
+         *     `too_many_streams` with `Retry-After`. Browsers' EventSource cannot send the
+         *     Authorization header: read the stream with fetch (the SDK's `client.changes()` does).
+         */
+        get: operations["syncEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/attachments/manifest": {
         parameters: {
             query?: never;
@@ -759,7 +795,7 @@ export interface components {
          *     `last_admin`, `user_exists`, `invalid_bundle`, `invalid_refresh_token`,
          *     `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
          *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`,
-         *     `export_busy`, `database_unavailable`.
+         *     `export_busy`, `database_unavailable`, `too_many_streams`.
          *     Bodies never contain stack traces or SQL.
          */
         Problem: {
@@ -2460,6 +2496,60 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             406: components["responses"]["NotAcceptable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    syncEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Optional API version (MAJOR.MINOR.PATCH) the client was built against.
+                 * @example 1.0.0
+                 */
+                "x-api-version"?: components["parameters"]["ApiVersion"];
+                /** @description The id of the last event received (a version), sent when reconnecting. */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (it stays open). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "x-api-version-used": components["headers"]["XApiVersionUsed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id: 42
+                     *     event: version
+                     *     data: {"current_version":42}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            406: components["responses"]["NotAcceptable"];
+            /**
+             * @description This server process holds `SYNC_EVENTS_MAX_STREAMS` streams already
+             *     (`too_many_streams`), or is shutting down (`service_unavailable`); retry after
+             *     `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             default: components["responses"]["Problem"];
         };
     };

@@ -17,9 +17,9 @@ export function authenticate(auth: AuthService): RequestHandler {
       next();
       return;
     }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '');
-    if (!match) throw Unauthorized('A bearer token is required for this operation');
-    const principal = await auth.authenticate(match[1]!);
+    const token = bearerToken(req.header('authorization'));
+    if (!token) throw Unauthorized('A bearer token is required for this operation');
+    const principal = await auth.authenticate(token);
     if (RANK[principal.role] < RANK[operation.minRole]) {
       throw Forbidden(
         `This operation requires the ${operation.minRole} role or higher; you have ${principal.role}`,
@@ -28,6 +28,11 @@ export function authenticate(auth: AuthService): RequestHandler {
     res.locals.principal = principal;
     next();
   };
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 }
 
 /** The caller of a protected operation (set by `authenticate`). */

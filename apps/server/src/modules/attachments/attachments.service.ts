@@ -9,6 +9,7 @@ import {
   BlobTooLarge,
   type StagedBlob,
 } from '../../lib/blob-storage.ts';
+import type { ChangeSignal } from '../sync/change-events.ts';
 import type { AttachmentIndex, AttachmentRow } from '../sync/sync.store.ts';
 import type { BlobLocks, LockedBlob } from './attachments.repository.ts';
 
@@ -84,6 +85,8 @@ export interface AttachmentsServiceDeps {
   locks: BlobLocks;
   maxBytes: number;
   clock: () => Date;
+  /** Told of each version an upload or a delete consumes (event streams). */
+  changes?: ChangeSignal;
 }
 
 export class AttachmentsService {
@@ -153,6 +156,7 @@ export class AttachmentsService {
           hash: outcome.hash,
         });
       }
+      if (outcome.kind === 'created') this.#deps.changes?.advanced(outcome.version);
       return { status: 'success', id, hash: blob.hash, size: blob.size, version: outcome.version };
     } finally {
       await blob.discard();
@@ -214,6 +218,7 @@ export class AttachmentsService {
     checkAttachmentId(id);
     const deleted = await this.#deps.index.deleteAttachment(id, this.#now());
     if (!deleted) throw NotFound(`No attachment ${id}`);
+    this.#deps.changes?.advanced(deleted.version);
     // `orphaned` was true when the delete committed; an upload of the same bytes may have come
     // since, so the decision is taken again under the blob's lock.
     if (deleted.orphaned) {

@@ -27,6 +27,8 @@ export interface Principal {
   username: string;
   role: Role;
   sessionId: string;
+  /** When the access token expires (unix seconds): what a long-lived request (an event stream) ends at. */
+  expiresAt?: number;
 }
 
 export type TokenPair = components['schemas']['AuthResponse'];
@@ -240,7 +242,13 @@ export class AuthService {
       throw Unauthorized('The access token has been revoked', 'token_revoked');
     const live = await this.#sessions.through(claims.sid, () => this.#loadSessionLive(claims.sid));
     if (!live) throw Unauthorized('The session has ended', 'token_revoked');
-    return { userId: claims.sub, username: user.username, role: user.role, sessionId: claims.sid };
+    return {
+      userId: claims.sub,
+      username: user.username,
+      role: user.role,
+      sessionId: claims.sid,
+      expiresAt: claims.exp,
+    };
   }
 
   /**

@@ -265,6 +265,11 @@ export class PostgresSyncStore implements SyncStore {
     return result.rowCount ?? 0;
   }
 
+  async currentVersion(): Promise<number> {
+    const counter = await this.#pool.query<{ value: string }>('select value from sync_counter where id = 1');
+    return Number(counter.rows[0]!.value);
+  }
+
   async close(): Promise<void> {
     await this.#pool.end();
   }

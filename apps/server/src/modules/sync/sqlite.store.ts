@@ -187,6 +187,10 @@ export class SqliteSyncStore implements SyncStore {
     return this.#whenIdle(() => this.#statements.purge.run(nowMs).changes);
   }
 
+  async currentVersion(): Promise<number> {
+    return this.#whenIdle(() => (this.#statements.counter.get() as { value: number }).value);
+  }
+
   async close(): Promise<void> {
     // The connection belongs to the ORM, which closes it.
   }

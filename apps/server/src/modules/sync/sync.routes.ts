@@ -1,5 +1,6 @@
 import type { AppContext } from '../../app-context.ts';
 import type { Route } from '../../http/routes.ts';
+import { syncEventsHandler } from './events.handlers.ts';
 import { syncHandlers } from './sync.handlers.ts';
 
 export function syncRoutes(ctx: AppContext): Route[] {
@@ -34,6 +35,13 @@ export function syncRoutes(ctx: AppContext): Route[] {
       method: 'get',
       path: '/sync/clients',
       handler: h.listSyncClients,
+      ormContext: false,
+    },
+    {
+      operationId: 'syncEvents',
+      method: 'get',
+      path: '/sync/events',
+      handler: syncEventsHandler(ctx),
       ormContext: false,
     },
   ];

@@ -4,6 +4,7 @@ import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import { canonicalUuid } from '../../lib/uuid.ts';
 import type { Principal } from '../auth/auth.service.ts';
+import type { ChangeSignal } from './change-events.ts';
 import type { SyncClientRow } from './client-activity.ts';
 import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
 import { PendingPulls } from './pending-pulls.ts';
@@ -79,6 +80,8 @@ export interface SyncServiceDeps {
   config: Config;
   clock: () => Date;
   forms?: FormSchemas;
+  /** Told of the version each committed push reached (event streams). */
+  changes?: ChangeSignal;
 }
 
 interface Accepted {
@@ -248,6 +251,7 @@ export class SyncService {
         'transmission_conflict',
       );
     }
+    if (outcome.kind === 'done') this.#deps.changes?.advanced(outcome.response.current_version);
     return { response: outcome.response, replayed: outcome.kind === 'replay' };
   }
 

@@ -219,6 +219,8 @@ export interface SyncStore extends AttachmentIndex, RecordExportSource {
     limit: number,
   ): Promise<{ currentVersion: number; clients: SyncClientRow[] }>;
   purgeTransmissions(nowMs: number): Promise<number>;
+  /** The global change counter as committed: what `/sync/events` tells its listeners. */
+  currentVersion(): Promise<number>;
   close(): Promise<void>;
 }
 
