@@ -29,6 +29,8 @@ const CORS_ALLOWED_HEADERS = [
   'x-api-version',
   'idempotency-key',
   'x-request-id',
+  // Resuming an event stream (GET /sync/events) from a browser app.
+  'last-event-id',
   // Attachment uploads and downloads from browser apps (the SDK sends a digest with every upload).
   'content-digest',
   'x-content-sha256',

@@ -1,4 +1,5 @@
 import createFetchClient from 'openapi-fetch';
+import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
 import { ApiError, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
@@ -529,6 +530,9 @@ export function createClient(options: ClientOptions) {
     conflictPages: (conflicts: ConflictPageOptions = {}) => conflictPages(api, conflicts),
     /** Every device's sync status, page by page (admin; see `syncClientPages`). */
     syncClientPages: (pages: SyncClientPagesOptions = {}) => syncClientPages(api, pages),
+    /** `{ current_version }` each time the server's change counter grows: pull then (see `changeStream`). */
+    changes: (watch: ChangesOptions = {}) =>
+      changeStream({ baseUrl: options.baseUrl, fetch: transport }, watch),
     records,
     push: pushQueued,
     sync,

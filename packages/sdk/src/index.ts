@@ -1,3 +1,4 @@
+export type { Change, ChangesOptions } from './changes.ts';
 export {
   type ClientOptions,
   type Conflict,

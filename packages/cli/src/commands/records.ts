@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, context, countArgument, output, table, versionArgument } from '../cli.ts';
 import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
+import { registerSyncWatch } from './sync-watch.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 type ConflictEntry = components['schemas']['ConflictEntry'];
@@ -76,6 +77,7 @@ export function registerRecords(program: Command): void {
   const sync = program
     .command('sync')
     .description('records: pull them into a file, push them from one; the conflict log');
+  registerSyncWatch(sync);
   sync
     .command('pull <out>')
     .description(
