@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { databaseFactory } from '@synk/test-support/postgres';
+import { startServerProcess } from '@synk/test-support/server-process';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openEvents, versionOf } from '../src/event-stream.ts';
-import { startTarget, useTarget } from '../src/harness.ts';
+import { startTarget, type Target, useTarget } from '../src/harness.ts';
 import { adminToken, call, login, send, userWithRole } from '../src/http.ts';
 import { expectProblem } from '../src/problem.ts';
 import { pull, push, record } from '../src/sync.ts';
@@ -191,4 +196,41 @@ describe('GET /sync/events and shutdown', () => {
     expect(events.at(-1)).toMatchObject({ event: 'end', data: JSON.stringify({ reason: 'shutdown' }) });
     await closed;
   });
+});
+
+const pgUrl = inject('pgUrl');
+
+describe.skipIf(!pgUrl)('GET /sync/events with two server processes on one PostgreSQL database', () => {
+  it('a push to one process reaches a stream held by the other', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'synk-events-'));
+    const env = {
+      NODE_ENV: 'test',
+      DB_CONNECTION: await databaseFactory(pgUrl!)('synk_events'),
+      DATA_DIR: dataDir,
+      ADMIN_PASSWORD: 'events-admin-password',
+      ...FAST,
+    };
+    const [a, b] = await Promise.all([startServerProcess(env), startServerProcess(env)]);
+    try {
+      const as = (url: string): Target => ({
+        baseUrl: url,
+        url: (p) => `${url}${p}`,
+        admin: { username: 'admin', password: env.ADMIN_PASSWORD },
+        owned: true,
+      });
+      const [onA, onB] = [as(a.url), as(b.url)];
+      const stream = await openEvents(onA, (await login(onA, 'admin', env.ADMIN_PASSWORD)).token);
+      try {
+        await stream.next();
+        const pushed = await push(onB, (await login(onB, 'admin', env.ADMIN_PASSWORD)).token, [record()]);
+        expect(pushed.status).toBe(200);
+        expect(await stream.untilVersion(pushed.body.current_version)).toContain(pushed.body.current_version);
+      } finally {
+        await stream.close();
+      }
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

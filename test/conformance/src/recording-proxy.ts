@@ -19,7 +19,8 @@ export interface RecordingProxy {
 /**
  * What a proxy does with a request instead of forwarding it as it is: answer it itself with an
  * HTML error page of `status` (a gateway that is not the server), or forward it and `cut` the
- * connection, or `stall` the answer, halfway through the body.
+ * connection, or `stall` the answer, halfway through the body (after its first chunk when the
+ * length is not known, as for an event stream).
  */
 export type Interception = undefined | 'cut' | 'stall' | { status: number };
 
@@ -74,11 +75,17 @@ export async function startRecordingProxy(
         let sent = 0;
         answer.on('data', (chunk: Buffer) => {
           if (sent >= half) return;
-          res.write(chunk);
           sent += chunk.length;
-          if (sent < half) return;
-          if (how === 'cut') res.socket?.destroy();
-          else answer.pause();
+          if (sent < half) {
+            res.write(chunk);
+            return;
+          }
+          // Cut once the chunk is out: destroyed at once, the socket could drop it unsent.
+          if (how === 'cut') res.write(chunk, () => res.socket?.destroy());
+          else {
+            res.write(chunk);
+            answer.pause();
+          }
         });
       },
     );
