@@ -406,6 +406,16 @@ describe('CORS', () => {
     expect(exposed).toEqual(expect.arrayContaining(['retry-after', 'content-range', 'etag']));
   });
 
+  it('lets browser apps resume an event stream with Last-Event-ID', async () => {
+    const res = await request(t.app)
+      .options('/sync/events')
+      .set('origin', 'https://field.example')
+      .set('access-control-request-method', 'GET')
+      .set('access-control-request-headers', 'authorization, last-event-id');
+    expect(res.status).toBe(204);
+    expect(String(res.headers['access-control-allow-headers']).split(',')).toContain('last-event-id');
+  });
+
   it('OPTIONS: a route answers 204 with its methods in Allow; a path the server does not have is a 404 problem', async () => {
     const pull = await request(t.app).options('/sync/pull');
     expect(pull.status).toBe(204);
