@@ -123,6 +123,11 @@ export async function call<T = any>(
     headers,
     ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
   });
+  // An event stream (GET /sync/events) never ends: its status and headers are the answer.
+  if (/^text\/event-stream/.test(raw.headers.get('content-type') ?? '')) {
+    await raw.body?.cancel();
+    return { status: raw.status, headers: raw.headers, body: '' as T, raw };
+  }
   const text = await raw.text();
   let body: unknown = text;
   if (/json/.test(raw.headers.get('content-type') ?? '') && text) body = parseJson(text);
