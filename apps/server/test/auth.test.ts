@@ -3,6 +3,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
+import { decodeJwt } from 'jose';
 import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,16 +151,22 @@ describe('session lifetime', () => {
   it('is extended by each refresh, up to SESSION_MAX_LIFETIME', async () => {
     const auth = t.ctx.services.auth;
     let pair = await auth.login('admin', ADMIN_PASSWORD, '10.1.0.1');
+    const sessionEnd = Math.floor((clock.now().getTime() + 5 * DAY) / 1000);
     // Refreshed every 1.5 days: each refresh gives the session another two days...
     for (let i = 0; i < 3; i++) {
       clock.advance(1.5 * DAY);
       pair = await auth.refresh(pair.refreshToken);
       expect((await auth.authenticate(pair.token)).username).toBe('admin');
     }
+    // The last access token (4.5 days in) expires with the session, not a day later: it would stop
+    // working then anyway, and the client plans its refresh by `expiresAt`.
+    expect(pair.expiresAt).toBe(sessionEnd);
+    expect(decodeJwt(pair.token).exp).toBe(sessionEnd);
     // ...but never more than five days from the login (4.5 days in, it ends at 5, not 6.5).
     clock.advance(0.5 * DAY + 60_000);
     await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
-    await expect(auth.authenticate(pair.token)).rejects.toThrow(/session has ended/);
+    // Its access token expired with it (before, it outlived the session by a day, refused as such).
+    await expect(auth.authenticate(pair.token)).rejects.toThrow(/access token has expired/);
   });
 
   it('ends when it is not refreshed within the refresh token lifetime', async () => {

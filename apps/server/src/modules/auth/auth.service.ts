@@ -191,14 +191,14 @@ export class AuthService {
     em: EntityManager,
     presented: string,
     exchangeKey: string,
-    session: { id: string; userId: string },
+    session: { id: string; userId: string; expiresAt: Date },
   ): Promise<TokenPair | undefined> {
     const successor = keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
     const row = await em.findOne(RefreshToken, { tokenHash: successor.hash });
     if (!row || row.sessionId !== session.id || row.usedAt) return undefined;
     const user = await em.findOne(User, { id: session.userId });
     if (!user) return undefined;
-    const access = await this.#signAccess(user, session.id);
+    const access = await this.#signAccess(user, session.id, session.expiresAt);
     return { token: access.token, refreshToken: successor.token, expiresAt: access.expiresAt };
   }
 
@@ -316,16 +316,28 @@ export class AuthService {
       usedAt: null,
     });
     await em.flush();
-    const access = await this.#signAccess(user, sessionId);
+    const access = await this.#signAccess(user, sessionId, sessionExpiresAt);
     return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
   }
 
-  #signAccess(user: UserEntity, sessionId: string): Promise<{ token: string; expiresAt: number }> {
+  /**
+   * An access token of the session, expiring with it at the latest: a token stops working when its
+   * session ends, so an `exp` (and the `expiresAt` answered with it) past that end would tell the
+   * client it had more time than it has (a REFRESH_TOKEN_TTL below ACCESS_TOKEN_TTL, or a session
+   * near its SESSION_MAX_LIFETIME).
+   */
+  #signAccess(
+    user: UserEntity,
+    sessionId: string,
+    sessionEnd: Date,
+  ): Promise<{ token: string; expiresAt: number }> {
+    const now = this.#now;
+    const untilSessionEnd = Math.floor(sessionEnd.getTime() / 1000) - Math.floor(now.getTime() / 1000);
     return signAccessToken(
       { sub: user.id, username: user.username, role: user.role, sid: sessionId, gen: user.tokenGeneration },
       this.#deps.secret,
-      this.#now,
-      this.#deps.config.auth.accessTokenTtlSeconds,
+      now,
+      Math.max(0, Math.min(this.#deps.config.auth.accessTokenTtlSeconds, untilSessionEnd)),
     );
   }
 
