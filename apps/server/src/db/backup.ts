@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { access, cp, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { access, cp, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { Config } from '../config.ts';
 import { BlobDigestMismatch, FileBlobStorage } from '../lib/blob-storage.ts';
+import { syncPath } from '../lib/files.ts';
 import { SECRET_FILE } from '../lib/secret.ts';
 
 /** The backup cannot be made (its message says why and what to do). */
@@ -208,15 +209,6 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function syncPath(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** fsyncs every file and directory under `dir` (a copied bundle version: a few dozen files). */
