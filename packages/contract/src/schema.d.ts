@@ -443,8 +443,8 @@ export interface paths {
         put?: never;
         /**
          * Purge old tombstones (admin)
-         * @description Extension. Deletes the tombstones (records with `deleted: true`) whose `synced_at` is more
-         *     than `older_than_days` days ago, in one transaction that excludes pushes. Nothing else goes:
+         * @description Extension. Deletes the tombstones (records with `deleted: true`) whose `synced_at` is
+         *     `older_than_days` days ago or earlier, in one transaction that excludes pushes. Nothing else goes:
          *     live records and the conflicts log stay. A purge that removes anything adds 1 to the
          *     repository's `generation` and raises `purged_through` to the highest version it removed;
          *     devices pulling from a cursor above 0 and below it are told `resync_required` by
@@ -1281,7 +1281,7 @@ export interface components {
             records_accepted: number;
         };
         TombstonePurgeRequest: {
-            /** @description Purge tombstones whose `synced_at` is more than this many days ago (0 = every tombstone). */
+            /** @description Purge tombstones whose `synced_at` is at least this many days ago (0 = every tombstone). */
             older_than_days: number;
             /**
              * @description Change nothing; answer what the purge would do.

@@ -77,8 +77,8 @@ const ACTIVITY_TYPES: Record<(typeof ACTIVITY_COLUMNS)[number], string> = {
   records_accepted: 'int8',
 };
 
-/** Tombstones last synced before $1, as the partial index observations_tombstone_synced_at_index states them. */
-const OLD_TOMBSTONES = 'deleted and synced_at < $1';
+/** Tombstones last synced at or before $1, as the partial index observations_tombstone_synced_at_index states them. */
+const OLD_TOMBSTONES = 'deleted and synced_at <= $1';
 
 /** Device status merges, any number in one statement (one array parameter per column). */
 const MERGE_ACTIVITY = `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')})

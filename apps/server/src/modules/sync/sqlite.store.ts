@@ -321,7 +321,7 @@ export class SqliteSyncStore implements SyncStore {
   }
 }
 
-const OLD_TOMBSTONES = 'deleted = 1 and synced_at < ?';
+const OLD_TOMBSTONES = 'deleted = 1 and synced_at <= ?';
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 function prepare(db: Database.Database) {

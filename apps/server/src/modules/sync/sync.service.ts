@@ -317,7 +317,7 @@ export class SyncService {
     ];
   }
 
-  /** Deletes the tombstones last synced more than `older_than_days` days ago (by the injected clock). */
+  /** Deletes the tombstones last synced `older_than_days` days ago or earlier (by the injected clock). */
   async purgeTombstones(body: TombstonePurgeBody): Promise<TombstonePurgeResponse> {
     const dryRun = body.dry_run ?? false;
     const syncedBefore = new Date(this.#deps.clock().getTime() - body.older_than_days * DAY_MS).toISOString();

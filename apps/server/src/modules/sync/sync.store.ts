@@ -97,7 +97,10 @@ export interface PullPage {
   purgedThrough: number;
 }
 
-/** A purge of the tombstones last synced before `syncedBefore` (an ISO timestamp, as `synced_at`). */
+/**
+ * A purge of the tombstones last synced at or before `syncedBefore` (an ISO timestamp, as
+ * `synced_at`): with 0 days, every tombstone pushed before the purge, even in its millisecond.
+ */
 export interface TombstonePurgeRequest {
   syncedBefore: string;
   /** Count what would go and answer what would become of the generation, changing nothing. */
