@@ -348,8 +348,7 @@ export function createClient(options: ClientOptions) {
         ...(pull.signal ? { signal: pull.signal } : {}),
       });
       if (!data) throw ApiError.of(response, error as Problem | undefined);
-      if (!oneOff && data.resync_required) {
-        // Also in the middle of a pass: a newer purge may have taken deletions of records it returned.
+      if (!oneOff && data.resync_required && (!resync || resync.outdatedBy(data))) {
         resync = await ResyncPass.begin(stateStorage, cursorKey, globalThis.crypto.randomUUID());
         cursor = 0;
         continue;
@@ -365,7 +364,7 @@ export function createClient(options: ClientOptions) {
       const mark = { pass: resync.pass, schemaTypes: types };
       if (data.has_more) {
         yield { ...data, resync: { ...mark, done: false } };
-        await resync.applied(ids, data.change_cutoff);
+        await resync.applied(ids, data);
         cursor = data.change_cutoff;
         continue;
       }

@@ -15,6 +15,8 @@ interface PassState {
   cursor: number;
   /** Pages applied so far; their ids are under `pageKey(0 … pages - 1)`. */
   pages: number;
+  /** The repository's generation when the pass read its first page (from version 0). */
+  generation?: number;
   /** The clean-up is done and the cursor stored: only the pass's own keys are left to delete. */
   finished?: true;
 }
@@ -81,13 +83,28 @@ export class ResyncPass {
   }
 
   /**
+   * Whether a page read during the pass means it must start over. Its later pages start above 0
+   * and below purged_through, so the server says `resync_required` on them too: that is the purge
+   * the pass is for. Only a purge after its first page was read (a newer generation) may have taken
+   * the tombstone of a record the pass has returned already.
+   */
+  outdatedBy(page: { resync_required: boolean; generation: number }): boolean {
+    return page.resync_required && page.generation !== this.#state.generation;
+  }
+
+  /**
    * Records that the app applied a page: its ids first, then the pass's cursor, so that a crash in
    * between repeats the page (its ids are then kept twice, which does no harm) and never skips it.
    */
-  async applied(ids: readonly string[], changeCutoff: number): Promise<void> {
+  async applied(ids: readonly string[], page: { change_cutoff: number; generation: number }): Promise<void> {
     const { pages } = this.#state;
     await this.#storage.set(pageKey(this.#key, pages), ids);
-    this.#state = { ...this.#state, cursor: changeCutoff, pages: pages + 1 };
+    this.#state = {
+      ...this.#state,
+      cursor: page.change_cutoff,
+      pages: pages + 1,
+      generation: this.#state.generation ?? page.generation,
+    };
     await this.#storage.set(this.#key, this.#state);
   }
 
