@@ -13,6 +13,7 @@ const target = useTarget();
 const shared = Boolean(process.env.TEST_BASE_URL);
 
 type Purge = components['schemas']['TombstonePurgeResponse'];
+type Problem = components['schemas']['Problem'];
 
 let admin: string;
 let writer: { username: string; token: string };
@@ -24,7 +25,7 @@ beforeAll(async () => {
 });
 
 const purge = (body: unknown, token = admin) =>
-  call<Purge>(target, 'POST', '/sync/tombstones/purge', { token, body });
+  call<Purge & Partial<Problem>>(target, 'POST', '/sync/tombstones/purge', { token, body });
 
 describe('POST /sync/tombstones/purge', () => {
   it.skipIf(shared)(
