@@ -88,7 +88,7 @@ describe('synk sync purge-tombstones', () => {
   it('refuses a missing or malformed --older-than-days before any request', async () => {
     for (const args of [[], ['--older-than-days', '-1'], ['--older-than-days', 'a month']]) {
       const res = await synk('sync', 'purge-tombstones', ...args);
-      expect(res.code, args.join(' ')).not.toBe(0);
+      expect(res.code, args.join(' ')).toBe(2); // called wrongly
       expect(res.stderr).toMatch(/--older-than-days/);
     }
   });
