@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, context, countArgument, output, table, versionArgument } from '../cli.ts';
 import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
+import { registerTombstonePurge } from './tombstones.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 type ConflictEntry = components['schemas']['ConflictEntry'];
@@ -226,4 +227,5 @@ export function registerRecords(program: Command): void {
       );
       if (failed.length) process.exitCode = 1;
     });
+  registerTombstonePurge(sync);
 }
