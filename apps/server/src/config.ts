@@ -70,6 +70,7 @@ export interface Config {
     /** How long a process may trust its cached view of a user's or session's revocation state. */
     readonly revocationCacheMs: number;
     readonly loginMaxFailuresPerUser: number;
+    readonly loginMaxFailuresPerUserTotal: number;
     readonly loginMaxFailuresPerAddress: number;
     readonly loginThrottleWindowSeconds: number;
   };
@@ -169,6 +170,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       passwordMaxLength,
       revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),
       loginMaxFailuresPerUser: read.int('LOGIN_MAX_FAILURES_PER_USER', 10, 1, 1_000_000),
+      loginMaxFailuresPerUserTotal: read.int('LOGIN_MAX_FAILURES_PER_USER_TOTAL', 100, 1, 1_000_000),
       loginMaxFailuresPerAddress: read.int('LOGIN_MAX_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
       loginThrottleWindowSeconds: read.duration('LOGIN_THROTTLE_WINDOW', 15 * 60),
     },

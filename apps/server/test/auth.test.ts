@@ -3,6 +3,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
+import { decodeJwt } from 'jose';
 import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,16 +151,22 @@ describe('session lifetime', () => {
   it('is extended by each refresh, up to SESSION_MAX_LIFETIME', async () => {
     const auth = t.ctx.services.auth;
     let pair = await auth.login('admin', ADMIN_PASSWORD, '10.1.0.1');
+    const sessionEnd = Math.floor((clock.now().getTime() + 5 * DAY) / 1000);
     // Refreshed every 1.5 days: each refresh gives the session another two days...
     for (let i = 0; i < 3; i++) {
       clock.advance(1.5 * DAY);
       pair = await auth.refresh(pair.refreshToken);
       expect((await auth.authenticate(pair.token)).username).toBe('admin');
     }
+    // The last access token (4.5 days in) expires with the session, not a day later: it would stop
+    // working then anyway, and the client plans its refresh by `expiresAt`.
+    expect(pair.expiresAt).toBe(sessionEnd);
+    expect(decodeJwt(pair.token).exp).toBe(sessionEnd);
     // ...but never more than five days from the login (4.5 days in, it ends at 5, not 6.5).
     clock.advance(0.5 * DAY + 60_000);
     await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
-    await expect(auth.authenticate(pair.token)).rejects.toThrow(/session has ended/);
+    // Its access token expired with it (before, it outlived the session by a day, refused as such).
+    await expect(auth.authenticate(pair.token)).rejects.toThrow(/access token has expired/);
   });
 
   it('ends when it is not refreshed within the refresh token lifetime', async () => {
@@ -201,7 +208,7 @@ describe('purging what no request can use any more', () => {
       await count('auth_sessions'),
       await count('refresh_tokens'),
       await count('login_throttle'),
-    ]).toEqual([2, 3, 1]);
+    ]).toEqual([2, 3, 3]); // the failure's counters: admin from 10.0.0.2, admin in all, 10.0.0.2
     // A day on (a login also purges, in the background, at most every ten minutes): the revoked
     // session goes with its token; the first has not ended; the failed attempt's window has closed.
     const live = await auth.login('admin', ADMIN_PASSWORD, '10.0.0.3');
@@ -228,7 +235,7 @@ describe('purging what no request can use any more', () => {
     ]).toEqual([0, 0, 0]);
   });
 
-  it('purges in batches until nothing ended is left (2,401 sessions and 2,402 counters: five batches each)', async () => {
+  it('purges in batches until nothing ended is left (2,401 sessions and 3,603 counters: five and eight batches)', async () => {
     const auth = t.ctx.services.auth;
     await auth.login('admin', ADMIN_PASSWORD, '10.0.0.9');
     await expect(auth.login('admin', 'wrong-password', '10.0.0.9')).rejects.toThrow();
@@ -241,14 +248,14 @@ describe('purging what no request can use any more', () => {
     await connection.execute(
       `${copies} insert into login_throttle (key, failures, window_started_at) select t.key || '-' || n.i, t.failures, t.window_started_at from login_throttle t, n`,
     );
-    expect([await count('auth_sessions'), await count('login_throttle')]).toEqual([1201, 2402]);
+    expect([await count('auth_sessions'), await count('login_throttle')]).toEqual([1201, 3603]);
     await connection.execute(
       `${copies} insert into auth_sessions (id, user_id, created_at, expires_at, revoked_at, revoked_reason) select s.id || '-b' || n.i, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason from auth_sessions s, n where length(s.id) = 36`,
     );
     expect(await count('auth_sessions')).toBe(2401);
     clock.advance(4 * DAY);
     const purged = await auth.purgeExpired();
-    expect(purged).toMatchObject({ sessions: 2401, loginCounters: 2402 });
+    expect(purged).toMatchObject({ sessions: 2401, loginCounters: 3603 });
     expect([
       await count('auth_sessions'),
       await count('refresh_tokens'),
@@ -281,6 +288,34 @@ describe('TtlCache', () => {
 });
 
 describe('the login throttle', () => {
+  it('locks a username out from the guessing address only, until guesses from many addresses reach its total', async () => {
+    const t = await createTestApp({
+      LOGIN_MAX_FAILURES_PER_USER: '3',
+      LOGIN_MAX_FAILURES_PER_USER_TOTAL: '7',
+      LOGIN_MAX_FAILURES_PER_ADDRESS: '1000',
+    });
+    try {
+      await t.ctx.services.users.create('field-worker', 'right-password', 'read-write');
+      const status = (password: string, address: string) =>
+        t.ctx.services.auth.login('field-worker', password, address).then(
+          () => 200,
+          (err: { status: number }) => err.status,
+        );
+      for (let i = 0; i < 3; i++) expect(await status('wrong-password', '192.0.2.66')).toBe(401);
+      expect(await status('right-password', '192.0.2.66')).toBe(429);
+      // The user's own phone, elsewhere, still logs in (it was refused too: one address locked the
+      // account everywhere), and its success does not forgive the guesser's failures.
+      expect(await status('right-password', '198.51.100.7')).toBe(200);
+      expect(await status('wrong-password', '192.0.2.66')).toBe(429);
+      // Guesses spread over addresses meet the username's total: 3 + 4 = 7 failures.
+      for (let i = 1; i <= 4; i++) expect(await status('wrong-password', `203.0.113.${i}`)).toBe(401);
+      expect(await status('wrong-password', '203.0.113.99')).toBe(429);
+      expect(await status('right-password', '198.51.100.7')).toBe(429);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('counts an IPv6 client’s failures against its /64, so moving within it does not reset them', async () => {
     const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '3' });
     try {

@@ -355,6 +355,13 @@ export interface paths {
          *     When `has_more` is false, `change_cutoff` equals `current_version`, so a filtered client's
          *     cursor moves past unrelated changes. No record is returned twice or skipped across the
          *     pages of one loop, whatever pushes run concurrently.
+         *
+         *     Extension: every page says the repository's `generation` and whether the client must
+         *     resync (`resync_required`): true when its starting version (`since.version`,
+         *     `after_change_id` or the `page_token` cursor) is above 0 and below the highest version of
+         *     any purged tombstone (`POST /sync/tombstones/purge`), so it may have missed deletions it
+         *     can no longer be sent. Such a client pulls again from version 0 and drops every local
+         *     record that pass does not return. The page itself is served as usual.
          */
         post: operations["syncPull"];
         delete?: never;
@@ -419,6 +426,32 @@ export interface paths {
         get: operations["listConflicts"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sync/tombstones/purge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Purge old tombstones (admin)
+         * @description Extension. Deletes the tombstones (records with `deleted: true`) whose `synced_at` is
+         *     `older_than_days` days ago or earlier, in one transaction that excludes pushes. Nothing else goes:
+         *     live records and the conflicts log stay. A purge that removes anything adds 1 to the
+         *     repository's `generation` and raises `purged_through` to the highest version it removed;
+         *     devices pulling from a cursor above 0 and below it are told `resync_required` by
+         *     `POST /sync/pull`. A record pushed again after its tombstone was purged is created anew.
+         *     With `dry_run` nothing changes and the answer says what the purge would do.
+         */
+        post: operations["purgeTombstones"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1117,6 +1150,17 @@ export interface components {
             next_page_token?: string;
             /** Format: date-time */
             server_time: string;
+            /**
+             * Format: int64
+             * @description Extension. The repository's generation (purges that removed tombstones), read with `current_version`.
+             */
+            generation: number;
+            /**
+             * @description Extension. True when the request's starting version is above 0 and below the highest
+             *     purged tombstone version: the client may have missed deletions and must pull again
+             *     from version 0, dropping local records that pass does not return.
+             */
+            resync_required: boolean;
         };
         SyncPushRequest: {
             /**
@@ -1271,6 +1315,33 @@ export interface components {
              * @description Records its pushes had accepted (the sum of their `success_count`).
              */
             records_accepted: number;
+        };
+        TombstonePurgeRequest: {
+            /** @description Purge tombstones whose `synced_at` is at least this many days ago (0 = every tombstone). */
+            older_than_days: number;
+            /**
+             * @description Change nothing; answer what the purge would do.
+             * @default false
+             */
+            dry_run: boolean;
+        };
+        TombstonePurgeResponse: {
+            /**
+             * Format: int64
+             * @description Tombstones removed (with `dry_run`, that would be removed).
+             */
+            purged_count: number;
+            /**
+             * Format: int64
+             * @description The repository's generation after the purge (with `dry_run`, what it would be).
+             */
+            generation: number;
+            /**
+             * Format: int64
+             * @description The highest version of any purged tombstone, 0 if none (with `dry_run`, what it would be).
+             */
+            purged_through: number;
+            dry_run: boolean;
         };
         SyncClientList: {
             clients: components["schemas"]["SyncClient"][];
@@ -2458,6 +2529,44 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             406: components["responses"]["NotAcceptable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    purgeTombstones: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Optional API version (MAJOR.MINOR.PATCH) the client was built against.
+                 * @example 1.0.0
+                 */
+                "x-api-version"?: components["parameters"]["ApiVersion"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TombstonePurgeRequest"];
+            };
+        };
+        responses: {
+            /** @description What the purge removed (or would remove) and the repository's generation after it. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "x-api-version-used": components["headers"]["XApiVersionUsed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TombstonePurgeResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            406: components["responses"]["NotAcceptable"];
+            415: components["responses"]["UnsupportedMediaType"];
             default: components["responses"]["Problem"];
         };
     };

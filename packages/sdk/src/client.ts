@@ -7,6 +7,7 @@ import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
 import { withLock } from './locks.ts';
 import { type DeadLetter, Outbox } from './outbox.ts';
+import { type ResyncMark, ResyncPass } from './resync.ts';
 import { MemoryStorage, type SyncStorage } from './storage.ts';
 import { type SyncClientPagesOptions, syncClientPages } from './sync-clients.ts';
 import { createTransport, DEFAULT_RETRY, fetchHolding, guardBody, type RetryOptions } from './transport.ts';
@@ -16,7 +17,11 @@ export type Observation = Schemas['Observation'];
 export type PushObservation = Schemas['PushObservation'];
 /** A record to save: `deleted` defaults to false, as on the server. */
 export type RecordInput = Omit<PushObservation, 'deleted'> & { deleted?: boolean };
-export type PullPage = Schemas['SyncPullResponse'];
+/**
+ * A page of `pullPages`: the server's answer, and `resync` on the pages of a full resync pass (see
+ * ResyncMark): after the one marked `done`, delete the local records that are not in its `keep`.
+ */
+export type PullPage = Schemas['SyncPullResponse'] & { resync?: ResyncMark };
 export type PushResponse = Schemas['SyncPushResponse'];
 /**
  * A warning the server gave about a record it took: `CONFLICT` (last-write-wins replaced a newer
@@ -91,7 +96,29 @@ export interface PullOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What `sync()` does. An app that keeps a local copy of the records gives `apply`, and with it
+ * `removeMissing`: after a full resync pass (the server purged tombstones this device may not have
+ * seen, see ResyncMark), it must delete every local record (of `schemaTypes`) whose id is not in
+ * `keep`, or records deleted on the server would stay on the device for ever.
+ */
+export type SyncHandlers = {
+  onConflict?: (c: Conflict) => void;
+  schemaTypes?: string[];
+  /** Cancels the sync between (and inside) requests; what was applied or acknowledged stays. */
+  signal?: AbortSignal;
+} & (
+  | { apply?: undefined; removeMissing?: undefined }
+  | {
+      apply: (records: Observation[], page: PullPage) => void | Promise<void>;
+      /** Called once the final page of a resync pass is applied, before the pass ends (a crash repeats it). */
+      removeMissing: (keep: ReadonlySet<string>, page: PullPage) => void | Promise<void>;
+    }
+);
+
 export interface SyncReport {
+  /** True when this sync completed a full resync pass (`removeMissing` was called, if given). */
+  resynced: boolean;
   pulled: number;
   pushed: number;
   failed: number;
@@ -297,13 +324,20 @@ export function createClient(options: ClientOptions) {
    * only when the caller asks for the next page, i.e. after it has applied the previous one: a
    * crash mid-page repeats that page instead of skipping it. With `since` it is a one-off read
    * and the stored cursor stays where it is: the records it returns have not been applied by the
-   * loop that syncs, so moving its cursor would make that loop skip them.
+   * loop that syncs, so moving its cursor would make that loop skip them (nor does it resync:
+   * its pages only say `resync_required`).
+   *
+   * When the server answers `resync_required` (it purged tombstones this device may not have
+   * seen), that page is dropped and a full resync pass starts from version 0: its pages carry
+   * `resync`, the last one `done: true` with the ids to `keep`. The pass is kept in the sync
+   * state like the cursor, so an app restarted midway resumes it and still gets the final page.
    */
   async function* pullPages(pull: PullOptions = {}): AsyncGenerator<PullPage> {
     const types = pull.schemaTypes ?? [];
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
-    let cursor = pull.since ?? (await storedCursor(cursorKey)) ?? 0;
+    let resync = oneOff ? undefined : await ResyncPass.resume(stateStorage, cursorKey);
+    let cursor = resync?.cursor ?? pull.since ?? (await storedCursor(cursorKey)) ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },
@@ -315,10 +349,34 @@ export function createClient(options: ClientOptions) {
         ...(pull.signal ? { signal: pull.signal } : {}),
       });
       if (!data) throw ApiError.of(response, error as Problem | undefined);
-      yield data;
-      cursor = data.change_cutoff;
-      if (!oneOff) await stateStorage.set(cursorKey, cursor);
-      if (!data.has_more) return;
+      if (!oneOff && data.resync_required && (!resync || resync.outdatedBy(data))) {
+        resync = await ResyncPass.begin(stateStorage, cursorKey, globalThis.crypto.randomUUID());
+        cursor = 0;
+        continue;
+      }
+      if (!resync) {
+        yield data;
+        cursor = data.change_cutoff;
+        if (!oneOff) await stateStorage.set(cursorKey, cursor);
+        if (!data.has_more) return;
+        continue;
+      }
+      const ids = data.records.map((r) => r.observation_id);
+      const mark = { pass: resync.pass, schemaTypes: types };
+      if (data.has_more) {
+        yield { ...data, resync: { ...mark, done: false } };
+        await resync.applied(ids, data);
+        cursor = data.change_cutoff;
+        continue;
+      }
+      const unpushed = [
+        ...(await outbox.pending()).map((r) => r.observation_id),
+        ...(await outbox.deadLetters()).map((d) => d.record.observation_id),
+      ];
+      yield { ...data, resync: { ...mark, done: true, keep: await resync.keep(ids, unpushed) } };
+      await stateStorage.set(cursorKey, data.change_cutoff);
+      await resync.finish();
+      return;
     }
   }
 
@@ -471,23 +529,20 @@ export function createClient(options: ClientOptions) {
   }
 
   /** Pulls (applying each page before the cursor moves), then pushes the outbox. */
-  async function sync(
-    handlers: {
-      apply?: (records: Observation[], page: PullPage) => void | Promise<void>;
-      onConflict?: (c: Conflict) => void;
-      schemaTypes?: string[];
-      /** Cancels the sync between (and inside) requests; what was applied or acknowledged stays. */
-      signal?: AbortSignal;
-    } = {},
-  ): Promise<SyncReport> {
+  async function sync(handlers: SyncHandlers = {}): Promise<SyncReport> {
     events.emit('sync:started', { at: new Date() });
     try {
       let pulled = 0;
+      let resynced = false;
       for await (const page of pullPages({
         ...(handlers.schemaTypes ? { schemaTypes: handlers.schemaTypes } : {}),
         ...(handlers.signal ? { signal: handlers.signal } : {}),
       })) {
         await handlers.apply?.(page.records, page);
+        if (page.resync?.done) {
+          await handlers.removeMissing?.(page.resync.keep, page);
+          resynced = true;
+        }
         pulled += page.records.length;
         events.emit('sync:progress', { phase: 'pull', pulled, pushed: 0 });
       }
@@ -495,7 +550,7 @@ export function createClient(options: ClientOptions) {
         ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
         ...(handlers.signal ? { signal: handlers.signal } : {}),
       });
-      const report = { pulled, ...pushResult };
+      const report = { resynced, pulled, ...pushResult };
       events.emit('sync:completed', { pulled, pushed: report.pushed, failed: report.failed });
       return report;
     } catch (error) {

@@ -12,6 +12,7 @@ export {
   type PushWarning,
   type RecordInput,
   type SyncClient,
+  type SyncHandlers,
   type SyncReport,
   type Tokens,
 } from './client.ts';
@@ -22,6 +23,7 @@ export { type FailedDownload, type LocalFiles, multipartBody } from './files.ts'
 export type { components, operations, paths } from './generated/schema.ts';
 export { IndexedDBStorage } from './indexeddb.ts';
 export type { DeadLetter } from './outbox.ts';
+export type { ResyncMark } from './resync.ts';
 export { MemoryStorage, type SyncStorage, WebStorage } from './storage.ts';
 export type { SyncClientPage, SyncClientPagesOptions, SyncClientStatus } from './sync-clients.ts';
 export { DEFAULT_RETRY, isRetryable, type RequestSource, type RetryOptions } from './transport.ts';

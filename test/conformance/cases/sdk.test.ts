@@ -336,6 +336,7 @@ describe('SDK against the real server', () => {
     await client.sync({
       schemaTypes,
       apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+      removeMissing: (keep) => void applied.splice(0, Infinity, ...applied.filter((id) => keep.has(id))),
     });
     expect(applied).toEqual(ids);
     expect(await storage.get('cursor:one-off')).toEqual(expect.any(Number));
@@ -575,6 +576,7 @@ describe('SDK against the real server', () => {
     const report = await after.sync({
       schemaTypes,
       apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
+      removeMissing: (keep) => void applied.splice(0, Infinity, ...applied.filter((id) => keep.has(id))),
     });
     // The stored cursor: only what was committed since the last pull.
     expect(applied).toEqual(['moved-in-flight']);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { removeStale, StreamTooLarge, streamToFile } from './files.ts';
+import { removeStale, StreamTooLarge, streamToFile, syncPath } from './files.ts';
 
 export class BlobTooLarge extends Error {
   readonly limit: number;
@@ -116,7 +116,7 @@ export class FileBlobStorage implements BlobStorage {
         await mkdir(path.dirname(target), { recursive: true });
         await rename(temp, target);
         settled = true;
-        await syncDirectory(path.dirname(target));
+        await syncPath(path.dirname(target));
       },
       discard: async () => {
         if (settled) return;
@@ -193,13 +193,4 @@ async function copyFrom(
     inFlight[slot]!.catch(() => undefined);
   }
   await Promise.race([Promise.all(inFlight), gone]);
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

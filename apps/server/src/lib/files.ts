@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -91,4 +91,14 @@ async function lastModified(entry: string): Promise<number> {
       newest = Math.max(newest, await lastModified(path.join(entry, name)));
   }
   return newest;
+}
+
+/** fsyncs a file, or a directory (so that names created or renamed in it survive a crash). */
+export async function syncPath(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

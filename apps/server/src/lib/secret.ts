@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-const SECRET_FILE = 'jwt-secret';
+export const SECRET_FILE = 'jwt-secret';
 
 /**
  * The token signing key: JWT_SECRET when configured, otherwise a random 64-byte key generated on

@@ -7,6 +7,7 @@ import { CliError, context, countArgument, output, table, versionArgument } from
 import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
 import { registerSyncWatch } from './sync-watch.ts';
+import { registerTombstonePurge } from './tombstones.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
 type ConflictEntry = components['schemas']['ConflictEntry'];
@@ -228,4 +229,5 @@ export function registerRecords(program: Command): void {
       );
       if (failed.length) process.exitCode = 1;
     });
+  registerTombstonePurge(sync);
 }

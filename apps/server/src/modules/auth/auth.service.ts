@@ -193,14 +193,14 @@ export class AuthService {
     em: EntityManager,
     presented: string,
     exchangeKey: string,
-    session: { id: string; userId: string },
+    session: { id: string; userId: string; expiresAt: Date },
   ): Promise<TokenPair | undefined> {
     const successor = keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
     const row = await em.findOne(RefreshToken, { tokenHash: successor.hash });
     if (!row || row.sessionId !== session.id || row.usedAt) return undefined;
     const user = await em.findOne(User, { id: session.userId });
     if (!user) return undefined;
-    const access = await this.#signAccess(user, session.id);
+    const access = await this.#signAccess(user, session.id, session.expiresAt);
     return { token: access.token, refreshToken: successor.token, expiresAt: access.expiresAt };
   }
 
@@ -324,35 +324,51 @@ export class AuthService {
       usedAt: null,
     });
     await em.flush();
-    const access = await this.#signAccess(user, sessionId);
+    const access = await this.#signAccess(user, sessionId, sessionExpiresAt);
     return { token: access.token, refreshToken: refresh.token, expiresAt: access.expiresAt };
   }
 
-  #signAccess(user: UserEntity, sessionId: string): Promise<{ token: string; expiresAt: number }> {
+  /**
+   * An access token of the session, expiring with it at the latest: a token stops working when its
+   * session ends, so an `exp` (and the `expiresAt` answered with it) past that end would tell the
+   * client it had more time than it has (a REFRESH_TOKEN_TTL below ACCESS_TOKEN_TTL, or a session
+   * near its SESSION_MAX_LIFETIME).
+   */
+  #signAccess(
+    user: UserEntity,
+    sessionId: string,
+    sessionEnd: Date,
+  ): Promise<{ token: string; expiresAt: number }> {
+    const now = this.#now;
+    const untilSessionEnd = Math.floor(sessionEnd.getTime() / 1000) - Math.floor(now.getTime() / 1000);
     return signAccessToken(
       { sub: user.id, username: user.username, role: user.role, sid: sessionId, gen: user.tokenGeneration },
       this.#deps.secret,
-      this.#now,
-      this.#deps.config.auth.accessTokenTtlSeconds,
+      now,
+      Math.max(0, Math.min(this.#deps.config.auth.accessTokenTtlSeconds, untilSessionEnd)),
     );
   }
 
   /**
-   * Counts this attempt as a failure for its username and its address before the password is
-   * checked, one attempt at a time (the `logins` lock, across processes on PostgreSQL): each of
-   * many concurrent attempts sees those before it, so at most the limit are ever checked in a
-   * window (counting after the ~20 ms check let a burst of 60 try 53 passwords against a limit of
-   * 10). Over a limit, nothing is counted and the attempt is refused with 429. A login that
-   * succeeds takes its count back (`#succeeded`).
+   * Counts this attempt as a failure for its username from its address, for its username from
+   * anywhere and for its address, before the password is checked, one attempt at a time (the
+   * `logins` lock, across processes on PostgreSQL): each of many concurrent attempts sees those
+   * before it, so at most the limit are ever checked in a window (counting after the ~20 ms check
+   * let a burst of 60 try 53 passwords against a limit of 10). Over a limit, nothing is counted and
+   * the attempt is refused with 429. A login that succeeds takes its count back (`#succeeded`).
    */
   async #claimAttempt(keys: ThrottleKeys): Promise<void> {
     const { auth, database } = this.#deps.config;
     const now = this.#now;
     const windowMs = auth.loginThrottleWindowSeconds * 1000;
+    const limits: [string, number][] = [
+      [keys.userAtAddress, auth.loginMaxFailuresPerUser],
+      [keys.user, auth.loginMaxFailuresPerUserTotal],
+      [keys.address, auth.loginMaxFailuresPerAddress],
+    ];
     const retryAfter = await withLock('logins', this.#em.fork(), database.kind, async (em) => {
       const rows = [];
-      for (const key of [keys.user, keys.address]) {
-        const limit = key === keys.user ? auth.loginMaxFailuresPerUser : auth.loginMaxFailuresPerAddress;
+      for (const [key, limit] of limits) {
         let row = await em.findOne(LoginThrottle, { key });
         if (!row) row = em.create(LoginThrottle, { key, failures: 0, windowStartedAt: now });
         else if (row.windowStartedAt.getTime() + windowMs <= now.getTime()) {
@@ -449,14 +465,19 @@ export class AuthService {
     });
   }
 
-  /** A login succeeded: its username's failures are forgotten, and its address's count of it taken back. */
+  /**
+   * A login succeeded: its username's failures from its address are forgotten (typing mistakes),
+   * and its count is taken back from its username's and its address's totals (others' failures
+   * there still count: a distributed guess is not reset by the user's own login).
+   */
   async #succeeded(keys: ThrottleKeys): Promise<void> {
     const { database } = this.#deps.config;
     await withLock('logins', this.#em.fork(), database.kind, async (em) => {
-      await em.nativeDelete(LoginThrottle, { key: keys.user });
-      const address = await em.findOne(LoginThrottle, { key: keys.address });
-      if (address && address.failures > 1) address.failures -= 1;
-      else if (address) em.remove(address);
+      await em.nativeDelete(LoginThrottle, { key: keys.userAtAddress });
+      for (const row of await em.find(LoginThrottle, { key: { $in: [keys.user, keys.address] } })) {
+        if (row.failures > 1) row.failures -= 1;
+        else em.remove(row);
+      }
       await em.flush();
     });
   }
@@ -466,7 +487,11 @@ export class AuthService {
 const nextGeneration = () => raw('token_generation + 1') as unknown as number;
 
 interface ThrottleKeys {
+  /** The username from this address: the limit a mistyping user or a single guesser meets. */
+  userAtAddress: string;
+  /** The username from every address: a guess spread over many addresses. */
   user: string;
+  /** Every username from this address: one address guessing many accounts. */
   address: string;
 }
 
@@ -484,8 +509,7 @@ async function inBatches(batch: () => Promise<number>): Promise<void> {
 
 function throttleKeys(username: string, address: string): ThrottleKeys {
   // Hashed so that any username (any length, any text) makes a fixed-size key.
-  return {
-    user: `user:${createHash('sha256').update(username).digest('hex')}`,
-    address: `addr:${throttleAddress(address)}`,
-  };
+  const user = createHash('sha256').update(username).digest('hex');
+  const from = throttleAddress(address);
+  return { userAtAddress: `user:${user}@${from}`, user: `user:${user}`, address: `addr:${from}` };
 }

@@ -26,8 +26,11 @@ import {
   type StoredConflict,
   type StoredRecord,
   type SyncStore,
+  type TombstonePurge,
+  type TombstonePurgeRequest,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
+import { purgeOutcome } from './tombstone-purge.ts';
 import { Utf8Builder } from './utf8-builder.ts';
 
 type Row = Omit<StoredRecord, 'version'> & { version: string };
@@ -73,6 +76,9 @@ const ACTIVITY_TYPES: Record<(typeof ACTIVITY_COLUMNS)[number], string> = {
   push_count: 'int8',
   records_accepted: 'int8',
 };
+
+/** Tombstones last synced at or before $1, as the partial index observations_tombstone_synced_at_index states them. */
+const OLD_TOMBSTONES = 'deleted and synced_at <= $1';
 
 /** Device status merges, any number in one statement (one array parameter per column). */
 const MERGE_ACTIVITY = `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')})
@@ -206,7 +212,9 @@ export class PostgresSyncStore implements SyncStore {
     // least one; page-bytes.ts), each row with the number of candidates: fewer rows than candidates
     // means more follow. octet_length reads a stored value's size without fetching it.
     const { counter, rows } = await this.#snapshot(async (client) => ({
-      counter: await client.query<{ value: string }>('select value from sync_counter where id = 1'),
+      counter: await client.query<{ value: string; generation: string; purged_through: string }>(
+        'select value, generation, purged_through from sync_counter where id = 1',
+      ),
       rows: await client.query<Row & { candidates: string }>(
         `select ${columns}, candidates from (select ${columns}, row_number() over w as n, sum(octet_length(data) + ${RECORD_ENVELOPE_BYTES}) over w as running, count(*) over () as candidates from (select ${columns} from observations where version > $1${filter ? ' and form_type = any($4::text[])' : ''} order by version limit $2) candidate window w as (order by version)) sized where n = 1 or running <= $3 order by version`,
         [query.afterVersion, query.limit + 1, PULL_PAGE_MAX_BYTES, ...(filter ? [filter] : [])],
@@ -226,6 +234,8 @@ export class PostgresSyncStore implements SyncStore {
       lastVersion: page.at(-1)?.version,
       currentVersion: Number(counter.rows[0]!.value),
       hasMore,
+      generation: Number(counter.rows[0]!.generation),
+      purgedThrough: Number(counter.rows[0]!.purged_through),
     };
   }
 
@@ -268,6 +278,36 @@ export class PostgresSyncStore implements SyncStore {
   async currentVersion(): Promise<number> {
     const counter = await this.#pool.query<{ value: string }>('select value from sync_counter where id = 1');
     return Number(counter.rows[0]!.value);
+  }
+
+  /** Holds the counter's row lock, as a push does: no push commits while tombstones go. */
+  purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge> {
+    return this.#counted(async (client) => {
+      const found = await client.query<{ count: string; last: string | null }>(
+        `select count(*) as count, max(version) as last from observations where ${OLD_TOMBSTONES}`,
+        [request.syncedBefore],
+      );
+      const repository = await client.query<{ generation: string; purged_through: string }>(
+        'select generation, purged_through from sync_counter where id = 1',
+      );
+      const outcome = purgeOutcome(
+        {
+          count: Number(found.rows[0]!.count),
+          lastVersion: found.rows[0]!.last === null ? null : Number(found.rows[0]!.last),
+        },
+        {
+          generation: Number(repository.rows[0]!.generation),
+          purgedThrough: Number(repository.rows[0]!.purged_through),
+        },
+      );
+      if (request.dryRun || outcome.purged === 0) return outcome;
+      await client.query(`delete from observations where ${OLD_TOMBSTONES}`, [request.syncedBefore]);
+      await client.query('update sync_counter set generation = $1, purged_through = $2 where id = 1', [
+        outcome.generation,
+        outcome.purgedThrough,
+      ]);
+      return outcome;
+    });
   }
 
   async close(): Promise<void> {

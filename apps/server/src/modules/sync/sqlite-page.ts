@@ -87,7 +87,10 @@ export class SqlitePageReader {
     this.#db = db;
     this.#inOrder = inOrder;
     this.#maxBytes = maxBytes;
-    this.#counter = db.prepare('select value from sync_counter where id = 1');
+    // The repository's generation sits in the counter's row: one read for the three.
+    this.#counter = db
+      .prepare('select value, generation, purged_through from sync_counter where id = 1')
+      .raw();
   }
 
   /** Synchronous: call it only when no transaction is open on the connection. */
@@ -103,7 +106,7 @@ export class SqlitePageReader {
         : page;
     };
     const read = this.#db.transaction((): PullPage => {
-      const currentVersion = (this.#counter.get() as { value: number }).value;
+      const [currentVersion, generation, purgedThrough] = this.#counter.get() as [number, number, number];
       // The records before the next large one fit in the byte budget: they are read at once. A page
       // that would reach a large one is measured first and cut to the budget. (With a budget too
       // small for `limit` records of any size, every record counts as large.)
@@ -118,7 +121,15 @@ export class SqlitePageReader {
       }
       const lastVersion = count > 0 ? Number(versions!.slice(versions!.lastIndexOf(',') + 1)) : undefined;
       const hasMore = lastVersion !== undefined && statements.more.get(lastVersion, ...params.slice(1)) === 1;
-      return { recordsJson: json ?? Buffer.alloc(0), count, lastVersion, currentVersion, hasMore };
+      return {
+        recordsJson: json ?? Buffer.alloc(0),
+        count,
+        lastVersion,
+        currentVersion,
+        hasMore,
+        generation,
+        purgedThrough,
+      };
     });
     return read.deferred();
   }

@@ -27,8 +27,11 @@ import {
   type StoredConflict,
   type StoredRecord,
   type SyncStore,
+  type TombstonePurge,
+  type TombstonePurgeRequest,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
+import { purgeOutcome } from './tombstone-purge.ts';
 
 type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
 type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
@@ -191,6 +194,21 @@ export class SqliteSyncStore implements SyncStore {
     return this.#whenIdle(() => (this.#statements.counter.get() as { value: number }).value);
   }
 
+  async purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge> {
+    const s = this.#statements;
+    // Immediate, as a push: it takes the write lock up front, so no push commits in between.
+    const run = this.#db.transaction((): TombstonePurge => {
+      const [count, lastVersion] = s.oldTombstones.get(request.syncedBefore) as [number, number | null];
+      const [generation, purgedThrough] = s.generation.get() as [number, number];
+      const outcome = purgeOutcome({ count, lastVersion }, { generation, purgedThrough });
+      if (request.dryRun || outcome.purged === 0) return outcome;
+      s.deleteTombstones.run(request.syncedBefore);
+      s.setGeneration.run(outcome.generation, outcome.purgedThrough);
+      return outcome;
+    });
+    return this.#whenIdle(() => run.immediate());
+  }
+
   async close(): Promise<void> {
     // The connection belongs to the ORM, which closes it.
   }
@@ -307,6 +325,7 @@ export class SqliteSyncStore implements SyncStore {
   }
 }
 
+const OLD_TOMBSTONES = 'deleted = 1 and synced_at <= ?';
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 function prepare(db: Database.Database) {
@@ -326,6 +345,13 @@ function prepare(db: Database.Database) {
       'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values (?, ?, ?, ?, ?, ?)',
     ),
     purge: db.prepare('delete from sync_transmissions where expires_at <= ?'),
+    generation: db.prepare('select generation, purged_through from sync_counter where id = 1').raw(),
+    // `deleted = 1` as the partial index observations_tombstone_synced_at_index states it.
+    oldTombstones: db
+      .prepare(`select count(*), max(version) from observations where ${OLD_TOMBSTONES}`)
+      .raw(),
+    deleteTombstones: db.prepare(`delete from observations where ${OLD_TOMBSTONES}`),
+    setGeneration: db.prepare('update sync_counter set generation = ?, purged_through = ? where id = 1'),
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
     mergeActivity: db.prepare(

@@ -3,11 +3,11 @@ import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import { sha256HexOffThread } from '../../lib/canonical-json.ts';
-import type { PullBody, PullParams, PushBody } from './sync.service.ts';
+import type { PullBody, PullParams, PushBody, TombstonePurgeBody } from './sync.service.ts';
 
 export function syncHandlers(
   ctx: AppContext,
-): Record<'syncPush' | 'syncPull' | 'listConflicts' | 'listSyncClients', Handler> {
+): Record<'syncPush' | 'syncPull' | 'listConflicts' | 'listSyncClients' | 'purgeTombstones', Handler> {
   const { sync } = ctx.services;
   return {
     async syncPush(req, res) {
@@ -42,6 +42,9 @@ export function syncHandlers(
     async listConflicts(req, res) {
       const { after = 0, limit = 50 } = req.query as { after?: number; limit?: number };
       sendJson(res, 'listConflicts', 200, await sync.conflicts(Number(after), Number(limit)));
+    },
+    async purgeTombstones(req, res) {
+      sendJson(res, 'purgeTombstones', 200, await sync.purgeTombstones(req.body as TombstonePurgeBody));
     },
     async listSyncClients(req, res) {
       const { after = '', limit = 50 } = req.query as { after?: string; limit?: number };

@@ -31,6 +31,13 @@ export function syncRoutes(ctx: AppContext): Route[] {
       ormContext: false,
     },
     {
+      operationId: 'purgeTombstones',
+      method: 'post',
+      path: '/sync/tombstones/purge',
+      handler: h.purgeTombstones,
+      ormContext: false,
+    },
+    {
       operationId: 'listSyncClients',
       method: 'get',
       path: '/sync/clients',

@@ -38,6 +38,8 @@ export type PullBody = Schemas['SyncPullRequest'];
 export type Observation = Schemas['Observation'];
 export type ConflictList = Schemas['ConflictList'];
 export type SyncClientList = Schemas['SyncClientList'];
+export type TombstonePurgeBody = Schemas['TombstonePurgeRequest'];
+export type TombstonePurgeResponse = Schemas['TombstonePurgeResponse'];
 
 export type PushBody = Schemas['SyncPushRequest'];
 type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
@@ -90,6 +92,7 @@ interface Accepted {
 }
 
 const PURGE_EVERY_MS = 10 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Pulls of this many devices waiting in memory are written at once, without waiting for the timer. */
 const PENDING_PULLS_FLUSH_AT = 1000;
@@ -293,7 +296,11 @@ export class SyncService {
     });
     const changeCutoff =
       page.hasMore && page.lastVersion !== undefined ? page.lastVersion : page.currentVersion;
+    // A cursor at 0 has nothing to unlearn; one from before the last purged tombstone may have
+    // missed a deletion that is gone now (read with the page, so a purge cannot fall in between).
+    const resyncRequired = after > 0 && after < page.purgedThrough;
     let tail = `],"change_cutoff":${changeCutoff},"has_more":${page.hasMore},"sync_format_version":"1.0"`;
+    tail += `,"generation":${page.generation},"resync_required":${resyncRequired}`;
     if (page.hasMore) tail += `,"next_page_token":"${encodePageToken({ version: changeCutoff, filter })}"`;
     const now = this.#deps.clock();
     tail += `,"server_time":"${now.toISOString()}"}`;
@@ -312,6 +319,19 @@ export class SyncService {
       page.recordsJson,
       Buffer.from(tail),
     ];
+  }
+
+  /** Deletes the tombstones last synced `older_than_days` days ago or earlier (by the injected clock). */
+  async purgeTombstones(body: TombstonePurgeBody): Promise<TombstonePurgeResponse> {
+    const dryRun = body.dry_run ?? false;
+    const syncedBefore = new Date(this.#deps.clock().getTime() - body.older_than_days * DAY_MS).toISOString();
+    const outcome = await this.#deps.store.purgeTombstones({ syncedBefore, dryRun });
+    return {
+      purged_count: outcome.purged,
+      generation: outcome.generation,
+      purged_through: outcome.purgedThrough,
+      dry_run: dryRun,
+    };
   }
 
   async conflicts(after: number, limit: number): Promise<ConflictList> {

@@ -92,6 +92,30 @@ export interface PullPage {
   lastVersion: number | undefined;
   currentVersion: number;
   hasMore: boolean;
+  /** The repository's generation and purged_through (see TombstonePurge), read with the counter. */
+  generation: number;
+  purgedThrough: number;
+}
+
+/**
+ * A purge of the tombstones last synced at or before `syncedBefore` (an ISO timestamp, as
+ * `synced_at`): with 0 days, every tombstone pushed before the purge, even in its millisecond.
+ */
+export interface TombstonePurgeRequest {
+  syncedBefore: string;
+  /** Count what would go and answer what would become of the generation, changing nothing. */
+  dryRun: boolean;
+}
+
+/**
+ * What a purge did (or would do): the repository's `generation` counts purges that removed
+ * something, and `purged_through` is the highest version any purged tombstone had. A device whose
+ * cursor is above 0 and below it may have missed a deletion it can no longer be told of.
+ */
+export interface TombstonePurge {
+  purged: number;
+  generation: number;
+  purgedThrough: number;
 }
 
 export interface StoredConflict extends Omit<ConflictLog, 'incoming' | 'server'> {
@@ -206,6 +230,7 @@ export interface RecordExportSource {
  * The counter is one row, incremented inside the push transaction and locked until it commits, so
  * versions are handed out in commit order: once a pull has seen version N, every record with a
  * version ≤ N is already committed. A pull reads its page and the counter from one snapshot.
+ * The counter's row also holds the repository's generation and purged_through (TombstonePurge).
  */
 export interface SyncStore extends AttachmentIndex, RecordExportSource {
   push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
@@ -221,6 +246,8 @@ export interface SyncStore extends AttachmentIndex, RecordExportSource {
   purgeTransmissions(nowMs: number): Promise<number>;
   /** The global change counter as committed: what `/sync/events` tells its listeners. */
   currentVersion(): Promise<number>;
+  /** Deletes old tombstones in one transaction that, like a push, holds the counter's lock. */
+  purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge>;
   close(): Promise<void>;
 }
 
