@@ -1,16 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSynk } from '../src/synk-cli.ts';
+import { describe, expect, it } from 'vitest';
+import { cliServer } from '../src/synk-cli.ts';
 
 /** `synk devices`: the real binary against a real server process of its own (it counts every device). */
-const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-devices-'));
-let server: ServerProcess;
-
-const synk = (...args: string[]) => runSynk(work, path.join(work, 'config'), {}, args);
+const server = cliServer('cli-devices');
+const { synk } = server;
 
 async function login(username: string, password: string): Promise<string> {
   const res = await fetch(`${server.url}/auth/login`, {
@@ -30,17 +24,6 @@ async function send(token: string, route: string, body: unknown) {
   expect(res.status).toBe(route === '/users/create' ? 201 : 200);
   return res.json() as Promise<{ current_version: number }>;
 }
-
-beforeAll(async () => {
-  server = await startServerProcess({
-    DATA_DIR: path.join(work, 'data'),
-    ADMIN_PASSWORD: 'cli-admin-password',
-    NODE_ENV: 'test',
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.stop();
-});
 
 describe('synk devices', () => {
   it('lists every device as a table, and all of them with --json across pages', async () => {

@@ -1,16 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSynk } from '../src/synk-cli.ts';
+import { describe, expect, it } from 'vitest';
+import { cliServer } from '../src/synk-cli.ts';
 
 /** `synk sync purge-tombstones`: the real binary against a real server process of its own. */
-const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-tombstones-'));
-let server: ServerProcess;
-
-const synk = (...args: string[]) => runSynk(work, path.join(work, 'config'), {}, args);
+const server = cliServer('cli-tombstones');
+const { synk } = server;
 
 async function send(token: string, route: string, body: unknown) {
   const res = await fetch(`${server.url}${route}`, {
@@ -21,17 +15,6 @@ async function send(token: string, route: string, body: unknown) {
   expect(res.status).toBe(200);
   return res.json() as Promise<Record<string, unknown>>;
 }
-
-beforeAll(async () => {
-  server = await startServerProcess({
-    DATA_DIR: path.join(work, 'data'),
-    ADMIN_PASSWORD: 'cli-admin-password',
-    NODE_ENV: 'test',
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.stop();
-});
 
 describe('synk sync purge-tombstones', () => {
   it('counts with --dry-run, purges, and says what it did, as text and with --json', async () => {

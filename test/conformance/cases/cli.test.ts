@@ -2,43 +2,26 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStorage } from '@synk/sdk/node';
-import { type ServerProcess, startServerProcess } from '@synk/test-support/server-process';
+import { startServerProcess } from '@synk/test-support/server-process';
 import { buildZip } from '@synk/test-support/zip';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { householdSchema, zipOf } from '../src/bundles.ts';
 import { type Interception, startRecordingProxy } from '../src/recording-proxy.ts';
-import { runSynk, SYNK_BIN } from '../src/synk-cli.ts';
+import { cliServer, SYNK_BIN } from '../src/synk-cli.ts';
 
 /** The real `synk` binary against a real server process. */
 const BIN = SYNK_BIN;
-const work = mkdtempSync(path.join(tmpdir(), 'synk-cli-'));
-const configDir = path.join(work, 'config');
-let server: ServerProcess;
-
-const synkWith = (env: Record<string, string>, ...args: string[]) => runSynk(work, configDir, env, args);
-
-const synk = (...args: string[]) => synkWith({}, ...args);
+const server = cliServer('cli');
+const { work, configDir, synk, synkWith } = server;
 
 const json = async (...args: string[]) => {
   const res = await synk('--json', ...args);
   expect(res.code, res.stderr).toBe(0);
   return JSON.parse(res.stdout);
 };
-
-beforeAll(async () => {
-  server = await startServerProcess({
-    DATA_DIR: path.join(work, 'data'),
-    ADMIN_PASSWORD: 'cli-admin-password',
-    NODE_ENV: 'test',
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.stop();
-});
 
 describe('synk CLI', () => {
   it('has --help everywhere and prints a completion script', async () => {
