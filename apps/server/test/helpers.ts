@@ -67,3 +67,11 @@ export async function createTestApp(
     },
   };
 }
+
+/**
+ * The configuration of a server process on the PostgreSQL database `url`, listening on a free
+ * loopback port with a data directory of its own (`env` adds or overrides settings).
+ */
+export function postgresServerConfig(url: string, env: Record<string, string> = {}) {
+  return loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), DB_CONNECTION: url, ...env });
+}

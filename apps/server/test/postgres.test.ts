@@ -5,11 +5,10 @@ import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable, startPostgres } from '@synk/test-support/postgres';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
 import { postgresqlMigrations } from '../src/db/migrations/index.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { startServer } from '../src/server.ts';
-import { tempDir } from './helpers.ts';
+import { postgresServerConfig } from './helpers.ts';
 
 async function query<T>(url: string, sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -23,14 +22,7 @@ async function query<T>(url: string, sql: string): Promise<T[]> {
 
 /** A server on the database at `url`, with its administrator logged in. */
 async function serverWithAdmin(url: string, env: Record<string, string> = {}) {
-  const config = loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: tempDir(),
-    DB_CONNECTION: url,
-    ADMIN_PASSWORD: 'admin-password-1',
-    ...env,
-  });
+  const config = postgresServerConfig(url, { ADMIN_PASSWORD: 'admin-password-1', ...env });
   const server = await startServer(config, createLogger('silent'));
   const base = `http://127.0.0.1:${server.port}`;
   const login = await fetch(`${base}/auth/login`, {
@@ -47,7 +39,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
 
   it('is selected by a postgres:// DB_CONNECTION, migrated on start, and reported by /health and /version', async () => {
     const url = await postgres.server.createDatabase();
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), DB_CONNECTION: url });
+    const config = postgresServerConfig(url);
     const server = await startServer(config, createLogger('silent'));
     try {
       const health = await fetch(`${server.url.replace('localhost', '127.0.0.1')}/health`);
@@ -86,13 +78,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
 
   it('with MIGRATE_ON_START=false, refuses to start on an outdated schema and changes nothing', async () => {
     const url = await postgres.server.createDatabase();
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: tempDir(),
-      DB_CONNECTION: url,
-      MIGRATE_ON_START: 'false',
-    });
+    const config = postgresServerConfig(url, { MIGRATE_ON_START: 'false' });
     await expect(startServer(config, createLogger('silent'))).rejects.toThrow(
       /MIGRATE_ON_START=false: pending migrations Migration/,
     );
@@ -109,14 +95,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL: several processes starting at
     const postgres = await startPostgres();
     try {
       const url = await postgres.createDatabase();
-      const dataDir = tempDir();
-      const config = loadConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        DB_CONNECTION: url,
-        ADMIN_PASSWORD: 'admin-password-1',
-      });
+      const config = postgresServerConfig(url, { ADMIN_PASSWORD: 'admin-password-1' });
       const servers = await Promise.all([1, 2, 3].map(() => startServer(config, createLogger('silent'))));
       await Promise.all(servers.map((s) => s.close()));
       const migrations = await query<{ name: string }>(url, 'select name from mikro_orm_migrations');

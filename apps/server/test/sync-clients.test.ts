@@ -11,7 +11,14 @@ import { createLogger } from '../src/lib/logger.ts';
 import { pullActivity, pushActivity } from '../src/modules/sync/client-activity.ts';
 import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { closeContext, createContext, startServer } from '../src/server.ts';
-import { ADMIN_PASSWORD, createTestApp, manualClock, type TestApp, tempDir } from './helpers.ts';
+import {
+  ADMIN_PASSWORD,
+  createTestApp,
+  manualClock,
+  postgresServerConfig,
+  type TestApp,
+  tempDir,
+} from './helpers.ts';
 
 /** The timer never fires during a test: flushes happen only where a test (or the endpoint) asks. */
 const NO_TIMER = { SYNC_CLIENT_STATUS_FLUSH_MS: '600000' };
@@ -259,14 +266,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL: processes sharing the databas
 
   it('merge pushes and late-flushed pulls without moving times backwards', async () => {
     const url = await postgres.server.createDatabase();
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: tempDir(),
-      DB_CONNECTION: url,
-      ADMIN_PASSWORD,
-      ...NO_TIMER,
-    });
+    const config = postgresServerConfig(url, { ADMIN_PASSWORD, ...NO_TIMER });
     const now = Date.parse('2026-03-03T12:00:00.000Z');
     // Process B's clock is a minute behind A's, and B flushes its pull after A's push.
     const a = await startServer(config, createLogger('silent'), () => new Date(now));

@@ -3,10 +3,9 @@ import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { startServer } from '../src/server.ts';
-import { ADMIN_PASSWORD, createTestApp, manualClock, type TestApp, tempDir } from './helpers.ts';
+import { ADMIN_PASSWORD, createTestApp, manualClock, postgresServerConfig, type TestApp } from './helpers.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -229,13 +228,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL: purges and pushes from two pr
 
   it('removes exactly what each purge counted, every removed tombstone at or below purged_through', async () => {
     const url = await postgres.server.createDatabase();
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: tempDir(),
-      DB_CONNECTION: url,
-      ADMIN_PASSWORD,
-    });
+    const config = postgresServerConfig(url, { ADMIN_PASSWORD });
     // Each request sees a later millisecond: a tombstone pushed before a purge is older than it.
     let now = Date.parse('2026-02-01T00:00:00.000Z');
     const clock = () => new Date(now++);
