@@ -136,6 +136,25 @@ describe('problem+json', () => {
     expect(edge.status).toBe(200);
   });
 
+  it('integer query parameters are decimal digits: 1e1, 0x10, 5.0 are 400 naming the parameter', async () => {
+    // JavaScript's number coercion read them as 10, 16 and 5; 1.0.3's Go server refused them.
+    const auth = { authorization: `Bearer ${await adminToken(target)}` };
+    for (const [path, parameter] of [
+      ['/dataexport/csv?since_version=1e1', 'since_version'],
+      ['/sync/conflicts?after=0x10', 'after'],
+      ['/sync/clients?limit=5.0', 'limit'],
+    ]) {
+      const problem = await expectProblem(
+        await send(target, path!, { headers: auth }),
+        400,
+        'validation_failed',
+      );
+      expect((problem.errors as { path: string }[]).map((e) => e.path)).toEqual([`/query/${parameter}`]);
+    }
+    const decimal = await send(target, '/sync/conflicts?after=010&limit=5', { headers: auth });
+    expect(decimal.status).toBe(200);
+  });
+
   it('400 validation_failed for an empty or wrong-typed body, listing the fields', async () => {
     const empty = await expectProblem(await postJson('/auth/login', '{}'), 400, 'validation_failed');
     expect(JSON.stringify(empty.errors)).toMatch(/username/);

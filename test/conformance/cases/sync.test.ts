@@ -558,6 +558,19 @@ describe('POST /sync/pull', () => {
     expect(res.status).toBe(400);
   });
 
+  // JavaScript's number coercion read these as 100, 16, 5 and 5; 1.0.3's Go server refused them.
+  it.each(['1e2', '0x10', '%205', '5.0'])(
+    'limit=%s (not decimal digits) → 400 naming the parameter',
+    async (limit) => {
+      const res = await pull(target, reader.token, {}, `?limit=${limit}`);
+      expect([res.status, res.body.code, res.body.errors?.map((e) => e.path)]).toEqual([
+        400,
+        'validation_failed',
+        ['/query/limit'],
+      ]);
+    },
+  );
+
   it('400 without client_id', async () => {
     const res = await call(target, 'POST', '/sync/pull', { token: reader.token, body: {} });
     expect(res.status).toBe(400);

@@ -10,10 +10,19 @@ export interface OpenApiOperation {
   tags?: string[];
   deprecated?: boolean;
   security?: Record<string, string[]>[];
-  parameters?: { $ref?: string; name?: string; in?: string; required?: boolean; description?: string }[];
+  parameters?: OpenApiParameter[];
   requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> };
   responses?: Record<string, { $ref?: string; description?: string }>;
   'x-min-role'?: 'read-only' | 'read-write' | 'admin';
+}
+
+export interface OpenApiParameter {
+  $ref?: string;
+  name?: string;
+  in?: string;
+  required?: boolean;
+  description?: string;
+  schema?: { type?: string };
 }
 
 export interface OpenApiDocument {

@@ -1,6 +1,11 @@
 import type { RequestHandler } from 'express';
 import { HttpProblem, NotFound } from './errors.ts';
-import { listOperations, type OpenApiDocument, type OpenApiOperation } from './openapi.ts';
+import {
+  listOperations,
+  type OpenApiDocument,
+  type OpenApiOperation,
+  type OpenApiParameter,
+} from './openapi.ts';
 import type { HttpMethod } from './routes.ts';
 
 export type Role = 'read-only' | 'read-write' | 'admin';
@@ -14,6 +19,8 @@ export interface ResolvedOperation {
   minRole: Role | undefined;
   /** The media types its request body may have; empty when it takes none. */
   bodyTypes: readonly string[];
+  /** Its query parameters whose schema is an integer (checked as decimal text by strict-query.ts). */
+  integerQuery: readonly string[];
 }
 
 interface CompiledPath {
@@ -28,6 +35,15 @@ function compilePath(template: string): RegExp {
     .map((part) => (part.startsWith('{') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('');
   return new RegExp(`^${source}$`);
+}
+
+/** An operation's parameters with `$ref`s to `#/components/parameters/…` resolved. */
+function parametersOf(doc: OpenApiDocument, op: OpenApiOperation): OpenApiParameter[] {
+  const shared = (doc.components as { parameters?: Record<string, OpenApiParameter> } | undefined)
+    ?.parameters;
+  return (op.parameters ?? []).map((p) =>
+    p.$ref ? (shared?.[p.$ref.replace('#/components/parameters/', '')] ?? p) : p,
+  );
 }
 
 function minRoleOf(doc: OpenApiDocument, op: OpenApiOperation): Role | undefined {
@@ -50,6 +66,9 @@ export function resolveOperations(doc: OpenApiDocument): RequestHandler {
       path,
       minRole: minRoleOf(doc, operation),
       bodyTypes: Object.keys(operation.requestBody?.content ?? {}),
+      integerQuery: parametersOf(doc, operation)
+        .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
+        .map((p) => p.name!),
     });
     compiled.set(path, entry);
   }

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { specPath } from '@synk/contract';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
+import { integerQuery } from './integer-query.ts';
 import type { ResolvedOperation } from './operations.ts';
 
 type PathToRegexp = (path: string, options?: { sensitive?: boolean; strict?: boolean }) => unknown;
@@ -110,5 +111,12 @@ export function openApiValidator(validateResponses: boolean): (RequestHandler | 
     // Multipart bodies are streamed by their own handlers (attachments, bundles), never buffered by multer.
     fileUploader: false,
   }) as RequestHandler[];
-  return [headAsGet, parametersAsParameters, ...validator, restoreAfterValidation, restoreOnError];
+  return [
+    headAsGet,
+    parametersAsParameters,
+    integerQuery,
+    ...validator,
+    restoreAfterValidation,
+    restoreOnError,
+  ];
 }
