@@ -4,7 +4,7 @@ import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
 import Database from 'better-sqlite3';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
@@ -164,6 +164,24 @@ describe('device status of a pull', () => {
     }
     await t.ctx.services.sync.flushPulls();
     expect(await storedRow('phone-5')).toMatchObject({ change_cutoff: page.change_cutoff });
+  });
+});
+
+describe('many devices pulling between two timed flushes', () => {
+  it('are written at once when a thousand are held, not only when the timer fires', async () => {
+    await t.ctx.services.sync.flushPulls();
+    const principal = { userId: 'u', username: 'crowd-user', role: 'read-only' as const, sessionId: 's' };
+    const pullAs = (clientId: string) =>
+      t.ctx.services.sync.pull(principal, { client_id: clientId, since: { version: 0 } }, { limit: 1 });
+    for (let i = 0; i < 999; i++) await pullAs(`crowd-${i}`);
+    // 999 held: none written (the timer never fires here).
+    expect(await storedRow('crowd-0')).toBeUndefined();
+    await pullAs('crowd-999');
+    await vi.waitFor(async () => expect(await storedRow('crowd-999')).toBeDefined(), { timeout: 10_000 });
+    const written = await t.ctx.orm.em
+      .getConnection()
+      .execute("select count(*) as n from sync_clients where username = 'crowd-user'");
+    expect(Number(written[0].n)).toBe(1000);
   });
 });
 
