@@ -59,6 +59,8 @@ export interface Config {
     readonly eventsPollMs: number;
     /** `GET /sync/events`: open streams per process; more are refused with 503. */
     readonly eventsMaxStreams: number;
+    /** Tombstones a purge removes per transaction: pushes wait for one batch, never for the whole purge. */
+    readonly tombstonePurgeBatch: number;
   };
   readonly auth: {
     readonly accessTokenTtlSeconds: number;
@@ -161,6 +163,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       eventsHeartbeatMs: read.int('SYNC_EVENTS_HEARTBEAT_MS', 25_000, 10, 3_600_000),
       eventsPollMs: read.int('SYNC_EVENTS_POLL_MS', 1000, 10, 600_000),
       eventsMaxStreams: read.int('SYNC_EVENTS_MAX_STREAMS', 1000, 0, 1_000_000),
+      tombstonePurgeBatch: read.int('TOMBSTONE_PURGE_BATCH', 5000, 1, 1_000_000),
     },
     auth: {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),

@@ -27,13 +27,13 @@ const record = (id: string, deleted = false, data: Record<string, unknown> = { i
 });
 
 /** One app per describe: each starts with an empty repository (generation 0). */
-function useApp() {
+function useApp(env: () => Promise<Record<string, string>> | Record<string, string> = () => ({})) {
   const state = {
     t: undefined as unknown as TestApp,
     clock: manualClock(Date.parse('2026-01-01T00:00:00.000Z')),
   };
   beforeAll(async () => {
-    state.t = await createTestApp({}, state.clock.now);
+    state.t = await createTestApp(await env(), state.clock.now);
   });
   afterAll(() => state.t.close());
   // Tests move the clock by days, past an access token's lifetime: log in again when it has moved.
@@ -197,6 +197,33 @@ describe('resync_required on POST /sync/pull', () => {
   });
 });
 
+/**
+ * A purge removes at most TOMBSTONE_PURGE_BATCH tombstones per transaction, so pushes wait for one
+ * batch, never for a purge of millions; each batch that removes something is a generation.
+ */
+function purgeInBatches(app: ReturnType<typeof useApp>) {
+  it('removes every old tombstone, one generation per batch, and a dry run says so beforehand', async () => {
+    for (let i = 0; i < 10; i++) await app.push([record(`batch-${i}`, true)]);
+    const live = await app.push([record('batch-live')]);
+    const dry = await app.purge({ older_than_days: 0, dry_run: true });
+    expect(dry).toEqual({ purged_count: 10, generation: 3, purged_through: live - 1, dry_run: true });
+    expect(await app.purge({ older_than_days: 0 })).toEqual({ ...dry, dry_run: false });
+    expect([...(await everything(app)).keys()]).toEqual(['batch-live']);
+    expect((await app.pull()).generation).toBe(3);
+  });
+
+  it('ends on a batch that finds nothing without a generation for it (a multiple of the batch size)', async () => {
+    for (let i = 0; i < 8; i++) await app.push([record(`batch-again-${i}`, true)]);
+    const purge = await app.purge({ older_than_days: 0 });
+    expect(purge).toMatchObject({ purged_count: 8, generation: 5 });
+    expect([...(await everything(app)).keys()]).toEqual(['batch-live']);
+  });
+}
+
+describe('a purge in batches', () => {
+  purgeInBatches(useApp(() => ({ TOMBSTONE_PURGE_BATCH: '4' })));
+});
+
 describe('a purge racing pushes', () => {
   const app = useApp();
 
@@ -221,6 +248,16 @@ describe('a purge racing pushes', () => {
     expect((await app.pull()).generation).toBe(results.filter((r) => r.purged_count > 0).length);
     for (const v of purged) expect(v).toBeLessThanOrEqual(purgedThrough);
   });
+});
+
+describe.skipIf(!postgresAvailable())('PostgreSQL: a purge in batches', () => {
+  const postgres = usePostgres();
+  purgeInBatches(
+    useApp(async () => ({
+      DB_CONNECTION: await postgres.server.createDatabase(),
+      TOMBSTONE_PURGE_BATCH: '4',
+    })),
+  );
 });
 
 describe.skipIf(!postgresAvailable())('PostgreSQL: purges and pushes from two processes', () => {

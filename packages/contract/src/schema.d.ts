@@ -444,8 +444,9 @@ export interface paths {
         /**
          * Purge old tombstones (admin)
          * @description Extension. Deletes the tombstones (records with `deleted: true`) whose `synced_at` is
-         *     `older_than_days` days ago or earlier, in one transaction that excludes pushes. Nothing else goes:
-         *     live records and the conflicts log stay. A purge that removes anything adds 1 to the
+         *     `older_than_days` days ago or earlier, in batches of `TOMBSTONE_PURGE_BATCH` (5000), each a
+         *     transaction that excludes pushes (which go on between batches). Nothing else goes: live
+         *     records and the conflicts log stay. Each batch that removes anything adds 1 to the
          *     repository's `generation` and raises `purged_through` to the highest version it removed;
          *     devices pulling from a cursor above 0 and below it are told `resync_required` by
          *     `POST /sync/pull`. A record pushed again after its tombstone was purged is created anew.
@@ -1152,7 +1153,7 @@ export interface components {
             server_time: string;
             /**
              * Format: int64
-             * @description Extension. The repository's generation (purges that removed tombstones), read with `current_version`.
+             * @description Extension. The repository's generation (purge batches that removed tombstones), read with `current_version`.
              */
             generation: number;
             /**

@@ -30,7 +30,7 @@ import {
   type TombstonePurgeRequest,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
-import { purgeOutcome } from './tombstone-purge.ts';
+import { dryRunOutcome, highest, purgeBatches, purgeOutcome } from './tombstone-purge.ts';
 import { Utf8Builder } from './utf8-builder.ts';
 
 type Row = Omit<StoredRecord, 'version'> & { version: string };
@@ -281,33 +281,48 @@ export class PostgresSyncStore implements SyncStore {
   }
 
   /** Holds the counter's row lock, as a push does: no push commits while tombstones go. */
-  purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge> {
-    return this.#counted(async (client) => {
-      const found = await client.query<{ count: string; last: string | null }>(
-        `select count(*) as count, max(version) as last from observations where ${OLD_TOMBSTONES}`,
-        [request.syncedBefore],
-      );
-      const repository = await client.query<{ generation: string; purged_through: string }>(
+  async purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge> {
+    const repository = async (client: pg.PoolClient) => {
+      const { rows } = await client.query<{ generation: string; purged_through: string }>(
         'select generation, purged_through from sync_counter where id = 1',
       );
-      const outcome = purgeOutcome(
-        {
-          count: Number(found.rows[0]!.count),
-          lastVersion: found.rows[0]!.last === null ? null : Number(found.rows[0]!.last),
-        },
-        {
-          generation: Number(repository.rows[0]!.generation),
-          purgedThrough: Number(repository.rows[0]!.purged_through),
-        },
-      );
-      if (request.dryRun || outcome.purged === 0) return outcome;
-      await client.query(`delete from observations where ${OLD_TOMBSTONES}`, [request.syncedBefore]);
-      await client.query('update sync_counter set generation = $1, purged_through = $2 where id = 1', [
-        outcome.generation,
-        outcome.purgedThrough,
-      ]);
-      return outcome;
-    });
+      return { generation: Number(rows[0]!.generation), purgedThrough: Number(rows[0]!.purged_through) };
+    };
+    if (request.dryRun) {
+      return this.#snapshot(async (client) => {
+        const found = await client.query<{ count: string; last: string | null }>(
+          `select count(*) as count, max(version) as last from observations where ${OLD_TOMBSTONES}`,
+          [request.syncedBefore],
+        );
+        const { count, last } = found.rows[0]!;
+        const lastVersion = last === null ? null : Number(last);
+        return dryRunOutcome(
+          { count: Number(count), lastVersion },
+          await repository(client),
+          request.batchSize,
+        );
+      });
+    }
+    return purgeBatches(request, (batchSize) =>
+      this.#counted(async (client) => {
+        const deleted = await client.query<{ version: string }>(
+          `delete from observations where observation_id in (select observation_id from observations where ${OLD_TOMBSTONES} limit $2) returning version`,
+          [request.syncedBefore, batchSize],
+        );
+        const versions = deleted.rows.map((row) => Number(row.version));
+        const outcome = purgeOutcome(
+          { count: versions.length, lastVersion: highest(versions) },
+          await repository(client),
+        );
+        if (outcome.purged > 0) {
+          await client.query('update sync_counter set generation = $1, purged_through = $2 where id = 1', [
+            outcome.generation,
+            outcome.purgedThrough,
+          ]);
+        }
+        return outcome;
+      }),
+    );
   }
 
   async close(): Promise<void> {

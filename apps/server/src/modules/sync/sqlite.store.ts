@@ -31,7 +31,7 @@ import {
   type TombstonePurgeRequest,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
-import { purgeOutcome } from './tombstone-purge.ts';
+import { dryRunOutcome, highest, purgeBatches, purgeOutcome } from './tombstone-purge.ts';
 
 type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
 type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
@@ -196,17 +196,22 @@ export class SqliteSyncStore implements SyncStore {
 
   async purgeTombstones(request: TombstonePurgeRequest): Promise<TombstonePurge> {
     const s = this.#statements;
-    // Immediate, as a push: it takes the write lock up front, so no push commits in between.
-    const run = this.#db.transaction((): TombstonePurge => {
-      const [count, lastVersion] = s.oldTombstones.get(request.syncedBefore) as [number, number | null];
+    const repository = () => {
       const [generation, purgedThrough] = s.generation.get() as [number, number];
-      const outcome = purgeOutcome({ count, lastVersion }, { generation, purgedThrough });
-      if (request.dryRun || outcome.purged === 0) return outcome;
-      s.deleteTombstones.run(request.syncedBefore);
-      s.setGeneration.run(outcome.generation, outcome.purgedThrough);
+      return { generation, purgedThrough };
+    };
+    if (request.dryRun) {
+      const [count, lastVersion] = s.oldTombstones.get(request.syncedBefore) as [number, number | null];
+      return dryRunOutcome({ count, lastVersion }, repository(), request.batchSize);
+    }
+    // Immediate, as a push: it takes the write lock up front, so no push commits in between.
+    const batch = this.#db.transaction((batchSize: number): TombstonePurge => {
+      const versions = s.deleteTombstones.all(request.syncedBefore, batchSize) as number[];
+      const outcome = purgeOutcome({ count: versions.length, lastVersion: highest(versions) }, repository());
+      if (outcome.purged > 0) s.setGeneration.run(outcome.generation, outcome.purgedThrough);
       return outcome;
     });
-    return this.#whenIdle(() => run.immediate());
+    return purgeBatches(request, (batchSize) => this.#whenIdle(() => batch.immediate(batchSize)));
   }
 
   async close(): Promise<void> {
@@ -350,7 +355,11 @@ function prepare(db: Database.Database) {
     oldTombstones: db
       .prepare(`select count(*), max(version) from observations where ${OLD_TOMBSTONES}`)
       .raw(),
-    deleteTombstones: db.prepare(`delete from observations where ${OLD_TOMBSTONES}`),
+    deleteTombstones: db
+      .prepare(
+        `delete from observations where observation_id in (select observation_id from observations where ${OLD_TOMBSTONES} limit ?) returning version`,
+      )
+      .pluck(),
     setGeneration: db.prepare('update sync_counter set generation = ?, purged_through = ? where id = 1'),
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),

@@ -325,7 +325,11 @@ export class SyncService {
   async purgeTombstones(body: TombstonePurgeBody): Promise<TombstonePurgeResponse> {
     const dryRun = body.dry_run ?? false;
     const syncedBefore = new Date(this.#deps.clock().getTime() - body.older_than_days * DAY_MS).toISOString();
-    const outcome = await this.#deps.store.purgeTombstones({ syncedBefore, dryRun });
+    const outcome = await this.#deps.store.purgeTombstones({
+      syncedBefore,
+      dryRun,
+      batchSize: this.#deps.config.sync.tombstonePurgeBatch,
+    });
     return {
       purged_count: outcome.purged,
       generation: outcome.generation,

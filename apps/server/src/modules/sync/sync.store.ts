@@ -105,10 +105,15 @@ export interface TombstonePurgeRequest {
   syncedBefore: string;
   /** Count what would go and answer what would become of the generation, changing nothing. */
   dryRun: boolean;
+  /**
+   * Tombstones removed per transaction. Each batch holds the push lock only while it runs and is a
+   * purge of its own for the generation (see purgeBatches).
+   */
+  batchSize: number;
 }
 
 /**
- * What a purge did (or would do): the repository's `generation` counts purges that removed
+ * What a purge did (or would do): the repository's `generation` counts purge batches that removed
  * something, and `purged_through` is the highest version any purged tombstone had. A device whose
  * cursor is above 0 and below it may have missed a deletion it can no longer be told of.
  */
