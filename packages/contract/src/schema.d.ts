@@ -537,7 +537,15 @@ export interface paths {
          * Attachment changes since a version
          * @description The latest operation per attachment with `version > since_version` (0 for everything),
          *     across all clients, ascending by `version`. `download_url` is absolute, built from
-         *     `PUBLIC_URL` or the request's own origin.
+         *     `PUBLIC_URL` or the request's own origin. The answer is streamed, so its size does not
+         *     bound the server's memory.
+         *
+         *     Extension: paging. With `?limit=N` at most N operations are returned; `has_more` says
+         *     whether more follow, and `change_cutoff` is where to go on from (`since_version =
+         *     change_cutoff` while `has_more`, as in `POST /sync/pull`): the last returned operation's
+         *     version, or `current_version` when nothing more follows. Without `limit` every operation
+         *     comes in one answer, as in 1.0.3. An attachment changed during a paged walk is never
+         *     returned twice in one page nor missed by the walk: it moves to its new version.
          */
         post: operations["getAttachmentManifest"];
         delete?: never;
@@ -1393,12 +1401,24 @@ export interface components {
             /** Format: int64 */
             current_version: number;
             operations: components["schemas"]["AttachmentManifestOperation"][];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The sum of the `download` operations' sizes in this answer.
+             */
             total_download_size: number;
+            /** @description The operations in this answer, by kind. */
             operation_count: {
                 download: number;
                 delete: number;
             };
+            /** @description Extension. More operations follow (only with `?limit`); ask again with `since_version = change_cutoff`. */
+            has_more: boolean;
+            /**
+             * Format: int64
+             * @description Extension. Where the next request goes on from: the last returned operation's version
+             *     when `has_more`, else `current_version`.
+             */
+            change_cutoff: number;
         };
         UploadAttachmentResponse: {
             /** @enum {string} */
@@ -2665,7 +2685,10 @@ export interface operations {
     };
     getAttachmentManifest: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Extension. The most operations to return (1–5000); absent = all of them. */
+                limit?: number;
+            };
             header?: {
                 /**
                  * @description Optional API version (MAJOR.MINOR.PATCH) the client was built against.

@@ -129,6 +129,8 @@ describe('upload → manifest → download', () => {
       ],
       total_download_size: bytes.length,
       operation_count: { download: 1, delete: 0 },
+      has_more: false,
+      change_cutoff: before + 1,
     });
 
     const got = await download(id);

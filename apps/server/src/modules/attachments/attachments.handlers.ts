@@ -1,3 +1,5 @@
+import type { components } from '@synk/contract';
+import { parseJson } from '@synk/json';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { answerIfNotModified, rangeOrUnsatisfiable } from '../../http/conditional.ts';
@@ -5,9 +7,12 @@ import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
+import { endStream, writeChunk } from '../../lib/streams.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
+
+type ManifestResponse = components['schemas']['AttachmentManifestResponse'];
 
 interface Received {
   blob: StagedBlob;
@@ -137,8 +142,32 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     },
     async getAttachmentManifest(req, res) {
       const { since_version } = req.body as { client_id: string; since_version: number };
-      const baseUrl = ctx.config.publicUrl ?? requestOrigin(req);
-      sendJson(res, 'getAttachmentManifest', 200, await attachments.manifest(since_version, baseUrl));
+      const { limit } = req.query as { limit?: number | string };
+      const pieces = attachments.manifest({
+        sinceVersion: since_version,
+        limit: limit === undefined ? undefined : Number(limit),
+        baseUrl: ctx.config.publicUrl ?? requestOrigin(req),
+      });
+      // The first piece is read before anything is sent: a database error is still a problem answer.
+      const first = await pieces.next();
+      if (ctx.config.validateResponses) {
+        // Tests and development: the whole answer through the response validator.
+        let text = first.done ? '' : first.value;
+        for await (const piece of pieces) text += piece;
+        sendJson(res, 'getAttachmentManifest', 200, parseJson(text) as ManifestResponse);
+        return;
+      }
+      res.status(200).type('application/json');
+      try {
+        if (!first.done) await writeChunk(res, first.value);
+        for await (const piece of pieces) await writeChunk(res, piece);
+        await endStream(res);
+      } catch (err) {
+        if (res.destroyed) return; // the client went away
+        // Mid-stream the status is out: cut the connection so the client sees broken JSON, not a short list.
+        ctx.logger.error({ err }, 'attachment manifest failed mid-stream');
+        res.destroy(err as Error);
+      }
     },
   };
 }

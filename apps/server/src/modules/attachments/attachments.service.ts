@@ -12,6 +12,7 @@ import {
 import type { ChangeSignal } from '../sync/change-events.ts';
 import type { AttachmentIndex, AttachmentRow } from '../sync/sync.store.ts';
 import type { BlobLocks, LockedBlob } from './attachments.repository.ts';
+import { type ManifestQuery, manifestJson } from './manifest.ts';
 
 type Schemas = components['schemas'];
 
@@ -232,28 +233,9 @@ export class AttachmentsService {
     if ((await locked.liveUsers()) === 0) await this.#deps.blobs.delete(hash);
   }
 
-  async manifest(sinceVersion: number, baseUrl: string): Promise<Schemas['AttachmentManifestResponse']> {
-    const { currentVersion, rows } = await this.#deps.index.attachmentChanges(sinceVersion);
-    const operations: Schemas['AttachmentManifestOperation'][] = rows.map((row) =>
-      row.deleted
-        ? { operation: 'delete', attachment_id: row.attachment_id, version: row.version }
-        : {
-            operation: 'download',
-            attachment_id: row.attachment_id,
-            download_url: `${baseUrl}/attachments/${encodeURIComponent(row.attachment_id)}`,
-            size: row.size,
-            content_type: row.content_type,
-            version: row.version,
-            hash: row.hash,
-          },
-    );
-    const downloads = operations.filter((o) => o.operation === 'download');
-    return {
-      current_version: currentVersion,
-      operations,
-      total_download_size: downloads.reduce((sum, o) => sum + (o.size ?? 0), 0),
-      operation_count: { download: downloads.length, delete: operations.length - downloads.length },
-    };
+  /** The manifest's JSON text, in pieces (manifest.ts). */
+  manifest(query: ManifestQuery): AsyncGenerator<string> {
+    return manifestJson(this.#deps.index, query);
   }
 
   #now(): string {

@@ -12,6 +12,7 @@ import {
 import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './page-bytes.ts';
 import { PostgresExportReader } from './postgres-export.ts';
 import {
+  type AttachmentChangesQuery,
   type AttachmentPutOutcome,
   type AttachmentRow,
   CONFLICT_COLUMNS,
@@ -443,12 +444,14 @@ export class PostgresSyncStore implements SyncStore {
     return found.rows[0] ? toAttachment(found.rows[0]) : undefined;
   }
 
-  attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
+  attachmentChanges(
+    query: AttachmentChangesQuery,
+  ): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
     return this.#snapshot(async (client) => {
       const counter = await client.query<{ value: string }>('select value from sync_counter where id = 1');
       const rows = await client.query<AttachmentDbRow>(
-        'select * from attachments where version > $1 order by version',
-        [sinceVersion],
+        'select * from attachments where version > $1 and version <= $2 order by version limit $3',
+        [query.after, Math.min(query.through, Number.MAX_SAFE_INTEGER), query.limit],
       );
       return { currentVersion: Number(counter.rows[0]!.value), rows: rows.rows.map(toAttachment) };
     });

@@ -14,6 +14,7 @@ import {
 import { SqliteExportReader } from './sqlite-export.ts';
 import { SqlitePageReader } from './sqlite-page.ts';
 import {
+  type AttachmentChangesQuery,
   type AttachmentPutOutcome,
   type AttachmentRow,
   CONFLICT_COLUMNS,
@@ -305,13 +306,18 @@ export class SqliteSyncStore implements SyncStore {
     return row && row.deleted === 0 ? toAttachment(row) : undefined;
   }
 
-  async attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
+  async attachmentChanges(
+    query: AttachmentChangesQuery,
+  ): Promise<{ currentVersion: number; rows: AttachmentRow[] }> {
     const s = this.#statements;
+    const through = Math.min(query.through, Number.MAX_SAFE_INTEGER);
     return this.#whenIdle(() =>
       this.#db
         .transaction(() => ({
           currentVersion: (s.counter.get() as { value: number }).value,
-          rows: (s.attachmentsSince.all(sinceVersion) as AttachmentDbRow[]).map(toAttachment),
+          rows: (s.attachmentsSince.all(query.after, through, query.limit) as AttachmentDbRow[]).map(
+            toAttachment,
+          ),
         }))
         .deferred(),
     );
@@ -375,6 +381,8 @@ function prepare(db: Database.Database) {
       'update attachments set deleted = 1, version = ?, updated_at = ? where attachment_id = ?',
     ),
     liveBlobUsers: db.prepare('select count(*) as n from attachments where hash = ? and deleted = 0'),
-    attachmentsSince: db.prepare('select * from attachments where version > ? order by version'),
+    attachmentsSince: db.prepare(
+      'select * from attachments where version > ? and version <= ? order by version limit ?',
+    ),
   };
 }

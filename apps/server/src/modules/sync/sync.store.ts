@@ -162,7 +162,20 @@ export interface AttachmentIndex {
     now: string,
   ): Promise<{ version: number; hash: string; orphaned: boolean } | undefined>;
   getAttachment(id: string): Promise<AttachmentRow | undefined>;
-  attachmentChanges(sinceVersion: number): Promise<{ currentVersion: number; rows: AttachmentRow[] }>;
+  /**
+   * Up to `limit` attachments (live and deleted) with `after < version <= through`, ascending by
+   * version, and the change counter read with them.
+   */
+  attachmentChanges(
+    query: AttachmentChangesQuery,
+  ): Promise<{ currentVersion: number; rows: AttachmentRow[] }>;
+}
+
+export interface AttachmentChangesQuery {
+  after: number;
+  /** `Infinity`: no upper bound. */
+  through: number;
+  limit: number;
 }
 
 /** Which records an export covers (spec §7). */
