@@ -165,6 +165,9 @@ async function refusal(res: Response): Promise<ApiError> {
   return ApiError.of(res, (await res.json().catch(() => undefined)) as Problem | undefined);
 }
 
+/** Operations per attachment manifest page (the server allows up to 5000). */
+const MANIFEST_PAGE_SIZE = 500;
+
 /** Attachment helpers: hash-checked uploads and manifest-driven downloads of what is missing. */
 export function attachmentHelpers(
   api: Api,
@@ -237,57 +240,75 @@ export function attachmentHelpers(
      * would ever arrive); the version returned is then the one before it, so that the next sync asks
      * for it again (the ones after it that arrived are skipped by their hash). A failure that would
      * befall every download (no network, the session, an overloaded server) is thrown.
+     *
+     * The manifest is read in pages of `pageSize` operations (`?limit`), each applied before the
+     * next is asked for, so a device meeting 100,000 photos holds one page at a time. A server
+     * without paging (1.0.3) answers everything at once, without `has_more`: that is one page.
      */
     async syncTo(
       local: LocalFiles,
       sinceVersion = 0,
-      options: { signal?: AbortSignal } = {},
+      options: { signal?: AbortSignal; pageSize?: number } = {},
     ): Promise<{ downloaded: string[]; removed: string[]; failed: FailedDownload[]; version: number }> {
-      const { data, error, response } = await api.POST('/attachments/manifest', {
-        body: { client_id: await clientId(), since_version: sinceVersion },
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      if (!data) throw ApiError.of(response, error as Problem | undefined);
-      for (const op of data.operations) checkAttachmentId(op.attachment_id);
       const downloaded: string[] = [];
       const removed: string[] = [];
       const failed: FailedDownload[] = [];
       let firstFailed: number | undefined;
-      for (const op of data.operations) {
-        if (op.operation === 'delete') {
-          await local.remove(op.attachment_id);
-          removed.push(op.attachment_id);
-          continue;
+      let cursor = sinceVersion;
+      for (;;) {
+        const { data, error, response } = await api.POST('/attachments/manifest', {
+          params: { query: { limit: options.pageSize ?? MANIFEST_PAGE_SIZE } },
+          body: { client_id: await clientId(), since_version: cursor },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!data) throw ApiError.of(response, error as Problem | undefined);
+        for (const op of data.operations) checkAttachmentId(op.attachment_id);
+        firstFailed ??= await applyPage(data.operations);
+        if (!data.has_more) {
+          const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
+          return { downloaded, removed, failed, version };
         }
-        if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
-        try {
-          const res = await authedFetch(
-            new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
-              ...(options.signal ? { signal: options.signal } : {}),
-            }),
-          );
-          if (!res.ok) throw await refusal(res);
-          // A failure to write (a full disk) is not of this file only: it is thrown.
-          await saveDownload(
-            local,
-            op.attachment_id,
-            res,
-            {
-              ...(op.content_type ? { contentType: op.content_type } : {}),
-              ...(op.hash ? { hash: op.hash } : {}),
-            },
-            `attachment ${op.attachment_id}`,
-          );
-        } catch (error) {
-          if (!ofThisFileOnly(error)) throw error;
-          failed.push({ id: op.attachment_id, error });
-          firstFailed ??= op.version;
-          continue;
-        }
-        downloaded.push(op.attachment_id);
+        cursor = data.change_cutoff;
       }
-      const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
-      return { downloaded, removed, failed, version };
+
+      /** Applies one page's operations; returns the version of the first that failed, if one did. */
+      async function applyPage(operations: Schemas['AttachmentManifestOperation'][]) {
+        let failedAt: number | undefined;
+        for (const op of operations) {
+          if (op.operation === 'delete') {
+            await local.remove(op.attachment_id);
+            removed.push(op.attachment_id);
+            continue;
+          }
+          if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
+          try {
+            const res = await authedFetch(
+              new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
+                ...(options.signal ? { signal: options.signal } : {}),
+              }),
+            );
+            if (!res.ok) throw await refusal(res);
+            // A failure to write (a full disk) is not of this file only: it is thrown.
+            await saveDownload(
+              local,
+              op.attachment_id,
+              res,
+              {
+                ...(op.content_type ? { contentType: op.content_type } : {}),
+                ...(op.hash ? { hash: op.hash } : {}),
+              },
+              `attachment ${op.attachment_id}`,
+            );
+          } catch (error) {
+            if (!ofThisFileOnly(error)) throw error;
+            failed.push({ id: op.attachment_id, error });
+            failedAt ??= op.version;
+            continue;
+          }
+          downloaded.push(op.attachment_id);
+        }
+        return failedAt;
+      }
     },
   };
 }

@@ -33,7 +33,7 @@ const cancel = { controller: new AbortController() };
 
 const server = loopbackServer(async (req, res) => {
   for await (const _ of req);
-  if (req.url === '/attachments/manifest') {
+  if (req.url?.startsWith('/attachments/manifest')) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({
         current_version: 1,

@@ -85,7 +85,8 @@ const server = loopbackServer(async (req, res) => {
         modTime: new Date().toISOString(),
       })),
     });
-  } else if (req.url === '/attachments/manifest') {
+  } else if (req.url?.startsWith('/attachments/manifest')) {
+    // A 1.0.3 server: no paging (`?limit` ignored, no `has_more`), so the whole manifest is one page.
     json({
       current_version: 2,
       operations: answers.attachmentIds.map((id, i) => ({

@@ -55,6 +55,42 @@ describe('SDK attachment helpers', () => {
     expect(local.files.has('photo.jpg')).toBe(false);
   });
 
+  it('reads the attachment manifest page by page, applying each before asking for the next', async () => {
+    const a = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    await a.auth.login();
+    const start = (
+      await call(target, 'POST', '/attachments/manifest', {
+        token: await adminToken(target),
+        body: { client_id: 'probe', since_version: Number.MAX_SAFE_INTEGER },
+      })
+    ).body.current_version as number;
+    const ids = Array.from({ length: 5 }, (_, i) => `paged-${i}.bin`);
+    for (const id of ids) await a.attachments.upload(id, randomBytes(100));
+
+    const manifests: string[] = [];
+    const local = memoryFiles();
+    const written: number[] = [];
+    const b = createClient({
+      baseUrl: target.baseUrl,
+      credentials: writer,
+      fetch: (input: RequestInfo | URL, init?: RequestInit) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        // How many files were written when each page was asked for.
+        if (url.pathname === '/attachments/manifest') {
+          manifests.push(url.search);
+          written.push(local.files.size);
+        }
+        return fetch(input, init);
+      },
+    });
+    await b.auth.login();
+    const result = await b.attachments.syncTo(local, start, { pageSize: 2 });
+    expect(result.downloaded).toEqual(ids);
+    expect(result.version).toBe(start + ids.length);
+    expect(manifests).toEqual(['?limit=2', '?limit=2', '?limit=2']);
+    expect(written).toEqual([0, 2, 4]);
+  });
+
   it('a 40 MiB attachment is streamed into a directory of local files, with its exact bytes', async () => {
     const a = createClient({ baseUrl: target.baseUrl, credentials: writer });
     await a.auth.login();

@@ -563,7 +563,7 @@ describe('POST /sync/pull', () => {
     'limit=%s (not decimal digits) → 400 naming the parameter',
     async (limit) => {
       const res = await pull(target, reader.token, {}, `?limit=${limit}`);
-      expect([res.status, res.body.code, res.body.errors?.map((e) => e.path)]).toEqual([
+      expect([res.status, res.body.code, res.body.errors?.map((e: { path: string }) => e.path)]).toEqual([
         400,
         'validation_failed',
         ['/query/limit'],
