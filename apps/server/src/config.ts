@@ -291,9 +291,16 @@ class EnvReader {
     try {
       const url = new URL(raw);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+      // A base for absolute URLs (`<PUBLIC_URL>/attachments/<id>`): a query or fragment would
+      // swallow the path appended to it, and credentials would be handed to every client.
+      if (/[?#]/.test(raw) || url.username !== '' || url.password !== '') throw new Error('not a base');
       return raw.replace(/\/+$/, '');
     } catch {
-      this.problem(name, `must be an absolute http(s) URL (got ${JSON.stringify(raw)})`);
+      this.problem(
+        name,
+        // Credentials in it are not repeated into the log.
+        `must be an absolute http(s) URL without query, fragment or credentials (got ${JSON.stringify(raw.replace(/\/\/[^/]*@/, '//…@'))})`,
+      );
       return undefined;
     }
   }

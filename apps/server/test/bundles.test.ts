@@ -124,6 +124,10 @@ describe('GET /app-bundle/download/{path} with Range', () => {
     expect(unsatisfiable.status).toBe(416);
     expect(unsatisfiable.headers['content-range']).toBe('bytes */10');
     expect(unsatisfiable.body.code).toBe('range_not_satisfiable');
+    // The problem is the representation sent: nothing may describe the file it is not (RFC 9110 §15.5.17).
+    expect(unsatisfiable.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(unsatisfiable.headers.etag).toBeUndefined();
+    expect(unsatisfiable.headers['accept-ranges']).toBeUndefined();
     for (const ifRange of [etag, `W/${etag}`]) {
       const res = await get({ range: 'bytes=2-4', 'if-range': ifRange });
       expect(res.status, ifRange).toBe(ifRange === etag ? 206 : 200);

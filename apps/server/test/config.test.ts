@@ -99,6 +99,10 @@ describe('loadConfig', () => {
     ['DB_CONNECTION', 'postgres://'],
     ['PUBLIC_URL', 'not a url'],
     ['PUBLIC_URL', 'ftp://files.example'],
+    // Download URLs are PUBLIC_URL + /attachments/<id>: a query or fragment would swallow the path.
+    ['PUBLIC_URL', 'https://files.example/base?x=1'],
+    ['PUBLIC_URL', 'https://files.example/#top'],
+    ['PUBLIC_URL', 'https://user:secret@files.example'],
     ['ACCESS_TOKEN_TTL', '0'],
     ['ACCESS_TOKEN_TTL', '1 week'],
     ['VALIDATE_RESPONSES', 'maybe'],
@@ -114,6 +118,18 @@ describe('loadConfig', () => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('does not repeat the credentials of a PUBLIC_URL it rejects', () => {
+    const [problem] = problemsOf({ PUBLIC_URL: 'https://user:secret@files.example' });
+    expect(problem).toMatch(/^PUBLIC_URL: /);
+    expect(problem).not.toContain('secret');
+  });
+
+  it('takes PUBLIC_URL with a path as the base of absolute URLs, without its trailing slashes', () => {
+    expect(loadConfig({ PUBLIC_URL: 'https://files.example/sync/' }, '/srv').publicUrl).toBe(
+      'https://files.example/sync',
+    );
   });
 
   it.each([

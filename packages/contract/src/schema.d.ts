@@ -571,7 +571,8 @@ export interface paths {
          * Download an attachment
          * @description Streams the file with its stored `Content-Type`, `Content-Length`, `ETag: "<sha256>"` and
          *     a safe quoted `Content-Disposition`. `If-None-Match` → 304; a single `Range` → 206;
-         *     an unsatisfiable range → 416. The content is the uploader's, so it is served with
+         *     an unsatisfiable range → 416 (a problem with `Content-Range: bytes *\/<size>` and none of the
+         *     file's headers). The content is the uploader's, so it is served with
          *     `Content-Security-Policy: default-src 'none'; sandbox` and `X-Content-Type-Options: nosniff`,
          *     and as `Content-Disposition: attachment` unless its type is passive (image, audio or video
          *     other than SVG and XML types, `text/plain`, `application/pdf`), which are `inline`.
@@ -2828,7 +2829,7 @@ export interface operations {
                 "multipart/form-data": {
                     /**
                      * Format: binary
-                     * @description The file. Its part `Content-Type` (else the id's extension) is stored.
+                     * @description The file. Its part `Content-Type` (else the id's extension) is stored, with its `charset` and no other parameter.
                      */
                     file: string;
                 };

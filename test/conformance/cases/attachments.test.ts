@@ -148,6 +148,35 @@ describe('upload → manifest → download', () => {
     expect((await download(id)).headers.get('content-type')).toMatch(/^text\/plain/);
   });
 
+  it('keeps the charset the part declares (normalised), and none of its other parameters', async () => {
+    for (const [declared, stored] of [
+      ['text/plain; charset=iso-8859-1', 'text/plain; charset=iso-8859-1'],
+      ['text/csv; charset="Windows-1252"; header=present', 'text/csv; charset=windows-1252'],
+      ['text/plain; name="<script>"; charset=UTF-8', 'text/plain; charset=utf-8'],
+      ['text/plain; charset="utf-8 x-evil: 1"', 'text/plain'],
+      ['text/plain; charset=a,b', 'text/plain'],
+    ]) {
+      const id = newId('txt');
+      const bytes = Buffer.from('caf\u00e9 cr\u00e8me', 'latin1');
+      expect((await upload(id, bytes, { type: declared })).status, declared).toBe(200);
+      for (const method of ['GET', 'HEAD']) {
+        const res = await send(target, `/attachments/${id}`, { method, headers: auth(reader.token) });
+        expect(res.headers.get('content-type'), `${method} ${declared}`).toBe(stored);
+        if (method === 'GET') expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+      }
+      const manifest = await call(target, 'POST', '/attachments/manifest', {
+        token: reader.token,
+        body: { client_id: 'charset-check', since_version: 0 },
+      });
+      const entry = manifest.body.operations.find((o: { attachment_id: string }) => o.attachment_id === id);
+      expect(entry.content_type, declared).toBe(stored);
+    }
+    // Text with its charset is still shown, not downloaded.
+    const id = newId('txt');
+    await upload(id, Buffer.from('hello'), { type: 'text/plain; charset=utf-8' });
+    expect((await download(id)).headers.get('content-disposition')).toBe(`inline; filename="${id}"`);
+  });
+
   it('an uploaded HTML page or SVG is a sandboxed, unsniffed download, not a page on the server’s origin', async () => {
     for (const [ext, type] of [
       ['html', 'text/html'],
@@ -420,6 +449,16 @@ describe('Range and conditional requests', () => {
     expect(res.headers.get('content-range')).toBe('bytes */1000');
   });
 
+  it('a 416 is a problem that describes itself, not the attachment it does not send (RFC 9110 §15.5.17)', async () => {
+    const res = await download(id, { range: 'bytes=1000-' });
+    expect(res.status).toBe(416);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get('content-range')).toBe('bytes */1000');
+    expect(((await res.json()) as { code: string }).code).toBe('range_not_satisfiable');
+    for (const name of ['etag', 'content-disposition', 'accept-ranges'])
+      expect(res.headers.get(name), name).toBeNull();
+  });
+
   it.each(['bytes=0-1,5-6', 'chars=0-1', 'garbage'])('%s → the whole file (200)', async (range) => {
     const res = await download(id, { range });
     expect(res.status).toBe(200);
@@ -432,6 +471,8 @@ describe('Range and conditional requests', () => {
       const res = await download(id, { 'if-none-match': value });
       expect(res.status).toBe(304);
       expect(res.headers.get('etag')).toBe(etag);
+      // Only what refreshes the client's copy (RFC 9110 §15.4.5), not the headers of a body.
+      expect(res.headers.get('content-disposition')).toBeNull();
     }
     expect((await download(id, { 'if-none-match': '"other"' })).status).toBe(200);
   });

@@ -3,10 +3,12 @@ import busboy from 'busboy';
 import type { Request, RequestHandler, Response } from 'express';
 import { HttpProblem, Invalid } from './errors.ts';
 import type { ResolvedOperation } from './operations.ts';
+import { watchPartContentType } from './part-content-type.ts';
 
 export interface FileInfo {
   filename: string;
-  mimeType: string;
+  /** The part's `Content-Type` as sent, parameters included; `text/plain` when it had none (RFC 7578 §4.4). */
+  contentType: string;
 }
 
 /** How one multipart operation takes its file: streamed straight into `sink`, never buffered. */
@@ -78,6 +80,7 @@ export function multipartUploads(uploads: Partial<Record<string, MultipartUpload
       next(Invalid('The multipart body has no boundary', undefined, 'malformed_multipart'));
       return;
     }
+    const partContentType = watchPartContentType(parser);
     const discard = (result: unknown) =>
       upload.discard(result).catch((err: unknown) => req.log?.error({ err }, 'could not remove an upload'));
     const fields: Record<string, string> = {};
@@ -109,7 +112,8 @@ export function multipartUploads(uploads: Partial<Record<string, MultipartUpload
         return;
       }
       file = stream;
-      sinking = upload.sink(stream, { filename: info.filename ?? '', mimeType: info.mimeType }, req, res);
+      const contentType = partContentType() ?? info.mimeType;
+      sinking = upload.sink(stream, { filename: info.filename ?? '', contentType }, req, res);
       sinking.catch(fail);
     });
     parser.on('field', (name, value) => {

@@ -38,6 +38,23 @@ export function problemType(code: string): string {
   return `urn:synk:problem:${code}`;
 }
 
+/**
+ * Headers a handler may have set for the resource's representation before it failed. A problem is
+ * a representation of its own, so none of them may go out with it: a 416 naming the attachment's
+ * ETag or file name would describe a body it does not carry (RFC 9110 §15.5.17 asks only for
+ * a Content-Range naming the size, which the 416 problem sets itself).
+ */
+const REPRESENTATION_HEADERS = [
+  'Accept-Ranges',
+  'Content-Disposition',
+  'Content-Encoding',
+  'Content-Language',
+  'Content-Length',
+  'Content-Range',
+  'ETag',
+  'Last-Modified',
+];
+
 export function sendProblem(req: Request, res: Response, problem: HttpProblem): void {
   const body: ProblemBody = {
     ...problem.extensions,
@@ -50,6 +67,7 @@ export function sendProblem(req: Request, res: Response, problem: HttpProblem): 
     request_id: String(req.id ?? ''),
   };
   if (problem.errors && problem.errors.length > 0) body.errors = problem.errors;
+  for (const name of REPRESENTATION_HEADERS) res.removeHeader(name);
   for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
   res.status(problem.status).type('application/problem+json');
   if (req.method === 'HEAD') {

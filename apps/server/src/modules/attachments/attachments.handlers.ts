@@ -2,7 +2,7 @@ import type { components } from '@synk/contract';
 import { parseJson } from '@synk/json';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { answerIfNotModified, rangeOrUnsatisfiable } from '../../http/conditional.ts';
+import { ifNoneMatchHits, rangeOrUnsatisfiable } from '../../http/conditional.ts';
 import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -11,13 +11,14 @@ import { endStream, writeChunk } from '../../lib/streams.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
 import type { AttachmentRow } from '../sync/sync.store.ts';
 import { checkAttachmentId, expectedDigest } from './attachments.service.ts';
+import { mediaTypeEssence } from './media-type.ts';
 
 type ManifestResponse = components['schemas']['AttachmentManifestResponse'];
 
 interface Received {
   blob: StagedBlob;
   filename: string;
-  mimeType: string;
+  contentType: string;
 }
 
 /** The id from the path, before routing has decoded params (multipart runs ahead of the router). */
@@ -44,14 +45,11 @@ export function attachmentUpload(ctx: AppContext): MultipartUpload<Received> {
     },
     async sink(file, info, _req, res) {
       const blob = await attachments.receive(file, res.locals.expectedSha256 as string | undefined);
-      return { blob, filename: info.filename, mimeType: info.mimeType };
+      return { blob, filename: info.filename, contentType: info.contentType };
     },
     discard: (received) => received.blob.discard(),
   };
 }
-
-/** The headers that describe the attachment's content, not an error answered instead of it. */
-const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range', 'Content-Length'];
 
 /**
  * Types a browser shows without running anything: passive media, plain text and PDF. Anything
@@ -59,16 +57,33 @@ const ENTITY_HEADERS = ['ETag', 'Accept-Ranges', 'Content-Disposition', 'Content
  */
 const INLINE_TYPES = /^(?:(?:image|audio|video)\/[\w.-]+|text\/plain|application\/pdf)$/;
 
-function setEntityHeaders(res: Response, row: AttachmentRow): void {
+/** What a 304 carries, as the 200 would (RFC 9110 §15.4.5): the validator and the caching rule. */
+function setValidatorHeaders(res: Response, row: AttachmentRow): void {
   res.setHeader('ETag', `"${row.hash}"`);
+  res.setHeader('Cache-Control', 'private, no-cache');
+}
+
+/** The headers of a 200 or 206 (GET) or of a HEAD: set only once no problem can be the answer. */
+function setEntityHeaders(res: Response, row: AttachmentRow): void {
+  setValidatorHeaders(res, row);
   // The type the client declared, whatever it is: the untrusted-content headers make it harmless.
   res.setHeader('Content-Type', row.content_type);
   setUntrustedContentHeaders(res);
   res.setHeader('Accept-Ranges', 'bytes');
   // The id is of [A-Za-z0-9._-] only (checked on every request), so quoting it is enough.
-  const disposition = INLINE_TYPES.test(row.content_type) ? 'inline' : 'attachment';
+  const disposition = INLINE_TYPES.test(mediaTypeEssence(row.content_type)) ? 'inline' : 'attachment';
   res.setHeader('Content-Disposition', `${disposition}; filename="${row.attachment_id}"`);
-  res.setHeader('Cache-Control', 'private, no-cache');
+}
+
+/**
+ * Answers 304 when `If-None-Match` names the attachment (evaluated before `Range`, RFC 9110
+ * §13.2.2). Returns true when the response is finished.
+ */
+function answeredNotModified(req: Request, res: Response, row: AttachmentRow): boolean {
+  if (!ifNoneMatchHits(req.header('if-none-match'), `"${row.hash}"`)) return false;
+  setValidatorHeaders(res, row);
+  res.status(304).end();
+  return true;
 }
 
 type AttachmentOperation =
@@ -90,17 +105,17 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         res,
         'uploadAttachment',
         200,
-        await attachments.store(id, received.blob, received.filename, received.mimeType),
+        await attachments.store(id, received.blob, received.filename, received.contentType),
       );
     },
     async downloadAttachment(req, res) {
       // Opened before any header is set: a missing file is still a problem+json answer.
       const { row, content } = await attachments.open(String(req.params.attachment_id));
       try {
-        const etag = `"${row.hash}"`;
+        if (answeredNotModified(req, res, row)) return;
+        // A 416 is thrown before any of the attachment's headers are set.
+        const range = rangeOrUnsatisfiable(req, `"${row.hash}"`, row.size, 'attachment');
         setEntityHeaders(res, row);
-        if (answerIfNotModified(req, res, etag)) return;
-        const range = rangeOrUnsatisfiable(req, etag, row.size, 'attachment');
         if (range) {
           res.status(206);
           res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${row.size}`);
@@ -117,11 +132,8 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
           await content.copyTo(res, range);
           res.end();
         } catch (err) {
-          if (!res.headersSent) {
-            // Nothing sent yet (the first read failed): the error handler can still answer.
-            for (const name of ENTITY_HEADERS) res.removeHeader(name);
-            throw err;
-          }
+          // Nothing sent yet (the first read failed): the error handler can still answer.
+          if (!res.headersSent) throw err;
           // Headers are out: a client that went away, or a storage failure mid-body; cut the response.
           res.destroy(err as Error);
         }
@@ -131,9 +143,9 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
     },
     async checkAttachmentExists(req, res) {
       const row = await attachments.head(String(req.params.attachment_id));
+      // A HEAD is a GET without the body, conditions included (RFC 9110 §13.1.2); Range is for GET only.
+      if (answeredNotModified(req, res, row)) return;
       setEntityHeaders(res, row);
-      // A HEAD is a GET without the body, conditions included (RFC 9110 §13.1.2).
-      if (answerIfNotModified(req, res, `"${row.hash}"`)) return;
       res.setHeader('Content-Length', String(row.size));
       res.status(200).end();
     },

@@ -13,6 +13,7 @@ import type { ChangeSignal } from '../sync/change-events.ts';
 import type { AttachmentIndex, AttachmentRow } from '../sync/sync.store.ts';
 import type { BlobLocks, LockedBlob } from './attachments.repository.ts';
 import { type ManifestQuery, manifestJson } from './manifest.ts';
+import { type DeclaredMediaType, formatMediaType, parseDeclaredMediaType } from './media-type.ts';
 
 type Schemas = components['schemas'];
 
@@ -244,11 +245,15 @@ export class AttachmentsService {
 }
 
 /**
- * Types that say nothing about the content: the generic one many clients send, and text/plain, which
- * the multipart parser reports for a part without a Content-Type (RFC 7578 §4.4's default), so that
- * a photo.jpg sent without one is not taken for text.
+ * Whether a declared type says something about the content. The generic application/octet-stream,
+ * which many clients send, does not; nor does a bare text/plain, which the multipart parser reports
+ * for a part without a Content-Type (RFC 7578 §4.4's default), so that a photo.jpg sent without
+ * one is not taken for text. A text/plain naming its charset was declared on purpose.
  */
-const UNINFORMATIVE_TYPES = new Set(['application/octet-stream', 'text/plain']);
+function isInformative(type: DeclaredMediaType): boolean {
+  if (type.essence === 'text/plain') return type.charset !== undefined;
+  return type.essence !== 'application/octet-stream';
+}
 
 /** The type the id's (or else the file name's) extension names, when it names one other than the generic one. */
 function typeOfExtension(id: string, filename: string): string | undefined {
@@ -257,10 +262,12 @@ function typeOfExtension(id: string, filename: string): string | undefined {
   );
 }
 
-/** The part's own type when it says something; otherwise guessed from the id's (or file name's) extension. */
+/**
+ * The part's own type (with its charset, nothing else) when it says something; otherwise guessed
+ * from the id's (or file name's) extension.
+ */
 function contentTypeFor(id: string, filename: string, declared: string): string {
-  const type = declared.toLowerCase();
-  if (UNINFORMATIVE_TYPES.has(type)) return typeOfExtension(id, filename) ?? type;
-  if (/^[\w.+-]+\/[\w.+-]+$/.test(type)) return type;
-  return typeOfExtension(id, filename) ?? 'application/octet-stream';
+  const type = parseDeclaredMediaType(declared);
+  if (type && isInformative(type)) return formatMediaType(type);
+  return typeOfExtension(id, filename) ?? type?.essence ?? 'application/octet-stream';
 }

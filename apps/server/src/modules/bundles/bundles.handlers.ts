@@ -123,8 +123,8 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
             ...(range ? { start: range.start, end: range.end } : {}),
           },
           (err) => {
+            // Unsent, the problem handler answers (without this file's headers).
             if (!err || res.headersSent) return resolve();
-            res.removeHeader('Content-Range'); // the answer is a problem, not the range
             reject(err);
           },
         );

@@ -57,11 +57,8 @@ export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'g
       try {
         await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
       } catch (err) {
-        if (!res.headersSent) {
-          // The problem+json that follows is no attachment.
-          res.removeHeader('Content-Disposition');
-          throw err;
-        }
+        // Nothing sent yet: the problem handler answers (without the ZIP's Content-Disposition).
+        if (!res.headersSent) throw err;
         if (res.destroyed) {
           // The client went away: the usual end of an abandoned download, not a server fault.
           ctx.logger.info({ err }, 'export abandoned by the client');
