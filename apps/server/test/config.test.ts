@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       eventsHeartbeatMs: 25_000,
       eventsPollMs: 1000,
       eventsMaxStreams: 1000,
+      tombstonePurgeBatch: 5000,
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
@@ -159,6 +160,12 @@ describe('loadConfig', () => {
     expect(config.sync).toMatchObject({ eventsHeartbeatMs: 500, eventsPollMs: 50, eventsMaxStreams: 0 });
     for (const name of ['SYNC_EVENTS_HEARTBEAT_MS', 'SYNC_EVENTS_POLL_MS', 'SYNC_EVENTS_MAX_STREAMS'])
       expect(() => loadConfig({ [name]: '-1' })).toThrow(name);
+  });
+
+  it('reads the tombstone purge batch, which removes at least one tombstone', () => {
+    expect(loadConfig({ TOMBSTONE_PURGE_BATCH: '1' }).sync.tombstonePurgeBatch).toBe(1);
+    for (const value of ['0', '-5', 'many'])
+      expect(() => loadConfig({ TOMBSTONE_PURGE_BATCH: value })).toThrow('TOMBSTONE_PURGE_BATCH');
   });
 
   it('accepts a 32-byte JWT secret and treats blank values as unset', () => {
