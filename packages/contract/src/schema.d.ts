@@ -1060,7 +1060,10 @@ export interface components {
             /** @description The form / schema type. */
             form_type: string;
             form_version?: string;
-            /** @description The form answers; must be a JSON object. */
+            /**
+             * @description The form answers; must be a JSON object. An integer literal beyond ±(2^53 − 1) is kept
+             *     digit for digit (stored, pulled and hashed as sent); other numbers are IEEE 754 doubles.
+             */
             data: {
                 [key: string]: unknown;
             };

@@ -1,3 +1,5 @@
+import { isRawJson } from './raw-json.ts';
+
 /** A value canonical JSON cannot write as it is: nested too deep, or a number JSON has no text for. */
 export class CanonicalJsonError extends RangeError {
   override name = 'CanonicalJsonError';
@@ -11,7 +13,8 @@ export const MAX_CANONICAL_DEPTH = 1000;
  * text whatever order they were written in. Unlike JSON.stringify, which writes `null` for them,
  * a non-finite number (`Infinity`, e.g. from parsing `1e400`, or `NaN`) is an error, as in RFC 8785:
  * text that changes a value would also give it a hash it does not have. So is nesting deeper than
- * `maxDepth` levels (at most MAX_CANONICAL_DEPTH). Both throw a CanonicalJsonError.
+ * `maxDepth` levels (at most MAX_CANONICAL_DEPTH). Both throw a CanonicalJsonError. A
+ * JSON.rawJSON value (an integer too long for a double, from parseJsonExact) is written as its text.
  */
 export function canonicalJson(value: unknown, maxDepth = MAX_CANONICAL_DEPTH): string {
   const limit = Math.min(maxDepth, MAX_CANONICAL_DEPTH);
@@ -36,6 +39,7 @@ function nonFinite(value: number): CanonicalJsonError {
 function writeCanonicalJson(value: unknown, depthLeft: number): string {
   if (typeof value === 'number' && !Number.isFinite(value)) throw nonFinite(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (isRawJson(value)) return value.rawJSON;
   if (depthLeft === 0) throw TOO_DEEP;
   if (Array.isArray(value))
     return `[${value.map((item) => writeCanonicalJson(item, depthLeft - 1)).join(',')}]`;
@@ -65,7 +69,7 @@ function sortedForJson(value: unknown, depthLeft: number): unknown {
     const plain = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
     return plain ? value : UNSUPPORTED;
   }
-  if (value === null) return value;
+  if (value === null || isRawJson(value)) return value;
   if (depthLeft === 0) throw TOO_DEEP;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;

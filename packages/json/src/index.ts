@@ -1,4 +1,7 @@
+import { isRawJson, rawJson, withRoundedNumbers } from './raw-json.ts';
+
 export { CanonicalJsonError, canonicalJson, MAX_CANONICAL_DEPTH } from './canonical.ts';
+export { isRawJson, withRoundedNumbers };
 
 /**
  * `JSON.parse` without V8's escaped-key bug.
@@ -19,6 +22,46 @@ export { CanonicalJsonError, canonicalJson, MAX_CANONICAL_DEPTH } from './canoni
  */
 export function parseJson(text: string): unknown {
   return hasEscapedKey(text) ? parseStrict(text) : JSON.parse(text);
+}
+
+const INTEGER_LITERAL = /^-?\d+$/;
+
+/** Whether `value` holds an integral number no double holds exactly (beyond ±(2^53 − 1)). */
+function holdsUnsafeInteger(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (holdsUnsafeInteger(item)) return true;
+    return false;
+  }
+  for (const key in value) if (holdsUnsafeInteger((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/** An integer literal beyond ±(2^53 − 1) as its own text; any other number as parsed. */
+function exactNumber(value: number, source: string): unknown {
+  return !Number.isSafeInteger(value) && INTEGER_LITERAL.test(source) ? rawJson.rawJSON!(source) : value;
+}
+
+/**
+ * `parseJson`, except that an integer literal no double holds exactly (beyond ±(2^53 − 1), e.g. a
+ * 19-digit identifier) comes back as `JSON.rawJSON` of its text, which JSON.stringify (and
+ * `canonicalJson`) write back unchanged: field data passes through the server digit for digit, as
+ * it did through 1.0.3's. Numbers are still numbers everywhere else, and other numbers come back
+ * as JSON.parse gives them (`1.0` is 1, `1e400` Infinity).
+ *
+ * The text is parsed as usual first; only when that gave an integral number beyond ±(2^53 − 1)
+ * (rare: such a literal, or a huge one like 1e20) is it parsed again keeping the literals' text
+ * (a reviver costs ~4× the parse, and a scan of the text for long digit runs is set off by the
+ * 17-digit fractions of every GPS reading). On a runtime without JSON.rawJSON it is parseJson.
+ */
+export function parseJsonExact(text: string): unknown {
+  const value = parseJson(text);
+  if (!rawJson.rawJSON || !holdsUnsafeInteger(value)) return value;
+  if (hasEscapedKey(text)) return parseStrict(text, exactNumber);
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && context?.source !== undefined ? exactNumber(value, context.source) : value,
+  );
 }
 
 const QUOTE = 0x22;
@@ -82,7 +125,10 @@ export function hasEscapedKey(text: string): boolean {
 
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-function parseStrict(text: string): unknown {
+function parseStrict(
+  text: string,
+  number: (value: number, source: string) => unknown = (value) => value,
+): unknown {
   let at = 0;
   const strings = new StringScanner(text);
 
@@ -137,8 +183,10 @@ function parseStrict(text: string): unknown {
         return literal('false', false);
       case 'n':
         return literal('null', null);
-      default:
-        return Number(token(NUMBER, 'a value'));
+      default: {
+        const source = token(NUMBER, 'a value');
+        return number(Number(source), source);
+      }
     }
   }
 

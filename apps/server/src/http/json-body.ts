@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { parseJson } from '@synk/json';
+import { parseJson, parseJsonExact } from '@synk/json';
 import express, { type RequestHandler } from 'express';
 import { HttpProblem } from './errors.ts';
 import type { ResolvedOperation } from './operations.ts';
@@ -14,6 +14,12 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * 600 MB.
  */
 const SMALL_BODY_BYTES = 64 * 1024;
+
+/**
+ * Bodies that carry field data: an integer too long for a double (a 19-digit identifier) is kept
+ * digit for digit (parseJsonExact), where JSON.parse would round it.
+ */
+const EXACT_NUMBERS = new Set(['syncPush']);
 
 /** Whether the request carries a body at all (RFC 9112 §6.3: a Transfer-Encoding, or a Content-Length above 0). */
 function hasBody(headers: IncomingHttpHeaders): boolean {
@@ -70,7 +76,7 @@ export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): 
       const operation = (res.locals.operation as ResolvedOperation | undefined)?.operationId;
       return (operation !== undefined && largeBodies.has(operation) ? large : small)(req, res, next);
     },
-    (req, _res, next) => {
+    (req, res, next) => {
       if (typeof req.body !== 'string' || !req.is(JSON_TYPES)) return next();
       const text: string = req.body;
       if (text.length === 0) {
@@ -83,7 +89,8 @@ export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): 
           new HttpProblem(400, 'malformed_json', 'The request body must be a JSON object or array'),
         );
       try {
-        req.body = parseJson(text);
+        const operation = (res.locals.operation as ResolvedOperation | undefined)?.operationId ?? '';
+        req.body = EXACT_NUMBERS.has(operation) ? parseJsonExact(text) : parseJson(text);
       } catch {
         return next(new HttpProblem(400, 'malformed_json', 'The request body is not valid JSON'));
       }

@@ -1,4 +1,4 @@
-import { parseJson } from '@synk/json';
+import { parseJsonExact } from '@synk/json';
 import type { AppContext } from '../../app-context.ts';
 import { principalOf } from '../../http/authenticate.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
@@ -28,7 +28,7 @@ export function syncHandlers(
       // Pages are sent as the bytes the store wrote (no parse/stringify of every record); when
       // responses are validated (tests, development) they go through res.json instead.
       if (ctx.config.validateResponses) {
-        res.status(200).json(parseJson(Buffer.concat(pieces).toString()));
+        res.status(200).json(parseJsonExact(Buffer.concat(pieces).toString()));
         return;
       }
       res.status(200).type('application/json');

@@ -1,5 +1,5 @@
 import type { components, operations } from '@synk/contract';
-import { parseJson } from '@synk/json';
+import { parseJsonExact, withRoundedNumbers } from '@synk/json';
 import type { Config } from '../../config.ts';
 import { Conflict, HttpProblem, Invalid, PayloadTooLarge } from '../../http/errors.ts';
 import { canonicalUuid } from '../../lib/uuid.ts';
@@ -47,7 +47,7 @@ type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
 export type PullParams = Omit<PullQuery, 'limit'> & { limit: number };
 
 export function toObservation(r: StoredRecord): Observation {
-  return parseJson(observationJson(r)) as Observation;
+  return parseJsonExact(observationJson(r)) as Observation;
 }
 
 /** An incoming record as a PushObservation (nulls left out). */
@@ -346,8 +346,8 @@ export class SyncService {
       conflicts: page.map((c) => ({
         ...c,
         policy: c.policy as 'last-write-wins' | 'reject',
-        incoming: parseJson(c.incoming) as Schemas['PushObservation'],
-        server: toObservation(parseJson(c.server) as StoredRecord),
+        incoming: parseJsonExact(c.incoming) as Schemas['PushObservation'],
+        server: toObservation(parseJsonExact(c.server) as StoredRecord),
       })),
       has_more: hasMore,
       ...(hasMore && page.length > 0 ? { next_after: page.at(-1)!.id } : {}),
@@ -442,7 +442,10 @@ export class SyncService {
       // A tombstone's data is not checked: a schema's required fields would make a record that
       // never met them undeletable, and a form the bundle dropped would keep its records forever.
       if (mode !== 'off' && !record.deleted) {
-        const check = this.#forms.check(record.form_type, record.data);
+        // The schema sees numbers: an integer kept digit for digit (parseJsonExact) as the nearest
+        // one (a walk as cheap as the schema's own; data without one is not copied).
+        const data = withRoundedNumbers(record.data) as Record<string, unknown>;
+        const check = this.#forms.check(record.form_type, data);
         if (check.status === 'unknown-form') {
           warnings.push({
             id: record.observation_id,
