@@ -19,10 +19,12 @@ export function withRoundedNumbers(value: unknown): unknown {
   if (isRawJson(value)) return Number(value.rawJSON);
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
-    value.forEach((item, i) => {
-      const rounded = withRoundedNumbers(item);
-      if (rounded !== item) (copy ??= value.slice())[i] = rounded;
-    });
+    for (let i = 0; i < value.length; i++) {
+      const rounded = withRoundedNumbers(value[i]);
+      if (rounded === value[i]) continue;
+      copy ??= value.slice();
+      copy[i] = rounded;
+    }
     return copy ?? value;
   }
   let copy: Record<string, unknown> | undefined;

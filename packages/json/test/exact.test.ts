@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, isRawJson, parseJson, parseJsonExact } from '../src/index.ts';
+import { canonicalJson, isRawJson, parseJson, parseJsonExact, withRoundedNumbers } from '../src/index.ts';
 
 /** JSON text with BigInt values written as their digits (JSON.rawJSON in a replacer). */
 const withBigInts = (value: unknown) =>
@@ -47,10 +47,10 @@ describe('parseJsonExact', () => {
       '{"safe":9007199254740991,"past":9007199254740992,"d":12345678901234567.5,"e":1e400,"s":"12345678901234567890","big":1e20,"point":12345678901234567890.0}',
     ) as Record<string, unknown>;
     // Integral doubles beyond 2^53 written as a decimal or with an exponent are numbers still.
-    expect([parsed.big, parsed.point]).toEqual([1e20, 12345678901234567890]);
+    expect([parsed.big, parsed.point]).toEqual([1e20, Number('12345678901234567890')]);
     expect(parsed.safe).toBe(9007199254740991);
     expect(isRawJson(parsed.past)).toBe(true);
-    expect(parsed.d).toBe(12345678901234567.5);
+    expect(parsed.d).toBe(Number('12345678901234567.5'));
     expect(parsed.e).toBe(Number.POSITIVE_INFINITY);
     expect(parsed.s).toBe('12345678901234567890');
   });
@@ -62,5 +62,22 @@ describe('canonicalJson of exact integers', () => {
     expect(canonicalJson(parsed)).toBe('{"a":[1,-98765432109876543210],"b":12345678901234567890}');
     // Keys already in order take the JSON.stringify path; it writes them the same.
     expect(canonicalJson(parseJsonExact('{"a":12345678901234567890}'))).toBe('{"a":12345678901234567890}');
+  });
+});
+
+describe('withRoundedNumbers', () => {
+  it('is the value itself without exact integers, else a copy with the nearest numbers', () => {
+    const plain = { a: [1, { b: 'x' }], c: null };
+    expect(withRoundedNumbers(plain)).toBe(plain);
+    const exact = parseJsonExact('{"a":[1,12345678901234567891],"b":{"__proto__":9007199254740993},"c":"s"}');
+    const rounded = withRoundedNumbers(exact) as { a: unknown[]; b: Record<string, unknown>; c: string };
+    expect(rounded.a).toEqual([1, Number('12345678901234567891')]);
+    expect(Object.hasOwn(rounded.b, '__proto__')).toBe(true);
+    expect(rounded.b.__proto__).toBe(Number('9007199254740993'));
+    expect(rounded.c).toBe('s');
+    // The exact value is untouched.
+    expect(JSON.stringify(exact)).toBe(
+      '{"a":[1,12345678901234567891],"b":{"__proto__":9007199254740993},"c":"s"}',
+    );
   });
 });
