@@ -73,7 +73,7 @@ describe('withRoundedNumbers', () => {
     const rounded = withRoundedNumbers(exact) as { a: unknown[]; b: Record<string, unknown>; c: string };
     expect(rounded.a).toEqual([1, Number('12345678901234567891')]);
     expect(Object.hasOwn(rounded.b, '__proto__')).toBe(true);
-    expect(rounded.b.__proto__).toBe(Number('9007199254740993'));
+    expect(Object.getOwnPropertyDescriptor(rounded.b, '__proto__')?.value).toBe(Number('9007199254740993'));
     expect(rounded.c).toBe('s');
     // The exact value is untouched.
     expect(JSON.stringify(exact)).toBe(
