@@ -2426,7 +2426,10 @@ export interface operations {
             query?: {
                 /** @description Maximum number of records to return (outside 1–500 → 400). */
                 limit?: number;
-                /** @description Filter by one form type; merged with `schema_types` from the body. */
+                /**
+                 * @description Filter by one form type; merged with `schema_types` from the body. An empty value
+                 *     (`?schemaType=`) is no filter, as 1.0.3 read it (no form type is empty).
+                 */
                 schemaType?: components["schemas"]["FormTypeFilter"];
                 /**
                  * @description Opaque cursor from a previous `next_page_token`; alternative to `since`. It continues

@@ -649,6 +649,13 @@ describe('POST /sync/pull', () => {
     expect(merged.body.records.map((r: { form_type: string }) => r.form_type)).toEqual(['alpha', 'gamma']);
   });
 
+  it('an empty ?schemaType= is no filter, as 1.0.3 read it', async () => {
+    const start = (await pull(target, reader.token)).body.current_version;
+    await push(target, writer.token, [record({ form_type: 'delta' }), record({ form_type: 'epsilon' })]);
+    const all = await pull(target, reader.token, { since: { version: start } }, '?schemaType=');
+    expect(all.body.records.map((r: { form_type: string }) => r.form_type)).toEqual(['delta', 'epsilon']);
+  });
+
   it.each([
     'garbage',
     'p1.',
