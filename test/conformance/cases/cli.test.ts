@@ -128,6 +128,15 @@ describe('synk CLI', () => {
     const listed = await synk('--json', ...as, 'sync', 'push', input);
     expect(listed.code).toBe(1);
     expect(JSON.parse(listed.stdout).failed_records).toHaveLength(30);
+    expect(JSON.parse(listed.stdout).refused_batches).toEqual([
+      {
+        transmission_id: expect.any(String),
+        status: 403,
+        code: 'forbidden',
+        detail: expect.stringMatching(/role/i),
+        observation_ids: records.map((r) => r.observation_id),
+      },
+    ]);
     expect((await json('users', 'delete', 'viewer-1')).message).toBe('User deleted successfully');
   });
 

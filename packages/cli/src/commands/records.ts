@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { parseJson } from '@synk/json';
-import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
+import type { components, PushWarning, RecordInput, RefusedBatch } from '@synk/sdk/node';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, context, countArgument, output, table, versionArgument } from '../cli.ts';
 import { writeRecordsJson } from '../records-json.ts';
@@ -31,12 +31,23 @@ function failureLine(f: FailedRecord): string {
   return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fieldErrors(f.error, f.errors)}`;
 }
 
+/** The server's words for a batch it refused whole, or its status when it gave none (a proxy's page). */
+const refusalText = (batch: RefusedBatch) => batch.detail || `HTTP ${batch.status} (${batch.code})`;
+
 /**
- * Every record failed for the same reason that is not about any record (a read-only user's push
- * is refused as a whole, each batch with 403): one line says so instead of one per record.
+ * The lines for the batches the server refused whole (the SDK's report says which: a read-only
+ * user's push is refused batch by batch with 403), one per reason rather than one per record; when
+ * that is every failure and for one reason, one line says the push was refused.
  */
-function refusedWhole(failed: FailedRecord[]): boolean {
-  return failed.length > 0 && failed.every((f) => f.code === 'forbidden' && f.error === failed[0]!.error);
+function refusalLines(refused: RefusedBatch[], failed: number): string[] {
+  const records = new Map<string, number>();
+  for (const batch of refused)
+    records.set(refusalText(batch), (records.get(refusalText(batch)) ?? 0) + batch.ids.length);
+  const [only] = records.keys();
+  if (records.size === 1 && records.get(only!) === failed) return [`  the server refused the push: ${only}`];
+  return [...records].map(
+    ([text, count]) => `  the server refused ${count} records (their batches whole): ${text}`,
+  );
 }
 
 /** The field errors `message` does not quote already, the first few, in parentheses. */
@@ -211,21 +222,37 @@ export function registerRecords(program: Command): void {
       }
       failed.sort((a, b) => a.index - b.index);
       merged.sort((a, b) => a.index - b.index);
-      const whole = refusedWhole(failed);
-      output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
-        [
-          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
-          ...(whole
-            ? [`  the server refused the push: ${failed[0]!.error}`]
-            : failed.slice(0, LISTED_FAILURES).map(failureLine)),
-          ...(failed.length > LISTED_FAILURES && !whole
-            ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
-            : []),
-          ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
-          ...(warnings.length > LISTED_WARNINGS
-            ? [`  … ${warnings.length - LISTED_WARNINGS} more warnings (--json lists all)`]
-            : []),
-        ].join('\n'),
+      // The records of batches refused whole are told by their batches' reason, not one by one.
+      const inRefusedBatch = new Set(result.refused.flatMap((batch) => batch.ids));
+      const ownFailures = failed.filter((f) => !f.observation_id || !inRefusedBatch.has(f.observation_id));
+      const refusedBatches = result.refused.map((batch) => ({
+        transmission_id: batch.transmissionId,
+        status: batch.status,
+        code: batch.code,
+        detail: batch.detail,
+        observation_ids: batch.ids,
+      }));
+      output(
+        {
+          success_count: success,
+          failed_records: failed,
+          refused_batches: refusedBatches,
+          warnings,
+          merged_duplicates: merged,
+        },
+        () =>
+          [
+            `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
+            ...refusalLines(result.refused, failed.length),
+            ...ownFailures.slice(0, LISTED_FAILURES).map(failureLine),
+            ...(ownFailures.length > LISTED_FAILURES
+              ? [`  … ${ownFailures.length - LISTED_FAILURES} more failed (--json lists all)`]
+              : []),
+            ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
+            ...(warnings.length > LISTED_WARNINGS
+              ? [`  … ${warnings.length - LISTED_WARNINGS} more warnings (--json lists all)`]
+              : []),
+          ].join('\n'),
       );
       if (failed.length) process.exitCode = 1;
     });
