@@ -2,18 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { parseJson } from '@synk/json';
 import type { components, PushWarning, RecordInput, RefusedBatch } from '@synk/sdk/node';
-import { type Command, InvalidArgumentError } from 'commander';
-import { CliError, context, countArgument, output, table, versionArgument } from '../cli.ts';
+import type { Command } from 'commander';
+import { CliError, context, output, versionArgument } from '../cli.ts';
 import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
+import { registerConflicts } from './conflicts.ts';
 import { registerSyncWatch } from './sync-watch.ts';
 import { registerTombstonePurge } from './tombstones.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
-type ConflictEntry = components['schemas']['ConflictEntry'];
-
-/** Entries per request of `sync conflicts`: the most the server gives in one page. */
-const CONFLICT_PAGE = 500;
 
 const LISTED_FAILURES = 20;
 const LISTED_WARNINGS = 5;
@@ -66,25 +63,6 @@ function warningLine(w: Warning): string {
   return `  ! ${w.index !== undefined ? `#${w.index} ` : ''}${w.id}: ${w.code}: ${w.message}${fieldErrors(w.message, w.errors)}`;
 }
 
-/** A `--after <id>` value: a conflict log id, so a whole number ≥ 0 (0: from the first entry). */
-function conflictIdArgument(value: string): number {
-  if (!/^\d{1,15}$/.test(value)) throw new InvalidArgumentError('must be a whole number ≥ 0, a conflict id');
-  return Number(value);
-}
-
-/** A conflict as one line of the table: the copies themselves are too big for it (--json has them). */
-function conflictRow(c: ConflictEntry): Record<string, unknown> {
-  return {
-    id: c.id,
-    observation_id: c.observation_id,
-    form_type: c.form_type,
-    policy: c.policy,
-    'base/server': `${c.base_version}/${c.server_version}`,
-    by: `${c.username} (${c.client_id})`,
-    detected_at: c.detected_at,
-  };
-}
-
 export function registerRecords(program: Command): void {
   const sync = program
     .command('sync')
@@ -112,55 +90,7 @@ export function registerRecords(program: Command): void {
       });
       if (target !== STDOUT) output({ file: target, records: count }, `Wrote ${count} records to ${target}`);
     });
-  sync
-    .command('conflicts')
-    .description(
-      'the conflict log (admin): records pushed over a copy their device had not seen; --json has both copies',
-    )
-    .option(
-      '--after <id>',
-      'only conflicts after this id (the last one listed, to go on)',
-      conflictIdArgument,
-      0,
-    )
-    .option('--limit <n>', 'list at most this many (default: every one)', countArgument)
-    .action(async (options: { after: number; limit?: number }) => {
-      const { client } = await context();
-      const limit = options.limit ?? Number.POSITIVE_INFINITY;
-      const conflicts: ConflictEntry[] = [];
-      /** Whether entries after the listed ones were left out for --limit. */
-      let more = false;
-      for await (const page of client.conflictPages({
-        after: options.after,
-        limit: Math.min(limit, CONFLICT_PAGE),
-      })) {
-        const room = limit - conflicts.length;
-        conflicts.push(...page.conflicts.slice(0, room));
-        if (conflicts.length >= limit) {
-          more = page.has_more || page.conflicts.length > room;
-          break;
-        }
-      }
-      const last = conflicts.at(-1)?.id;
-      output(conflicts, () =>
-        conflicts.length === 0
-          ? options.after
-            ? `No conflicts after ${options.after}`
-            : 'No conflicts logged'
-          : [
-              table(conflicts.map(conflictRow), [
-                'id',
-                'observation_id',
-                'form_type',
-                'policy',
-                'base/server',
-                'by',
-                'detected_at',
-              ]),
-              ...(more ? [`… more after ${last}: synk sync conflicts --after ${last}`] : []),
-            ].join('\n'),
-      );
-    });
+  registerConflicts(sync);
   sync
     .command('push <file>')
     .description(
