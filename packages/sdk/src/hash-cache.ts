@@ -1,5 +1,5 @@
 import type { BigIntStats } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJson } from '@synk/json';
 import { syncDirectory } from './durable-files.ts';
@@ -95,8 +95,16 @@ export class HashCache {
     this.#entries ??= (async () => {
       const entries = new Map<string, Entry>();
       try {
-        const text = await readFile(this.#file, 'utf8');
-        const writtenAt = (await stat(this.#file, { bigint: true })).mtimeNs;
+        // The text and the mtime of one file, even if another instance renames a new one over it.
+        const handle = await open(this.#file, 'r');
+        let text: string;
+        let writtenAt: bigint;
+        try {
+          writtenAt = (await handle.stat({ bigint: true })).mtimeNs;
+          text = await handle.readFile('utf8');
+        } finally {
+          await handle.close();
+        }
         const stored = parseJson(text) as { format?: unknown; entries?: unknown } | null;
         if (stored?.format !== FORMAT || typeof stored.entries !== 'object' || stored.entries === null)
           return entries;
