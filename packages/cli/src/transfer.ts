@@ -97,6 +97,11 @@ export async function destinationPath(target: string, name: string): Promise<str
 
 const destinationName = (file: string) => (file === STDOUT ? 'standard output' : path.basename(file));
 
+/** Writes to standard output, waiting while it is full: what is printed is not held in memory meanwhile. */
+export async function writeStdout(chunk: Buffer | string): Promise<void> {
+  if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+}
+
 /**
  * Writes a file whole or not at all, from what `fill` hands to `write`; or standard output for `-`.
  * The bytes go to `.<name>.<random>.part` beside the file, are flushed to disk and renamed over
@@ -115,9 +120,7 @@ export async function writeWhole(
   const failed = (err: unknown) =>
     new CliError(`${operation} of ${name} failed: ${(err as Error)?.message ?? String(err)}`);
   if (file === STDOUT) {
-    await fill(async (chunk) => {
-      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
-    });
+    await fill(writeStdout);
     return;
   }
 

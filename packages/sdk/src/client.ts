@@ -116,15 +116,41 @@ export type SyncHandlers = {
     }
 );
 
-export interface SyncReport {
-  /** True when this sync completed a full resync pass (`removeMissing` was called, if given). */
-  resynced: boolean;
-  pulled: number;
+/**
+ * A push batch the server refused as a whole, not record by record: a 4xx other than 401, 408 and
+ * 429 (403 when the user's role was lowered to read-only while the device was offline, 409 for a
+ * transmission id reused with other records, 413 for one record too large alone). Its records are
+ * set aside as dead letters (`records.deadLetters()`), each with the same `code` and `error`.
+ */
+export interface RefusedBatch {
+  transmissionId: string;
+  /** The HTTP status of the refusal. */
+  status: number;
+  /** The problem's `code` (e.g. `forbidden`), or `http_<status>` when the answer had none. */
+  code: string;
+  /** The server's words: the problem's `detail`, then its `errors` (about the request, not a record). */
+  detail: string;
+  /** The ids of the batch's records, in the order sent. */
+  ids: string[];
+}
+
+/** What `push()` did: counts of records, and what the server said about them. */
+export interface PushReport {
+  /** Records the server took. */
   pushed: number;
+  /** Records set aside as dead letters: refused one by one, or with their whole batch. */
   failed: number;
   conflicts: Conflict[];
   /** Every warning of the push, in the server's words, conflicts included (see `PushWarning`). */
   warnings: PushWarning[];
+  /** The batches refused whole (their records count in `failed`); empty when none was. */
+  refused: RefusedBatch[];
+}
+
+export interface SyncReport extends PushReport {
+  /** True when this sync completed a full resync pass (`removeMissing` was called, if given). */
+  resynced: boolean;
+  pulled: number;
 }
 
 const KEYS = {
@@ -440,20 +466,20 @@ export function createClient(options: ClientOptions) {
    * response never duplicates or loses a record.
    */
   type PushOptions = { onConflict?: (conflict: Conflict) => void; signal?: AbortSignal };
-  type PushResult = { pushed: number; failed: number; conflicts: Conflict[]; warnings: PushWarning[] };
   /** The push running now: pushes on one client run one after the other, never side by side. */
   let pushing: Promise<unknown> = Promise.resolve();
-  function pushQueued(push: PushOptions = {}): Promise<PushResult> {
+  function pushQueued(push: PushOptions = {}): Promise<PushReport> {
     const run = pushing.catch(() => undefined).then(() => pushBatches(push));
     pushing = run;
     return run;
   }
 
-  async function pushBatches(push: PushOptions): Promise<PushResult> {
+  async function pushBatches(push: PushOptions): Promise<PushReport> {
     let pushed = 0;
     let failed = 0;
     const conflicts: Conflict[] = [];
     const warnings: PushWarning[] = [];
+    const refusedBatches: RefusedBatch[] = [];
     const newId = () => globalThis.crypto.randomUUID();
     for (;;) {
       const batch = await outbox.nextBatch(batchLimit, newId, await clientId());
@@ -509,12 +535,15 @@ export function createClient(options: ClientOptions) {
         // which name the record's own fields.
         const details = (problem?.errors ?? []).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
         const error = [problem?.detail, ...details].filter(Boolean).join('; ');
-        refused = batch.records.map((record) => ({
-          record,
-          code: problem?.code ?? `http_${response.status}`,
-          error,
-          at,
-        }));
+        const code = problem?.code ?? `http_${response.status}`;
+        refused = batch.records.map((record) => ({ record, code, error, at }));
+        refusedBatches.push({
+          transmissionId: batch.transmission_id,
+          status: response.status,
+          code,
+          detail: error,
+          ids: batch.records.map((record) => record.observation_id),
+        });
       } else {
         throw ApiError.of(response, problem);
       }
@@ -525,7 +554,7 @@ export function createClient(options: ClientOptions) {
       events.emit('sync:progress', { phase: 'push', pulled: 0, pushed });
     }
     await queueSizes();
-    return { pushed, failed, conflicts, warnings };
+    return { pushed, failed, conflicts, warnings, refused: refusedBatches };
   }
 
   /** Pulls (applying each page before the cursor moves), then pushes the outbox. */

@@ -1,15 +1,23 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { removeAbandonedTemps, syncDirectory } from './durable-files.ts';
+import { hashFile } from './file-hash.ts';
 import type { LocalFiles } from './files.ts';
+import { fingerprintOf, HashCache } from './hash-cache.ts';
 
 /**
  * A download on its way in. `~` is in no attachment id the server accepts, so no attachment is ever
  * taken for one.
  */
 const TEMP_NAME = /^\.[0-9a-f-]{36}\.part~$/;
+const tempName = () => `.${randomUUID()}.part~`;
+
+/**
+ * The hashes of the files, kept at the top of the directory: no attachment id has a `~`, and an app
+ * bundle has nothing at its top level but `app/`, `forms/` and `renderers/`.
+ */
+const HASH_CACHE = '.synk-hashes~.json';
 
 /** The chunks of a stream; cancels it when left early (a full disk), which releases its connection. */
 async function* chunksOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
@@ -31,15 +39,18 @@ async function* chunksOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8
  * Downloads stream into a temporary file beside their place, hashed on the way and fsynced, and are
  * renamed into place only when they have the manifest's hash: a file of any size costs a chunk of
  * memory, and a download cut short, cancelled or corrupted leaves the previous copy as it was and
- * nothing of its own.
+ * nothing of its own. The hashes of the files are remembered (see HashCache) so that a sync does not
+ * read every file again; a sync (`attachments.syncTo`, `bundles.syncTo`) ends with `flush()`.
  */
 export class DirectoryFiles implements LocalFiles {
   readonly #root: string;
   /** The directories this instance has looked in for temporary files of writes that died. */
   readonly #swept = new Set<string>();
+  readonly #hashes: HashCache;
 
   constructor(root: string) {
     this.#root = path.resolve(root);
+    this.#hashes = new HashCache(path.join(this.#root, HASH_CACHE), tempName);
   }
 
   /** The file of a name; the SDK checks the server's names first, this keeps an app's own inside too. */
@@ -50,15 +61,22 @@ export class DirectoryFiles implements LocalFiles {
     return file;
   }
 
+  /** The file's sha256: remembered while the file is unchanged, else read (and then remembered). */
   async hashOf(name: string): Promise<string | undefined> {
-    const hash = createHash('sha256');
+    const file = this.#file(name);
     try {
-      for await (const chunk of createReadStream(this.#file(name))) hash.update(chunk as Buffer);
+      const was = fingerprintOf(await stat(file, { bigint: true }));
+      const known = await this.#hashes.hashOf(name, was);
+      if (known !== undefined) return known;
+      const clock = await this.#hashes.clock();
+      const hash = await hashFile(file);
+      await this.#hashes.remember(name, was, hash, clock);
+      return hash;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.#hashes.forget(name);
+      return undefined;
     }
-    return hash.digest('hex');
   }
 
   async write(name: string, bytes: Uint8Array): Promise<void> {
@@ -71,6 +89,12 @@ export class DirectoryFiles implements LocalFiles {
 
   async remove(name: string): Promise<void> {
     await rm(this.#file(name), { force: true });
+    await this.#hashes.forget(name);
+  }
+
+  /** Writes the remembered hashes beside the files, so that they outlive this process. */
+  flush(): Promise<void> {
+    return this.#hashes.flush();
   }
 
   /**
@@ -90,7 +114,7 @@ export class DirectoryFiles implements LocalFiles {
       await removeAbandonedTemps(dir, TEMP_NAME);
     }
     // In the same directory, so the rename stays on one file system.
-    const temp = path.join(dir, `.${randomUUID()}.part~`);
+    const temp = path.join(dir, tempName());
     const hash = createHash('sha256');
     try {
       const handle = await open(temp, 'wx');
@@ -111,6 +135,8 @@ export class DirectoryFiles implements LocalFiles {
       }
       await rename(temp, file);
       await syncDirectory(dir);
+      // Not remembered: written just now, it is racily clean (see HashCache); the next sync reads it.
+      await this.#hashes.forget(name);
       return received;
     } catch (err) {
       await rm(temp, { force: true });

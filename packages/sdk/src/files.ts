@@ -113,6 +113,28 @@ export interface LocalFiles {
     meta: { contentType?: string; hash?: string },
   ): Promise<string>;
   remove(id: string): Promise<void>;
+  /**
+   * Optional: called when a sync (`attachments.syncTo`, `bundles.syncTo`) is over, also one that
+   * failed, to make durable what the storage keeps for the next one: `DirectoryFiles` writes the
+   * hashes it remembers (so the next sync does not read every file again).
+   */
+  flush?(): Promise<void>;
+}
+
+/**
+ * Runs a sync over `local`, then has it flush: after a failure too, so that the files hashed before
+ * it are not read again, without the flush's own error hiding the sync's.
+ */
+async function flushingAfter<T>(local: LocalFiles, sync: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await sync();
+  } catch (error) {
+    await local.flush?.().catch(() => {});
+    throw error;
+  }
+  await local.flush?.();
+  return result;
 }
 
 /**
@@ -250,67 +272,76 @@ export function attachmentHelpers(
       sinceVersion = 0,
       options: { signal?: AbortSignal; pageSize?: number } = {},
     ): Promise<{ downloaded: string[]; removed: string[]; failed: FailedDownload[]; version: number }> {
-      const downloaded: string[] = [];
-      const removed: string[] = [];
-      const failed: FailedDownload[] = [];
-      let firstFailed: number | undefined;
-      let cursor = sinceVersion;
-      for (;;) {
-        const { data, error, response } = await api.POST('/attachments/manifest', {
-          params: { query: { limit: options.pageSize ?? MANIFEST_PAGE_SIZE } },
-          body: { client_id: await clientId(), since_version: cursor },
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        if (!data) throw ApiError.of(response, error as Problem | undefined);
-        for (const op of data.operations) checkAttachmentId(op.attachment_id);
-        firstFailed ??= await applyPage(data.operations);
-        if (!data.has_more) {
-          const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
-          return { downloaded, removed, failed, version };
-        }
-        cursor = data.change_cutoff;
-      }
-
-      /** Applies one page's operations; returns the version of the first that failed, if one did. */
-      async function applyPage(operations: Schemas['AttachmentManifestOperation'][]) {
-        let failedAt: number | undefined;
-        for (const op of operations) {
-          if (op.operation === 'delete') {
-            await local.remove(op.attachment_id);
-            removed.push(op.attachment_id);
-            continue;
-          }
-          if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
-          try {
-            const res = await authedFetch(
-              new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
-                ...(options.signal ? { signal: options.signal } : {}),
-              }),
-            );
-            if (!res.ok) throw await refusal(res);
-            // A failure to write (a full disk) is not of this file only: it is thrown.
-            await saveDownload(
-              local,
-              op.attachment_id,
-              res,
-              {
-                ...(op.content_type ? { contentType: op.content_type } : {}),
-                ...(op.hash ? { hash: op.hash } : {}),
-              },
-              `attachment ${op.attachment_id}`,
-            );
-          } catch (error) {
-            if (!ofThisFileOnly(error)) throw error;
-            failed.push({ id: op.attachment_id, error });
-            failedAt ??= op.version;
-            continue;
-          }
-          downloaded.push(op.attachment_id);
-        }
-        return failedAt;
-      }
+      return flushingAfter(local, () => applyManifest(local, sinceVersion, options));
     },
   };
+
+  /** What `attachments.syncTo` does, before it has `local` flush. */
+  async function applyManifest(
+    local: LocalFiles,
+    sinceVersion: number,
+    options: { signal?: AbortSignal; pageSize?: number },
+  ): Promise<{ downloaded: string[]; removed: string[]; failed: FailedDownload[]; version: number }> {
+    const downloaded: string[] = [];
+    const removed: string[] = [];
+    const failed: FailedDownload[] = [];
+    let firstFailed: number | undefined;
+    let cursor = sinceVersion;
+    for (;;) {
+      const { data, error, response } = await api.POST('/attachments/manifest', {
+        params: { query: { limit: options.pageSize ?? MANIFEST_PAGE_SIZE } },
+        body: { client_id: await clientId(), since_version: cursor },
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (!data) throw ApiError.of(response, error as Problem | undefined);
+      for (const op of data.operations) checkAttachmentId(op.attachment_id);
+      firstFailed ??= await applyPage(data.operations);
+      if (!data.has_more) {
+        const version = firstFailed === undefined ? data.current_version : firstFailed - 1;
+        return { downloaded, removed, failed, version };
+      }
+      cursor = data.change_cutoff;
+    }
+
+    /** Applies one page's operations; returns the version of the first that failed, if one did. */
+    async function applyPage(operations: Schemas['AttachmentManifestOperation'][]) {
+      let failedAt: number | undefined;
+      for (const op of operations) {
+        if (op.operation === 'delete') {
+          await local.remove(op.attachment_id);
+          removed.push(op.attachment_id);
+          continue;
+        }
+        if (op.hash && (await local.hashOf(op.attachment_id)) === op.hash) continue;
+        try {
+          const res = await authedFetch(
+            new Request(`${baseUrl}/attachments/${encodeURIComponent(op.attachment_id)}`, {
+              ...(options.signal ? { signal: options.signal } : {}),
+            }),
+          );
+          if (!res.ok) throw await refusal(res);
+          // A failure to write (a full disk) is not of this file only: it is thrown.
+          await saveDownload(
+            local,
+            op.attachment_id,
+            res,
+            {
+              ...(op.content_type ? { contentType: op.content_type } : {}),
+              ...(op.hash ? { hash: op.hash } : {}),
+            },
+            `attachment ${op.attachment_id}`,
+          );
+        } catch (error) {
+          if (!ofThisFileOnly(error)) throw error;
+          failed.push({ id: op.attachment_id, error });
+          failedAt ??= op.version;
+          continue;
+        }
+        downloaded.push(op.attachment_id);
+      }
+      return failedAt;
+    }
+  }
 }
 
 /**
@@ -360,40 +391,45 @@ export function bundleHelpers(
      * that this one no longer has. Returns the paths downloaded. `signal` cancels it, also
      * mid-download; the next sync downloads only what was not written.
      */
-    async syncTo(local: LocalFiles, options: { signal?: AbortSignal } = {}): Promise<string[]> {
-      const { manifest: active } = await manifest(options);
-      for (const file of active.files) checkBundlePath(file.path);
-      const changed: (typeof active.files)[number][] = [];
-      for (const file of active.files) if ((await local.hashOf(file.path)) !== file.hash) changed.push(file);
-      // Held until every changed file is here: a network lost midway left a new form's schema.json
-      // beside the old ui.json, a mix the app then ran (offline, maybe for days).
-      const hold = changed.reduce((sum, file) => sum + file.size, 0) <= STAGED_BUNDLE_BYTES;
-      const arrived: { file: (typeof changed)[number]; bytes: Uint8Array }[] = [];
-      for (const file of changed) {
-        const res = await authedFetch(
-          new Request(
-            `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
-            options.signal ? { signal: options.signal } : {},
-          ),
-        );
-        if (!res.ok) throw await refusal(res);
-        const what = `app bundle file ${file.path}`;
-        const meta = { contentType: file.mimeType, hash: file.hash };
-        // Not held, a file goes straight to the device, streamed where it can be (it may be large).
-        if (hold) arrived.push({ file, bytes: await verifiedBytes(res, file.hash, what) });
-        else await saveDownload(local, file.path, res, meta, what);
-      }
-      for (const { file, bytes } of arrived)
-        await local.write(file.path, bytes, { contentType: file.mimeType, hash: file.hash });
-      const fetched = changed.map((file) => file.path);
-      // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
-      // files this sync wrote go, never others the app keeps in the same place; a crash before the
-      // list is stored has them removed again, which finds them gone.
-      const current = new Set(active.files.map((file) => file.path));
-      for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
-        if (!current.has(path)) await local.remove(path);
-      await state.set(SYNCED_BUNDLE_FILES, [...current]);
-      return fetched;
+    syncTo(local: LocalFiles, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+      return flushingAfter(local, () => applyBundle(local, options));
     },
   };
+
+  /** What `bundles.syncTo` does, before it has `local` flush. */
+  async function applyBundle(local: LocalFiles, options: { signal?: AbortSignal }): Promise<string[]> {
+    const { manifest: active } = await manifest(options);
+    for (const file of active.files) checkBundlePath(file.path);
+    const changed: (typeof active.files)[number][] = [];
+    for (const file of active.files) if ((await local.hashOf(file.path)) !== file.hash) changed.push(file);
+    // Held until every changed file is here: a network lost midway left a new form's schema.json
+    // beside the old ui.json, a mix the app then ran (offline, maybe for days).
+    const hold = changed.reduce((sum, file) => sum + file.size, 0) <= STAGED_BUNDLE_BYTES;
+    const arrived: { file: (typeof changed)[number]; bytes: Uint8Array }[] = [];
+    for (const file of changed) {
+      const res = await authedFetch(
+        new Request(
+          `${baseUrl}/app-bundle/download/${file.path.split('/').map(encodeURIComponent).join('/')}`,
+          options.signal ? { signal: options.signal } : {},
+        ),
+      );
+      if (!res.ok) throw await refusal(res);
+      const what = `app bundle file ${file.path}`;
+      const meta = { contentType: file.mimeType, hash: file.hash };
+      // Not held, a file goes straight to the device, streamed where it can be (it may be large).
+      if (hold) arrived.push({ file, bytes: await verifiedBytes(res, file.hash, what) });
+      else await saveDownload(local, file.path, res, meta, what);
+    }
+    for (const { file, bytes } of arrived)
+      await local.write(file.path, bytes, { contentType: file.mimeType, hash: file.hash });
+    const fetched = changed.map((file) => file.path);
+    // A file the bundle no longer has (a form removed) would go on being offered by the app. Only
+    // files this sync wrote go, never others the app keeps in the same place; a crash before the
+    // list is stored has them removed again, which finds them gone.
+    const current = new Set(active.files.map((file) => file.path));
+    for (const path of (await state.get<string[]>(SYNCED_BUNDLE_FILES)) ?? [])
+      if (!current.has(path)) await local.remove(path);
+    await state.set(SYNCED_BUNDLE_FILES, [...current]);
+    return fetched;
+  }
 }

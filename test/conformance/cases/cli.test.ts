@@ -128,6 +128,15 @@ describe('synk CLI', () => {
     const listed = await synk('--json', ...as, 'sync', 'push', input);
     expect(listed.code).toBe(1);
     expect(JSON.parse(listed.stdout).failed_records).toHaveLength(30);
+    expect(JSON.parse(listed.stdout).refused_batches).toEqual([
+      {
+        transmission_id: expect.any(String),
+        status: 403,
+        code: 'forbidden',
+        detail: expect.stringMatching(/role/i),
+        observation_ids: records.map((r) => r.observation_id),
+      },
+    ]);
     expect((await json('users', 'delete', 'viewer-1')).message).toBe('User deleted successfully');
   });
 
@@ -821,8 +830,27 @@ describe('synk CLI', () => {
     const { warnings } = await json('sync', 'push', input);
     expect(warnings.filter((w: { code: string }) => w.code === 'CONFLICT')).toHaveLength(501);
 
-    const all = (await json('sync', 'conflicts')).filter((c: { observation_id: string }) =>
-      ids.includes(c.observation_id),
+    // Printed page by page as the server gives them: across its pages, the array one JSON.stringify gives.
+    const listed = await synk('--json', 'sync', 'conflicts');
+    expect(listed.code, listed.stderr).toBe(0);
+    const log = JSON.parse(listed.stdout);
+    expect(listed.stdout).toBe(`${JSON.stringify(log, null, 2)}\n`);
+    const all = log.filter((c: { observation_id: string }) => ids.includes(c.observation_id));
+    // As tables of 500 rows (the server's page), each with its header: every entry once, in order.
+    const human = await synk('sync', 'conflicts');
+    expect(human.code, human.stderr).toBe(0);
+    const tables = human.stdout
+      .trimEnd()
+      .split('\n\n')
+      .map((table) => table.split('\n'));
+    const sizes = Array.from({ length: Math.ceil(log.length / 500) }, (_, i) =>
+      Math.min(500, log.length - i * 500),
+    );
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(tables.map((t) => t.length - 2)).toEqual(sizes);
+    for (const table of tables) expect(table[0]).toMatch(/^id\s+observation_id\s+form_type\s/);
+    expect(tables.flatMap((t) => t.slice(2)).map((row) => Number(row.split(' ')[0]))).toEqual(
+      log.map((c: { id: number }) => c.id),
     );
     expect(all.map((c: { observation_id: string }) => c.observation_id)).toEqual(ids);
     expect(all[0]).toMatchObject({
@@ -840,9 +868,9 @@ describe('synk CLI', () => {
     expect(
       (await json('sync', 'conflicts', '--after', after, '--limit', '2')).map((c: { id: number }) => c.id),
     ).toEqual([all[1].id, all[2].id]);
-    const human = await synk('sync', 'conflicts', '--after', after, '--limit', '2');
-    expect(human.code, human.stderr).toBe(0);
-    const lines = human.stdout.trimEnd().split('\n');
+    const limited = await synk('sync', 'conflicts', '--after', after, '--limit', '2');
+    expect(limited.code, limited.stderr).toBe(0);
+    const lines = limited.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^id\s+observation_id\s+form_type\s+policy\s+base\/server\s+by\s+detected_at$/);
     expect(lines.slice(2, 4)).toEqual([
       expect.stringMatching(

@@ -403,7 +403,17 @@ describe('SDK against the real server', () => {
     const client = createClient({ baseUrl: target.baseUrl, credentials: writer, clientId: 'c'.repeat(256) });
     await client.auth.login();
     await client.records.saveMany([record('envelope-1'), record('envelope-2')]);
-    expect(await client.push()).toMatchObject({ pushed: 0, failed: 2 });
+    const report = await client.push();
+    expect(report).toMatchObject({ pushed: 0, failed: 2 });
+    expect(report.refused).toEqual([
+      {
+        transmissionId: expect.any(String),
+        status: 400,
+        code: 'validation_failed',
+        detail: expect.stringContaining('/body/client_id: '),
+        ids: ['envelope-1', 'envelope-2'],
+      },
+    ]);
     const dead = await client.records.deadLetters();
     expect(dead.map((d) => d.record.observation_id)).toEqual(['envelope-1', 'envelope-2']);
     for (const letter of dead) {
@@ -422,7 +432,20 @@ describe('SDK against the real server', () => {
     await client.records.save(record('not-allowed'));
     const report = await client.push();
     expect(report.failed).toBe(1);
-    expect((await client.records.deadLetters())[0]).toMatchObject({ code: 'forbidden' });
+    // Said as such: the batch was refused whole, for the user's role, not the record.
+    expect(report.refused).toEqual([
+      {
+        transmissionId: expect.any(String),
+        status: 403,
+        code: 'forbidden',
+        detail: expect.any(String),
+        ids: ['not-allowed'],
+      },
+    ]);
+    expect((await client.records.deadLetters())[0]).toMatchObject({
+      code: 'forbidden',
+      transmissionId: report.refused[0]!.transmissionId,
+    });
     expect((await call(target, 'GET', '/health')).status).toBe(200);
   });
 

@@ -1,19 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { parseJson } from '@synk/json';
-import type { components, PushWarning, RecordInput } from '@synk/sdk/node';
-import { type Command, InvalidArgumentError } from 'commander';
-import { CliError, context, countArgument, output, table, versionArgument } from '../cli.ts';
+import type { components, PushWarning, RecordInput, RefusedBatch } from '@synk/sdk/node';
+import type { Command } from 'commander';
+import { CliError, context, output, versionArgument } from '../cli.ts';
 import { writeRecordsJson } from '../records-json.ts';
 import { destinationPath, STDIN, STDOUT, writeWhole } from '../transfer.ts';
+import { registerConflicts } from './conflicts.ts';
 import { registerSyncWatch } from './sync-watch.ts';
 import { registerTombstonePurge } from './tombstones.ts';
 
 type FailedRecord = components['schemas']['FailedRecord'];
-type ConflictEntry = components['schemas']['ConflictEntry'];
-
-/** Entries per request of `sync conflicts`: the most the server gives in one page. */
-const CONFLICT_PAGE = 500;
 
 const LISTED_FAILURES = 20;
 const LISTED_WARNINGS = 5;
@@ -31,12 +28,23 @@ function failureLine(f: FailedRecord): string {
   return `  - #${f.index}${f.observation_id ? ` ${f.observation_id}` : ''}: ${f.code}: ${f.error}${fieldErrors(f.error, f.errors)}`;
 }
 
+/** The server's words for a batch it refused whole, or its status when it gave none (a proxy's page). */
+const refusalText = (batch: RefusedBatch) => batch.detail || `HTTP ${batch.status} (${batch.code})`;
+
 /**
- * Every record failed for the same reason that is not about any record (a read-only user's push
- * is refused as a whole, each batch with 403): one line says so instead of one per record.
+ * The lines for the batches the server refused whole (the SDK's report says which: a read-only
+ * user's push is refused batch by batch with 403), one per reason rather than one per record; when
+ * that is every failure and for one reason, one line says the push was refused.
  */
-function refusedWhole(failed: FailedRecord[]): boolean {
-  return failed.length > 0 && failed.every((f) => f.code === 'forbidden' && f.error === failed[0]!.error);
+function refusalLines(refused: RefusedBatch[], failed: number): string[] {
+  const records = new Map<string, number>();
+  for (const batch of refused)
+    records.set(refusalText(batch), (records.get(refusalText(batch)) ?? 0) + batch.ids.length);
+  const [only] = records.keys();
+  if (records.size === 1 && records.get(only!) === failed) return [`  the server refused the push: ${only}`];
+  return [...records].map(
+    ([text, count]) => `  the server refused ${count} records (their batches whole): ${text}`,
+  );
 }
 
 /** The field errors `message` does not quote already, the first few, in parentheses. */
@@ -53,25 +61,6 @@ function fieldErrors(message: string, errors: FailedRecord['errors']): string {
 
 function warningLine(w: Warning): string {
   return `  ! ${w.index !== undefined ? `#${w.index} ` : ''}${w.id}: ${w.code}: ${w.message}${fieldErrors(w.message, w.errors)}`;
-}
-
-/** A `--after <id>` value: a conflict log id, so a whole number ≥ 0 (0: from the first entry). */
-function conflictIdArgument(value: string): number {
-  if (!/^\d{1,15}$/.test(value)) throw new InvalidArgumentError('must be a whole number ≥ 0, a conflict id');
-  return Number(value);
-}
-
-/** A conflict as one line of the table: the copies themselves are too big for it (--json has them). */
-function conflictRow(c: ConflictEntry): Record<string, unknown> {
-  return {
-    id: c.id,
-    observation_id: c.observation_id,
-    form_type: c.form_type,
-    policy: c.policy,
-    'base/server': `${c.base_version}/${c.server_version}`,
-    by: `${c.username} (${c.client_id})`,
-    detected_at: c.detected_at,
-  };
 }
 
 export function registerRecords(program: Command): void {
@@ -101,55 +90,7 @@ export function registerRecords(program: Command): void {
       });
       if (target !== STDOUT) output({ file: target, records: count }, `Wrote ${count} records to ${target}`);
     });
-  sync
-    .command('conflicts')
-    .description(
-      'the conflict log (admin): records pushed over a copy their device had not seen; --json has both copies',
-    )
-    .option(
-      '--after <id>',
-      'only conflicts after this id (the last one listed, to go on)',
-      conflictIdArgument,
-      0,
-    )
-    .option('--limit <n>', 'list at most this many (default: every one)', countArgument)
-    .action(async (options: { after: number; limit?: number }) => {
-      const { client } = await context();
-      const limit = options.limit ?? Number.POSITIVE_INFINITY;
-      const conflicts: ConflictEntry[] = [];
-      /** Whether entries after the listed ones were left out for --limit. */
-      let more = false;
-      for await (const page of client.conflictPages({
-        after: options.after,
-        limit: Math.min(limit, CONFLICT_PAGE),
-      })) {
-        const room = limit - conflicts.length;
-        conflicts.push(...page.conflicts.slice(0, room));
-        if (conflicts.length >= limit) {
-          more = page.has_more || page.conflicts.length > room;
-          break;
-        }
-      }
-      const last = conflicts.at(-1)?.id;
-      output(conflicts, () =>
-        conflicts.length === 0
-          ? options.after
-            ? `No conflicts after ${options.after}`
-            : 'No conflicts logged'
-          : [
-              table(conflicts.map(conflictRow), [
-                'id',
-                'observation_id',
-                'form_type',
-                'policy',
-                'base/server',
-                'by',
-                'detected_at',
-              ]),
-              ...(more ? [`… more after ${last}: synk sync conflicts --after ${last}`] : []),
-            ].join('\n'),
-      );
-    });
+  registerConflicts(sync);
   sync
     .command('push <file>')
     .description(
@@ -211,21 +152,37 @@ export function registerRecords(program: Command): void {
       }
       failed.sort((a, b) => a.index - b.index);
       merged.sort((a, b) => a.index - b.index);
-      const whole = refusedWhole(failed);
-      output({ success_count: success, failed_records: failed, warnings, merged_duplicates: merged }, () =>
-        [
-          `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
-          ...(whole
-            ? [`  the server refused the push: ${failed[0]!.error}`]
-            : failed.slice(0, LISTED_FAILURES).map(failureLine)),
-          ...(failed.length > LISTED_FAILURES && !whole
-            ? [`  … ${failed.length - LISTED_FAILURES} more failed (--json lists all)`]
-            : []),
-          ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
-          ...(warnings.length > LISTED_WARNINGS
-            ? [`  … ${warnings.length - LISTED_WARNINGS} more warnings (--json lists all)`]
-            : []),
-        ].join('\n'),
+      // The records of batches refused whole are told by their batches' reason, not one by one.
+      const inRefusedBatch = new Set(result.refused.flatMap((batch) => batch.ids));
+      const ownFailures = failed.filter((f) => !f.observation_id || !inRefusedBatch.has(f.observation_id));
+      const refusedBatches = result.refused.map((batch) => ({
+        transmission_id: batch.transmissionId,
+        status: batch.status,
+        code: batch.code,
+        detail: batch.detail,
+        observation_ids: batch.ids,
+      }));
+      output(
+        {
+          success_count: success,
+          failed_records: failed,
+          refused_batches: refusedBatches,
+          warnings,
+          merged_duplicates: merged,
+        },
+        () =>
+          [
+            `Pushed ${success} records${failed.length ? `, ${failed.length} failed` : ''}${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}${merged.length ? `; merged ${merged.length} duplicate id${merged.length === 1 ? '' : 's'} (the last copy of each is pushed)` : ''}`,
+            ...refusalLines(result.refused, failed.length),
+            ...ownFailures.slice(0, LISTED_FAILURES).map(failureLine),
+            ...(ownFailures.length > LISTED_FAILURES
+              ? [`  … ${ownFailures.length - LISTED_FAILURES} more failed (--json lists all)`]
+              : []),
+            ...warnings.slice(0, LISTED_WARNINGS).map(warningLine),
+            ...(warnings.length > LISTED_WARNINGS
+              ? [`  … ${warnings.length - LISTED_WARNINGS} more warnings (--json lists all)`]
+              : []),
+          ].join('\n'),
       );
       if (failed.length) process.exitCode = 1;
     });
