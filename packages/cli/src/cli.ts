@@ -99,7 +99,9 @@ export async function context(options: { timeoutMs?: number } = {}) {
     // cursors) live as long as one command: a push reports on exactly its file's records, leaves
     // nothing queued for a later command to send, and two commands running side by side never share
     // a queue (the SDK does not coordinate processes).
-    stateStorage: new MemoryStorage(),
+    stateStorage: new MemoryStorage({ exactNumbers: true }),
+    // Records pass through as they are: an integer too long for a double keeps its digits.
+    exactNumbers: true,
     retry: { retries: 2 },
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   });

@@ -1,4 +1,5 @@
-import createFetchClient from 'openapi-fetch';
+import { parseJson, parseJsonExact } from '@synk/json';
+import createFetchClient, { type Middleware } from 'openapi-fetch';
 import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
 import { ApiError, NetworkError, type Problem } from './errors.ts';
@@ -79,6 +80,15 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Records per push batch (default 500). */
   batchSize?: number;
+  /**
+   * Read integers too long for a double (beyond ±(2^53 − 1), e.g. a 19-digit id in a record's
+   * `data`) from the server's answers as `JSON.rawJSON` values, which JSON.stringify writes back
+   * digit for digit (default false: they are the nearest numbers). For tools that move records
+   * without reading them (the CLI's pull to a file and push from one), with a `stateStorage` that
+   * keeps them too (`new MemoryStorage({ exactNumbers: true })`). Not for apps that compute with
+   * the data: such a value is an object, not a number.
+   */
+  exactNumbers?: boolean;
 }
 
 export interface Conflict {
@@ -276,6 +286,7 @@ export function createClient(options: ClientOptions) {
     refresh,
   });
   const api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: transport });
+  api.use(jsonAnswers(options.exactNumbers ? parseJsonExact : parseJson));
 
   async function clientId(): Promise<string> {
     if (options.clientId) return options.clientId;
@@ -627,3 +638,32 @@ export function createClient(options: ClientOptions) {
 }
 
 export type SyncClient = ReturnType<typeof createClient>;
+
+/**
+ * The JSON of the API's answers is read with the SDK's parser: `parseJson` (V8's escaped-key bug,
+ * see transport.ts) or, with `exactNumbers`, `parseJsonExact`. openapi-fetch reads an answer
+ * without a Content-Length (a streamed one, such as the attachment manifest) with its own
+ * JSON.parse instead of Response.json, so such an answer is read here and handed on with its length.
+ */
+function jsonAnswers(parse: (text: string) => unknown): Middleware {
+  return {
+    async onResponse({ response, options }) {
+      if (options.parseAs !== 'json' || !response.ok) return undefined;
+      if (response.headers.has('content-length')) {
+        response.json = async () => parse(await response.text());
+        return response;
+      }
+      const text = await response.text();
+      const headers = new Headers(response.headers);
+      headers.set('content-length', String(new TextEncoder().encode(text).byteLength));
+      const answer = new Response(text, {
+        status: response.status,
+        statusText: response.statusText,
+        headers,
+      });
+      Object.defineProperty(answer, 'url', { value: response.url });
+      answer.json = async () => parse(text);
+      return answer;
+    },
+  };
+}

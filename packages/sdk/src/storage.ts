@@ -1,4 +1,4 @@
-import { parseJson } from '@synk/json';
+import { parseJson, parseJsonExact } from '@synk/json';
 import { webLock } from './locks.ts';
 
 /**
@@ -21,13 +21,21 @@ export interface SyncStorage {
   lock?<T>(name: string, critical: () => Promise<T>): Promise<T>;
 }
 
-/** In memory: for tests and short-lived processes. */
+/**
+ * In memory: for tests and short-lived processes. With `exactNumbers`, integers too long for a
+ * double come back digit for digit (as `JSON.rawJSON` values; see ClientOptions.exactNumbers).
+ */
 export class MemoryStorage implements SyncStorage {
   readonly #values = new Map<string, string>();
+  readonly #parse: (text: string) => unknown;
+
+  constructor(options: { exactNumbers?: boolean } = {}) {
+    this.#parse = options.exactNumbers ? parseJsonExact : parseJson;
+  }
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = this.#values.get(key);
-    return text === undefined ? undefined : (parseJson(text) as T);
+    return text === undefined ? undefined : (this.#parse(text) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {

@@ -682,6 +682,24 @@ describe('synk CLI', () => {
     expect((await json('login', '--password', 'cli-admin-password-3')).username).toBe('admin');
   });
 
+  it('pushes and pulls records with integers too long for a double, digit for digit', async () => {
+    const input = path.join(work, 'exact.json');
+    const data = '{"serial":12345678901234567891,"list":[-98765432109876543210,1.5]}';
+    writeFileSync(input, `[{"observation_id":"exact-cli","form_type":"meters","data":${data}}]`);
+    expect((await json('sync', 'push', input)).success_count).toBe(1);
+    const out = path.join(work, 'exact-pulled.json');
+    expect((await json('sync', 'pull', out, '--schema-types', 'meters')).records).toBe(1);
+    const pulled = readFileSync(out, 'utf8');
+    expect(pulled).toContain('"serial": 12345678901234567891');
+    expect(pulled).toContain('-98765432109876543210');
+    // Pushed back from the file it is the same record: no new version.
+    const again = await json('sync', 'push', out);
+    expect(again.success_count).toBe(1);
+    const repulled = path.join(work, 'exact-repulled.json');
+    await json('sync', 'pull', repulled, '--schema-types', 'meters');
+    expect(JSON.parse(readFileSync(repulled, 'utf8'))[0].version).toBe(JSON.parse(pulled)[0].version);
+  });
+
   it('reports the warnings of a push: the count, the first few, all of them with --json', async () => {
     const input = path.join(work, 'warned.json');
     writeFileSync(

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
-import { parseJson } from '@synk/json';
+import { parseJsonExact } from '@synk/json';
 import type { components, PushWarning, RecordInput, RefusedBatch } from '@synk/sdk/node';
 import type { Command } from 'commander';
 import { CliError, context, output, versionArgument } from '../cli.ts';
@@ -100,7 +100,7 @@ export function registerRecords(program: Command): void {
       const name = file === STDIN ? 'standard input' : file;
       let parsed: unknown;
       try {
-        parsed = parseJson(file === STDIN ? await text(process.stdin) : await readFile(file, 'utf8'));
+        parsed = parseJsonExact(file === STDIN ? await text(process.stdin) : await readFile(file, 'utf8'));
       } catch (err) {
         throw new CliError(
           `${name}: ${err instanceof SyntaxError ? 'not valid JSON: ' : ''}${(err as Error).message}`,
