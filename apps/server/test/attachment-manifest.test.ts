@@ -1,3 +1,4 @@
+import type { components } from '@synk/contract';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_CHUNK_ROWS } from '../src/modules/attachments/manifest.ts';
@@ -35,14 +36,7 @@ async function manifest(since: number, query = '') {
     .set('authorization', `Bearer ${await t.tokenFor('read-only')}`)
     .send({ client_id: 'many', since_version: since });
   expect(res.status).toBe(200);
-  return res.body as {
-    current_version: number;
-    operations: { attachment_id: string; version: number; operation: string; size?: number }[];
-    total_download_size: number;
-    operation_count: { download: number; delete: number };
-    has_more: boolean;
-    change_cutoff: number;
-  };
+  return res.body as components['schemas']['AttachmentManifestResponse'];
 }
 
 const versions = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { components } from '@synk/contract';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
@@ -11,20 +12,8 @@ import { expectProblem } from '../src/problem.ts';
  */
 const target = useTarget({ VALIDATE_RESPONSES: 'false' });
 
-interface Operation {
-  operation: 'download' | 'delete';
-  attachment_id: string;
-  version: number;
-  size?: number;
-}
-interface Manifest {
-  current_version: number;
-  operations: Operation[];
-  total_download_size: number;
-  operation_count: { download: number; delete: number };
-  has_more: boolean;
-  change_cutoff: number;
-}
+type Manifest = components['schemas']['AttachmentManifestResponse'];
+type Operation = Manifest['operations'][number];
 
 let writer: { token: string };
 let reader: { token: string };

@@ -1,3 +1,4 @@
+import type { components } from '@synk/contract';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AttachmentChangesQuery, AttachmentRow } from '../sync/sync.store.ts';
@@ -31,14 +32,7 @@ const row = (version: number, deleted = version % 4 === 0): AttachmentRow => ({
   updated_at: '2026-01-01T00:00:00.000Z',
 });
 
-interface Answer {
-  current_version: number;
-  operations: { attachment_id: string; version: number; operation: string; size?: number }[];
-  total_download_size: number;
-  operation_count: { download: number; delete: number };
-  has_more: boolean;
-  change_cutoff: number;
-}
+type Answer = components['schemas']['AttachmentManifestResponse'];
 
 async function answer(index: ReturnType<typeof arrayIndex>, since: number, limit?: number, chunk = 3) {
   let text = '';
