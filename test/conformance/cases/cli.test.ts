@@ -354,11 +354,19 @@ describe('synk CLI', () => {
     const missing = await synk('attachments', 'download', 'nope.jpg', '--output', path.join(work, 'nope'));
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/Error 404 \(not_found\)/);
-    expect(
-      (await json('attachments', 'manifest')).operations.map(
-        (o: { attachment_id: string }) => o.attachment_id,
-      ),
-    ).toContain('photo.jpg');
+    writeFileSync(path.join(work, 'second.txt'), 'a second attachment');
+    await json('attachments', 'upload', path.join(work, 'second.txt'));
+    const all = await json('attachments', 'manifest');
+    expect(all.operations.length).toBeGreaterThan(1);
+    expect(all.operations.map((o: { attachment_id: string }) => o.attachment_id)).toContain('photo.jpg');
+    // --limit pages it: the first operation, and where the rest start.
+    const first = await json('attachments', 'manifest', '--limit', '1');
+    expect(first).toMatchObject({ operations: [all.operations[0]], has_more: true });
+    const human = await synk('attachments', 'manifest', '--limit', '1');
+    expect(human.stdout).toMatch(new RegExp(`More operations follow: --since ${first.change_cutoff}\n$`));
+    const rest = await json('attachments', 'manifest', '--since', String(first.change_cutoff));
+    expect(rest.operations).toEqual(all.operations.slice(1));
+    expect((await synk('attachments', 'manifest', '--limit', '5001')).stderr).toMatch(/at most 5000/);
   });
 
   it('writes a download whole or not at all: one cut, interrupted or killed leaves the old file and no temporary file', async () => {

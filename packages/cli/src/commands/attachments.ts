@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ApiError, type components } from '@synk/sdk/node';
-import type { Command } from 'commander';
-import { attachmentIdArgument, context, ok, output, table, versionArgument } from '../cli.ts';
+import { type Command, InvalidArgumentError } from 'commander';
+import { attachmentIdArgument, context, countArgument, ok, output, table, versionArgument } from '../cli.ts';
 import { UsageError } from '../errors.ts';
 import { destinationPath, fileSha256, STDOUT, saveResponse, uploadFile } from '../transfer.ts';
 
@@ -74,14 +74,26 @@ export function registerAttachments(program: Command): void {
     .command('manifest')
     .description('the attachment operations (download, delete) after a version')
     .option('--since <version>', 'changes after this version', versionArgument, 0)
-    .action(async (options: { since: number }) => {
+    .option(
+      '--limit <n>',
+      'at most this many operations (up to 5000); says where the rest start',
+      manifestLimitArgument,
+    )
+    .action(async (options: { since: number; limit?: number }) => {
       const { client } = await context();
       const manifest = ok(
         await client.api.POST('/attachments/manifest', {
+          ...(options.limit === undefined ? {} : { params: { query: { limit: options.limit } } }),
           body: { client_id: await client.clientId(), since_version: options.since },
         }),
       );
-      output(manifest, () => table(manifest.operations, ['operation', 'attachment_id', 'size', 'version']));
+      output(manifest, () => {
+        const listed = table(manifest.operations, ['operation', 'attachment_id', 'size', 'version']);
+        // An older server pages nothing and says nothing of it.
+        return manifest.has_more
+          ? `${listed}\nMore operations follow: --since ${manifest.change_cutoff}`
+          : listed;
+      });
     });
 }
 
@@ -95,4 +107,12 @@ function idFromFileName(file: string): string {
       `the file name ${JSON.stringify(name)} is not a valid attachment id (1–255 of A-Z a-z 0-9 . _ -): choose one with --id`,
     );
   }
+}
+
+/** A `--limit` of the attachment manifest: 1 to 5000 operations, as the server pages them. */
+function manifestLimitArgument(value: string): number {
+  const limit = countArgument(value);
+  if (limit > 5000)
+    throw new InvalidArgumentError('must be at most 5000 (the most the server answers at once)');
+  return limit;
 }
