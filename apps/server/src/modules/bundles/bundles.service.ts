@@ -34,6 +34,7 @@ import {
 import type { FormSchemas } from '../sync/sync.service.ts';
 import { AppBundleState, AppBundleVersion } from './bundle.entity.ts';
 import { diffBundles, type FormDefinition } from './bundle-diff.ts';
+import { snapshotVersion, VersionGone, type VersionSnapshot } from './version-snapshot.ts';
 
 type Schemas = components['schemas'];
 export type BundleManifest = Schemas['AppBundleManifest'];
@@ -178,14 +179,30 @@ export class BundlesService implements FormSchemas {
     return this.#manifestOf(chosen);
   }
 
-  /** Streams the files of a version as a ZIP. */
-  async writeZip(manifest: BundleManifest, output: Writable): Promise<void> {
+  /**
+   * Holds the files of a version for a download of all of them (see snapshotVersion), so a prune
+   * meanwhile cannot cut it; 404 when the version was pruned since its manifest was read. Call
+   * before answering, and `release` the snapshot when done.
+   */
+  async openVersion(manifest: BundleManifest): Promise<VersionSnapshot> {
+    try {
+      return await snapshotVersion(
+        this.#versionDir(manifest.version),
+        manifest.files.map((f) => f.path),
+        path.join(this.#root, '.tmp'),
+      );
+    } catch (err) {
+      if (err instanceof VersionGone)
+        throw NotFound(`App bundle version ${manifest.version} was just removed`);
+      throw err;
+    }
+  }
+
+  /** Streams the files of a version, held by `openVersion`, as a ZIP. */
+  async writeZip(manifest: BundleManifest, snapshot: VersionSnapshot, output: Writable): Promise<void> {
+    const modTimes = new Map(manifest.files.map((f) => [f.path, new Date(f.modTime)]));
     await writeZip(
-      manifest.files.map((f) => ({
-        name: f.path,
-        file: path.join(this.#versionDir(manifest.version), f.path),
-        modifiedAt: new Date(f.modTime),
-      })),
+      snapshot.files.map((f) => ({ ...f, modifiedAt: modTimes.get(f.name) })),
       output,
     );
   }
