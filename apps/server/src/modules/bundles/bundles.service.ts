@@ -60,11 +60,16 @@ export function checkBundlePath(filePath: string): void {
     throw Invalid(`Invalid bundle path: it ${problem}`, [{ path: '/path/path', message: problem }]);
 }
 
+/** A name as case- and normalization-insensitive file systems (macOS, iOS, Windows) compare it. */
+const fold = (name: string) => name.replace(/\/$/, '').normalize('NFC').toLowerCase();
+
 /**
  * Entries whose path runs through a name the archive also holds as a file (`app/x` and
- * `app/x/y`): they cannot both be extracted. Each is listed as a problem and returned.
+ * `app/x/y`, or `app/X` and `app/x/y`, one name on macOS, iOS and Windows): they cannot both be
+ * extracted there. Each is listed as a problem and returned.
  */
-function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: ProblemItem[]): Set<string> {
+function entriesInsideFiles(names: string[], fileNames: string[], errors: ProblemItem[]): Set<string> {
+  const files = new Map(fileNames.map((f) => [fold(f), f]));
   const clashing = new Set<string>();
   for (const name of names) {
     for (
@@ -73,8 +78,16 @@ function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: Pro
       slash = name.indexOf('/', slash + 1)
     ) {
       const parent = name.slice(0, slash);
-      if (fileNames.has(parent)) {
-        errors.push({ path: name, message: `is inside ${parent}, which is a file`, code: 'duplicate_entry' });
+      const file = files.get(fold(parent));
+      if (file !== undefined) {
+        errors.push({
+          path: name,
+          message:
+            file === parent
+              ? `is inside ${parent}, which is a file`
+              : `is inside ${parent}, which differs from the file ${file} only in case or Unicode normalization (one name on macOS, iOS and Windows)`,
+          code: 'duplicate_entry',
+        });
         clashing.add(name);
         break;
       }
@@ -283,9 +296,8 @@ export class BundlesService implements FormSchemas {
 
     const errors: ProblemItem[] = [];
     const seen = new Set<string>();
-    /** Names as case- and normalization-insensitive file systems (macOS, iOS, Windows) compare them. */
+    /** Names as case- and normalization-insensitive file systems compare them. */
     const folded = new Map<string, string>();
-    const fold = (name: string) => name.replace(/\/$/, '').normalize('NFC').toLowerCase();
     const files: ZipEntry[] = [];
     // Folder entries too: the layout allows no folder where it allows no file (`other/`).
     const names: string[] = [];
@@ -312,7 +324,11 @@ export class BundlesService implements FormSchemas {
       seen.add(e.name.replace(/\/$/, ''));
       if (!folded.has(fold(e.name))) folded.set(fold(e.name), e.name);
     }
-    const clashing = entriesInsideFiles(names, new Set(files.map((f) => f.name)), errors);
+    const clashing = entriesInsideFiles(
+      names,
+      files.map((f) => f.name),
+      errors,
+    );
     const layout = checkLayout(names, errors);
 
     const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
