@@ -454,25 +454,27 @@ describe.skipIf(!postgresAvailable())('concurrent activating pushes (PostgreSQL)
         await res.arrayBuffer();
         return res.status;
       };
-      const withCoreField = (name: string) =>
-        buildZip([
-          { name: 'app/index.html', data: name },
-          {
-            name: 'forms/x/schema.json',
-            data: JSON.stringify({ type: 'object', properties: { [name]: { type: 'string' } } }),
-          },
-          { name: 'forms/x/ui.json', data: '{}' },
-        ]);
-      const withoutForm = buildZip([{ name: 'app/index.html', data: 'no forms' }]);
+      const formWith = (form: string, coreField: string) => [
+        {
+          name: `forms/${form}/schema.json`,
+          data: JSON.stringify({ type: 'object', properties: { [coreField]: { type: 'string' } } }),
+        },
+        { name: `forms/${form}/ui.json`, data: '{}' },
+      ];
+      // Every bundle keeps the forms activated in earlier rounds: leaving one out would remove its
+      // core field.
+      const kept: { name: string; data: string }[] = [];
+      const withCoreField = (form: string, name: string) =>
+        buildZip([{ name: 'app/index.html', data: name }, ...kept, ...formWith(form, name)]);
+      expect(await push(buildZip([{ name: 'app/index.html', data: 'no forms' }]))).toBe(200);
       const outcomes: string[] = [];
       for (let round = 0; round < 20; round++) {
-        expect(await push(withoutForm)).toBe(200);
-        // Both are checked against the active version (no form x), where any core field may be new.
-        const statuses = await Promise.all([
-          push(withCoreField(`core_a${round}`)),
-          push(withCoreField(`core_b${round}`)),
-        ]);
-        outcomes.push(statuses.sort().join(' '));
+        // Both are checked against the active version (no form x<round>), where any core field may be new.
+        const fields = [`core_a${round}`, `core_b${round}`];
+        const statuses = await Promise.all(fields.map((field) => push(withCoreField(`x${round}`, field))));
+        outcomes.push([...statuses].sort().join(' '));
+        const winner = fields[statuses.indexOf(200)];
+        if (winner) kept.push(...formWith(`x${round}`, winner));
       }
       // One is activated; the other then adds a core field to a form of the active version.
       expect(outcomes).toEqual(Array(20).fill('200 400'));

@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import {
   checkCoreFields,
+  checkFormRemoval,
   checkLayout,
   checkRenderers,
   checkSchemaCompiles,
@@ -340,9 +341,16 @@ export class BundlesService implements FormSchemas {
       );
       const forms = this.#checkForms(layout, extracted.json, errors);
       const checkedAgainst = await this.active();
-      await this.#checkCoreFields(checkedAgainst, forms, errors);
+      const formNames = new Set(layout.forms.keys());
+      await this.#checkCoreFields(checkedAgainst, forms, formNames, errors);
       if (errors.length > 0) throw invalidBundle(errors);
-      return await this.#publish(staging, extracted.files, { activate, pushedBy, forms, checkedAgainst });
+      return await this.#publish(staging, extracted.files, {
+        activate,
+        pushedBy,
+        forms,
+        formNames,
+        checkedAgainst,
+      });
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
@@ -393,31 +401,42 @@ export class BundlesService implements FormSchemas {
   }
 
   #checkForms(layout: ReturnType<typeof checkLayout>, json: Map<string, string>, errors: ProblemItem[]) {
+    const parsed = (file: string) => {
+      const text = json.get(file);
+      return text === undefined ? undefined : parseJsonObject(file, text, errors);
+    };
     const forms = new Map<string, Record<string, unknown>>();
+    // Each file on its own: a form missing one of its files (a layout problem) still has the
+    // other's problems listed.
     for (const [form, paths] of layout.forms) {
-      if (!paths.schema || !paths.ui) continue;
-      const schemaText = json.get(paths.schema);
-      const uiText = json.get(paths.ui);
-      const schema = schemaText === undefined ? undefined : parseJsonObject(paths.schema, schemaText, errors);
-      const ui = uiText === undefined ? undefined : parseJsonObject(paths.ui, uiText, errors);
-      if (schema) {
+      const schema = paths.schema === undefined ? undefined : parsed(paths.schema);
+      if (paths.schema && schema) {
         checkSchemaCompiles(this.#schemas, paths.schema, schema, errors);
         checkRenderers(paths.schema, rendererReferences('schema', schema), layout.renderers, errors);
         forms.set(form, schema);
       }
-      if (ui) checkRenderers(paths.ui, rendererReferences('ui', ui), layout.renderers, errors);
+      const ui = paths.ui === undefined ? undefined : parsed(paths.ui);
+      if (paths.ui && ui) checkRenderers(paths.ui, rendererReferences('ui', ui), layout.renderers, errors);
     }
     return forms;
   }
 
-  /** Core fields of `forms` against those of the `active` version (no rule when none is active). */
+  /**
+   * Core fields of `forms` (the schemas that parsed) against those of the `active` version (no
+   * rule when none is active); forms of the active version missing from `formNames` (every form
+   * folder of the new bundle, whether its files parsed or not) are removed with their core fields.
+   */
   async #checkCoreFields(
     active: string | null,
     forms: Map<string, Record<string, unknown>>,
+    formNames: Set<string>,
     errors: ProblemItem[],
   ): Promise<void> {
     if (!active) return;
     const previous = await this.#forms(active);
+    for (const [form, before] of previous) {
+      if (!formNames.has(form)) checkFormRemoval(form, before.schema, errors);
+    }
     for (const [form, schema] of forms) {
       const before = previous.get(form);
       if (before) checkCoreFields(form, before.schema, schema, errors);
@@ -431,6 +450,7 @@ export class BundlesService implements FormSchemas {
       activate: boolean;
       pushedBy: string;
       forms: Map<string, Record<string, unknown>>;
+      formNames: Set<string>;
       /** The version active when the core fields were checked. */
       checkedAgainst: string | null;
     },
@@ -443,7 +463,7 @@ export class BundlesService implements FormSchemas {
       const active = (await em.findOne(AppBundleState, { id: 1 }))?.activeVersion ?? null;
       if (active !== push.checkedAgainst) {
         const errors: ProblemItem[] = [];
-        await this.#checkCoreFields(active, push.forms, errors);
+        await this.#checkCoreFields(active, push.forms, push.formNames, errors);
         if (errors.length > 0) throw invalidBundle(errors);
       }
       const rows = await em.find(AppBundleVersion, {}, { fields: ['version'] });
