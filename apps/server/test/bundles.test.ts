@@ -195,6 +195,7 @@ describe('GET /app-bundle/download-zip cut short', () => {
           res.destroy();
         }
         await expect.poll(() => openFilesUnder(s.t.ctx.config.appBundlePath), { timeout: 5000 }).toEqual([]);
+        await expect.poll(() => snapshotsLeft(s.t)).toEqual([]);
         expect((await request(s.t.app).get('/health')).status).toBe(200);
       } finally {
         await s.close();
@@ -202,7 +203,18 @@ describe('GET /app-bundle/download-zip cut short', () => {
     },
   );
 
-  it('by a prune of its version: that download is cut and nothing else (the process died of an unhandled rejection)', async () => {
+  /** Download folders left under APP_BUNDLE_PATH/.tmp. */
+  const snapshotsLeft = (t: { ctx: { config: { appBundlePath: string } } }) => {
+    try {
+      return readdirSync(path.join(t.ctx.config.appBundlePath, '.tmp')).filter((n) =>
+        n.startsWith('download-'),
+      );
+    } catch {
+      return [];
+    }
+  };
+
+  it('a prune of its version meanwhile does not cut it: the whole ZIP arrives (it was cut mid-way)', async () => {
     const s = await serving({ MAX_VERSIONS_KEPT: '1' });
     const { t, admin } = s;
     try {
@@ -214,14 +226,45 @@ describe('GET /app-bundle/download-zip cut short', () => {
       const next = await pushBundle(t.app, admin, validZip('new'), { activate: true });
       expect(next.status).toBe(200);
       expect(readdirSync(path.join(t.ctx.config.appBundlePath, 'versions'))).toEqual(['0002']);
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
       const ended = new Promise<string>((resolve) => {
         res.on('end', () => resolve('complete'));
         res.on('error', () => resolve('cut'));
         res.on('aborted', () => resolve('cut'));
       });
       res.resume();
-      expect(await ended).toBe('cut');
+      expect(await ended).toBe('complete');
+      const { default: unzipper } = await import('unzipper');
+      const zip = await unzipper.Open.buffer(Buffer.concat(chunks));
+      const files = new Map(
+        await Promise.all(zip.files.map(async (f) => [f.path, await f.buffer()] as const)),
+      );
+      expect([...files.keys()].sort()).toEqual([
+        'app/big-1.bin',
+        'app/big-2.bin',
+        'app/big-3.bin',
+        'app/index.html',
+      ]);
+      expect(files.get('app/index.html')?.toString()).toBe('old');
+      expect(files.get('app/big-3.bin')).toHaveLength(2 * 1024 * 1024);
+      await expect.poll(() => snapshotsLeft(t)).toEqual([]);
       expect((await request(t.app).get('/health')).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a version pruned after its manifest was read, before its files are held → 404 before any byte', async () => {
+    const s = await serving({ MAX_VERSIONS_KEPT: '1' });
+    const { t, admin } = s;
+    try {
+      const { bundles } = t.ctx.services;
+      const manifest = await bundles.versionManifest('0001');
+      expect((await pushBundle(t.app, admin, validZip('new'), { activate: true })).status).toBe(200);
+      const err = await bundles.openVersion(manifest).catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 404, message: 'App bundle version 0001 was just removed' });
+      expect(snapshotsLeft(t)).toEqual([]);
     } finally {
       await s.close();
     }
@@ -411,25 +454,27 @@ describe.skipIf(!postgresAvailable())('concurrent activating pushes (PostgreSQL)
         await res.arrayBuffer();
         return res.status;
       };
-      const withCoreField = (name: string) =>
-        buildZip([
-          { name: 'app/index.html', data: name },
-          {
-            name: 'forms/x/schema.json',
-            data: JSON.stringify({ type: 'object', properties: { [name]: { type: 'string' } } }),
-          },
-          { name: 'forms/x/ui.json', data: '{}' },
-        ]);
-      const withoutForm = buildZip([{ name: 'app/index.html', data: 'no forms' }]);
+      const formWith = (form: string, coreField: string) => [
+        {
+          name: `forms/${form}/schema.json`,
+          data: JSON.stringify({ type: 'object', properties: { [coreField]: { type: 'string' } } }),
+        },
+        { name: `forms/${form}/ui.json`, data: '{}' },
+      ];
+      // Every bundle keeps the forms activated in earlier rounds: leaving one out would remove its
+      // core field.
+      const kept: { name: string; data: string }[] = [];
+      const withCoreField = (form: string, name: string) =>
+        buildZip([{ name: 'app/index.html', data: name }, ...kept, ...formWith(form, name)]);
+      expect(await push(buildZip([{ name: 'app/index.html', data: 'no forms' }]))).toBe(200);
       const outcomes: string[] = [];
       for (let round = 0; round < 20; round++) {
-        expect(await push(withoutForm)).toBe(200);
-        // Both are checked against the active version (no form x), where any core field may be new.
-        const statuses = await Promise.all([
-          push(withCoreField(`core_a${round}`)),
-          push(withCoreField(`core_b${round}`)),
-        ]);
-        outcomes.push(statuses.sort().join(' '));
+        // Both are checked against the active version (no form x<round>), where any core field may be new.
+        const fields = [`core_a${round}`, `core_b${round}`];
+        const statuses = await Promise.all(fields.map((field) => push(withCoreField(`x${round}`, field))));
+        outcomes.push([...statuses].sort().join(' '));
+        const winner = fields[statuses.indexOf(200)];
+        if (winner) kept.push(...formWith(`x${round}`, winner));
       }
       // One is activated; the other then adds a core field to a form of the active version.
       expect(outcomes).toEqual(Array(20).fill('200 400'));

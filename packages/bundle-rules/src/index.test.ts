@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkCoreFields,
+  checkFormRemoval,
   checkLayout,
   checkSchemaCompiles,
   createSchemaCompiler,
@@ -213,6 +214,20 @@ describe('core fields', () => {
     const after = schema({ type: 'number' });
     expect(problems(before, after)).toEqual(['core field "core_id" may not change its definition']);
     expect(sameCoreFields(before, after)).toBe(false);
+  });
+
+  it('leaving out a form removes each of its core fields (top-level only); a form without them may go', () => {
+    const errors: ProblemItem[] = [];
+    checkFormRemoval('visit', schema({ type: 'string' }), errors);
+    checkFormRemoval('notes', { type: 'object', properties: { text: { type: 'string' } } }, errors);
+    checkFormRemoval('nested', { properties: { group: { properties: { core_inner: {} } } } }, errors);
+    expect(errors).toEqual(
+      ['core_id', 'core_code'].map((field) => ({
+        path: 'forms/visit/schema.json',
+        message: `core field "${field}" may not be removed (by removing form "visit", which has core fields in the active version)`,
+        code: 'core_field_changed',
+      })),
+    );
   });
 
   it('other definitions, and unresolvable or recursive references, change nothing by themselves', () => {

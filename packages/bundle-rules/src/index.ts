@@ -488,6 +488,25 @@ export function checkCoreFields(
   }
 }
 
+/**
+ * A form of the active version left out of a new bundle: leaving out a form removes its core
+ * fields, which the rule forbids, since records already collected with them would lose the
+ * definition of their identity (and their validation). A form without core fields may go.
+ */
+export function checkFormRemoval(
+  form: string,
+  previous: Record<string, unknown>,
+  errors: ProblemItem[],
+): void {
+  for (const name of coreFields(previous).keys()) {
+    errors.push({
+      path: `forms/${form}/schema.json`,
+      message: `core field "${name}" may not be removed (by removing form "${form}", which has core fields in the active version)`,
+      code: 'core_field_changed',
+    });
+  }
+}
+
 /** Whether a form's core fields are the same, meaning the same, in two versions of its schema. */
 export function sameCoreFields(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
   const problems: ProblemItem[] = [];

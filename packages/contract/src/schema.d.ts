@@ -690,7 +690,9 @@ export interface paths {
         };
         /**
          * Download a whole app bundle as a ZIP
-         * @description Extension. The given version (default the active one), streamed as a ZIP.
+         * @description Extension. The given version (default the active one), streamed as a ZIP. The version's
+         *     files are held before the first byte: a version pruned meanwhile still arrives whole, and
+         *     one pruned before that is a 404.
          */
         get: operations["downloadAppBundleZip"];
         put?: never;
@@ -740,7 +742,7 @@ export interface paths {
          *     Rejected with 400 listing **every** problem in `errors[]`: not a ZIP, layout violations,
          *     invalid JSON, unknown renderer, unsafe entry names (`..`, absolute, backslashes, symlinks,
          *     duplicates), and changes to core fields (`core_*` or `"x-core": true`) of forms in the
-         *     active version. 413 when the ZIP size, entry count, total uncompressed size or a
+         *     active version, including leaving out a form that has core fields. 413 when the ZIP size, entry count, total uncompressed size or a
          *     compression ratio exceeds its limit.
          *
          *     Versions are `0001`, `0002`, …; a push does not activate unless `activate` is true

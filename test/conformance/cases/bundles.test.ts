@@ -24,6 +24,11 @@ beforeAll(async () => {
 const get = (path: string, headers: Record<string, string> = {}, token = reader.token) =>
   send(target, path, { headers: { authorization: `Bearer ${token}`, ...headers } });
 
+/** The form the active version holds from the first push on: a bundle leaving it out removes its core fields. */
+const activeForms = { household: { schema: householdSchema() } };
+/** app/index.html and the active version's forms, for bundles built entry by entry. */
+const keptForms = bundleEntries(activeForms);
+
 async function expectRejected(zip: Buffer, status: number, pattern?: RegExp) {
   const before = await call(target, 'GET', '/app-bundle/versions', { token: admin });
   const res = await pushBundle(target, admin, zip);
@@ -289,7 +294,7 @@ describe('validation: every problem at once, nothing left behind', () => {
   it('JSON nested 200000 levels deep in a ui.json and a schema.json → 400 naming both files', async () => {
     const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
     const zip = buildZip([
-      { name: 'app/index.html', data: 'x' },
+      ...keptForms,
       { name: 'forms/a/schema.json', data: JSON.stringify({ type: 'object' }) },
       { name: 'forms/a/ui.json', data: `{"a":${deep}}` },
       { name: 'forms/b/schema.json', data: `{"type":"object","x":${deep}}` },
@@ -313,7 +318,7 @@ describe('validation: every problem at once, nothing left behind', () => {
 
   it('a number too large to hold (1e400) in a schema.json or a ui.json → 400 naming both files', async () => {
     const zip = buildZip([
-      { name: 'app/index.html', data: 'x' },
+      ...keptForms,
       { name: 'forms/a/schema.json', data: '{"type":"object","properties":{"n":{"maximum":1e400}}}' },
       { name: 'forms/a/ui.json', data: '{"options":{"max":-2e308}}' },
     ]);
@@ -331,7 +336,9 @@ describe('validation: every problem at once, nothing left behind', () => {
     let ui: unknown = { type: 'Control', scope: '#/properties/inner', options: { format: 'text' } };
     for (let i = 0; i < 49; i++) ui = { type: 'VerticalLayout', elements: [ui] };
     expect(JSON.stringify(schema)).toMatch(/(\{"type":"object","properties":\{"inner":){49}/);
-    expect((await pushBundle(target, admin, zipOf({ deep: { schema, ui } }))).status).toBe(200);
+    expect((await pushBundle(target, admin, zipOf({ ...activeForms, deep: { schema, ui } }))).status).toBe(
+      200,
+    );
   });
 
   it('entries that cannot be extracted → 400 naming each, with no server path in the answer', async () => {
@@ -381,6 +388,73 @@ describe('validation: every problem at once, nothing left behind', () => {
     expect(JSON.stringify(body)).not.toMatch(/app-bundles|stage-|\/tmp\/|E[A-Z]+:/);
   });
 
+  it('a file and a folder whose names differ only in case or Unicode normalization → 400 naming each', async () => {
+    // One name on macOS, iOS and Windows: the file and the folder cannot both be extracted there.
+    const zip = zipOf({ household: { schema: householdSchema() } }, [
+      { name: 'app/Data', data: 'a file' },
+      { name: 'app/data/x.json', data: '{}' },
+      { name: 'app/caf\u00e9', data: 'a file, its name composed' },
+      { name: 'app/cafe\u0301/y.js', data: 'in a folder, its name decomposed' },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.errors).toEqual([
+      {
+        path: 'app/data/x.json',
+        message:
+          'is inside app/data, which differs from the file app/Data only in case or Unicode normalization (one name on macOS, iOS and Windows)',
+        code: 'duplicate_entry',
+      },
+      {
+        path: 'app/cafe\u0301/y.js',
+        message:
+          'is inside app/cafe\u0301, which differs from the file app/caf\u00e9 only in case or Unicode normalization (one name on macOS, iOS and Windows)',
+        code: 'duplicate_entry',
+      },
+    ]);
+  });
+
+  it('an entry whose data is shorter than its header declares → 400 naming it', async () => {
+    const zip = zipOf({ household: { schema: householdSchema() } }, [
+      { name: 'app/short.bin', data: Buffer.alloc(100, 7), declaredSize: 1000, store: true },
+      { name: 'app/short.txt', data: 'deflated, and shorter than declared', declaredSize: 4096 },
+    ]);
+    const body = await expectRejected(zip, 400);
+    expect(body.errors).toEqual([
+      {
+        path: 'app/short.bin',
+        message: 'cannot be extracted: it holds 100 bytes where its header declares 1000',
+        code: 'corrupt_entry',
+      },
+      {
+        path: 'app/short.txt',
+        message: 'cannot be extracted: it holds 35 bytes where its header declares 4096',
+        code: 'corrupt_entry',
+      },
+    ]);
+  });
+
+  it('a form missing one of its files still has the other file’s problems listed', async () => {
+    const zip = buildZip([
+      ...keptForms,
+      { name: 'forms/a/schema.json', data: '{"type":' },
+      {
+        name: 'forms/b/ui.json',
+        data: JSON.stringify({ type: 'Control', options: { format: 'telepathy' } }),
+      },
+      { name: 'forms/c/schema.json', data: JSON.stringify({ type: 'no-such-type' }) },
+    ]);
+    const body = await expectRejected(zip, 400);
+    const problems = body.errors.map((e: { path: string; message: string }) => `${e.path}: ${e.message}`);
+    expect(problems).toEqual([
+      'forms/a/ui.json: is required for every form',
+      'forms/b/schema.json: is required for every form',
+      'forms/c/ui.json: is required for every form',
+      expect.stringMatching(/^forms\/a\/schema.json: is not valid JSON/),
+      'forms/b/ui.json: refers to unknown renderer "telepathy"',
+      expect.stringMatching(/^forms\/c\/schema.json: is not a valid JSON Schema/),
+    ]);
+  });
+
   it('folder entries where the layout has room for them are fine', async () => {
     const folders = [
       'app/',
@@ -403,6 +477,7 @@ describe('validation: every problem at once, nothing left behind', () => {
   it('bundled renderers and built-ins are fine', async () => {
     const zip = zipOf(
       {
+        ...activeForms,
         survey: {
           schema: { type: 'object', properties: { s: { type: 'string', 'x-renderer': 'stars' } } },
           ui: { options: { format: 'signature' } },

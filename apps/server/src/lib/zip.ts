@@ -184,6 +184,12 @@ export async function extractEntry(
       crc = crc32(chunk, crc);
       if (collect && size <= collect.limit) collect.chunks.push(chunk);
     });
+    // A header that declares more than the data holds (the other way is EntryTooLarge): the
+    // archive is corrupt, and the size checks were made against a size the file does not have.
+    if (written.size !== entry.uncompressedSize)
+      throw new BadEntry(
+        `it holds ${written.size} bytes where its header declares ${entry.uncompressedSize}`,
+      );
     // unzipper does not check it: a stored entry with flipped bytes would be taken as it is.
     if (crc >>> 0 !== entry.crc32)
       throw new BadEntry('its data does not match its CRC-32 checksum (the archive is corrupt)');

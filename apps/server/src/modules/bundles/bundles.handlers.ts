@@ -134,17 +134,23 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       const manifest = await bundles.versionManifest(
         typeof req.query.version === 'string' ? req.query.version : undefined,
       );
-      res.status(200).type('application/zip');
-      res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
-      // An archive to save, never a document. (The bundle's own files go without these headers:
-      // apps load them as their pages and scripts.)
-      setUntrustedContentHeaders(res);
       // A HEAD gets a GET's headers without the archive being built (its body would be thrown away).
-      if (req.method === 'HEAD') {
-        res.end();
-        return;
+      // A GET holds the version's files before the first byte: a prune meanwhile cannot cut it.
+      const snapshot = req.method === 'HEAD' ? undefined : await bundles.openVersion(manifest);
+      try {
+        res.status(200).type('application/zip');
+        res.setHeader('Content-Disposition', `attachment; filename="app-bundle-${manifest.version}.zip"`);
+        // An archive to save, never a document. (The bundle's own files go without these headers:
+        // apps load them as their pages and scripts.)
+        setUntrustedContentHeaders(res);
+        if (!snapshot) {
+          res.end();
+          return;
+        }
+        await bundles.writeZip(manifest, snapshot, res);
+      } finally {
+        await snapshot?.release();
       }
-      await bundles.writeZip(manifest, res);
     },
     async getAppBundleChanges(req, res) {
       const { current, target } = req.query as { current?: string; target?: string };

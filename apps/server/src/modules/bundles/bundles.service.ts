@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import type { EntityManager, MikroORM } from '@mikro-orm/core';
 import {
   checkCoreFields,
+  checkFormRemoval,
   checkLayout,
   checkRenderers,
   checkSchemaCompiles,
@@ -34,6 +35,7 @@ import {
 import type { FormSchemas } from '../sync/sync.service.ts';
 import { AppBundleState, AppBundleVersion } from './bundle.entity.ts';
 import { diffBundles, type FormDefinition } from './bundle-diff.ts';
+import { snapshotVersion, VersionGone, type VersionSnapshot } from './version-snapshot.ts';
 
 type Schemas = components['schemas'];
 export type BundleManifest = Schemas['AppBundleManifest'];
@@ -59,11 +61,16 @@ export function checkBundlePath(filePath: string): void {
     throw Invalid(`Invalid bundle path: it ${problem}`, [{ path: '/path/path', message: problem }]);
 }
 
+/** A name as case- and normalization-insensitive file systems (macOS, iOS, Windows) compare it. */
+const fold = (name: string) => name.replace(/\/$/, '').normalize('NFC').toLowerCase();
+
 /**
  * Entries whose path runs through a name the archive also holds as a file (`app/x` and
- * `app/x/y`): they cannot both be extracted. Each is listed as a problem and returned.
+ * `app/x/y`, or `app/X` and `app/x/y`, one name on macOS, iOS and Windows): they cannot both be
+ * extracted there. Each is listed as a problem and returned.
  */
-function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: ProblemItem[]): Set<string> {
+function entriesInsideFiles(names: string[], fileNames: string[], errors: ProblemItem[]): Set<string> {
+  const files = new Map(fileNames.map((f) => [fold(f), f]));
   const clashing = new Set<string>();
   for (const name of names) {
     for (
@@ -72,8 +79,16 @@ function entriesInsideFiles(names: string[], fileNames: Set<string>, errors: Pro
       slash = name.indexOf('/', slash + 1)
     ) {
       const parent = name.slice(0, slash);
-      if (fileNames.has(parent)) {
-        errors.push({ path: name, message: `is inside ${parent}, which is a file`, code: 'duplicate_entry' });
+      const file = files.get(fold(parent));
+      if (file !== undefined) {
+        errors.push({
+          path: name,
+          message:
+            file === parent
+              ? `is inside ${parent}, which is a file`
+              : `is inside ${parent}, which differs from the file ${file} only in case or Unicode normalization (one name on macOS, iOS and Windows)`,
+          code: 'duplicate_entry',
+        });
         clashing.add(name);
         break;
       }
@@ -178,14 +193,30 @@ export class BundlesService implements FormSchemas {
     return this.#manifestOf(chosen);
   }
 
-  /** Streams the files of a version as a ZIP. */
-  async writeZip(manifest: BundleManifest, output: Writable): Promise<void> {
+  /**
+   * Holds the files of a version for a download of all of them (see snapshotVersion), so a prune
+   * meanwhile cannot cut it; 404 when the version was pruned since its manifest was read. Call
+   * before answering, and `release` the snapshot when done.
+   */
+  async openVersion(manifest: BundleManifest): Promise<VersionSnapshot> {
+    try {
+      return await snapshotVersion(
+        this.#versionDir(manifest.version),
+        manifest.files.map((f) => f.path),
+        path.join(this.#root, '.tmp'),
+      );
+    } catch (err) {
+      if (err instanceof VersionGone)
+        throw NotFound(`App bundle version ${manifest.version} was just removed`);
+      throw err;
+    }
+  }
+
+  /** Streams the files of a version, held by `openVersion`, as a ZIP. */
+  async writeZip(manifest: BundleManifest, snapshot: VersionSnapshot, output: Writable): Promise<void> {
+    const modTimes = new Map(manifest.files.map((f) => [f.path, new Date(f.modTime)]));
     await writeZip(
-      manifest.files.map((f) => ({
-        name: f.path,
-        file: path.join(this.#versionDir(manifest.version), f.path),
-        modifiedAt: new Date(f.modTime),
-      })),
+      snapshot.files.map((f) => ({ ...f, modifiedAt: modTimes.get(f.name) })),
       output,
     );
   }
@@ -266,9 +297,8 @@ export class BundlesService implements FormSchemas {
 
     const errors: ProblemItem[] = [];
     const seen = new Set<string>();
-    /** Names as case- and normalization-insensitive file systems (macOS, iOS, Windows) compare them. */
+    /** Names as case- and normalization-insensitive file systems compare them. */
     const folded = new Map<string, string>();
-    const fold = (name: string) => name.replace(/\/$/, '').normalize('NFC').toLowerCase();
     const files: ZipEntry[] = [];
     // Folder entries too: the layout allows no folder where it allows no file (`other/`).
     const names: string[] = [];
@@ -295,7 +325,11 @@ export class BundlesService implements FormSchemas {
       seen.add(e.name.replace(/\/$/, ''));
       if (!folded.has(fold(e.name))) folded.set(fold(e.name), e.name);
     }
-    const clashing = entriesInsideFiles(names, new Set(files.map((f) => f.name)), errors);
+    const clashing = entriesInsideFiles(
+      names,
+      files.map((f) => f.name),
+      errors,
+    );
     const layout = checkLayout(names, errors);
 
     const staging = path.join(this.#root, '.tmp', `stage-${randomUUID()}`);
@@ -307,9 +341,16 @@ export class BundlesService implements FormSchemas {
       );
       const forms = this.#checkForms(layout, extracted.json, errors);
       const checkedAgainst = await this.active();
-      await this.#checkCoreFields(checkedAgainst, forms, errors);
+      const formNames = new Set(layout.forms.keys());
+      await this.#checkCoreFields(checkedAgainst, forms, formNames, errors);
       if (errors.length > 0) throw invalidBundle(errors);
-      return await this.#publish(staging, extracted.files, { activate, pushedBy, forms, checkedAgainst });
+      return await this.#publish(staging, extracted.files, {
+        activate,
+        pushedBy,
+        forms,
+        formNames,
+        checkedAgainst,
+      });
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
@@ -360,31 +401,42 @@ export class BundlesService implements FormSchemas {
   }
 
   #checkForms(layout: ReturnType<typeof checkLayout>, json: Map<string, string>, errors: ProblemItem[]) {
+    const parsed = (file: string) => {
+      const text = json.get(file);
+      return text === undefined ? undefined : parseJsonObject(file, text, errors);
+    };
     const forms = new Map<string, Record<string, unknown>>();
+    // Each file on its own: a form missing one of its files (a layout problem) still has the
+    // other's problems listed.
     for (const [form, paths] of layout.forms) {
-      if (!paths.schema || !paths.ui) continue;
-      const schemaText = json.get(paths.schema);
-      const uiText = json.get(paths.ui);
-      const schema = schemaText === undefined ? undefined : parseJsonObject(paths.schema, schemaText, errors);
-      const ui = uiText === undefined ? undefined : parseJsonObject(paths.ui, uiText, errors);
-      if (schema) {
+      const schema = paths.schema === undefined ? undefined : parsed(paths.schema);
+      if (paths.schema && schema) {
         checkSchemaCompiles(this.#schemas, paths.schema, schema, errors);
         checkRenderers(paths.schema, rendererReferences('schema', schema), layout.renderers, errors);
         forms.set(form, schema);
       }
-      if (ui) checkRenderers(paths.ui, rendererReferences('ui', ui), layout.renderers, errors);
+      const ui = paths.ui === undefined ? undefined : parsed(paths.ui);
+      if (paths.ui && ui) checkRenderers(paths.ui, rendererReferences('ui', ui), layout.renderers, errors);
     }
     return forms;
   }
 
-  /** Core fields of `forms` against those of the `active` version (no rule when none is active). */
+  /**
+   * Core fields of `forms` (the schemas that parsed) against those of the `active` version (no
+   * rule when none is active); forms of the active version missing from `formNames` (every form
+   * folder of the new bundle, whether its files parsed or not) are removed with their core fields.
+   */
   async #checkCoreFields(
     active: string | null,
     forms: Map<string, Record<string, unknown>>,
+    formNames: Set<string>,
     errors: ProblemItem[],
   ): Promise<void> {
     if (!active) return;
     const previous = await this.#forms(active);
+    for (const [form, before] of previous) {
+      if (!formNames.has(form)) checkFormRemoval(form, before.schema, errors);
+    }
     for (const [form, schema] of forms) {
       const before = previous.get(form);
       if (before) checkCoreFields(form, before.schema, schema, errors);
@@ -398,6 +450,7 @@ export class BundlesService implements FormSchemas {
       activate: boolean;
       pushedBy: string;
       forms: Map<string, Record<string, unknown>>;
+      formNames: Set<string>;
       /** The version active when the core fields were checked. */
       checkedAgainst: string | null;
     },
@@ -410,7 +463,7 @@ export class BundlesService implements FormSchemas {
       const active = (await em.findOne(AppBundleState, { id: 1 }))?.activeVersion ?? null;
       if (active !== push.checkedAgainst) {
         const errors: ProblemItem[] = [];
-        await this.#checkCoreFields(active, push.forms, errors);
+        await this.#checkCoreFields(active, push.forms, push.formNames, errors);
         if (errors.length > 0) throw invalidBundle(errors);
       }
       const rows = await em.find(AppBundleVersion, {}, { fields: ['version'] });
