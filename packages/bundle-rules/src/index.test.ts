@@ -224,7 +224,7 @@ describe('core fields', () => {
     expect(errors).toEqual(
       ['core_id', 'core_code'].map((field) => ({
         path: 'forms/visit/schema.json',
-        message: `core field "${field}" may not be removed (by removing form "visit", which has core fields in the active version)`,
+        message: `core field "${field}" may not be removed (by removing form "visit", which has core fields in the active version; once its records are migrated to another form, push with retire_forms=true to retire it)`,
         code: 'core_field_changed',
       })),
     );

@@ -501,7 +501,7 @@ export function checkFormRemoval(
   for (const name of coreFields(previous).keys()) {
     errors.push({
       path: `forms/${form}/schema.json`,
-      message: `core field "${name}" may not be removed (by removing form "${form}", which has core fields in the active version)`,
+      message: `core field "${name}" may not be removed (by removing form "${form}", which has core fields in the active version; once its records are migrated to another form, push with retire_forms=true to retire it)`,
       code: 'core_field_changed',
     });
   }

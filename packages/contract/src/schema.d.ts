@@ -742,7 +742,7 @@ export interface paths {
          *     Rejected with 400 listing **every** problem in `errors[]`: not a ZIP, layout violations,
          *     invalid JSON, unknown renderer, unsafe entry names (`..`, absolute, backslashes, symlinks,
          *     duplicates), and changes to core fields (`core_*` or `"x-core": true`) of forms in the
-         *     active version, including leaving out a form that has core fields. 413 when the ZIP size, entry count, total uncompressed size or a
+         *     active version, including leaving out a form that has core fields (unless `retire_forms`). 413 when the ZIP size, entry count, total uncompressed size or a
          *     compression ratio exceeds its limit.
          *
          *     Versions are `0001`, `0002`, …; a push does not activate unless `activate` is true
@@ -3177,6 +3177,12 @@ export interface operations {
             query?: {
                 /** @description Activate the new version right away. */
                 activate?: boolean;
+                /**
+                 * @description Extension. Forms of the active version that the bundle leaves out may go with their core
+                 *     fields (their records migrated to a new form, as the bundle guide describes); without
+                 *     it, leaving out such a form is refused (400 `core_field_changed`).
+                 */
+                retire_forms?: boolean;
             };
             header?: {
                 /**
@@ -3201,6 +3207,11 @@ export interface operations {
                      * @example true
                      */
                     activate?: string;
+                    /**
+                     * @description `true` (or `1`): as the `retire_forms` query parameter.
+                     * @example true
+                     */
+                    retire_forms?: string;
                 };
             };
         };

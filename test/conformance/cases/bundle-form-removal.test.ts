@@ -2,7 +2,7 @@ import { buildZip } from '@synk/test-support/zip';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleEntries, householdSchema, pushBundle, zipOf } from '../src/bundles.ts';
 import { useTarget } from '../src/harness.ts';
-import { adminToken, call } from '../src/http.ts';
+import { adminToken, call, send } from '../src/http.ts';
 
 /**
  * Leaving a form out of a new bundle removes its core fields with it: records already collected
@@ -39,19 +39,19 @@ describe('removing a form of the active version', () => {
       {
         path: 'forms/clinic/schema.json',
         message:
-          'core field "core_clinic_id" may not be removed (by removing form "clinic", which has core fields in the active version)',
+          'core field "core_clinic_id" may not be removed (by removing form "clinic", which has core fields in the active version; once its records are migrated to another form, push with retire_forms=true to retire it)',
         code: 'core_field_changed',
       },
       {
         path: 'forms/household/schema.json',
         message:
-          'core field "core_household_id" may not be removed (by removing form "household", which has core fields in the active version)',
+          'core field "core_household_id" may not be removed (by removing form "household", which has core fields in the active version; once its records are migrated to another form, push with retire_forms=true to retire it)',
         code: 'core_field_changed',
       },
       {
         path: 'forms/household/schema.json',
         message:
-          'core field "head_name" may not be removed (by removing form "household", which has core fields in the active version)',
+          'core field "head_name" may not be removed (by removing form "household", which has core fields in the active version; once its records are migrated to another form, push with retire_forms=true to retire it)',
         code: 'core_field_changed',
       },
     ]);
@@ -89,5 +89,37 @@ describe('removing a form of the active version', () => {
       zipOf({ household: { schema: householdSchema() }, clinic }),
     );
     expect(withoutSurvey.status).toBe(200);
+  });
+
+  it('with retire_forms=true (query or form field) → allowed: a form whose records were migrated goes', async () => {
+    const household = { schema: householdSchema() };
+    expect((await pushBundle(target, admin, zipOf({ household, clinic }), { activate: true })).status).toBe(
+      200,
+    );
+    const retired = await pushBundle(target, admin, zipOf({ household }), {
+      query: '?retire_forms=true&activate=true',
+    });
+    expect(retired.status, await retired.clone().text()).toBe(200);
+    const forms = (await retired.json()).manifest.files.map((f: { path: string }) => f.path);
+    expect(forms.filter((p: string) => p.startsWith('forms/'))).toEqual([
+      'forms/household/schema.json',
+      'forms/household/ui.json',
+    ]);
+    // As a form field, as `activate` may be sent.
+    const back = await pushBundle(target, admin, zipOf({ household, clinic }), { activate: true });
+    expect(back.status).toBe(200);
+    const form = new FormData();
+    form.append(
+      'bundle',
+      new Blob([new Uint8Array(zipOf({ household }))], { type: 'application/zip' }),
+      'b.zip',
+    );
+    form.append('retire_forms', 'true');
+    const viaField = await send(target, '/app-bundle/push', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: form,
+    });
+    expect(viaField.status).toBe(200);
   });
 });

@@ -11,12 +11,20 @@ export function registerAppBundle(program: Command): void {
     .description('push a new app bundle version (a ZIP); it becomes active only with --activate (admin)')
     .option('--activate', 'make it the active version right away')
     .option(
+      '--retire-forms',
+      'let forms of the active version that the bundle leaves out go with their core fields (once their records are migrated to a new form)',
+    )
+    .option(
       '--version <version>',
       'the version you expect (the Go CLI’s option): the server numbers versions itself (0001, 0002, …) and a warning says when it gave another',
     )
-    .action(async (zip: string, options: { activate?: boolean; version?: string }) => {
+    .action(async (zip: string, options: { activate?: boolean; retireForms?: boolean; version?: string }) => {
       const { client, baseUrl } = await context();
-      const url = `${baseUrl}/app-bundle/push${options.activate ? '?activate=true' : ''}`;
+      const query = new URLSearchParams({
+        ...(options.activate ? { activate: 'true' } : {}),
+        ...(options.retireForms ? { retire_forms: 'true' } : {}),
+      }).toString();
+      const url = `${baseUrl}/app-bundle/push${query ? `?${query}` : ''}`;
       const result = await uploadFile<components['schemas']['AppBundlePushResponse']>(client, 'POST', url, {
         field: 'bundle',
         file: zip,

@@ -71,8 +71,14 @@ export function bundlesHandlers(ctx: AppContext): Record<BundleOperation, Handle
       if (!zipFile)
         throw new HttpProblem(400, 'validation_failed', 'The multipart field "bundle" is required');
       try {
-        const activate = truthy(req.query.activate) || truthy((req.body as Record<string, unknown>).activate);
-        const manifest = await bundles.push(zipFile, activate, principalOf(res).username);
+        const field = (name: string) =>
+          truthy(req.query[name]) || truthy((req.body as Record<string, unknown>)[name]);
+        const manifest = await bundles.push(
+          zipFile,
+          field('activate'),
+          principalOf(res).username,
+          field('retire_forms'),
+        );
         sendJson(res, 'pushAppBundle', 200, { message: 'App bundle successfully pushed', manifest });
       } finally {
         await rm(zipFile, { force: true });

@@ -265,7 +265,16 @@ export class BundlesService implements FormSchemas {
    * staging folder, then, under the bundles lock, gives it the next version number, moves it into
    * place and records it. Nothing is left behind when any step fails.
    */
-  async push(zipFile: string, activate: boolean, pushedBy: string): Promise<BundleManifest> {
+  /**
+   * `retireForms`: forms of the active version this bundle leaves out may go with their core fields
+   * (their records migrated to a new form, as the bundle guide says); otherwise that is refused.
+   */
+  async push(
+    zipFile: string,
+    activate: boolean,
+    pushedBy: string,
+    retireForms = false,
+  ): Promise<BundleManifest> {
     const { limits } = this.#deps.config;
     let entries: ZipEntry[];
     try {
@@ -342,13 +351,14 @@ export class BundlesService implements FormSchemas {
       const forms = this.#checkForms(layout, extracted.json, errors);
       const checkedAgainst = await this.active();
       const formNames = new Set(layout.forms.keys());
-      await this.#checkCoreFields(checkedAgainst, forms, formNames, errors);
+      await this.#checkCoreFields(checkedAgainst, forms, formNames, retireForms, errors);
       if (errors.length > 0) throw invalidBundle(errors);
       return await this.#publish(staging, extracted.files, {
         activate,
         pushedBy,
         forms,
         formNames,
+        retireForms,
         checkedAgainst,
       });
     } finally {
@@ -430,12 +440,13 @@ export class BundlesService implements FormSchemas {
     active: string | null,
     forms: Map<string, Record<string, unknown>>,
     formNames: Set<string>,
+    retireForms: boolean,
     errors: ProblemItem[],
   ): Promise<void> {
     if (!active) return;
     const previous = await this.#forms(active);
     for (const [form, before] of previous) {
-      if (!formNames.has(form)) checkFormRemoval(form, before.schema, errors);
+      if (!formNames.has(form) && !retireForms) checkFormRemoval(form, before.schema, errors);
     }
     for (const [form, schema] of forms) {
       const before = previous.get(form);
@@ -451,6 +462,7 @@ export class BundlesService implements FormSchemas {
       pushedBy: string;
       forms: Map<string, Record<string, unknown>>;
       formNames: Set<string>;
+      retireForms: boolean;
       /** The version active when the core fields were checked. */
       checkedAgainst: string | null;
     },
@@ -463,7 +475,7 @@ export class BundlesService implements FormSchemas {
       const active = (await em.findOne(AppBundleState, { id: 1 }))?.activeVersion ?? null;
       if (active !== push.checkedAgainst) {
         const errors: ProblemItem[] = [];
-        await this.#checkCoreFields(active, push.forms, push.formNames, errors);
+        await this.#checkCoreFields(active, push.forms, push.formNames, push.retireForms, errors);
         if (errors.length > 0) throw invalidBundle(errors);
       }
       const rows = await em.find(AppBundleVersion, {}, { fields: ['version'] });
