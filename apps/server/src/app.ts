@@ -86,8 +86,14 @@ export function createApp(ctx: AppContext): Express {
   app.use(resolveOperations(ctx.spec));
   app.use(authenticate(ctx.services.auth));
   const routes = allRoutes(ctx);
-  const largeBodies = new Set(routes.filter((r) => r.largeBody).map((r) => r.operationId));
-  app.use(jsonBody(ctx.config.limits.jsonBodyBytes, largeBodies));
+  const flagged = (flag: 'largeBody' | 'exactNumbers') =>
+    new Set(routes.filter((r) => r[flag]).map((r) => r.operationId));
+  app.use(
+    jsonBody(ctx.config.limits.jsonBodyBytes, {
+      largeBodies: flagged('largeBody'),
+      exactNumbers: flagged('exactNumbers'),
+    }),
+  );
   app.use(multipartUploads({ uploadAttachment: attachmentUpload(ctx), pushAppBundle: bundleUpload(ctx) }));
   app.use(openApiValidator(ctx.config.validateResponses));
   const withoutOrm = new Set(routes.filter((r) => r.ormContext === false).map((r) => r.operationId));

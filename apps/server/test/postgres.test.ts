@@ -31,7 +31,15 @@ async function serverWithAdmin(url: string, env: Record<string, string> = {}) {
     body: JSON.stringify({ username: 'admin', password: 'admin-password-1' }),
   });
   const { token } = (await login.json()) as { token: string };
-  return { server, base, token };
+  /** A pull of everything as the administrator (each one takes a connection from the sync pool). */
+  const pull = (init: RequestInit = {}) =>
+    fetch(`${base}/sync/pull`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ client_id: 'c1' }),
+      ...init,
+    });
+  return { server, base, token, pull };
 }
 
 describe.skipIf(!postgresAvailable())('PostgreSQL', () => {
@@ -136,14 +144,8 @@ describe.skipIf(!postgresAvailable())('PostgreSQL connections dropped by the ser
 
   it('neither kill the server (idle or checked out, as by an export) nor keep it from serving after', async () => {
     const url = await postgres.server.createDatabase();
-    const { server, base, token } = await serverWithAdmin(url);
+    const { server, base, token, pull } = await serverWithAdmin(url);
     try {
-      const pull = () =>
-        fetch(`${base}/sync/pull`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify({ client_id: 'c1' }),
-        });
       expect((await pull()).status).toBe(200); // leaves an idle connection in the sync pool
 
       await withoutUncaught(() => dropConnections(url));
@@ -265,18 +267,17 @@ describe.skipIf(!postgresAvailable())('PostgreSQL not answering connections', ()
 
   it('is a 503 after DB_CONNECT_TIMEOUT, not a request that hangs', async () => {
     const relay = await relayTo(await postgres.server.createDatabase());
-    const { server, base, token } = await serverWithAdmin(relay.url, {
+    const {
+      server,
+      base,
+      token,
+      pull: serverPull,
+    } = await serverWithAdmin(relay.url, {
       DB_CONNECT_TIMEOUT: '1s',
       REVOCATION_CACHE_MS: '0',
     });
     try {
-      const pull = () =>
-        fetch(`${base}/sync/pull`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify({ client_id: 'c1' }),
-          signal: AbortSignal.timeout(20_000),
-        });
+      const pull = () => serverPull({ signal: AbortSignal.timeout(20_000) });
       expect((await pull()).status).toBe(200);
       relay.swallow();
       for (const res of [

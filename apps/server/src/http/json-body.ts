@@ -15,12 +15,6 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  */
 const SMALL_BODY_BYTES = 64 * 1024;
 
-/**
- * Bodies that carry field data: an integer too long for a double (a 19-digit identifier) is kept
- * digit for digit (parseJsonExact), where JSON.parse would round it.
- */
-const EXACT_NUMBERS = new Set(['syncPush']);
-
 /** Whether the request carries a body at all (RFC 9112 §6.3: a Transfer-Encoding, or a Content-Length above 0). */
 function hasBody(headers: IncomingHttpHeaders): boolean {
   return (
@@ -54,10 +48,15 @@ const bodylessRequest: RequestHandler = (req, res, next) => {
  * an escaped object key wrongly (nodejs/node#63785), and a record's `data` may use any text as a
  * key. Otherwise as `express.json()`: the same limits, charsets and errors (read by body-parser),
  * an empty body is `{}`, and only an object or an array is accepted at the top level; only the
- * operations in `largeBodies` take large or compressed bodies (up to `limitBytes`). The raw
+ * operations in `largeBodies` take large or compressed bodies (up to `limitBytes`), and those in
+ * `exactNumbers` (bodies of field data) keep integers too long for a double digit for digit
+ * (parseJsonExact), where JSON.parse would round them. The raw
  * bytes are kept on `req.rawBody` for fingerprinting (push idempotency).
  */
-export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): RequestHandler[] {
+export function jsonBody(
+  limitBytes: number,
+  { largeBodies, exactNumbers }: { largeBodies: ReadonlySet<string>; exactNumbers: ReadonlySet<string> },
+): RequestHandler[] {
   const options = (limit: number, inflate: boolean) =>
     express.text({
       type: JSON_TYPES,
@@ -90,7 +89,7 @@ export function jsonBody(limitBytes: number, largeBodies: ReadonlySet<string>): 
         );
       try {
         const operation = (res.locals.operation as ResolvedOperation | undefined)?.operationId ?? '';
-        req.body = EXACT_NUMBERS.has(operation) ? parseJsonExact(text) : parseJson(text);
+        req.body = exactNumbers.has(operation) ? parseJsonExact(text) : parseJson(text);
       } catch {
         return next(new HttpProblem(400, 'malformed_json', 'The request body is not valid JSON'));
       }

@@ -20,6 +20,11 @@ export interface Route {
    * other JSON body is small and read as sent (see json-body.ts).
    */
   largeBody?: true;
+  /**
+   * `true`: the body carries field data, where an integer too long for a double keeps its digits
+   * (parseJsonExact; see json-body.ts).
+   */
+  exactNumbers?: true;
 }
 
 /** `/users/{username}` → `/users/:username` (Express 5 / path-to-regexp 8 syntax). */

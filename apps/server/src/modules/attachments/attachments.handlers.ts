@@ -6,6 +6,7 @@ import { ifNoneMatchHits, rangeOrUnsatisfiable } from '../../http/conditional.ts
 import { HttpProblem } from '../../http/errors.ts';
 import { type MultipartUpload, takeUpload } from '../../http/multipart.ts';
 import { type Handler, sendJson } from '../../http/routes.ts';
+import { endFailedStream } from '../../http/streamed-answer.ts';
 import type { StagedBlob } from '../../lib/blob-storage.ts';
 import { endStream, writeChunk } from '../../lib/streams.ts';
 import { setUntrustedContentHeaders } from '../../lib/untrusted-content.ts';
@@ -175,10 +176,7 @@ export function attachmentsHandlers(ctx: AppContext): Record<AttachmentOperation
         for await (const piece of pieces) await writeChunk(res, piece);
         await endStream(res);
       } catch (err) {
-        if (res.destroyed) return; // the client went away
-        // Mid-stream the status is out: cut the connection so the client sees broken JSON, not a short list.
-        ctx.logger.error({ err }, 'attachment manifest failed mid-stream');
-        res.destroy(err as Error);
+        endFailedStream(res, err, ctx.logger, 'attachment manifest');
       }
     },
   };

@@ -3,6 +3,7 @@ import type { operations } from '@synk/contract';
 import type { Request } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import type { Handler } from '../../http/routes.ts';
+import { endFailedStream } from '../../http/streamed-answer.ts';
 import type { ExportFilter } from '../sync/sync.store.ts';
 
 type ExportQuery = NonNullable<operations['getParquetExport']['parameters']['query']>;
@@ -59,14 +60,7 @@ export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'g
       } catch (err) {
         // Nothing sent yet: the problem handler answers (without the ZIP's Content-Disposition).
         if (!res.headersSent) throw err;
-        if (res.destroyed) {
-          // The client went away: the usual end of an abandoned download, not a server fault.
-          ctx.logger.info({ err }, 'export abandoned by the client');
-          return;
-        }
-        // Mid-stream the status is already out: cut the connection so the client sees a broken ZIP, not a short one.
-        ctx.logger.error({ err }, 'export failed mid-stream');
-        res.destroy(err as Error);
+        endFailedStream(res, err, ctx.logger, 'export');
       }
     };
   return { getParquetExport: stream('parquet'), getCsvExport: stream('csv') };

@@ -22,6 +22,7 @@ export function syncRoutes(ctx: AppContext): Route[] {
       handler: h.syncPush,
       ormContext: false,
       largeBody: true,
+      exactNumbers: true,
     },
     {
       operationId: 'listConflicts',
