@@ -9,7 +9,11 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
   // Every simulated device keeps its connection between requests, as a real one would.
   const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   /** POSTs `body` and hands each chunk of the response body to `onChunk` as it arrives; resolves with the status. */
-  const postChunks = (path: string, body: string, onChunk: (chunk: Buffer) => void): Promise<number> =>
+  const postChunks = (
+    path: string,
+    body: string | Buffer,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<number> =>
     new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -34,7 +38,10 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
       req.end(body);
     });
   /** The response body as bytes, undecoded. */
-  const postBytes = async (path: string, body: string): Promise<{ status: number; body: Buffer }> => {
+  const postBytes = async (
+    path: string,
+    body: string | Buffer,
+  ): Promise<{ status: number; body: Buffer }> => {
     const chunks: Buffer[] = [];
     const status = await postChunks(path, body, (chunk) => chunks.push(chunk));
     return { status, body: Buffer.concat(chunks) };
@@ -42,7 +49,7 @@ export function jsonClient(baseUrl: string, headers: Record<string, string> = {}
   return {
     postChunks,
     postBytes,
-    async post(path: string, body: string): Promise<{ status: number; text: string }> {
+    async post(path: string, body: string | Buffer): Promise<{ status: number; text: string }> {
       const res = await postBytes(path, body);
       return { status: res.status, text: res.body.toString() };
     },
