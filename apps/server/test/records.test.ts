@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex } from '../src/lib/canonical-json.ts';
 import { isRfc3339, validateRecord } from '../src/modules/sync/records.ts';
@@ -89,5 +90,50 @@ describe('RFC 3339 timestamps', () => {
     ];
     expect(valid.filter((t) => !isRfc3339(t))).toEqual([]);
     expect(invalid.filter((t) => isRfc3339(t))).toEqual([]);
+  });
+});
+
+/** The rule as a regular expression and arithmetic on its captures: the reference isRfc3339 must agree with. */
+function rfc3339Reference(value: string): boolean {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/.exec(
+      value,
+    );
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as number[] as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (m[7] && (Number(m[8]) > 23 || Number(m[9]) > 59)) return false;
+  const offset = m[7] ? Number(m[8]) * 60 + Number(m[9]) : 0;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  if (days === undefined || day < 1 || day > days || hour > 23 || minute > 59 || second > 60) return false;
+  return second < 60 || (hour === 23 && minute === 59 && offset === 0);
+}
+
+describe('RFC 3339 timestamps, read character by character', () => {
+  it('agree with the regular expression on near-timestamps and on text made of their characters', () => {
+    const shaped = fc.stringMatching(
+      /^\d{4}-[01]\d-[0-3]\d[Tt ][0-2]\d:[0-6]\d:[0-6]\d(\.\d{0,11})?([Zz]|[+-][0-2]\d:[0-6]\d|[+-]\d{2,4})?$/,
+    );
+    const characters = fc.string({ unit: fc.constantFrom(...'0123456789-:TtZz+. x٣'), maxLength: 40 });
+    // A shaped timestamp with one character replaced, dropped or doubled.
+    const mutated = fc
+      .tuple(shaped, fc.nat(), fc.constantFrom('', 'x', '0', '9', ':', '-', '.', 'Z', '+', '٣'), fc.boolean())
+      .map(([text, at, with_, keep]) => {
+        const i = at % (text.length + 1);
+        return text.slice(0, i) + with_ + text.slice(keep ? i : i + 1);
+      });
+    fc.assert(
+      fc.property(fc.oneof(shaped, characters, mutated), (text) => {
+        expect(isRfc3339(text)).toBe(rfc3339Reference(text));
+      }),
+      { numRuns: 20_000 },
+    );
   });
 });
