@@ -790,8 +790,13 @@ export interface paths {
          *     `observation_id, form_type, form_version, created_at, updated_at, synced_at, deleted,
          *     version, geolocation` (JSON text), then `data_<key>` for every top-level key of `data`,
          *     sorted. All-number keys → DOUBLE (INT64 when all integers), all-boolean → BOOLEAN,
-         *     all-string → UTF8; anything mixed or nested → UTF8 JSON text. Deleted records are
-         *     excluded unless `include_deleted=true`.
+         *     all-string → UTF8; anything mixed or nested → UTF8 JSON text. No number is rounded:
+         *     integers beyond ±(2^53 − 1) are written exactly in INT64 (−9223372036854775808 to
+         *     9223372036854775807), and a key holding a number that its column's type would not hold
+         *     exactly (an integer beyond INT64's range that no double equals, or, among fractions, an
+         *     integer no double equals) → UTF8 JSON text, each number as its digits. CSV cells hold
+         *     every number's digits as stored. Deleted records are excluded unless
+         *     `include_deleted=true`.
          *
          *     A form type has at most `EXPORT_MAX_COLUMNS` (default 2000) `data_<key>` columns: the
          *     first keys in sort order. When its records have more keys, its file ends with one more
@@ -1064,7 +1069,8 @@ export interface components {
             form_version?: string;
             /**
              * @description The form answers; must be a JSON object. An integer literal beyond ±(2^53 − 1) is kept
-             *     digit for digit (stored, pulled and hashed as sent); other numbers are IEEE 754 doubles.
+             *     digit for digit (stored, pulled, hashed and exported as sent); other numbers are IEEE
+             *     754 doubles.
              */
             data: {
                 [key: string]: unknown;

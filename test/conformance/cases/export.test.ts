@@ -289,6 +289,86 @@ describe('keys written with escapes (nodejs/node#63785)', () => {
   });
 });
 
+describe('integers beyond ±(2^53 − 1) in data', () => {
+  // id: integers within INT64, some no double holds → INT64, exact. serial: one beyond INT64 →
+  // text. reading: a fraction and an integer no double holds → text. level: a fraction and an
+  // integer a double holds exactly (2^60) → still DOUBLE. big: integers, one beyond INT64 that a
+  // double holds exactly (10^20) → DOUBLE, as before. nested: JSON text with its digits.
+  const records: Record<string, string>[] = [
+    {
+      big: '100000000000000000000',
+      id: '1234567890123456789',
+      serial: '12345678901234567891',
+      reading: '0.5',
+      level: '0.25',
+      nested: '{"id":98765432109876543210}',
+    },
+    {
+      big: '3',
+      id: '-9223372036854775808',
+      serial: '7',
+      reading: '9007199254740993',
+      level: '1152921504606846976',
+      nested: '[-12345678901234567890,1.5]',
+    },
+    { id: '9223372036854775807', serial: '-9223372036854775809' },
+    { id: '42' },
+  ];
+
+  beforeAll(async () => {
+    const writer = await userWithRole(target, 'read-write');
+    // Written as JSON text: JSON.stringify would write each integer as the nearest double.
+    const dataText = (data: Record<string, string>) =>
+      `{${Object.entries(data)
+        .map(([key, value]) => `"${key}":${value}`)
+        .join(',')}}`;
+    const res = await send(target, '/sync/push', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writer.token}`, 'content-type': 'application/json' },
+      body: `{"transmission_id":"${randomUUID()}","client_id":"long-integers","records":[${records
+        .map(
+          (data, i) => `{"observation_id":"long-${i}","form_type":"long-integers","data":${dataText(data)}}`,
+        )
+        .join(',')}]}`,
+    });
+    expect(res.status).toBe(200);
+    expect((await res.json()).success_count).toBe(records.length);
+  });
+
+  it('Parquet: INT64 holds them exactly; a column no number type holds exactly is text with the digits', async () => {
+    const files = await unzip(await fetchExport('parquet', '?form_type=long-integers'));
+    const bytes = files.get('long-integers.parquet')!;
+    const { columns, rows } = await readParquet(bytes);
+    expect(await readWithDuckdb(bytes)).toEqual(rows);
+    expect(columns.filter((c) => c.name.startsWith('data_'))).toEqual([
+      { name: 'data_big', type: 'DOUBLE', converted: null },
+      { name: 'data_id', type: 'INT64', converted: null },
+      { name: 'data_level', type: 'DOUBLE', converted: null },
+      { name: 'data_nested', type: 'BYTE_ARRAY', converted: 'UTF8' },
+      { name: 'data_reading', type: 'BYTE_ARRAY', converted: 'UTF8' },
+      { name: 'data_serial', type: 'BYTE_ARRAY', converted: 'UTF8' },
+    ]);
+    expect(
+      rows.map((r) => [r.data_id, r.data_serial, r.data_reading, r.data_level, r.data_big, r.data_nested]),
+    ).toEqual([
+      [1234567890123456789n, '12345678901234567891', '0.5', 0.25, 1e20, '{"id":98765432109876543210}'],
+      [-9223372036854775808n, '7', '9007199254740993', 2 ** 60, 3, '[-12345678901234567890,1.5]'],
+      [9223372036854775807n, '-9223372036854775809', null, null, null, null],
+      [42n, null, null, null, null, null],
+    ]);
+  });
+
+  it('CSV: every cell holds the digits as pushed', async () => {
+    const files = await unzip(await fetchExport('csv', '?form_type=long-integers'));
+    const [header, ...lines] = parseCsv(files.get('long-integers.csv')!.toString('utf8'));
+    const data = header!.slice(BASE_COLUMN_NAMES.length);
+    expect(data).toEqual(['data_big', 'data_id', 'data_level', 'data_nested', 'data_reading', 'data_serial']);
+    expect(lines.map((cells) => cells.slice(BASE_COLUMN_NAMES.length))).toEqual(
+      records.map((r) => data.map((name) => r[name.slice('data_'.length)] ?? '')),
+    );
+  });
+});
+
 describe('filters on their edges', () => {
   it('a form type whose records are all deleted is absent unless include_deleted; bad since_version is 400', async () => {
     const writer = await userWithRole(target, 'read-write');

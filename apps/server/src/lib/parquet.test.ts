@@ -139,4 +139,13 @@ describe('openParquetStream', () => {
     const { rows } = await readBack(bytes());
     expect(rows.map((r) => r.n)).toEqual([-(2n ** 63n), 2n ** 63n - 1n, 0n]);
   });
+
+  it('takes bigints a double holds for DOUBLE, written as that double', async () => {
+    const { output, bytes } = collector();
+    const writer = await openParquetStream([{ name: 'x', type: 'DOUBLE', optional: true }], output);
+    await writer.append([[2n ** 60n, 0.5, null, -(10n ** 20n)]], 4);
+    await writer.close();
+    const { rows } = await readBack(bytes());
+    expect(rows.map((r) => r.x)).toEqual([2 ** 60, 0.5, null, -1e20]);
+  });
 });

@@ -36,7 +36,8 @@ export interface ParquetColumn {
 
 /**
  * One column's values in a row group, one per row; `null`/`undefined` is absent (optional
- * columns only). UTF8: strings; INT64: safe integers or bigints; DOUBLE: numbers; BOOLEAN: booleans.
+ * columns only). UTF8: strings; INT64: safe integers or bigints; DOUBLE: numbers, or bigints a
+ * double holds exactly (written as that double); BOOLEAN: booleans.
  */
 export type ColumnValues = readonly unknown[];
 
@@ -345,7 +346,10 @@ class PageBuilder {
       }
       case 'DOUBLE':
         this.#reserve(8);
-        this.#plain.writeDoubleLE(value as number, this.#length);
+        this.#plain.writeDoubleLE(
+          typeof value === 'bigint' ? Number(value) : (value as number),
+          this.#length,
+        );
         this.#length += 8;
         break;
       case 'BOOLEAN': {

@@ -1,17 +1,27 @@
-import { parseJson } from '@synk/json';
+import { parseJsonExact } from '@synk/json';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExportRow } from '../sync/sync.store.ts';
 import { BASE_COLUMNS, cellFromValue, DataProfile, ExportLayout, exportFileNames } from './export-columns.ts';
+import { csvField } from './exports.service.ts';
 
 /** Keys and strings with escapes, quotes, backslashes, unicode and JSON-looking text. */
 const text = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 8 }),
   fc.constantFrom('', '"', '\\', '\\"', '{"a":1}', 'ключ', '🎉', '\u2028', 'a\nb', '__proto__', '0', '10'),
 );
+/** An integer literal as written (JSON.stringify writes its digits): around 2^53, INT64's range and beyond. */
+const rawJson = (text: string) => (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
+const longInteger = fc
+  .oneof(
+    fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
+    fc.constantFrom(2n ** 53n + 1n, 2n ** 60n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n, 10n ** 20n),
+  )
+  .map((n) => rawJson(String(n)));
 const scalar = fc.oneof(
   text,
   fc.integer(),
+  longInteger,
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.constantFrom(0, -0, 1e21, 2 ** 53, 1.5, 1e-7),
   fc.boolean(),
@@ -40,13 +50,18 @@ const row = (json: string): ExportRow => [
 ];
 
 /**
- * The cells `fill` must give for `record`: from the object as its JSON text reads back (`-0` is
- * written `0`), by @synk/json (V8's own JSON.parse can misread escaped keys, nodejs/node#63785).
+ * `record` as the server stores and reads it: its JSON text read back (`-0` is written `0`, a
+ * double such as 2^60 as the digits 1152921504606847000, which then count) by @synk/json's
+ * parseJsonExact (V8's own JSON.parse can misread escaped keys, nodejs/node#63785).
  */
+const stored = (record: Record<string, unknown>) =>
+  parseJsonExact(JSON.stringify(record)) as Record<string, unknown>;
+
+/** The cells `fill` must give for `record`: converted from the record as stored. */
 function expectedCells(record: Record<string, unknown>, profiled: DataProfile) {
-  const stored = parseJson(JSON.stringify(record)) as Record<string, unknown>;
+  const values = stored(record);
   return profiled.columns().map(({ key, json, column }) => {
-    const value = Object.hasOwn(stored, key) ? stored[key] : undefined;
+    const value = Object.hasOwn(values, key) ? values[key] : undefined;
     if (value === undefined || value === null) return undefined;
     return json ? JSON.stringify(value) : cellFromValue(value, column.type);
   });
@@ -57,10 +72,10 @@ describe('ExportLayout.fill', () => {
     fc.assert(
       fc.property(fc.array(data, { minLength: 1, maxLength: 4 }), data, (profiledRecords, record) => {
         const profile = new DataProfile();
-        for (const r of [...profiledRecords, record]) profile.add(r);
+        for (const r of [...profiledRecords, record]) profile.add(stored(r));
         // Also a layout that never saw `record`: its values may no longer fit the columns.
         const stale = new DataProfile();
-        for (const r of profiledRecords) stale.add(r);
+        for (const r of profiledRecords) stale.add(stored(r));
         for (const p of [profile, stale]) {
           const layout = new ExportLayout(p.columns());
           const cells = layout.newCells(1);
@@ -77,7 +92,7 @@ describe('ExportLayout.fill', () => {
     fc.assert(
       fc.property(data, (record) => {
         const profile = new DataProfile();
-        profile.add(record);
+        profile.add(stored(record));
         const layout = new ExportLayout(profile.columns());
         const cells = layout.newCells(1);
         layout.fill(cells, 0, row(JSON.stringify(record, null, 2)));
@@ -85,7 +100,7 @@ describe('ExportLayout.fill', () => {
         profile.columns().forEach(({ json }, c) => {
           const cell = cells[BASE_COLUMNS.length + c]![0];
           if (json && cell !== undefined)
-            expect(parseJson(cell as string)).toEqual(parseJson(expected[c] as string));
+            expect(parseJsonExact(cell as string)).toEqual(parseJsonExact(expected[c] as string));
           else expect(cell).toEqual(expected[c]);
         });
       }),
@@ -107,6 +122,60 @@ describe('ExportLayout.fill', () => {
   });
 });
 
+describe('integers no double holds (beyond ±(2^53 − 1))', () => {
+  // id: within INT64; level: a fraction and 2^60, which a double holds; reading: a fraction and
+  // 2^53 + 1, which no double holds; serial: one beyond INT64; big: 10^20, beyond INT64 but a double.
+  const records = [
+    '{"big":100000000000000000000,"id":1234567890123456789,"level":0.25,"reading":0.5,"safe":1,"serial":12345678901234567891}',
+    '{"big":3,"id":-9223372036854775808,"level":1152921504606846976,"reading":9007199254740993,"safe":2,"serial":7}',
+  ];
+
+  it('type each column so that no number in it is rounded, read from the text or parsed', () => {
+    const fromText = new DataProfile();
+    const parsed = new DataProfile();
+    for (const r of records) {
+      fromText.addJson(r);
+      parsed.add(parseJsonExact(r) as Record<string, unknown>);
+    }
+    for (const profile of [fromText, parsed])
+      expect(profile.columns().map((c) => [c.key, c.column.type, c.json])).toEqual([
+        ['big', 'DOUBLE', false],
+        ['id', 'INT64', false],
+        ['level', 'DOUBLE', false],
+        ['reading', 'UTF8', true],
+        ['safe', 'INT64', false],
+        ['serial', 'UTF8', true],
+      ]);
+  });
+
+  it('are cells of their exact value (bigints, or their digits as text), which CSV writes digit for digit', () => {
+    const profile = new DataProfile();
+    for (const r of records) profile.addJson(r);
+    const layout = new ExportLayout(profile.columns());
+    const cells = layout.newCells(records.length);
+    records.forEach((r, i) => {
+      layout.fill(cells, i, row(r));
+    });
+    const dataCells = cells.slice(BASE_COLUMNS.length);
+    expect(dataCells).toEqual([
+      [10n ** 20n, 3],
+      [1234567890123456789n, -(2n ** 63n)],
+      [0.25, 2n ** 60n],
+      ['0.5', '9007199254740993'],
+      [1, 2],
+      ['12345678901234567891', '7'],
+    ]);
+    expect(dataCells.map((column) => column.map(csvField))).toEqual([
+      ['100000000000000000000', '3'],
+      ['1234567890123456789', '-9223372036854775808'],
+      ['0.25', '1152921504606846976'],
+      ['0.5', '9007199254740993'],
+      ['1', '2'],
+      ['12345678901234567891', '7'],
+    ]);
+  });
+});
+
 describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
   it('gives the first keys in sort order a column each, typed as without the limit, whatever order they come in', () => {
     fc.assert(
@@ -118,7 +187,7 @@ describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
           const unbounded = new DataProfile();
           for (const r of records) {
             bounded.addJson(JSON.stringify(r));
-            unbounded.add(r);
+            unbounded.add(stored(r));
           }
           const all = unbounded.columns();
           expect(bounded.columns()).toEqual(all.slice(0, max));
@@ -148,7 +217,7 @@ describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
         fc.boolean(),
         (profiledRecords, record, max, spaced) => {
           const profile = new DataProfile(max);
-          for (const r of [...profiledRecords, record]) profile.add(r);
+          for (const r of [...profiledRecords, record]) profile.add(stored(r));
           const layout = new ExportLayout(profile.columns(), profile.overflows);
           const cells = layout.newCells(1);
           layout.fill(cells, 0, row(JSON.stringify(record, null, spaced ? 2 : undefined)));
@@ -159,19 +228,18 @@ describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
           const expected = expectedCells(record, profile);
           columns.forEach(({ json }, c) => {
             if (json && dataCells[c] !== undefined)
-              expect(parseJson(dataCells[c] as string)).toEqual(parseJson(expected[c] as string));
+              expect(parseJsonExact(dataCells[c] as string)).toEqual(parseJsonExact(expected[c] as string));
             else expect(dataCells[c]).toEqual(expected[c]);
           });
-          const stored = parseJson(JSON.stringify(record)) as Record<string, unknown>;
           const named = new Set(columns.map((c) => c.key));
-          const rest = Object.fromEntries(Object.entries(stored).filter(([key]) => !named.has(key)));
+          const rest = Object.fromEntries(Object.entries(stored(record)).filter(([key]) => !named.has(key)));
           if (!profile.overflows) {
             expect(cells).toHaveLength(BASE_COLUMNS.length + columns.length);
             return;
           }
           const other = cells.at(-1)![0];
           if (Object.keys(rest).length === 0) expect(other).toBeUndefined();
-          else expect(parseJson(other as string)).toEqual(rest);
+          else expect(parseJsonExact(other as string)).toEqual(rest);
         },
       ),
       { numRuns: 3000 },
@@ -195,7 +263,7 @@ describe('a form with more keys than EXPORT_MAX_COLUMNS', () => {
     // A repeated key: JSON readers take its last value, as the record's reader did.
     const [a, rest] = other('{"a":1,"c":[1, 2],"b":2,"c":null,"a":5}');
     expect(a).toBe(5);
-    expect(parseJson(rest as string)).toEqual({ c: null, b: 2 });
+    expect(parseJsonExact(rest as string)).toEqual({ c: null, b: 2 });
   });
 });
 

@@ -1,7 +1,14 @@
-import { parseJson } from '@synk/json';
+import { isRawJson, parseJson, parseJsonExact } from '@synk/json';
 import type { ParquetColumn, ParquetColumnType } from '../../lib/parquet.ts';
 import type { ExportRow } from '../sync/sync.store.ts';
-import { KeyCache, kindOf, scanTopLevelMembers, type ValueKind } from './json-kinds.ts';
+import {
+  exactInteger,
+  isIntegerLiteral,
+  KeyCache,
+  kindOf,
+  scanTopLevelMembers,
+  type ValueKind,
+} from './json-kinds.ts';
 
 /** The fixed columns every export file starts with (spec §7). */
 export const BASE_COLUMNS: ParquetColumn[] = [
@@ -33,7 +40,10 @@ export const OVERFLOW_COLUMN: ParquetColumn = { name: 'other_data', type: 'UTF8'
 /**
  * Learns, from every record of one form type, the type of each top-level `data` key: all numbers
  * → DOUBLE (INT64 when all are integers), all booleans → BOOLEAN, all strings → UTF8, anything
- * mixed, nested or only ever null → UTF8 holding JSON text.
+ * mixed, nested or only ever null → UTF8 holding JSON text. Numbers that neither INT64 nor DOUBLE
+ * would hold exactly (an integer beyond INT64's range no double equals, or integers no double
+ * equals among fractions) make the column UTF8 holding JSON text too, their digits as stored:
+ * an export never rounds a number (see ValueKind).
  *
  * At most `maxColumns` keys get a column: the first ones in sort order (the spec's column order,
  * cut short); the others go into OVERFLOW_COLUMN. Memory stays bounded however many keys the
@@ -75,6 +85,7 @@ export class DataProfile {
     return this.#lastKept !== undefined;
   }
 
+  /** Learns from a record's `data` as parseJsonExact reads it (long integers as JSON.rawJSON). */
   add(data: Record<string, unknown>): void {
     for (const key in data) this.#note(key, kindOf(data[key]));
   }
@@ -82,7 +93,7 @@ export class DataProfile {
   /** The same from a record's `data` text, read without parsing it into objects. */
   addJson(text: string): void {
     if (!scanTopLevelMembers(text, this.#note, this.#keys))
-      this.add(parseJson(text) as Record<string, unknown>);
+      this.add(parseJsonExact(text) as Record<string, unknown>);
   }
 
   /** The data columns, sorted by key (at most `maxColumns`). */
@@ -99,13 +110,24 @@ export class DataProfile {
   }
 }
 
+const isNumeric = (kind: ValueKind) => kind === 'integer' || kind === 'int64' || kind === 'number';
+
+/**
+ * The kind of a column holding values of two different kinds: numbers keep the type that holds
+ * both exactly (an `integer` fits any numeric column; `int64` and `number` share none, so they
+ * are JSON text), anything else mixed is JSON text. The order values come in does not matter.
+ */
 function merge(a: ValueKind, b: ValueKind): ValueKind {
-  return (a === 'integer' || a === 'number') && (b === 'integer' || b === 'number') ? 'number' : 'json';
+  if (!isNumeric(a) || !isNumeric(b)) return 'json';
+  if (a === 'integer') return b;
+  if (b === 'integer') return a;
+  return 'json';
 }
 
 function typeFor(kind: ValueKind): ParquetColumnType {
   switch (kind) {
     case 'integer':
+    case 'int64':
       return 'INT64';
     case 'number':
       return 'DOUBLE';
@@ -199,7 +221,7 @@ export class ExportLayout {
   }
 
   #fillParsed(cells: unknown[][], i: number, text: string): void {
-    const data = parseJson(text) as Record<string, unknown>;
+    const data = parseJsonExact(text) as Record<string, unknown>;
     let rest = '';
     for (const key in data) {
       const c = this.#index.get(key);
@@ -239,9 +261,10 @@ function cellFromText(
   if (json) return text.slice(start, end);
   switch (column.type) {
     case 'INT64':
-      return kind === 'integer' ? Number(text.slice(start, end)) : undefined;
-    case 'DOUBLE':
-      return kind === 'integer' || kind === 'number' ? Number(text.slice(start, end)) : undefined;
+    case 'DOUBLE': {
+      const source = text.slice(start, end);
+      return numberCell(kind, Number(source), source, column.type);
+    }
     case 'BOOLEAN':
       return kind === 'boolean' ? text.charCodeAt(start) === 0x74 /* t */ : undefined;
     default: {
@@ -252,17 +275,39 @@ function cellFromText(
   }
 }
 
+/**
+ * A number's cell in an INT64 or DOUBLE column (`source`: its JSON text, when known), `undefined`
+ * when the column does not hold it exactly. An integer beyond ±(2^53 − 1) is a bigint of its exact
+ * value: INT64 needs one, and a DOUBLE column gets one for an integer literal (the double equals
+ * it) so that CSV writes its digits: String() writes the shortest digits that read back as the
+ * double, 1152921504606847000 for 2^60 (1152921504606846976).
+ */
+function numberCell(kind: ValueKind, value: number, source: string | undefined, type: 'INT64' | 'DOUBLE') {
+  if (type === 'INT64') {
+    if (kind !== 'integer' && kind !== 'int64') return undefined;
+    return Number.isSafeInteger(value) ? value : exactInteger(value, source);
+  }
+  if (kind !== 'integer' && kind !== 'number') return undefined;
+  if (Number.isInteger(value) && !Number.isSafeInteger(value) && isIntegerLiteral(source))
+    return BigInt(source);
+  return value;
+}
+
 /** Where each base column's value is in an ExportRow (`deleted`, 0/1 there, is converted). */
 const BASE_CELLS = [0, 1, 2, 4, 5, 6, 7, 8, 9] as const;
 const DELETED = 6;
 
-/** A data value's cell in a column of `type`: `undefined` when it does not fit the type. */
+/**
+ * A data value (as parseJsonExact reads it) in a column of `type`: `undefined` when it does not
+ * fit the type.
+ */
 export function cellFromValue(value: unknown, type: ParquetColumnType): unknown {
   switch (type) {
     case 'INT64':
-      return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
     case 'DOUBLE':
-      return typeof value === 'number' ? value : undefined;
+      if (typeof value === 'number') return numberCell(kindOf(value), value, undefined, type);
+      if (isRawJson(value)) return numberCell(kindOf(value), Number(value.rawJSON), value.rawJSON, type);
+      return undefined;
     case 'BOOLEAN':
       return typeof value === 'boolean' ? value : undefined;
     default:

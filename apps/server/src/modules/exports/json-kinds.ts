@@ -1,12 +1,58 @@
-/** What a top-level `data` value is, as far as choosing its export column's type goes. */
-export type ValueKind = 'integer' | 'number' | 'boolean' | 'string' | 'json' | 'null';
+import { isRawJson } from '@synk/json';
 
+/**
+ * What a top-level `data` value is, as far as choosing its export column's type goes. Numbers are
+ * told apart by the column types that hold their exact value, so that no export rounds one:
+ * `integer` both INT64 and DOUBLE (every integer within ±(2^53 − 1), and larger ones a double
+ * equals, such as 2^60), `int64` only INT64 (an integer literal no double equals, such as a
+ * 19-digit identifier), `number` only DOUBLE (fractions, and integers beyond INT64 a double
+ * equals, such as 1e20). A number neither holds (an integer literal beyond INT64 no double equals)
+ * is `json`: written as its JSON text, which is its digits.
+ */
+export type ValueKind = 'integer' | 'int64' | 'number' | 'boolean' | 'string' | 'json' | 'null';
+
+/**
+ * A value's kind, as parsed by parseJsonExact: integers no double holds are JSON.rawJSON values
+ * holding their digits.
+ */
 export function kindOf(value: unknown): ValueKind {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'number') return Number.isSafeInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'number') return numberKind(value);
   if (typeof value === 'boolean') return 'boolean';
   if (typeof value === 'string') return 'string';
+  if (isRawJson(value)) return numberKind(Number(value.rawJSON), value.rawJSON);
   return 'json';
+}
+
+const INTEGER_LITERAL = /^-?\d+$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * The kind of the number written `source` (its JSON text, when known) that reads as the double
+ * `value`. Stored data keeps an integer literal's digits, so a literal's exact value is its own
+ * (compared with the double it reads as); any other spelling stands for the double it reads as
+ * (`1e21`, `1.5`). Only an integral double beyond ±(2^53 − 1) costs more than a check or two.
+ */
+export function numberKind(value: number, source?: string): ValueKind {
+  if (Number.isSafeInteger(value)) return 'integer';
+  if (!Number.isInteger(value)) return 'number'; // a fraction (or ±Infinity, which push refuses)
+  const exact = exactInteger(value, source);
+  const inDouble = exact === BigInt(value);
+  if (exact >= INT64_MIN && exact <= INT64_MAX) return inDouble ? 'integer' : 'int64';
+  return inDouble ? 'number' : 'json';
+}
+
+/** Whether `source` is JSON text of an integer without fraction or exponent (`-12`, `0`). */
+export const isIntegerLiteral = (source: string | undefined): source is string =>
+  source !== undefined && INTEGER_LITERAL.test(source);
+
+/**
+ * The exact value of the integral number written `source` that reads as the double `value`: the
+ * literal's digits when it is an integer literal, else the double's value.
+ */
+export function exactInteger(value: number, source?: string): bigint {
+  return isIntegerLiteral(source) ? BigInt(source) : BigInt(value);
 }
 
 const QUOTE = 0x22;
@@ -24,7 +70,7 @@ const CLOSE_BRACKET = 0x5d;
  * the whole member, its key's opening quote to its value's end), reading the text without building
  * the object: learning an export's columns needs each value's kind, not the value, and writing
  * its cells needs only the top-level values (JSON.parse would allocate every string and nested
- * object of every record). Gives the kinds JSON.parse then `kindOf` would. Returns false,
+ * object of every record). Gives the kinds parseJsonExact then `kindOf` would. Returns false,
  * possibly after some visits, when `text` is not a JSON object it can read (the caller then
  * parses it).
  *
@@ -78,9 +124,10 @@ export function scanTopLevelMembers(
       default: {
         end = i;
         while (end < text.length && isNumberCharacter(text.charCodeAt(end))) end++;
-        const value = end > i ? Number(text.slice(i, end)) : Number.NaN;
+        const source = text.slice(i, end);
+        const value = end > i ? Number(source) : Number.NaN;
         if (Number.isNaN(value)) return false;
-        kind = Number.isSafeInteger(value) ? 'integer' : 'number';
+        kind = numberKind(value, source);
       }
     }
     if (end < 0) return false;
