@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { USERNAME_PATTERN, USERNAME_RULE } from './lib/username.ts';
+import { isNewUsername, USERNAME_RULE } from './lib/username.ts';
 
 /**
  * The only reader of the environment. Every setting is parsed, range-checked and frozen here, and a
@@ -278,7 +278,7 @@ class EnvReader {
 
   username(name: string, fallback: string): string {
     const value = this.string(name, fallback);
-    if (!USERNAME_PATTERN.test(value)) {
+    if (!isNewUsername(value)) {
       this.problem(name, USERNAME_RULE);
       return fallback;
     }

@@ -108,6 +108,7 @@ describe('loadConfig', () => {
     ['ACCESS_TOKEN_TTL', '1 week'],
     ['VALIDATE_RESPONSES', 'maybe'],
     ['ADMIN_USERNAME', 'bad name!'],
+    ['ADMIN_USERNAME', '..'],
     ['CORS_ORIGINS', 'javascript:alert(1)'],
     ['SYNC_MAX_RECORDS', '1e3'],
     // Express could not read these either: the server stopped later, without naming the variable.

@@ -191,7 +191,7 @@ export interface paths {
         put?: never;
         /**
          * Create a user (admin)
-         * @description Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, compared case-sensitively.
+         * @description Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..`, compared case-sensitively.
          *     Passwords must meet the policy (default 8–1024 characters). Bad role, missing field or
          *     policy violation → 400; username taken → 409.
          */
@@ -218,7 +218,7 @@ export interface paths {
         /**
          * Create a user (admin), the Go CLI's path
          * @description The path the Synkronus Go CLI sends `user create` to; identical to `POST /users/create`.
-         *     Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, compared case-sensitively.
+         *     Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..`, compared case-sensitively.
          *     Passwords must meet the policy (default 8–1024 characters). Bad role, missing field or
          *     policy violation → 400; username taken → 409.
          */
@@ -982,7 +982,7 @@ export interface components {
             expiresAt: number;
         };
         CreateUserRequest: {
-            /** @description 1–64 characters of `[A-Za-z0-9._@-]` (checked by the server → 400). */
+            /** @description 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..` (checked by the server → 400). */
             username: string;
             /**
              * Format: password

@@ -94,9 +94,30 @@ describe('POST /users/create', () => {
     ['a slash', 'a/b'],
     ['a quote', "o'neil"],
     ['non-ASCII', 'jürgen'],
+    // Dot segments: clients resolve them out of a URL (`/users/..` is `/`), so the user could
+    // never be deleted or given another role.
+    ['only a dot', '.'],
+    ['two dots', '..'],
   ])('username with %s → 400', async (_label, username) => {
     const res = await create({ username, password: 'password-1', role: 'read-only' });
     expect(res.status).toBe(400);
+  });
+
+  it('names of dots that are no dot segment, and ones needing URL encoding, can be managed through their paths', async () => {
+    const token = await adminToken(target);
+    for (const username of ['...', '.a', 'a.', 'a.b@c']) {
+      expect((await create({ username, password: 'password-1', role: 'read-only' })).status, username).toBe(
+        201,
+      );
+      const path = `/users/${encodeURIComponent(username)}`;
+      const patched = await call(target, 'PATCH', path, { token, body: { role: 'read-write' } });
+      expect(patched.status, username).toBe(200);
+      expect(patched.body.username).toBe(username);
+      expect(
+        (await call(target, 'DELETE', `/users/delete/${encodeURIComponent(username)}`, { token })).status,
+      ).toBe(200);
+      expect((await call(target, 'DELETE', path, { token })).status).toBe(404);
+    }
   });
 
   it('accepts every allowed username character and 64 characters', async () => {

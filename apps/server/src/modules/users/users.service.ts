@@ -6,7 +6,7 @@ import type { Config } from '../../config.ts';
 import { rowLock, withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
-import { USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
+import { isNewUsername, USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
 import type { AuthService, Principal } from '../auth/auth.service.ts';
 import { ROLES, type Role, User, type UserEntity } from './user.entity.ts';
 
@@ -42,7 +42,7 @@ export class UsersService {
   }
 
   async create(username: string, password: string, role: string): Promise<UserView> {
-    if (!USERNAME_PATTERN.test(username)) {
+    if (!isNewUsername(username)) {
       throw Invalid('Invalid username', [{ path: '/body/username', message: USERNAME_RULE }]);
     }
     if (!(ROLES as readonly string[]).includes(role)) {
