@@ -280,6 +280,20 @@ describe('TtlCache', () => {
     expect(cache.get('c')).toBe(3);
   });
 
+  it('does not keep a value whose load overlapped a delete (a change committed meanwhile)', async () => {
+    const cache = new TtlCache<number>(1000, 10, () => 0);
+    let read!: (value: number) => void;
+    const loading = cache.through('user', () => new Promise<number>((resolve) => (read = resolve)));
+    // The change commits and drops the entry while the value from before it is on its way.
+    cache.delete('user');
+    read(1);
+    expect(await loading).toBe(1);
+    expect(cache.get('user')).toBeUndefined();
+    // A load that overlapped no change is kept as before.
+    expect(await cache.through('user', async () => 2)).toBe(2);
+    expect(cache.get('user')).toBe(2);
+  });
+
   it('caches nothing with a TTL of 0', () => {
     const cache = new TtlCache<number>(0);
     cache.set('a', 1);
