@@ -67,6 +67,12 @@ export interface Config {
     readonly refreshTokenTtlSeconds: number;
     /** The longest a session lives however often it is refreshed (each refresh extends it by the refresh token lifetime). */
     readonly sessionMaxLifetimeSeconds: number;
+    /**
+     * How long after a refresh token's exchange the same exchange sent again without an
+     * Idempotency-Key (a retry, a concurrent request) is answered with the same new refresh token
+     * instead of being taken for reuse; 0 = never.
+     */
+    readonly refreshReuseGraceSeconds: number;
     readonly passwordMinLength: number;
     readonly passwordMaxLength: number;
     /** How long a process may trust its cached view of a user's or session's revocation state. */
@@ -169,6 +175,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
       sessionMaxLifetimeSeconds: read.duration('SESSION_MAX_LIFETIME', 365 * 24 * 3600),
+      refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 30, { zero: true, maxSeconds: 300 }),
       passwordMinLength,
       passwordMaxLength,
       revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),
@@ -260,17 +267,24 @@ class EnvReader {
   }
 
   /** Seconds, or a number with a unit: `90s`, `15m`, `24h`, `30d`. */
-  duration(name: string, fallbackSeconds: number): number {
+  /** A duration in seconds; `zero` also takes 0 (the thing it times is off), `maxSeconds` caps it. */
+  duration(
+    name: string,
+    fallbackSeconds: number,
+    { zero = false, maxSeconds = Number.MAX_SAFE_INTEGER }: { zero?: boolean; maxSeconds?: number } = {},
+  ): number {
     const raw = this.optionalString(name);
     if (raw === undefined) return fallbackSeconds;
     const match = /^(\d+)\s*(s|m|h|d)?$/.exec(raw);
     const factor = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
-    const seconds = match ? Number(match[1]) * factor[(match[2] ?? 's') as keyof typeof factor] : 0;
-    if (!match || seconds <= 0 || !Number.isSafeInteger(seconds)) {
-      this.problem(
-        name,
-        `must be a positive duration such as 900, 15m, 24h or 30d (got ${JSON.stringify(raw)})`,
-      );
+    const seconds = match ? Number(match[1]) * factor[(match[2] ?? 's') as keyof typeof factor] : -1;
+    if (!match || seconds < (zero ? 0 : 1) || !Number.isSafeInteger(seconds) || seconds > maxSeconds) {
+      const kind = zero ? 'a duration (0 for none)' : 'a positive duration';
+      const range =
+        maxSeconds < Number.MAX_SAFE_INTEGER
+          ? `of at most ${maxSeconds} seconds`
+          : 'such as 900, 15m, 24h or 30d';
+      this.problem(name, `must be ${kind} ${range} (got ${JSON.stringify(raw)})`);
       return fallbackSeconds;
     }
     return seconds;

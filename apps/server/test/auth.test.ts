@@ -179,6 +179,39 @@ describe('session lifetime', () => {
   });
 });
 
+describe('a refresh token sent again', () => {
+  let t: TestApp;
+  const clock = manualClock();
+  beforeAll(async () => {
+    t = await createTestApp({ REFRESH_REUSE_GRACE: '30s' }, clock.now);
+  });
+  afterAll(() => t.close());
+
+  it('without a key is the same exchange within REFRESH_REUSE_GRACE of the first, and reuse after it', async () => {
+    const auth = t.ctx.services.auth;
+    const pair = await auth.login('admin', ADMIN_PASSWORD, '10.2.0.1');
+    const first = await auth.refresh(pair.refreshToken);
+    clock.advance(29_000);
+    const again = await auth.refresh(pair.refreshToken);
+    expect(again.refreshToken).toBe(first.refreshToken);
+    expect((await auth.authenticate(again.token)).username).toBe('admin');
+    clock.advance(1_000);
+    // 30 s after the exchange: a thief's copy, not a retry. The session ends.
+    await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/already used/);
+    await expect(auth.refresh(first.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
+    await expect(auth.authenticate(again.token)).rejects.toThrow(/session has ended/);
+  });
+
+  it('with the key of its exchange is answered again past the grace period, while the successor is unused', async () => {
+    const auth = t.ctx.services.auth;
+    const pair = await auth.login('admin', ADMIN_PASSWORD, '10.2.0.2');
+    const key = '7d1b3a5e-9c1f-4e2b-8a6d-2f4c6e8a0b1c';
+    const first = await auth.refresh(pair.refreshToken, key);
+    clock.advance(3600_000);
+    expect((await auth.refresh(pair.refreshToken, key)).refreshToken).toBe(first.refreshToken);
+  });
+});
+
 describe('purging what no request can use any more', () => {
   let t: TestApp;
   const clock = manualClock();

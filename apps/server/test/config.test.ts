@@ -36,6 +36,7 @@ describe('loadConfig', () => {
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
+    expect(config.auth.refreshReuseGraceSeconds).toBe(30);
     expect(config.limits.syncMaxRecords).toBe(1000);
     expect(config.limits.jsonBodyBytes).toBe(16 * 1024 * 1024);
     expect(Object.isFrozen(config.limits)).toBe(true);
@@ -106,6 +107,8 @@ describe('loadConfig', () => {
     ['PUBLIC_URL', 'https://user:secret@files.example'],
     ['ACCESS_TOKEN_TTL', '0'],
     ['ACCESS_TOKEN_TTL', '1 week'],
+    ['REFRESH_REUSE_GRACE', '6m'],
+    ['REFRESH_REUSE_GRACE', '-1'],
     ['VALIDATE_RESPONSES', 'maybe'],
     ['ADMIN_USERNAME', 'bad name!'],
     ['ADMIN_USERNAME', '..'],
@@ -120,6 +123,13 @@ describe('loadConfig', () => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('takes REFRESH_REUSE_GRACE of 0 (strict rotation) up to five minutes', () => {
+    expect(loadConfig({ REFRESH_REUSE_GRACE: '0' }, '/srv').auth.refreshReuseGraceSeconds).toBe(0);
+    expect(loadConfig({ REFRESH_REUSE_GRACE: '5m' }, '/srv').auth.refreshReuseGraceSeconds).toBe(300);
+    // Other durations still refuse 0.
+    expect(problemsOf({ REFRESH_TOKEN_TTL: '0' })).toEqual([expect.stringMatching(/^REFRESH_TOKEN_TTL: /)]);
   });
 
   it('does not repeat the credentials of a PUBLIC_URL it rejects', () => {

@@ -9,9 +9,9 @@ import {
   AccessTokenVerifier,
   hashRefreshToken,
   InvalidToken,
-  keyedSuccessorToken,
   newRefreshToken,
   signAccessToken,
+  successorToken,
   type VerifiedAccessToken,
 } from '../../lib/tokens.ts';
 import { USERNAME_PATTERN } from '../../lib/username.ts';
@@ -122,9 +122,11 @@ export class AuthService {
   }
 
   /**
-   * Exchanges a refresh token for a new pair; the presented token can never be used again. With an
-   * `exchangeKey` (the request's Idempotency-Key) the exchange can be answered again: the same
-   * token and key give the same successor while it is unused (see `#answerAgain`).
+   * Exchanges a refresh token for a new pair; the presented token can never be exchanged for
+   * another. The same exchange sent again is answered again with the same successor while that is
+   * unused (see `#answerAgain`): with the request's Idempotency-Key, whenever; without one, within
+   * REFRESH_REUSE_GRACE of the first (a retry, or two requests racing). Anything else presenting a
+   * used token is reuse, and ends the session.
    */
   async refresh(presented: string, idempotencyKey?: string): Promise<TokenPair> {
     // A UUID (the contract checks it), the same key whatever the case or form it is sent in.
@@ -150,10 +152,9 @@ export class AuthService {
         ? 0
         : await em.nativeUpdate(RefreshToken, { tokenHash: row.tokenHash, usedAt: null }, { usedAt: now });
       if (claimed === 0) {
-        const again =
-          exchangeKey === undefined
-            ? undefined
-            : await this.#answerAgain(em, presented, exchangeKey, session);
+        // Unset when a concurrent exchange claimed the token after it was read here: just now.
+        const usedAt = row.usedAt ?? now;
+        const again = await this.#answerAgain(em, presented, exchangeKey, session, usedAt);
         if (again) return { pair: again };
         // A rotated token came back: it may have been stolen. End the whole family.
         await em.nativeUpdate(
@@ -172,10 +173,7 @@ export class AuthService {
       // the session's maximum lifetime (a fixed end made daily users log in again every month,
       // possibly while offline in the field).
       session.expiresAt = this.#sessionEnd(session.createdAt, now);
-      const successor =
-        exchangeKey === undefined
-          ? newRefreshToken()
-          : keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+      const successor = successorToken(presented, exchangeKey, this.#deps.secret);
       return { pair: await this.#issue(em, user, session.id, session.expiresAt, successor) };
     });
     if (outcome.revoked) this.#sessions.delete(outcome.revoked);
@@ -184,18 +182,24 @@ export class AuthService {
   }
 
   /**
-   * The answer to an exchange made before with the same token and key, whose answer the client
-   * never got (a dropped connection, a timeout): its successor again, with a fresh access token, as
+   * The answer to an exchange made before (at `usedAt`) with the same token and key, or the same
+   * token without a key, whose answer the client did not get or did not keep (a dropped connection,
+   * a timeout, two tabs refreshing at once): its successor again, with a fresh access token, as
    * long as nobody has used that successor (then this is reuse after all). Someone holding only an
-   * old token cannot get here: without the key the successor is not found.
+   * old token cannot get a keyed exchange's successor (it needs the key); an unkeyed one's it gets
+   * only within the grace period after the exchange, and then holds the very token the client
+   * holds, so whichever of the two uses it second still ends the session.
    */
   async #answerAgain(
     em: EntityManager,
     presented: string,
-    exchangeKey: string,
+    exchangeKey: string | undefined,
     session: { id: string; userId: string; expiresAt: Date },
+    usedAt: Date,
   ): Promise<TokenPair | undefined> {
-    const successor = keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+    const graceMs = this.#deps.config.auth.refreshReuseGraceSeconds * 1000;
+    if (exchangeKey === undefined && usedAt.getTime() + graceMs <= this.#now.getTime()) return undefined;
+    const successor = successorToken(presented, exchangeKey, this.#deps.secret);
     const row = await em.findOne(RefreshToken, { tokenHash: successor.hash });
     if (!row || row.sessionId !== session.id || row.usedAt) return undefined;
     const user = await em.findOne(User, { id: session.userId });
