@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { PUBLISHED_JWT_SECRETS } from './lib/published-secrets.ts';
 import { isNewUsername, USERNAME_RULE } from './lib/username.ts';
 
 /**
@@ -118,6 +119,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const jwtSecret = read.optionalSecret('JWT_SECRET');
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET: must be at least 32 bytes long (unset it to use a generated secret)');
+  } else if (jwtSecret !== undefined && PUBLISHED_JWT_SECRETS.has(jwtSecret.trim())) {
+    problems.push(
+      'JWT_SECRET: is the example value published with this project; set a random one (openssl rand -hex 32) or unset it to use a generated secret',
+    );
   }
   const passwordMinLength = read.int('PASSWORD_MIN_LENGTH', 8, 1, 1024);
   const passwordMaxLength = read.int('PASSWORD_MAX_LENGTH', 1024, 1, 4096);

@@ -59,6 +59,15 @@ describe('admin bootstrap', () => {
     ).rejects.toThrow(/^ADMIN_PASSWORD: must be at least 8 characters/);
   });
 
+  it('refuses to start with the ADMIN_PASSWORD published in the example deployment', async () => {
+    await expect(
+      createContext(
+        loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: ':memory:', ADMIN_PASSWORD: 'change-me-please' }),
+        createLogger('silent'),
+      ),
+    ).rejects.toThrow(/^ADMIN_PASSWORD: is the example value published with this project/);
+  });
+
   it('creates ADMIN_USERNAME with a generated password, logged once, when none is configured', async () => {
     const lines: string[] = [];
     const logger = createLogger('info');

@@ -1,7 +1,8 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import express from 'express';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { ConfigError, environmentWithDotEnv, loadConfig } from '../src/config.ts';
 import { tempDir } from './helpers.ts';
 
@@ -97,6 +98,8 @@ describe('loadConfig', () => {
     ['SYNC_VALIDATION', 'strict'],
     ['CONFLICT_POLICY', 'first-write-wins'],
     ['JWT_SECRET', 'short'],
+    // The example deploy/compose.yaml once shipped: no secret.
+    ['JWT_SECRET', 'change-me-to-a-long-random-secret-of-32-bytes-or-more'],
     ['DB_CONNECTION', 'mysql://localhost/db'],
     ['DB_CONNECTION', 'postgres://'],
     ['PUBLIC_URL', 'not a url'],
@@ -209,5 +212,30 @@ describe('environmentWithDotEnv', () => {
   it('is a no-op without a .env file', () => {
     const env = { PORT: '1' };
     expect(environmentWithDotEnv(env, tempDir())).toBe(env);
+  });
+});
+
+describe('the example deployment (deploy/compose.yaml)', () => {
+  it('is a valid configuration that publishes no secret: the signing key is generated, the admin password comes from outside', () => {
+    const compose = parse(readFileSync(new URL('../../../deploy/compose.yaml', import.meta.url), 'utf8')) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    const servers = Object.values(compose.services).filter((s) => s.environment?.DB_CONNECTION);
+    expect(servers.length).toBeGreaterThan(0);
+    for (const { environment } of servers) {
+      // Compose's ${NAME:-default}, for someone who set nothing in their environment.
+      const env = Object.fromEntries(
+        Object.entries(environment!).map(([name, value]) => [
+          name,
+          String(value).replace(
+            /\$\{\w+(?::?-([^}]*))?\}/g,
+            (_, fallback: string | undefined) => fallback ?? '',
+          ),
+        ]),
+      );
+      const config = loadConfig(env, '/srv');
+      expect(config.jwtSecret).toBeUndefined();
+      expect(config.adminPassword).toBeUndefined();
+    }
   });
 });

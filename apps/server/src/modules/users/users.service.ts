@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import { rowLock, withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
+import { PUBLISHED_ADMIN_PASSWORDS } from '../../lib/published-secrets.ts';
 import { isNewUsername, USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
 import type { AuthService, Principal } from '../auth/auth.service.ts';
 import { ROLES, type Role, User, type UserEntity } from './user.entity.ts';
@@ -167,6 +168,10 @@ export class UsersService {
       maxLength: auth.passwordMaxLength,
     });
     if (problem) throw new Error(`ADMIN_PASSWORD: ${problem}`);
+    if (adminPassword !== undefined && PUBLISHED_ADMIN_PASSWORDS.has(adminPassword.trim()))
+      throw new Error(
+        'ADMIN_PASSWORD: is the example value published with this project; choose another, or unset it to have one generated (printed once to the log)',
+      );
     try {
       await this.create(adminUsername, password, 'admin');
     } catch (err) {
