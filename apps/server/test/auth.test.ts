@@ -372,6 +372,33 @@ describe('the login throttle', () => {
     }
   });
 
+  it('writes nothing for an attempt it refuses: an address over its limit cannot grow the counters', async () => {
+    const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '1' });
+    try {
+      const counters = async () =>
+        Number(
+          (
+            (await t.ctx.orm.em
+              .fork()
+              .getConnection()
+              .execute('select count(*) as n from login_throttle')) as { n: number }[]
+          )[0]!.n,
+        );
+      const status = (username: string) =>
+        t.ctx.services.auth.login(username, 'wrong-password', '192.0.2.9').then(
+          () => 200,
+          (err: { status: number }) => err.status,
+        );
+      expect(await status('first-guess')).toBe(401);
+      expect(await counters()).toBe(3); // the name from the address, the name, the address
+      // Refused attempts, each naming a username new here, as cheap as a 429 (no password check).
+      for (let i = 0; i < 50; i++) expect(await status(`guess-${i}`)).toBe(429);
+      expect(await counters()).toBe(3);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('counts an IPv6 client’s failures against its /64, so moving within it does not reset them', async () => {
     const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '3' });
     try {

@@ -18,7 +18,7 @@ import { USERNAME_PATTERN } from '../../lib/username.ts';
 import { canonicalUuid } from '../../lib/uuid.ts';
 import { type Role, User, type UserEntity } from '../users/user.entity.ts';
 import { TtlCache } from './revocation-cache.ts';
-import { AuthSession, LoginThrottle, RefreshToken } from './session.entity.ts';
+import { AuthSession, LoginThrottle, type LoginThrottleEntity, RefreshToken } from './session.entity.ts';
 import { throttleAddress } from './throttle-address.ts';
 
 /** Who is calling, established from a verified, unrevoked access token. */
@@ -371,21 +371,25 @@ export class AuthService {
       [keys.address, auth.loginMaxFailuresPerAddress],
     ];
     const retryAfter = await withLock('logins', this.#em.fork(), database.kind, async (em) => {
-      const rows = [];
+      // Every limit is checked before anything is written: a refused attempt leaves no trace. (The
+      // counters it created on the way, for a username new here, were written by the transaction's
+      // flush: two rows per refused attempt, each as cheap as a 429, so an address over its limit
+      // could grow the table by millions of rows per window.)
+      const counters: { key: string; row: LoginThrottleEntity | null; open: boolean }[] = [];
       for (const [key, limit] of limits) {
-        let row = await em.findOne(LoginThrottle, { key });
-        if (!row) row = em.create(LoginThrottle, { key, failures: 0, windowStartedAt: now });
-        else if (row.windowStartedAt.getTime() + windowMs <= now.getTime()) {
-          row.failures = 0;
-          row.windowStartedAt = now;
-        }
-        if (row.failures >= limit) {
-          const windowEnd = row.windowStartedAt.getTime() + windowMs;
-          return Math.max(1, Math.ceil((windowEnd - now.getTime()) / 1000));
-        }
-        rows.push(row);
+        const row = await em.findOne(LoginThrottle, { key });
+        const windowEnd = row ? row.windowStartedAt.getTime() + windowMs : 0;
+        const open = windowEnd > now.getTime();
+        if (open && row!.failures >= limit) return Math.max(1, Math.ceil((windowEnd - now.getTime()) / 1000));
+        counters.push({ key, row, open });
       }
-      for (const row of rows) row.failures += 1;
+      for (const { key, row, open } of counters) {
+        if (!row) em.create(LoginThrottle, { key, failures: 1, windowStartedAt: now });
+        else if (!open) {
+          row.failures = 1;
+          row.windowStartedAt = now;
+        } else row.failures += 1;
+      }
       await em.flush();
       return 0;
     });
