@@ -418,6 +418,32 @@ describe('the login throttle', () => {
   });
 });
 
+describe('behind a proxy the server does not trust', () => {
+  it('warns once that the login throttle takes every client for the proxy', async () => {
+    for (const [env, expected] of [
+      [{}, 1],
+      [{ TRUST_PROXY: 'loopback' }, 0],
+    ] as const) {
+      const t = await createTestApp(env);
+      try {
+        const warnings: string[] = [];
+        t.ctx.logger.warn = ((_fields: unknown, message?: string) => {
+          warnings.push(String(message));
+        }) as typeof t.ctx.logger.warn;
+        await request(t.app).get('/health');
+        for (let i = 0; i < 3; i++)
+          await request(t.app).post('/auth/login').set('x-forwarded-for', `198.51.100.${i}`).send({});
+        expect(
+          warnings.filter((w) => w.includes('TRUST_PROXY is off')),
+          JSON.stringify(env),
+        ).toHaveLength(expected);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+});
+
 /**
  * Logins whose user is deleted, or whose password is reset, while their password is being checked
  * (argon2 takes ~20 ms), password changes racing a reset, refreshes racing a deletion: nothing may
