@@ -141,6 +141,11 @@ describe('POST /users/create', () => {
       const patched = await call(target, 'PATCH', path, { token, body: { role: 'read-write' } });
       expect(patched.status, username).toBe(200);
       expect(patched.body.username).toBe(username);
+      // Compared case-sensitively in paths too.
+      if (username.toUpperCase() !== username) {
+        const other = `/users/${encodeURIComponent(username.toUpperCase())}`;
+        expect((await call(target, 'PATCH', other, { token, body: { role: 'admin' } })).status).toBe(404);
+      }
       expect(
         (await call(target, 'DELETE', `/users/delete/${encodeURIComponent(username)}`, { token })).status,
       ).toBe(200);
