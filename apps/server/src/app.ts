@@ -10,6 +10,7 @@ import { resolveOperations } from './http/operations.ts';
 import { problemHandler } from './http/problem.ts';
 import { ormRequestContext, requestLogging } from './http/request-context.ts';
 import { type Route, registerRoutes } from './http/routes.ts';
+import { untrustedProxyWarning } from './http/untrusted-proxy.ts';
 import { openApiValidator } from './http/validator.ts';
 import { attachmentUpload } from './modules/attachments/attachments.handlers.ts';
 import { attachmentsRoutes } from './modules/attachments/attachments.routes.ts';
@@ -71,6 +72,7 @@ export function createApp(ctx: AppContext): Express {
   app.set('etag', false);
 
   app.use(requestLogging(ctx.logger));
+  app.use(untrustedProxyWarning(ctx.config.trustProxy, ctx.logger));
   app.use(
     cors({
       origin: ctx.config.corsOrigins.includes('*') ? true : [...ctx.config.corsOrigins],

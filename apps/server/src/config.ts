@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { USERNAME_PATTERN, USERNAME_RULE } from './lib/username.ts';
+import { PUBLISHED_JWT_SECRETS } from './lib/published-secrets.ts';
+import { isNewUsername, USERNAME_RULE } from './lib/username.ts';
 
 /**
  * The only reader of the environment. Every setting is parsed, range-checked and frozen here, and a
@@ -67,6 +68,12 @@ export interface Config {
     readonly refreshTokenTtlSeconds: number;
     /** The longest a session lives however often it is refreshed (each refresh extends it by the refresh token lifetime). */
     readonly sessionMaxLifetimeSeconds: number;
+    /**
+     * How long after a refresh token's exchange the same exchange sent again without an
+     * Idempotency-Key (a retry, a concurrent request) is answered with the same new refresh token
+     * instead of being taken for reuse; 0 = never.
+     */
+    readonly refreshReuseGraceSeconds: number;
     readonly passwordMinLength: number;
     readonly passwordMaxLength: number;
     /** How long a process may trust its cached view of a user's or session's revocation state. */
@@ -112,6 +119,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const jwtSecret = read.optionalSecret('JWT_SECRET');
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET: must be at least 32 bytes long (unset it to use a generated secret)');
+  } else if (jwtSecret !== undefined && PUBLISHED_JWT_SECRETS.has(jwtSecret.trim())) {
+    problems.push(
+      'JWT_SECRET: is the example value published with this project; set a random one (openssl rand -hex 32) or unset it to use a generated secret',
+    );
   }
   const passwordMinLength = read.int('PASSWORD_MIN_LENGTH', 8, 1, 1024);
   const passwordMaxLength = read.int('PASSWORD_MAX_LENGTH', 1024, 1, 4096);
@@ -169,6 +180,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
       sessionMaxLifetimeSeconds: read.duration('SESSION_MAX_LIFETIME', 365 * 24 * 3600),
+      refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 30, { zero: true, maxSeconds: 300 }),
       passwordMinLength,
       passwordMaxLength,
       revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),
@@ -260,17 +272,24 @@ class EnvReader {
   }
 
   /** Seconds, or a number with a unit: `90s`, `15m`, `24h`, `30d`. */
-  duration(name: string, fallbackSeconds: number): number {
+  /** A duration in seconds; `zero` also takes 0 (the thing it times is off), `maxSeconds` caps it. */
+  duration(
+    name: string,
+    fallbackSeconds: number,
+    { zero = false, maxSeconds = Number.MAX_SAFE_INTEGER }: { zero?: boolean; maxSeconds?: number } = {},
+  ): number {
     const raw = this.optionalString(name);
     if (raw === undefined) return fallbackSeconds;
     const match = /^(\d+)\s*(s|m|h|d)?$/.exec(raw);
     const factor = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
-    const seconds = match ? Number(match[1]) * factor[(match[2] ?? 's') as keyof typeof factor] : 0;
-    if (!match || seconds <= 0 || !Number.isSafeInteger(seconds)) {
-      this.problem(
-        name,
-        `must be a positive duration such as 900, 15m, 24h or 30d (got ${JSON.stringify(raw)})`,
-      );
+    const seconds = match ? Number(match[1]) * factor[(match[2] ?? 's') as keyof typeof factor] : -1;
+    if (!match || seconds < (zero ? 0 : 1) || !Number.isSafeInteger(seconds) || seconds > maxSeconds) {
+      const kind = zero ? 'a duration (0 for none)' : 'a positive duration';
+      const range =
+        maxSeconds < Number.MAX_SAFE_INTEGER
+          ? `of at most ${maxSeconds} seconds`
+          : 'such as 900, 15m, 24h or 30d';
+      this.problem(name, `must be ${kind} ${range} (got ${JSON.stringify(raw)})`);
       return fallbackSeconds;
     }
     return seconds;
@@ -278,7 +297,7 @@ class EnvReader {
 
   username(name: string, fallback: string): string {
     const value = this.string(name, fallback);
-    if (!USERNAME_PATTERN.test(value)) {
+    if (!isNewUsername(value)) {
       this.problem(name, USERNAME_RULE);
       return fallback;
     }

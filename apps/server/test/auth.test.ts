@@ -59,6 +59,15 @@ describe('admin bootstrap', () => {
     ).rejects.toThrow(/^ADMIN_PASSWORD: must be at least 8 characters/);
   });
 
+  it('refuses to start with the ADMIN_PASSWORD published in the example deployment', async () => {
+    await expect(
+      createContext(
+        loadConfig({ DATA_DIR: tempDir(), DB_CONNECTION: ':memory:', ADMIN_PASSWORD: 'change-me-please' }),
+        createLogger('silent'),
+      ),
+    ).rejects.toThrow(/^ADMIN_PASSWORD: is the example value published with this project/);
+  });
+
   it('creates ADMIN_USERNAME with a generated password, logged once, when none is configured', async () => {
     const lines: string[] = [];
     const logger = createLogger('info');
@@ -179,6 +188,39 @@ describe('session lifetime', () => {
   });
 });
 
+describe('a refresh token sent again', () => {
+  let t: TestApp;
+  const clock = manualClock();
+  beforeAll(async () => {
+    t = await createTestApp({ REFRESH_REUSE_GRACE: '30s' }, clock.now);
+  });
+  afterAll(() => t.close());
+
+  it('without a key is the same exchange within REFRESH_REUSE_GRACE of the first, and reuse after it', async () => {
+    const auth = t.ctx.services.auth;
+    const pair = await auth.login('admin', ADMIN_PASSWORD, '10.2.0.1');
+    const first = await auth.refresh(pair.refreshToken);
+    clock.advance(29_000);
+    const again = await auth.refresh(pair.refreshToken);
+    expect(again.refreshToken).toBe(first.refreshToken);
+    expect((await auth.authenticate(again.token)).username).toBe('admin');
+    clock.advance(1_000);
+    // 30 s after the exchange: a thief's copy, not a retry. The session ends.
+    await expect(auth.refresh(pair.refreshToken)).rejects.toThrow(/already used/);
+    await expect(auth.refresh(first.refreshToken)).rejects.toThrow(/invalid, expired or revoked/);
+    await expect(auth.authenticate(again.token)).rejects.toThrow(/session has ended/);
+  });
+
+  it('with the key of its exchange is answered again past the grace period, while the successor is unused', async () => {
+    const auth = t.ctx.services.auth;
+    const pair = await auth.login('admin', ADMIN_PASSWORD, '10.2.0.2');
+    const key = '7d1b3a5e-9c1f-4e2b-8a6d-2f4c6e8a0b1c';
+    const first = await auth.refresh(pair.refreshToken, key);
+    clock.advance(3600_000);
+    expect((await auth.refresh(pair.refreshToken, key)).refreshToken).toBe(first.refreshToken);
+  });
+});
+
 describe('purging what no request can use any more', () => {
   let t: TestApp;
   const clock = manualClock();
@@ -280,6 +322,20 @@ describe('TtlCache', () => {
     expect(cache.get('c')).toBe(3);
   });
 
+  it('does not keep a value whose load overlapped a delete (a change committed meanwhile)', async () => {
+    const cache = new TtlCache<number>(1000, 10, () => 0);
+    let read!: (value: number) => void;
+    const loading = cache.through('user', () => new Promise<number>((resolve) => (read = resolve)));
+    // The change commits and drops the entry while the value from before it is on its way.
+    cache.delete('user');
+    read(1);
+    expect(await loading).toBe(1);
+    expect(cache.get('user')).toBeUndefined();
+    // A load that overlapped no change is kept as before.
+    expect(await cache.through('user', async () => 2)).toBe(2);
+    expect(cache.get('user')).toBe(2);
+  });
+
   it('caches nothing with a TTL of 0', () => {
     const cache = new TtlCache<number>(0);
     cache.set('a', 1);
@@ -316,6 +372,33 @@ describe('the login throttle', () => {
     }
   });
 
+  it('writes nothing for an attempt it refuses: an address over its limit cannot grow the counters', async () => {
+    const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '1' });
+    try {
+      const counters = async () =>
+        Number(
+          (
+            (await t.ctx.orm.em
+              .fork()
+              .getConnection()
+              .execute('select count(*) as n from login_throttle')) as { n: number }[]
+          )[0]!.n,
+        );
+      const status = (username: string) =>
+        t.ctx.services.auth.login(username, 'wrong-password', '192.0.2.9').then(
+          () => 200,
+          (err: { status: number }) => err.status,
+        );
+      expect(await status('first-guess')).toBe(401);
+      expect(await counters()).toBe(3); // the name from the address, the name, the address
+      // Refused attempts, each naming a username new here, as cheap as a 429 (no password check).
+      for (let i = 0; i < 50; i++) expect(await status(`guess-${i}`)).toBe(429);
+      expect(await counters()).toBe(3);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('counts an IPv6 client’s failures against its /64, so moving within it does not reset them', async () => {
     const t = await createTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '3' });
     try {
@@ -331,6 +414,32 @@ describe('the login throttle', () => {
       expect(await status('nobody-6', '::ffff:192.0.2.1')).toBe(401);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('behind a proxy the server does not trust', () => {
+  it('warns once that the login throttle takes every client for the proxy', async () => {
+    for (const [env, expected] of [
+      [{}, 1],
+      [{ TRUST_PROXY: 'loopback' }, 0],
+    ] as const) {
+      const t = await createTestApp(env);
+      try {
+        const warnings: string[] = [];
+        t.ctx.logger.warn = ((_fields: unknown, message?: string) => {
+          warnings.push(String(message));
+        }) as typeof t.ctx.logger.warn;
+        await request(t.app).get('/health');
+        for (let i = 0; i < 3; i++)
+          await request(t.app).post('/auth/login').set('x-forwarded-for', `198.51.100.${i}`).send({});
+        expect(
+          warnings.filter((w) => w.includes('TRUST_PROXY is off')),
+          JSON.stringify(env),
+        ).toHaveLength(expected);
+      } finally {
+        await t.close();
+      }
     }
   });
 });

@@ -1,7 +1,8 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import express from 'express';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { ConfigError, environmentWithDotEnv, loadConfig } from '../src/config.ts';
 import { tempDir } from './helpers.ts';
 
@@ -36,6 +37,7 @@ describe('loadConfig', () => {
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
+    expect(config.auth.refreshReuseGraceSeconds).toBe(30);
     expect(config.limits.syncMaxRecords).toBe(1000);
     expect(config.limits.jsonBodyBytes).toBe(16 * 1024 * 1024);
     expect(Object.isFrozen(config.limits)).toBe(true);
@@ -96,6 +98,8 @@ describe('loadConfig', () => {
     ['SYNC_VALIDATION', 'strict'],
     ['CONFLICT_POLICY', 'first-write-wins'],
     ['JWT_SECRET', 'short'],
+    // The example deploy/compose.yaml once shipped: no secret.
+    ['JWT_SECRET', 'change-me-to-a-long-random-secret-of-32-bytes-or-more'],
     ['DB_CONNECTION', 'mysql://localhost/db'],
     ['DB_CONNECTION', 'postgres://'],
     ['PUBLIC_URL', 'not a url'],
@@ -106,8 +110,11 @@ describe('loadConfig', () => {
     ['PUBLIC_URL', 'https://user:secret@files.example'],
     ['ACCESS_TOKEN_TTL', '0'],
     ['ACCESS_TOKEN_TTL', '1 week'],
+    ['REFRESH_REUSE_GRACE', '6m'],
+    ['REFRESH_REUSE_GRACE', '-1'],
     ['VALIDATE_RESPONSES', 'maybe'],
     ['ADMIN_USERNAME', 'bad name!'],
+    ['ADMIN_USERNAME', '..'],
     ['CORS_ORIGINS', 'javascript:alert(1)'],
     ['SYNC_MAX_RECORDS', '1e3'],
     // Express could not read these either: the server stopped later, without naming the variable.
@@ -119,6 +126,13 @@ describe('loadConfig', () => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('takes REFRESH_REUSE_GRACE of 0 (strict rotation) up to five minutes', () => {
+    expect(loadConfig({ REFRESH_REUSE_GRACE: '0' }, '/srv').auth.refreshReuseGraceSeconds).toBe(0);
+    expect(loadConfig({ REFRESH_REUSE_GRACE: '5m' }, '/srv').auth.refreshReuseGraceSeconds).toBe(300);
+    // Other durations still refuse 0.
+    expect(problemsOf({ REFRESH_TOKEN_TTL: '0' })).toEqual([expect.stringMatching(/^REFRESH_TOKEN_TTL: /)]);
   });
 
   it('does not repeat the credentials of a PUBLIC_URL it rejects', () => {
@@ -198,5 +212,30 @@ describe('environmentWithDotEnv', () => {
   it('is a no-op without a .env file', () => {
     const env = { PORT: '1' };
     expect(environmentWithDotEnv(env, tempDir())).toBe(env);
+  });
+});
+
+describe('the example deployment (deploy/compose.yaml)', () => {
+  it('is a valid configuration that publishes no secret: the signing key is generated, the admin password comes from outside', () => {
+    const compose = parse(readFileSync(new URL('../../../deploy/compose.yaml', import.meta.url), 'utf8')) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    const servers = Object.values(compose.services).filter((s) => s.environment?.DB_CONNECTION);
+    expect(servers.length).toBeGreaterThan(0);
+    for (const { environment } of servers) {
+      // Compose's ${NAME:-default}, for someone who set nothing in their environment.
+      const env = Object.fromEntries(
+        Object.entries(environment!).map(([name, value]) => [
+          name,
+          String(value).replace(
+            /\$\{\w+(?::?-([^}]*))?\}/g,
+            (_, fallback: string | undefined) => fallback ?? '',
+          ),
+        ]),
+      );
+      const config = loadConfig(env, '/srv');
+      expect(config.jwtSecret).toBeUndefined();
+      expect(config.adminPassword).toBeUndefined();
+    }
   });
 });

@@ -124,7 +124,7 @@ export function warn(message: string): void {
 /** Unwraps an openapi-fetch result, turning problem details into a readable error. */
 export function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.data !== undefined) return result.data;
-  throw new ApiError(result.response.status, problemOf(result.error));
+  throw ApiError.of(result.response, problemOf(result.error));
 }
 
 /**

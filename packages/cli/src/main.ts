@@ -55,7 +55,12 @@ function describe(err: unknown): string {
   if (err instanceof ApiError) {
     const p = err.problem;
     const details = p?.errors?.map((e) => `  - ${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n');
-    return `Error ${err.status}${p?.code ? ` (${p.code})` : ''}: ${p?.detail ?? err.message}${details ? `\n${details}` : ''}`;
+    // A throttled login's "try again later" says how much later (its Retry-After).
+    const wait =
+      err.retryAfterMs !== undefined && Number.isFinite(err.retryAfterMs)
+        ? ` (retry after ${Math.ceil(err.retryAfterMs / 1000)} s)`
+        : '';
+    return `Error ${err.status}${p?.code ? ` (${p.code})` : ''}: ${p?.detail ?? err.message}${wait}${details ? `\n${details}` : ''}`;
   }
   if (err instanceof NetworkError) return `Cannot reach the server: ${networkFailure(err)}`;
   if (err instanceof CliError) return `Error: ${err.message}`;

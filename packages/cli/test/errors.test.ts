@@ -57,3 +57,29 @@ describe('health against a server that is not synk', () => {
     });
   });
 });
+
+describe('a refusal that says when to come back', () => {
+  // A server throttling everything, as one does logins after too many failed attempts.
+  const server = loopbackServer((_req, res) => {
+    res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '840' }).end(
+      JSON.stringify({
+        type: 'urn:synk:problem:too_many_requests',
+        title: 'Too Many Requests',
+        status: 429,
+        detail: 'Too many failed logins; try again later',
+        code: 'too_many_requests',
+      }),
+    );
+  });
+
+  it.each([
+    ['login', ['login', '-u', 'ann', '-p', 'a-password-1']],
+    ['any other command', ['users', 'list']],
+  ])('%s: names the wait it asks for', async (_label, args) => {
+    const res = await synk(cwd, ['--server', server.base, ...args]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(
+      'Error 429 (too_many_requests): Too many failed logins; try again later (retry after 840 s)\n',
+    );
+  });
+});

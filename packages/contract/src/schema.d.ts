@@ -146,6 +146,12 @@ export interface paths {
          *     stops working. Reusing an already-rotated token revokes that whole session family.
          *     An access token is never accepted here. Missing → 400; invalid, expired or revoked → 401.
          *
+         *     A retry is not a reuse: the same token sent again without an `Idempotency-Key` within the
+         *     grace period after its exchange (`REFRESH_REUSE_GRACE`, default 30 s; 0 = none), two
+         *     refreshes racing each other included, is answered with the same new refresh token (and a
+         *     fresh access token) as long as that new token has not been used. Later, or once it has
+         *     been used, it is a reuse as above.
+         *
          *     Extension: a refresh sent with an `Idempotency-Key` can be retried when its answer was lost
          *     (a dropped connection, a timeout). The same refresh token with the same key answers with the
          *     same new refresh token (and a fresh access token) for as long as that new token has not been
@@ -191,7 +197,7 @@ export interface paths {
         put?: never;
         /**
          * Create a user (admin)
-         * @description Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, compared case-sensitively.
+         * @description Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..`, compared case-sensitively.
          *     Passwords must meet the policy (default 8–1024 characters). Bad role, missing field or
          *     policy violation → 400; username taken → 409.
          */
@@ -218,7 +224,7 @@ export interface paths {
         /**
          * Create a user (admin), the Go CLI's path
          * @description The path the Synkronus Go CLI sends `user create` to; identical to `POST /users/create`.
-         *     Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, compared case-sensitively.
+         *     Usernames are 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..`, compared case-sensitively.
          *     Passwords must meet the policy (default 8–1024 characters). Bad role, missing field or
          *     policy violation → 400; username taken → 409.
          */
@@ -987,7 +993,7 @@ export interface components {
             expiresAt: number;
         };
         CreateUserRequest: {
-            /** @description 1–64 characters of `[A-Za-z0-9._@-]` (checked by the server → 400). */
+            /** @description 1–64 characters of `[A-Za-z0-9._@-]`, not `.` or `..` (checked by the server → 400). */
             username: string;
             /**
              * Format: password

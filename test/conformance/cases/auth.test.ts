@@ -12,6 +12,9 @@ const target = useTarget({
   JWT_SECRET: KNOWN_SECRET,
   LOGIN_MAX_FAILURES_PER_USER: '3',
   LOGIN_MAX_FAILURES_PER_ADDRESS: '1000',
+  // Strict rotation: a rotated token sent again without a key is reuse at once. The grace period
+  // the default gives a retry or a concurrent refresh is in auth-refresh-grace.test.ts.
+  REFRESH_REUSE_GRACE: '0',
 });
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -74,10 +74,38 @@ describe('POST /users/create', () => {
     ['8 astral characters (16 UTF-16 units)', '🔑'.repeat(8), 201],
     ['7 astral characters (14 UTF-16 units)', '🔑'.repeat(7), 400],
     ['empty', '', 400],
+    // It would be stored as U+FFFD (UTF-8 has no lone surrogates): any other would log in too.
+    ['an unpaired surrogate', `\ud83d${'a'.repeat(8)}`, 400],
   ])('password policy: %s → %i', async (_label, password, status) => {
     const res = await create({ username: uniqueName('policy'), password, role: 'read-only' });
     expect(res.status).toBe(status);
     if (status === 400) expect(res.body.code).toBe('validation_failed');
+  });
+
+  it('an unpaired surrogate is refused in a reset or changed password too', async () => {
+    const user = await userWithRole(target, 'read-write');
+    const token = await adminToken(target);
+    const broken = `password-\udc00`;
+    const reset = await call(target, 'POST', '/users/reset-password', {
+      token,
+      body: { username: user.username, newPassword: broken },
+    });
+    expect(reset.status).toBe(400);
+    expect(reset.body.errors[0]).toMatchObject({ path: '/body/newPassword', code: 'password_policy' });
+    const change = await call(target, 'POST', '/users/change-password', {
+      token: user.token,
+      body: { currentPassword: user.password, newPassword: broken },
+    });
+    expect(change.status).toBe(400);
+    // Nothing changed: U+FFFD, what the broken password would have been stored as, does not log in.
+    expect(
+      (
+        await call(target, 'POST', '/auth/login', {
+          body: { username: user.username, password: 'password-\ufffd' },
+        })
+      ).status,
+    ).toBe(401);
+    expect((await login(target, user.username, user.password)).token).toEqual(expect.any(String));
   });
 
   it('a long password round-trips through login', async () => {
@@ -94,9 +122,35 @@ describe('POST /users/create', () => {
     ['a slash', 'a/b'],
     ['a quote', "o'neil"],
     ['non-ASCII', 'jürgen'],
+    // Dot segments: clients resolve them out of a URL (`/users/..` is `/`), so the user could
+    // never be deleted or given another role.
+    ['only a dot', '.'],
+    ['two dots', '..'],
   ])('username with %s → 400', async (_label, username) => {
     const res = await create({ username, password: 'password-1', role: 'read-only' });
     expect(res.status).toBe(400);
+  });
+
+  it('names of dots that are no dot segment, and ones needing URL encoding, can be managed through their paths', async () => {
+    const token = await adminToken(target);
+    for (const username of ['...', '.a', 'a.', 'a.b@c']) {
+      expect((await create({ username, password: 'password-1', role: 'read-only' })).status, username).toBe(
+        201,
+      );
+      const path = `/users/${encodeURIComponent(username)}`;
+      const patched = await call(target, 'PATCH', path, { token, body: { role: 'read-write' } });
+      expect(patched.status, username).toBe(200);
+      expect(patched.body.username).toBe(username);
+      // Compared case-sensitively in paths too.
+      if (username.toUpperCase() !== username) {
+        const other = `/users/${encodeURIComponent(username.toUpperCase())}`;
+        expect((await call(target, 'PATCH', other, { token, body: { role: 'admin' } })).status).toBe(404);
+      }
+      expect(
+        (await call(target, 'DELETE', `/users/delete/${encodeURIComponent(username)}`, { token })).status,
+      ).toBe(200);
+      expect((await call(target, 'DELETE', path, { token })).status).toBe(404);
+    }
   });
 
   it('accepts every allowed username character and 64 characters', async () => {

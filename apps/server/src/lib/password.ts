@@ -35,8 +35,14 @@ export interface PasswordPolicy {
   maxLength: number;
 }
 
-/** Length in characters (code points), not bytes or UTF-16 units. Returns a problem, or undefined. */
+/**
+ * Length in characters (code points), not bytes or UTF-16 units. Returns a problem, or undefined.
+ * A password must be well-formed text: an unpaired surrogate (half of an emoji, cut by a client)
+ * is hashed as U+FFFD, so every lone surrogate, and U+FFFD itself, would log in in its place, and
+ * typing the whole character later would not.
+ */
 export function checkPasswordPolicy(password: string, policy: PasswordPolicy): string | undefined {
+  if (!password.isWellFormed()) return 'must be valid Unicode text (it has an unpaired surrogate)';
   const length = [...password].length;
   if (length < policy.minLength) return `must be at least ${policy.minLength} characters long`;
   if (length > policy.maxLength) return `must be at most ${policy.maxLength} characters long`;

@@ -123,18 +123,21 @@ export function newRefreshToken(): { token: string; hash: string } {
 }
 
 /**
- * The token a refresh exchanges `presented` for when the client named the exchange with a key: the
- * same presented token and key always give the same successor, so a retried exchange (its answer
- * was lost) can be answered again without keeping any token in clear. Without the server's secret
- * the successor cannot be derived from what the client sent.
+ * The token a refresh exchanges `presented` for, with the exchange's key when the client named it
+ * (an Idempotency-Key): the same presented token and key, or the same token without a key, always
+ * give the same successor, so an exchange sent again (its answer was lost, or two were sent at
+ * once) can be answered again without keeping any token in clear. A keyed and an unkeyed exchange
+ * of one token give different successors. Without the server's secret the successor cannot be
+ * derived from what the client sent.
  */
-export function keyedSuccessorToken(
+export function successorToken(
   presented: string,
-  exchangeKey: string,
+  exchangeKey: string | undefined,
   secret: Uint8Array,
 ): { token: string; hash: string } {
+  // A key is a canonical UUID, never empty: the unkeyed exchange cannot meet a keyed one.
   const mac = createHmac('sha256', secret)
-    .update(`synk refresh rotation\0${presented}\0${exchangeKey}`)
+    .update(`synk refresh rotation\0${presented}\0${exchangeKey ?? ''}`)
     .digest('base64url');
   const token = `rt_${mac}`;
   return { token, hash: hashRefreshToken(token) };

@@ -9,16 +9,16 @@ import {
   AccessTokenVerifier,
   hashRefreshToken,
   InvalidToken,
-  keyedSuccessorToken,
   newRefreshToken,
   signAccessToken,
+  successorToken,
   type VerifiedAccessToken,
 } from '../../lib/tokens.ts';
 import { USERNAME_PATTERN } from '../../lib/username.ts';
 import { canonicalUuid } from '../../lib/uuid.ts';
 import { type Role, User, type UserEntity } from '../users/user.entity.ts';
 import { TtlCache } from './revocation-cache.ts';
-import { AuthSession, LoginThrottle, RefreshToken } from './session.entity.ts';
+import { AuthSession, LoginThrottle, type LoginThrottleEntity, RefreshToken } from './session.entity.ts';
 import { throttleAddress } from './throttle-address.ts';
 
 /** Who is calling, established from a verified, unrevoked access token. */
@@ -122,9 +122,11 @@ export class AuthService {
   }
 
   /**
-   * Exchanges a refresh token for a new pair; the presented token can never be used again. With an
-   * `exchangeKey` (the request's Idempotency-Key) the exchange can be answered again: the same
-   * token and key give the same successor while it is unused (see `#answerAgain`).
+   * Exchanges a refresh token for a new pair; the presented token can never be exchanged for
+   * another. The same exchange sent again is answered again with the same successor while that is
+   * unused (see `#answerAgain`): with the request's Idempotency-Key, whenever; without one, within
+   * REFRESH_REUSE_GRACE of the first (a retry, or two requests racing). Anything else presenting a
+   * used token is reuse, and ends the session.
    */
   async refresh(presented: string, idempotencyKey?: string): Promise<TokenPair> {
     // A UUID (the contract checks it), the same key whatever the case or form it is sent in.
@@ -150,10 +152,9 @@ export class AuthService {
         ? 0
         : await em.nativeUpdate(RefreshToken, { tokenHash: row.tokenHash, usedAt: null }, { usedAt: now });
       if (claimed === 0) {
-        const again =
-          exchangeKey === undefined
-            ? undefined
-            : await this.#answerAgain(em, presented, exchangeKey, session);
+        // Unset when a concurrent exchange claimed the token after it was read here: just now.
+        const usedAt = row.usedAt ?? now;
+        const again = await this.#answerAgain(em, presented, exchangeKey, session, usedAt);
         if (again) return { pair: again };
         // A rotated token came back: it may have been stolen. End the whole family.
         await em.nativeUpdate(
@@ -172,10 +173,7 @@ export class AuthService {
       // the session's maximum lifetime (a fixed end made daily users log in again every month,
       // possibly while offline in the field).
       session.expiresAt = this.#sessionEnd(session.createdAt, now);
-      const successor =
-        exchangeKey === undefined
-          ? newRefreshToken()
-          : keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+      const successor = successorToken(presented, exchangeKey, this.#deps.secret);
       return { pair: await this.#issue(em, user, session.id, session.expiresAt, successor) };
     });
     if (outcome.revoked) this.#sessions.delete(outcome.revoked);
@@ -184,18 +182,24 @@ export class AuthService {
   }
 
   /**
-   * The answer to an exchange made before with the same token and key, whose answer the client
-   * never got (a dropped connection, a timeout): its successor again, with a fresh access token, as
+   * The answer to an exchange made before (at `usedAt`) with the same token and key, or the same
+   * token without a key, whose answer the client did not get or did not keep (a dropped connection,
+   * a timeout, two tabs refreshing at once): its successor again, with a fresh access token, as
    * long as nobody has used that successor (then this is reuse after all). Someone holding only an
-   * old token cannot get here: without the key the successor is not found.
+   * old token cannot get a keyed exchange's successor (it needs the key); an unkeyed one's it gets
+   * only within the grace period after the exchange, and then holds the very token the client
+   * holds, so whichever of the two uses it second still ends the session.
    */
   async #answerAgain(
     em: EntityManager,
     presented: string,
-    exchangeKey: string,
+    exchangeKey: string | undefined,
     session: { id: string; userId: string; expiresAt: Date },
+    usedAt: Date,
   ): Promise<TokenPair | undefined> {
-    const successor = keyedSuccessorToken(presented, exchangeKey, this.#deps.secret);
+    const graceMs = this.#deps.config.auth.refreshReuseGraceSeconds * 1000;
+    if (exchangeKey === undefined && usedAt.getTime() + graceMs <= this.#now.getTime()) return undefined;
+    const successor = successorToken(presented, exchangeKey, this.#deps.secret);
     const row = await em.findOne(RefreshToken, { tokenHash: successor.hash });
     if (!row || row.sessionId !== session.id || row.usedAt) return undefined;
     const user = await em.findOne(User, { id: session.userId });
@@ -367,21 +371,25 @@ export class AuthService {
       [keys.address, auth.loginMaxFailuresPerAddress],
     ];
     const retryAfter = await withLock('logins', this.#em.fork(), database.kind, async (em) => {
-      const rows = [];
+      // Every limit is checked before anything is written: a refused attempt leaves no trace. (The
+      // counters it created on the way, for a username new here, were written by the transaction's
+      // flush: two rows per refused attempt, each as cheap as a 429, so an address over its limit
+      // could grow the table by millions of rows per window.)
+      const counters: { key: string; row: LoginThrottleEntity | null; open: boolean }[] = [];
       for (const [key, limit] of limits) {
-        let row = await em.findOne(LoginThrottle, { key });
-        if (!row) row = em.create(LoginThrottle, { key, failures: 0, windowStartedAt: now });
-        else if (row.windowStartedAt.getTime() + windowMs <= now.getTime()) {
-          row.failures = 0;
-          row.windowStartedAt = now;
-        }
-        if (row.failures >= limit) {
-          const windowEnd = row.windowStartedAt.getTime() + windowMs;
-          return Math.max(1, Math.ceil((windowEnd - now.getTime()) / 1000));
-        }
-        rows.push(row);
+        const row = await em.findOne(LoginThrottle, { key });
+        const windowEnd = row ? row.windowStartedAt.getTime() + windowMs : 0;
+        const open = windowEnd > now.getTime();
+        if (open && row!.failures >= limit) return Math.max(1, Math.ceil((windowEnd - now.getTime()) / 1000));
+        counters.push({ key, row, open });
       }
-      for (const row of rows) row.failures += 1;
+      for (const { key, row, open } of counters) {
+        if (!row) em.create(LoginThrottle, { key, failures: 1, windowStartedAt: now });
+        else if (!open) {
+          row.failures = 1;
+          row.windowStartedAt = now;
+        } else row.failures += 1;
+      }
       await em.flush();
       return 0;
     });

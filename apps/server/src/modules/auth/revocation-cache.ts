@@ -11,6 +11,8 @@ export class TtlCache<V> {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  /** Bumped by every `delete`: a load that saw it change read from before the change. */
+  #deletions = 0;
 
   constructor(ttlMs: number, maxEntries = 10_000, now: () => number = () => Date.now()) {
     this.#ttlMs = ttlMs;
@@ -39,15 +41,21 @@ export class TtlCache<V> {
   }
 
   delete(key: string): void {
+    this.#deletions += 1;
     this.#entries.delete(key);
   }
 
-  /** Loads through the cache. */
+  /**
+   * Loads through the cache. A value whose load overlapped a `delete` is returned but not kept: it
+   * may have been read before the change that deleted the entry committed, and kept, it would have
+   * let a just-revoked token through for another `ttlMs` on the very process that revoked it.
+   */
   async through(key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.get(key);
     if (hit !== undefined) return hit;
+    const deletions = this.#deletions;
     const value = await load();
-    this.set(key, value);
+    if (deletions === this.#deletions) this.set(key, value);
     return value;
   }
 }

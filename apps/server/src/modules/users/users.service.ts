@@ -6,7 +6,8 @@ import type { Config } from '../../config.ts';
 import { rowLock, withLock } from '../../db/locks.ts';
 import { Conflict, HttpProblem, Invalid, NotFound } from '../../http/errors.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../lib/password.ts';
-import { USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
+import { PUBLISHED_ADMIN_PASSWORDS } from '../../lib/published-secrets.ts';
+import { isNewUsername, USERNAME_PATTERN, USERNAME_RULE } from '../../lib/username.ts';
 import type { AuthService, Principal } from '../auth/auth.service.ts';
 import { ROLES, type Role, User, type UserEntity } from './user.entity.ts';
 
@@ -42,7 +43,7 @@ export class UsersService {
   }
 
   async create(username: string, password: string, role: string): Promise<UserView> {
-    if (!USERNAME_PATTERN.test(username)) {
+    if (!isNewUsername(username)) {
       throw Invalid('Invalid username', [{ path: '/body/username', message: USERNAME_RULE }]);
     }
     if (!(ROLES as readonly string[]).includes(role)) {
@@ -167,6 +168,10 @@ export class UsersService {
       maxLength: auth.passwordMaxLength,
     });
     if (problem) throw new Error(`ADMIN_PASSWORD: ${problem}`);
+    if (adminPassword !== undefined && PUBLISHED_ADMIN_PASSWORDS.has(adminPassword.trim()))
+      throw new Error(
+        'ADMIN_PASSWORD: is the example value published with this project; choose another, or unset it to have one generated (printed once to the log)',
+      );
     try {
       await this.create(adminUsername, password, 'admin');
     } catch (err) {
