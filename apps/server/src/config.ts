@@ -180,7 +180,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 24 * 3600),
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 30 * 24 * 3600),
       sessionMaxLifetimeSeconds: read.duration('SESSION_MAX_LIFETIME', 365 * 24 * 3600),
-      refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 30, { zero: true, maxSeconds: 300 }),
+      refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 0, { zero: true, maxSeconds: 300 }),
       passwordMinLength,
       passwordMaxLength,
       revocationCacheMs: read.int('REVOCATION_CACHE_MS', 2000, 0, 60_000),

@@ -37,7 +37,8 @@ describe('loadConfig', () => {
     });
     expect(config.auth.accessTokenTtlSeconds).toBe(86_400);
     expect(config.auth.refreshTokenTtlSeconds).toBe(30 * 86_400);
-    expect(config.auth.refreshReuseGraceSeconds).toBe(30);
+    // Strict rotation by default (spec §3): the grace period is an opt-in extension.
+    expect(config.auth.refreshReuseGraceSeconds).toBe(0);
     expect(config.limits.syncMaxRecords).toBe(1000);
     expect(config.limits.jsonBodyBytes).toBe(16 * 1024 * 1024);
     expect(Object.isFrozen(config.limits)).toBe(true);

@@ -146,8 +146,9 @@ export interface paths {
          *     stops working. Reusing an already-rotated token revokes that whole session family.
          *     An access token is never accepted here. Missing → 400; invalid, expired or revoked → 401.
          *
-         *     A retry is not a reuse: the same token sent again without an `Idempotency-Key` within the
-         *     grace period after its exchange (`REFRESH_REUSE_GRACE`, default 30 s; 0 = none), two
+         *     Extension, off by default: with a grace period configured (`REFRESH_REUSE_GRACE`, e.g.
+         *     30 s; default 0 = none), the same token sent again without an `Idempotency-Key` within it
+         *     after its exchange, two
          *     refreshes racing each other included, is answered with the same new refresh token (and a
          *     fresh access token) as long as that new token has not been used. Later, or once it has
          *     been used, it is a reuse as above.

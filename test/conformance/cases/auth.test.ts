@@ -12,8 +12,8 @@ const target = useTarget({
   JWT_SECRET: KNOWN_SECRET,
   LOGIN_MAX_FAILURES_PER_USER: '3',
   LOGIN_MAX_FAILURES_PER_ADDRESS: '1000',
-  // Strict rotation: a rotated token sent again without a key is reuse at once. The grace period
-  // the default gives a retry or a concurrent refresh is in auth-refresh-grace.test.ts.
+  // Strict rotation (the default, stated here as these cases depend on it): a rotated token sent
+  // again without a key is reuse at once. The opt-in grace period is in auth-refresh-grace.test.ts.
   REFRESH_REUSE_GRACE: '0',
 });
 
