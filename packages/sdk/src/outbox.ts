@@ -65,8 +65,9 @@ async function readRecords(storage: SyncStorage, ids: readonly string[]): Promis
  *
  * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
  * the id goes into the list before its record is written (an id without a record is skipped), and
- * a batch is stored as in flight before its records leave the queue (at worst they are sent twice
- * with the same content, which the server treats as a no-op). Each operation holds the storage's
+ * a batch is stored as in flight before its records leave the queue (a crash in between leaves them
+ * in both, and the next operation finishes taking them out, so that they are not sent again under
+ * another transmission id). Each operation holds the storage's
  * `outbox` lock, so operations never interleave, whether they come from one client or from several
  * sharing the storage (two tabs on one IndexedDB, two processes on one directory): a save never
  * overwrites another's id, nor a batch taken the ids saved meanwhile. Two clients pushing at once
@@ -102,7 +103,37 @@ export class Outbox {
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
     if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
+    const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+    if (inflight) await this.#completeTake(inflight);
     this.#migrated = true;
+  }
+
+  /**
+   * Ends the taking of `inflight` out of the queue, when a crash (or a failed write) stopped it
+   * between storing the batch and removing its ids: the queue then still starts with them, and they
+   * would be sent again under another transmission id after this batch, which the server applies as
+   * a new push, over whatever another device wrote meanwhile (or, with `base_version`, as a conflict
+   * with this device's own first copy). The queue starts with the batch's ids in the batch's order
+   * (and ids without a record, which a batch skips); of those, an id whose queued copy is no longer
+   * the one in flight was saved again since and stays queued.
+   */
+  async #completeTake({ records: sent }: Inflight): Promise<void> {
+    const ids = await this.#ids();
+    const taken: string[] = [];
+    const savedAgain: string[] = [];
+    let matched = 0;
+    let prefix = 0;
+    while (matched < sent.length && prefix < ids.length) {
+      const id = ids[prefix++]!;
+      const queued = await this.#storage.get<PushObservation>(KEYS.record(id));
+      if (queued === undefined) continue; // never written: the batch skipped it
+      if (id !== sent[matched]!.observation_id) return; // not the queue this batch was taken from
+      (JSON.stringify(queued) === JSON.stringify(sent[matched]) ? taken : savedAgain).push(id);
+      matched += 1;
+    }
+    if (matched === 0 || matched < sent.length) return;
+    await this.#storage.set(KEYS.ids, [...savedAgain, ...ids.slice(prefix)]);
+    for (const id of taken) await this.#storage.delete(KEYS.record(id));
   }
 
   /**
@@ -177,7 +208,10 @@ export class Outbox {
   nextBatch(size: number, transmissionId: () => string, clientId?: string): Promise<Inflight | undefined> {
     return this.#exclusive(async () => {
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
-      if (inflight) return inflight;
+      if (inflight) {
+        await this.#completeTake(inflight);
+        return inflight;
+      }
       for (let take = size; ; ) {
         const ids = await this.#ids();
         const taken = ids.slice(0, take);

@@ -70,6 +70,23 @@ class DyingStorage extends MemoryStorage {
   }
 }
 
+/** Fails once, as a dying process or a full disk would, the first write of `key` once `dying` is set. */
+class DiesWriting extends MemoryStorage {
+  readonly key: string;
+  dying = false;
+  constructor(key: string) {
+    super();
+    this.key = key;
+  }
+  override async set(key: string, value: unknown): Promise<void> {
+    if (key === this.key && this.dying) {
+      this.dying = false;
+      throw new Error('the process died');
+    }
+    await super.set(key, value);
+  }
+}
+
 /** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
   written = 0;
@@ -295,6 +312,46 @@ describe('the outbox', () => {
     await outbox.nextBatch(1, () => 'tx-4');
     expect(await outbox.splitBatch('tx-4', () => 'tx-5')).toBe(1);
     expect((await outbox.nextBatch(1, () => 'tx-6'))?.transmission_id).toBe('tx-4');
+  });
+
+  it('a crash between storing a batch in flight and taking it out of the queue sends its records once', async () => {
+    const storage = new DiesWriting('outbox:ids');
+    await new Outbox(storage).saveMany([record('a', 1), record('b', 1), record('c', 1)]);
+    storage.dying = true;
+    // Stored in flight; the process dies before the queue is written without a and b.
+    await expect(new Outbox(storage).nextBatch(2, () => 'tx-1')).rejects.toThrow('the process died');
+    const restarted = new Outbox(storage);
+    await restarted.save(record('b', 2)); // saved again after the restart: a newer copy, to be sent after
+    expect((await restarted.pending()).map((r) => [r.observation_id, r.data])).toEqual([
+      ['a', { n: 1 }],
+      ['b', { n: 1 }],
+      ['c', { n: 1 }],
+      ['b', { n: 2 }],
+    ]);
+    expect(await restarted.nextBatch(2, () => 'tx-2')).toEqual({
+      transmission_id: 'tx-1',
+      records: [record('a', 1), record('b', 1)],
+    });
+    await restarted.finishBatch('tx-1');
+    // Not a and b again under another transmission id: the server would apply them a second time.
+    expect(await restarted.nextBatch(5, () => 'tx-3')).toEqual({
+      transmission_id: 'tx-3',
+      records: [record('c', 1), record('b', 2)],
+    });
+  });
+
+  it('a failed write between storing a batch in flight and taking it out of the queue is mended by the next push', async () => {
+    const storage = new DiesWriting('outbox:ids');
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a', 1), record('b', 1), record('c', 1)]);
+    storage.dying = true;
+    await expect(outbox.nextBatch(2, () => 'tx-1')).rejects.toThrow('the process died');
+    // Saved again meanwhile, its id still queued: the queued copy is replaced, and must stay queued.
+    await outbox.save(record('b', 2));
+    // The same outbox (no restart) goes on with the batch in flight, and sends a once.
+    expect((await outbox.nextBatch(2, () => 'tx-2'))?.transmission_id).toBe('tx-1');
+    await outbox.finishBatch('tx-1');
+    expect((await outbox.nextBatch(5, () => 'tx-3'))?.records).toEqual([record('b', 2), record('c', 1)]);
   });
 
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
