@@ -456,7 +456,8 @@ export function createClient(options: ClientOptions) {
     /**
      * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
      * the server's limits or the user's role have changed; an id saved again since keeps its newer
-     * copy. Returns how many records were queued.
+     * copy. Returns how many records were queued. An `unreadable` dead letter (a queued copy the
+     * store damaged) has nothing to queue: save that record again.
      */
     async retryDeadLetters(ids?: readonly string[]): Promise<number> {
       const queued = await outbox.retryDeadLetters(ids);

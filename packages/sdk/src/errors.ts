@@ -60,3 +60,36 @@ function httpDate(value: string | null): number | undefined {
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : at;
 }
+
+/**
+ * A stored value that cannot be read back: not the JSON that was written (a damaged disk, a file
+ * edited or cut short by hand; the SDK's own writes are whole or not at all). Thrown by the storage
+ * adapters' `get`, naming the key and, for files, the file. A queued record that cannot be read is
+ * set aside (a dead letter with code `unreadable`) so that the rest of the queue still goes; any
+ * other value stops what needs it with this error rather than being taken for absent, which would
+ * drop what it lists (the queue's order, the batch in flight).
+ */
+export class CorruptValueError extends Error {
+  readonly key: string;
+  /** Where the value is kept, when the store has such a thing (a file's path). */
+  readonly location: string | undefined;
+  override readonly cause: unknown;
+  constructor(key: string, cause: unknown, location?: string) {
+    super(
+      `The stored value of "${key}"${location ? ` (${location})` : ''} cannot be read: ${(cause as Error)?.message ?? cause}`,
+    );
+    this.name = 'CorruptValueError';
+    this.key = key;
+    this.location = location;
+    this.cause = cause;
+  }
+
+  /** `text`, read as `parse` reads it; a CorruptValueError for `key` when it is not JSON. */
+  static parse(text: string, parse: (text: string) => unknown, key: string, location?: string): unknown {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new CorruptValueError(key, err, location);
+    }
+  }
+}

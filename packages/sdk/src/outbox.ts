@@ -1,3 +1,4 @@
+import { CorruptValueError } from './errors.ts';
 import type { components } from './generated/schema.ts';
 import { withLock } from './locks.ts';
 import type { SyncStorage } from './storage.ts';
@@ -6,7 +7,9 @@ type PushObservation = components['schemas']['PushObservation'];
 
 /**
  * A record the server refused, set aside so that it does not block the queue, with what the server
- * said about it (the optional fields are absent in dead letters recorded by earlier versions).
+ * said about it (the optional fields are absent in dead letters recorded by earlier versions); or,
+ * with code `unreadable`, a queued record whose stored copy could not be read back (`record` holds
+ * only its id, `error` says why, naming the file).
  */
 export interface DeadLetter {
   record: PushObservation;
@@ -50,10 +53,46 @@ const KEYS = {
   legacyQueue: 'outbox:queue',
 } as const;
 
-/** The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out. */
-async function readRecords(storage: SyncStorage, ids: readonly string[]): Promise<PushObservation[]> {
-  const records = await Promise.all(ids.map((id) => storage.get<PushObservation>(KEYS.record(id))));
-  return records.filter((r): r is PushObservation => r !== undefined);
+/**
+ * The dead letter of a queued record that cannot be read back (a damaged store, see
+ * CorruptValueError): there is nothing left of it to send, only its id to report, so that the app
+ * can save it again from its own copy. Its stored value is left as it is, for a person to look at.
+ */
+const UNREADABLE = 'unreadable';
+const unreadable = (id: string, error: unknown): Omit<DeadLetter, 'transmissionId'> => ({
+  record: { observation_id: id, form_type: '', data: {}, deleted: false },
+  code: UNREADABLE,
+  error: (error as Error).message,
+  at: new Date().toISOString(),
+});
+
+/** The queued record of `id`: undefined when it never got written (a crash mid-save). */
+async function readRecord(storage: SyncStorage, id: string): Promise<PushObservation | undefined | Error> {
+  try {
+    return await storage.get<PushObservation>(KEYS.record(id));
+  } catch (err) {
+    // Anything else (a read that failed) may not last: it stops the operation instead.
+    if (err instanceof CorruptValueError || err instanceof SyntaxError) return err;
+    throw err;
+  }
+}
+
+/**
+ * The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out, and
+ * records that cannot be read come apart, as dead letters, so that they do not hold up the rest.
+ */
+async function readRecords(
+  storage: SyncStorage,
+  ids: readonly string[],
+): Promise<{ records: PushObservation[]; unreadable: Omit<DeadLetter, 'transmissionId'>[] }> {
+  const read = await Promise.all(ids.map((id) => readRecord(storage, id)));
+  const records: PushObservation[] = [];
+  const damaged: Omit<DeadLetter, 'transmissionId'>[] = [];
+  read.forEach((record, i) => {
+    if (record instanceof Error) damaged.push(unreadable(ids[i]!, record));
+    else if (record !== undefined) records.push(record);
+  });
+  return { records, unreadable: damaged };
 }
 
 /**
@@ -125,9 +164,10 @@ export class Outbox {
     let prefix = 0;
     while (matched < sent.length && prefix < ids.length) {
       const id = ids[prefix++]!;
-      const queued = await this.#storage.get<PushObservation>(KEYS.record(id));
+      const queued = await readRecord(this.#storage, id);
       if (queued === undefined) continue; // never written: the batch skipped it
-      if (id !== sent[matched]!.observation_id) return; // not the queue this batch was taken from
+      // Not the queue this batch was taken from (or a damaged copy, which the next batch sets aside).
+      if (id !== sent[matched]!.observation_id || queued instanceof Error) return;
       (JSON.stringify(queued) === JSON.stringify(sent[matched]) ? taken : savedAgain).push(id);
       matched += 1;
     }
@@ -150,7 +190,8 @@ export class Outbox {
       earlier.get<PushObservation[]>(KEYS.legacyQueue),
     ]);
     if (ids.length === 0 && !inflight && dead.length === 0 && legacy.length === 0) return;
-    const queued = [...legacy, ...(await readRecords(earlier, ids))];
+    const { records, unreadable: damaged } = await readRecords(earlier, ids);
+    const queued = [...legacy, ...records];
     if (inflight) {
       const own = await this.#storage.get<Inflight>(KEYS.inflight);
       // The same transmission id: a re-send after the move is answered by the server's replay.
@@ -158,6 +199,7 @@ export class Outbox {
       else if (own.transmission_id !== inflight.transmission_id) queued.unshift(...inflight.records);
     }
     if (queued.length > 0) await this.#queue(queued);
+    if (damaged.length > 0) await this.#setAside(damaged);
     if (dead.length > 0) {
       const own = await this.#dead();
       const known = new Set(own.map((d) => JSON.stringify(d)));
@@ -216,7 +258,9 @@ export class Outbox {
         const ids = await this.#ids();
         const taken = ids.slice(0, take);
         if (taken.length === 0) return undefined;
-        const records = await readRecords(this.#storage, taken); // ids without a record (a crash mid-save) drop out
+        // Ids without a record (a crash mid-save) drop out; unreadable records are set aside first.
+        const { records, unreadable: damaged } = await readRecords(this.#storage, taken);
+        if (damaged.length > 0) await this.#setAside(damaged);
         if (records.length === 0) {
           await this.#storage.set(KEYS.ids, ids.slice(taken.length));
           continue;
@@ -236,7 +280,7 @@ export class Outbox {
           continue;
         }
         await this.#storage.set(KEYS.ids, ids.slice(taken.length));
-        for (const id of taken) await this.#storage.delete(KEYS.record(id));
+        for (const { observation_id } of records) await this.#storage.delete(KEYS.record(observation_id));
         return batch;
       }
     });
@@ -314,7 +358,7 @@ export class Outbox {
   pending(): Promise<PushObservation[]> {
     return this.#exclusive(async () => [
       ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
-      ...(await readRecords(this.#storage, await this.#ids())),
+      ...(await readRecords(this.#storage, await this.#ids())).records,
     ]);
   }
 
@@ -329,6 +373,21 @@ export class Outbox {
 
   async #dead(): Promise<DeadLetter[]> {
     return (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? [];
+  }
+
+  /**
+   * Adds the dead letters of unreadable records, once per id (a crash before its id left the queue
+   * has it read again). Earlier dead letters of those ids go: they hold older copies, which must not
+   * be queued again over the one that was lost.
+   */
+  async #setAside(damaged: readonly Omit<DeadLetter, 'transmissionId'>[]): Promise<void> {
+    const dead = await this.#dead();
+    const ids = new Set(damaged.map((d) => d.record.observation_id));
+    const known = new Set(dead.filter((d) => d.code === UNREADABLE).map((d) => d.record.observation_id));
+    const kept = dead.filter((d) => !ids.has(d.record.observation_id) || d.code === UNREADABLE);
+    const fresh = damaged.filter((d) => !known.has(d.record.observation_id));
+    if (fresh.length > 0 || kept.length < dead.length)
+      await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
   }
 
   /** Oldest first. */
@@ -346,7 +405,8 @@ export class Outbox {
     return this.#exclusive(async () => {
       const dead = await this.#dead();
       const chosen = matching(ids);
-      const retried = dead.filter(chosen);
+      // An unreadable record has nothing to send: its dead letter stays until cleared or saved anew.
+      const retried = dead.filter((d) => chosen(d) && d.code !== UNREADABLE);
       if (retried.length === 0) return 0;
       const queued = await this.#ids();
       const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
@@ -363,7 +423,7 @@ export class Outbox {
       await this.#storage.set(KEYS.ids, [...queued, ...requeued.map((r) => r.observation_id)]);
       await this.#storage.set(
         KEYS.dead,
-        dead.filter((d) => !chosen(d)),
+        dead.filter((d) => !chosen(d) || d.code === UNREADABLE),
       );
       return requeued.length;
     });

@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createClient, type PushObservation } from '../src/client.ts';
+import { CorruptValueError } from '../src/errors.ts';
 import { FileStorage } from '../src/node.ts';
 import { Outbox } from '../src/outbox.ts';
 import { MemoryStorage, type SyncStorage, WebStorage } from '../src/storage.ts';
@@ -474,6 +475,49 @@ describe('the outbox', () => {
       await outbox.finishBatch(batch.transmission_id);
     }
     expect(sent).toEqual(records.map((r) => r.observation_id));
+  });
+
+  it('sets a queued record whose file is damaged aside as unreadable, and sends the rest', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-damaged-'));
+    const outbox = new Outbox(new FileStorage(dir));
+    await outbox.saveMany([record('a'), record('b'), record('c')]);
+    const damaged = path.join(dir, 'outbox%3Arecord%3Ab.json');
+    writeFileSync(damaged, '{"observation_id":"b","form_ty'); // cut short (by a damaged disk, or by hand)
+
+    const restarted = new Outbox(new FileStorage(dir));
+    expect((await restarted.pending()).map((r) => r.observation_id)).toEqual(['a', 'c']);
+    expect(await restarted.nextBatch(5, () => 'tx-1')).toEqual({
+      transmission_id: 'tx-1',
+      records: [record('a'), record('c')],
+    });
+    await restarted.finishBatch('tx-1');
+    const [letter, ...others] = await restarted.deadLetters();
+    expect(others).toEqual([]);
+    expect(letter).toMatchObject({ record: { observation_id: 'b' }, code: 'unreadable' });
+    expect(letter!.error).toContain(damaged); // names the file
+    expect(readFileSync(damaged, 'utf8')).toBe('{"observation_id":"b","form_ty'); // left for a person to look at
+    expect(await restarted.retryDeadLetters()).toBe(0); // nothing to send
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 1 });
+    // Saved anew (from the app's own copy): sent, and the dead letter goes with the push.
+    await restarted.save(record('b', 2));
+    const batch = await restarted.nextBatch(5, () => 'tx-2');
+    expect(batch?.records).toEqual([record('b', 2)]);
+    await restarted.finishBatch('tx-2');
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+
+  it('stops with an error naming the file when the queue’s own list is damaged, rather than taking the queue for empty', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-damaged-'));
+    await new Outbox(new FileStorage(dir)).saveMany([record('a'), record('b')]);
+    writeFileSync(path.join(dir, 'outbox%3Aids.json'), '["a",');
+    const error = await new Outbox(new FileStorage(dir))
+      .nextBatch(5, () => 'tx-1')
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(CorruptValueError);
+    expect(error).toMatchObject({ key: 'outbox:ids', location: path.join(dir, 'outbox%3Aids.json') });
+    const web = quotaStorage(1000);
+    web.setItem('synk:outbox:ids', '["a"');
+    await expect(new Outbox(new WebStorage(web)).pending()).rejects.toBeInstanceOf(CorruptValueError);
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

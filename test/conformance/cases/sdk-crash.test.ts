@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createClient, MemoryStorage, type SyncStorage } from '@synk/sdk';
+import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { call, login, userWithRole } from '../src/http.ts';
@@ -172,5 +176,37 @@ describe('SDK killed mid-push', () => {
     expect(net.applied(id)).toBe(1);
     const [stored] = (await restarted.pullAll({ since: 0 })).filter((r) => r.observation_id === id);
     expect(stored).toMatchObject({ data: { by: 'other' }, origin_client_id: 'other-device' });
+  });
+});
+
+describe('SDK on a damaged store', () => {
+  it('a queued record whose file cannot be read is set aside; the rest reach the server, and a new save of it follows', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-damaged-'));
+    const options = { baseUrl: target.baseUrl, credentials: writer, storage: new FileStorage(dir) };
+    const app = createClient(options);
+    const ids = ['damaged-1', 'damaged-2', 'damaged-3'];
+    for (const id of ids) await app.records.save({ observation_id: id, form_type: 'visit', data: { id } });
+    writeFileSync(path.join(dir, 'outbox%3Arecord%3Adamaged-2.json'), '{"observation_id":"damag');
+
+    const restarted = createClient({ ...options, storage: new FileStorage(dir) });
+    expect(await restarted.sync()).toMatchObject({ pushed: 2, failed: 0 });
+    expect((await restarted.records.deadLetters()).map((d) => [d.record.observation_id, d.code])).toEqual([
+      ['damaged-2', 'unreadable'],
+    ]);
+    // The app saves it again from its own copy of the record.
+    await restarted.records.save({
+      observation_id: 'damaged-2',
+      form_type: 'visit',
+      data: { id: 'damaged-2' },
+    });
+    expect(await restarted.sync()).toMatchObject({ pushed: 1, failed: 0 });
+    expect(await restarted.records.deadLetters()).toEqual([]);
+    const pulled = await restarted.pullAll({ since: 0 });
+    expect(
+      pulled
+        .filter((r) => ids.includes(r.observation_id))
+        .map((r) => r.observation_id)
+        .sort(),
+    ).toEqual(ids);
   });
 });
