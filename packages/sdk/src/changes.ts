@@ -1,4 +1,4 @@
-import { ApiError, type Problem, retryAfterMs } from './errors.ts';
+import { ApiError, isTransientStatus, type Problem, retryAfterMs } from './errors.ts';
 import { EventStreamParser } from './event-stream.ts';
 import type { RequestSource } from './transport.ts';
 
@@ -82,8 +82,7 @@ export async function* changeStream(deps: ChangesDeps, options: ChangesOptions =
         if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
         const response = await deps.fetch(new Request(url, { headers, signal: stop.signal }));
         if (!response.ok) {
-          const transient = response.status === 408 || response.status === 429 || response.status >= 500;
-          if (!transient) throw ApiError.of(response, await problemOf(response));
+          if (!isTransientStatus(response.status)) throw ApiError.of(response, await problemOf(response));
           wait = retryAfterMs(response);
           await response.body?.cancel().catch(() => undefined);
         } else if (response.body) {
@@ -114,7 +113,9 @@ export async function* changeStream(deps: ChangesDeps, options: ChangesOptions =
         }
       } catch (err) {
         if (stop.signal.aborted) return;
-        if (err instanceof ApiError) throw err;
+        // A refresh of the token the server could not answer (a 503 while it restarts) is no refusal.
+        if (err instanceof ApiError && !isTransientStatus(err.status)) throw err;
+        if (err instanceof ApiError) wait = err.retryAfterMs;
         // A dropped connection, a silent stream, a network failure the transport's retries did not
         // cure: reconnect below.
       }

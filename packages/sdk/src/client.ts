@@ -2,7 +2,7 @@ import { parseJson, parseJsonExact } from '@synk/json';
 import createFetchClient, { type Middleware } from 'openapi-fetch';
 import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
-import { ApiError, NetworkError, type Problem } from './errors.ts';
+import { ApiError, isTransientStatus, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
@@ -246,6 +246,11 @@ export function createClient(options: ClientOptions) {
    * Refreshes hold the storage's `auth` lock, and the stored session is read again once it is
    * held: another client of the storage (a tab, a process) may have refreshed meanwhile, and
    * sending the refresh token it spent would make the server revoke the whole session.
+   *
+   * Undefined when the server says the session cannot be renewed (and the credentials, if any, do
+   * not log in). When it could not say (a 503 while it restarts, a 429, a proxy's 502), that
+   * answer is thrown as an ApiError: the request's 401 would have the app take a passing outage
+   * for the end of the session (and ask the user to log in again).
    */
   async function refresh(staleToken?: string): Promise<string | undefined> {
     const current = (await readTokens())?.token;
@@ -255,17 +260,23 @@ export function createClient(options: ClientOptions) {
       const tokens = await readTokens();
       if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
         return tokens.token;
+      let unanswered: ApiError | undefined;
       if (tokens) {
-        const { data } = await raw.POST('/auth/refresh', {
+        const { data, error, response } = await raw.POST('/auth/refresh', {
           body: { refreshToken: tokens.refreshToken },
           params: { header: { 'Idempotency-Key': await exchangeKey(tokens.refreshToken) } },
         });
         if (data) return (await storeTokens(data)).token;
+        if (isTransientStatus(response.status))
+          unanswered = ApiError.of(response, error as Problem | undefined);
       }
       if (options.credentials) {
-        const { data } = await raw.POST('/auth/login', { body: options.credentials });
+        const { data, error, response } = await raw.POST('/auth/login', { body: options.credentials });
         if (data) return (await storeTokens(data)).token;
+        if (isTransientStatus(response.status))
+          unanswered ??= ApiError.of(response, error as Problem | undefined);
       }
+      if (unanswered) throw unanswered;
       return undefined;
     });
     refreshing = run;

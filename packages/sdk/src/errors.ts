@@ -12,6 +12,14 @@ export class NetworkError extends Error {
   }
 }
 
+/**
+ * An answer that says nothing about the request itself, only that the server (or a proxy) could
+ * not take it now: 408, 429 and 5xx. Asked again later, it may well succeed.
+ */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
 /** An HTTP error answer, with the server's problem details. */
 export class ApiError extends Error {
   readonly status: number;

@@ -1,5 +1,5 @@
 import { parseJson } from '@synk/json';
-import { NetworkError, retryAfterMs } from './errors.ts';
+import { isTransientStatus, NetworkError, retryAfterMs } from './errors.ts';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4). */
@@ -449,8 +449,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
         }
         return answer();
       }
-      const transient = response.status === 408 || response.status === 429 || response.status >= 500;
-      if (transient && retryable && attempt < options.retry.retries) {
+      if (isTransientStatus(response.status) && retryable && attempt < options.retry.retries) {
         const asked = retryAfterMs(response);
         // A server asking for a longer wait than the configured maximum gets its answer returned.
         if (asked === undefined || asked <= options.retry.maxDelayMs) {

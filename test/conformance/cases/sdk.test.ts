@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createClient, MemoryStorage, NetworkError } from '@synk/sdk';
+import { ApiError, createClient, MemoryStorage, NetworkError } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -161,6 +161,39 @@ describe('SDK against the real server', () => {
     expect(
       (await call(target, 'POST', '/auth/refresh', { body: { refreshToken: stored!.refreshToken } })).status,
     ).toBe(200);
+  });
+
+  it('a refresh the server cannot answer fails the push with that answer, not a 401; a revoked session with its 401', async () => {
+    const tokens = await login(target, writer.username, writer.password);
+    let refreshUnavailable = true;
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      tokens: { ...tokens, token: `${tokens.token}x` }, // rejected: the push needs a refresh
+      retry: { retries: 0 },
+      fetch: async (request) => {
+        if (refreshUnavailable && request.url.endsWith('/auth/refresh'))
+          return Response.json(
+            { status: 503, title: 'Service Unavailable', code: 'unavailable' },
+            { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '7' } },
+          );
+        return fetch(request);
+      },
+    });
+    await client.records.save(record('refresh-unavailable'));
+    // The session may well be fine: the app must not take this for a logout.
+    const error = await client.push().catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 503, retryAfterMs: 7000 });
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['refresh-unavailable']);
+    refreshUnavailable = false;
+    expect(await client.push()).toMatchObject({ pushed: 1 });
+
+    // Revoked meanwhile (logged out elsewhere): a 401 saying so, the outbox kept for the next session.
+    await client.records.save(record('refresh-revoked'));
+    await call(target, 'POST', '/auth/logout', { token: (await client.auth.tokens())!.token, body: {} });
+    const revoked = await client.push().catch((err: unknown) => err);
+    expect(revoked).toMatchObject({ status: 401, problem: { code: 'token_revoked' } });
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['refresh-revoked']);
   });
 
   it('retries through a flaky network without pushing anything twice', async () => {
