@@ -580,10 +580,21 @@ export function createClient(options: ClientOptions) {
     return { pushed, failed, conflicts, warnings, refused: refusedBatches };
   }
 
-  /** Pulls (applying each page before the cursor moves), then pushes the outbox. */
+  /**
+   * Pushes the outbox, then pulls (applying each page before the cursor moves). In that order the
+   * pull brings this device's own changes back with the versions the server gave them: pulled
+   * first, it brought the copy of the last sync, which the app wrote over a record edited again
+   * since (the newer edit gone from its database until the next sync, and an edit made meanwhile
+   * based on the older copy and its version, a conflict with the device's own change). A push that
+   * fails ends the sync before the pull, for the same reason.
+   */
   async function sync(handlers: SyncHandlers = {}): Promise<SyncReport> {
     events.emit('sync:started', { at: new Date() });
     try {
+      const pushResult = await pushQueued({
+        ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
+        ...(handlers.signal ? { signal: handlers.signal } : {}),
+      });
       let pulled = 0;
       let resynced = false;
       for await (const page of pullPages({
@@ -596,12 +607,8 @@ export function createClient(options: ClientOptions) {
           resynced = true;
         }
         pulled += page.records.length;
-        events.emit('sync:progress', { phase: 'pull', pulled, pushed: 0 });
+        events.emit('sync:progress', { phase: 'pull', pulled, pushed: pushResult.pushed });
       }
-      const pushResult = await pushQueued({
-        ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
-        ...(handlers.signal ? { signal: handlers.signal } : {}),
-      });
       const report = { resynced, pulled, ...pushResult };
       events.emit('sync:completed', { pulled, pushed: report.pushed, failed: report.failed });
       return report;

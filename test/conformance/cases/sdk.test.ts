@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ApiError, createClient, MemoryStorage, NetworkError } from '@synk/sdk';
+import { ApiError, createClient, MemoryStorage, NetworkError, type Observation } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -300,6 +300,40 @@ describe('SDK against the real server', () => {
       (r) => r.observation_id === id,
     );
     expect(kept).toMatchObject({ data: { by: 'other' }, origin_client_id: 'other-device' });
+  });
+
+  it('sync() pushes before it pulls: a record edited again between syncs keeps its newer copy, and the next edit is based on the version it got', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    /** The app's database: each record's data and the version it last pulled. */
+    const local = new Map<string, { data: unknown; version?: number }>();
+    const handlers = {
+      apply: (records: Observation[]) => {
+        for (const r of records) local.set(r.observation_id, { data: r.data, version: r.version });
+      },
+      removeMissing: () => {},
+    };
+    const id = `edited-${Date.now()}`;
+    /** An edit in the app: its database, and the outbox with the version it was based on. */
+    const edit = async (n: number) => {
+      const base = local.get(id)?.version;
+      local.set(id, { data: { n }, ...(base !== undefined ? { version: base } : {}) });
+      await client.records.save({
+        observation_id: id,
+        form_type: 'visit',
+        data: { n },
+        ...(base !== undefined ? { base_version: base } : {}),
+      });
+    };
+    const conflicts: unknown[] = [];
+    for (const n of [1, 2, 3]) {
+      await edit(n);
+      const report = await client.sync({ ...handlers, onConflict: (c) => conflicts.push(c) });
+      expect(report).toMatchObject({ pushed: 1, failed: 0, conflicts: [] });
+      // Not the copy of the sync before, written over the edit made since.
+      expect(local.get(id)).toEqual({ data: { n }, version: expect.any(Number) });
+    }
+    // Each edit was based on the version of the one before: no conflict with the device's own changes.
+    expect(conflicts).toEqual([]);
   });
 
   it('pullPages moves the stored cursor only after a page is applied', async () => {
@@ -634,8 +668,9 @@ describe('SDK against the real server', () => {
       apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
       removeMissing: (keep) => void applied.splice(0, Infinity, ...applied.filter((id) => keep.has(id))),
     });
-    // The stored cursor: only what was committed since the last pull.
-    expect(applied).toEqual(['moved-in-flight']);
+    // The stored cursor: only what was committed since the last pull (the queued record is pushed
+    // first, so it comes back in the same sync).
+    expect(applied).toEqual(['moved-in-flight', 'moved-queued']);
     // The batch in flight re-sent with its transmission id (replayed), the queued record committed.
     expect(report).toMatchObject({ pushed: 2, failed: 0 });
     const now = (await after.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
