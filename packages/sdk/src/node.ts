@@ -13,6 +13,8 @@ const TEMP_NAME = /^\.[0-9a-f-]{36}\.tmp$/;
  * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
  * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half;
  * the directory is fsynced after the rename, which is only durable once the directory entry is.
+ * A delete is not fsynced (the next write's fsync of the directory makes it durable): a power cut
+ * right after one may bring the value back, so what must stay gone is written over instead.
  * Processes sharing the directory are coordinated by lock directories next to the values (see
  * `withFileLock`); `lockOptions` is for tests.
  */

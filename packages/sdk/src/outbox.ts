@@ -142,7 +142,7 @@ export class Outbox {
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
     if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
-    const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+    const inflight = await this.#inflight();
     if (inflight) await this.#completeTake(inflight);
     this.#migrated = true;
   }
@@ -185,7 +185,7 @@ export class Outbox {
   async #moveFrom(earlier: SyncStorage): Promise<void> {
     const [ids = [], inflight, dead = [], legacy = []] = await Promise.all([
       earlier.get<string[]>(KEYS.ids),
-      earlier.get<Inflight>(KEYS.inflight),
+      earlier.get<Inflight | null>(KEYS.inflight),
       earlier.get<DeadLetter[]>(KEYS.dead),
       earlier.get<PushObservation[]>(KEYS.legacyQueue),
     ]);
@@ -193,7 +193,7 @@ export class Outbox {
     const { records, unreadable: damaged } = await readRecords(earlier, ids);
     const queued = [...legacy, ...records];
     if (inflight) {
-      const own = await this.#storage.get<Inflight>(KEYS.inflight);
+      const own = await this.#inflight();
       // The same transmission id: a re-send after the move is answered by the server's replay.
       if (!own) await this.#storage.set(KEYS.inflight, inflight);
       else if (own.transmission_id !== inflight.transmission_id) queued.unshift(...inflight.records);
@@ -208,6 +208,11 @@ export class Outbox {
     }
     for (const key of [KEYS.ids, KEYS.inflight, KEYS.dead, KEYS.legacyQueue]) await earlier.delete(key);
     for (const id of ids) await earlier.delete(KEYS.record(id));
+  }
+
+  /** The batch in flight; none once finished (stored as null, see finishBatch). */
+  async #inflight(): Promise<Inflight | undefined> {
+    return (await this.#storage.get<Inflight | null>(KEYS.inflight)) ?? undefined;
   }
 
   async #ids(): Promise<string[]> {
@@ -249,7 +254,7 @@ export class Outbox {
    */
   nextBatch(size: number, transmissionId: () => string, clientId?: string): Promise<Inflight | undefined> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       if (inflight) {
         await this.#completeTake(inflight);
         return inflight;
@@ -294,7 +299,7 @@ export class Outbox {
    */
   splitBatch(refused: string, transmissionId: () => string): Promise<number> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       if (inflight?.transmission_id !== refused) return 0;
       if (inflight.records.length < 2) return inflight.records.length;
       const half = Math.ceil(inflight.records.length / 2);
@@ -335,7 +340,7 @@ export class Outbox {
     refused: readonly Omit<DeadLetter, 'transmissionId'>[] = [],
   ): Promise<void> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       if (inflight?.transmission_id !== transmissionId) return;
       const dead = await this.#dead();
       const sent = new Set(inflight.records.map((r) => r.observation_id));
@@ -350,23 +355,24 @@ export class Outbox {
         .map((d) => ({ ...d, transmissionId }));
       if (fresh.length > 0 || kept.length < dead.length)
         await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
-      await this.#storage.delete(KEYS.inflight);
+      // Written over rather than deleted: a write is durable once it returns, a delete may not be
+      // (file storage fsyncs its writes, not its deletes), and a finished batch back after a power
+      // cut would be sent again, past the server's memory of its transmission id a day later.
+      await this.#storage.set(KEYS.inflight, null);
     });
   }
 
   /** In-flight records first, then the queue, in the order they will be sent. */
   pending(): Promise<PushObservation[]> {
     return this.#exclusive(async () => [
-      ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
+      ...((await this.#inflight())?.records ?? []),
       ...(await readRecords(this.#storage, await this.#ids())).records,
     ]);
   }
 
   sizes(): Promise<{ pending: number; deadLetters: number }> {
     return this.#exclusive(async () => ({
-      pending:
-        ((await this.#storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0) +
-        (await this.#ids()).length,
+      pending: ((await this.#inflight())?.records.length ?? 0) + (await this.#ids()).length,
       deadLetters: (await this.#dead()).length,
     }));
   }
@@ -409,7 +415,7 @@ export class Outbox {
       const retried = dead.filter((d) => chosen(d) && d.code !== UNREADABLE);
       if (retried.length === 0) return 0;
       const queued = await this.#ids();
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       const newer = new Set(queued);
       const inFlight = new Set(inflight?.records.map((r) => r.observation_id));
       const hasNewerCopy = ({ record, transmissionId }: DeadLetter) =>

@@ -88,6 +88,28 @@ class DiesWriting extends MemoryStorage {
   }
 }
 
+/**
+ * What file storage keeps through a power cut: its writes are fsynced with their directory, which
+ * makes the deletes before them durable too; its deletes alone are not.
+ */
+class PowerCutStorage extends MemoryStorage {
+  /** Values deleted since the last write, which a power cut now brings back. */
+  readonly #unsynced = new Map<string, unknown>();
+  override async set(key: string, value: unknown): Promise<void> {
+    await super.set(key, value);
+    this.#unsynced.clear();
+  }
+  override async delete(key: string): Promise<void> {
+    const value = await super.get(key);
+    if (value !== undefined && !this.#unsynced.has(key)) this.#unsynced.set(key, value);
+    await super.delete(key);
+  }
+  async cut(): Promise<void> {
+    for (const [key, value] of this.#unsynced) await super.set(key, value);
+    this.#unsynced.clear();
+  }
+}
+
 /** Counts the bytes each `set` writes, and the keys written. */
 class MeteredStorage extends MemoryStorage {
   written = 0;
@@ -355,12 +377,25 @@ describe('the outbox', () => {
     expect((await outbox.nextBatch(5, () => 'tx-3'))?.records).toEqual([record('b', 2), record('c', 1)]);
   });
 
+  it('a batch finished just before a power cut stays finished (it is not sent again, maybe past the server’s memory of it)', async () => {
+    const storage = new PowerCutStorage();
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a'), record('b')]);
+    await outbox.nextBatch(5, () => 'tx-1');
+    await outbox.finishBatch('tx-1'); // the server took it
+    await storage.cut();
+    const rebooted = new Outbox(storage);
+    expect(await rebooted.nextBatch(5, () => 'tx-2')).toBeUndefined();
+    expect(await rebooted.sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
     // Dies between recording the batch's dead letters and finishing it.
-    const storage = new DyingStorage('outbox:inflight');
+    const storage = new DiesWriting('outbox:inflight');
     const outbox = new Outbox(storage);
     await outbox.saveMany([record('a'), record('b')]);
     await outbox.nextBatch(2, () => 'tx-1');
+    storage.dying = true;
     const answer = [refusal(record('a')), refusal(record('b'))];
     await expect(outbox.finishBatch('tx-1', answer)).rejects.toThrow('the process died');
     const restarted = new Outbox(storage);

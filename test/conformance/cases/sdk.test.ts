@@ -597,7 +597,8 @@ describe('SDK against the real server', () => {
     await client.records.save({ observation_id: 'refused-apart', form_type: '', data: {} } as never);
     expect(await client.sync({ schemaTypes: ['sdk'] })).toMatchObject({ pushed: 1, failed: 1 });
     expect([...session.keys].sort()).toEqual(['auth:tokens', 'client:id']);
-    expect([...state.keys].sort()).toEqual(['cursor:sdk', 'outbox:dead', 'outbox:ids']);
+    // (A finished batch leaves `outbox:inflight` written as null: a delete is not durable in file storage.)
+    expect([...state.keys].sort()).toEqual(['cursor:sdk', 'outbox:dead', 'outbox:ids', 'outbox:inflight']);
 
     // The same session with a state of its own: signed in, but nothing queued or set aside, and
     // its cursor at the start.
@@ -682,9 +683,9 @@ describe('SDK against the real server', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-dead-'));
     /** File storage in a process that dies just before the answered batch leaves flight. */
     class DyingStorage extends FileStorage {
-      override async delete(key: string): Promise<void> {
-        if (key === 'outbox:inflight') throw new Error('the process died');
-        await super.delete(key);
+      override async set(key: string, value: unknown): Promise<void> {
+        if (key === 'outbox:inflight' && value === null) throw new Error('the process died');
+        await super.set(key, value);
       }
     }
     const first = createClient({
