@@ -2,7 +2,7 @@ import { parseJson, parseJsonExact } from '@synk/json';
 import createFetchClient, { type Middleware } from 'openapi-fetch';
 import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
-import { ApiError, isTransientStatus, NetworkError, type Problem } from './errors.ts';
+import { ApiError, CorruptValueError, isTransientStatus, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
@@ -208,15 +208,17 @@ export function createClient(options: ClientOptions) {
       }
     },
   });
+  /** The stored session; a damaged one is none (a login or the tokens given replace it). */
+  const storedTokens = () => unlessCorrupt(storage.get<Tokens>(KEYS.tokens));
   // Stored before the first request reads the session (every read of it awaits this first).
   const seeded: Promise<void> = options.tokens
     ? (async () => {
-        if (!(await storage.get<Tokens>(KEYS.tokens))) await storage.set(KEYS.tokens, options.tokens);
+        if (!(await storedTokens())) await storage.set(KEYS.tokens, options.tokens);
       })()
     : Promise.resolve();
   const readTokens = async () => {
     await seeded;
-    return storage.get<Tokens>(KEYS.tokens);
+    return storedTokens();
   };
 
   async function storeTokens(tokens: Tokens): Promise<Tokens> {
@@ -301,11 +303,12 @@ export function createClient(options: ClientOptions) {
 
   async function clientId(): Promise<string> {
     if (options.clientId) return options.clientId;
-    const stored = await storage.get<string>(KEYS.clientId);
+    // A damaged id is replaced by a new one, as a lost one would be (a batch in flight keeps its own).
+    const stored = await unlessCorrupt(storage.get<string>(KEYS.clientId));
     if (stored) return stored;
     // Under the lock, read again: clients sharing the storage starting together get one id.
     return withLock(storage, 'client-id', async () => {
-      const chosen = await storage.get<string>(KEYS.clientId);
+      const chosen = await unlessCorrupt(storage.get<string>(KEYS.clientId));
       if (chosen) return chosen;
       const fresh = globalThis.crypto.randomUUID();
       await storage.set(KEYS.clientId, fresh);
@@ -385,7 +388,17 @@ export function createClient(options: ClientOptions) {
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
     let resync = oneOff ? undefined : await ResyncPass.resume(stateStorage, cursorKey);
-    let cursor = resync?.cursor ?? pull.since ?? (await storedCursor(cursorKey)) ?? 0;
+    let stored: number | undefined;
+    if (!resync && !oneOff) {
+      try {
+        stored = await storedCursor(cursorKey);
+      } catch (err) {
+        if (!CorruptValueError.is(err)) throw err;
+        // A damaged cursor: what this device has seen is unknown, as after a tombstone purge.
+        resync = await ResyncPass.begin(stateStorage, cursorKey, globalThis.crypto.randomUUID());
+      }
+    }
+    let cursor: number = resync?.cursor ?? pull.since ?? stored ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },
@@ -657,6 +670,19 @@ export function createClient(options: ClientOptions) {
 }
 
 export type SyncClient = ReturnType<typeof createClient>;
+
+/**
+ * `read`, or undefined when the value it reads is damaged (CorruptValueError): for values whose loss
+ * costs no more than doing again what stored them (a login, choosing a client id).
+ */
+async function unlessCorrupt<T>(read: Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (err) {
+    if (CorruptValueError.is(err)) return undefined;
+    throw err;
+  }
+}
 
 /**
  * The JSON of the API's answers is read with the SDK's parser: `parseJson` (V8's escaped-key bug,

@@ -73,7 +73,8 @@ function httpDate(value: string | null): number | undefined {
  * A stored value that cannot be read back: not the JSON that was written (a damaged disk, a file
  * edited or cut short by hand; the SDK's own writes are whole or not at all). Thrown by the storage
  * adapters' `get`, naming the key and, for files, the file. A queued record that cannot be read is
- * set aside (a dead letter with code `unreadable`) so that the rest of the queue still goes; any
+ * set aside (a dead letter with code `unreadable`) so that the rest of the queue still goes; the
+ * session, the client id and a pull cursor are replaced (a login, a new id, a resync pass); any
  * other value stops what needs it with this error rather than being taken for absent, which would
  * drop what it lists (the queue's order, the batch in flight).
  */
@@ -90,6 +91,11 @@ export class CorruptValueError extends Error {
     this.key = key;
     this.location = location;
     this.cause = cause;
+  }
+
+  /** Whether `err` says a stored value cannot be read back (a custom adapter may throw JSON.parse's SyntaxError). */
+  static is(err: unknown): boolean {
+    return err instanceof CorruptValueError || err instanceof SyntaxError;
   }
 
   /** `text`, read as `parse` reads it; a CorruptValueError for `key` when it is not JSON. */

@@ -72,7 +72,7 @@ async function readRecord(storage: SyncStorage, id: string): Promise<PushObserva
     return await storage.get<PushObservation>(KEYS.record(id));
   } catch (err) {
     // Anything else (a read that failed) may not last: it stops the operation instead.
-    if (err instanceof CorruptValueError || err instanceof SyntaxError) return err;
+    if (CorruptValueError.is(err)) return err as Error;
     throw err;
   }
 }

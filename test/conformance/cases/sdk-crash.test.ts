@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createClient, MemoryStorage, type SyncStorage } from '@synk/sdk';
+import { createClient, MemoryStorage, type Observation, type SyncStorage } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -208,5 +208,36 @@ describe('SDK on a damaged store', () => {
         .map((r) => r.observation_id)
         .sort(),
     ).toEqual(ids);
+  });
+
+  it('a damaged session, client id or pull cursor is replaced: a new login, a new id, and a full resync pass', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-damaged-'));
+    const type = `damaged-${crypto.randomUUID()}`;
+    const options = { baseUrl: target.baseUrl, credentials: writer };
+    const local = new Map<string, Observation>();
+    const handlers = {
+      schemaTypes: [type],
+      apply: (records: Observation[]) => {
+        for (const r of records) r.deleted ? local.delete(r.observation_id) : local.set(r.observation_id, r);
+      },
+      removeMissing: (keep: ReadonlySet<string>) => {
+        for (const id of local.keys()) if (!keep.has(id)) local.delete(id);
+      },
+    };
+    const app = createClient({ ...options, storage: new FileStorage(dir) });
+    await app.records.save({ observation_id: `${type}-a`, form_type: type, data: {} });
+    await app.sync(handlers);
+    const before = await app.clientId();
+    // A record the server never had, which only a full pass can tell.
+    local.set(`${type}-stray`, { observation_id: `${type}-stray` } as Observation);
+    const cursorFile = `cursor%3A${type}.json`; // the type's name has no upper-case letter to escape
+    for (const file of ['auth%3Atokens.json', 'client%3Aid.json', cursorFile])
+      writeFileSync(path.join(dir, file), '{"tru');
+
+    const restarted = createClient({ ...options, storage: new FileStorage(dir) });
+    await restarted.records.save({ observation_id: `${type}-b`, form_type: type, data: {} });
+    expect(await restarted.sync(handlers)).toMatchObject({ pushed: 1, resynced: true });
+    expect(await restarted.clientId()).not.toBe(before);
+    expect([...local.keys()].sort()).toEqual([`${type}-a`, `${type}-b`]);
   });
 });
