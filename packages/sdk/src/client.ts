@@ -343,8 +343,16 @@ export function createClient(options: ClientOptions) {
       const tokens = await withLock(storage, 'auth', readTokens);
       let result: LogoutResult = { confirmed: true };
       if (tokens) {
-        const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
-        result = { confirmed: response.ok || response.status === 401, status: response.status };
+        try {
+          const { response } = await api.POST('/auth/logout', {
+            body: { refreshToken: tokens.refreshToken },
+          });
+          result = { confirmed: response.ok || response.status === 401, status: response.status };
+        } catch (err) {
+          // The refresh a 401 to it asked for could not be answered (a 503): the session may live on.
+          if (!(err instanceof ApiError)) throw err;
+          result = { confirmed: false, status: err.status };
+        }
       }
       await withLock(storage, 'auth', async () => {
         await storage.delete(KEYS.tokens);
