@@ -113,9 +113,7 @@ export async function* changeStream(deps: ChangesDeps, options: ChangesOptions =
         }
       } catch (err) {
         if (stop.signal.aborted) return;
-        // A refresh of the token the server could not answer (a 503 while it restarts) is no refusal.
-        if (err instanceof ApiError && !isTransientStatus(err.status)) throw err;
-        if (err instanceof ApiError) wait = err.retryAfterMs;
+        if (err instanceof ApiError) throw err;
         // A dropped connection, a silent stream, a network failure the transport's retries did not
         // cure: reconnect below.
       }

@@ -251,8 +251,9 @@ export function createClient(options: ClientOptions) {
    *
    * Undefined when the server says the session cannot be renewed (and the credentials, if any, do
    * not log in). When it could not say (a 503 while it restarts, a 429, a proxy's 502), that
-   * answer is thrown as an ApiError: the request's 401 would have the app take a passing outage
-   * for the end of the session (and ask the user to log in again).
+   * answer is thrown as an ApiError, and the request that needed the refresh gets it as its own:
+   * its 401 would have the app take a passing outage for the end of the session (and ask the user
+   * to log in again).
    */
   async function refresh(staleToken?: string): Promise<string | undefined> {
     const current = (await readTokens())?.token;
@@ -343,16 +344,8 @@ export function createClient(options: ClientOptions) {
       const tokens = await withLock(storage, 'auth', readTokens);
       let result: LogoutResult = { confirmed: true };
       if (tokens) {
-        try {
-          const { response } = await api.POST('/auth/logout', {
-            body: { refreshToken: tokens.refreshToken },
-          });
-          result = { confirmed: response.ok || response.status === 401, status: response.status };
-        } catch (err) {
-          // The refresh a 401 to it asked for could not be answered (a 503): the session may live on.
-          if (!(err instanceof ApiError)) throw err;
-          result = { confirmed: false, status: err.status };
-        }
+        const { response } = await api.POST('/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+        result = { confirmed: response.ok || response.status === 401, status: response.status };
       }
       await withLock(storage, 'auth', async () => {
         await storage.delete(KEYS.tokens);

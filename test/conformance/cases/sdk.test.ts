@@ -185,8 +185,28 @@ describe('SDK against the real server', () => {
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ status: 503, retryAfterMs: 7000 });
     expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['refresh-unavailable']);
+    // The typed client returns that answer, as any other (it throws for none).
+    const pulled = await client.api.POST('/sync/pull', { body: { client_id: 'refresh-unavailable' } });
+    expect(pulled.response.status).toBe(503);
+    expect(pulled.error).toMatchObject({ code: 'unavailable' });
     refreshUnavailable = false;
     expect(await client.push()).toMatchObject({ pushed: 1 });
+
+    // With retries, a refresh the server could not answer is retried as a 503 to the request would be.
+    let refreshes = 0;
+    const retrying = createClient({
+      baseUrl: target.baseUrl,
+      tokens: { ...(await login(target, writer.username, writer.password)), token: 'rejected' },
+      retry: { retries: 2, baseDelayMs: 5 },
+      fetch: async (request) => {
+        if (request.url.endsWith('/auth/refresh') && refreshes++ === 0)
+          return new Response(null, { status: 503 });
+        return fetch(request);
+      },
+    });
+    await retrying.records.save(record('refresh-retried'));
+    expect(await retrying.push()).toMatchObject({ pushed: 1 });
+    expect(refreshes).toBe(2);
 
     // Revoked meanwhile (logged out elsewhere): a 401 saying so, the outbox kept for the next session.
     await client.records.save(record('refresh-revoked'));
