@@ -533,15 +533,26 @@ export function createClient(options: ClientOptions) {
       const at = new Date().toISOString();
       let refused: Omit<DeadLetter, 'transmissionId'>[] = [];
       if (data) {
-        refused = data.failed_records.map((f) => ({
-          record: batch.records[f.index]!,
-          code: f.code,
-          error: f.error,
-          at,
-          ...(f.errors ? { errors: f.errors } : {}),
-          ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
-          ...(f.server_record ? { serverRecord: f.server_record } : {}),
-        }));
+        // The record each entry is about: at its index or, from a server that gives none (1.0.3's
+        // entries are untyped), by its id; one that names neither cannot be set aside, and a dead
+        // letter without its record would stop every later push.
+        refused = data.failed_records.flatMap((f) => {
+          const record =
+            (Number.isInteger(f.index) ? batch.records[f.index] : undefined) ??
+            batch.records.find((r) => r.observation_id === f.observation_id);
+          if (!record) return [];
+          return [
+            {
+              record,
+              code: f.code ?? 'failed',
+              error: f.error ?? '',
+              at,
+              ...(f.errors ? { errors: f.errors } : {}),
+              ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+              ...(f.server_record ? { serverRecord: f.server_record } : {}),
+            },
+          ];
+        });
         for (const warning of data.warnings) {
           warnings.push(warning);
           if (warning.code !== 'CONFLICT') continue;
