@@ -1,10 +1,11 @@
-import { FileStorage } from '@synk/sdk/node';
+import { CorruptValueError, FileStorage } from '@synk/sdk/node';
 import { CliError } from './errors.ts';
 
 /**
  * The SDK's file storage for a profile's session, whose damaged files (edited by hand, say) are
- * named as what they are: otherwise their SyntaxError reads as a server that answered with
- * something other than JSON, and sends the administrator looking at the server.
+ * named as what they are, as a CliError: the SDK would take a damaged session for none (and the
+ * command would go on without one, failing as not logged in), and a bare SyntaxError reads as a
+ * server that answered with something other than JSON, sending the administrator looking at it.
  */
 export class SessionStorage extends FileStorage {
   readonly #dir: string;
@@ -18,9 +19,10 @@ export class SessionStorage extends FileStorage {
     try {
       return await super.get<T>(key);
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err;
+      if (!CorruptValueError.is(err)) throw err;
+      const reason = ((err as Error).cause ?? err) as Error; // the parser's words
       throw new CliError(
-        `the session kept in ${this.#dir} is damaged (${key}: ${err.message}): log in again, or remove that directory`,
+        `the session kept in ${this.#dir} is damaged (${key}: ${reason.message}): log in again, or remove that directory`,
       );
     }
   }

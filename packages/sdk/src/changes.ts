@@ -1,4 +1,4 @@
-import { ApiError, type Problem, retryAfterMs } from './errors.ts';
+import { ApiError, isTransientStatus, type Problem, retryAfterMs } from './errors.ts';
 import { EventStreamParser } from './event-stream.ts';
 import type { RequestSource } from './transport.ts';
 
@@ -82,8 +82,7 @@ export async function* changeStream(deps: ChangesDeps, options: ChangesOptions =
         if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
         const response = await deps.fetch(new Request(url, { headers, signal: stop.signal }));
         if (!response.ok) {
-          const transient = response.status === 408 || response.status === 429 || response.status >= 500;
-          if (!transient) throw ApiError.of(response, await problemOf(response));
+          if (!isTransientStatus(response.status)) throw ApiError.of(response, await problemOf(response));
           wait = retryAfterMs(response);
           await response.body?.cancel().catch(() => undefined);
         } else if (response.body) {

@@ -2,7 +2,7 @@ import { parseJson, parseJsonExact } from '@synk/json';
 import createFetchClient, { type Middleware } from 'openapi-fetch';
 import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
-import { ApiError, NetworkError, type Problem } from './errors.ts';
+import { ApiError, CorruptValueError, isTransientStatus, NetworkError, type Problem } from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
@@ -208,15 +208,17 @@ export function createClient(options: ClientOptions) {
       }
     },
   });
+  /** The stored session; a damaged one is none (a login or the tokens given replace it). */
+  const storedTokens = () => unlessCorrupt(storage.get<Tokens>(KEYS.tokens));
   // Stored before the first request reads the session (every read of it awaits this first).
   const seeded: Promise<void> = options.tokens
     ? (async () => {
-        if (!(await storage.get<Tokens>(KEYS.tokens))) await storage.set(KEYS.tokens, options.tokens);
+        if (!(await storedTokens())) await storage.set(KEYS.tokens, options.tokens);
       })()
     : Promise.resolve();
   const readTokens = async () => {
     await seeded;
-    return storage.get<Tokens>(KEYS.tokens);
+    return storedTokens();
   };
 
   async function storeTokens(tokens: Tokens): Promise<Tokens> {
@@ -246,6 +248,12 @@ export function createClient(options: ClientOptions) {
    * Refreshes hold the storage's `auth` lock, and the stored session is read again once it is
    * held: another client of the storage (a tab, a process) may have refreshed meanwhile, and
    * sending the refresh token it spent would make the server revoke the whole session.
+   *
+   * Undefined when the server says the session cannot be renewed (and the credentials, if any, do
+   * not log in). When it could not say (a 503 while it restarts, a 429, a proxy's 502), that
+   * answer is thrown as an ApiError, and the request that needed the refresh gets it as its own:
+   * its 401 would have the app take a passing outage for the end of the session (and ask the user
+   * to log in again).
    */
   async function refresh(staleToken?: string): Promise<string | undefined> {
     const current = (await readTokens())?.token;
@@ -255,17 +263,23 @@ export function createClient(options: ClientOptions) {
       const tokens = await readTokens();
       if (staleToken !== undefined && tokens !== undefined && tokens.token !== staleToken)
         return tokens.token;
+      let unanswered: ApiError | undefined;
       if (tokens) {
-        const { data } = await raw.POST('/auth/refresh', {
+        const { data, error, response } = await raw.POST('/auth/refresh', {
           body: { refreshToken: tokens.refreshToken },
           params: { header: { 'Idempotency-Key': await exchangeKey(tokens.refreshToken) } },
         });
         if (data) return (await storeTokens(data)).token;
+        if (isTransientStatus(response.status))
+          unanswered = ApiError.of(response, error as Problem | undefined);
       }
       if (options.credentials) {
-        const { data } = await raw.POST('/auth/login', { body: options.credentials });
+        const { data, error, response } = await raw.POST('/auth/login', { body: options.credentials });
         if (data) return (await storeTokens(data)).token;
+        if (isTransientStatus(response.status))
+          unanswered ??= ApiError.of(response, error as Problem | undefined);
       }
+      if (unanswered) throw unanswered;
       return undefined;
     });
     refreshing = run;
@@ -290,11 +304,12 @@ export function createClient(options: ClientOptions) {
 
   async function clientId(): Promise<string> {
     if (options.clientId) return options.clientId;
-    const stored = await storage.get<string>(KEYS.clientId);
+    // A damaged id is replaced by a new one, as a lost one would be (a batch in flight keeps its own).
+    const stored = await unlessCorrupt(storage.get<string>(KEYS.clientId));
     if (stored) return stored;
     // Under the lock, read again: clients sharing the storage starting together get one id.
     return withLock(storage, 'client-id', async () => {
-      const chosen = await storage.get<string>(KEYS.clientId);
+      const chosen = await unlessCorrupt(storage.get<string>(KEYS.clientId));
       if (chosen) return chosen;
       const fresh = globalThis.crypto.randomUUID();
       await storage.set(KEYS.clientId, fresh);
@@ -374,7 +389,17 @@ export function createClient(options: ClientOptions) {
     const cursorKey = KEYS.cursor(types);
     const oneOff = pull.since !== undefined;
     let resync = oneOff ? undefined : await ResyncPass.resume(stateStorage, cursorKey);
-    let cursor = resync?.cursor ?? pull.since ?? (await storedCursor(cursorKey)) ?? 0;
+    let stored: number | undefined;
+    if (!resync && !oneOff) {
+      try {
+        stored = await storedCursor(cursorKey);
+      } catch (err) {
+        if (!CorruptValueError.is(err)) throw err;
+        // A damaged cursor: what this device has seen is unknown, as after a tombstone purge.
+        resync = await ResyncPass.begin(stateStorage, cursorKey, globalThis.crypto.randomUUID());
+      }
+    }
+    let cursor: number = resync?.cursor ?? pull.since ?? stored ?? 0;
     for (;;) {
       const { data, error, response } = await api.POST('/sync/pull', {
         params: { query: { limit: pull.limit ?? 200 } },
@@ -456,7 +481,8 @@ export function createClient(options: ClientOptions) {
     /**
      * Queues dead-lettered records (of these record ids, or all) for the next push again, e.g. once
      * the server's limits or the user's role have changed; an id saved again since keeps its newer
-     * copy. Returns how many records were queued.
+     * copy. Returns how many records were queued. An `unreadable` dead letter (a queued copy the
+     * store damaged) has nothing to queue: save that record again.
      */
     async retryDeadLetters(ids?: readonly string[]): Promise<number> {
       const queued = await outbox.retryDeadLetters(ids);
@@ -507,15 +533,26 @@ export function createClient(options: ClientOptions) {
       const at = new Date().toISOString();
       let refused: Omit<DeadLetter, 'transmissionId'>[] = [];
       if (data) {
-        refused = data.failed_records.map((f) => ({
-          record: batch.records[f.index]!,
-          code: f.code,
-          error: f.error,
-          at,
-          ...(f.errors ? { errors: f.errors } : {}),
-          ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
-          ...(f.server_record ? { serverRecord: f.server_record } : {}),
-        }));
+        // The record each entry is about: at its index or, from a server that gives none (1.0.3's
+        // entries are untyped), by its id; one that names neither cannot be set aside, and a dead
+        // letter without its record would stop every later push.
+        refused = data.failed_records.flatMap((f) => {
+          const record =
+            (Number.isInteger(f.index) ? batch.records[f.index] : undefined) ??
+            batch.records.find((r) => r.observation_id === f.observation_id);
+          if (!record) return [];
+          return [
+            {
+              record,
+              code: f.code ?? 'failed',
+              error: f.error ?? '',
+              at,
+              ...(f.errors ? { errors: f.errors } : {}),
+              ...(f.server_version !== undefined ? { serverVersion: f.server_version } : {}),
+              ...(f.server_record ? { serverRecord: f.server_record } : {}),
+            },
+          ];
+        });
         for (const warning of data.warnings) {
           warnings.push(warning);
           if (warning.code !== 'CONFLICT') continue;
@@ -568,10 +605,21 @@ export function createClient(options: ClientOptions) {
     return { pushed, failed, conflicts, warnings, refused: refusedBatches };
   }
 
-  /** Pulls (applying each page before the cursor moves), then pushes the outbox. */
+  /**
+   * Pushes the outbox, then pulls (applying each page before the cursor moves). In that order the
+   * pull brings this device's own changes back with the versions the server gave them: pulled
+   * first, it brought the copy of the last sync, which the app wrote over a record edited again
+   * since (the newer edit gone from its database until the next sync, and an edit made meanwhile
+   * based on the older copy and its version, a conflict with the device's own change). A push that
+   * fails ends the sync before the pull, for the same reason.
+   */
   async function sync(handlers: SyncHandlers = {}): Promise<SyncReport> {
     events.emit('sync:started', { at: new Date() });
     try {
+      const pushResult = await pushQueued({
+        ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
+        ...(handlers.signal ? { signal: handlers.signal } : {}),
+      });
       let pulled = 0;
       let resynced = false;
       for await (const page of pullPages({
@@ -584,12 +632,8 @@ export function createClient(options: ClientOptions) {
           resynced = true;
         }
         pulled += page.records.length;
-        events.emit('sync:progress', { phase: 'pull', pulled, pushed: 0 });
+        events.emit('sync:progress', { phase: 'pull', pulled, pushed: pushResult.pushed });
       }
-      const pushResult = await pushQueued({
-        ...(handlers.onConflict ? { onConflict: handlers.onConflict } : {}),
-        ...(handlers.signal ? { signal: handlers.signal } : {}),
-      });
       const report = { resynced, pulled, ...pushResult };
       events.emit('sync:completed', { pulled, pushed: report.pushed, failed: report.failed });
       return report;
@@ -638,6 +682,19 @@ export function createClient(options: ClientOptions) {
 }
 
 export type SyncClient = ReturnType<typeof createClient>;
+
+/**
+ * `read`, or undefined when the value it reads is damaged (CorruptValueError): for values whose loss
+ * costs no more than doing again what stored them (a login, choosing a client id).
+ */
+async function unlessCorrupt<T>(read: Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (err) {
+    if (CorruptValueError.is(err)) return undefined;
+    throw err;
+  }
+}
 
 /**
  * The JSON of the API's answers is read with the SDK's parser: `parseJson` (V8's escaped-key bug,

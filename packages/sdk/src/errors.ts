@@ -12,6 +12,14 @@ export class NetworkError extends Error {
   }
 }
 
+/**
+ * An answer that says nothing about the request itself, only that the server (or a proxy) could
+ * not take it now: 408, 429 and 5xx. Asked again later, it may well succeed.
+ */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
 /** An HTTP error answer, with the server's problem details. */
 export class ApiError extends Error {
   readonly status: number;
@@ -59,4 +67,43 @@ function httpDate(value: string | null): number | undefined {
   if (!value || !/\d\d:\d\d:\d\d/.test(value)) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : at;
+}
+
+/**
+ * A stored value that cannot be read back: not the JSON that was written (a damaged disk, a file
+ * edited or cut short by hand; the SDK's own writes are whole or not at all). Thrown by the storage
+ * adapters' `get`, naming the key and, for files, the file. A queued record that cannot be read is
+ * set aside (a dead letter with code `unreadable`) so that the rest of the queue still goes; the
+ * session, the client id and a pull cursor are replaced (a login, a new id, a resync pass); any
+ * other value stops what needs it with this error rather than being taken for absent, which would
+ * drop what it lists (the queue's order, the batch in flight).
+ */
+export class CorruptValueError extends Error {
+  readonly key: string;
+  /** Where the value is kept, when the store has such a thing (a file's path). */
+  readonly location: string | undefined;
+  override readonly cause: unknown;
+  constructor(key: string, cause: unknown, location?: string) {
+    super(
+      `The stored value of "${key}"${location ? ` (${location})` : ''} cannot be read: ${(cause as Error)?.message ?? cause}`,
+    );
+    this.name = 'CorruptValueError';
+    this.key = key;
+    this.location = location;
+    this.cause = cause;
+  }
+
+  /** Whether `err` says a stored value cannot be read back (a custom adapter may throw JSON.parse's SyntaxError). */
+  static is(err: unknown): boolean {
+    return err instanceof CorruptValueError || err instanceof SyntaxError;
+  }
+
+  /** `text`, read as `parse` reads it; a CorruptValueError for `key` when it is not JSON. */
+  static parse(text: string, parse: (text: string) => unknown, key: string, location?: string): unknown {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new CorruptValueError(key, err, location);
+    }
+  }
 }

@@ -19,7 +19,7 @@ export {
   type Tokens,
 } from './client.ts';
 export type { ConflictEntry, ConflictPage, ConflictPageOptions } from './conflicts.ts';
-export { ApiError, NetworkError, type Problem } from './errors.ts';
+export { ApiError, CorruptValueError, NetworkError, type Problem } from './errors.ts';
 export type { SyncEvents } from './events.ts';
 export { type FailedDownload, type LocalFiles, multipartBody } from './files.ts';
 export type { components, operations, paths } from './generated/schema.ts';

@@ -1,4 +1,5 @@
 import { parseJson } from '@synk/json';
+import { CorruptValueError } from './errors.ts';
 import { webLock } from './locks.ts';
 import type { SyncStorage } from './storage.ts';
 
@@ -42,7 +43,7 @@ export class IndexedDBStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = await this.#run<string | undefined>('readonly', (store) => store.get(key));
-    return text === undefined ? undefined : (parseJson(text) as T);
+    return text === undefined ? undefined : (CorruptValueError.parse(text, parseJson, key) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {

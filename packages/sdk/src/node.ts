@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJson } from '@synk/json';
 import { removeAbandonedTemps, syncDirectory } from './durable-files.ts';
+import { CorruptValueError } from './errors.ts';
 import { FILE_LOCK_DEFAULTS, type FileLockOptions, withFileLock } from './file-lock.ts';
 import type { SyncStorage } from './storage.ts';
 
@@ -12,6 +13,8 @@ const TEMP_NAME = /^\.[0-9a-f-]{36}\.tmp$/;
  * One JSON file per key in a directory (Node). Each write goes to a temporary file that is
  * fsynced and renamed over the old one, so a crash leaves the old value or the new one, never half;
  * the directory is fsynced after the rename, which is only durable once the directory entry is.
+ * A delete is not fsynced (the next write's fsync of the directory makes it durable): a power cut
+ * right after one may bring the value back, so what must stay gone is written over instead.
  * Processes sharing the directory are coordinated by lock directories next to the values (see
  * `withFileLock`); `lockOptions` is for tests.
  */
@@ -39,13 +42,17 @@ export class FileStorage implements SyncStorage {
     return path.join(this.#dir, `sha256-${createHash('sha256').update(key).digest('hex')}.json`);
   }
 
+  /** Throws CorruptValueError, naming the file, for a file that is not JSON. */
   async get<T>(key: string): Promise<T | undefined> {
+    const file = this.#file(key);
+    let text: string;
     try {
-      return parseJson(await readFile(this.#file(key), 'utf8')) as T;
+      text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+    return CorruptValueError.parse(text, parseJson, key, file) as T;
   }
 
   async set(key: string, value: unknown): Promise<void> {

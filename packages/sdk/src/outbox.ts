@@ -1,3 +1,4 @@
+import { CorruptValueError } from './errors.ts';
 import type { components } from './generated/schema.ts';
 import { withLock } from './locks.ts';
 import type { SyncStorage } from './storage.ts';
@@ -6,7 +7,9 @@ type PushObservation = components['schemas']['PushObservation'];
 
 /**
  * A record the server refused, set aside so that it does not block the queue, with what the server
- * said about it (the optional fields are absent in dead letters recorded by earlier versions).
+ * said about it (the optional fields are absent in dead letters recorded by earlier versions); or,
+ * with code `unreadable`, a queued record whose stored copy could not be read back (`record` holds
+ * only its id, `error` says why, naming the file).
  */
 export interface DeadLetter {
   record: PushObservation;
@@ -50,10 +53,46 @@ const KEYS = {
   legacyQueue: 'outbox:queue',
 } as const;
 
-/** The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out. */
-async function readRecords(storage: SyncStorage, ids: readonly string[]): Promise<PushObservation[]> {
-  const records = await Promise.all(ids.map((id) => storage.get<PushObservation>(KEYS.record(id))));
-  return records.filter((r): r is PushObservation => r !== undefined);
+/**
+ * The dead letter of a queued record that cannot be read back (a damaged store, see
+ * CorruptValueError): there is nothing left of it to send, only its id to report, so that the app
+ * can save it again from its own copy. Its stored value is left as it is, for a person to look at.
+ */
+const UNREADABLE = 'unreadable';
+const unreadable = (id: string, error: unknown): Omit<DeadLetter, 'transmissionId'> => ({
+  record: { observation_id: id, form_type: '', data: {}, deleted: false },
+  code: UNREADABLE,
+  error: (error as Error).message,
+  at: new Date().toISOString(),
+});
+
+/** The queued record of `id`: undefined when it never got written (a crash mid-save). */
+async function readRecord(storage: SyncStorage, id: string): Promise<PushObservation | undefined | Error> {
+  try {
+    return await storage.get<PushObservation>(KEYS.record(id));
+  } catch (err) {
+    // Anything else (a read that failed) may not last: it stops the operation instead.
+    if (CorruptValueError.is(err)) return err as Error;
+    throw err;
+  }
+}
+
+/**
+ * The queued records of `ids` in `storage`; ids without a record (a crash mid-save) drop out, and
+ * records that cannot be read come apart, as dead letters, so that they do not hold up the rest.
+ */
+async function readRecords(
+  storage: SyncStorage,
+  ids: readonly string[],
+): Promise<{ records: PushObservation[]; unreadable: Omit<DeadLetter, 'transmissionId'>[] }> {
+  const read = await Promise.all(ids.map((id) => readRecord(storage, id)));
+  const records: PushObservation[] = [];
+  const damaged: Omit<DeadLetter, 'transmissionId'>[] = [];
+  read.forEach((record, i) => {
+    if (record instanceof Error) damaged.push(unreadable(ids[i]!, record));
+    else if (record !== undefined) records.push(record);
+  });
+  return { records, unreadable: damaged };
 }
 
 /**
@@ -65,8 +104,9 @@ async function readRecords(storage: SyncStorage, ids: readonly string[]): Promis
  *
  * Writes are ordered so that a crash at any point loses nothing that a finished `save()` stored:
  * the id goes into the list before its record is written (an id without a record is skipped), and
- * a batch is stored as in flight before its records leave the queue (at worst they are sent twice
- * with the same content, which the server treats as a no-op). Each operation holds the storage's
+ * a batch is stored as in flight before its records leave the queue (a crash in between leaves them
+ * in both, and the next operation finishes taking them out, so that they are not sent again under
+ * another transmission id). Each operation holds the storage's
  * `outbox` lock, so operations never interleave, whether they come from one client or from several
  * sharing the storage (two tabs on one IndexedDB, two processes on one directory): a save never
  * overwrites another's id, nor a batch taken the ids saved meanwhile. Two clients pushing at once
@@ -102,7 +142,38 @@ export class Outbox {
     const legacy = await this.#storage.get<PushObservation[]>(KEYS.legacyQueue);
     if (legacy?.length) await this.#queue(legacy);
     if (legacy) await this.#storage.delete(KEYS.legacyQueue);
+    const inflight = await this.#inflight();
+    if (inflight) await this.#completeTake(inflight);
     this.#migrated = true;
+  }
+
+  /**
+   * Ends the taking of `inflight` out of the queue, when a crash (or a failed write) stopped it
+   * between storing the batch and removing its ids: the queue then still starts with them, and they
+   * would be sent again under another transmission id after this batch, which the server applies as
+   * a new push, over whatever another device wrote meanwhile (or, with `base_version`, as a conflict
+   * with this device's own first copy). The queue starts with the batch's ids in the batch's order
+   * (and ids without a record, which a batch skips); of those, an id whose queued copy is no longer
+   * the one in flight was saved again since and stays queued.
+   */
+  async #completeTake({ records: sent }: Inflight): Promise<void> {
+    const ids = await this.#ids();
+    const taken: string[] = [];
+    const savedAgain: string[] = [];
+    let matched = 0;
+    let prefix = 0;
+    while (matched < sent.length && prefix < ids.length) {
+      const id = ids[prefix++]!;
+      const queued = await readRecord(this.#storage, id);
+      if (queued === undefined) continue; // never written: the batch skipped it
+      // Not the queue this batch was taken from (or a damaged copy, which the next batch sets aside).
+      if (id !== sent[matched]!.observation_id || queued instanceof Error) return;
+      (JSON.stringify(queued) === JSON.stringify(sent[matched]) ? taken : savedAgain).push(id);
+      matched += 1;
+    }
+    if (matched === 0 || matched < sent.length) return;
+    await this.#storage.set(KEYS.ids, [...savedAgain, ...ids.slice(prefix)]);
+    for (const id of taken) await this.#storage.delete(KEYS.record(id));
   }
 
   /**
@@ -114,19 +185,21 @@ export class Outbox {
   async #moveFrom(earlier: SyncStorage): Promise<void> {
     const [ids = [], inflight, dead = [], legacy = []] = await Promise.all([
       earlier.get<string[]>(KEYS.ids),
-      earlier.get<Inflight>(KEYS.inflight),
+      earlier.get<Inflight | null>(KEYS.inflight),
       earlier.get<DeadLetter[]>(KEYS.dead),
       earlier.get<PushObservation[]>(KEYS.legacyQueue),
     ]);
     if (ids.length === 0 && !inflight && dead.length === 0 && legacy.length === 0) return;
-    const queued = [...legacy, ...(await readRecords(earlier, ids))];
+    const { records, unreadable: damaged } = await readRecords(earlier, ids);
+    const queued = [...legacy, ...records];
     if (inflight) {
-      const own = await this.#storage.get<Inflight>(KEYS.inflight);
+      const own = await this.#inflight();
       // The same transmission id: a re-send after the move is answered by the server's replay.
       if (!own) await this.#storage.set(KEYS.inflight, inflight);
       else if (own.transmission_id !== inflight.transmission_id) queued.unshift(...inflight.records);
     }
     if (queued.length > 0) await this.#queue(queued);
+    if (damaged.length > 0) await this.#setAside(damaged);
     if (dead.length > 0) {
       const own = await this.#dead();
       const known = new Set(own.map((d) => JSON.stringify(d)));
@@ -135,6 +208,11 @@ export class Outbox {
     }
     for (const key of [KEYS.ids, KEYS.inflight, KEYS.dead, KEYS.legacyQueue]) await earlier.delete(key);
     for (const id of ids) await earlier.delete(KEYS.record(id));
+  }
+
+  /** The batch in flight; none once finished (stored as null, see finishBatch). */
+  async #inflight(): Promise<Inflight | undefined> {
+    return (await this.#storage.get<Inflight | null>(KEYS.inflight)) ?? undefined;
   }
 
   async #ids(): Promise<string[]> {
@@ -176,13 +254,18 @@ export class Outbox {
    */
   nextBatch(size: number, transmissionId: () => string, clientId?: string): Promise<Inflight | undefined> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
-      if (inflight) return inflight;
+      const inflight = await this.#inflight();
+      if (inflight) {
+        await this.#completeTake(inflight);
+        return inflight;
+      }
       for (let take = size; ; ) {
         const ids = await this.#ids();
         const taken = ids.slice(0, take);
         if (taken.length === 0) return undefined;
-        const records = await readRecords(this.#storage, taken); // ids without a record (a crash mid-save) drop out
+        // Ids without a record (a crash mid-save) drop out; unreadable records are set aside first.
+        const { records, unreadable: damaged } = await readRecords(this.#storage, taken);
+        if (damaged.length > 0) await this.#setAside(damaged);
         if (records.length === 0) {
           await this.#storage.set(KEYS.ids, ids.slice(taken.length));
           continue;
@@ -202,7 +285,7 @@ export class Outbox {
           continue;
         }
         await this.#storage.set(KEYS.ids, ids.slice(taken.length));
-        for (const id of taken) await this.#storage.delete(KEYS.record(id));
+        for (const { observation_id } of records) await this.#storage.delete(KEYS.record(observation_id));
         return batch;
       }
     });
@@ -216,7 +299,7 @@ export class Outbox {
    */
   splitBatch(refused: string, transmissionId: () => string): Promise<number> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       if (inflight?.transmission_id !== refused) return 0;
       if (inflight.records.length < 2) return inflight.records.length;
       const half = Math.ceil(inflight.records.length / 2);
@@ -257,7 +340,7 @@ export class Outbox {
     refused: readonly Omit<DeadLetter, 'transmissionId'>[] = [],
   ): Promise<void> {
     return this.#exclusive(async () => {
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       if (inflight?.transmission_id !== transmissionId) return;
       const dead = await this.#dead();
       const sent = new Set(inflight.records.map((r) => r.observation_id));
@@ -272,29 +355,45 @@ export class Outbox {
         .map((d) => ({ ...d, transmissionId }));
       if (fresh.length > 0 || kept.length < dead.length)
         await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
-      await this.#storage.delete(KEYS.inflight);
+      // Written over rather than deleted: a write is durable once it returns, a delete may not be
+      // (file storage fsyncs its writes, not its deletes), and a finished batch back after a power
+      // cut would be sent again, past the server's memory of its transmission id a day later.
+      await this.#storage.set(KEYS.inflight, null);
     });
   }
 
   /** In-flight records first, then the queue, in the order they will be sent. */
   pending(): Promise<PushObservation[]> {
     return this.#exclusive(async () => [
-      ...((await this.#storage.get<Inflight>(KEYS.inflight))?.records ?? []),
-      ...(await readRecords(this.#storage, await this.#ids())),
+      ...((await this.#inflight())?.records ?? []),
+      ...(await readRecords(this.#storage, await this.#ids())).records,
     ]);
   }
 
   sizes(): Promise<{ pending: number; deadLetters: number }> {
     return this.#exclusive(async () => ({
-      pending:
-        ((await this.#storage.get<Inflight>(KEYS.inflight))?.records.length ?? 0) +
-        (await this.#ids()).length,
+      pending: ((await this.#inflight())?.records.length ?? 0) + (await this.#ids()).length,
       deadLetters: (await this.#dead()).length,
     }));
   }
 
   async #dead(): Promise<DeadLetter[]> {
     return (await this.#storage.get<DeadLetter[]>(KEYS.dead)) ?? [];
+  }
+
+  /**
+   * Adds the dead letters of unreadable records, once per id (a crash before its id left the queue
+   * has it read again). Earlier dead letters of those ids go: they hold older copies, which must not
+   * be queued again over the one that was lost.
+   */
+  async #setAside(damaged: readonly Omit<DeadLetter, 'transmissionId'>[]): Promise<void> {
+    const dead = await this.#dead();
+    const ids = new Set(damaged.map((d) => d.record.observation_id));
+    const known = new Set(dead.filter((d) => d.code === UNREADABLE).map((d) => d.record.observation_id));
+    const kept = dead.filter((d) => !ids.has(d.record.observation_id) || d.code === UNREADABLE);
+    const fresh = damaged.filter((d) => !known.has(d.record.observation_id));
+    if (fresh.length > 0 || kept.length < dead.length)
+      await this.#storage.set(KEYS.dead, [...kept, ...fresh]);
   }
 
   /** Oldest first. */
@@ -312,10 +411,11 @@ export class Outbox {
     return this.#exclusive(async () => {
       const dead = await this.#dead();
       const chosen = matching(ids);
-      const retried = dead.filter(chosen);
+      // An unreadable record has nothing to send: its dead letter stays until cleared or saved anew.
+      const retried = dead.filter((d) => chosen(d) && d.code !== UNREADABLE);
       if (retried.length === 0) return 0;
       const queued = await this.#ids();
-      const inflight = await this.#storage.get<Inflight>(KEYS.inflight);
+      const inflight = await this.#inflight();
       const newer = new Set(queued);
       const inFlight = new Set(inflight?.records.map((r) => r.observation_id));
       const hasNewerCopy = ({ record, transmissionId }: DeadLetter) =>
@@ -329,7 +429,7 @@ export class Outbox {
       await this.#storage.set(KEYS.ids, [...queued, ...requeued.map((r) => r.observation_id)]);
       await this.#storage.set(
         KEYS.dead,
-        dead.filter((d) => !chosen(d)),
+        dead.filter((d) => !chosen(d) || d.code === UNREADABLE),
       );
       return requeued.length;
     });

@@ -1,4 +1,5 @@
 import { parseJson, parseJsonExact } from '@synk/json';
+import { CorruptValueError } from './errors.ts';
 import { webLock } from './locks.ts';
 
 /**
@@ -7,6 +8,11 @@ import { webLock } from './locks.ts';
  * IndexedDB) is a few lines. Values are JSON-serialisable.
  */
 export interface SyncStorage {
+  /**
+   * The value stored under `key`, or undefined. A value that cannot be read back (a damaged
+   * store) is best thrown as a CorruptValueError (a SyntaxError, as JSON.parse throws, is taken
+   * for one too), never taken for absent.
+   */
   get<T>(key: string): Promise<T | undefined>;
   set(key: string, value: unknown): Promise<void>;
   delete(key: string): Promise<void>;
@@ -65,7 +71,7 @@ export class WebStorage implements SyncStorage {
 
   async get<T>(key: string): Promise<T | undefined> {
     const text = this.#storage.getItem(this.#prefix + key);
-    return text === null ? undefined : (parseJson(text) as T);
+    return text === null ? undefined : (CorruptValueError.parse(text, parseJson, key) as T);
   }
 
   async set(key: string, value: unknown): Promise<void> {

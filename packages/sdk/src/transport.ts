@@ -1,5 +1,5 @@
 import { parseJson } from '@synk/json';
-import { NetworkError, retryAfterMs } from './errors.ts';
+import { ApiError, isTransientStatus, NetworkError, retryAfterMs } from './errors.ts';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4). */
@@ -323,6 +323,17 @@ function isByteStream(stream: ReadableStream): boolean {
   }
 }
 
+/** An answer standing for `error`'s: its status, problem details and wait. */
+function unanswered(error: ApiError): Response {
+  const headers = new Headers({ 'content-type': 'application/problem+json' });
+  if (error.retryAfterMs !== undefined && Number.isFinite(error.retryAfterMs))
+    headers.set('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
+  return new Response(JSON.stringify(error.problem ?? { status: error.status }), {
+    status: error.status,
+    headers,
+  });
+}
+
 /**
  * The fetch the typed client runs on: adds the bearer token, refreshes it once on a 401 (all
  * concurrent 401s share one refresh), and retries with exponential backoff and jitter on network
@@ -437,10 +448,24 @@ export function createTransport(options: TransportOptions): (request: RequestSou
       };
       if (response.status === 401 && authenticated && !refreshed) {
         refreshed = true;
-        const fresh = await options.refresh(token).catch(async (err: unknown) => {
+        let fresh: string | undefined;
+        try {
+          fresh = await options.refresh(token);
+        } catch (err) {
           await drop();
-          throw err;
-        });
+          if (!(err instanceof ApiError)) throw err;
+          // The server could not answer the refresh (a 503 while it restarts): retried as that
+          // answer would be, then returned in place of the 401, which would pass a moment's outage
+          // off as the end of the session.
+          const asked = err.retryAfterMs;
+          const waitable = asked === undefined || asked <= options.retry.maxDelayMs;
+          if (retryable && attempt < options.retry.retries && waitable) {
+            await pause(asked ?? backoff(attempt), original.signal);
+            refreshed = false;
+            continue;
+          }
+          return guardBody(unanswered(err), options.timeoutMs, label, { request: original });
+        }
         if (fresh) {
           await drop();
           token = fresh;
@@ -449,8 +474,7 @@ export function createTransport(options: TransportOptions): (request: RequestSou
         }
         return answer();
       }
-      const transient = response.status === 408 || response.status === 429 || response.status >= 500;
-      if (transient && retryable && attempt < options.retry.retries) {
+      if (isTransientStatus(response.status) && retryable && attempt < options.retry.retries) {
         const asked = retryAfterMs(response);
         // A server asking for a longer wait than the configured maximum gets its answer returned.
         if (asked === undefined || asked <= options.retry.maxDelayMs) {

@@ -50,6 +50,20 @@ describe('auth.logout reports whether the server ended the session', () => {
   });
 });
 
+describe('auth.logout with a rejected access token whose refresh the server cannot answer', () => {
+  const server = loopbackServer(async (req, res) => {
+    for await (const _ of req);
+    const status = req.url === '/auth/refresh' ? 503 : 401;
+    res.writeHead(status, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ status }));
+  });
+
+  it('is not confirmed (the session may live on: its refresh token was never spent), and deleted here', async () => {
+    const client = createClient({ baseUrl: server.base, tokens: session, retry: { retries: 0 } });
+    expect(await client.auth.logout()).toEqual({ confirmed: false, status: 503 });
+    expect(await client.auth.tokens()).toBeUndefined();
+  });
+});
+
 describe('auth.logout during a refresh', () => {
   /** Refreshes are answered only when released, so a logout can start while one is on the wire. */
   let releaseRefresh: (() => void) | undefined;

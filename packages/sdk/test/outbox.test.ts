@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createClient, type PushObservation } from '../src/client.ts';
+import { CorruptValueError } from '../src/errors.ts';
 import { FileStorage } from '../src/node.ts';
 import { Outbox } from '../src/outbox.ts';
 import { MemoryStorage, type SyncStorage, WebStorage } from '../src/storage.ts';
@@ -67,6 +68,45 @@ class DyingStorage extends MemoryStorage {
       throw new Error('the process died');
     }
     await super.delete(key);
+  }
+}
+
+/** Fails once, as a dying process or a full disk would, the first write of `key` once `dying` is set. */
+class DiesWriting extends MemoryStorage {
+  readonly key: string;
+  dying = false;
+  constructor(key: string) {
+    super();
+    this.key = key;
+  }
+  override async set(key: string, value: unknown): Promise<void> {
+    if (key === this.key && this.dying) {
+      this.dying = false;
+      throw new Error('the process died');
+    }
+    await super.set(key, value);
+  }
+}
+
+/**
+ * What file storage keeps through a power cut: its writes are fsynced with their directory, which
+ * makes the deletes before them durable too; its deletes alone are not.
+ */
+class PowerCutStorage extends MemoryStorage {
+  /** Values deleted since the last write, which a power cut now brings back. */
+  readonly #unsynced = new Map<string, unknown>();
+  override async set(key: string, value: unknown): Promise<void> {
+    await super.set(key, value);
+    this.#unsynced.clear();
+  }
+  override async delete(key: string): Promise<void> {
+    const value = await super.get(key);
+    if (value !== undefined && !this.#unsynced.has(key)) this.#unsynced.set(key, value);
+    await super.delete(key);
+  }
+  async cut(): Promise<void> {
+    for (const [key, value] of this.#unsynced) await super.set(key, value);
+    this.#unsynced.clear();
   }
 }
 
@@ -297,12 +337,65 @@ describe('the outbox', () => {
     expect((await outbox.nextBatch(1, () => 'tx-6'))?.transmission_id).toBe('tx-4');
   });
 
+  it('a crash between storing a batch in flight and taking it out of the queue sends its records once', async () => {
+    const storage = new DiesWriting('outbox:ids');
+    await new Outbox(storage).saveMany([record('a', 1), record('b', 1), record('c', 1)]);
+    storage.dying = true;
+    // Stored in flight; the process dies before the queue is written without a and b.
+    await expect(new Outbox(storage).nextBatch(2, () => 'tx-1')).rejects.toThrow('the process died');
+    const restarted = new Outbox(storage);
+    await restarted.save(record('b', 2)); // saved again after the restart: a newer copy, to be sent after
+    expect((await restarted.pending()).map((r) => [r.observation_id, r.data])).toEqual([
+      ['a', { n: 1 }],
+      ['b', { n: 1 }],
+      ['c', { n: 1 }],
+      ['b', { n: 2 }],
+    ]);
+    expect(await restarted.nextBatch(2, () => 'tx-2')).toEqual({
+      transmission_id: 'tx-1',
+      records: [record('a', 1), record('b', 1)],
+    });
+    await restarted.finishBatch('tx-1');
+    // Not a and b again under another transmission id: the server would apply them a second time.
+    expect(await restarted.nextBatch(5, () => 'tx-3')).toEqual({
+      transmission_id: 'tx-3',
+      records: [record('c', 1), record('b', 2)],
+    });
+  });
+
+  it('a failed write between storing a batch in flight and taking it out of the queue is mended by the next push', async () => {
+    const storage = new DiesWriting('outbox:ids');
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a', 1), record('b', 1), record('c', 1)]);
+    storage.dying = true;
+    await expect(outbox.nextBatch(2, () => 'tx-1')).rejects.toThrow('the process died');
+    // Saved again meanwhile, its id still queued: the queued copy is replaced, and must stay queued.
+    await outbox.save(record('b', 2));
+    // The same outbox (no restart) goes on with the batch in flight, and sends a once.
+    expect((await outbox.nextBatch(2, () => 'tx-2'))?.transmission_id).toBe('tx-1');
+    await outbox.finishBatch('tx-1');
+    expect((await outbox.nextBatch(5, () => 'tx-3'))?.records).toEqual([record('b', 2), record('c', 1)]);
+  });
+
+  it('a batch finished just before a power cut stays finished (it is not sent again, maybe past the server’s memory of it)', async () => {
+    const storage = new PowerCutStorage();
+    const outbox = new Outbox(storage);
+    await outbox.saveMany([record('a'), record('b')]);
+    await outbox.nextBatch(5, () => 'tx-1');
+    await outbox.finishBatch('tx-1'); // the server took it
+    await storage.cut();
+    const rebooted = new Outbox(storage);
+    expect(await rebooted.nextBatch(5, () => 'tx-2')).toBeUndefined();
+    expect(await rebooted.sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+
   it('records the dead letters of a batch once, however often the same answer comes (a re-send after a crash is replayed)', async () => {
     // Dies between recording the batch's dead letters and finishing it.
-    const storage = new DyingStorage('outbox:inflight');
+    const storage = new DiesWriting('outbox:inflight');
     const outbox = new Outbox(storage);
     await outbox.saveMany([record('a'), record('b')]);
     await outbox.nextBatch(2, () => 'tx-1');
+    storage.dying = true;
     const answer = [refusal(record('a')), refusal(record('b'))];
     await expect(outbox.finishBatch('tx-1', answer)).rejects.toThrow('the process died');
     const restarted = new Outbox(storage);
@@ -417,6 +510,49 @@ describe('the outbox', () => {
       await outbox.finishBatch(batch.transmission_id);
     }
     expect(sent).toEqual(records.map((r) => r.observation_id));
+  });
+
+  it('sets a queued record whose file is damaged aside as unreadable, and sends the rest', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-damaged-'));
+    const outbox = new Outbox(new FileStorage(dir));
+    await outbox.saveMany([record('a'), record('b'), record('c')]);
+    const damaged = path.join(dir, 'outbox%3Arecord%3Ab.json');
+    writeFileSync(damaged, '{"observation_id":"b","form_ty'); // cut short (by a damaged disk, or by hand)
+
+    const restarted = new Outbox(new FileStorage(dir));
+    expect((await restarted.pending()).map((r) => r.observation_id)).toEqual(['a', 'c']);
+    expect(await restarted.nextBatch(5, () => 'tx-1')).toEqual({
+      transmission_id: 'tx-1',
+      records: [record('a'), record('c')],
+    });
+    await restarted.finishBatch('tx-1');
+    const [letter, ...others] = await restarted.deadLetters();
+    expect(others).toEqual([]);
+    expect(letter).toMatchObject({ record: { observation_id: 'b' }, code: 'unreadable' });
+    expect(letter!.error).toContain(damaged); // names the file
+    expect(readFileSync(damaged, 'utf8')).toBe('{"observation_id":"b","form_ty'); // left for a person to look at
+    expect(await restarted.retryDeadLetters()).toBe(0); // nothing to send
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 1 });
+    // Saved anew (from the app's own copy): sent, and the dead letter goes with the push.
+    await restarted.save(record('b', 2));
+    const batch = await restarted.nextBatch(5, () => 'tx-2');
+    expect(batch?.records).toEqual([record('b', 2)]);
+    await restarted.finishBatch('tx-2');
+    expect(await restarted.sizes()).toEqual({ pending: 0, deadLetters: 0 });
+  });
+
+  it('stops with an error naming the file when the queue’s own list is damaged, rather than taking the queue for empty', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synk-outbox-damaged-'));
+    await new Outbox(new FileStorage(dir)).saveMany([record('a'), record('b')]);
+    writeFileSync(path.join(dir, 'outbox%3Aids.json'), '["a",');
+    const error = await new Outbox(new FileStorage(dir))
+      .nextBatch(5, () => 'tx-1')
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(CorruptValueError);
+    expect(error).toMatchObject({ key: 'outbox:ids', location: path.join(dir, 'outbox%3Aids.json') });
+    const web = quotaStorage(1000);
+    web.setItem('synk:outbox:ids', '["a"');
+    await expect(new Outbox(new WebStorage(web)).pending()).rejects.toBeInstanceOf(CorruptValueError);
   });
 
   it('reads the files an earlier version wrote: a key without upper-case letters keeps its name', async () => {

@@ -9,7 +9,7 @@ const record = (id: string) => ({ observation_id: id, form_type: 'visit', data: 
  * How the server answers each push, in turn: takes the batch (one record failed on its own when it
  * is `bad`), or refuses it whole with a problem (a role lowered while the device was offline).
  */
-const answers: ('take' | 'forbid' | 'proxy-403')[] = [];
+const answers: ('take' | 'forbid' | 'proxy-403' | 'untyped-failure')[] = [];
 const server = loopbackServer(async (req, res) => {
   let text = '';
   for await (const chunk of req) text += chunk;
@@ -41,6 +41,19 @@ const server = loopbackServer(async (req, res) => {
   }
   if (answer === 'proxy-403') {
     res.writeHead(403, { 'content-type': 'text/html' }).end('<html>Forbidden</html>');
+    return;
+  }
+  if (answer === 'untyped-failure') {
+    // As a server following only 1.0.3's document might answer: failed records without index or code.
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        current_version: 1,
+        success_count: body.records.length - 1,
+        failed_records: [{ observation_id: 'bad', error: 'no' }],
+        warnings: [],
+        server_time: new Date().toISOString(),
+      }),
+    );
     return;
   }
   const failed = body.records.flatMap((r, index) =>
@@ -84,6 +97,17 @@ describe('the push report', () => {
       ['d', 'forbidden', report.refused[0]!.transmissionId],
       ['e', 'http_403', report.refused[1]!.transmissionId],
       ['f', 'http_403', report.refused[1]!.transmissionId],
+    ]);
+    expect(await c.records.pending()).toEqual([]);
+  });
+
+  it('sets aside a failed record the server names only by its id, and goes on with the next batches', async () => {
+    const c = client();
+    await c.records.saveMany(['a', 'bad', 'c'].map(record));
+    answers.push('untyped-failure');
+    expect(await c.push()).toMatchObject({ pushed: 2, failed: 1 });
+    expect((await c.records.deadLetters()).map((d) => [d.record.observation_id, d.code, d.error])).toEqual([
+      ['bad', 'failed', 'no'],
     ]);
     expect(await c.records.pending()).toEqual([]);
   });

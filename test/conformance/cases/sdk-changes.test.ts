@@ -113,4 +113,29 @@ describe('client.changes() with short-lived tokens', () => {
     expect((await nextChange).value).toEqual({ current_version: pushed.body.current_version });
     await changes.return?.(undefined);
   });
+
+  it('goes on after a refresh the server could not answer (a 503), reconnecting as after a dropped stream', async () => {
+    const { username, password } = shortLived.admin;
+    const tokens = await login(shortLived, username, password);
+    let refreshes = 0;
+    const client = createClient({
+      baseUrl: shortLived.baseUrl,
+      tokens,
+      fetch: async (request) => {
+        // The first refresh, when the token expires, finds the server restarting.
+        if (request.url.endsWith('/auth/refresh') && refreshes++ === 0)
+          return new Response(null, { status: 503 });
+        return fetch(request);
+      },
+    });
+    const changes = client.changes({ reconnect: RECONNECT })[Symbol.asyncIterator]();
+    await changes.next();
+    const nextChange = changes.next();
+    for (let i = 0; i < 200 && (await client.auth.tokens())?.token === tokens.token; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(refreshes).toBe(2);
+    const pushed = await push(shortLived, (await login(shortLived, username, password)).token, [record()]);
+    expect((await nextChange).value).toEqual({ current_version: pushed.body.current_version });
+    await changes.return?.(undefined);
+  });
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createClient, MemoryStorage, NetworkError } from '@synk/sdk';
+import { ApiError, createClient, MemoryStorage, NetworkError, type Observation } from '@synk/sdk';
 import { FileStorage } from '@synk/sdk/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -163,6 +163,59 @@ describe('SDK against the real server', () => {
     ).toBe(200);
   });
 
+  it('a refresh the server cannot answer fails the push with that answer, not a 401; a revoked session with its 401', async () => {
+    const tokens = await login(target, writer.username, writer.password);
+    let refreshUnavailable = true;
+    const client = createClient({
+      baseUrl: target.baseUrl,
+      tokens: { ...tokens, token: `${tokens.token}x` }, // rejected: the push needs a refresh
+      retry: { retries: 0 },
+      fetch: async (request) => {
+        if (refreshUnavailable && request.url.endsWith('/auth/refresh'))
+          return Response.json(
+            { status: 503, title: 'Service Unavailable', code: 'unavailable' },
+            { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '7' } },
+          );
+        return fetch(request);
+      },
+    });
+    await client.records.save(record('refresh-unavailable'));
+    // The session may well be fine: the app must not take this for a logout.
+    const error = await client.push().catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 503, retryAfterMs: 7000 });
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['refresh-unavailable']);
+    // The typed client returns that answer, as any other (it throws for none).
+    const pulled = await client.api.POST('/sync/pull', { body: { client_id: 'refresh-unavailable' } });
+    expect(pulled.response.status).toBe(503);
+    expect(pulled.error).toMatchObject({ code: 'unavailable' });
+    refreshUnavailable = false;
+    expect(await client.push()).toMatchObject({ pushed: 1 });
+
+    // With retries, a refresh the server could not answer is retried as a 503 to the request would be.
+    let refreshes = 0;
+    const retrying = createClient({
+      baseUrl: target.baseUrl,
+      tokens: { ...(await login(target, writer.username, writer.password)), token: 'rejected' },
+      retry: { retries: 2, baseDelayMs: 5 },
+      fetch: async (request) => {
+        if (request.url.endsWith('/auth/refresh') && refreshes++ === 0)
+          return new Response(null, { status: 503 });
+        return fetch(request);
+      },
+    });
+    await retrying.records.save(record('refresh-retried'));
+    expect(await retrying.push()).toMatchObject({ pushed: 1 });
+    expect(refreshes).toBe(2);
+
+    // Revoked meanwhile (logged out elsewhere): a 401 saying so, the outbox kept for the next session.
+    await client.records.save(record('refresh-revoked'));
+    await call(target, 'POST', '/auth/logout', { token: (await client.auth.tokens())!.token, body: {} });
+    const revoked = await client.push().catch((err: unknown) => err);
+    expect(revoked).toMatchObject({ status: 401, problem: { code: 'token_revoked' } });
+    expect((await client.records.pending()).map((r) => r.observation_id)).toEqual(['refresh-revoked']);
+  });
+
   it('retries through a flaky network without pushing anything twice', async () => {
     const net = instrumentedFetch();
     const client = createClient({
@@ -267,6 +320,40 @@ describe('SDK against the real server', () => {
       (r) => r.observation_id === id,
     );
     expect(kept).toMatchObject({ data: { by: 'other' }, origin_client_id: 'other-device' });
+  });
+
+  it('sync() pushes before it pulls: a record edited again between syncs keeps its newer copy, and the next edit is based on the version it got', async () => {
+    const client = createClient({ baseUrl: target.baseUrl, credentials: writer });
+    /** The app's database: each record's data and the version it last pulled. */
+    const local = new Map<string, { data: unknown; version?: number }>();
+    const handlers = {
+      apply: (records: Observation[]) => {
+        for (const r of records) local.set(r.observation_id, { data: r.data, version: r.version });
+      },
+      removeMissing: () => {},
+    };
+    const id = `edited-${Date.now()}`;
+    /** An edit in the app: its database, and the outbox with the version it was based on. */
+    const edit = async (n: number) => {
+      const base = local.get(id)?.version;
+      local.set(id, { data: { n }, ...(base !== undefined ? { version: base } : {}) });
+      await client.records.save({
+        observation_id: id,
+        form_type: 'visit',
+        data: { n },
+        ...(base !== undefined ? { base_version: base } : {}),
+      });
+    };
+    const conflicts: unknown[] = [];
+    for (const n of [1, 2, 3]) {
+      await edit(n);
+      const report = await client.sync({ ...handlers, onConflict: (c) => conflicts.push(c) });
+      expect(report).toMatchObject({ pushed: 1, failed: 0, conflicts: [] });
+      // Not the copy of the sync before, written over the edit made since.
+      expect(local.get(id)).toEqual({ data: { n }, version: expect.any(Number) });
+    }
+    // Each edit was based on the version of the one before: no conflict with the device's own changes.
+    expect(conflicts).toEqual([]);
   });
 
   it('pullPages moves the stored cursor only after a page is applied', async () => {
@@ -530,7 +617,8 @@ describe('SDK against the real server', () => {
     await client.records.save({ observation_id: 'refused-apart', form_type: '', data: {} } as never);
     expect(await client.sync({ schemaTypes: ['sdk'] })).toMatchObject({ pushed: 1, failed: 1 });
     expect([...session.keys].sort()).toEqual(['auth:tokens', 'client:id']);
-    expect([...state.keys].sort()).toEqual(['cursor:sdk', 'outbox:dead', 'outbox:ids']);
+    // (A finished batch leaves `outbox:inflight` written as null: a delete is not durable in file storage.)
+    expect([...state.keys].sort()).toEqual(['cursor:sdk', 'outbox:dead', 'outbox:ids', 'outbox:inflight']);
 
     // The same session with a state of its own: signed in, but nothing queued or set aside, and
     // its cursor at the start.
@@ -601,8 +689,9 @@ describe('SDK against the real server', () => {
       apply: (records) => void applied.push(...records.map((r) => r.observation_id)),
       removeMissing: (keep) => void applied.splice(0, Infinity, ...applied.filter((id) => keep.has(id))),
     });
-    // The stored cursor: only what was committed since the last pull.
-    expect(applied).toEqual(['moved-in-flight']);
+    // The stored cursor: only what was committed since the last pull (the queued record is pushed
+    // first, so it comes back in the same sync).
+    expect(applied).toEqual(['moved-in-flight', 'moved-queued']);
     // The batch in flight re-sent with its transmission id (replayed), the queued record committed.
     expect(report).toMatchObject({ pushed: 2, failed: 0 });
     const now = (await after.api.POST('/sync/pull', { body: { client_id: 'x' } })).data!.current_version;
@@ -614,9 +703,9 @@ describe('SDK against the real server', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synk-sdk-dead-'));
     /** File storage in a process that dies just before the answered batch leaves flight. */
     class DyingStorage extends FileStorage {
-      override async delete(key: string): Promise<void> {
-        if (key === 'outbox:inflight') throw new Error('the process died');
-        await super.delete(key);
+      override async set(key: string, value: unknown): Promise<void> {
+        if (key === 'outbox:inflight' && value === null) throw new Error('the process died');
+        await super.set(key, value);
       }
     }
     const first = createClient({
