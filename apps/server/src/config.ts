@@ -169,7 +169,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
         ['last-write-wins', 'reject'] as const,
         'last-write-wins',
       ),
-      idempotencyTtlSeconds: read.duration('IDEMPOTENCY_TTL', 24 * 3600),
+      // Longer than a field device stays offline: a batch whose answer was lost is re-sent when
+      // the device is back, and past this it would be applied again, over newer changes.
+      idempotencyTtlSeconds: read.duration('IDEMPOTENCY_TTL', 30 * 24 * 3600),
       clientStatusFlushMs: read.int('SYNC_CLIENT_STATUS_FLUSH_MS', 5000, 100, 600_000),
       eventsHeartbeatMs: read.int('SYNC_EVENTS_HEARTBEAT_MS', 25_000, 10, 3_600_000),
       eventsPollMs: read.int('SYNC_EVENTS_POLL_MS', 1000, 10, 600_000),

@@ -28,7 +28,7 @@ describe('loadConfig', () => {
     expect(config.sync).toEqual({
       validation: 'warn',
       conflictPolicy: 'last-write-wins',
-      idempotencyTtlSeconds: 86_400,
+      idempotencyTtlSeconds: 30 * 86_400,
       clientStatusFlushMs: 5000,
       eventsHeartbeatMs: 25_000,
       eventsPollMs: 1000,
