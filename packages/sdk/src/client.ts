@@ -126,11 +126,18 @@ export type SyncHandlers = {
     }
 );
 
+/** Whether an answer is JSON (a server's problem or error), not a page from something on the way. */
+function isJsonAnswer(response: Response): boolean {
+  return /^application\/([\w.-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '');
+}
+
 /**
- * A push batch the server refused as a whole, not record by record: a 4xx other than 401, 408 and
- * 429 (403 when the user's role was lowered to read-only while the device was offline, 409 for a
- * transmission id reused with other records, 413 for one record too large alone). Its records are
- * set aside as dead letters (`records.deadLetters()`), each with the same `code` and `error`.
+ * A push batch the server refused as a whole, not record by record: a JSON answer with a 4xx other
+ * than 401, 408 and 429 (403 when the user's role was lowered to read-only while the device was
+ * offline, 409 for a transmission id reused with other records), or a 413 for one record too large
+ * alone. Its records are set aside as dead letters (`records.deadLetters()`), each with the same
+ * `code` and `error`. A 4xx that is not JSON (a captive portal's or a proxy's page) refuses nothing:
+ * the batch stays queued and `push()` throws it as an ApiError.
  */
 export interface RefusedBatch {
   transmissionId: string;
@@ -575,10 +582,15 @@ export function createClient(options: ClientOptions) {
         response.status < 500 &&
         response.status !== 401 &&
         response.status !== 408 &&
-        response.status !== 429
+        response.status !== 429 &&
+        (response.status === 413 || isJsonAnswer(response))
       ) {
         // The server will never take this batch as it is (e.g. 409, or 413 for one record): keep it
-        // aside, do not block the queue. The problem is about the request, not one record: its
+        // aside, do not block the queue. Only a server's own answer (JSON) says so: an HTML 403 or
+        // 404 comes from something between the device and the server (a captive portal, a filtering
+        // proxy, a wrong URL), which says nothing about the records; the batch stays queued and the
+        // push fails with that answer, to be tried again once the device is somewhere else. (A 413
+        // is about the request's size whoever sends it: a proxy's limit too.) The problem is about the request, not one record: its
         // details (e.g. a field of the envelope) go into each record's message, not into `errors`,
         // which name the record's own fields.
         const details = (problem?.errors ?? []).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));

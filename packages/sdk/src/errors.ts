@@ -29,8 +29,8 @@ export class ApiError extends Error {
    * it said: the transport waits on its own only up to `retry.maxDelayMs`, a longer wait is the app's.
    */
   readonly retryAfterMs: number | undefined;
-  constructor(status: number, problem: Problem | undefined, retryAfterMs?: number) {
-    super(problem?.detail ?? `HTTP ${status}`);
+  constructor(status: number, problem: Problem | undefined, retryAfterMs?: number, message?: string) {
+    super(problem?.detail ?? message ?? `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
     this.problem = problem;
@@ -39,8 +39,19 @@ export class ApiError extends Error {
 
   /** The error for an answer: its status, the problem details given, and its `Retry-After`. */
   static of(response: Response, problem: Problem | undefined): ApiError {
-    return new ApiError(response.status, problem, retryAfterMs(response));
+    return new ApiError(response.status, problem, retryAfterMs(response), foreignAnswer(response));
   }
+}
+
+/**
+ * What to say of an error answer that is not JSON (the server answers every error with a JSON
+ * problem): a page from something between the device and the server, which the status alone would
+ * pass off as the server's word.
+ */
+function foreignAnswer(response: Response): string | undefined {
+  const type = response.headers.get('content-type')?.split(';')[0]?.trim();
+  if (response.ok || (type !== undefined && /[/+]json$/i.test(type))) return undefined;
+  return `HTTP ${response.status} (${type ? `a ${type} answer` : 'an answer'}, not the sync server's: a proxy, a captive portal or a wrong URL?)`;
 }
 
 /**

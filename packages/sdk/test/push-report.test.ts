@@ -1,6 +1,7 @@
 import { loopbackServer } from '@synk/test-support/hooks';
 import { describe, expect, it } from 'vitest';
 import { createClient } from '../src/client.ts';
+import { ApiError } from '../src/errors.ts';
 
 const session = { token: 'access', refreshToken: 'refresh', expiresAt: 4_000_000_000 };
 const record = (id: string) => ({ observation_id: id, form_type: 'visit', data: {} });
@@ -77,7 +78,7 @@ describe('the push report', () => {
   it('names each batch refused whole (status, code, the server’s words, its records); they stay as dead letters', async () => {
     const c = client();
     await c.records.saveMany(['a', 'bad', 'c', 'd', 'e', 'f'].map(record));
-    answers.push('take', 'forbid', 'proxy-403');
+    answers.push('take', 'forbid', 'forbid');
     const report = await c.push();
     expect(report).toMatchObject({ pushed: 1, failed: 5 });
     expect(report.refused).toEqual([
@@ -88,16 +89,36 @@ describe('the push report', () => {
         detail: 'role read-only may not push; ask an administrator for read-write',
         ids: ['c', 'd'],
       },
-      { transmissionId: expect.any(String), status: 403, code: 'http_403', detail: '', ids: ['e', 'f'] },
+      {
+        transmissionId: expect.any(String),
+        status: 403,
+        code: 'forbidden',
+        detail: 'role read-only may not push; ask an administrator for read-write',
+        ids: ['e', 'f'],
+      },
     ]);
     const dead = await c.records.deadLetters();
     expect(dead.map((d) => [d.record.observation_id, d.code, d.transmissionId])).toEqual([
       ['bad', 'invalid_record', expect.any(String)],
       ['c', 'forbidden', report.refused[0]!.transmissionId],
       ['d', 'forbidden', report.refused[0]!.transmissionId],
-      ['e', 'http_403', report.refused[1]!.transmissionId],
-      ['f', 'http_403', report.refused[1]!.transmissionId],
+      ['e', 'forbidden', report.refused[1]!.transmissionId],
+      ['f', 'forbidden', report.refused[1]!.transmissionId],
     ]);
+    expect(await c.records.pending()).toEqual([]);
+  });
+
+  it('refuses nothing on a 4xx page from something on the way (a captive portal, a proxy): the batch stays queued and the push fails with it', async () => {
+    const c = client();
+    await c.records.saveMany(['a', 'c', 'd'].map(record));
+    answers.push('take', 'proxy-403');
+    const failure = await c.push().catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(ApiError);
+    expect((failure as ApiError).status).toBe(403);
+    expect(await c.records.deadLetters()).toEqual([]);
+    expect((await c.records.pending()).map((r) => r.observation_id)).toEqual(['d']);
+    // Back on a network that reaches the server: the same batch goes, under its transmission id.
+    expect(await c.push()).toMatchObject({ pushed: 1, failed: 0, refused: [] });
     expect(await c.records.pending()).toEqual([]);
   });
 
