@@ -2859,7 +2859,10 @@ export interface operations {
                 "multipart/form-data": {
                     /**
                      * Format: binary
-                     * @description The file. Its part `Content-Type` (else the id's extension) is stored, with its `charset` and no other parameter.
+                     * @description The file. Its part `Content-Type` is stored, with its `charset` and no other
+                     *     parameter; a part without one, or with only `application/octet-stream` or a
+                     *     `text/plain` naming no charset, gets the type of the id's (else the file name's)
+                     *     extension.
                      */
                     file: string;
                 };
