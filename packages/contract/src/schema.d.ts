@@ -792,7 +792,8 @@ export interface paths {
         /**
          * Export observations as Parquet files in a ZIP
          * @description Streamed ZIP (`observations_export.zip`) with one `<form_type>.parquet` per form type
-         *     (`/ \ : * ? " < > |`, control characters and DEL replaced by `_`; names that then collide,
+         *     (`/ \ : * ? " < > |`, control characters and DEL replaced by `_`; Windows device names such
+         *     as `CON` and trailing dots or spaces changed; cut to 200 bytes; names that then collide,
          *     ignoring case, made unique with a `_2`, `_3` … suffix). Columns:
          *     `observation_id, form_type, form_version, created_at, updated_at, synced_at, deleted,
          *     version, geolocation` (JSON text), then `data_<key>` for every top-level key of `data`,
@@ -829,7 +830,7 @@ export interface paths {
         };
         /**
          * Export observations as CSV files in a ZIP
-         * @description Extension. Same layout and filters as the Parquet export, one `<form_type>.csv` per form type.
+         * @description Extension. Same layout and filters as the Parquet export, one `<form_type>.csv` per form type, in `observations_export_csv.zip`.
          */
         get: operations["getCsvExport"];
         put?: never;
@@ -846,13 +847,16 @@ export interface components {
     schemas: {
         /**
          * @description RFC 9457 problem details. `code` is a stable snake_case string for programs:
-         *     `validation_failed`, `malformed_json`, `malformed_body`, `invalid_api_version`, `unauthorized`,
-         *     `invalid_credentials`, `forbidden`, `invalid_current_password`, `not_found`,
-         *     `method_not_allowed`, `unsupported_api_version`, `conflict`, `transmission_conflict`,
-         *     `last_admin`, `user_exists`, `invalid_bundle`, `invalid_refresh_token`,
-         *     `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
-         *     `too_many_requests`, `internal_error`, `not_implemented`, `service_unavailable`,
-         *     `export_busy`, `database_unavailable`, `too_many_streams`.
+         *     `validation_failed`, `malformed_json`, `malformed_body`, `malformed_multipart`,
+         *     `request_aborted`, `invalid_api_version`, `invalid_page_token`, `digest_mismatch`,
+         *     `invalid_bundle`, `unauthorized`, `invalid_token`, `token_expired`, `token_revoked`,
+         *     `invalid_credentials`, `invalid_refresh_token`, `forbidden`, `invalid_current_password`,
+         *     `not_found`, `method_not_allowed`, `unsupported_api_version`, `conflict`, `user_exists`,
+         *     `attachment_exists`, `transmission_conflict`, `last_admin`, `payload_too_large`,
+         *     `unsupported_media_type`, `range_not_satisfiable`, `too_many_requests`, `internal_error`,
+         *     `blob_missing`, `blob_damaged`, `not_implemented`, `service_unavailable`, `export_busy`,
+         *     `database_unavailable`, `too_many_streams`. Items of `errors` may carry codes of their own
+         *     (e.g. `password_policy`, `core_field_changed`).
          *     Bodies never contain stack traces or SQL.
          */
         Problem: {
@@ -1213,7 +1217,7 @@ export interface components {
             index: number;
             /** @description The record's id, when it had a usable one. */
             observation_id?: string;
-            /** @description e.g. `validation_failed`, `schema_validation`, `conflict`. */
+            /** @description `invalid_record`, `schema_validation` (`SYNC_VALIDATION=reject`) or `conflict` (`CONFLICT_POLICY=reject`). */
             code: string;
             /** @description Human-readable reason. */
             error: string;
@@ -1231,7 +1235,7 @@ export interface components {
             /** @description The record's `observation_id`. */
             id: string;
             /**
-             * @description `CONFLICT`, `SCHEMA_VALIDATION` or `UNKNOWN_FORM_TYPE`.
+             * @description `CONFLICT`, `SCHEMA_VALIDATION`, `UNKNOWN_FORM_TYPE` or `DUPLICATE_IN_BATCH` (a later record of the batch has the same `observation_id` and wins).
              * @example CONFLICT
              */
             code: string;
@@ -1589,7 +1593,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Missing, invalid, expired or revoked token (`unauthorized`), or bad login (`invalid_credentials`). */
+        /**
+         * @description No token (`unauthorized`); an invalid, expired or revoked access token (`invalid_token`,
+         *     `token_expired`, `token_revoked`); a bad login (`invalid_credentials`); an invalid,
+         *     expired or revoked refresh token (`invalid_refresh_token`).
+         */
         Unauthorized: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
@@ -1631,8 +1639,9 @@ export interface components {
             };
         };
         /**
-         * @description State conflict: `conflict` (e.g. user exists, attachment id holds different bytes),
-         *     `transmission_conflict` (transmission id reused with a different body), `last_admin`.
+         * @description State conflict: `user_exists` (username taken), `attachment_exists` (the attachment id
+         *     holds different bytes), `transmission_conflict` (transmission id reused with a different
+         *     body), `last_admin`.
          */
         Conflict: {
             headers: {
@@ -2850,7 +2859,10 @@ export interface operations {
                 "multipart/form-data": {
                     /**
                      * Format: binary
-                     * @description The file. Its part `Content-Type` (else the id's extension) is stored, with its `charset` and no other parameter.
+                     * @description The file. Its part `Content-Type` is stored, with its `charset` and no other
+                     *     parameter; a part without one, or with only `application/octet-stream` or a
+                     *     `text/plain` naming no charset, gets the type of the id's (else the file name's)
+                     *     extension.
                      */
                     file: string;
                 };
@@ -3193,7 +3205,8 @@ export interface operations {
                 /**
                  * @description Extension. Forms of the active version that the bundle leaves out may go with their core
                  *     fields (their records migrated to a new form, as the bundle guide describes); without
-                 *     it, leaving out such a form is refused (400 `core_field_changed`).
+                 *     it, leaving out such a form is refused (400 `invalid_bundle`, a `core_field_changed`
+                 *     item per core field).
                  */
                 retire_forms?: boolean;
             };

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
@@ -165,6 +166,43 @@ describe('problem+json', () => {
     );
     expect((wrong.errors as unknown[]).length).toBeGreaterThan(0);
     await expectProblem(await postJson('/auth/login', '[]'), 400, 'validation_failed');
+  });
+
+  it('a POST with no body, no Content-Length and no Content-Type (curl -X POST) is an empty JSON body: the 400 names the missing fields', async () => {
+    // Written by hand: fetch and node:http both send `Content-Length: 0` for a POST without a
+    // body, and that case was fine; `curl -X POST` sends no Content-Length at all, and the 400
+    // then said only "must have required property 'body'".
+    const url = new URL(target.baseUrl);
+    const bodyless = (path: string, token?: string) =>
+      new Promise<{ status: number; body: { code?: string; errors?: unknown } }>((resolve, reject) => {
+        const socket = net.connect(Number(url.port), url.hostname);
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk) => chunks.push(chunk));
+        socket.on('error', reject);
+        socket.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+          const payload = text.slice(text.indexOf('\r\n\r\n') + 4);
+          resolve({
+            status,
+            body: JSON.parse(payload.slice(payload.indexOf('{'), payload.lastIndexOf('}') + 1)),
+          });
+        });
+        const head = [
+          `POST ${path} HTTP/1.1`,
+          `Host: ${url.host}`,
+          ...(token ? [`Authorization: Bearer ${token}`] : []),
+          'Connection: close',
+        ];
+        socket.write(`${head.join('\r\n')}\r\n\r\n`);
+      });
+    const login = await bodyless('/auth/login');
+    expect(login.status).toBe(400);
+    expect(login.body.code).toBe('validation_failed');
+    expect(JSON.stringify(login.body.errors)).toMatch(/username/);
+    const pull = await bodyless('/sync/pull', await adminToken(target));
+    expect(pull.status).toBe(400);
+    expect(JSON.stringify(pull.body.errors)).toMatch(/client_id/);
   });
 
   it('415 for a content type the operation does not take', async () => {

@@ -28,12 +28,16 @@ function hasBody(headers: IncomingHttpHeaders): boolean {
  * where the body is optional) was a 415 "unsupported media type undefined". Where the operation
  * takes JSON it is read as an empty JSON body, so it gets the 400 naming the missing fields, or
  * passes where nothing is required (a logout); elsewhere it is a 400 naming the body expected.
+ * The body is set here: body-parser reads nothing when no header announces a body (no
+ * Content-Length, as `curl -X POST` sends it), which left it undefined and the 400 said only
+ * "must have required property 'body'".
  */
 const bodylessRequest: RequestHandler = (req, res, next) => {
   const types = (res.locals.operation as ResolvedOperation | undefined)?.bodyTypes ?? [];
   if (types.length === 0 || req.headers['content-type'] !== undefined || hasBody(req.headers)) return next();
   if (types.includes('application/json')) {
     req.headers['content-type'] = 'application/json';
+    req.body = {};
     return next();
   }
   next(
