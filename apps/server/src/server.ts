@@ -166,7 +166,15 @@ export async function startServer(
     throw err;
   }
   const { port } = server.address() as AddressInfo;
-  const url = `http://localhost:${port}`;
+  // The address to reach it at: a wildcard (every interface) is reached at localhost here.
+  const host = config.host;
+  const shownHost =
+    host === undefined || host === '::' || host === '0.0.0.0'
+      ? 'localhost'
+      : host.includes(':')
+        ? `[${host}]`
+        : host;
+  const url = `http://${shownHost}:${port}`;
 
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -4,9 +4,11 @@ import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { usePostgres } from '@synk/test-support/hooks';
 import { postgresAvailable } from '@synk/test-support/postgres';
 import { buildZip } from '@synk/test-support/zip';
+import pino from 'pino';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -483,4 +485,54 @@ describe.skipIf(!postgresAvailable())('concurrent activating pushes (PostgreSQL)
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('a download the client abandons', () => {
+  it('is logged as abandoned (info), not as a failed request with a stack trace (error)', async () => {
+    const entries: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) entries.push(JSON.parse(line));
+          done();
+        },
+      }),
+    );
+    const dataDir = tempDir();
+    const config = loadConfig({ DATA_DIR: dataDir, DB_CONNECTION: ':memory:', ADMIN_PASSWORD });
+    const ctx = await createContext(config, logger);
+    const app = createApp(ctx);
+    const server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { token } = await ctx.services.auth.login(config.adminUsername, ADMIN_PASSWORD, '127.0.0.1');
+      // Random bytes, stored: the archive is far larger than the socket buffers can hold unread.
+      const zip = buildZip([
+        { name: 'app/index.html', data: '<p>big</p>' },
+        { name: 'app/big.bin', data: randomBytes(32 * 1024 * 1024), store: true },
+      ]);
+      expect((await pushBundle(app, `Bearer ${token}`, zip, { activate: true })).status).toBe(200);
+      const { port } = server.address() as AddressInfo;
+      const req = http.get({
+        host: '127.0.0.1',
+        port,
+        path: '/app-bundle/download-zip',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+      expect(res.statusCode).toBe(200);
+      // Not read: the server's writes fill the buffers and wait; then the client goes away.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      req.destroy();
+      const ended = () => entries.some((e) => /abandoned|request failed/.test(e.msg));
+      for (let i = 0; i < 100 && !ended(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(entries.filter((e) => e.msg === 'answer abandoned by the client')).toHaveLength(1);
+      expect(entries.filter((e) => e.level >= 50)).toEqual([]);
+    } finally {
+      server.close();
+      await closeContext(ctx);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -32,6 +32,8 @@ describe('main.ts', () => {
   it('starts on a SQLite file in WAL mode under DATA_DIR, serves /health, and stops cleanly on SIGTERM', async () => {
     const dataDir = path.join(tempDir(), 'data'); // created by the server
     const server = await start({ DATA_DIR: dataDir });
+    // Announced at the address it listens on (the harness sets HOST=127.0.0.1), not localhost.
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });

@@ -204,6 +204,15 @@ function describeValidatorError(status: number, message: string): string {
 }
 
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  if (res.headersSent && res.destroyed) {
+    // The client went away mid-answer (a download cancelled, a device out of coverage): its
+    // stream's "premature close" is the usual end of an abandoned download, not a server fault.
+    req.log?.info(
+      { err: { message: String((err as Error)?.message ?? err) } },
+      'answer abandoned by the client',
+    );
+    return;
+  }
   const problem = toProblem(err);
   if (err instanceof HttpProblem && problem.status === 503) {
     // A deliberate "not now, retry later" (export_busy): expected
