@@ -1,5 +1,5 @@
 import { ConfigError, environmentWithDotEnv, loadConfig } from './config.ts';
-import { BackupError, backupData } from './db/backup.ts';
+import { unsupportedNode } from './lib/node-version.ts';
 
 /**
  * `npm run backup -- <directory>`: copies the server's data (SQLite) into a new directory that can
@@ -11,6 +11,13 @@ async function main(): Promise<number> {
     process.stderr.write('usage: npm run backup -- <new directory>\n');
     return 2;
   }
+  const unsupported = unsupportedNode(process.versions.node);
+  if (unsupported) {
+    process.stderr.write(`${unsupported}\n`);
+    return 1;
+  }
+  // Loaded once the Node.js version is known to be the one its native parts are built for.
+  const { BackupError, backupData } = await import('./db/backup.ts');
   process.umask(0o077); // the copy holds password hashes and every record, as the original does
   try {
     const config = loadConfig(environmentWithDotEnv(process.env, process.cwd()));

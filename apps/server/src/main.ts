@@ -1,8 +1,16 @@
 import { ConfigError, environmentWithDotEnv, loadConfig } from './config.ts';
 import { createLogger } from './lib/logger.ts';
-import { type RunningServer, startServer } from './server.ts';
+import { unsupportedNode } from './lib/node-version.ts';
+import type { RunningServer } from './server.ts';
 
 async function main(): Promise<void> {
+  // Before the server's modules (and their native parts) are loaded: see unsupportedNode.
+  const unsupported = unsupportedNode(process.versions.node);
+  if (unsupported) {
+    process.stderr.write(`${unsupported}\n`);
+    process.exit(1);
+  }
+  const { startServer } = await import('./server.ts');
   // Everything the server creates (the data directory, the database and its WAL, secrets,
   // attachments, exports' temporary files) is its own: 0700 directories, 0600 files. Under the
   // usual umask of 022 the database (password and refresh-token hashes, every record) was

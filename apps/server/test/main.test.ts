@@ -1,10 +1,15 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type ServerProcess, ServerStartError, startServerProcess } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { unsupportedNode } from '../src/lib/node-version.ts';
 import { tempDir } from './helpers.ts';
+
+const SERVER_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 // The server as `npm start` runs it (the start script's flags, the compiled dist/main.js), so a
 // build that drops something main.ts needs fails here; turbo builds the server before its tests.
@@ -86,4 +91,35 @@ describe('main.ts', () => {
     expect(id()).toBe(before);
     expect(before).toMatch(/^[0-9a-f]{32}$/);
   });
+});
+
+describe('on another Node.js', () => {
+  it('unsupportedNode names the version needed and how to start the server; none for Node 24', () => {
+    expect(unsupportedNode('24.21.0')).toBeUndefined();
+    for (const version of ['20.20.2', '22.1.0', '26.0.0']) {
+      expect(unsupportedNode(version)).toMatch(
+        new RegExp(`needs Node\\.js 24 \\(this is ${version.replaceAll('.', '\\.')}\\).+npm start`),
+      );
+    }
+  });
+
+  // The machines this project runs on have Node 20 as their system node (the project brings 24).
+  const systemNode = ['/usr/bin/node', '/usr/local/bin/node'].find(
+    (file) =>
+      existsSync(file) &&
+      Number(execFileSync(file, ['-p', 'process.versions.node']).toString().split('.')[0]) !== 24,
+  );
+  it.skipIf(!systemNode)(
+    'the server and the backup, started with it, say why they cannot run (it crashed without a word)',
+    () => {
+      for (const main of ['dist/main.js', 'dist/backup-main.js']) {
+        const run = spawnSync(systemNode!, [main, ...(main.includes('backup') ? [tempDir()] : [])], {
+          cwd: SERVER_DIR,
+          env: { ...process.env, DATA_DIR: tempDir() },
+          encoding: 'utf8',
+        });
+        expect([main, run.status, run.stderr]).toEqual([main, 1, expect.stringMatching(/needs Node\.js 24/)]);
+      }
+    },
+  );
 });
