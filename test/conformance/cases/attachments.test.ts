@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, call, send, userWithRole } from '../src/http.ts';
+import { rawRequest } from '../src/raw-http.ts';
 
 const LIMIT = 256 * 1024;
 const target = useTarget({ ATTACHMENT_MAX_BYTES: String(LIMIT) });
@@ -46,7 +46,6 @@ function rawManifest(
   host: string | null,
   version: '1.0' | '1.1',
 ): Promise<{ status: number; body: unknown }> {
-  const url = new URL(target.baseUrl);
   const body = JSON.stringify({ client_id: 'host-check', since_version: 0 });
   const head = [
     `POST /attachments/manifest HTTP/${version}`,
@@ -56,36 +55,7 @@ function rawManifest(
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close',
   ];
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(url.port), url.hostname);
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
-      const [headers = '', ...rest] = text.split('\r\n\r\n');
-      let payload = rest.join('\r\n\r\n');
-      if (/^transfer-encoding:\s*chunked/im.test(headers)) {
-        let decoded = '';
-        for (let at = 0; ; ) {
-          const eol = payload.indexOf('\r\n', at);
-          const size = Number.parseInt(payload.slice(at, eol), 16);
-          if (!size) break;
-          decoded += payload.slice(eol + 2, eol + 2 + size);
-          at = eol + 2 + size + 2;
-        }
-        payload = decoded;
-      }
-      let parsed: unknown = payload;
-      try {
-        parsed = JSON.parse(payload);
-      } catch {}
-      resolve({ status, body: parsed });
-    });
-    // Not half-closed: the server closes the connection after answering (Connection: close).
-    socket.write(`${head.join('\r\n')}\r\n\r\n${body}`);
-  });
+  return rawRequest(target.baseUrl, head, body);
 }
 
 describe('upload → manifest → download', () => {

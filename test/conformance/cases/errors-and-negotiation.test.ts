@@ -1,9 +1,9 @@
-import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { useTarget } from '../src/harness.ts';
 import { adminToken, send } from '../src/http.ts';
 import { expectProblem } from '../src/problem.ts';
+import { rawRequest } from '../src/raw-http.ts';
 
 const target = useTarget();
 
@@ -172,30 +172,13 @@ describe('problem+json', () => {
     // Written by hand: fetch and node:http both send `Content-Length: 0` for a POST without a
     // body, and that case was fine; `curl -X POST` sends no Content-Length at all, and the 400
     // then said only "must have required property 'body'".
-    const url = new URL(target.baseUrl);
     const bodyless = (path: string, token?: string) =>
-      new Promise<{ status: number; body: { code?: string; errors?: unknown } }>((resolve, reject) => {
-        const socket = net.connect(Number(url.port), url.hostname);
-        const chunks: Buffer[] = [];
-        socket.on('data', (chunk) => chunks.push(chunk));
-        socket.on('error', reject);
-        socket.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-          const payload = text.slice(text.indexOf('\r\n\r\n') + 4);
-          resolve({
-            status,
-            body: JSON.parse(payload.slice(payload.indexOf('{'), payload.lastIndexOf('}') + 1)),
-          });
-        });
-        const head = [
-          `POST ${path} HTTP/1.1`,
-          `Host: ${url.host}`,
-          ...(token ? [`Authorization: Bearer ${token}`] : []),
-          'Connection: close',
-        ];
-        socket.write(`${head.join('\r\n')}\r\n\r\n`);
-      });
+      rawRequest(target.baseUrl, [
+        `POST ${path} HTTP/1.1`,
+        `Host: ${new URL(target.baseUrl).host}`,
+        ...(token ? [`Authorization: Bearer ${token}`] : []),
+        'Connection: close',
+      ]) as Promise<{ status: number; body: { code?: string; errors?: unknown } }>;
     const login = await bodyless('/auth/login');
     expect(login.status).toBe(400);
     expect(login.body.code).toBe('validation_failed');
