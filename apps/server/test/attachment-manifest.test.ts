@@ -1,7 +1,11 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { components } from '@synk/contract';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MANIFEST_CHUNK_ROWS } from '../src/modules/attachments/manifest.ts';
+import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { createTestApp, type TestApp } from './helpers.ts';
 
 /**
@@ -60,5 +64,49 @@ describe('POST /attachments/manifest over several chunks of rows', () => {
     const rest = await manifest(first.change_cutoff, '?limit=5000');
     expect(rest.operations.map((o) => o.version)).toEqual(versions(MANIFEST_CHUNK_ROWS + 208, COUNT));
     expect(rest).toMatchObject({ has_more: false, change_cutoff: COUNT });
+  });
+});
+
+describe('a manifest whose database fails after the first chunk was sent', () => {
+  it('is cut, never a short answer that parses as whole', async () => {
+    const read = SqliteSyncStore.prototype.attachmentChanges;
+    let calls = 0;
+    const failing = vi.spyOn(SqliteSyncStore.prototype, 'attachmentChanges').mockImplementation(function (
+      this: SqliteSyncStore,
+      query,
+    ) {
+      calls += 1;
+      return calls === 2 ? Promise.reject(new Error('disk I/O error')) : read.call(this, query);
+    });
+    try {
+      const server = t.app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const body = JSON.stringify({ client_id: 'many', since_version: 0 });
+      const token = await t.tokenFor('read-only');
+      // How the answer ended for the client: a clean end (whatever the body), or cut.
+      const outcome = await new Promise<string>((resolve) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            method: 'POST',
+            path: '/attachments/manifest',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(`ended with ${res.statusCode}`));
+            res.on('error', () => resolve('cut'));
+          },
+        );
+        req.on('error', () => resolve('cut'));
+        req.end(body);
+      });
+      server.close();
+      expect(calls).toBe(2);
+      expect(outcome).toBe('cut');
+    } finally {
+      failing.mockRestore();
+    }
   });
 });

@@ -1,12 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, ServerStartError, startServerProcess } from '@synk/test-support/server-process';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { unsupportedNode } from '../src/lib/node-version.ts';
+import { REQUIRED_NODE_MAJOR, unsupportedNode } from '../src/lib/node-version.ts';
 import { tempDir } from './helpers.ts';
 
 const SERVER_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -94,6 +94,11 @@ describe('main.ts', () => {
 });
 
 describe('on another Node.js', () => {
+  it('needs the Node.js major that package.json engines name (the two are kept in step)', () => {
+    const { engines } = JSON.parse(readFileSync(path.join(SERVER_DIR, 'package.json'), 'utf8'));
+    expect(engines.node).toBe(`>=${REQUIRED_NODE_MAJOR} <${REQUIRED_NODE_MAJOR + 1}`);
+  });
+
   it('unsupportedNode names the version needed and how to start the server; none for Node 24', () => {
     expect(unsupportedNode('24.21.0')).toBeUndefined();
     for (const version of ['20.20.2', '22.1.0', '26.0.0']) {

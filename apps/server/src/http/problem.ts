@@ -224,7 +224,9 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
     req.log?.debug({ err: { message: String((err as Error)?.message ?? err) } }, 'request rejected');
   }
   if (res.headersSent) {
-    // The response is already streaming: all we can do is cut it so the client sees a failure.
+    // The response is already streaming (an export, a manifest, a download): all we can do is cut
+    // it, so the client sees a broken body (a broken ZIP, unparsable JSON), never a short one it
+    // could take for whole.
     res.destroy();
     return;
   }

@@ -3,7 +3,6 @@ import type { operations } from '@synk/contract';
 import type { Request } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import type { Handler } from '../../http/routes.ts';
-import { endFailedStream } from '../../http/streamed-answer.ts';
 import type { ExportFilter } from '../sync/sync.store.ts';
 
 type ExportQuery = NonNullable<operations['getParquetExport']['parameters']['query']>;
@@ -55,13 +54,9 @@ export function exportsHandlers(ctx: AppContext): Record<'getParquetExport' | 'g
         res.end();
         return;
       }
-      try {
-        await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
-      } catch (err) {
-        // Nothing sent yet: the problem handler answers (without the ZIP's Content-Disposition).
-        if (!res.headersSent) throw err;
-        endFailedStream(res, err, ctx.logger, 'export');
-      }
+      // A failure before anything is sent is a problem answer (without the ZIP's
+      // Content-Disposition); after, the problem handler cuts the stream (see problemHandler).
+      await (format === 'parquet' ? exports.parquet(filter, res) : exports.csv(filter, res));
     };
   return { getParquetExport: stream('parquet'), getCsvExport: stream('csv') };
 }
