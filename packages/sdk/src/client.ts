@@ -2,7 +2,14 @@ import { parseJson, parseJsonExact } from '@synk/json';
 import createFetchClient, { type Middleware } from 'openapi-fetch';
 import { type ChangesOptions, changeStream } from './changes.ts';
 import { type ConflictPageOptions, conflictPages } from './conflicts.ts';
-import { ApiError, CorruptValueError, isTransientStatus, NetworkError, type Problem } from './errors.ts';
+import {
+  ApiError,
+  CorruptValueError,
+  isJsonAnswer,
+  isTransientStatus,
+  NetworkError,
+  type Problem,
+} from './errors.ts';
 import { Emitter, type SyncEvents } from './events.ts';
 import { attachmentHelpers, bundleHelpers } from './files.ts';
 import type { components, paths } from './generated/schema.ts';
@@ -125,11 +132,6 @@ export type SyncHandlers = {
       removeMissing: (keep: ReadonlySet<string>, page: PullPage) => void | Promise<void>;
     }
 );
-
-/** Whether an answer is JSON (a server's problem or error), not a page from something on the way. */
-function isJsonAnswer(response: Response): boolean {
-  return /^application\/([\w.-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '');
-}
 
 /**
  * A push batch the server refused as a whole, not record by record: a JSON answer with a 4xx other

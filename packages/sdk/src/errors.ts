@@ -44,13 +44,21 @@ export class ApiError extends Error {
 }
 
 /**
+ * Whether an answer is JSON (`application/json`, `application/problem+json`, any `+json`): a
+ * server's answer, not a page from something on the way (a captive portal, a proxy).
+ */
+export function isJsonAnswer(response: Response): boolean {
+  return /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(response.headers.get('content-type') ?? '');
+}
+
+/**
  * What to say of an error answer that is not JSON (the server answers every error with a JSON
  * problem): a page from something between the device and the server, which the status alone would
  * pass off as the server's word.
  */
 function foreignAnswer(response: Response): string | undefined {
+  if (response.ok || isJsonAnswer(response)) return undefined;
   const type = response.headers.get('content-type')?.split(';')[0]?.trim();
-  if (response.ok || (type !== undefined && /[/+]json$/i.test(type))) return undefined;
   return `HTTP ${response.status} (${type ? `a ${type} answer` : 'an answer'}, not the sync server's: a proxy, a captive portal or a wrong URL?)`;
 }
 
