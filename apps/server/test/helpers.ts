@@ -5,6 +5,8 @@ import { createApp } from '../src/app.ts';
 import type { AppContext } from '../src/app-context.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
+import { validateRecord } from '../src/modules/sync/records.ts';
+import type { PushRequest } from '../src/modules/sync/sync.store.ts';
 import type { Role } from '../src/modules/users/user.entity.ts';
 import { closeContext, createContext } from '../src/server.ts';
 
@@ -74,4 +76,23 @@ export async function createTestApp(
  */
 export function postgresServerConfig(url: string, env: Record<string, string> = {}) {
   return loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: tempDir(), DB_CONNECTION: url, ...env });
+}
+
+/** A push of one record with id `observationId` as the sync service hands it to a store. */
+export function onePush(observationId: string, clientId = 'test-store'): PushRequest {
+  const checked = validateRecord({ observation_id: observationId, form_type: 'f', data: { at: Date.now() } });
+  if ('errors' in checked) throw new Error('a valid record was refused');
+  return {
+    clientId,
+    username: 'admin',
+    transmissionId: crypto.randomUUID(),
+    bodyHash: 'h',
+    nowMs: Date.now(),
+    expiresAtMs: Date.now() + 60_000,
+    policy: 'last-write-wins',
+    winners: [{ index: 0, record: checked.record }],
+    checkedCount: 1,
+    failed: [],
+    warnings: [],
+  };
 }

@@ -13,7 +13,7 @@ import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { ascending, nextLargeSql, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
-import { createTestApp, manualClock, type TestApp } from './helpers.ts';
+import { createTestApp, manualClock, onePush, type TestApp } from './helpers.ts';
 
 let t: TestApp;
 const clock = manualClock();
@@ -380,36 +380,7 @@ describe('the SQLite store and the ORM on one connection', () => {
       await held;
       throw new Error('rolled back');
     });
-    const request = {
-      clientId: 'nesting',
-      username: 'admin',
-      transmissionId: crypto.randomUUID(),
-      bodyHash: 'h',
-      nowMs: Date.now(),
-      expiresAtMs: Date.now() + 60_000,
-      observationIds: ['nested-push'],
-      decide: () => ({
-        writes: [
-          {
-            observation_id: 'nested-push',
-            form_type: 'f',
-            form_version: null,
-            data: '{}',
-            created_at: null,
-            updated_at: null,
-            synced_at: new Date().toISOString(),
-            deleted: false,
-            geolocation: null,
-            hash: 'x',
-            last_modified_by: 'admin',
-            origin_client_id: 'nesting',
-          },
-        ],
-        conflicts: [],
-        accepted: 1,
-        respond: (version: number) => ({ version }),
-      }),
-    };
+    const request = onePush('nested-push');
     await open;
     let pushed = false;
     const pushing = store.push(request).then((outcome) => {

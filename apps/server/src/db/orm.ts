@@ -37,7 +37,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
 
   // Each driver is loaded only when used: an embedded server never loads the PostgreSQL client.
   if (database.kind === 'sqlite') {
-    const { SqliteDriver } = await import('@mikro-orm/sqlite');
+    const { ImmediateSqliteDriver } = await import('./sqlite-driver.ts');
     let release = () => {};
     if (database.file !== ':memory:') {
       mkdirSync(path.dirname(database.file), { recursive: true });
@@ -46,7 +46,7 @@ export async function openDatabase(database: DatabaseConfig, logger: Logger): Pr
     try {
       const orm = await MikroORM.init({
         ...common,
-        driver: SqliteDriver,
+        driver: ImmediateSqliteDriver,
         dbName: database.file,
         migrations: { migrationsList: sqliteMigrations, snapshot: false, silent: true },
       });

@@ -5,8 +5,10 @@
  *
  * Recognised: a failed connect or name lookup (the server connects to nothing but its database),
  * PostgreSQL's connection exceptions (SQLSTATE class 08) and shutdown codes (57P01–57P03), and
- * node-postgres's own errors for a connection that ended under a query. MikroORM's exceptions
- * carry the driver's `code` and `syscall`, or keep the driver's error as `cause`.
+ * node-postgres's own errors for a connection that ended under a query, and SQLite's SQLITE_BUSY
+ * (another connection held the write lock for longer than this one waits: the SQLite push thread's
+ * connection and the ORM's write one at a time). MikroORM's exceptions carry the driver's `code`
+ * and `syscall`, or keep the driver's error as `cause`.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth++) {
@@ -17,7 +19,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
       cause?: unknown;
     };
     if (typeof code === 'string' && (syscall === 'connect' || syscall === 'getaddrinfo')) return true;
-    if (typeof code === 'string' && /^(08[0-9A-Z]{3}|57P0[123])$/.test(code)) return true;
+    if (typeof code === 'string' && /^(08[0-9A-Z]{3}|57P0[123]|SQLITE_BUSY)$/.test(code)) return true;
     if (typeof message === 'string' && PG_CONNECTION_ENDED.test(message)) return true;
     e = cause;
   }

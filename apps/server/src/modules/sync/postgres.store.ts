@@ -11,6 +11,7 @@ import {
 } from './client-activity.ts';
 import { PULL_PAGE_MAX_BYTES, RECORD_ENVELOPE_BYTES } from './page-bytes.ts';
 import { PostgresExportReader } from './postgres-export.ts';
+import { decidePush, type PushResponse, pushedIds } from './push-decision.ts';
 import {
   type AttachmentChangesQuery,
   type AttachmentPutOutcome,
@@ -127,8 +128,9 @@ export class PostgresSyncStore implements SyncStore {
     this.#pool.on('error', () => {});
   }
 
-  push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
-    return this.#counted(async (client, counter): Promise<PushOutcome<Response>> => {
+  push(request: PushRequest): Promise<PushOutcome> {
+    const ids = pushedIds(request);
+    return this.#counted(async (client, counter): Promise<PushOutcome> => {
       let current = counter;
       const seen = await client.query<{ body_hash: string; response: string; expires_at: string }>(
         'select body_hash, response, expires_at from sync_transmissions where client_id = $1 and transmission_id = $2',
@@ -138,7 +140,7 @@ export class PostgresSyncStore implements SyncStore {
       if (previous && Number(previous.expires_at) > request.nowMs) {
         // Nothing was written: committing only lets go of the counter lock.
         return previous.body_hash === request.bodyHash
-          ? { kind: 'replay', response: parseJson(previous.response) as Response }
+          ? { kind: 'replay', response: parseJson(previous.response) as PushResponse }
           : { kind: 'mismatch' };
       }
       if (previous) {
@@ -148,14 +150,14 @@ export class PostgresSyncStore implements SyncStore {
         ]);
       }
       const existing = new Map<string, StoredRecord>();
-      if (request.observationIds.length > 0) {
+      if (ids.length > 0) {
         const found = await client.query<Row>(
           `select ${RECORD_COLUMNS.join(', ')} from observations where observation_id = any($1::text[])`,
-          [request.observationIds],
+          [ids],
         );
         for (const row of found.rows) existing.set(row.observation_id, toRecord(row));
       }
-      const decision = request.decide(existing);
+      const decision = decidePush(request, existing);
       const versions: number[] = [];
       if (decision.writes.length > 0) {
         const bumped = await client.query<{ value: string }>(
@@ -190,7 +192,7 @@ export class PostgresSyncStore implements SyncStore {
           ),
         ]),
       );
-      const response = decision.respond(current, versions);
+      const response = decision.respond(current);
       await client.query(
         'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)',
         [

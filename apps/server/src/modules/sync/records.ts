@@ -5,7 +5,6 @@ export interface IncomingRecord {
   observation_id: string;
   form_type: string;
   form_version: string | null;
-  data: Record<string, unknown>;
   created_at: string | null;
   updated_at: string | null;
   deleted: boolean;
@@ -13,7 +12,7 @@ export interface IncomingRecord {
   base_version: number | null;
   /** sha256 of the canonical JSON of {form_type, form_version, data, deleted, geolocation}. */
   hash: string;
-  /** `data` as canonical JSON text: what is stored, and what the hash covers. */
+  /** `data` as canonical JSON text: what is stored, and what the hash covers (the parsed `data` is not kept). */
   dataJson: string;
 }
 
@@ -202,10 +201,15 @@ export function contentHash(
   );
 }
 
-/** Checks one pushed record (spec §4.1); returns it normalised, or every problem found. */
+/**
+ * Checks one pushed record (spec §4.1); returns it normalised, with its `data` as received (for the
+ * form schema's check), or every problem found.
+ */
 export function validateRecord(
   raw: unknown,
-): { record: IncomingRecord } | { errors: FieldError[]; observationId?: string } {
+):
+  | { record: IncomingRecord; data: Record<string, unknown> }
+  | { errors: FieldError[]; observationId?: string } {
   if (!isPlainObject(raw)) return { errors: [{ path: '', message: 'a record must be a JSON object' }] };
   const errors: FieldError[] = [];
   const idOk = checkString(errors, raw.observation_id, '/observation_id', 1, 255);
@@ -254,7 +258,6 @@ export function validateRecord(
     observation_id: raw.observation_id as string,
     form_type: raw.form_type as string,
     form_version: formVersion,
-    data: raw.data as Record<string, unknown>,
     created_at: createdAt,
     updated_at: updatedAt,
     deleted,
@@ -264,7 +267,7 @@ export function validateRecord(
     dataJson,
   };
   record.hash = contentHash(record, record.dataJson);
-  return { record };
+  return { record, data: raw.data as Record<string, unknown> };
 }
 
 /**

@@ -1,62 +1,65 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { SqliteConnection } from '@mikro-orm/sqlite';
-import { parseJson } from '@synk/json';
 import type Database from 'better-sqlite3';
 import DatabaseConstructor from 'better-sqlite3';
-import {
-  ACTIVITY_COLUMNS,
-  activityMergeSql,
-  activityValues,
-  type ClientActivity,
-  pushActivity,
-  type SyncClientRow,
-} from './client-activity.ts';
+import { activityValues, type ClientActivity, type SyncClientRow } from './client-activity.ts';
 import { SqliteExportReader } from './sqlite-export.ts';
 import { SqlitePageReader } from './sqlite-page.ts';
-import {
-  type AttachmentChangesQuery,
-  type AttachmentPutOutcome,
-  type AttachmentRow,
-  CONFLICT_COLUMNS,
-  conflictValues,
-  type ExportReader,
-  type PullPage,
-  type PullQuery,
-  type PushOutcome,
-  type PushRequest,
-  RECORD_COLUMNS,
-  type StoredConflict,
-  type StoredRecord,
-  type SyncStore,
-  type TombstonePurge,
-  type TombstonePurgeRequest,
-  UPSERT_ASSIGNMENTS,
+import { MERGE_ACTIVITY_SQL, SqlitePushThread, SqlitePushWriter } from './sqlite-push.ts';
+import type {
+  AttachmentChangesQuery,
+  AttachmentPutOutcome,
+  AttachmentRow,
+  ExportReader,
+  PullPage,
+  PullQuery,
+  PushOutcome,
+  PushRequest,
+  StoredConflict,
+  SyncStore,
+  TombstonePurge,
+  TombstonePurgeRequest,
 } from './sync.store.ts';
 import { dryRunOutcome, highest, purgeBatches, purgeOutcome } from './tombstone-purge.ts';
 
-type Row = Omit<StoredRecord, 'deleted'> & { deleted: number };
 type AttachmentDbRow = Omit<AttachmentRow, 'deleted'> & { deleted: number };
 const toAttachment = (row: AttachmentDbRow): AttachmentRow => ({ ...row, deleted: row.deleted === 1 });
 
-const toRecord = (row: Row): StoredRecord => ({ ...row, deleted: row.deleted === 1 });
-const ID_CHUNK = 500;
+/** Where pushes are written: on the ORM's connection, or by a thread of their own. */
+interface PushPath {
+  write(request: PushRequest): Promise<PushOutcome>;
+  close(): Promise<void>;
+}
 
 /**
  * The sync hot path on SQLite, with prepared statements on the ORM's own better-sqlite3
- * connection. Each push or pull runs as one synchronous transaction: nothing else in this process
- * can interleave with it, and it starts only when the ORM has no transaction open on the
- * connection, so it never nests inside another request's transaction. `BEGIN IMMEDIATE` takes the
- * write lock up front in case another process shares the file.
+ * connection. Each pull, and each write here, runs as one synchronous transaction: nothing else in
+ * this process can interleave with it on that connection, and it starts only when the ORM has no
+ * transaction open on the connection, so it never nests inside another request's transaction.
+ * Writes begin `IMMEDIATE`, taking the write lock up front.
+ *
+ * Pushes to a database file are written by a worker thread on a connection of its own
+ * (SqlitePushThread); an in-memory database has only the ORM's connection, which writes them here.
  */
 export class SqliteSyncStore implements SyncStore {
   readonly #db: Database.Database;
   readonly #statements: ReturnType<typeof prepare>;
   readonly #pages: SqlitePageReader;
+  readonly #pushes: PushPath;
 
   private constructor(db: Database.Database) {
     this.#db = db;
     this.#statements = prepare(db);
     this.#pages = new SqlitePageReader(db);
+    if (db.memory) {
+      const writer = new SqlitePushWriter(db);
+      this.#pushes = {
+        write: (request) => this.#whenIdle(() => writer.write(request)),
+        close: async () => {},
+      };
+    } else {
+      this.#pushes = new SqlitePushThread(db.name);
+    }
   }
 
   static async open(orm: MikroORM): Promise<SqliteSyncStore> {
@@ -85,75 +88,8 @@ export class SqliteSyncStore implements SyncStore {
     return work();
   }
 
-  async push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>> {
-    const s = this.#statements;
-    const run = this.#db.transaction((): PushOutcome<Response> => {
-      const seen = s.transmission.get(request.clientId, request.transmissionId) as
-        | { body_hash: string; response: string; expires_at: number }
-        | undefined;
-      if (seen && seen.expires_at > request.nowMs) {
-        return seen.body_hash === request.bodyHash
-          ? { kind: 'replay', response: parseJson(seen.response) as Response }
-          : { kind: 'mismatch' };
-      }
-      if (seen) s.forgetTransmission.run(request.clientId, request.transmissionId);
-
-      const existing = new Map<string, StoredRecord>();
-      for (let i = 0; i < request.observationIds.length; i += ID_CHUNK) {
-        const ids = request.observationIds.slice(i, i + ID_CHUNK);
-        for (const row of this.#selectByIds(ids.length).all(...ids) as Row[])
-          existing.set(row.observation_id, toRecord(row));
-      }
-      const decision = request.decide(existing);
-      let current = (s.counter.get() as { value: number }).value;
-      const versions: number[] = [];
-      if (decision.writes.length > 0) {
-        current = (s.bumpCounter.get(decision.writes.length) as { value: number }).value;
-        let version = current - decision.writes.length;
-        for (const w of decision.writes) {
-          version += 1;
-          versions.push(version);
-          s.upsert.run(
-            w.observation_id,
-            w.form_type,
-            w.form_version,
-            w.data,
-            w.created_at,
-            w.updated_at,
-            w.synced_at,
-            w.deleted ? 1 : 0,
-            version,
-            w.geolocation,
-            w.hash,
-            w.last_modified_by,
-            w.origin_client_id,
-          );
-        }
-      }
-      for (const c of decision.conflicts) s.conflict.run(...conflictValues(c));
-      s.mergeActivity.run(
-        ...activityValues(
-          pushActivity(
-            request.clientId,
-            request.username,
-            request.nowMs,
-            versions.at(-1) ?? null,
-            decision.accepted,
-          ),
-        ),
-      );
-      const response = decision.respond(current, versions);
-      s.remember.run(
-        request.clientId,
-        request.transmissionId,
-        request.bodyHash,
-        JSON.stringify(response),
-        request.nowMs,
-        request.expiresAtMs,
-      );
-      return { kind: 'done', response };
-    });
-    return this.#whenIdle(() => run.immediate());
+  async push(request: PushRequest): Promise<PushOutcome> {
+    return this.#pushes.write(request);
   }
 
   async pull(query: PullQuery): Promise<PullPage> {
@@ -216,7 +152,8 @@ export class SqliteSyncStore implements SyncStore {
   }
 
   async close(): Promise<void> {
-    // The connection belongs to the ORM, which closes it.
+    // The ORM's connection is the ORM's to close; the push thread's is this store's.
+    await this.#pushes.close();
   }
 
   async putAttachment(a: {
@@ -322,39 +259,14 @@ export class SqliteSyncStore implements SyncStore {
         .deferred(),
     );
   }
-
-  readonly #byIds = new Map<number, Database.Statement>();
-  #selectByIds(n: number): Database.Statement {
-    let statement = this.#byIds.get(n);
-    if (!statement) {
-      statement = this.#db.prepare(
-        `select ${RECORD_COLUMNS.join(', ')} from observations where observation_id in (${placeholders(n)})`,
-      );
-      this.#byIds.set(n, statement);
-    }
-    return statement;
-  }
 }
 
 const OLD_TOMBSTONES = 'deleted = 1 and synced_at <= ?';
-const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 function prepare(db: Database.Database) {
   return {
     counter: db.prepare('select value from sync_counter where id = 1'),
     bumpCounter: db.prepare('update sync_counter set value = value + ? where id = 1 returning value'),
-    upsert: db.prepare(
-      `insert into observations (${RECORD_COLUMNS.join(', ')}) values (${placeholders(RECORD_COLUMNS.length)}) on conflict (observation_id) do update set ${UPSERT_ASSIGNMENTS}`,
-    ),
-    transmission: db.prepare(
-      'select body_hash, response, expires_at from sync_transmissions where client_id = ? and transmission_id = ?',
-    ),
-    forgetTransmission: db.prepare(
-      'delete from sync_transmissions where client_id = ? and transmission_id = ?',
-    ),
-    remember: db.prepare(
-      'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values (?, ?, ?, ?, ?, ?)',
-    ),
     purge: db.prepare('delete from sync_transmissions where expires_at <= ?'),
     generation: db.prepare('select generation, purged_through from sync_counter where id = 1').raw(),
     // `deleted = 1` as the partial index observations_tombstone_synced_at_index states it.
@@ -367,11 +279,8 @@ function prepare(db: Database.Database) {
       )
       .pluck(),
     setGeneration: db.prepare('update sync_counter set generation = ?, purged_through = ? where id = 1'),
-    conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     conflicts: db.prepare('select * from sync_conflicts where id > ? order by id limit ?'),
-    mergeActivity: db.prepare(
-      `insert into sync_clients (${ACTIVITY_COLUMNS.join(', ')}) values (${placeholders(ACTIVITY_COLUMNS.length)}) on conflict (client_id) do update set ${activityMergeSql('sqlite')}`,
-    ),
+    mergeActivity: db.prepare(MERGE_ACTIVITY_SQL),
     syncClients: db.prepare('select * from sync_clients where client_id > ? order by client_id limit ?'),
     attachment: db.prepare('select * from attachments where attachment_id = ?'),
     upsertAttachment: db.prepare(

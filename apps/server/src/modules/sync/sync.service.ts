@@ -8,14 +8,9 @@ import type { ChangeSignal } from './change-events.ts';
 import type { SyncClientRow } from './client-activity.ts';
 import { decodePageToken, encodePageToken, pageFilterDigest } from './page-token.ts';
 import { PendingPulls } from './pending-pulls.ts';
+import { type PushResponse, toObservation } from './push-decision.ts';
 import { type FieldError, type IncomingRecord, validateRecord } from './records.ts';
-import {
-  type ConflictLog,
-  observationJson,
-  type RecordWrite,
-  type StoredRecord,
-  type SyncStore,
-} from './sync.store.ts';
+import type { StoredRecord, SyncStore } from './sync.store.ts';
 
 /** Checks a record's data against the active app bundle's form schema (spec §4.2). */
 export interface FormSchemas {
@@ -33,9 +28,7 @@ export const NO_FORM_SCHEMAS: FormSchemas = { check: () => ({ status: 'no-bundle
 type Schemas = components['schemas'];
 export type FailedRecord = Schemas['FailedRecord'];
 export type SyncWarning = Schemas['SyncWarning'];
-export type PushResponse = Schemas['SyncPushResponse'];
 export type PullBody = Schemas['SyncPullRequest'];
-export type Observation = Schemas['Observation'];
 export type ConflictList = Schemas['ConflictList'];
 export type SyncClientList = Schemas['SyncClientList'];
 export type TombstonePurgeBody = Schemas['TombstonePurgeRequest'];
@@ -45,15 +38,6 @@ export type PushBody = Schemas['SyncPushRequest'];
 type PullQuery = NonNullable<operations['syncPull']['parameters']['query']>;
 /** The pull query with its default applied (`limit` is always known by then). */
 export type PullParams = Omit<PullQuery, 'limit'> & { limit: number };
-
-export function toObservation(r: StoredRecord): Observation {
-  return parseJsonExact(observationJson(r)) as Observation;
-}
-
-/** An incoming record as a PushObservation (nulls left out). */
-function toPushObservation(r: IncomingRecord): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== null && k !== 'dataJson'));
-}
 
 /**
  * The push's transmission id: the body's `transmission_id` or its alias, the Idempotency-Key
@@ -157,95 +141,18 @@ export class SyncService {
       return false;
     });
 
-    const policy = config.sync.conflictPolicy;
-    const nowIso = now.toISOString();
-    const outcome = await store.push<PushResponse>({
+    const outcome = await store.push({
       clientId: body.client_id,
       username: principal.username,
       transmissionId,
       bodyHash: await bodyHash,
       nowMs: now.getTime(),
       expiresAtMs: now.getTime() + config.sync.idempotencyTtlSeconds * 1000,
-      observationIds: winners.map((w) => w.record.observation_id),
-      decide: (existing) => {
-        const writes: RecordWrite[] = [];
-        const conflicts: ConflictLog[] = [];
-        const decidedFailed: FailedRecord[] = [];
-        const decidedWarnings: SyncWarning[] = [];
-        for (const { index, record } of winners) {
-          const stored = existing.get(record.observation_id);
-          if (stored && stored.hash === record.hash) continue; // identical: success, no new version
-          const conflicting =
-            stored !== undefined && record.base_version !== null && stored.version !== record.base_version;
-          if (conflicting) {
-            conflicts.push({
-              observation_id: record.observation_id,
-              form_type: record.form_type,
-              policy,
-              base_version: record.base_version!,
-              server_version: stored.version,
-              client_id: body.client_id,
-              username: principal.username,
-              transmission_id: transmissionId,
-              detected_at: nowIso,
-              incoming: record,
-              server: stored,
-            });
-            const message = `The record changed on the server since version ${record.base_version} (now ${stored.version})`;
-            if (policy === 'reject') {
-              decidedFailed.push({
-                index,
-                observation_id: record.observation_id,
-                code: 'conflict',
-                error: message,
-                server_version: stored.version,
-                server_record: toObservation(stored),
-              });
-              continue;
-            }
-            decidedWarnings.push({
-              id: record.observation_id,
-              code: 'CONFLICT',
-              message,
-              server_version: stored.version,
-            });
-          }
-          writes.push({
-            observation_id: record.observation_id,
-            form_type: record.form_type,
-            form_version: record.form_version,
-            data: record.dataJson,
-            created_at: stored?.created_at ?? record.created_at,
-            updated_at: record.updated_at,
-            synced_at: nowIso,
-            deleted: record.deleted,
-            geolocation: record.geolocation ? JSON.stringify(record.geolocation) : null,
-            hash: record.hash,
-            last_modified_by: principal.username,
-            origin_client_id: body.client_id,
-          });
-        }
-        // The response's success_count, and what the device status counts as accepted.
-        const succeeded = accepted.length - decidedFailed.length;
-        return {
-          writes,
-          accepted: succeeded,
-          conflicts: conflicts.map((c) => ({
-            ...c,
-            incoming: toPushObservation(c.incoming) as unknown as IncomingRecord,
-          })),
-          respond: (currentVersion) => {
-            const allFailed = [...failed, ...decidedFailed].sort((a, b) => a.index - b.index);
-            return {
-              current_version: currentVersion,
-              success_count: succeeded,
-              failed_records: allFailed,
-              warnings: [...warnings, ...decidedWarnings],
-              server_time: nowIso,
-            };
-          },
-        };
-      },
+      policy: config.sync.conflictPolicy,
+      winners,
+      checkedCount: accepted.length,
+      failed,
+      warnings,
     });
     this.#purgeNowAndThen(now.getTime());
     if (outcome.kind === 'mismatch') {
@@ -444,7 +351,7 @@ export class SyncService {
       if (mode !== 'off' && !record.deleted) {
         // The schema sees numbers: an integer kept digit for digit (parseJsonExact) as the nearest
         // one (a walk as cheap as the schema's own; data without one is not copied).
-        const data = withRoundedNumbers(record.data) as Record<string, unknown>;
+        const data = withRoundedNumbers(result.data) as Record<string, unknown>;
         const check = this.#forms.check(record.form_type, data);
         if (check.status === 'unknown-form') {
           warnings.push({

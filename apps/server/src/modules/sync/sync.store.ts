@@ -1,3 +1,5 @@
+import type { components } from '@synk/contract';
+import type { ConflictPolicy } from '../../config.ts';
 import type { ClientActivity, SyncClientRow } from './client-activity.ts';
 import type { IncomingRecord } from './records.ts';
 
@@ -31,6 +33,8 @@ export function observationJson(r: StoredRecord): string {
   return out;
 }
 
+type Schemas = components['schemas'];
+
 export type RecordWrite = Omit<StoredRecord, 'version'>;
 
 export interface ConflictLog {
@@ -43,21 +47,13 @@ export interface ConflictLog {
   username: string;
   transmission_id: string;
   detected_at: string;
-  incoming: IncomingRecord;
+  /** The record as pushed: a PushObservation's JSON text. */
+  incoming: string;
   server: StoredRecord;
 }
 
-/** What a push decides once it can see the stored versions of the records it carries. */
-export interface PushDecision<Response> {
-  writes: RecordWrite[];
-  conflicts: ConflictLog[];
-  /** How many records the push took (written, or identical to the stored copy): the device status counts them. */
-  accepted: number;
-  /** Builds the response once versions are allocated (`versions[i]` belongs to `writes[i]`). */
-  respond(currentVersion: number, versions: number[]): Response;
-}
-
-export interface PushRequest<Response> {
+/** A push as the store runs it: plain data, so that it can be handed to another thread. */
+export interface PushRequest {
   clientId: string;
   /** Who pushed: the device status keeps the latest user of each device. */
   username: string;
@@ -66,14 +62,19 @@ export interface PushRequest<Response> {
   bodyHash: string;
   nowMs: number;
   expiresAtMs: number;
-  observationIds: string[];
-  /** Called inside the transaction, with the stored copies of `observationIds` that exist. */
-  decide(existing: Map<string, StoredRecord>): PushDecision<Response>;
+  policy: ConflictPolicy;
+  /** The records to store: those that passed the checks, the last of each id (`index` in the request). */
+  winners: { index: number; record: IncomingRecord }[];
+  /** How many records passed the checks, superseded duplicates in the batch included. */
+  checkedCount: number;
+  /** Records refused and warnings given before the store was reached. */
+  failed: Schemas['FailedRecord'][];
+  warnings: Schemas['SyncWarning'][];
 }
 
-export type PushOutcome<Response> =
-  | { kind: 'done'; response: Response }
-  | { kind: 'replay'; response: Response }
+export type PushOutcome =
+  | { kind: 'done'; response: Schemas['SyncPushResponse'] }
+  | { kind: 'replay'; response: Schemas['SyncPushResponse'] }
   | { kind: 'mismatch' };
 
 export interface PullQuery {
@@ -251,7 +252,7 @@ export interface RecordExportSource {
  * The counter's row also holds the repository's generation and purged_through (TombstonePurge).
  */
 export interface SyncStore extends AttachmentIndex, RecordExportSource {
-  push<Response>(request: PushRequest<Response>): Promise<PushOutcome<Response>>;
+  push(request: PushRequest): Promise<PushOutcome>;
   pull(query: PullQuery): Promise<PullPage>;
   conflicts(afterId: number, limit: number): Promise<StoredConflict[]>;
   /** Merges devices' activity (pulls held in memory) into their status (see activityMergeSql), in the order given. */
@@ -309,7 +310,7 @@ export function conflictValues(c: ConflictLog): unknown[] {
     c.username,
     c.transmission_id,
     c.detected_at,
-    JSON.stringify(c.incoming),
+    c.incoming,
     JSON.stringify(c.server),
   ];
 }
