@@ -25,6 +25,8 @@ import {
   type PushOutcome,
   type PushRequest,
   RECORD_COLUMNS,
+  REMEMBER_COLUMNS,
+  rememberValues,
   type StoredConflict,
   type StoredRecord,
   type SyncStore,
@@ -194,15 +196,8 @@ export class PostgresSyncStore implements SyncStore {
       );
       const response = decision.respond(current);
       await client.query(
-        'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)',
-        [
-          request.clientId,
-          request.transmissionId,
-          request.bodyHash,
-          JSON.stringify(response),
-          request.nowMs,
-          request.expiresAtMs,
-        ],
+        `insert into sync_transmissions (${REMEMBER_COLUMNS}) values ($1, $2, $3, $4, $5, $6)`,
+        rememberValues(request, response),
       );
       return { kind: 'done', response };
     });

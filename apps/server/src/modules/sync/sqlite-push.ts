@@ -11,6 +11,8 @@ import {
   type PushOutcome,
   type PushRequest,
   RECORD_COLUMNS,
+  REMEMBER_COLUMNS,
+  rememberValues,
   type StoredRecord,
   UPSERT_ASSIGNMENTS,
 } from './sync.store.ts';
@@ -93,14 +95,7 @@ export class SqlitePushWriter {
       ),
     );
     const response = decision.respond(current);
-    s.remember.run(
-      request.clientId,
-      request.transmissionId,
-      request.bodyHash,
-      JSON.stringify(response),
-      request.nowMs,
-      request.expiresAtMs,
-    );
+    s.remember.run(...rememberValues(request, response));
     return { kind: 'done', response };
   }
 
@@ -129,9 +124,7 @@ function prepare(db: Database.Database) {
     forgetTransmission: db.prepare(
       'delete from sync_transmissions where client_id = ? and transmission_id = ?',
     ),
-    remember: db.prepare(
-      'insert into sync_transmissions (client_id, transmission_id, body_hash, response, created_at, expires_at) values (?, ?, ?, ?, ?, ?)',
-    ),
+    remember: db.prepare(`insert into sync_transmissions (${REMEMBER_COLUMNS}) values (${placeholders(6)})`),
     conflict: db.prepare(`insert into sync_conflicts (${CONFLICT_COLUMNS}) values (${placeholders(11)})`),
     mergeActivity: db.prepare(MERGE_ACTIVITY_SQL),
   };

@@ -72,6 +72,19 @@ export interface PushRequest {
   warnings: Schemas['SyncWarning'][];
 }
 
+/** The row that remembers a transmission and its answer, in the column order of REMEMBER_COLUMNS. */
+export const REMEMBER_COLUMNS = 'client_id, transmission_id, body_hash, response, created_at, expires_at';
+export function rememberValues(request: PushRequest, response: Schemas['SyncPushResponse']): unknown[] {
+  return [
+    request.clientId,
+    request.transmissionId,
+    request.bodyHash,
+    JSON.stringify(response),
+    request.nowMs,
+    request.expiresAtMs,
+  ];
+}
+
 export type PushOutcome =
   | { kind: 'done'; response: Schemas['SyncPushResponse'] }
   | { kind: 'replay'; response: Schemas['SyncPushResponse'] }
