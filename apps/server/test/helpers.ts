@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { MikroORM } from '@mikro-orm/core';
 import { createApp } from '../src/app.ts';
 import type { AppContext } from '../src/app-context.ts';
 import { loadConfig } from '../src/config.ts';
@@ -95,4 +96,28 @@ export function onePush(observationId: string, clientId = 'test-store'): PushReq
     failed: [],
     warnings: [],
   };
+}
+
+/**
+ * Opens an ORM transaction that writes at once (so it holds the write lock however it began), runs
+ * `then` once `release` is called, and commits (or rolls back if `then` throws).
+ */
+export function holdWriteLock(orm: MikroORM, then: () => Promise<void> = async () => {}) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
+  const done = orm.em.fork().transactional(async (em) => {
+    await em
+      .getConnection()
+      .execute('update sync_counter set value = value where id = 1', [], 'run', em.getTransactionContext());
+    opened();
+    await released;
+    await then();
+  });
+  return { open, release, done };
 }

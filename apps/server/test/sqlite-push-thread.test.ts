@@ -1,10 +1,12 @@
+import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDatabaseUnavailable } from '../src/db/unavailable.ts';
 import { SqlitePushThread } from '../src/modules/sync/sqlite-push.ts';
-import { createTestApp, onePush, type TestApp, tempDir } from './helpers.ts';
+import { createTestApp, holdWriteLock, onePush, type TestApp, tempDir } from './helpers.ts';
 
 // Pushes to a SQLite file are written by a worker thread on a connection of its own, next to the
 // ORM's connection in the main thread (in-memory databases, which most tests use, have only one).
@@ -37,30 +39,6 @@ async function pushOne(id: string) {
   return { status: res.status, body: res.body as { success_count: number; current_version: number } };
 }
 
-/**
- * Opens an ORM transaction that writes at once (so it holds the write lock however it began), runs
- * `then` once `release` is called, and commits (or rolls back if `then` throws).
- */
-function holdWriteLock(then: () => Promise<void> = async () => {}) {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let opened!: () => void;
-  const open = new Promise<void>((resolve) => {
-    opened = resolve;
-  });
-  const done = t.ctx.orm.em.fork().transactional(async (em) => {
-    await em
-      .getConnection()
-      .execute('update sync_counter set value = value where id = 1', [], 'run', em.getTransactionContext());
-    opened();
-    await released;
-    await then();
-  });
-  return { open, release, done };
-}
-
 const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 
 describe('pushes to a SQLite file', () => {
@@ -73,7 +51,7 @@ describe('pushes to a SQLite file', () => {
   });
 
   it('wait for an ORM transaction holding the write lock, and are not part of it (its rollback keeps the push)', async () => {
-    const lock = holdWriteLock(async () => {
+    const lock = holdWriteLock(t.ctx.orm, async () => {
       throw new Error('rolled back');
     });
     await lock.open;
@@ -118,9 +96,34 @@ describe('pushes to a SQLite file', () => {
     expect(await stored('during-orm')).toHaveLength(1);
   });
 
+  it("hold up a write on the ORM's connection only until they commit (it waits, it does not fail)", async () => {
+    // A connection on another thread holds the write lock as the push thread does mid-push, for
+    // 150 ms, and then commits. The ORM's connection, asking for the lock meanwhile (a user
+    // created over HTTP), waits for it (its busy timeout, 5 s) instead of failing with SQLITE_BUSY.
+    const holder = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const db = new (require('better-sqlite3'))(workerData);
+       db.exec('begin immediate');
+       db.prepare("update sync_counter set value = value + 1 where id = 1").run();
+       parentPort.postMessage('locked');
+       setTimeout(() => { db.exec('commit'); db.close(); }, 150);`,
+      { eval: true, workerData: file },
+    );
+    const ended = once(holder, 'exit');
+    await once(holder, 'message');
+    const before = await t.ctx.services.sync.clients('', 1);
+    const res = await request(t.app)
+      .post('/users')
+      .set('authorization', `Bearer ${await t.tokenFor('admin')}`)
+      .send({ username: 'made-while-locked', password: 'password-while-locked', role: 'read-only' });
+    expect(await ended).toEqual([0]);
+    expect(res.status).toBe(201);
+    expect((await t.ctx.services.sync.clients('', 1)).current_version).toBe(before.current_version + 1);
+  });
+
   it('that wait longer than the busy timeout fail with SQLITE_BUSY, answered 503 (retry), not 500', async () => {
     const thread = new SqlitePushThread(file, 50);
-    const lock = holdWriteLock();
+    const lock = holdWriteLock(t.ctx.orm);
     await lock.open;
     try {
       const err = await thread.write(onePush('too-late')).catch((e: unknown) => e);

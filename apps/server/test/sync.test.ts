@@ -13,7 +13,7 @@ import { SqliteSyncStore } from '../src/modules/sync/sqlite.store.ts';
 import { ascending, nextLargeSql, SqlitePageReader } from '../src/modules/sync/sqlite-page.ts';
 import { observationJson, type StoredRecord } from '../src/modules/sync/sync.store.ts';
 import { Utf8Builder } from '../src/modules/sync/utf8-builder.ts';
-import { createTestApp, manualClock, onePush, type TestApp } from './helpers.ts';
+import { createTestApp, holdWriteLock, manualClock, onePush, type TestApp } from './helpers.ts';
 
 let t: TestApp;
 const clock = manualClock();
@@ -364,24 +364,11 @@ describe('Utf8Builder', () => {
 describe('the SQLite store and the ORM on one connection', () => {
   it('a push waits for an ORM transaction to end and is not part of it (a rollback there keeps the push)', async () => {
     const store = await SqliteSyncStore.open(t.ctx.orm);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let opened!: () => void;
-    const open = new Promise<void>((resolve) => {
-      opened = resolve;
-    });
-    const orm = t.ctx.orm.em.fork().transactional(async (em) => {
-      await em
-        .getConnection()
-        .execute('update sync_counter set value = value where id = 1', [], 'run', em.getTransactionContext());
-      opened();
-      await held;
+    const lock = holdWriteLock(t.ctx.orm, async () => {
       throw new Error('rolled back');
     });
     const request = onePush('nested-push');
-    await open;
+    await lock.open;
     let pushed = false;
     const pushing = store.push(request).then((outcome) => {
       pushed = true;
@@ -389,8 +376,8 @@ describe('the SQLite store and the ORM on one connection', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(pushed).toBe(false); // waiting (a millisecond at a time) for the ORM's transaction
-    release();
-    await expect(orm).rejects.toThrow('rolled back');
+    lock.release();
+    await expect(lock.done).rejects.toThrow('rolled back');
     expect((await pushing).kind).toBe('done');
     const stored = await t.ctx.orm.em
       .getConnection()
